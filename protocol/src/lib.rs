@@ -1,0 +1,24 @@
+//! gregor-protocol: the Kafka wire protocol as gregor speaks it.
+//!
+//! A request travels `frame` (size-prefixed bytes, size checked before allocation) →
+//! `header` (api key, version and correlation id read by hand, so that an unknown key or
+//! version can still be answered or refused cleanly) → `request` (typed `kafka-protocol`
+//! structs) and back through `response`. `versions` is the single table of what gregor
+//! serves; ApiVersions advertises exactly that table.
+
+pub mod error;
+pub mod frame;
+pub mod header;
+pub mod request;
+pub mod response;
+pub mod versions;
+
+pub use error::ProtocolError;
+pub use frame::{read_frame, FrameError, DEFAULT_MAX_REQUEST_BYTES};
+pub use header::{peek_header, RequestHeaderInfo};
+pub use request::{decode_request, DecodedRequest, Request};
+pub use response::{encode_response, Response};
+pub use versions::{api_versions_table, is_served, served_range, ApiRange, SUPPORTED_APIS};
+
+/// Re-exported so that the broker and its tests use the same generated message types.
+pub use kafka_protocol;

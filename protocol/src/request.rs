@@ -1,0 +1,178 @@
+//! Typed requests: one variant per API gregor serves, decoded at the version the client sent.
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::Decodable;
+
+use crate::header::peek_header;
+use crate::versions::{is_served, served_range};
+use crate::ProtocolError;
+
+macro_rules! requests {
+    ($($variant:ident($ty:ty)),* $(,)?) => {
+        /// A decoded request body.
+        #[derive(Debug)]
+        pub enum Request {
+            $($variant($ty),)*
+            /// An ApiVersions request at a version we do not know: answered with
+            /// UNSUPPORTED_VERSION and the v0 body so that the client can downgrade.
+            ApiVersionsUnsupported,
+        }
+
+        fn decode_body(key: ApiKey, body: &mut Bytes, version: i16) -> anyhow::Result<Request> {
+            match key {
+                $(ApiKey::$variant => Ok(Request::$variant(<$ty>::decode(body, version)?)),)*
+                other => anyhow::bail!("no decoder for {other:?}"),
+            }
+        }
+    };
+}
+
+requests! {
+    Produce(ProduceRequest),
+    Fetch(FetchRequest),
+    ListOffsets(ListOffsetsRequest),
+    Metadata(MetadataRequest),
+    ApiVersions(ApiVersionsRequest),
+    CreateTopics(CreateTopicsRequest),
+    DeleteTopics(DeleteTopicsRequest),
+    InitProducerId(InitProducerIdRequest),
+    OffsetForLeaderEpoch(OffsetForLeaderEpochRequest),
+    DescribeConfigs(DescribeConfigsRequest),
+    CreatePartitions(CreatePartitionsRequest),
+    DescribeCluster(DescribeClusterRequest),
+}
+
+/// A request with the header fields the handlers need.
+#[derive(Debug)]
+pub struct DecodedRequest {
+    pub api_key: ApiKey,
+    pub api_version: i16,
+    pub correlation_id: i32,
+    pub client_id: Option<String>,
+    pub request: Request,
+}
+
+/// Decodes one frame into a request, or says precisely why it cannot be served.
+pub fn decode_request(frame: BytesMut) -> Result<DecodedRequest, ProtocolError> {
+    let info = peek_header(&frame)?;
+    let unknown = || ProtocolError::UnknownApiKey {
+        api_key: info.api_key,
+        correlation_id: info.correlation_id,
+    };
+    served_range(info.api_key).ok_or_else(unknown)?;
+    let api_key = ApiKey::try_from(info.api_key).map_err(|_| unknown())?;
+    let served = is_served(info.api_key, info.api_version);
+    if !served && api_key != ApiKey::ApiVersions {
+        return Err(ProtocolError::UnsupportedVersion {
+            api_key: info.api_key,
+            api_version: info.api_version,
+            correlation_id: info.correlation_id,
+        });
+    }
+    let mut buf = frame.freeze();
+    let malformed = |what: &'static str, e: anyhow::Error| ProtocolError::Malformed {
+        what,
+        api_key: info.api_key,
+        api_version: info.api_version,
+        reason: e.to_string(),
+    };
+    // An ApiVersions request newer than ours may have a header or body we cannot parse:
+    // all we need from it is the correlation id, which `peek_header` already read.
+    if !served {
+        return Ok(DecodedRequest {
+            api_key,
+            api_version: info.api_version,
+            correlation_id: info.correlation_id,
+            client_id: None,
+            request: Request::ApiVersionsUnsupported,
+        });
+    }
+    let header_version = api_key.request_header_version(info.api_version);
+    let header = RequestHeader::decode(&mut buf, header_version)
+        .map_err(|e| malformed("request header", e))?;
+    let request =
+        decode_body(api_key, &mut buf, info.api_version).map_err(|e| malformed("body", e))?;
+    Ok(DecodedRequest {
+        api_key,
+        api_version: info.api_version,
+        correlation_id: info.correlation_id,
+        client_id: header.client_id.map(|s| s.to_string()),
+        request,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+
+    fn frame_of<R: Encodable + kafka_protocol::protocol::HeaderVersion>(
+        key: ApiKey,
+        version: i16,
+        body: &R,
+    ) -> BytesMut {
+        let header = RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(42)
+            .with_client_id(Some(StrBytes::from_static_str("test")));
+        let mut buf = BytesMut::new();
+        header
+            .encode(&mut buf, key.request_header_version(version))
+            .unwrap();
+        body.encode(&mut buf, version).unwrap();
+        buf
+    }
+
+    #[test]
+    fn decodes_a_metadata_request() {
+        let req = MetadataRequest::default().with_topics(None);
+        let decoded = decode_request(frame_of(ApiKey::Metadata, 12, &req)).unwrap();
+        assert_eq!(decoded.correlation_id, 42);
+        assert_eq!(decoded.client_id.as_deref(), Some("test"));
+        assert!(matches!(decoded.request, Request::Metadata(m) if m.topics.is_none()));
+    }
+
+    #[test]
+    fn unknown_key_and_unsupported_version_are_refused() {
+        let mut frame = BytesMut::from(&[0x7f, 0x00, 0, 1, 0, 0, 0, 9, 0, 0][..]);
+        assert!(matches!(
+            decode_request(frame.split()),
+            Err(ProtocolError::UnknownApiKey {
+                api_key: 0x7f00,
+                correlation_id: 9
+            })
+        ));
+        let req = ProduceRequest::default();
+        // Produce v2 is advertised (v0) but not served.
+        let mut f = frame_of(ApiKey::Produce, 3, &req);
+        f[3] = 2;
+        assert!(matches!(
+            decode_request(f),
+            Err(ProtocolError::UnsupportedVersion { api_version: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn newer_api_versions_is_answered_not_refused() {
+        let frame = BytesMut::from(&[0, 18, 0, 99, 0, 0, 0, 5, 1, 2, 3][..]);
+        let decoded = decode_request(frame).unwrap();
+        assert_eq!(decoded.correlation_id, 5);
+        assert!(matches!(decoded.request, Request::ApiVersionsUnsupported));
+    }
+
+    #[test]
+    fn truncated_body_is_malformed() {
+        let req = MetadataRequest::default().with_topics(Some(vec![
+            metadata_request::MetadataRequestTopic::default()
+                .with_name(Some(TopicName(StrBytes::from_static_str("orders")))),
+        ]));
+        let mut f = frame_of(ApiKey::Metadata, 9, &req);
+        f.truncate(f.len() - 4);
+        assert!(matches!(
+            decode_request(f),
+            Err(ProtocolError::Malformed { what: "body", .. })
+        ));
+    }
+}

@@ -1,0 +1,119 @@
+//! The one table of what gregor serves. ApiVersions advertises exactly this, the request
+//! decoder refuses anything outside it, and the README's API table is written from it.
+//!
+//! Ranges follow Apache Kafka 4.0 (KIP-896 removed the old versions), with one deliberate
+//! exception: Produce is advertised from v0 although only v3+ is served, because librdkafka
+//! before 2.9 silently stops compressing when the broker's Produce minimum is not 0
+//! (KAFKA-18659). A Produce v0-2 request is refused like any unsupported version.
+
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::messages::ApiVersionsResponse;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ApiRange {
+    pub key: ApiKey,
+    /// Lowest version a request is served at.
+    pub min: i16,
+    pub max: i16,
+    /// Lowest version advertised in ApiVersions (differs from `min` only for Produce).
+    pub advertised_min: i16,
+}
+
+const fn api(key: ApiKey, min: i16, max: i16) -> ApiRange {
+    ApiRange {
+        key,
+        min,
+        max,
+        advertised_min: min,
+    }
+}
+
+pub const SUPPORTED_APIS: &[ApiRange] = &[
+    ApiRange {
+        key: ApiKey::Produce,
+        min: 3,
+        max: 12,
+        advertised_min: 0,
+    },
+    api(ApiKey::Fetch, 4, 17),
+    api(ApiKey::ListOffsets, 1, 10),
+    api(ApiKey::Metadata, 0, 13),
+    api(ApiKey::ApiVersions, 0, 4),
+    api(ApiKey::CreateTopics, 2, 7),
+    api(ApiKey::DeleteTopics, 1, 6),
+    api(ApiKey::InitProducerId, 0, 5),
+    api(ApiKey::OffsetForLeaderEpoch, 2, 4),
+    api(ApiKey::DescribeConfigs, 1, 4),
+    api(ApiKey::CreatePartitions, 0, 3),
+    api(ApiKey::DescribeCluster, 0, 2),
+];
+
+/// The served range of an API key, if gregor serves it at all.
+pub fn served_range(api_key: i16) -> Option<ApiRange> {
+    SUPPORTED_APIS
+        .iter()
+        .copied()
+        .find(|r| r.key as i16 == api_key)
+}
+
+pub fn is_served(api_key: i16, api_version: i16) -> bool {
+    served_range(api_key).is_some_and(|r| (r.min..=r.max).contains(&api_version))
+}
+
+/// The `api_keys` list of an ApiVersions response.
+pub fn api_versions_table() -> Vec<kafka_protocol::messages::api_versions_response::ApiVersion> {
+    SUPPORTED_APIS
+        .iter()
+        .map(|r| {
+            kafka_protocol::messages::api_versions_response::ApiVersion::default()
+                .with_api_key(r.key as i16)
+                .with_min_version(r.advertised_min)
+                .with_max_version(r.max)
+        })
+        .collect()
+}
+
+/// An ApiVersions response carrying our table (error code left to the caller).
+pub fn api_versions_response(error_code: i16) -> ApiVersionsResponse {
+    ApiVersionsResponse::default()
+        .with_error_code(error_code)
+        .with_api_keys(api_versions_table())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_served_range_is_one_the_protocol_crate_can_decode() {
+        for r in SUPPORTED_APIS {
+            let valid = r.key.valid_versions();
+            assert!(
+                valid.min <= r.min && r.max <= valid.max,
+                "{:?} {}..{} outside {}",
+                r.key,
+                r.min,
+                r.max,
+                valid
+            );
+        }
+    }
+
+    #[test]
+    fn produce_is_advertised_from_zero_but_served_from_three() {
+        assert!(!is_served(0, 2));
+        assert!(is_served(0, 3));
+        let produce = api_versions_table()
+            .into_iter()
+            .find(|a| a.api_key == 0)
+            .unwrap();
+        assert_eq!((produce.min_version, produce.max_version), (0, 12));
+    }
+
+    #[test]
+    fn unknown_keys_are_not_served() {
+        assert!(served_range(-1).is_none());
+        assert!(served_range(9999).is_none());
+        assert!(!is_served(18, 5));
+    }
+}
