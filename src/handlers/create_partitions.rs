@@ -1,0 +1,62 @@
+//! CreatePartitions (key 37): grow a topic's partition count, optionally with explicit
+//! replica assignments for the new partitions.
+
+use std::collections::HashSet;
+
+use gregor_protocol::kafka_protocol::error::ResponseError as E;
+use gregor_protocol::kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use gregor_protocol::kafka_protocol::messages::{
+    CreatePartitionsRequest, CreatePartitionsResponse,
+};
+
+use super::str_bytes;
+use crate::broker::Broker;
+use crate::topic_admin;
+
+pub async fn handle(
+    broker: &Broker,
+    _version: i16,
+    req: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
+    let mut names = HashSet::new();
+    let duplicates: HashSet<String> = req
+        .topics
+        .iter()
+        .map(|t| t.name.0.to_string())
+        .filter(|n| !names.insert(n.clone()))
+        .collect();
+    let mut results = Vec::with_capacity(req.topics.len());
+    for topic in req.topics {
+        let name = topic.name.0.to_string();
+        let base = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
+        if duplicates.contains(&name) {
+            results.push(
+                base.with_error_code(E::InvalidRequest.code())
+                    .with_error_message(Some(str_bytes("Duplicate topic in request."))),
+            );
+            continue;
+        }
+        let assignments = topic.assignments.map(|a| {
+            a.into_iter()
+                .map(|x| x.broker_ids.into_iter().map(|b| b.0).collect())
+                .collect()
+        });
+        results.push(
+            match topic_admin::create_partitions(
+                broker,
+                &name,
+                topic.count,
+                assignments,
+                req.validate_only,
+            )
+            .await
+            {
+                Ok(()) => base,
+                Err(e) => base
+                    .with_error_code(e.error_code())
+                    .with_error_message(Some(str_bytes(e.to_string()))),
+            },
+        );
+    }
+    CreatePartitionsResponse::default().with_results(results)
+}

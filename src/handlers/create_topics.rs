@@ -1,0 +1,139 @@
+//! CreateTopics (key 19): validate names, partition counts, replication factors,
+//! assignments and configs; create unless validate_only; answer per topic with Kafka's
+//! error codes and, from v5, the resulting partitions, replication factor and configs.
+
+use std::collections::{BTreeMap, HashMap};
+
+use gregor_protocol::kafka_protocol::error::ResponseError as E;
+use gregor_protocol::kafka_protocol::messages::create_topics_request::CreatableTopic;
+use gregor_protocol::kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
+use gregor_protocol::kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+
+use super::str_bytes;
+use crate::broker::Broker;
+use crate::config::describe_topic_configs;
+use crate::topic_admin::{self, NewTopic};
+
+pub async fn handle(
+    broker: &Broker,
+    version: i16,
+    req: CreateTopicsRequest,
+) -> CreateTopicsResponse {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for t in &req.topics {
+        *seen.entry(t.name.0.to_string()).or_default() += 1;
+    }
+    let mut results = Vec::with_capacity(req.topics.len());
+    for topic in req.topics {
+        let name = topic.name.0.to_string();
+        let base = CreatableTopicResult::default()
+            .with_name(topic.name.clone())
+            .with_num_partitions(-1)
+            .with_replication_factor(-1);
+        if seen.get(&name).copied().unwrap_or(0) > 1 {
+            results.push(
+                base.with_error_code(E::InvalidRequest.code())
+                    .with_error_message(Some(str_bytes(format!(
+                        "Create topics request from client contains multiple entries for the topic {name}"
+                    )))),
+            );
+            continue;
+        }
+        results.push(create_one(broker, version, topic, req.validate_only, base).await);
+    }
+    CreateTopicsResponse::default().with_topics(results)
+}
+
+async fn create_one(
+    broker: &Broker,
+    version: i16,
+    topic: CreatableTopic,
+    validate_only: bool,
+    base: CreatableTopicResult,
+) -> CreatableTopicResult {
+    let mut configs = BTreeMap::new();
+    for c in &topic.configs {
+        match &c.value {
+            Some(v) => {
+                configs.insert(c.name.to_string(), v.to_string());
+            }
+            None => {
+                return base
+                    .with_error_code(E::InvalidConfig.code())
+                    .with_error_message(Some(str_bytes(format!(
+                        "Null value not supported for topic configs: {}",
+                        c.name.as_str()
+                    ))))
+            }
+        }
+    }
+    let mut assignments: Vec<(i32, Vec<i32>)> = topic
+        .assignments
+        .iter()
+        .map(|a| {
+            (
+                a.partition_index,
+                a.broker_ids.iter().map(|b| b.0).collect(),
+            )
+        })
+        .collect();
+    assignments.sort_by_key(|(p, _)| *p);
+    if assignments
+        .iter()
+        .enumerate()
+        .any(|(i, (p, _))| *p != i as i32)
+    {
+        return base
+            .with_error_code(E::InvalidReplicaAssignment.code())
+            .with_error_message(Some(str_bytes(
+                "Partitions should be consecutive and start from 0",
+            )));
+    }
+    let new = NewTopic {
+        name: topic.name.0.to_string(),
+        num_partitions: topic.num_partitions,
+        replication_factor: topic.replication_factor,
+        assignments: assignments.into_iter().map(|(_, r)| r).collect(),
+        configs,
+    };
+    match topic_admin::create_topic(broker, new, validate_only).await {
+        Ok(created) => {
+            let mut result = base
+                .with_topic_id(if validate_only {
+                    Default::default()
+                } else {
+                    created.id
+                })
+                .with_num_partitions(created.partitions.len() as i32)
+                .with_replication_factor(
+                    created
+                        .partitions
+                        .first()
+                        .map_or(0, |p| p.replicas.len() as i16),
+                );
+            if version >= 5 {
+                let entries =
+                    describe_topic_configs(&created.configs, &broker.config, None, false, false);
+                result.configs = Some(
+                    entries
+                        .into_iter()
+                        .map(|e| {
+                            CreatableTopicConfigs::default()
+                                .with_name(str_bytes(e.name))
+                                .with_value(e.value.map(str_bytes))
+                                .with_read_only(e.read_only)
+                                .with_config_source(e.source.code())
+                                .with_is_sensitive(e.sensitive)
+                        })
+                        .collect(),
+                );
+            }
+            result
+        }
+        Err(e) => base
+            .with_error_code(e.error_code())
+            .with_error_message(Some(str_bytes(e.to_string()))),
+    }
+}

@@ -1,0 +1,54 @@
+//! DeleteTopics (key 20): by name (v1-v5) or by name or topic id (v6).
+
+use gregor_protocol::kafka_protocol::error::ResponseError as E;
+use gregor_protocol::kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use gregor_protocol::kafka_protocol::messages::{
+    DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
+};
+use uuid::Uuid;
+
+use super::str_bytes;
+use crate::broker::Broker;
+use crate::topic_admin;
+
+pub async fn handle(
+    broker: &Broker,
+    version: i16,
+    req: DeleteTopicsRequest,
+) -> DeleteTopicsResponse {
+    // (name if given, id if given)
+    let targets: Vec<(Option<TopicName>, Uuid)> = if version >= 6 {
+        req.topics
+            .into_iter()
+            .map(|t| (t.name, t.topic_id))
+            .collect()
+    } else {
+        req.topic_names
+            .into_iter()
+            .map(|n| (Some(n), Uuid::nil()))
+            .collect()
+    };
+    let mut responses = Vec::with_capacity(targets.len());
+    for (name, id) in targets {
+        let resolved = match &name {
+            Some(n) => Some(n.0.to_string()),
+            None => broker.image().topic_by_id(&id).map(|t| t.name.clone()),
+        };
+        let base = DeletableTopicResult::default()
+            .with_name(name.clone())
+            .with_topic_id(id);
+        let Some(topic) = resolved else {
+            responses.push(base.with_error_code(E::UnknownTopicId.code()));
+            continue;
+        };
+        responses.push(match topic_admin::delete_topic(broker, &topic).await {
+            Ok(deleted_id) => base
+                .with_name(Some(TopicName(str_bytes(topic))))
+                .with_topic_id(deleted_id),
+            Err(e) => base
+                .with_error_code(e.error_code())
+                .with_error_message(Some(str_bytes(e.to_string()))),
+        });
+    }
+    DeleteTopicsResponse::default().with_responses(responses)
+}

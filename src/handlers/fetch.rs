@@ -1,0 +1,201 @@
+//! Fetch (key 1): read whole batches from each requested partition up to its high
+//! watermark, within partition_max_bytes and the response's max_bytes, and long-poll until
+//! min_bytes are there or max_wait_ms has passed, woken by new data.
+//!
+//! Fetch sessions (KIP-227) are declined: every answer carries session id 0, which tells
+//! the client to keep sending full requests. Records are never null in an answer
+//! (librdkafka rejects a null record set), only empty.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::select_all;
+use futures_util::FutureExt;
+use gregor_protocol::kafka_protocol::error::ResponseError as E;
+use gregor_protocol::kafka_protocol::messages::fetch_response::{
+    FetchableTopicResponse, PartitionData,
+};
+use gregor_protocol::kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::broker::Broker;
+use crate::replica::Partition;
+
+/// Fetch v4+: isolation level 1 is read_committed.
+const READ_COMMITTED: i8 = 1;
+
+/// One requested partition, resolved once per request.
+struct Wanted {
+    topic_index: usize,
+    partition: i32,
+    fetch_offset: i64,
+    current_leader_epoch: i32,
+    partition_max_bytes: i32,
+    replica: Result<Arc<Partition>, i16>,
+}
+
+pub async fn handle(broker: &Broker, version: i16, req: FetchRequest) -> FetchResponse {
+    if req.session_id != 0 {
+        // We never hand out sessions, so any session id is one we do not know.
+        return FetchResponse::default().with_error_code(E::FetchSessionIdNotFound.code());
+    }
+    if req.session_epoch > 0 {
+        return FetchResponse::default().with_error_code(E::InvalidFetchSessionEpoch.code());
+    }
+    let image = broker.image();
+    let mut topics: Vec<FetchableTopicResponse> = Vec::with_capacity(req.topics.len());
+    let mut wanted = Vec::new();
+    for (topic_index, topic) in req.topics.iter().enumerate() {
+        // v13+ names topics by id only.
+        let (name, unknown_code) = if version >= 13 {
+            (
+                image.topic_by_id(&topic.topic_id).map(|t| t.name.clone()),
+                E::UnknownTopicId.code(),
+            )
+        } else {
+            (
+                Some(topic.topic.0.to_string()),
+                E::UnknownTopicOrPartition.code(),
+            )
+        };
+        topics.push(
+            FetchableTopicResponse::default()
+                .with_topic(if version >= 13 {
+                    TopicName::default()
+                } else {
+                    topic.topic.clone()
+                })
+                .with_topic_id(topic.topic_id),
+        );
+        for p in &topic.partitions {
+            let replica = match &name {
+                Some(n) => broker
+                    .replicas
+                    .partition(n, p.partition)
+                    .ok_or_else(|| not_hosted_code(broker, n, p.partition, unknown_code)),
+                None => Err(unknown_code),
+            };
+            wanted.push(Wanted {
+                topic_index,
+                partition: p.partition,
+                fetch_offset: p.fetch_offset,
+                current_leader_epoch: p.current_leader_epoch,
+                partition_max_bytes: p.partition_max_bytes,
+                replica,
+            });
+        }
+    }
+
+    let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    // Subscribe before the first read so that data arriving between read and wait wakes us.
+    let mut watchers: Vec<watch::Receiver<i64>> = wanted
+        .iter()
+        .filter_map(|w| w.replica.as_ref().ok().map(|p| p.subscribe()))
+        .collect();
+    let mut watcher_closed = false;
+    loop {
+        for w in watchers.iter_mut() {
+            w.borrow_and_update();
+        }
+        let (partitions, bytes, any_error) = read_all(&wanted, req.max_bytes, req.isolation_level);
+        let done = bytes >= i64::from(req.min_bytes.max(0))
+            || any_error
+            || watchers.is_empty()
+            || watcher_closed
+            || Instant::now() >= deadline;
+        if done {
+            for (topic_index, data) in partitions {
+                topics[topic_index].partitions.push(data);
+            }
+            return FetchResponse::default()
+                .with_session_id(0)
+                .with_responses(topics);
+        }
+        let woken = select_all(watchers.iter_mut().map(|w| w.changed().boxed()));
+        // New data or the deadline both lead to another read; a closed channel means the
+        // partition went away (topic deleted), so answer with what there is.
+        if let Ok((Err(_), _, _)) = tokio::time::timeout_at(deadline, woken).await {
+            watcher_closed = true;
+        }
+    }
+}
+
+/// The code for a partition that is not hosted here: unknown topic or partition, or
+/// NOT_LEADER_OR_FOLLOWER if it exists but lives elsewhere.
+fn not_hosted_code(broker: &Broker, topic: &str, partition: i32, unknown: i16) -> i16 {
+    match broker.image().topic(topic) {
+        Some(t) if partition >= 0 && (partition as usize) < t.partitions.len() => {
+            E::NotLeaderOrFollower.code()
+        }
+        _ => unknown,
+    }
+}
+
+/// Reads every wanted partition once. Returns the partition answers (with their topic
+/// index), the number of record bytes, and whether any partition had an error.
+fn read_all(
+    wanted: &[Wanted],
+    max_bytes: i32,
+    isolation_level: i8,
+) -> (Vec<(usize, PartitionData)>, i64, bool) {
+    let mut remaining = i64::from(max_bytes.max(0));
+    let mut total = 0i64;
+    let mut any_error = false;
+    let mut out = Vec::with_capacity(wanted.len());
+    for w in wanted {
+        let data = match &w.replica {
+            Err(code) => {
+                any_error = true;
+                error_data(w.partition, *code)
+            }
+            Ok(p) => {
+                let limit = remaining.min(i64::from(w.partition_max_bytes.max(0)));
+                // Kafka (KIP-74): the first partition with data returns at least one whole
+                // batch even if it exceeds the limits, so a large batch cannot stall a consumer.
+                let min_one_batch = total == 0;
+                let read = p
+                    .check_leader_epoch(w.current_leader_epoch)
+                    .and_then(|()| p.read(w.fetch_offset, limit as usize, min_one_batch));
+                match read {
+                    Ok(r) => {
+                        let len = r.records.len() as i64;
+                        total += len;
+                        remaining = (remaining - len).max(0);
+                        PartitionData::default()
+                            .with_partition_index(w.partition)
+                            .with_high_watermark(r.high_watermark)
+                            .with_last_stable_offset(r.last_stable_offset)
+                            .with_log_start_offset(r.log_start_offset)
+                            .with_aborted_transactions(
+                                (isolation_level == READ_COMMITTED).then(Vec::new),
+                            )
+                            .with_preferred_read_replica((-1).into())
+                            .with_records(Some(r.records))
+                    }
+                    Err(e) => {
+                        any_error = true;
+                        let (log_start, hw, _) = p.offsets();
+                        error_data(w.partition, e.error_code())
+                            .with_high_watermark(hw)
+                            .with_last_stable_offset(hw)
+                            .with_log_start_offset(log_start)
+                    }
+                }
+            }
+        };
+        out.push((w.topic_index, data));
+    }
+    (out, total, any_error)
+}
+
+fn error_data(partition: i32, code: i16) -> PartitionData {
+    PartitionData::default()
+        .with_partition_index(partition)
+        .with_error_code(code)
+        .with_high_watermark(-1)
+        .with_last_stable_offset(-1)
+        .with_log_start_offset(-1)
+        .with_preferred_read_replica((-1).into())
+        .with_records(Some(bytes::Bytes::new()))
+}

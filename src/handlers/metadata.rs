@@ -1,0 +1,138 @@
+//! Metadata (key 3): brokers, controller, cluster id and, per topic, its id and each
+//! partition's leader, leader epoch, replicas and ISR. Unknown topics are created here when
+//! `auto.create.topics.enable` and the client allow it, as Kafka does.
+
+use std::sync::Arc;
+
+use gregor_protocol::kafka_protocol::error::ResponseError as E;
+use gregor_protocol::kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use gregor_protocol::kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
+use tracing::debug;
+use uuid::Uuid;
+
+use super::str_bytes;
+use crate::broker::Broker;
+use crate::metadata::TopicMetadata;
+use crate::topic_admin::{self, AdminError, NewTopic};
+
+pub async fn handle(broker: &Broker, version: i16, req: MetadataRequest) -> MetadataResponse {
+    // v0: an empty list means all topics; v1+: null means all, empty means none.
+    let requested = match req.topics {
+        None => None,
+        Some(t) if t.is_empty() && version == 0 => None,
+        Some(t) => Some(t),
+    };
+    let allow_auto_create = version < 4 || req.allow_auto_topic_creation;
+    let mut topics = Vec::new();
+    match requested {
+        None => {
+            let image = broker.image();
+            topics.extend(image.topics.values().map(topic_entry));
+        }
+        Some(list) => {
+            for wanted in list {
+                topics.push(match wanted.name {
+                    Some(name) => named_topic(broker, name, allow_auto_create).await,
+                    None => topic_by_id(broker, wanted.topic_id),
+                });
+            }
+        }
+    }
+    let image = broker.image();
+    let mut resp = MetadataResponse::default()
+        .with_brokers(
+            image
+                .brokers
+                .iter()
+                .map(|b| {
+                    MetadataResponseBroker::default()
+                        .with_node_id(b.id.into())
+                        .with_host(str_bytes(b.host.clone()))
+                        .with_port(i32::from(b.port))
+                        .with_rack(b.rack.clone().map(str_bytes))
+                })
+                .collect(),
+        )
+        .with_cluster_id(Some(str_bytes(image.cluster_id.clone())))
+        .with_controller_id(image.controller_id.into())
+        .with_topics(topics);
+    if (8..=10).contains(&version) && req.include_cluster_authorized_operations {
+        // No authorizer: every operation is allowed. Bit set of AclOperation codes 3..=12.
+        resp.cluster_authorized_operations = ALL_CLUSTER_OPERATIONS;
+    }
+    resp
+}
+
+/// Without an authorizer Kafka reports every operation as allowed.
+const ALL_CLUSTER_OPERATIONS: i32 = 0b1_1111_1111_1000;
+
+async fn named_topic(
+    broker: &Broker,
+    name: TopicName,
+    allow_auto_create: bool,
+) -> MetadataResponseTopic {
+    let name_str = name.0.to_string();
+    if let Some(t) = broker.image().topic(&name_str) {
+        return topic_entry(t);
+    }
+    let error_entry = |code: E| {
+        MetadataResponseTopic::default()
+            .with_name(Some(name.clone()))
+            .with_error_code(code.code())
+    };
+    if topic_admin::validate_topic_name(&name_str).is_err() {
+        return error_entry(E::InvalidTopicException);
+    }
+    if !(allow_auto_create && broker.config.auto_create_topics_enable) {
+        return error_entry(E::UnknownTopicOrPartition);
+    }
+    let new = NewTopic {
+        name: name_str.clone(),
+        num_partitions: -1,
+        replication_factor: -1,
+        assignments: vec![],
+        configs: Default::default(),
+    };
+    match topic_admin::create_topic(broker, new, false).await {
+        Ok(_) | Err(AdminError::TopicExists(_)) => match broker.image().topic(&name_str) {
+            Some(t) => topic_entry(t),
+            None => error_entry(E::LeaderNotAvailable),
+        },
+        Err(e) => {
+            debug!(topic = %name_str, error = %e, "auto-creation failed");
+            error_entry(E::UnknownTopicOrPartition).with_error_code(e.error_code())
+        }
+    }
+}
+
+fn topic_by_id(broker: &Broker, id: Uuid) -> MetadataResponseTopic {
+    match broker.image().topic_by_id(&id) {
+        Some(t) => topic_entry(t),
+        None => MetadataResponseTopic::default()
+            .with_topic_id(id)
+            .with_error_code(E::UnknownTopicId.code()),
+    }
+}
+
+fn topic_entry(t: &Arc<TopicMetadata>) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(str_bytes(t.name.clone()))))
+        .with_topic_id(t.id)
+        .with_is_internal(t.is_internal())
+        .with_partitions(
+            t.partitions
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    MetadataResponsePartition::default()
+                        .with_partition_index(i as i32)
+                        .with_leader_id(p.leader.into())
+                        .with_leader_epoch(p.leader_epoch)
+                        .with_replica_nodes(p.replicas.iter().map(|r| (*r).into()).collect())
+                        .with_isr_nodes(p.isr.iter().map(|r| (*r).into()).collect())
+                })
+                .collect(),
+        )
+}

@@ -1,0 +1,93 @@
+//! One module per API, named after it (as franz-go's kfake does): whoever looks for how a
+//! request is answered opens the file with its name. `handle` routes a decoded request to
+//! its module and encodes the answer at the request's version.
+
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod fetch;
+pub mod init_producer_id;
+pub mod list_offsets;
+pub mod metadata;
+pub mod offset_for_leader_epoch;
+pub mod produce;
+
+use bytes::Bytes;
+use gregor_protocol::kafka_protocol::messages::ApiKey;
+use gregor_protocol::kafka_protocol::protocol::StrBytes;
+use gregor_protocol::{encode_response, DecodedRequest, Request, Response};
+use tracing::error;
+
+use crate::broker::Broker;
+
+/// What the connection does after a request.
+pub enum Reply {
+    Send(Bytes),
+    /// acks=0 produce: Kafka sends nothing back.
+    Nothing,
+    /// Kafka closes the connection here (e.g. an acks=0 produce that failed).
+    Close(String),
+}
+
+pub async fn handle(broker: &Broker, req: DecodedRequest) -> Reply {
+    let v = req.api_version;
+    let response = match req.request {
+        Request::ApiVersions(r) => Response::ApiVersions(api_versions::handle(v, r)),
+        Request::ApiVersionsUnsupported => {
+            // Answered with the v0 body, whatever version was asked.
+            return encode(
+                ApiKey::ApiVersions,
+                0,
+                req.correlation_id,
+                &Response::ApiVersions(api_versions::unsupported_version()),
+            );
+        }
+        Request::Metadata(r) => Response::Metadata(metadata::handle(broker, v, r).await),
+        Request::Produce(r) => match produce::handle(broker, v, r) {
+            produce::Outcome::Respond(resp) => Response::Produce(resp),
+            produce::Outcome::Silent => return Reply::Nothing,
+            produce::Outcome::Close(reason) => return Reply::Close(reason),
+        },
+        Request::Fetch(r) => Response::Fetch(fetch::handle(broker, v, r).await),
+        Request::ListOffsets(r) => Response::ListOffsets(list_offsets::handle(broker, v, r)),
+        Request::CreateTopics(r) => {
+            Response::CreateTopics(create_topics::handle(broker, v, r).await)
+        }
+        Request::DeleteTopics(r) => {
+            Response::DeleteTopics(delete_topics::handle(broker, v, r).await)
+        }
+        Request::CreatePartitions(r) => {
+            Response::CreatePartitions(create_partitions::handle(broker, v, r).await)
+        }
+        Request::DescribeConfigs(r) => {
+            Response::DescribeConfigs(describe_configs::handle(broker, v, r))
+        }
+        Request::InitProducerId(r) => {
+            Response::InitProducerId(init_producer_id::handle(broker, v, r).await)
+        }
+        Request::OffsetForLeaderEpoch(r) => {
+            Response::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, v, r))
+        }
+        Request::DescribeCluster(r) => {
+            Response::DescribeCluster(describe_cluster::handle(broker, v, r))
+        }
+    };
+    encode(req.api_key, v, req.correlation_id, &response)
+}
+
+fn encode(api_key: ApiKey, version: i16, correlation_id: i32, response: &Response) -> Reply {
+    match encode_response(api_key, version, correlation_id, response) {
+        Ok(bytes) => Reply::Send(bytes),
+        Err(e) => {
+            error!(error = %e, "response encoding failed");
+            Reply::Close(e.to_string())
+        }
+    }
+}
+
+pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}

@@ -1,0 +1,15 @@
+//! gregor: a Kafka-wire-compatible message broker.
+//!
+//! A request's path: `server` (socket, frames) → `gregor_protocol` (typed request) →
+//! `handlers::<api>` → `replica` (partition logs, `gregor_log`) or `topic_admin` and
+//! `metadata` (cluster state) → back out as a typed response.
+
+pub mod broker;
+pub mod config;
+pub mod handlers;
+pub mod meta_properties;
+pub mod metadata;
+pub mod replica;
+pub mod server;
+pub mod topic_admin;
+pub mod txn;

@@ -1,0 +1,89 @@
+//! The `gregor` binary: `gregor [server.properties] [--override key=value ...]`, as Kafka's
+//! `kafka-server-start.sh`. Logs go to stderr, filtered by RUST_LOG (default `info`).
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use gregor::broker::Broker;
+use gregor::config::{BrokerConfig, CliAction};
+use gregor::server;
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+/// Written to the log directory after a graceful shutdown, removed at start (Kafka's name).
+const CLEAN_SHUTDOWN_MARKER: &str = ".kafka_cleanshutdown";
+
+fn main() -> anyhow::Result<()> {
+    let config = match BrokerConfig::from_args(std::env::args().skip(1))? {
+        CliAction::Help(text) => {
+            print!("{text}");
+            return Ok(());
+        }
+        CliAction::Run(config) => config,
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    for w in config.warnings() {
+        warn!("{w}");
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?
+        .block_on(run(config))
+}
+
+async fn run(config: BrokerConfig) -> anyhow::Result<()> {
+    let listener_cfg = config.listeners.first().context("no listener configured")?;
+    let bind_host = if listener_cfg.host.is_empty() {
+        "0.0.0.0"
+    } else {
+        listener_cfg.host.as_str()
+    };
+    let bind = format!("{bind_host}:{}", listener_cfg.port);
+    let broker = Arc::new(tokio::task::block_in_place(|| Broker::open(config))?);
+    let marker = broker.log_dir.join(CLEAN_SHUTDOWN_MARKER);
+    if std::fs::remove_file(&marker).is_err() {
+        info!("no clean-shutdown marker: the previous run did not stop cleanly (or this is the first)");
+    }
+    let listener = TcpListener::bind(&bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind}"))?;
+    info!(address = %bind, broker_id = broker.config.broker_id, "gregor is serving");
+
+    let (trigger, shutdown) = server::shutdown::channel();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        info!("shutdown requested");
+        trigger.trigger();
+    });
+    server::run(listener, broker.clone(), shutdown).await;
+    tokio::task::block_in_place(|| broker.shutdown());
+    std::fs::write(&marker, b"").context("writing the clean-shutdown marker")?;
+    info!("shut down cleanly");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            warn!("cannot install signal handlers; only ctrl-c stops the broker");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

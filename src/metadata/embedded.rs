@@ -1,0 +1,246 @@
+//! Embedded metadata for a single node: the whole cluster state in one JSON file in the
+//! first log directory, rewritten atomically (temp file, fsync, rename, fsync dir) on every
+//! change. Small, rarely written, and readable by a human with `cat`.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use futures_util::future::{BoxFuture, FutureExt};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    BrokerEndpoint, MetadataError, MetadataImage, MetadataStore, PartitionMetadata, TopicMetadata,
+};
+
+const FILE_NAME: &str = "gregor-metadata.json";
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct StoredState {
+    version: u32,
+    topics: Vec<TopicMetadata>,
+    next_producer_id: i64,
+}
+
+pub struct EmbeddedMetadata {
+    path: PathBuf,
+    state: Mutex<StoredState>,
+    image: RwLock<Arc<MetadataImage>>,
+    cluster_id: String,
+    broker: BrokerEndpoint,
+}
+
+impl EmbeddedMetadata {
+    /// Loads the state from `dir`, or starts empty. A corrupt file is an error: silently
+    /// starting empty would forget every topic.
+    pub fn open(dir: &Path, cluster_id: String, broker: BrokerEndpoint) -> anyhow::Result<Self> {
+        let path = dir.join(FILE_NAME);
+        let state = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                anyhow::anyhow!(
+                    "{} is corrupt ({e}); refusing to start with empty metadata",
+                    path.display()
+                )
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => StoredState {
+                version: 1,
+                ..Default::default()
+            },
+            Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+        };
+        let store = EmbeddedMetadata {
+            path,
+            image: RwLock::new(Arc::new(MetadataImage::default())),
+            state: Mutex::new(state),
+            cluster_id,
+            broker,
+        };
+        {
+            let state = store.lock_state();
+            store.publish(&state);
+        }
+        Ok(store)
+    }
+
+    fn lock_state(&self) -> std::sync::MutexGuard<'_, StoredState> {
+        // A panic while holding the lock cannot leave the state half-written (it is
+        // only replaced after a successful persist), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn publish(&self, state: &StoredState) {
+        let mut image = MetadataImage {
+            cluster_id: self.cluster_id.clone(),
+            controller_id: self.broker.id,
+            brokers: vec![self.broker.clone()],
+            ..Default::default()
+        };
+        for t in &state.topics {
+            image.topic_names_by_id.insert(t.id, t.name.clone());
+            image.topics.insert(t.name.clone(), Arc::new(t.clone()));
+        }
+        *self.image.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(image);
+    }
+
+    /// Writes `next` durably, then makes it the current state and image.
+    fn commit(&self, state: &mut StoredState, next: StoredState) -> Result<(), MetadataError> {
+        persist(&self.path, &next).map_err(|e| MetadataError::Storage(e.to_string()))?;
+        *state = next;
+        self.publish(state);
+        Ok(())
+    }
+
+    fn update(
+        &self,
+        change: impl FnOnce(&mut StoredState) -> Result<(), MetadataError>,
+    ) -> Result<(), MetadataError> {
+        let mut state = self.lock_state();
+        let mut next = state.clone();
+        change(&mut next)?;
+        self.commit(&mut state, next)
+    }
+}
+
+fn persist(path: &Path, state: &StoredState) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("json.tmp");
+    let bytes = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+impl MetadataStore for EmbeddedMetadata {
+    fn image(&self) -> Arc<MetadataImage> {
+        self.image.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn create_topic(&self, topic: TopicMetadata) -> BoxFuture<'_, Result<(), MetadataError>> {
+        let result = self.update(|s| {
+            if s.topics.iter().any(|t| t.name == topic.name) {
+                return Err(MetadataError::TopicExists(topic.name.clone()));
+            }
+            s.topics.push(topic);
+            Ok(())
+        });
+        async move { result }.boxed()
+    }
+
+    fn delete_topic(&self, name: String) -> BoxFuture<'_, Result<(), MetadataError>> {
+        let result = self.update(|s| {
+            let before = s.topics.len();
+            s.topics.retain(|t| t.name != name);
+            if s.topics.len() == before {
+                return Err(MetadataError::UnknownTopic(name.clone()));
+            }
+            Ok(())
+        });
+        async move { result }.boxed()
+    }
+
+    fn add_partitions(
+        &self,
+        name: String,
+        partitions: Vec<PartitionMetadata>,
+    ) -> BoxFuture<'_, Result<(), MetadataError>> {
+        let result = self.update(|s| {
+            let topic = s
+                .topics
+                .iter_mut()
+                .find(|t| t.name == name)
+                .ok_or_else(|| MetadataError::UnknownTopic(name.clone()))?;
+            topic.partitions.extend(partitions);
+            Ok(())
+        });
+        async move { result }.boxed()
+    }
+
+    fn allocate_producer_ids(&self, count: i64) -> BoxFuture<'_, Result<i64, MetadataError>> {
+        let mut first = 0;
+        let result = self.update(|s| {
+            first = s.next_producer_id;
+            s.next_producer_id += count;
+            Ok(())
+        });
+        async move { result.map(|()| first) }.boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use uuid::Uuid;
+
+    fn broker() -> BrokerEndpoint {
+        BrokerEndpoint {
+            id: 0,
+            host: "127.0.0.1".into(),
+            port: 9092,
+            rack: None,
+        }
+    }
+
+    fn topic(name: &str, partitions: usize) -> TopicMetadata {
+        TopicMetadata {
+            name: name.into(),
+            id: Uuid::new_v4(),
+            partitions: (0..partitions)
+                .map(|_| PartitionMetadata {
+                    replicas: vec![0],
+                    leader: 0,
+                    leader_epoch: 0,
+                    isr: vec![0],
+                    partition_epoch: 0,
+                })
+                .collect(),
+            configs: BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]),
+        }
+    }
+
+    #[tokio::test]
+    async fn state_survives_reopen_and_ids_never_repeat() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = topic("orders", 3);
+        let first_block;
+        {
+            let store = EmbeddedMetadata::open(dir.path(), "c1".into(), broker()).unwrap();
+            store.create_topic(t.clone()).await.unwrap();
+            assert!(matches!(
+                store.create_topic(t.clone()).await,
+                Err(MetadataError::TopicExists(_))
+            ));
+            store
+                .add_partitions("orders".into(), vec![t.partitions[0].clone()])
+                .await
+                .unwrap();
+            first_block = store.allocate_producer_ids(1000).await.unwrap();
+        }
+        let store = EmbeddedMetadata::open(dir.path(), "c1".into(), broker()).unwrap();
+        let image = store.image();
+        let orders = image.topic("orders").unwrap();
+        assert_eq!(orders.partitions.len(), 4);
+        assert_eq!(orders.id, t.id);
+        assert_eq!(image.topic_by_id(&t.id).unwrap().name, "orders");
+        assert_eq!(orders.configs.get("cleanup.policy").unwrap(), "compact");
+        assert_eq!(
+            store.allocate_producer_ids(1000).await.unwrap(),
+            first_block + 1000
+        );
+        store.delete_topic("orders".into()).await.unwrap();
+        assert!(store.image().topic("orders").is_none());
+    }
+
+    #[test]
+    fn corrupt_file_refuses_to_start() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(FILE_NAME), b"{not json").unwrap();
+        assert!(EmbeddedMetadata::open(dir.path(), "c1".into(), broker()).is_err());
+    }
+}

@@ -1,0 +1,106 @@
+//! Cluster metadata: which topics exist, their ids, partition assignment, leaders, epochs and
+//! topic configs, plus producer-id blocks.
+//!
+//! Everything the broker knows about the cluster sits behind `MetadataStore`, with two
+//! implementations: `embedded` (single node, state in the data directory, the zero-setup
+//! default) and, with `zookeeper.connect`, ZooKeeper in Kafka's znode layout (cluster-mode
+//! issue). Readers take an immutable `MetadataImage` snapshot, so a Metadata request never
+//! waits on a writer; writers go through the store and publish a new image.
+
+pub mod embedded;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use uuid::Uuid;
+
+/// One partition's assignment and leadership, as Kafka keeps it in
+/// `/brokers/topics/<t>` (replicas) and `.../partitions/<p>/state` (the rest).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PartitionMetadata {
+    pub replicas: Vec<i32>,
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub isr: Vec<i32>,
+    /// Bumped on every change of this partition's state (Kafka: the state znode's zkVersion).
+    pub partition_epoch: i32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TopicMetadata {
+    pub name: String,
+    pub id: Uuid,
+    pub partitions: Vec<PartitionMetadata>,
+    /// Topic-level config overrides (Kafka: `/config/topics/<t>`).
+    pub configs: BTreeMap<String, String>,
+}
+
+impl TopicMetadata {
+    pub fn is_internal(&self) -> bool {
+        self.name.starts_with("__")
+    }
+}
+
+/// A live broker as clients see it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BrokerEndpoint {
+    pub id: i32,
+    pub host: String,
+    pub port: u16,
+    pub rack: Option<String>,
+}
+
+/// An immutable snapshot of the cluster, shared by all readers.
+#[derive(Clone, Debug, Default)]
+pub struct MetadataImage {
+    pub cluster_id: String,
+    pub controller_id: i32,
+    pub brokers: Vec<BrokerEndpoint>,
+    pub topics: BTreeMap<String, Arc<TopicMetadata>>,
+    pub topic_names_by_id: HashMap<Uuid, String>,
+}
+
+impl MetadataImage {
+    pub fn topic(&self, name: &str) -> Option<&Arc<TopicMetadata>> {
+        self.topics.get(name)
+    }
+
+    pub fn topic_by_id(&self, id: &Uuid) -> Option<&Arc<TopicMetadata>> {
+        self.topic_names_by_id
+            .get(id)
+            .and_then(|n| self.topics.get(n))
+    }
+
+    pub fn broker(&self, id: i32) -> Option<&BrokerEndpoint> {
+        self.brokers.iter().find(|b| b.id == id)
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum MetadataError {
+    #[error("topic '{0}' already exists")]
+    TopicExists(String),
+    #[error("topic '{0}' does not exist")]
+    UnknownTopic(String),
+    #[error("metadata storage failed: {0}")]
+    Storage(String),
+}
+
+/// Where cluster metadata is kept. Writes are asynchronous because the ZooKeeper store
+/// talks to a server; each returns once the change is durable and visible in `image()`.
+pub trait MetadataStore: Send + Sync {
+    fn image(&self) -> Arc<MetadataImage>;
+    fn create_topic(&self, topic: TopicMetadata) -> BoxFuture<'_, Result<(), MetadataError>>;
+    fn delete_topic(&self, name: String) -> BoxFuture<'_, Result<(), MetadataError>>;
+    /// Appends partitions to an existing topic.
+    fn add_partitions(
+        &self,
+        name: String,
+        partitions: Vec<PartitionMetadata>,
+    ) -> BoxFuture<'_, Result<(), MetadataError>>;
+    /// Reserves `count` producer ids and returns the first (Kafka: `/latest_producer_id_block`).
+    fn allocate_producer_ids(&self, count: i64) -> BoxFuture<'_, Result<i64, MetadataError>>;
+}

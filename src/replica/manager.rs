@@ -1,0 +1,232 @@
+//! The set of partition replicas this broker hosts, kept in step with the metadata image.
+//!
+//! Each partition lives in `<log.dir>/<topic>-<partition>` with a `partition.metadata` file
+//! holding the topic id, as in Kafka: a directory left behind by a deleted topic of the same
+//! name is recognised by its id and moved aside instead of being served as the new topic.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use super::partition::{Partition, PartitionError};
+use crate::config::{topic_settings, BrokerConfig};
+use crate::metadata::MetadataImage;
+
+/// The replicas of one topic on this broker, indexed by partition number.
+pub struct TopicReplicas {
+    pub id: Uuid,
+    pub partitions: Vec<Option<Arc<Partition>>>,
+}
+
+pub struct ReplicaManager {
+    broker_id: i32,
+    log_dir: PathBuf,
+    topics: RwLock<HashMap<String, Arc<TopicReplicas>>>,
+}
+
+impl ReplicaManager {
+    pub fn new(broker_id: i32, log_dir: PathBuf) -> Self {
+        ReplicaManager {
+            broker_id,
+            log_dir,
+            topics: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
+        let topics = self.topics.read().unwrap_or_else(|p| p.into_inner());
+        let replicas = topics.get(topic)?;
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| replicas.partitions.get(i))
+            .and_then(|p| p.clone())
+    }
+
+    /// Opens the replicas the image assigns to this broker and drops those of deleted
+    /// topics. Idempotent: called after every metadata change and at start-up.
+    pub fn apply(
+        &self,
+        image: &MetadataImage,
+        config: &BrokerConfig,
+    ) -> Result<(), PartitionError> {
+        let mut topics = self.topics.write().unwrap_or_else(|p| p.into_inner());
+        // Topics gone from the image (or recreated under a new id): close and delete.
+        let gone: Vec<String> = topics
+            .iter()
+            .filter(|(name, r)| image.topic(name).is_none_or(|t| t.id != r.id))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in gone {
+            if let Some(replicas) = topics.remove(&name) {
+                info!(topic = %name, "deleting topic replicas");
+                for p in replicas.partitions.iter().flatten() {
+                    delete_partition(p.clone());
+                }
+            }
+        }
+        for (name, topic) in &image.topics {
+            let settings = topic_settings(&topic.configs, config);
+            let existing = topics.get(name).cloned();
+            let mut partitions: Vec<Option<Arc<Partition>>> = existing
+                .as_ref()
+                .map(|r| r.partitions.clone())
+                .unwrap_or_default();
+            let mut changed = existing.is_none();
+            for (index, meta) in topic.partitions.iter().enumerate() {
+                if !meta.replicas.contains(&self.broker_id) {
+                    if partitions.len() <= index {
+                        partitions.push(None);
+                        changed = true;
+                    }
+                    continue;
+                }
+                if let Some(Some(p)) = partitions.get(index) {
+                    p.set_settings(settings.clone());
+                    continue;
+                }
+                let dir = self.log_dir.join(format!("{name}-{index}"));
+                claim_partition_dir(&dir, topic.id)?;
+                let p = Partition::open(
+                    &dir,
+                    name,
+                    index as i32,
+                    topic.id,
+                    meta.leader_epoch,
+                    settings.clone(),
+                )?;
+                if partitions.len() <= index {
+                    partitions.resize(index + 1, None);
+                }
+                partitions[index] = Some(Arc::new(p));
+                changed = true;
+            }
+            if changed {
+                topics.insert(
+                    name.clone(),
+                    Arc::new(TopicReplicas {
+                        id: topic.id,
+                        partitions,
+                    }),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes and closes every log (graceful shutdown).
+    pub fn shutdown(&self) {
+        let topics = self.topics.read().unwrap_or_else(|p| p.into_inner());
+        for replicas in topics.values() {
+            for p in replicas.partitions.iter().flatten() {
+                if let Err(e) = p.close() {
+                    warn!(topic = %p.topic, partition = p.index, error = %e, "closing log failed");
+                }
+            }
+        }
+    }
+}
+
+fn delete_partition(p: Arc<Partition>) {
+    let (topic, index) = (p.topic.clone(), p.index);
+    match Arc::try_unwrap(p) {
+        Ok(p) => {
+            if let Err(e) = p.delete() {
+                warn!(%topic, partition = index, error = %e, "deleting log failed");
+            }
+        }
+        // A request still holds it; its directory is removed by the rename-aside path the
+        // next time a topic of this name is created, or at the next start.
+        Err(p) => {
+            let _ = p.close();
+            warn!(%topic, partition = index, "partition busy during delete; directory left for cleanup");
+        }
+    }
+}
+
+const PARTITION_METADATA: &str = "partition.metadata";
+
+/// Makes `dir` the home of topic `id`: creates it with a `partition.metadata` file (Kafka's
+/// format), or, if it belongs to another incarnation of the topic, renames it aside.
+fn claim_partition_dir(dir: &Path, id: Uuid) -> Result<(), PartitionError> {
+    let io = |e: std::io::Error| PartitionError::Log(e.into());
+    let file = dir.join(PARTITION_METADATA);
+    let expected = format!("version: 0\ntopic_id: {}\n", kafka_uuid_string(&id));
+    match std::fs::read_to_string(&file) {
+        Ok(found) if found == expected => return Ok(()),
+        Ok(found) => {
+            let aside = dir.with_file_name(format!(
+                "{}.{}-stray",
+                dir.file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("partition"),
+                Uuid::new_v4().simple()
+            ));
+            warn!(dir = %dir.display(), found = %found.trim(), aside = %aside.display(),
+                "log directory belongs to another topic id; moving it aside");
+            std::fs::rename(dir, &aside).map_err(io)?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    std::fs::create_dir_all(dir).map_err(io)?;
+    std::fs::write(&file, expected).map_err(io)?;
+    Ok(())
+}
+
+/// Kafka prints a topic id as the URL-safe base64 of its 16 bytes, without padding.
+pub fn kafka_uuid_string(id: &Uuid) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes = id.as_bytes();
+    let mut out = String::with_capacity(22);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        let chars = chunk.len() + 1;
+        for i in 0..chars {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_string_matches_kafka() {
+        // Kafka's Uuid.toString of 00000000-0000-0001-0000-000000000001 is "AAAAAAAAAAEAAAAAAAAAAQ".
+        let id = Uuid::from_u64_pair(1, 1);
+        assert_eq!(kafka_uuid_string(&id), "AAAAAAAAAAEAAAAAAAAAAQ");
+        assert_eq!(kafka_uuid_string(&Uuid::nil()), "AAAAAAAAAAAAAAAAAAAAAA");
+    }
+
+    #[test]
+    fn a_directory_of_another_topic_id_is_moved_aside() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("orders-0");
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        claim_partition_dir(&dir, a).unwrap();
+        std::fs::write(dir.join("00000000000000000000.log"), b"old").unwrap();
+        claim_partition_dir(&dir, a).unwrap();
+        assert!(dir.join("00000000000000000000.log").exists());
+        claim_partition_dir(&dir, b).unwrap();
+        assert!(!dir.join("00000000000000000000.log").exists());
+        let strays = std::fs::read_dir(root.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with("-stray")
+            })
+            .count();
+        assert_eq!(strays, 1);
+    }
+}

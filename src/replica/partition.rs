@@ -1,0 +1,285 @@
+//! One partition replica: its log, leader epoch and high watermark, behind one short lock.
+//!
+//! The lock is held only to validate, append and compute read positions; the bytes of a
+//! fetch are read from the segment file after it is released, so a long read never blocks
+//! appends. Waiting fetchers subscribe to the high watermark through a `watch` channel.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::{Bytes, BytesMut};
+use gregor_log::{AppendInfo, EpochEndOffset, Log, LogConfig, LogError};
+use thiserror::Error;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::config::TopicSettings;
+
+#[derive(Debug, Error)]
+pub enum PartitionError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("ISR has {isr} members, fewer than min.insync.replicas={min}")]
+    NotEnoughReplicas { isr: usize, min: i32 },
+    #[error("leader epoch {requested} is older than the current {current}")]
+    FencedLeaderEpoch { requested: i32, current: i32 },
+    #[error("leader epoch {requested} is newer than the current {current}")]
+    UnknownLeaderEpoch { requested: i32, current: i32 },
+    #[error("transactional batches are not supported yet")]
+    TransactionsUnsupported,
+}
+
+impl PartitionError {
+    /// The Kafka error code a client gets for this failure.
+    pub fn error_code(&self) -> i16 {
+        use gregor_log::ProducerError;
+        use kafka_protocol::error::ResponseError as E;
+        match self {
+            PartitionError::Log(e) => match e {
+                LogError::CorruptBatch { .. } => E::CorruptMessage.code(),
+                LogError::UnsupportedMagic(_) => E::InvalidRecord.code(),
+                LogError::BatchTooLarge { .. } => E::MessageTooLarge.code(),
+                LogError::OffsetOutOfRange { .. } => E::OffsetOutOfRange.code(),
+                LogError::Producer(ProducerError::InvalidProducerEpoch { .. }) => {
+                    E::InvalidProducerEpoch.code()
+                }
+                LogError::Producer(ProducerError::OutOfOrderSequence { .. }) => {
+                    E::OutOfOrderSequenceNumber.code()
+                }
+                _ => E::KafkaStorageError.code(),
+            },
+            PartitionError::NotEnoughReplicas { .. } => E::NotEnoughReplicas.code(),
+            PartitionError::FencedLeaderEpoch { .. } => E::FencedLeaderEpoch.code(),
+            PartitionError::UnknownLeaderEpoch { .. } => E::UnknownLeaderEpoch.code(),
+            PartitionError::TransactionsUnsupported => E::InvalidTxnState.code(),
+        }
+    }
+}
+
+/// What a fetch gets back from one partition.
+pub struct PartitionRead {
+    pub records: Bytes,
+    pub high_watermark: i64,
+    pub last_stable_offset: i64,
+    pub log_start_offset: i64,
+}
+
+struct PartitionState {
+    log: Log,
+    leader_epoch: i32,
+    high_watermark: i64,
+    isr_size: usize,
+    settings: TopicSettings,
+}
+
+pub struct Partition {
+    pub topic: String,
+    pub index: i32,
+    pub topic_id: Uuid,
+    state: Mutex<PartitionState>,
+    high_watermark_tx: watch::Sender<i64>,
+}
+
+pub fn log_config(settings: &TopicSettings) -> LogConfig {
+    LogConfig {
+        segment_bytes: settings.segment_bytes,
+        index_interval_bytes: settings.index_interval_bytes,
+        flush_interval_messages: settings.flush_messages,
+        max_message_bytes: settings.max_message_bytes.max(0) as u32,
+    }
+}
+
+impl Partition {
+    pub fn open(
+        dir: &Path,
+        topic: &str,
+        index: i32,
+        topic_id: Uuid,
+        leader_epoch: i32,
+        settings: TopicSettings,
+    ) -> Result<Partition, PartitionError> {
+        let mut log = Log::open(dir, log_config(&settings))?;
+        // Kafka records the start offset of each leader epoch when a replica becomes leader.
+        if log.latest_epoch().is_none_or(|e| e < leader_epoch) {
+            let leo = log.log_end_offset();
+            log.assign_epoch_start_offset(leader_epoch, leo)?;
+        }
+        let high_watermark = log.log_end_offset();
+        Ok(Partition {
+            topic: topic.to_string(),
+            index,
+            topic_id,
+            state: Mutex::new(PartitionState {
+                log,
+                leader_epoch,
+                high_watermark,
+                isr_size: 1,
+                settings,
+            }),
+            high_watermark_tx: watch::Sender::new(high_watermark),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PartitionState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn leader_epoch(&self) -> i32 {
+        self.lock().leader_epoch
+    }
+
+    /// Kafka's check of the epoch a client believes current (-1 = not checked).
+    pub fn check_leader_epoch(&self, requested: i32) -> Result<(), PartitionError> {
+        let current = self.leader_epoch();
+        check_epoch(requested, current)
+    }
+
+    pub fn set_settings(&self, settings: TopicSettings) {
+        let mut st = self.lock();
+        st.log.set_config(log_config(&settings));
+        st.settings = settings;
+    }
+
+    pub fn max_message_bytes(&self) -> u32 {
+        self.lock().settings.max_message_bytes.max(0) as u32
+    }
+
+    /// Appends a validated record set as leader. `required_acks` = -1 also requires the ISR
+    /// to have at least min.insync.replicas members, as Kafka does.
+    pub fn append(
+        &self,
+        mut records: BytesMut,
+        headers: &[gregor_log::BatchHeader],
+        required_acks: i16,
+    ) -> Result<AppendInfo, PartitionError> {
+        if headers
+            .iter()
+            .any(|h| h.is_transactional() || h.is_control())
+        {
+            return Err(PartitionError::TransactionsUnsupported);
+        }
+        let mut st = self.lock();
+        if required_acks == -1 && (st.isr_size as i32) < st.settings.min_insync_replicas {
+            return Err(PartitionError::NotEnoughReplicas {
+                isr: st.isr_size,
+                min: st.settings.min_insync_replicas,
+            });
+        }
+        let epoch = st.leader_epoch;
+        let info = st.log.append(&mut records, headers, epoch)?;
+        // The ISR is this broker alone: what is in our log is committed.
+        st.high_watermark = st.log.log_end_offset();
+        let hw = st.high_watermark;
+        drop(st);
+        self.high_watermark_tx.send_replace(hw);
+        Ok(info)
+    }
+
+    /// Reads from `offset` up to the high watermark (or the last stable offset for
+    /// read_committed, equal to it while there are no transactions).
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<PartitionRead, PartitionError> {
+        let (slice, high_watermark, log_start_offset) = {
+            let st = self.lock();
+            let slice = st
+                .log
+                .read(offset, max_bytes, st.high_watermark, min_one_batch)?;
+            (slice, st.high_watermark, st.log.log_start_offset())
+        };
+        let records = match slice {
+            Some(slice) => slice.read().map_err(LogError::from)?,
+            None => Bytes::new(),
+        };
+        Ok(PartitionRead {
+            records,
+            high_watermark,
+            last_stable_offset: high_watermark,
+            log_start_offset,
+        })
+    }
+
+    /// (log start offset, high watermark, log end offset)
+    pub fn offsets(&self) -> (i64, i64, i64) {
+        let st = self.lock();
+        (
+            st.log.log_start_offset(),
+            st.high_watermark,
+            st.log.log_end_offset(),
+        )
+    }
+
+    /// First record at or after `timestamp` below the high watermark: (offset, timestamp).
+    pub fn offset_for_timestamp(
+        &self,
+        timestamp: i64,
+    ) -> Result<Option<(i64, i64)>, PartitionError> {
+        let st = self.lock();
+        let found = st.log.offset_for_timestamp(timestamp)?;
+        Ok(found.filter(|(offset, _)| *offset < st.high_watermark))
+    }
+
+    pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>, PartitionError> {
+        let st = self.lock();
+        let found = st.log.max_timestamp_offset()?;
+        Ok(found.filter(|(offset, _)| *offset < st.high_watermark))
+    }
+
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> EpochEndOffset {
+        self.lock().log.end_offset_for_epoch(epoch)
+    }
+
+    /// A receiver that wakes when the high watermark moves (fetch long polls).
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
+        self.high_watermark_tx.subscribe()
+    }
+
+    pub fn close(&self) -> Result<(), PartitionError> {
+        Ok(self.lock().log.close()?)
+    }
+
+    pub fn flush(&self) -> Result<(), PartitionError> {
+        Ok(self.lock().log.flush()?)
+    }
+
+    /// Deletes the log directory. The partition must already be out of the manager.
+    pub fn delete(self) -> Result<(), PartitionError> {
+        let state = self.state.into_inner().unwrap_or_else(|p| p.into_inner());
+        Ok(state.log.delete()?)
+    }
+}
+
+fn check_epoch(requested: i32, current: i32) -> Result<(), PartitionError> {
+    if requested == -1 || requested == current {
+        Ok(())
+    } else if requested < current {
+        Err(PartitionError::FencedLeaderEpoch { requested, current })
+    } else {
+        Err(PartitionError::UnknownLeaderEpoch { requested, current })
+    }
+}
+
+/// A shared handle, as stored in the manager.
+pub type PartitionRef = Arc<Partition>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_checks_follow_kafka() {
+        assert!(check_epoch(-1, 4).is_ok());
+        assert!(check_epoch(4, 4).is_ok());
+        assert!(matches!(
+            check_epoch(3, 4),
+            Err(PartitionError::FencedLeaderEpoch { .. })
+        ));
+        assert!(matches!(
+            check_epoch(5, 4),
+            Err(PartitionError::UnknownLeaderEpoch { .. })
+        ));
+    }
+}

@@ -1,0 +1,75 @@
+//! One client connection: read a frame, serve it, write the answer, repeat.
+//!
+//! Requests on a connection are served one at a time in arrival order, as Kafka does
+//! (it mutes a channel until its response is sent), so responses leave in request order
+//! and an idempotent producer's pipelined batches reach the log in sequence. Clients still
+//! pipeline: later requests wait in the socket buffer. Every protocol error ends only this
+//! connection.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gregor_protocol::{decode_request, read_frame};
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tracing::{debug, warn};
+
+use super::Shutdown;
+use crate::broker::Broker;
+use crate::handlers::{self, Reply};
+
+const READ_BUFFER: usize = 64 * 1024;
+
+pub async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    broker: Arc<Broker>,
+    mut shutdown: Shutdown,
+) {
+    let _ = stream.set_nodelay(true);
+    let (read_half, mut write_half) = stream.into_split();
+    let mut reader = BufReader::with_capacity(READ_BUFFER, read_half);
+    let idle = Duration::from_millis(broker.config.connections_max_idle_ms);
+    let max_request = broker.config.socket_request_max_bytes;
+    loop {
+        let frame = tokio::select! {
+            read = tokio::time::timeout(idle, read_frame(&mut reader, max_request)) => match read {
+                Err(_) => {
+                    debug!(%peer, "connection idle for connections.max.idle.ms; closing");
+                    return;
+                }
+                Ok(Ok(Some(frame))) => frame,
+                Ok(Ok(None)) => return,
+                Ok(Err(e)) => {
+                    warn!(%peer, error = %e, "bad frame; closing connection");
+                    return;
+                }
+            },
+            _ = shutdown.recv() => return,
+        };
+        let request = match decode_request(frame) {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(%peer, error = %e, "cannot serve request; closing connection");
+                return;
+            }
+        };
+        match handlers::handle(&broker, request).await {
+            Reply::Send(bytes) => {
+                if let Err(e) = write_half.write_all(&bytes).await {
+                    debug!(%peer, error = %e, "write failed; closing connection");
+                    return;
+                }
+            }
+            Reply::Nothing => {}
+            Reply::Close(reason) => {
+                debug!(%peer, %reason, "closing connection");
+                return;
+            }
+        }
+        if shutdown.is_shutdown() {
+            return;
+        }
+    }
+}

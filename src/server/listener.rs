@@ -1,0 +1,54 @@
+//! The accept loop: one tokio task per connection, until shutdown. On shutdown it stops
+//! accepting, lets each connection finish the request it is serving, and waits for them
+//! (bounded) before the caller flushes and closes the logs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+use super::connection::serve_connection;
+use super::Shutdown;
+use crate::broker::Broker;
+
+/// How long in-flight requests get to finish once shutdown starts.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub async fn run(listener: TcpListener, broker: Arc<Broker>, mut shutdown: Shutdown) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    debug!(%peer, "accepted connection");
+                    connections.spawn(serve_connection(stream, peer, broker.clone(), shutdown.clone()));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = shutdown.recv() => break,
+        }
+    }
+    drop(listener);
+    info!(
+        open = connections.len(),
+        "stopped accepting; draining connections"
+    );
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        warn!(
+            left = connections.len(),
+            "connections did not finish in time; aborting them"
+        );
+        connections.abort_all();
+    }
+}

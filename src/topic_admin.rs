@@ -1,0 +1,384 @@
+//! Creating, deleting and growing topics: the validation and replica assignment shared by
+//! CreateTopics, auto-creation in Metadata, DeleteTopics and CreatePartitions.
+//!
+//! Each change goes to the metadata store first (the source of truth), then the local
+//! replicas are brought in line, so the answer is sent once the change is visible.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError as E;
+use thiserror::Error;
+use tracing::info;
+use uuid::Uuid;
+
+use crate::broker::Broker;
+use crate::config::validate_topic_config;
+use crate::metadata::{MetadataError, MetadataImage, PartitionMetadata, TopicMetadata};
+
+/// Kafka's limit on topic name length.
+const MAX_NAME_LENGTH: usize = 249;
+
+#[derive(Debug, Error)]
+pub enum AdminError {
+    #[error("{0}")]
+    InvalidTopic(String),
+    #[error("Topic '{0}' already exists.")]
+    TopicExists(String),
+    #[error("This server does not host this topic-partition.")]
+    UnknownTopic,
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    #[error("{0}")]
+    InvalidConfig(String),
+    #[error("Topic deletion is disabled.")]
+    DeletionDisabled,
+    #[error("{0}")]
+    Storage(String),
+}
+
+impl AdminError {
+    pub fn error_code(&self) -> i16 {
+        match self {
+            AdminError::InvalidTopic(_) => E::InvalidTopicException.code(),
+            AdminError::TopicExists(_) => E::TopicAlreadyExists.code(),
+            AdminError::UnknownTopic => E::UnknownTopicOrPartition.code(),
+            AdminError::InvalidPartitions(_) => E::InvalidPartitions.code(),
+            AdminError::InvalidReplicationFactor(_) => E::InvalidReplicationFactor.code(),
+            AdminError::InvalidReplicaAssignment(_) => E::InvalidReplicaAssignment.code(),
+            AdminError::InvalidConfig(_) => E::InvalidConfig.code(),
+            AdminError::DeletionDisabled => E::TopicDeletionDisabled.code(),
+            AdminError::Storage(_) => E::UnknownServerError.code(),
+        }
+    }
+}
+
+impl From<MetadataError> for AdminError {
+    fn from(e: MetadataError) -> Self {
+        match e {
+            MetadataError::TopicExists(name) => AdminError::TopicExists(name),
+            MetadataError::UnknownTopic(_) => AdminError::UnknownTopic,
+            MetadataError::Storage(s) => AdminError::Storage(s),
+        }
+    }
+}
+
+/// A topic to create, as CreateTopics describes it (-1 = broker default).
+pub struct NewTopic {
+    pub name: String,
+    pub num_partitions: i32,
+    pub replication_factor: i16,
+    /// Explicit replica lists per partition, if the client gave them.
+    pub assignments: Vec<Vec<i32>>,
+    pub configs: BTreeMap<String, String>,
+}
+
+/// Kafka's topic name rules: 1..=249 characters of [a-zA-Z0-9._-], not "." or "..".
+pub fn validate_topic_name(name: &str) -> Result<(), AdminError> {
+    let invalid = |why: String| Err(AdminError::InvalidTopic(why));
+    if name.is_empty() {
+        return invalid("Topic name is illegal, it can't be empty".into());
+    }
+    if name == "." || name == ".." {
+        return invalid("Topic name cannot be \".\" or \"..\"".into());
+    }
+    if name.len() > MAX_NAME_LENGTH {
+        return invalid(format!(
+            "Topic name is illegal, it can't be longer than {MAX_NAME_LENGTH} characters, topic name: {name}"
+        ));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return invalid(format!(
+            "Topic name {name} is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+/// Kafka refuses names that differ from an existing one only by '.' versus '_', because
+/// they collide in metric names.
+fn check_collision(image: &MetadataImage, name: &str) -> Result<(), AdminError> {
+    let norm = |s: &str| s.replace('.', "_");
+    let wanted = norm(name);
+    match image
+        .topics
+        .keys()
+        .find(|t| t.as_str() != name && norm(t) == wanted)
+    {
+        Some(other) => Err(AdminError::InvalidTopic(format!(
+            "Topic '{name}' collides with existing topic: {other}"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Replica lists for partitions `first..first+count`, spreading leaders over the brokers.
+fn assign_replicas(
+    image: &MetadataImage,
+    first: usize,
+    count: usize,
+    replication_factor: usize,
+) -> Result<Vec<Vec<i32>>, AdminError> {
+    let mut brokers: Vec<i32> = image.brokers.iter().map(|b| b.id).collect();
+    brokers.sort_unstable();
+    if replication_factor == 0 || replication_factor > brokers.len() {
+        return Err(AdminError::InvalidReplicationFactor(format!(
+            "Replication factor: {replication_factor} larger than available brokers: {}.",
+            brokers.len()
+        )));
+    }
+    Ok((first..first + count)
+        .map(|p| {
+            (0..replication_factor)
+                .map(|i| brokers[(p + i) % brokers.len()])
+                .collect()
+        })
+        .collect())
+}
+
+fn check_assignments(image: &MetadataImage, assignments: &[Vec<i32>]) -> Result<(), AdminError> {
+    let rf = assignments.first().map_or(0, Vec::len);
+    for (p, replicas) in assignments.iter().enumerate() {
+        if replicas.is_empty() || replicas.len() != rf {
+            return Err(AdminError::InvalidReplicaAssignment(format!(
+                "All partitions should have the same number of replicas; partition {p} has {}",
+                replicas.len()
+            )));
+        }
+        let mut seen = replicas.clone();
+        seen.sort_unstable();
+        seen.dedup();
+        if seen.len() != replicas.len() {
+            return Err(AdminError::InvalidReplicaAssignment(format!(
+                "Duplicate brokers not allowed in replica assignment: {replicas:?} for partition {p}"
+            )));
+        }
+        if let Some(b) = replicas.iter().find(|b| image.broker(**b).is_none()) {
+            return Err(AdminError::InvalidReplicaAssignment(format!(
+                "Unknown broker {b} in replica assignment of partition {p}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn new_partition(replicas: Vec<i32>) -> PartitionMetadata {
+    PartitionMetadata {
+        leader: replicas[0],
+        isr: replicas.clone(),
+        replicas,
+        leader_epoch: 0,
+        partition_epoch: 0,
+    }
+}
+
+/// Validates and (unless `validate_only`) creates a topic. Returns the topic as created.
+pub async fn create_topic(
+    broker: &Broker,
+    topic: NewTopic,
+    validate_only: bool,
+) -> Result<TopicMetadata, AdminError> {
+    validate_topic_name(&topic.name)?;
+    for (k, v) in &topic.configs {
+        validate_topic_config(k, v).map_err(AdminError::InvalidConfig)?;
+    }
+    let _guard = broker.admin_lock.lock().await;
+    let image = broker.image();
+    if image.topic(&topic.name).is_some() {
+        return Err(AdminError::TopicExists(topic.name));
+    }
+    check_collision(&image, &topic.name)?;
+    let assignments = if topic.assignments.is_empty() {
+        let partitions = match topic.num_partitions {
+            -1 => broker.config.num_partitions,
+            n => n,
+        };
+        if partitions <= 0 {
+            return Err(AdminError::InvalidPartitions(
+                "Number of partitions was set to an invalid non-positive value.".into(),
+            ));
+        }
+        let rf = match topic.replication_factor {
+            -1 => broker.config.default_replication_factor,
+            n => n,
+        };
+        if rf <= 0 {
+            return Err(AdminError::InvalidReplicationFactor(
+                "Replication factor must be larger than 0.".into(),
+            ));
+        }
+        assign_replicas(&image, 0, partitions as usize, rf as usize)?
+    } else {
+        if topic.num_partitions != -1 || topic.replication_factor != -1 {
+            return Err(AdminError::InvalidReplicaAssignment(
+                "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.".into(),
+            ));
+        }
+        check_assignments(&image, &topic.assignments)?;
+        topic.assignments
+    };
+    let created = TopicMetadata {
+        name: topic.name,
+        id: Uuid::new_v4(),
+        partitions: assignments.into_iter().map(new_partition).collect(),
+        configs: topic.configs,
+    };
+    if validate_only {
+        return Ok(created);
+    }
+    broker.metadata.create_topic(created.clone()).await?;
+    broker
+        .sync_replicas()
+        .map_err(|e| AdminError::Storage(e.to_string()))?;
+    info!(topic = %created.name, partitions = created.partitions.len(), "created topic");
+    Ok(created)
+}
+
+/// Deletes a topic and its logs. Returns the deleted topic's id.
+pub async fn delete_topic(broker: &Broker, name: &str) -> Result<Uuid, AdminError> {
+    if !broker.config.delete_topic_enable {
+        return Err(AdminError::DeletionDisabled);
+    }
+    let _guard = broker.admin_lock.lock().await;
+    let id = broker
+        .image()
+        .topic(name)
+        .map(|t| t.id)
+        .ok_or(AdminError::UnknownTopic)?;
+    broker.metadata.delete_topic(name.to_string()).await?;
+    broker
+        .sync_replicas()
+        .map_err(|e| AdminError::Storage(e.to_string()))?;
+    info!(topic = %name, "deleted topic");
+    Ok(id)
+}
+
+/// Grows a topic to `total` partitions.
+pub async fn create_partitions(
+    broker: &Broker,
+    name: &str,
+    total: i32,
+    assignments: Option<Vec<Vec<i32>>>,
+    validate_only: bool,
+) -> Result<(), AdminError> {
+    let _guard = broker.admin_lock.lock().await;
+    let image = broker.image();
+    let topic: Arc<TopicMetadata> = image.topic(name).cloned().ok_or(AdminError::UnknownTopic)?;
+    let current = topic.partitions.len();
+    if total < 0 || (total as usize) <= current {
+        return Err(AdminError::InvalidPartitions(format!(
+            "Topic currently has {current} partitions, which is higher than or equal to the requested {total}."
+        )));
+    }
+    let added = total as usize - current;
+    let rf = topic.partitions.first().map_or(1, |p| p.replicas.len());
+    let new = match assignments {
+        Some(a) => {
+            if a.len() != added {
+                return Err(AdminError::InvalidReplicaAssignment(format!(
+                    "Increasing the number of partitions by {added} but {} assignments provided.",
+                    a.len()
+                )));
+            }
+            check_assignments(&image, &a)?;
+            if a.iter().any(|r| r.len() != rf) {
+                return Err(AdminError::InvalidReplicaAssignment(format!(
+                    "Inconsistent replication factor between partitions, partition 0 has {rf}"
+                )));
+            }
+            a
+        }
+        None => assign_replicas(&image, current, added, rf)?,
+    };
+    if validate_only {
+        return Ok(());
+    }
+    broker
+        .metadata
+        .add_partitions(
+            name.to_string(),
+            new.into_iter().map(new_partition).collect(),
+        )
+        .await?;
+    broker
+        .sync_replicas()
+        .map_err(|e| AdminError::Storage(e.to_string()))?;
+    info!(topic = %name, partitions = total, "added partitions");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::BrokerEndpoint;
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        for ok in ["a", "orders.v1", "A_b-9", &"x".repeat(249)] {
+            assert!(validate_topic_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".", "..", "a b", "é", "a/b", &"x".repeat(250)] {
+            assert!(
+                matches!(validate_topic_name(bad), Err(AdminError::InvalidTopic(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    fn image(brokers: &[i32], topics: &[&str]) -> MetadataImage {
+        let mut image = MetadataImage {
+            brokers: brokers
+                .iter()
+                .map(|id| BrokerEndpoint {
+                    id: *id,
+                    host: "h".into(),
+                    port: 1,
+                    rack: None,
+                })
+                .collect(),
+            ..Default::default()
+        };
+        for t in topics {
+            image.topics.insert(
+                t.to_string(),
+                Arc::new(TopicMetadata {
+                    name: t.to_string(),
+                    id: Uuid::new_v4(),
+                    partitions: vec![],
+                    configs: Default::default(),
+                }),
+            );
+        }
+        image
+    }
+
+    #[test]
+    fn dot_underscore_collisions_are_refused() {
+        let img = image(&[0], &["my.topic"]);
+        assert!(check_collision(&img, "my_topic").is_err());
+        assert!(check_collision(&img, "my.topic").is_ok());
+        assert!(check_collision(&img, "my-topic").is_ok());
+    }
+
+    #[test]
+    fn leaders_are_spread_and_rf_is_bounded() {
+        let img = image(&[2, 0, 1], &[]);
+        let a = assign_replicas(&img, 0, 4, 2).unwrap();
+        assert_eq!(a, vec![vec![0, 1], vec![1, 2], vec![2, 0], vec![0, 1]]);
+        assert!(matches!(
+            assign_replicas(&img, 0, 1, 4),
+            Err(AdminError::InvalidReplicationFactor(_))
+        ));
+        assert!(check_assignments(&img, &[vec![0, 0]]).is_err());
+        assert!(check_assignments(&img, &[vec![0, 7]]).is_err());
+        assert!(check_assignments(&img, &[vec![0, 1], vec![1]]).is_err());
+        assert!(check_assignments(&img, &[vec![0, 1], vec![1, 2]]).is_ok());
+    }
+}

@@ -1,0 +1,625 @@
+//! The broker's APIs over a raw socket, checked field by field: produce and fetch with
+//! exact offsets and bytes, idempotent producer sequences and fencing, errors Kafka defines
+//! (bad CRC, old magic, oversized batches, unknown topics), long-poll fetch, ListOffsets,
+//! OffsetForLeaderEpoch, topic administration and configs, and state across a restart.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use common::{batch, BrokerProcess, Client};
+use gregor_protocol::kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use gregor_protocol::kafka_protocol::messages::create_topics_request::{
+    CreatableTopic, CreatableTopicConfig,
+};
+use gregor_protocol::kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use gregor_protocol::kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use gregor_protocol::kafka_protocol::messages::list_offsets_request::{
+    ListOffsetsPartition, ListOffsetsTopic,
+};
+use gregor_protocol::kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use gregor_protocol::kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
+use gregor_protocol::kafka_protocol::messages::produce_request::{
+    PartitionProduceData, TopicProduceData,
+};
+use gregor_protocol::kafka_protocol::messages::produce_response::PartitionProduceResponse;
+use gregor_protocol::kafka_protocol::messages::*;
+use gregor_protocol::kafka_protocol::protocol::StrBytes;
+use gregor_protocol::kafka_protocol::records::RecordBatchDecoder;
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+fn create_topic(c: &mut Client, topic: &str, partitions: i32, configs: &[(&str, &str)]) -> i16 {
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(name(topic))
+            .with_num_partitions(partitions)
+            .with_replication_factor(1)
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, v)| {
+                        CreatableTopicConfig::default()
+                            .with_name(StrBytes::from_string(k.to_string()))
+                            .with_value(Some(StrBytes::from_string(v.to_string())))
+                    })
+                    .collect(),
+            )]);
+    c.call(7, &req).topics[0].error_code
+}
+
+fn produce(
+    c: &mut Client,
+    topic: &str,
+    partition: i32,
+    records: Bytes,
+    acks: i16,
+) -> PartitionProduceResponse {
+    let req = ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(name(topic))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(records))])]);
+    let resp = c.call(9, &req);
+    resp.responses[0].partition_responses[0].clone()
+}
+
+fn fetch_req(
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    max_wait_ms: i32,
+    min_bytes: i32,
+) -> FetchRequest {
+    FetchRequest::default()
+        .with_replica_id((-1).into())
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(min_bytes)
+        .with_max_bytes(50 * 1024 * 1024)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(name(topic))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(partition)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(1024 * 1024)])])
+}
+
+/// (offset, key, value) of every record in a fetch answer.
+fn records_of(bytes: &Bytes) -> Vec<(i64, String, String)> {
+    let mut buf = bytes.clone();
+    let sets = RecordBatchDecoder::decode_all(&mut buf).unwrap();
+    sets.into_iter()
+        .flat_map(|s| s.records)
+        .map(|r| {
+            (
+                r.offset,
+                String::from_utf8(r.key.unwrap().to_vec()).unwrap(),
+                String::from_utf8(r.value.unwrap().to_vec()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn produce_and_fetch_round_trip_with_exact_offsets_and_bytes() {
+    let broker = BrokerProcess::start(&[]);
+    let mut c = broker.client();
+    assert_eq!(create_topic(&mut c, "orders", 3, &[]), 0);
+    let mut sent = Vec::new();
+    for i in 0..5 {
+        let b = batch(
+            &[("k1", "v1"), ("k2", "v2"), ("k3", "v3")],
+            None,
+            1_700_000_000_000 + i * 10,
+        );
+        sent.push(b.clone());
+        let r = produce(&mut c, "orders", 1, b, -1);
+        assert_eq!(r.error_code, 0);
+        assert_eq!(r.base_offset, i * 3);
+        assert_eq!(r.log_start_offset, 0);
+    }
+    let resp = c.call(12, &fetch_req("orders", 1, 0, 0, 0));
+    assert_eq!(resp.session_id, 0, "sessions declined");
+    let p = &resp.responses[0].partitions[0];
+    assert_eq!(
+        (p.error_code, p.high_watermark, p.log_start_offset),
+        (0, 15, 0)
+    );
+    let records = p.records.clone().unwrap();
+    // Stored as sent except base offset (bytes 0..8) and leader epoch (12..16).
+    let mut pos = 0;
+    for (i, b) in sent.iter().enumerate() {
+        let stored = &records[pos..pos + b.len()];
+        assert_eq!(&stored[0..8], &((i as i64) * 3).to_be_bytes());
+        assert_eq!(&stored[8..12], &b[8..12]);
+        assert_eq!(&stored[12..16], &0i32.to_be_bytes(), "leader epoch 0");
+        assert_eq!(&stored[16..], &b[16..], "the rest as the client sent it");
+        pos += b.len();
+    }
+    assert_eq!(pos, records.len());
+    let offsets: Vec<i64> = records_of(&records).iter().map(|r| r.0).collect();
+    assert_eq!(offsets, (0..15).collect::<Vec<_>>());
+    // From the middle of a batch: the containing batch comes first.
+    let resp = c.call(12, &fetch_req("orders", 1, 7, 0, 0));
+    let got = records_of(resp.responses[0].partitions[0].records.as_ref().unwrap());
+    assert_eq!(got[0].0, 6);
+    assert_eq!(got.last().unwrap().0, 14);
+    // At the end: empty, never null.
+    let resp = c.call(12, &fetch_req("orders", 1, 15, 0, 0));
+    assert_eq!(
+        resp.responses[0].partitions[0]
+            .records
+            .as_ref()
+            .map(|r| r.len()),
+        Some(0)
+    );
+    // Past the end: OFFSET_OUT_OF_RANGE.
+    let resp = c.call(12, &fetch_req("orders", 1, 16, 0, 0));
+    assert_eq!(resp.responses[0].partitions[0].error_code, 1);
+    // Other partitions untouched.
+    let resp = c.call(12, &fetch_req("orders", 0, 0, 0, 0));
+    assert_eq!(resp.responses[0].partitions[0].high_watermark, 0);
+}
+
+#[test]
+fn produce_errors_follow_kafka() {
+    let broker = BrokerProcess::start(&["message.max.bytes=2000"]);
+    let mut c = broker.client();
+    assert_eq!(create_topic(&mut c, "t", 1, &[]), 0);
+    let good = batch(&[("k", "v")], None, 1);
+    // Bad CRC: flip a byte covered by it.
+    let mut bad = BytesMut::from(&good[..]);
+    let last = bad.len() - 1;
+    bad[last] ^= 0xff;
+    assert_eq!(
+        produce(&mut c, "t", 0, bad.freeze(), 1).error_code,
+        2,
+        "CORRUPT_MESSAGE"
+    );
+    // Magic 1.
+    let mut old = BytesMut::from(&good[..]);
+    old[16] = 1;
+    assert_eq!(
+        produce(&mut c, "t", 0, old.freeze(), 1).error_code,
+        87,
+        "INVALID_RECORD"
+    );
+    // Truncated batch.
+    assert_eq!(
+        produce(&mut c, "t", 0, good.slice(..good.len() - 3), 1).error_code,
+        2
+    );
+    // Over message.max.bytes.
+    let big_value = "x".repeat(5000);
+    let big = batch(&[("k", big_value.as_str())], None, 1);
+    assert_eq!(
+        produce(&mut c, "t", 0, big, 1).error_code,
+        10,
+        "MESSAGE_TOO_LARGE"
+    );
+    // Unknown topic and partition.
+    assert_eq!(produce(&mut c, "nope", 0, good.clone(), 1).error_code, 3);
+    assert_eq!(produce(&mut c, "t", 5, good.clone(), 1).error_code, 3);
+    // Bad acks.
+    assert_eq!(
+        produce(&mut c, "t", 0, good.clone(), 2).error_code,
+        21,
+        "INVALID_REQUIRED_ACKS"
+    );
+    // None of it was written: the next good batch gets offset 0.
+    let ok = produce(&mut c, "t", 0, good, 1);
+    assert_eq!((ok.error_code, ok.base_offset), (0, 0));
+}
+
+#[test]
+fn min_insync_replicas_above_the_isr_refuses_acks_all() {
+    let broker = BrokerProcess::start(&[]);
+    let mut c = broker.client();
+    assert_eq!(
+        create_topic(&mut c, "safe", 1, &[("min.insync.replicas", "2")]),
+        0
+    );
+    let b = batch(&[("k", "v")], None, 1);
+    assert_eq!(
+        produce(&mut c, "safe", 0, b.clone(), -1).error_code,
+        19,
+        "NOT_ENOUGH_REPLICAS"
+    );
+    assert_eq!(
+        produce(&mut c, "safe", 0, b, 1).error_code,
+        0,
+        "acks=1 is not bound by it"
+    );
+}
+
+#[test]
+fn idempotent_producer_sequences_duplicates_and_fencing_survive_restart() {
+    let mut broker = BrokerProcess::start(&[]);
+    let mut c = broker.client();
+    assert_eq!(create_topic(&mut c, "idem", 1, &[]), 0);
+    let init = c.call(
+        4,
+        &InitProducerIdRequest::default().with_transaction_timeout_ms(60000),
+    );
+    assert_eq!(init.error_code, 0);
+    let (pid, epoch) = (init.producer_id.0, init.producer_epoch);
+    assert!(pid >= 0);
+    assert_eq!(epoch, 0);
+    let second = c.call(
+        4,
+        &InitProducerIdRequest::default().with_transaction_timeout_ms(60000),
+    );
+    assert_ne!(second.producer_id.0, pid, "ids are never reused");
+
+    let b0 = batch(&[("a", "1"), ("b", "2")], Some((pid, 0, 0)), 10);
+    let b1 = batch(&[("c", "3")], Some((pid, 0, 2)), 20);
+    assert_eq!(produce(&mut c, "idem", 0, b0.clone(), -1).base_offset, 0);
+    assert_eq!(produce(&mut c, "idem", 0, b1.clone(), -1).base_offset, 2);
+    // A retried duplicate is answered with its original offset and not written again.
+    let dup = produce(&mut c, "idem", 0, b0.clone(), -1);
+    assert_eq!((dup.error_code, dup.base_offset), (0, 0));
+    // A gap in sequence.
+    let gap = batch(&[("d", "4")], Some((pid, 0, 9)), 30);
+    assert_eq!(
+        produce(&mut c, "idem", 0, gap, -1).error_code,
+        45,
+        "OUT_OF_ORDER_SEQUENCE_NUMBER"
+    );
+    // A newer epoch fences the old one.
+    let bumped = batch(&[("e", "5")], Some((pid, 1, 0)), 40);
+    assert_eq!(produce(&mut c, "idem", 0, bumped, -1).base_offset, 3);
+    let stale = batch(&[("f", "6")], Some((pid, 0, 3)), 50);
+    assert_eq!(
+        produce(&mut c, "idem", 0, stale, -1).error_code,
+        47,
+        "INVALID_PRODUCER_EPOCH"
+    );
+
+    // State survives a restart: clean, then kill -9.
+    assert!(broker.stop());
+    broker.restart();
+    let mut c = broker.client();
+    let next = batch(&[("g", "7")], Some((pid, 1, 1)), 60);
+    assert_eq!(produce(&mut c, "idem", 0, next.clone(), -1).base_offset, 4);
+    broker.kill9();
+    broker.restart();
+    let mut c = broker.client();
+    let dup = produce(&mut c, "idem", 0, next, -1);
+    assert_eq!(
+        (dup.error_code, dup.base_offset),
+        (0, 4),
+        "duplicate recognised after kill -9"
+    );
+    let resp = c.call(12, &fetch_req("idem", 0, 0, 0, 0));
+    let got = records_of(resp.responses[0].partitions[0].records.as_ref().unwrap());
+    let keys: Vec<&str> = got.iter().map(|r| r.1.as_str()).collect();
+    assert_eq!(keys, ["a", "b", "c", "e", "g"]);
+    // A fresh id after restart is still new.
+    let third = c.call(
+        4,
+        &InitProducerIdRequest::default().with_transaction_timeout_ms(60000),
+    );
+    assert!(third.producer_id.0 > second.producer_id.0);
+}
+
+#[test]
+fn fetch_long_poll_is_woken_by_new_data() {
+    let broker = BrokerProcess::start(&[]);
+    let mut c = broker.client();
+    assert_eq!(create_topic(&mut c, "poll", 1, &[]), 0);
+    // Nothing there: waits max_wait_ms.
+    let start = Instant::now();
+    let resp = c.call(12, &fetch_req("poll", 0, 0, 400, 1));
+    assert!(start.elapsed() >= Duration::from_millis(380));
+    assert_eq!(
+        resp.responses[0].partitions[0]
+            .records
+            .as_ref()
+            .unwrap()
+            .len(),
+        0
+    );
+    // Data arriving during the wait answers it early.
+    let port = broker.port;
+    let producer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        let mut p = Client::connect(port);
+        produce(&mut p, "poll", 0, batch(&[("k", "v")], None, 1), 1)
+    });
+    let start = Instant::now();
+    let resp = c.call(12, &fetch_req("poll", 0, 0, 10_000, 1));
+    let waited = start.elapsed();
+    assert_eq!(producer.join().unwrap().error_code, 0);
+    assert!(waited < Duration::from_secs(5), "woken after {waited:?}");
+    let got = records_of(resp.responses[0].partitions[0].records.as_ref().unwrap());
+    assert_eq!(got, vec![(0, "k".to_string(), "v".to_string())]);
+}
+
+#[test]
+fn list_offsets_and_offset_for_leader_epoch() {
+    let broker = BrokerProcess::start(&[]);
+    let mut c = broker.client();
+    assert_eq!(create_topic(&mut c, "lo", 1, &[]), 0);
+    // Timestamps 1000..1004 in one batch, 2000..2002 in another.
+    produce(
+        &mut c,
+        "lo",
+        0,
+        batch(
+            &[("a", ""), ("b", ""), ("c", ""), ("d", ""), ("e", "")],
+            None,
+            1000,
+        ),
+        1,
+    );
+    produce(
+        &mut c,
+        "lo",
+        0,
+        batch(&[("f", ""), ("g", ""), ("h", "")], None, 2000),
+        1,
+    );
+    let query = |c: &mut Client, ts: i64| {
+        let req = ListOffsetsRequest::default()
+            .with_replica_id((-1).into())
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(name("lo"))
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_current_leader_epoch(-1)
+                    .with_timestamp(ts)])]);
+        let p = c.call(8, &req).topics[0].partitions[0].clone();
+        (p.error_code, p.offset, p.timestamp)
+    };
+    assert_eq!(query(&mut c, -2), (0, 0, -1), "earliest");
+    assert_eq!(query(&mut c, -1), (0, 8, -1), "latest");
+    assert_eq!(
+        query(&mut c, 1002),
+        (0, 2, 1002),
+        "a record inside the first batch"
+    );
+    assert_eq!(
+        query(&mut c, 1500),
+        (0, 5, 2000),
+        "first record at or after"
+    );
+    assert_eq!(query(&mut c, 2001), (0, 6, 2001));
+    assert_eq!(query(&mut c, 9999), (0, -1, -1), "none after");
+    assert_eq!(query(&mut c, -3), (0, 7, 2002), "max timestamp");
+
+    let req = OffsetForLeaderEpochRequest::default()
+        .with_replica_id((-1).into())
+        .with_topics(vec![OffsetForLeaderTopic::default()
+            .with_topic(name("lo"))
+            .with_partitions(vec![
+                OffsetForLeaderPartition::default()
+                    .with_partition(0)
+                    .with_current_leader_epoch(0)
+                    .with_leader_epoch(0),
+                OffsetForLeaderPartition::default()
+                    .with_partition(0)
+                    .with_current_leader_epoch(-1)
+                    .with_leader_epoch(5),
+                OffsetForLeaderPartition::default()
+                    .with_partition(0)
+                    .with_current_leader_epoch(3)
+                    .with_leader_epoch(0),
+            ])]);
+    let resp = c.call(4, &req);
+    let parts = &resp.topics[0].partitions;
+    assert_eq!(
+        (
+            parts[0].error_code,
+            parts[0].leader_epoch,
+            parts[0].end_offset
+        ),
+        (0, 0, 8)
+    );
+    assert_eq!(
+        (parts[1].leader_epoch, parts[1].end_offset),
+        (-1, -1),
+        "unknown epoch"
+    );
+    assert_eq!(
+        parts[2].error_code, 74,
+        "UNKNOWN_LEADER_EPOCH for a future epoch"
+    );
+}
+
+#[test]
+fn topic_administration_and_configs() {
+    let broker = BrokerProcess::start(&["log.segment.bytes=1048576"]);
+    let mut c = broker.client();
+    assert_eq!(
+        create_topic(&mut c, "admin-t", 2, &[("cleanup.policy", "compact")]),
+        0
+    );
+    assert_eq!(
+        create_topic(&mut c, "admin-t", 2, &[]),
+        36,
+        "TOPIC_ALREADY_EXISTS"
+    );
+    assert_eq!(
+        create_topic(&mut c, "bad name", 2, &[]),
+        17,
+        "INVALID_TOPIC_EXCEPTION"
+    );
+    assert_eq!(create_topic(&mut c, "my.topic", 1, &[]), 0);
+    assert_eq!(
+        create_topic(&mut c, "my_topic", 1, &[]),
+        17,
+        "collides with my.topic"
+    );
+    assert_eq!(create_topic(&mut c, "z", 0, &[]), 37, "INVALID_PARTITIONS");
+    assert_eq!(
+        create_topic(&mut c, "z", 1, &[("no.such.config", "1")]),
+        40,
+        "INVALID_CONFIG"
+    );
+    let rf = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+        .with_name(name("z"))
+        .with_num_partitions(1)
+        .with_replication_factor(3)]);
+    assert_eq!(
+        c.call(7, &rf).topics[0].error_code,
+        38,
+        "INVALID_REPLICATION_FACTOR"
+    );
+    // validate_only creates nothing.
+    let v = CreateTopicsRequest::default()
+        .with_validate_only(true)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(name("ghost"))
+            .with_num_partitions(4)
+            .with_replication_factor(1)]);
+    let vr = c.call(7, &v);
+    assert_eq!(
+        (vr.topics[0].error_code, vr.topics[0].num_partitions),
+        (0, 4)
+    );
+
+    let md = c.call(
+        12,
+        &MetadataRequest::default()
+            .with_allow_auto_topic_creation(false)
+            .with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(name("admin-t"))),
+                MetadataRequestTopic::default().with_name(Some(name("ghost"))),
+            ])),
+    );
+    let t = &md.topics[0];
+    assert_eq!(t.error_code, 0);
+    assert_eq!(t.partitions.len(), 2);
+    assert!(!t.topic_id.is_nil());
+    assert_eq!(t.partitions[1].leader_id.0, 0);
+    assert_eq!(t.partitions[1].leader_epoch, 0);
+    assert_eq!(md.topics[1].error_code, 3, "ghost was never created");
+
+    // Grow to 5 partitions; shrinking is refused.
+    let grow = |count| {
+        CreatePartitionsRequest::default().with_topics(vec![CreatePartitionsTopic::default()
+            .with_name(name("admin-t"))
+            .with_count(count)])
+    };
+    assert_eq!(c.call(3, &grow(5)).results[0].error_code, 0);
+    assert_eq!(c.call(3, &grow(4)).results[0].error_code, 37);
+    assert_eq!(
+        produce(&mut c, "admin-t", 4, batch(&[("k", "v")], None, 1), 1).base_offset,
+        0
+    );
+
+    // DescribeConfigs: the override is a topic config; others come from broker or defaults.
+    let req = DescribeConfigsRequest::default()
+        .with_include_synonyms(true)
+        .with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_static_str("admin-t")),
+            DescribeConfigsResource::default()
+                .with_resource_type(4)
+                .with_resource_name(StrBytes::from_static_str("0"))
+                .with_configuration_keys(Some(vec![StrBytes::from_static_str(
+                    "log.segment.bytes",
+                )])),
+        ]);
+    let resp = c.call(4, &req);
+    let topic = &resp.results[0];
+    assert_eq!(topic.error_code, 0);
+    let get = |n: &str| topic.configs.iter().find(|e| e.name.as_str() == n).unwrap();
+    assert_eq!(
+        get("cleanup.policy").value.as_ref().unwrap().as_str(),
+        "compact"
+    );
+    assert_eq!(get("cleanup.policy").config_source, 1, "TOPIC_CONFIG");
+    assert_eq!(
+        get("segment.bytes").value.as_ref().unwrap().as_str(),
+        "1048576"
+    );
+    assert_eq!(
+        get("segment.bytes").config_source,
+        4,
+        "STATIC_BROKER_CONFIG"
+    );
+    assert_eq!(
+        get("retention.ms").value.as_ref().unwrap().as_str(),
+        "604800000"
+    );
+    assert_eq!(get("retention.ms").config_source, 5, "DEFAULT_CONFIG");
+    let broker_res = &resp.results[1];
+    assert_eq!(broker_res.configs.len(), 1);
+    assert_eq!(
+        broker_res.configs[0].value.as_ref().unwrap().as_str(),
+        "1048576"
+    );
+
+    // Delete: gone from metadata, produce refused, name reusable with fresh data.
+    let del = DeleteTopicsRequest::default().with_topic_names(vec![name("admin-t")]);
+    assert_eq!(c.call(5, &del).responses[0].error_code, 0);
+    assert_eq!(c.call(5, &del).responses[0].error_code, 3);
+    assert_eq!(
+        produce(&mut c, "admin-t", 0, batch(&[("k", "v")], None, 1), 1).error_code,
+        3
+    );
+    assert_eq!(create_topic(&mut c, "admin-t", 1, &[]), 0);
+    let resp = c.call(12, &fetch_req("admin-t", 0, 0, 0, 0));
+    assert_eq!(
+        resp.responses[0].partitions[0].high_watermark, 0,
+        "no data of the old topic"
+    );
+}
+
+#[test]
+fn metadata_auto_creates_and_everything_survives_a_restart() {
+    let mut broker = BrokerProcess::start(&["num.partitions=4"]);
+    let mut c = broker.client();
+    let md = c.call(
+        9,
+        &MetadataRequest::default()
+            .with_allow_auto_topic_creation(true)
+            .with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(name("auto")))
+            ])),
+    );
+    assert_eq!(md.topics[0].error_code, 0);
+    assert_eq!(md.topics[0].partitions.len(), 4);
+    let id = md.topics[0].topic_id;
+    for p in 0..4 {
+        assert_eq!(
+            produce(
+                &mut c,
+                "auto",
+                p,
+                batch(&[("k", "v"), ("k2", "v2")], None, 5),
+                -1
+            )
+            .error_code,
+            0
+        );
+    }
+    let cluster_id = md.cluster_id.clone();
+    assert!(broker.stop(), "graceful shutdown exits 0");
+    assert!(broker.data_dir().join(".kafka_cleanshutdown").exists());
+    broker.restart();
+    let mut c = broker.client();
+    let md = c.call(12, &MetadataRequest::default().with_topics(None));
+    assert_eq!(md.cluster_id, cluster_id, "cluster id is kept");
+    assert_eq!(md.topics.len(), 1);
+    assert_eq!(md.topics[0].topic_id, id, "topic id is kept");
+    assert_eq!(md.topics[0].partitions.len(), 4);
+    for p in 0..4 {
+        let resp = c.call(12, &fetch_req("auto", p, 0, 0, 0));
+        let got = records_of(resp.responses[0].partitions[0].records.as_ref().unwrap());
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1], (1, "k2".to_string(), "v2".to_string()));
+    }
+}
