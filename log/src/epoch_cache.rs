@@ -1,0 +1,149 @@
+//! LeaderEpochFileCache: the start offset of every leader epoch of this partition, kept in
+//! `leader-epoch-checkpoint` in Kafka's text format ("0", the entry count, then one
+//! "epoch start_offset" line per epoch). It answers OffsetForLeaderEpoch, which consumers
+//! use to detect truncation and followers use to truncate before fetching.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use tracing::warn;
+
+use crate::error::{at, LogError};
+
+pub const FILE_NAME: &str = "leader-epoch-checkpoint";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EpochEndOffset {
+    pub leader_epoch: i32,
+    pub end_offset: i64,
+}
+
+impl EpochEndOffset {
+    pub const UNDEFINED: EpochEndOffset = EpochEndOffset {
+        leader_epoch: -1,
+        end_offset: -1,
+    };
+}
+
+pub struct LeaderEpochFileCache {
+    path: PathBuf,
+    /// (epoch, start offset), both increasing.
+    entries: Vec<(i32, i64)>,
+}
+
+impl LeaderEpochFileCache {
+    /// Loads the checkpoint in `dir`; a missing or unreadable one starts empty (Kafka
+    /// rebuilds epochs from the batches as it appends; a consumer then sees -1 epochs).
+    pub fn load(dir: &Path) -> LeaderEpochFileCache {
+        let path = dir.join(FILE_NAME);
+        let entries = match std::fs::read_to_string(&path) {
+            Ok(text) => parse(&text).unwrap_or_else(|| {
+                warn!(file = %path.display(), "unreadable leader epoch checkpoint; starting empty");
+                Vec::new()
+            }),
+            Err(_) => Vec::new(),
+        };
+        LeaderEpochFileCache { path, entries }
+    }
+
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.entries.last().map(|e| e.0)
+    }
+
+    /// Records that `epoch` starts at `start_offset` (ignored unless newer than the latest).
+    pub fn assign(&mut self, epoch: i32, start_offset: i64) -> Result<(), LogError> {
+        if self.latest_epoch().is_some_and(|e| e >= epoch) {
+            return Ok(());
+        }
+        self.entries.push((epoch, start_offset));
+        self.write()
+    }
+
+    /// Drops entries starting at or after `offset` (the log was truncated there).
+    pub fn truncate_from_end(&mut self, offset: i64) -> Result<(), LogError> {
+        let before = self.entries.len();
+        self.entries.retain(|&(_, start)| start < offset);
+        if self.entries.len() != before {
+            self.write()?;
+        }
+        Ok(())
+    }
+
+    /// Kafka's `endOffsetFor`.
+    pub fn end_offset_for(&self, requested: i32, log_end_offset: i64) -> EpochEndOffset {
+        if requested == -1 {
+            return EpochEndOffset::UNDEFINED;
+        }
+        if self.latest_epoch() == Some(requested) {
+            return EpochEndOffset {
+                leader_epoch: requested,
+                end_offset: log_end_offset,
+            };
+        }
+        let Some(&(_, higher_start)) = self.entries.iter().find(|(e, _)| *e > requested) else {
+            return EpochEndOffset::UNDEFINED;
+        };
+        match self.entries.iter().rev().find(|(e, _)| *e <= requested) {
+            None => EpochEndOffset {
+                leader_epoch: requested,
+                end_offset: higher_start,
+            },
+            Some(&(floor, _)) => EpochEndOffset {
+                leader_epoch: floor,
+                end_offset: higher_start,
+            },
+        }
+    }
+
+    fn write(&self) -> Result<(), LogError> {
+        let mut text = format!("0\n{}\n", self.entries.len());
+        for (epoch, start) in &self.entries {
+            text.push_str(&format!("{epoch} {start}\n"));
+        }
+        let tmp = self.path.with_extension("tmp");
+        let mut f = std::fs::File::create(&tmp).map_err(at(&tmp))?;
+        f.write_all(text.as_bytes()).map_err(at(&tmp))?;
+        f.sync_all().map_err(at(&tmp))?;
+        std::fs::rename(&tmp, &self.path).map_err(at(&self.path))
+    }
+}
+
+fn parse(text: &str) -> Option<Vec<(i32, i64)>> {
+    let mut lines = text.lines();
+    if lines.next()?.trim() != "0" {
+        return None;
+    }
+    let count: usize = lines.next()?.trim().parse().ok()?;
+    let mut entries = Vec::with_capacity(count);
+    for _ in 0..count {
+        let mut parts = lines.next()?.split_whitespace();
+        let epoch = parts.next()?.parse().ok()?;
+        let start = parts.next()?.parse().ok()?;
+        entries.push((epoch, start));
+    }
+    Some(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn end_offsets_follow_kafka_and_persist() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = LeaderEpochFileCache::load(dir.path());
+        assert_eq!(c.end_offset_for(0, 0), EpochEndOffset::UNDEFINED);
+        c.assign(1, 10).unwrap();
+        c.assign(3, 50).unwrap();
+        c.assign(2, 60).unwrap(); // older than latest: ignored
+        let c = LeaderEpochFileCache::load(dir.path());
+        assert_eq!(std::fs::read_to_string(dir.path().join(FILE_NAME)).unwrap(), "0\n2\n1 10\n3 50\n");
+        let e = |ep, off| EpochEndOffset { leader_epoch: ep, end_offset: off };
+        assert_eq!(c.end_offset_for(3, 99), e(3, 99), "latest: log end");
+        assert_eq!(c.end_offset_for(1, 99), e(1, 50));
+        assert_eq!(c.end_offset_for(2, 99), e(1, 50), "unknown middle epoch: floor");
+        assert_eq!(c.end_offset_for(0, 99), e(0, 10), "older than all");
+        assert_eq!(c.end_offset_for(4, 99), EpochEndOffset::UNDEFINED, "newer than all");
+        assert_eq!(c.end_offset_for(-1, 99), EpochEndOffset::UNDEFINED);
+    }
+}

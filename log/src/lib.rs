@@ -1,0 +1,24 @@
+//! gregor-log: one partition's log on disk.
+//!
+//! `Log` (log.rs) is the entry point: segments of RecordBatch v2 bytes stored as clients
+//! sent them (`segment`, with its sparse `index`), crash recovery of the active segment,
+//! the leader epoch history (`epoch_cache`) and idempotent-producer state
+//! (`producer_state`). `batch` parses and validates batch headers without touching records.
+//! It knows nothing of the network or of ZooKeeper.
+
+pub mod batch;
+pub mod config;
+pub mod epoch_cache;
+pub mod error;
+pub mod index;
+#[allow(clippy::module_inception)]
+pub mod log;
+pub mod producer_state;
+pub mod segment;
+
+pub use batch::{parse_record_set, BatchHeader, RECORD_BATCH_OVERHEAD};
+pub use config::LogConfig;
+pub use epoch_cache::EpochEndOffset;
+pub use error::LogError;
+pub use log::{AppendInfo, FetchSlice, Log};
+pub use producer_state::ProducerError;

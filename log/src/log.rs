@@ -1,0 +1,406 @@
+//! Log: one partition's sequence of segments, the only way the broker touches its data.
+//!
+//! Appends assign dense offsets by rewriting each batch header's base offset (and leader
+//! epoch) and go to the active (last) segment, rolling at `segment.bytes`. Reads locate the
+//! segment by base offset, the batch through the sparse index, and hand back a file range
+//! to read outside the caller's lock. On open the active segment is always recovered by a
+//! CRC scan, so a torn tail from a crash is cut before anything is served.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tracing::{debug, info};
+
+use crate::batch::BatchHeader;
+use crate::epoch_cache::{EpochEndOffset, LeaderEpochFileCache};
+use crate::error::{at, LogError};
+use crate::producer_state::{ProducerEntry, ProducerError, ProducerStateManager, SequenceCheck};
+use crate::segment::LogSegment;
+use crate::LogConfig;
+
+/// What an append did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub max_timestamp: i64,
+    /// -1: batches keep their CreateTime.
+    pub log_append_time: i64,
+    pub log_start_offset: i64,
+    /// A retried idempotent batch: nothing was written, the offsets are the original ones.
+    pub duplicate: bool,
+    pub record_count: i64,
+}
+
+/// A byte range of a segment file, to be read without holding the partition lock.
+/// Segments are append-only, so the range stays valid; the `Arc<File>` keeps a deleted
+/// segment readable.
+#[derive(Clone, Debug)]
+pub struct FetchSlice {
+    pub file: Arc<File>,
+    pub position: u64,
+    pub len: usize,
+}
+
+impl FetchSlice {
+    pub fn read(&self) -> std::io::Result<Bytes> {
+        let mut buf = BytesMut::zeroed(self.len);
+        self.file.read_exact_at(&mut buf, self.position)?;
+        Ok(buf.freeze())
+    }
+}
+
+pub struct Log {
+    dir: PathBuf,
+    config: LogConfig,
+    segments: BTreeMap<i64, LogSegment>,
+    log_start_offset: i64,
+    producers: ProducerStateManager,
+    epochs: LeaderEpochFileCache,
+    unflushed_messages: u64,
+}
+
+impl Log {
+    pub fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
+        std::fs::create_dir_all(dir).map_err(at(dir))?;
+        let mut bases = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(at(dir))? {
+            let name = entry.map_err(at(dir))?.file_name();
+            let name = name.to_string_lossy();
+            if let Some(base) = name.strip_suffix(".log").and_then(|s| s.parse::<i64>().ok()) {
+                bases.push(base);
+            }
+        }
+        bases.sort_unstable();
+        let mut segments = BTreeMap::new();
+        for (i, base) in bases.iter().enumerate() {
+            let last = i + 1 == bases.len();
+            let next = bases.get(i + 1).copied();
+            let segment = LogSegment::open(dir, *base, last, next, config.index_interval_bytes)?;
+            segments.insert(*base, segment);
+        }
+        if segments.is_empty() {
+            segments.insert(0, LogSegment::create(dir, 0)?);
+        }
+        let log_start_offset = *segments.keys().next().unwrap_or(&0);
+        let mut log = Log {
+            dir: dir.to_path_buf(),
+            config,
+            segments,
+            log_start_offset,
+            producers: ProducerStateManager::default(),
+            epochs: LeaderEpochFileCache::load(dir),
+            unflushed_messages: 0,
+        };
+        let leo = log.log_end_offset();
+        log.epochs.truncate_from_end(leo)?;
+        log.load_producer_state()?;
+        debug!(dir = %dir.display(), segments = log.segments.len(), log_end_offset = leo, "opened log");
+        Ok(log)
+    }
+
+    /// Newest snapshot, then every batch after it replayed from the log.
+    fn load_producer_state(&mut self) -> Result<(), LogError> {
+        let leo = self.log_end_offset();
+        let (state, from) = match ProducerStateManager::load_latest(&self.dir, leo)? {
+            Some((s, offset)) => (s, offset),
+            None => (ProducerStateManager::default(), self.log_start_offset),
+        };
+        self.producers = state;
+        let mut replayed = 0u64;
+        for segment in self.segments.values() {
+            if segment.next_offset() <= from {
+                continue;
+            }
+            let start = match segment.find_batch(from)? {
+                Some((pos, _)) => pos,
+                None => continue,
+            };
+            let producers = &mut self.producers;
+            segment.for_each_header(start, |_, h| {
+                if h.last_offset() >= from {
+                    producers.replay(h);
+                    replayed += 1;
+                }
+                true
+            })?;
+        }
+        if replayed > 0 {
+            info!(dir = %self.dir.display(), from_offset = from, batches = replayed,
+                "rebuilt producer state from the log");
+        }
+        Ok(())
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().map_or(0, |s| s.next_offset())
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(|s| s.size()).sum()
+    }
+
+    fn active(&self) -> Option<&LogSegment> {
+        self.segments.values().next_back()
+    }
+
+    /// Appends a validated record set (headers from `parse_record_set` on these bytes).
+    pub fn append(&mut self, records: &mut [u8], headers: &[BatchHeader], leader_epoch: i32) -> Result<AppendInfo, LogError> {
+        // Producer checks first: nothing is written unless every batch passes.
+        let mut pending: BTreeMap<i64, ProducerEntry> = BTreeMap::new();
+        let mut next = self.log_end_offset();
+        for h in headers.iter().filter(|h| h.has_producer_id()) {
+            match self.producers.check(h, &pending)? {
+                SequenceCheck::Append => {}
+                SequenceCheck::Duplicate { first_offset, last_offset } => {
+                    if headers.len() == 1 {
+                        return Ok(AppendInfo {
+                            first_offset,
+                            last_offset,
+                            max_timestamp: h.max_timestamp,
+                            log_append_time: -1,
+                            log_start_offset: self.log_start_offset,
+                            duplicate: true,
+                            record_count: i64::from(h.record_count),
+                        });
+                    }
+                    return Err(ProducerError::OutOfOrderSequence {
+                        producer_id: h.producer_id,
+                        found: h.base_sequence,
+                        expected: -1,
+                    }
+                    .into());
+                }
+            }
+        }
+        let first_offset = next;
+        let mut pos = 0usize;
+        let mut max_timestamp = -1;
+        let mut record_count = 0i64;
+        for h in headers {
+            records[pos..pos + 8].copy_from_slice(&next.to_be_bytes());
+            records[pos + 12..pos + 16].copy_from_slice(&leader_epoch.to_be_bytes());
+            if h.has_producer_id() {
+                let entry = self.producers.updated_entry(h, next, &pending);
+                pending.insert(h.producer_id, entry);
+            }
+            max_timestamp = max_timestamp.max(h.max_timestamp);
+            record_count += i64::from(h.record_count);
+            next += i64::from(h.last_offset_delta) + 1;
+            pos += h.total_size();
+        }
+        let assigned: Vec<BatchHeader> = {
+            let mut offset = first_offset;
+            headers
+                .iter()
+                .map(|h| {
+                    let mut a = *h;
+                    a.base_offset = offset;
+                    a.partition_leader_epoch = leader_epoch;
+                    offset = a.last_offset() + 1;
+                    a
+                })
+                .collect()
+        };
+        self.maybe_roll(records.len() as u64)?;
+        let interval = self.config.index_interval_bytes;
+        let active = self
+            .segments
+            .values_mut()
+            .next_back()
+            .ok_or_else(|| LogError::Io(std::io::Error::other("log has no segment")))?;
+        active.append(records, &assigned, interval)?;
+        self.producers.apply(pending);
+        if self.epochs.latest_epoch().is_none_or(|e| e < leader_epoch) {
+            self.epochs.assign(leader_epoch, first_offset)?;
+        }
+        self.unflushed_messages += record_count.max(1) as u64;
+        if self.unflushed_messages >= self.config.flush_interval_messages {
+            self.flush()?;
+        }
+        Ok(AppendInfo {
+            first_offset,
+            last_offset: next - 1,
+            max_timestamp,
+            log_append_time: -1,
+            log_start_offset: self.log_start_offset,
+            duplicate: false,
+            record_count,
+        })
+    }
+
+    fn maybe_roll(&mut self, incoming: u64) -> Result<(), LogError> {
+        let Some(active) = self.active() else { return Ok(()) };
+        if active.is_empty() || active.size() + incoming <= self.config.segment_bytes {
+            return Ok(());
+        }
+        let base = active.next_offset();
+        active.flush()?;
+        self.producers.write_snapshot(&self.dir, base)?;
+        let segment = LogSegment::create(&self.dir, base)?;
+        debug!(dir = %self.dir.display(), base_offset = base, "rolled new segment");
+        self.segments.insert(base, segment);
+        Ok(())
+    }
+
+    /// Kafka's read; see the crate documentation of `FetchSlice`.
+    pub fn read(&self, start_offset: i64, max_bytes: usize, max_offset: i64, min_one_batch: bool) -> Result<Option<FetchSlice>, LogError> {
+        let leo = self.log_end_offset();
+        if start_offset < self.log_start_offset || start_offset > leo {
+            return Err(LogError::OffsetOutOfRange {
+                offset: start_offset,
+                log_start: self.log_start_offset,
+                log_end: leo,
+            });
+        }
+        if start_offset >= max_offset || start_offset == leo {
+            return Ok(None);
+        }
+        let floor = self.segments.range(..=start_offset).next_back().map(|(b, _)| *b);
+        let from = floor.unwrap_or(self.log_start_offset);
+        for segment in self.segments.range(from..).map(|(_, s)| s) {
+            let Some((pos, first)) = segment.find_batch(start_offset)? else {
+                continue;
+            };
+            if first.base_offset >= max_offset {
+                return Ok(None);
+            }
+            let end = if max_offset >= segment.next_offset() {
+                segment.size()
+            } else {
+                match segment.find_batch(max_offset)? {
+                    Some((p, h)) if h.base_offset >= max_offset => p,
+                    Some((p, h)) => p + h.total_size() as u64,
+                    None => segment.size(),
+                }
+            };
+            let available = (end - pos) as usize;
+            let first_size = first.total_size().min(available);
+            let len = if min_one_batch {
+                available.min(max_bytes).max(first_size)
+            } else if max_bytes < first_size {
+                // Not even the first batch fits: a fragment of it would be useless.
+                return Ok(None);
+            } else {
+                available.min(max_bytes)
+            };
+            return Ok(Some(FetchSlice {
+                file: segment.file().clone(),
+                position: pos,
+                len,
+            }));
+        }
+        Ok(None)
+    }
+
+    /// Every batch header with its segment, in offset order, until `f` returns false.
+    fn for_each_batch(&self, mut f: impl FnMut(&LogSegment, u64, &BatchHeader) -> bool) -> Result<(), LogError> {
+        for segment in self.segments.values() {
+            let mut go_on = true;
+            segment.for_each_header(0, |pos, h| {
+                go_on = f(segment, pos, h);
+                go_on
+            })?;
+            if !go_on {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// (offset, timestamp) of each record of the batch at `pos`.
+    fn record_timestamps(segment: &LogSegment, pos: u64, h: &BatchHeader) -> Result<Vec<(i64, i64)>, LogError> {
+        let bytes = segment.read_bytes(pos, h.total_size())?;
+        let mut buf = Bytes::from(bytes);
+        let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).map_err(|e| LogError::CorruptBatch {
+            position: pos as usize,
+            reason: e.to_string(),
+        })?;
+        Ok(set.records.iter().map(|r| (r.offset, r.timestamp)).collect())
+    }
+
+    /// The first record with timestamp >= `ts`: (offset, timestamp).
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
+        let mut found = None;
+        self.for_each_batch(|segment, pos, h| {
+            if h.max_timestamp < ts {
+                return true;
+            }
+            found = Some((segment.base_offset, pos, *h));
+            false
+        })?;
+        let Some((base, pos, h)) = found else { return Ok(None) };
+        let Some(segment) = self.segments.get(&base) else { return Ok(None) };
+        let records = Self::record_timestamps(segment, pos, &h)?;
+        Ok(records.into_iter().find(|(_, t)| *t >= ts).or(Some((h.base_offset, h.max_timestamp))))
+    }
+
+    /// The record with the largest timestamp (the earliest if several): (offset, timestamp).
+    pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>, LogError> {
+        let mut best: Option<(i64, u64, BatchHeader)> = None;
+        self.for_each_batch(|segment, pos, h| {
+            if best.as_ref().is_none_or(|(_, _, b)| h.max_timestamp > b.max_timestamp) {
+                best = Some((segment.base_offset, pos, *h));
+            }
+            true
+        })?;
+        let Some((base, pos, h)) = best else { return Ok(None) };
+        let Some(segment) = self.segments.get(&base) else { return Ok(None) };
+        let records = Self::record_timestamps(segment, pos, &h)?;
+        Ok(records
+            .into_iter()
+            .find(|(_, t)| *t == h.max_timestamp)
+            .or(Some((h.last_offset(), h.max_timestamp))))
+    }
+
+    pub fn assign_epoch_start_offset(&mut self, leader_epoch: i32, start_offset: i64) -> Result<(), LogError> {
+        self.epochs.assign(leader_epoch, start_offset)
+    }
+
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epochs.latest_epoch()
+    }
+
+    pub fn end_offset_for_epoch(&self, requested_epoch: i32) -> EpochEndOffset {
+        self.epochs.end_offset_for(requested_epoch, self.log_end_offset())
+    }
+
+    pub fn flush(&mut self) -> Result<(), LogError> {
+        if let Some(active) = self.active() {
+            active.flush()?;
+        }
+        self.unflushed_messages = 0;
+        Ok(())
+    }
+
+    /// Clean close: flush and snapshot the producer state at the log end offset.
+    pub fn close(&mut self) -> Result<(), LogError> {
+        self.flush()?;
+        let leo = self.log_end_offset();
+        self.producers.write_snapshot(&self.dir, leo)
+    }
+
+    /// Removes the partition directory and everything in it.
+    pub fn delete(self) -> Result<(), LogError> {
+        for s in self.segments.values() {
+            s.delete_files()?;
+        }
+        std::fs::remove_dir_all(&self.dir).map_err(at(&self.dir))
+    }
+}

@@ -1,0 +1,284 @@
+//! ProducerStateManager: what an idempotent producer has written to this partition, so a
+//! retried batch is recognised and answered with its original offsets, a gap in sequence
+//! numbers is refused, and a fenced (older) producer epoch cannot write.
+//!
+//! Per producer id it keeps the epoch and the last 5 batches (Kafka's
+//! `NUM_BATCHES_TO_RETAIN`: a producer has at most 5 requests in flight). The state is
+//! snapshotted to `<offset>.snapshot` on roll and close and rebuilt after a crash by
+//! replaying batch headers from the newest snapshot, as Kafka does.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+use tracing::warn;
+
+use crate::batch::{increment_sequence, BatchHeader};
+use crate::error::{at, LogError};
+
+pub const BATCHES_TO_RETAIN: usize = 5;
+const SNAPSHOT_MAGIC: &[u8; 4] = b"GPS1";
+const SNAPSHOTS_TO_KEEP: usize = 2;
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ProducerError {
+    #[error("producer {producer_id} epoch {epoch} is older than the current epoch {current}")]
+    InvalidProducerEpoch { producer_id: i64, epoch: i16, current: i16 },
+    #[error("out of order sequence for producer {producer_id}: got {found}, expected {expected}")]
+    OutOfOrderSequence { producer_id: i64, found: i32, expected: i32 },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchMetadata {
+    pub first_seq: i32,
+    pub last_seq: i32,
+    pub first_offset: i64,
+    pub last_offset: i64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProducerEntry {
+    pub epoch: i16,
+    pub batches: VecDeque<BatchMetadata>,
+}
+
+impl ProducerEntry {
+    fn last_seq(&self) -> Option<i32> {
+        self.batches.back().map(|b| b.last_seq)
+    }
+}
+
+/// What an append must do for one batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SequenceCheck {
+    Append,
+    /// The batch was written before: answer with these offsets, write nothing.
+    Duplicate { first_offset: i64, last_offset: i64 },
+}
+
+#[derive(Default)]
+pub struct ProducerStateManager {
+    producers: BTreeMap<i64, ProducerEntry>,
+}
+
+impl ProducerStateManager {
+    /// Checks a batch against the producer's state (as updated by earlier batches of the
+    /// same append, which `pending` holds).
+    pub fn check(&self, h: &BatchHeader, pending: &BTreeMap<i64, ProducerEntry>) -> Result<SequenceCheck, ProducerError> {
+        let entry = pending.get(&h.producer_id).or_else(|| self.producers.get(&h.producer_id));
+        let Some(entry) = entry else {
+            return if h.base_sequence == 0 {
+                Ok(SequenceCheck::Append)
+            } else {
+                Err(ProducerError::OutOfOrderSequence {
+                    producer_id: h.producer_id,
+                    found: h.base_sequence,
+                    expected: 0,
+                })
+            };
+        };
+        if h.producer_epoch == entry.epoch {
+            if let Some(dup) = entry
+                .batches
+                .iter()
+                .find(|b| b.first_seq == h.base_sequence && b.last_seq == h.last_sequence())
+            {
+                return Ok(SequenceCheck::Duplicate {
+                    first_offset: dup.first_offset,
+                    last_offset: dup.last_offset,
+                });
+            }
+        }
+        if h.producer_epoch < entry.epoch {
+            return Err(ProducerError::InvalidProducerEpoch {
+                producer_id: h.producer_id,
+                epoch: h.producer_epoch,
+                current: entry.epoch,
+            });
+        }
+        let expected = if h.producer_epoch > entry.epoch {
+            0
+        } else {
+            entry.last_seq().map_or(0, |s| increment_sequence(s, 1))
+        };
+        if h.base_sequence != expected {
+            return Err(ProducerError::OutOfOrderSequence {
+                producer_id: h.producer_id,
+                found: h.base_sequence,
+                expected,
+            });
+        }
+        Ok(SequenceCheck::Append)
+    }
+
+    /// The entry a producer has after appending `h` at `first_offset`, starting from
+    /// `pending` or the stored state.
+    pub fn updated_entry(&self, h: &BatchHeader, first_offset: i64, pending: &BTreeMap<i64, ProducerEntry>) -> ProducerEntry {
+        let mut entry = pending
+            .get(&h.producer_id)
+            .or_else(|| self.producers.get(&h.producer_id))
+            .cloned()
+            .unwrap_or_default();
+        if h.producer_epoch != entry.epoch {
+            entry.epoch = h.producer_epoch;
+            entry.batches.clear();
+        }
+        entry.batches.push_back(BatchMetadata {
+            first_seq: h.base_sequence,
+            last_seq: h.last_sequence(),
+            first_offset,
+            last_offset: first_offset + i64::from(h.last_offset_delta),
+        });
+        while entry.batches.len() > BATCHES_TO_RETAIN {
+            entry.batches.pop_front();
+        }
+        entry
+    }
+
+    pub fn apply(&mut self, pending: BTreeMap<i64, ProducerEntry>) {
+        self.producers.extend(pending);
+    }
+
+    /// Replays a batch read back from the log (recovery).
+    pub fn replay(&mut self, h: &BatchHeader) {
+        if h.has_producer_id() {
+            let entry = self.updated_entry(h, h.base_offset, &BTreeMap::new());
+            self.producers.insert(h.producer_id, entry);
+        }
+    }
+
+    pub fn entry(&self, producer_id: i64) -> Option<&ProducerEntry> {
+        self.producers.get(&producer_id)
+    }
+
+    /// Writes `<offset>.snapshot` atomically and prunes old ones.
+    pub fn write_snapshot(&self, dir: &Path, offset: i64) -> Result<(), LogError> {
+        let mut buf = Vec::new();
+        buf.extend_from_slice(SNAPSHOT_MAGIC);
+        buf.extend_from_slice(&offset.to_be_bytes());
+        buf.extend_from_slice(&(self.producers.len() as u32).to_be_bytes());
+        for (pid, e) in &self.producers {
+            buf.extend_from_slice(&pid.to_be_bytes());
+            buf.extend_from_slice(&e.epoch.to_be_bytes());
+            buf.push(e.batches.len() as u8);
+            for b in &e.batches {
+                buf.extend_from_slice(&b.first_seq.to_be_bytes());
+                buf.extend_from_slice(&b.last_seq.to_be_bytes());
+                buf.extend_from_slice(&b.first_offset.to_be_bytes());
+                buf.extend_from_slice(&b.last_offset.to_be_bytes());
+            }
+        }
+        let crc = crc32c::crc32c(&buf);
+        buf.extend_from_slice(&crc.to_be_bytes());
+        let path = snapshot_path(dir, offset);
+        let tmp = path.with_extension("snapshot.tmp");
+        let mut f = std::fs::File::create(&tmp).map_err(at(&tmp))?;
+        f.write_all(&buf).map_err(at(&tmp))?;
+        f.sync_all().map_err(at(&tmp))?;
+        std::fs::rename(&tmp, &path).map_err(at(&path))?;
+        let mut all = list_snapshots(dir)?;
+        all.retain(|&o| o != offset);
+        all.sort_unstable();
+        let keep_others = SNAPSHOTS_TO_KEEP.saturating_sub(1);
+        let drop_count = all.len().saturating_sub(keep_others);
+        for old in &all[..drop_count] {
+            let _ = std::fs::remove_file(snapshot_path(dir, *old));
+        }
+        Ok(())
+    }
+
+    /// Loads the newest valid snapshot at or below `max_offset`; returns it with its offset.
+    /// Snapshots above `max_offset` (the log was cut below them) are deleted.
+    pub fn load_latest(dir: &Path, max_offset: i64) -> Result<Option<(ProducerStateManager, i64)>, LogError> {
+        let mut offsets = list_snapshots(dir)?;
+        offsets.sort_unstable_by(|a, b| b.cmp(a));
+        for offset in offsets {
+            let path = snapshot_path(dir, offset);
+            if offset > max_offset {
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
+            match std::fs::read(&path).ok().and_then(|b| decode_snapshot(&b)) {
+                Some(state) => return Ok(Some((state, offset))),
+                None => warn!(file = %path.display(), "ignoring corrupt producer state snapshot"),
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn snapshot_path(dir: &Path, offset: i64) -> PathBuf {
+    dir.join(format!("{offset:020}.snapshot"))
+}
+
+fn list_snapshots(dir: &Path) -> Result<Vec<i64>, LogError> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(at(dir))? {
+        let name = entry.map_err(at(dir))?.file_name();
+        let name = name.to_string_lossy();
+        if let Some(stem) = name.strip_suffix(".snapshot") {
+            if let Ok(o) = stem.parse() {
+                out.push(o);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn decode_snapshot(b: &[u8]) -> Option<ProducerStateManager> {
+    if b.len() < 20 || &b[..4] != SNAPSHOT_MAGIC {
+        return None;
+    }
+    let (body, crc) = b.split_at(b.len() - 4);
+    if crc32c::crc32c(body) != u32::from_be_bytes(crc.try_into().ok()?) {
+        return None;
+    }
+    let mut r = Reader { b: body, pos: 12 };
+    let count = r.u32()?;
+    let mut producers = BTreeMap::new();
+    for _ in 0..count {
+        let pid = r.i64()?;
+        let epoch = r.i16()?;
+        let n = r.u8()?;
+        let mut batches = VecDeque::new();
+        for _ in 0..n {
+            batches.push_back(BatchMetadata {
+                first_seq: r.i32()?,
+                last_seq: r.i32()?,
+                first_offset: r.i64()?,
+                last_offset: r.i64()?,
+            });
+        }
+        producers.insert(pid, ProducerEntry { epoch, batches });
+    }
+    Some(ProducerStateManager { producers })
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let s = self.b.get(self.pos..self.pos + N)?;
+        self.pos += N;
+        s.try_into().ok()
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take::<1>().map(|x| x[0])
+    }
+    fn i16(&mut self) -> Option<i16> {
+        self.take().map(i16::from_be_bytes)
+    }
+    fn i32(&mut self) -> Option<i32> {
+        self.take().map(i32::from_be_bytes)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take().map(u32::from_be_bytes)
+    }
+    fn i64(&mut self) -> Option<i64> {
+        self.take().map(i64::from_be_bytes)
+    }
+}
