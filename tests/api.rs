@@ -249,7 +249,9 @@ fn idempotent_producer_sequences_duplicates_and_fencing_survive_restart() {
     assert_eq!(create_topic(&mut c, "idem", 1, &[]), 0);
     let init = c.call(
         4,
-        &InitProducerIdRequest::default().with_transaction_timeout_ms(60000),
+        &InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60000),
     );
     assert_eq!(init.error_code, 0);
     let (pid, epoch) = (init.producer_id.0, init.producer_epoch);
@@ -257,7 +259,9 @@ fn idempotent_producer_sequences_duplicates_and_fencing_survive_restart() {
     assert_eq!(epoch, 0);
     let second = c.call(
         4,
-        &InitProducerIdRequest::default().with_transaction_timeout_ms(60000),
+        &InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60000),
     );
     assert_ne!(second.producer_id.0, pid, "ids are never reused");
 
@@ -307,7 +311,9 @@ fn idempotent_producer_sequences_duplicates_and_fencing_survive_restart() {
     // A fresh id after restart is still new.
     let third = c.call(
         4,
-        &InitProducerIdRequest::default().with_transaction_timeout_ms(60000),
+        &InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60000),
     );
     assert!(third.producer_id.0 > second.producer_id.0);
 }
@@ -431,7 +437,7 @@ fn list_offsets_and_offset_for_leader_epoch() {
         "unknown epoch"
     );
     assert_eq!(
-        parts[2].error_code, 74,
+        parts[2].error_code, 75,
         "UNKNOWN_LEADER_EPOCH for a future epoch"
     );
 }
@@ -509,7 +515,8 @@ fn topic_administration_and_configs() {
     let grow = |count| {
         CreatePartitionsRequest::default().with_topics(vec![CreatePartitionsTopic::default()
             .with_name(name("admin-t"))
-            .with_count(count)])
+            .with_count(count)
+            .with_assignments(None)])
     };
     assert_eq!(c.call(3, &grow(5)).results[0].error_code, 0);
     assert_eq!(c.call(3, &grow(4)).results[0].error_code, 37);
@@ -583,7 +590,7 @@ fn metadata_auto_creates_and_everything_survives_a_restart() {
     let mut broker = BrokerProcess::start(&["num.partitions=4"]);
     let mut c = broker.client();
     let md = c.call(
-        9,
+        12,
         &MetadataRequest::default()
             .with_allow_auto_topic_creation(true)
             .with_topics(Some(vec![
@@ -622,4 +629,41 @@ fn metadata_auto_creates_and_everything_survives_a_restart() {
         assert_eq!(got.len(), 2);
         assert_eq!(got[1], (1, "k2".to_string(), "v2".to_string()));
     }
+}
+
+#[test]
+fn oldest_served_versions_answer_with_their_own_fields() {
+    let broker = BrokerProcess::start(&[]);
+    let mut c = broker.client();
+    assert_eq!(create_topic(&mut c, "old", 1, &[]), 0);
+    let req = ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(name("old"))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(batch(&[("k", "v"), ("k2", "v2")], None, 7)))])]);
+    let resp = c.call(3, &req);
+    assert_eq!(resp.responses[0].partition_responses[0].base_offset, 0);
+    let mut fetch = fetch_req("old", 0, 0, 0, 0);
+    fetch.session_epoch = 0;
+    let resp = c.call(4, &fetch);
+    let p = &resp.responses[0].partitions[0];
+    assert_eq!(p.high_watermark, 2);
+    assert_eq!(records_of(p.records.as_ref().unwrap()).len(), 2);
+    for version in [1, 2, 3] {
+        let req = ListOffsetsRequest::default()
+            .with_replica_id((-1).into())
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(name("old"))
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_timestamp(-1)])]);
+        let p = c.call(version, &req).topics[0].partitions[0].clone();
+        assert_eq!((p.error_code, p.offset), (0, 2), "ListOffsets v{version}");
+    }
+    let md = c.call(0, &MetadataRequest::default().with_topics(Some(vec![])));
+    assert_eq!(md.topics.len(), 1, "v0: an empty list means all topics");
+    assert_eq!(md.topics[0].partitions[0].leader_id.0, 0);
 }

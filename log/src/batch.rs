@@ -116,7 +116,10 @@ fn check_batch(bytes: &[u8], position: usize) -> Result<BatchHeader, LogError> {
         return Err(LogError::UnsupportedMagic(header.magic));
     }
     if header.batch_length < MIN_BATCH_LENGTH {
-        return Err(corrupt(format!("batch length {} too small", header.batch_length)));
+        return Err(corrupt(format!(
+            "batch length {} too small",
+            header.batch_length
+        )));
     }
     let size = header.total_size();
     if bytes.len() < size {
@@ -143,7 +146,10 @@ fn check_batch(bytes: &[u8], position: usize) -> Result<BatchHeader, LogError> {
 
 /// Validates a produce record set (one or more batches, nothing trailing) and returns
 /// their headers. Never panics, whatever the bytes.
-pub fn parse_record_set(bytes: &[u8], max_message_bytes: u32) -> Result<Vec<BatchHeader>, LogError> {
+pub fn parse_record_set(
+    bytes: &[u8],
+    max_message_bytes: u32,
+) -> Result<Vec<BatchHeader>, LogError> {
     let mut headers = Vec::new();
     let mut pos = 0;
     if bytes.is_empty() {
@@ -219,7 +225,11 @@ pub mod test_batches {
                 offset: i as i64,
                 // The encoder keeps records in one batch while offset - sequence is constant;
                 // base sequence -1 (no producer) then means sequence = offset - 1.
-                sequence: if seq >= 0 { seq + i as i32 } else { i as i32 - 1 },
+                sequence: if seq >= 0 {
+                    seq + i as i32
+                } else {
+                    i as i32 - 1
+                },
                 timestamp: base_ts + i as i64,
                 key: Some(Bytes::from(format!("key-{i}"))),
                 value: Some(Bytes::from(vec![b'v'; value_size])),
@@ -269,16 +279,25 @@ mod tests {
         let good = batch(2, 1).to_vec();
         let mut bad = good.clone();
         *bad.last_mut().unwrap() ^= 1;
-        assert!(matches!(parse_record_set(&bad, 1 << 20), Err(LogError::CorruptBatch { .. })));
+        assert!(matches!(
+            parse_record_set(&bad, 1 << 20),
+            Err(LogError::CorruptBatch { .. })
+        ));
         let mut old = good.clone();
         old[16] = 1;
-        assert!(matches!(parse_record_set(&old, 1 << 20), Err(LogError::UnsupportedMagic(1))));
+        assert!(matches!(
+            parse_record_set(&old, 1 << 20),
+            Err(LogError::UnsupportedMagic(1))
+        ));
         assert!(matches!(
             parse_record_set(&good, 10),
             Err(LogError::BatchTooLarge { .. })
         ));
         for cut in 0..good.len() {
-            assert!(parse_record_set(&good[..cut], 1 << 20).is_err(), "cut at {cut}");
+            assert!(
+                parse_record_set(&good[..cut], 1 << 20).is_err(),
+                "cut at {cut}"
+            );
         }
         let mut negative = good.clone();
         negative[8..12].copy_from_slice(&(-5i32).to_be_bytes());

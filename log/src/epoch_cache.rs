@@ -137,13 +137,27 @@ mod tests {
         c.assign(3, 50).unwrap();
         c.assign(2, 60).unwrap(); // older than latest: ignored
         let c = LeaderEpochFileCache::load(dir.path());
-        assert_eq!(std::fs::read_to_string(dir.path().join(FILE_NAME)).unwrap(), "0\n2\n1 10\n3 50\n");
-        let e = |ep, off| EpochEndOffset { leader_epoch: ep, end_offset: off };
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(FILE_NAME)).unwrap(),
+            "0\n2\n1 10\n3 50\n"
+        );
+        let e = |ep, off| EpochEndOffset {
+            leader_epoch: ep,
+            end_offset: off,
+        };
         assert_eq!(c.end_offset_for(3, 99), e(3, 99), "latest: log end");
         assert_eq!(c.end_offset_for(1, 99), e(1, 50));
-        assert_eq!(c.end_offset_for(2, 99), e(1, 50), "unknown middle epoch: floor");
+        assert_eq!(
+            c.end_offset_for(2, 99),
+            e(1, 50),
+            "unknown middle epoch: floor"
+        );
         assert_eq!(c.end_offset_for(0, 99), e(0, 10), "older than all");
-        assert_eq!(c.end_offset_for(4, 99), EpochEndOffset::UNDEFINED, "newer than all");
+        assert_eq!(
+            c.end_offset_for(4, 99),
+            EpochEndOffset::UNDEFINED,
+            "newer than all"
+        );
         assert_eq!(c.end_offset_for(-1, 99), EpochEndOffset::UNDEFINED);
     }
 }

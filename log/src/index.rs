@@ -42,7 +42,11 @@ impl OffsetIndex {
 
     /// Loads an index, or None if it is missing or inconsistent with a segment of
     /// `segment_size` bytes (then the caller rebuilds it).
-    pub fn load(path: &Path, base_offset: i64, segment_size: u64) -> Result<Option<OffsetIndex>, LogError> {
+    pub fn load(
+        path: &Path,
+        base_offset: i64,
+        segment_size: u64,
+    ) -> Result<Option<OffsetIndex>, LogError> {
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -69,7 +73,10 @@ impl OffsetIndex {
             }
             entries.push((rel, pos));
         }
-        let file = OpenOptions::new().append(true).open(path).map_err(at(path))?;
+        let file = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(at(path))?;
         Ok(Some(OffsetIndex {
             path: path.to_path_buf(),
             base_offset,

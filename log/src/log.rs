@@ -71,7 +71,10 @@ impl Log {
         for entry in std::fs::read_dir(dir).map_err(at(dir))? {
             let name = entry.map_err(at(dir))?.file_name();
             let name = name.to_string_lossy();
-            if let Some(base) = name.strip_suffix(".log").and_then(|s| s.parse::<i64>().ok()) {
+            if let Some(base) = name
+                .strip_suffix(".log")
+                .and_then(|s| s.parse::<i64>().ok())
+            {
                 bases.push(base);
             }
         }
@@ -161,14 +164,22 @@ impl Log {
     }
 
     /// Appends a validated record set (headers from `parse_record_set` on these bytes).
-    pub fn append(&mut self, records: &mut [u8], headers: &[BatchHeader], leader_epoch: i32) -> Result<AppendInfo, LogError> {
+    pub fn append(
+        &mut self,
+        records: &mut [u8],
+        headers: &[BatchHeader],
+        leader_epoch: i32,
+    ) -> Result<AppendInfo, LogError> {
         // Producer checks first: nothing is written unless every batch passes.
         let mut pending: BTreeMap<i64, ProducerEntry> = BTreeMap::new();
         let mut next = self.log_end_offset();
         for h in headers.iter().filter(|h| h.has_producer_id()) {
             match self.producers.check(h, &pending)? {
                 SequenceCheck::Append => {}
-                SequenceCheck::Duplicate { first_offset, last_offset } => {
+                SequenceCheck::Duplicate {
+                    first_offset,
+                    last_offset,
+                } => {
                     if headers.len() == 1 {
                         return Ok(AppendInfo {
                             first_offset,
@@ -246,7 +257,9 @@ impl Log {
     }
 
     fn maybe_roll(&mut self, incoming: u64) -> Result<(), LogError> {
-        let Some(active) = self.active() else { return Ok(()) };
+        let Some(active) = self.active() else {
+            return Ok(());
+        };
         if active.is_empty() || active.size() + incoming <= self.config.segment_bytes {
             return Ok(());
         }
@@ -260,7 +273,13 @@ impl Log {
     }
 
     /// Kafka's read; see the crate documentation of `FetchSlice`.
-    pub fn read(&self, start_offset: i64, max_bytes: usize, max_offset: i64, min_one_batch: bool) -> Result<Option<FetchSlice>, LogError> {
+    pub fn read(
+        &self,
+        start_offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one_batch: bool,
+    ) -> Result<Option<FetchSlice>, LogError> {
         let leo = self.log_end_offset();
         if start_offset < self.log_start_offset || start_offset > leo {
             return Err(LogError::OffsetOutOfRange {
@@ -272,7 +291,11 @@ impl Log {
         if start_offset >= max_offset || start_offset == leo {
             return Ok(None);
         }
-        let floor = self.segments.range(..=start_offset).next_back().map(|(b, _)| *b);
+        let floor = self
+            .segments
+            .range(..=start_offset)
+            .next_back()
+            .map(|(b, _)| *b);
         let from = floor.unwrap_or(self.log_start_offset);
         for segment in self.segments.range(from..).map(|(_, s)| s) {
             let Some((pos, first)) = segment.find_batch(start_offset)? else {
@@ -310,7 +333,10 @@ impl Log {
     }
 
     /// Every batch header with its segment, in offset order, until `f` returns false.
-    fn for_each_batch(&self, mut f: impl FnMut(&LogSegment, u64, &BatchHeader) -> bool) -> Result<(), LogError> {
+    fn for_each_batch(
+        &self,
+        mut f: impl FnMut(&LogSegment, u64, &BatchHeader) -> bool,
+    ) -> Result<(), LogError> {
         for segment in self.segments.values() {
             let mut go_on = true;
             segment.for_each_header(0, |pos, h| {
@@ -325,14 +351,24 @@ impl Log {
     }
 
     /// (offset, timestamp) of each record of the batch at `pos`.
-    fn record_timestamps(segment: &LogSegment, pos: u64, h: &BatchHeader) -> Result<Vec<(i64, i64)>, LogError> {
+    fn record_timestamps(
+        segment: &LogSegment,
+        pos: u64,
+        h: &BatchHeader,
+    ) -> Result<Vec<(i64, i64)>, LogError> {
         let bytes = segment.read_bytes(pos, h.total_size())?;
         let mut buf = Bytes::from(bytes);
-        let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).map_err(|e| LogError::CorruptBatch {
-            position: pos as usize,
-            reason: e.to_string(),
+        let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).map_err(|e| {
+            LogError::CorruptBatch {
+                position: pos as usize,
+                reason: e.to_string(),
+            }
         })?;
-        Ok(set.records.iter().map(|r| (r.offset, r.timestamp)).collect())
+        Ok(set
+            .records
+            .iter()
+            .map(|r| (r.offset, r.timestamp))
+            .collect())
     }
 
     /// The first record with timestamp >= `ts`: (offset, timestamp).
@@ -345,23 +381,37 @@ impl Log {
             found = Some((segment.base_offset, pos, *h));
             false
         })?;
-        let Some((base, pos, h)) = found else { return Ok(None) };
-        let Some(segment) = self.segments.get(&base) else { return Ok(None) };
+        let Some((base, pos, h)) = found else {
+            return Ok(None);
+        };
+        let Some(segment) = self.segments.get(&base) else {
+            return Ok(None);
+        };
         let records = Self::record_timestamps(segment, pos, &h)?;
-        Ok(records.into_iter().find(|(_, t)| *t >= ts).or(Some((h.base_offset, h.max_timestamp))))
+        Ok(records
+            .into_iter()
+            .find(|(_, t)| *t >= ts)
+            .or(Some((h.base_offset, h.max_timestamp))))
     }
 
     /// The record with the largest timestamp (the earliest if several): (offset, timestamp).
     pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>, LogError> {
         let mut best: Option<(i64, u64, BatchHeader)> = None;
         self.for_each_batch(|segment, pos, h| {
-            if best.as_ref().is_none_or(|(_, _, b)| h.max_timestamp > b.max_timestamp) {
+            if best
+                .as_ref()
+                .is_none_or(|(_, _, b)| h.max_timestamp > b.max_timestamp)
+            {
                 best = Some((segment.base_offset, pos, *h));
             }
             true
         })?;
-        let Some((base, pos, h)) = best else { return Ok(None) };
-        let Some(segment) = self.segments.get(&base) else { return Ok(None) };
+        let Some((base, pos, h)) = best else {
+            return Ok(None);
+        };
+        let Some(segment) = self.segments.get(&base) else {
+            return Ok(None);
+        };
         let records = Self::record_timestamps(segment, pos, &h)?;
         Ok(records
             .into_iter()
@@ -369,7 +419,11 @@ impl Log {
             .or(Some((h.last_offset(), h.max_timestamp))))
     }
 
-    pub fn assign_epoch_start_offset(&mut self, leader_epoch: i32, start_offset: i64) -> Result<(), LogError> {
+    pub fn assign_epoch_start_offset(
+        &mut self,
+        leader_epoch: i32,
+        start_offset: i64,
+    ) -> Result<(), LogError> {
         self.epochs.assign(leader_epoch, start_offset)
     }
 
@@ -378,7 +432,8 @@ impl Log {
     }
 
     pub fn end_offset_for_epoch(&self, requested_epoch: i32) -> EpochEndOffset {
-        self.epochs.end_offset_for(requested_epoch, self.log_end_offset())
+        self.epochs
+            .end_offset_for(requested_epoch, self.log_end_offset())
     }
 
     pub fn flush(&mut self) -> Result<(), LogError> {

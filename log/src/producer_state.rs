@@ -24,9 +24,17 @@ const SNAPSHOTS_TO_KEEP: usize = 2;
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum ProducerError {
     #[error("producer {producer_id} epoch {epoch} is older than the current epoch {current}")]
-    InvalidProducerEpoch { producer_id: i64, epoch: i16, current: i16 },
+    InvalidProducerEpoch {
+        producer_id: i64,
+        epoch: i16,
+        current: i16,
+    },
     #[error("out of order sequence for producer {producer_id}: got {found}, expected {expected}")]
-    OutOfOrderSequence { producer_id: i64, found: i32, expected: i32 },
+    OutOfOrderSequence {
+        producer_id: i64,
+        found: i32,
+        expected: i32,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,7 +62,10 @@ impl ProducerEntry {
 pub enum SequenceCheck {
     Append,
     /// The batch was written before: answer with these offsets, write nothing.
-    Duplicate { first_offset: i64, last_offset: i64 },
+    Duplicate {
+        first_offset: i64,
+        last_offset: i64,
+    },
 }
 
 #[derive(Default)]
@@ -65,8 +76,14 @@ pub struct ProducerStateManager {
 impl ProducerStateManager {
     /// Checks a batch against the producer's state (as updated by earlier batches of the
     /// same append, which `pending` holds).
-    pub fn check(&self, h: &BatchHeader, pending: &BTreeMap<i64, ProducerEntry>) -> Result<SequenceCheck, ProducerError> {
-        let entry = pending.get(&h.producer_id).or_else(|| self.producers.get(&h.producer_id));
+    pub fn check(
+        &self,
+        h: &BatchHeader,
+        pending: &BTreeMap<i64, ProducerEntry>,
+    ) -> Result<SequenceCheck, ProducerError> {
+        let entry = pending
+            .get(&h.producer_id)
+            .or_else(|| self.producers.get(&h.producer_id));
         let Some(entry) = entry else {
             return if h.base_sequence == 0 {
                 Ok(SequenceCheck::Append)
@@ -114,7 +131,12 @@ impl ProducerStateManager {
 
     /// The entry a producer has after appending `h` at `first_offset`, starting from
     /// `pending` or the stored state.
-    pub fn updated_entry(&self, h: &BatchHeader, first_offset: i64, pending: &BTreeMap<i64, ProducerEntry>) -> ProducerEntry {
+    pub fn updated_entry(
+        &self,
+        h: &BatchHeader,
+        first_offset: i64,
+        pending: &BTreeMap<i64, ProducerEntry>,
+    ) -> ProducerEntry {
         let mut entry = pending
             .get(&h.producer_id)
             .or_else(|| self.producers.get(&h.producer_id))
@@ -190,7 +212,10 @@ impl ProducerStateManager {
 
     /// Loads the newest valid snapshot at or below `max_offset`; returns it with its offset.
     /// Snapshots above `max_offset` (the log was cut below them) are deleted.
-    pub fn load_latest(dir: &Path, max_offset: i64) -> Result<Option<(ProducerStateManager, i64)>, LogError> {
+    pub fn load_latest(
+        dir: &Path,
+        max_offset: i64,
+    ) -> Result<Option<(ProducerStateManager, i64)>, LogError> {
         let mut offsets = list_snapshots(dir)?;
         offsets.sort_unstable_by(|a, b| b.cmp(a));
         for offset in offsets {

@@ -112,7 +112,9 @@ impl LogSegment {
         let mut next = self.base_offset;
         let mut buf = Vec::new();
         while pos < self.size {
-            let Some(header) = self.read_header(pos)? else { break };
+            let Some(header) = self.read_header(pos)? else {
+                break;
+            };
             let total = header.total_size() as u64;
             if header.batch_length < (RECORD_BATCH_OVERHEAD - LOG_OVERHEAD) as i32
                 || pos + total > self.size
@@ -121,7 +123,9 @@ impl LogSegment {
                 break;
             }
             buf.resize(total as usize, 0);
-            self.file.read_exact_at(&mut buf, pos).map_err(at(&self.path))?;
+            self.file
+                .read_exact_at(&mut buf, pos)
+                .map_err(at(&self.path))?;
             if valid_batch_at(&buf).is_none() {
                 break;
             }
@@ -163,7 +167,13 @@ impl LogSegment {
         Ok(next)
     }
 
-    fn maybe_index(&mut self, header: &BatchHeader, pos: u64, total: u64, interval: u32) -> Result<(), LogError> {
+    fn maybe_index(
+        &mut self,
+        header: &BatchHeader,
+        pos: u64,
+        total: u64,
+        interval: u32,
+    ) -> Result<(), LogError> {
         if self.bytes_since_last_index_entry >= u64::from(interval) {
             self.index.append(header.last_offset(), pos)?;
             self.bytes_since_last_index_entry = 0;
@@ -178,14 +188,23 @@ impl LogSegment {
             return Ok(None);
         }
         let mut buf = [0u8; RECORD_BATCH_OVERHEAD];
-        self.file.read_exact_at(&mut buf, pos).map_err(at(&self.path))?;
+        self.file
+            .read_exact_at(&mut buf, pos)
+            .map_err(at(&self.path))?;
         let header = BatchHeader::parse(&buf);
         Ok(header.filter(|h| h.batch_length >= 0 && pos + h.total_size() as u64 <= self.size))
     }
 
     /// Appends whole batches (offsets already assigned) at the end of the file.
-    pub fn append(&mut self, bytes: &[u8], headers: &[BatchHeader], index_interval: u32) -> Result<(), LogError> {
-        self.file.write_all_at(bytes, self.size).map_err(at(&self.path))?;
+    pub fn append(
+        &mut self,
+        bytes: &[u8],
+        headers: &[BatchHeader],
+        index_interval: u32,
+    ) -> Result<(), LogError> {
+        self.file
+            .write_all_at(bytes, self.size)
+            .map_err(at(&self.path))?;
         let mut pos = self.size;
         for h in headers {
             let total = h.total_size() as u64;
@@ -211,7 +230,11 @@ impl LogSegment {
 
     /// Calls `f` with every batch header in order, with its position; stops when `f`
     /// returns false.
-    pub fn for_each_header(&self, from_pos: u64, mut f: impl FnMut(u64, &BatchHeader) -> bool) -> Result<(), LogError> {
+    pub fn for_each_header(
+        &self,
+        from_pos: u64,
+        mut f: impl FnMut(u64, &BatchHeader) -> bool,
+    ) -> Result<(), LogError> {
         let mut pos = from_pos;
         while let Some(header) = self.read_header(pos)? {
             if !f(pos, &header) {
@@ -224,7 +247,9 @@ impl LogSegment {
 
     pub fn read_bytes(&self, pos: u64, len: usize) -> Result<Vec<u8>, LogError> {
         let mut buf = vec![0u8; len];
-        self.file.read_exact_at(&mut buf, pos).map_err(at(&self.path))?;
+        self.file
+            .read_exact_at(&mut buf, pos)
+            .map_err(at(&self.path))?;
         Ok(buf)
     }
 

@@ -29,7 +29,10 @@ fn offsets_from(log: &Log, from: i64) -> Vec<i64> {
     while let Some(slice) = log.read(next, 1 << 20, i64::MAX, true).unwrap() {
         let mut bytes = slice.read().unwrap();
         let sets = RecordBatchDecoder::decode_all(&mut bytes).unwrap();
-        let recs: Vec<i64> = sets.iter().flat_map(|s| s.records.iter().map(|r| r.offset)).collect();
+        let recs: Vec<i64> = sets
+            .iter()
+            .flat_map(|s| s.records.iter().map(|r| r.offset))
+            .collect();
         next = recs.last().unwrap() + 1;
         out.extend(recs.into_iter().filter(|o| *o >= from));
     }
@@ -39,7 +42,13 @@ fn offsets_from(log: &Log, from: i64) -> Vec<i64> {
 fn segment_files(dir: &Path) -> usize {
     std::fs::read_dir(dir)
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".log"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".log")
+        })
         .count()
 }
 
@@ -59,14 +68,20 @@ fn offsets_are_dense_across_rolls_and_reopen() {
     assert!(segment_files(dir.path()) > 3, "rolled");
     assert_eq!(offsets_from(&log, 0), (0..expected).collect::<Vec<_>>());
     for from in [1, 17, 33, expected - 1] {
-        assert_eq!(offsets_from(&log, from), (from..expected).collect::<Vec<_>>());
+        assert_eq!(
+            offsets_from(&log, from),
+            (from..expected).collect::<Vec<_>>()
+        );
     }
     log.close().unwrap();
     drop(log);
     let mut log = Log::open(dir.path(), config(2000)).unwrap();
     assert_eq!(log.log_end_offset(), expected);
     assert_eq!(offsets_from(&log, 0), (0..expected).collect::<Vec<_>>());
-    assert_eq!(append(&mut log, &batch(2, 1)).unwrap().first_offset, expected);
+    assert_eq!(
+        append(&mut log, &batch(2, 1)).unwrap().first_offset,
+        expected
+    );
 }
 
 #[test]
@@ -86,7 +101,10 @@ fn stored_bytes_are_the_client_bytes_except_offset_and_epoch() {
     assert_eq!(&stored[8..12], &b[8..12]);
     assert_eq!(&stored[16..], &b[16..]);
     // Still a valid batch (the CRC does not cover what was rewritten).
-    assert_eq!(parse_record_set(&stored, 1 << 20).unwrap()[0].base_offset, 3);
+    assert_eq!(
+        parse_record_set(&stored, 1 << 20).unwrap()[0].base_offset,
+        3
+    );
 }
 
 #[test]
@@ -114,8 +132,14 @@ fn read_limits_and_bounds() {
     assert_eq!(s.position as usize, size);
     // Ends and errors.
     assert!(log.read(20, 1 << 20, i64::MAX, true).unwrap().is_none());
-    assert!(matches!(log.read(21, 100, i64::MAX, true), Err(LogError::OffsetOutOfRange { offset: 21, .. })));
-    assert!(matches!(log.read(-1, 100, i64::MAX, true), Err(LogError::OffsetOutOfRange { .. })));
+    assert!(matches!(
+        log.read(21, 100, i64::MAX, true),
+        Err(LogError::OffsetOutOfRange { offset: 21, .. })
+    ));
+    assert!(matches!(
+        log.read(-1, 100, i64::MAX, true),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
 }
 
 #[test]
@@ -135,7 +159,11 @@ fn a_torn_tail_is_cut_at_every_byte_of_the_last_batch() {
         std::fs::write(&seg, &full[..cut as usize]).unwrap();
         let mut log = Log::open(dir.path(), config(1 << 20)).unwrap();
         assert_eq!(log.log_end_offset(), 5, "cut at {cut}");
-        assert_eq!(std::fs::metadata(&seg).unwrap().len(), whole, "cut at {cut}");
+        assert_eq!(
+            std::fs::metadata(&seg).unwrap().len(),
+            whole,
+            "cut at {cut}"
+        );
         assert_eq!(offsets_from(&log, 0), (0..5).collect::<Vec<_>>());
         assert_eq!(append(&mut log, &batch(1, 9)).unwrap().first_offset, 5);
     }
@@ -194,16 +222,33 @@ fn idempotent_producer_rules() {
     }
     assert_eq!(log.log_end_offset(), 12, "duplicates wrote nothing");
     // The 6th-oldest is gone: out of order.
-    assert!(matches!(append(&mut log, &b(2, 0, 0)), Err(LogError::Producer(ProducerError::OutOfOrderSequence { .. }))));
+    assert!(matches!(
+        append(&mut log, &b(2, 0, 0)),
+        Err(LogError::Producer(ProducerError::OutOfOrderSequence { .. }))
+    ));
     // A gap.
-    assert!(matches!(append(&mut log, &b(1, 13, 0)), Err(LogError::Producer(ProducerError::OutOfOrderSequence { expected: 12, .. }))));
+    assert!(matches!(
+        append(&mut log, &b(1, 13, 0)),
+        Err(LogError::Producer(ProducerError::OutOfOrderSequence {
+            expected: 12,
+            ..
+        }))
+    ));
     // A new producer must start at 0.
     let other = batch_with(1, 1, Some((7, 0, 3)), Compression::None, 5);
     assert!(append(&mut log, &other).is_err());
     // Epoch bump restarts at 0; the old epoch is fenced.
     assert_eq!(append(&mut log, &b(1, 0, 1)).unwrap().first_offset, 12);
-    assert!(matches!(append(&mut log, &b(1, 12, 0)), Err(LogError::Producer(ProducerError::InvalidProducerEpoch { .. }))));
-    assert!(matches!(append(&mut log, &b(1, 5, 1)), Err(LogError::Producer(_))));
+    assert!(matches!(
+        append(&mut log, &b(1, 12, 0)),
+        Err(LogError::Producer(
+            ProducerError::InvalidProducerEpoch { .. }
+        ))
+    ));
+    assert!(matches!(
+        append(&mut log, &b(1, 5, 1)),
+        Err(LogError::Producer(_))
+    ));
     // Survives a clean close, and an unclean one (rebuilt from the log).
     log.close().unwrap();
     drop(log);
@@ -223,7 +268,11 @@ fn producer_state_is_rebuilt_without_any_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::open(dir.path(), config(600)).unwrap();
     for i in 0..20 {
-        append(&mut log, &batch_with(1, 1, Some((9, 0, i)), Compression::None, 50)).unwrap();
+        append(
+            &mut log,
+            &batch_with(1, 1, Some((9, 0, i)), Compression::None, 50),
+        )
+        .unwrap();
     }
     drop(log);
     for e in std::fs::read_dir(dir.path()).unwrap() {
@@ -233,10 +282,22 @@ fn producer_state_is_rebuilt_without_any_snapshot() {
         }
     }
     let mut log = Log::open(dir.path(), config(600)).unwrap();
-    let info = append(&mut log, &batch_with(1, 1, Some((9, 0, 19)), Compression::None, 50)).unwrap();
+    let info = append(
+        &mut log,
+        &batch_with(1, 1, Some((9, 0, 19)), Compression::None, 50),
+    )
+    .unwrap();
     assert!(info.duplicate);
     assert_eq!(info.first_offset, 19);
-    assert_eq!(append(&mut log, &batch_with(1, 1, Some((9, 0, 20)), Compression::None, 50)).unwrap().first_offset, 20);
+    assert_eq!(
+        append(
+            &mut log,
+            &batch_with(1, 1, Some((9, 0, 20)), Compression::None, 50)
+        )
+        .unwrap()
+        .first_offset,
+        20
+    );
 }
 
 #[test]

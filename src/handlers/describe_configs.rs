@@ -27,9 +27,11 @@ pub fn handle(
         .resources
         .into_iter()
         .map(|r| {
+            // Null or empty both mean "all keys", as in Kafka.
             let keys: Option<Vec<String>> = r
                 .configuration_keys
                 .as_ref()
+                .filter(|k| !k.is_empty())
                 .map(|k| k.iter().map(|s| s.to_string()).collect());
             let name = r.resource_name.to_string();
             let base = DescribeConfigsResult::default()

@@ -16,8 +16,11 @@ pub async fn handle(
     let resp = InitProducerIdResponse::default()
         .with_producer_id((-1).into())
         .with_producer_epoch(-1);
-    if req.transactional_id.is_some() {
-        return resp.with_error_code(ResponseError::CoordinatorNotAvailable.code());
+    match req.transactional_id.as_ref().map(|t| t.0.as_str()) {
+        None => {}
+        // Kafka refuses an empty transactional id outright.
+        Some("") => return resp.with_error_code(ResponseError::InvalidRequest.code()),
+        Some(_) => return resp.with_error_code(ResponseError::CoordinatorNotAvailable.code()),
     }
     match broker.producer_ids.next_id().await {
         Ok(id) => resp.with_producer_id(id.into()).with_producer_epoch(0),

@@ -45,7 +45,8 @@ pub fn handle(broker: &Broker, version: i16, req: ListOffsetsRequest) -> ListOff
                         Ok((offset, timestamp)) => resp
                             .with_offset(offset)
                             .with_timestamp(timestamp)
-                            .with_leader_epoch(if offset >= 0 {
+                            // The leader epoch field exists from v4 on.
+                            .with_leader_epoch(if version >= 4 && offset >= 0 {
                                 replica.leader_epoch()
                             } else {
                                 -1

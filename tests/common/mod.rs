@@ -236,7 +236,12 @@ pub fn batch(records: &[(&str, &str)], producer: Option<(i64, i16, i32)>, base_t
             producer_epoch: epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: if seq >= 0 { seq + i as i32 } else { -1 },
+            // One batch needs offset - sequence constant; no producer means base sequence -1.
+            sequence: if seq >= 0 {
+                seq + i as i32
+            } else {
+                i as i32 - 1
+            },
             timestamp: base_ts + i as i64,
             key: Some(Bytes::copy_from_slice(k.as_bytes())),
             value: Some(Bytes::copy_from_slice(v.as_bytes())),
