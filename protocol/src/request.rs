@@ -164,10 +164,10 @@ mod tests {
 
     #[test]
     fn truncated_body_is_malformed() {
-        let req = MetadataRequest::default().with_topics(Some(vec![
-            metadata_request::MetadataRequestTopic::default()
-                .with_name(Some(TopicName(StrBytes::from_static_str("orders")))),
-        ]));
+        let req = MetadataRequest::default()
+            .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+            )
+            .with_name(Some(TopicName(StrBytes::from_static_str("orders"))))]));
         let mut f = frame_of(ApiKey::Metadata, 9, &req);
         f.truncate(f.len() - 4);
         assert!(matches!(

@@ -79,7 +79,10 @@ mod tests {
         assert_eq!(&frame[8..10], &0i16.to_be_bytes());
         // ... and the body ends with throttle time and an empty tagged-field section.
         assert_eq!(frame[frame.len() - 1], 0);
-        assert_eq!(&frame[frame.len() - 5..frame.len() - 1], &0i32.to_be_bytes());
+        assert_eq!(
+            &frame[frame.len() - 5..frame.len() - 1],
+            &0i32.to_be_bytes()
+        );
     }
 
     #[test]
