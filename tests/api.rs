@@ -667,3 +667,49 @@ fn oldest_served_versions_answer_with_their_own_fields() {
     assert_eq!(md.topics.len(), 1, "v0: an empty list means all topics");
     assert_eq!(md.topics[0].partitions[0].leader_id.0, 0);
 }
+
+#[test]
+fn log_append_time_topics_stamp_the_broker_time() {
+    let broker = BrokerProcess::start(&[]);
+    let mut c = broker.client();
+    assert_eq!(
+        create_topic(
+            &mut c,
+            "lat",
+            1,
+            &[("message.timestamp.type", "LogAppendTime")]
+        ),
+        0
+    );
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let r = produce(
+        &mut c,
+        "lat",
+        0,
+        batch(&[("k", "v"), ("k2", "v2")], None, 42),
+        1,
+    );
+    assert_eq!(r.error_code, 0);
+    assert!(
+        r.log_append_time_ms >= before,
+        "{} < {before}",
+        r.log_append_time_ms
+    );
+    let resp = c.call(12, &fetch_req("lat", 0, 0, 0, 0));
+    let mut bytes = resp.responses[0].partitions[0].records.clone().unwrap();
+    // Clients take every record's timestamp from the batch's max timestamp when the
+    // LogAppendTime bit is set.
+    assert_eq!(&bytes[35..43], &r.log_append_time_ms.to_be_bytes());
+    let sets = RecordBatchDecoder::decode_all(&mut bytes).unwrap();
+    let types: Vec<_> = sets
+        .iter()
+        .flat_map(|s| s.records.iter().map(|r| r.timestamp_type))
+        .collect();
+    assert_eq!(
+        types,
+        vec![gregor_protocol::kafka_protocol::records::TimestampType::LogAppend; 2]
+    );
+}

@@ -191,6 +191,25 @@ pub fn parse_record_set(
     Ok(headers)
 }
 
+/// Stamps every batch of a validated record set with LogAppendTime (topic config
+/// `message.timestamp.type=LogAppendTime`): the timestamp-type bit and the max timestamp
+/// are set in each header and the CRC is recomputed, since it covers both. Consumers then
+/// read `now` as every record's timestamp, as with Kafka.
+pub fn set_log_append_time(records: &mut [u8], headers: &mut [BatchHeader], now_ms: i64) {
+    let mut pos = 0;
+    for h in headers.iter_mut() {
+        let size = h.total_size();
+        let batch = &mut records[pos..pos + size];
+        h.attributes |= LOG_APPEND_TIME_FLAG;
+        h.max_timestamp = now_ms;
+        batch[21..23].copy_from_slice(&h.attributes.to_be_bytes());
+        batch[35..43].copy_from_slice(&now_ms.to_be_bytes());
+        h.crc = crc32c::crc32c(&batch[CRC_START..]);
+        batch[17..21].copy_from_slice(&h.crc.to_be_bytes());
+        pos += size;
+    }
+}
+
 /// Reads the batch header at the start of `bytes` during recovery: the whole batch must be
 /// present and valid. Returns None at a torn or corrupt batch.
 pub(crate) fn valid_batch_at(bytes: &[u8]) -> Option<BatchHeader> {
@@ -318,6 +337,18 @@ mod tests {
                 .collect();
             let _ = parse_record_set(&bytes, 1 << 20);
         }
+    }
+
+    #[test]
+    fn log_append_time_rewrites_header_and_crc() {
+        let mut bytes = batch(3, 100).to_vec();
+        let mut headers = parse_record_set(&bytes, 1 << 20).unwrap();
+        set_log_append_time(&mut bytes, &mut headers, 5555);
+        let reparsed = parse_record_set(&bytes, 1 << 20).unwrap();
+        assert_eq!(reparsed, headers);
+        assert!(reparsed[0].timestamp_type_log_append());
+        assert_eq!(reparsed[0].max_timestamp, 5555);
+        assert_eq!(reparsed[0].base_timestamp, 100, "base timestamp untouched");
     }
 
     #[test]

@@ -50,10 +50,26 @@ impl LeaderEpochFileCache {
         self.entries.last().map(|e| e.0)
     }
 
-    /// Records that `epoch` starts at `start_offset` (ignored unless newer than the latest).
+    /// Records that `epoch` starts at `start_offset`, as Kafka's `assign`: nothing to do if
+    /// it is the latest epoch already starting at or before that offset; otherwise entries
+    /// that would no longer be monotonic (epoch >= `epoch` or start >= `start_offset`) are
+    /// dropped first. Negative epochs or offsets are ignored (batches of old clients).
     pub fn assign(&mut self, epoch: i32, start_offset: i64) -> Result<(), LogError> {
-        if self.latest_epoch().is_some_and(|e| e >= epoch) {
+        if epoch < 0 || start_offset < 0 {
             return Ok(());
+        }
+        if let Some(&(latest, latest_start)) = self.entries.last() {
+            if latest == epoch && latest_start <= start_offset {
+                return Ok(());
+            }
+        }
+        let before = self.entries.len();
+        self.entries
+            .retain(|&(e, start)| e < epoch && start < start_offset);
+        if self.entries.len() != before {
+            warn!(file = %self.path.display(), epoch, start_offset,
+                removed = before - self.entries.len(),
+                "new leader epoch entry truncated conflicting entries");
         }
         self.entries.push((epoch, start_offset));
         self.write()
@@ -135,7 +151,7 @@ mod tests {
         assert_eq!(c.end_offset_for(0, 0), EpochEndOffset::UNDEFINED);
         c.assign(1, 10).unwrap();
         c.assign(3, 50).unwrap();
-        c.assign(2, 60).unwrap(); // older than latest: ignored
+        c.assign(3, 70).unwrap(); // latest epoch, later offset: nothing to do
         let c = LeaderEpochFileCache::load(dir.path());
         assert_eq!(
             std::fs::read_to_string(dir.path().join(FILE_NAME)).unwrap(),
@@ -159,5 +175,39 @@ mod tests {
             "newer than all"
         );
         assert_eq!(c.end_offset_for(-1, 99), EpochEndOffset::UNDEFINED);
+    }
+
+    #[test]
+    fn assign_drops_non_monotonic_entries_and_truncation_drops_the_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = LeaderEpochFileCache::load(dir.path());
+        c.assign(-1, 0).unwrap();
+        assert_eq!(c.latest_epoch(), None, "negative epochs are ignored");
+        c.assign(1, 10).unwrap();
+        c.assign(3, 50).unwrap();
+        c.assign(5, 80).unwrap();
+        // An older epoch at a later offset (a follower catching up): newer epochs go.
+        c.assign(2, 60).unwrap();
+        assert_eq!(c.entries, vec![(1, 10), (2, 60)]);
+        // The latest epoch restated at an earlier offset replaces it.
+        c.assign(2, 40).unwrap();
+        assert_eq!(c.entries, vec![(1, 10), (2, 40)]);
+        c.truncate_from_end(40).unwrap();
+        assert_eq!(c.entries, vec![(1, 10)]);
+        let c = LeaderEpochFileCache::load(dir.path());
+        assert_eq!(c.entries, vec![(1, 10)]);
+    }
+
+    #[test]
+    fn a_damaged_checkpoint_starts_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        for text in ["", "1\n1\n0 0\n", "0\n2\n0 0\n", "0\nx\n", "0\n1\n0\n"] {
+            std::fs::write(dir.path().join(FILE_NAME), text).unwrap();
+            assert_eq!(
+                LeaderEpochFileCache::load(dir.path()).latest_epoch(),
+                None,
+                "{text:?}"
+            );
+        }
     }
 }

@@ -3,12 +3,14 @@
 //! holding it, one entry per `index.interval.bytes` of log. A lookup finds the last entry
 //! at or before an offset; the segment then scans a few batch headers from there.
 //!
-//! Entries are kept in memory and appended to the file as they are made; on open the file
+//! Entries are kept in memory and appended to the file through a buffer (flushed with the
+//! segment, on roll and on close; the active segment's index is rebuilt on every open, so
+//! a lost buffer costs nothing); on open the file
 //! is checked and, if it is missing or inconsistent, rebuilt from the log by the segment.
 //! (Preallocation and memory mapping as Kafka does come with the log-format issue.)
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{at, LogError};
@@ -20,7 +22,7 @@ pub struct OffsetIndex {
     base_offset: i64,
     /// (relative offset, position), both increasing.
     entries: Vec<(u32, u32)>,
-    file: File,
+    file: BufWriter<File>,
 }
 
 impl OffsetIndex {
@@ -36,7 +38,7 @@ impl OffsetIndex {
             path: path.to_path_buf(),
             base_offset,
             entries: Vec::new(),
-            file,
+            file: BufWriter::new(file),
         })
     }
 
@@ -81,7 +83,7 @@ impl OffsetIndex {
             path: path.to_path_buf(),
             base_offset,
             entries,
-            file,
+            file: BufWriter::new(file),
         }))
     }
 
@@ -124,8 +126,10 @@ impl OffsetIndex {
         self.entries.is_empty()
     }
 
-    pub fn flush(&self) -> Result<(), LogError> {
-        self.file.sync_data().map_err(at(&self.path))
+    /// Writes out the buffered entries and fsyncs the file.
+    pub fn flush(&mut self) -> Result<(), LogError> {
+        self.file.flush().map_err(at(&self.path))?;
+        self.file.get_ref().sync_data().map_err(at(&self.path))
     }
 
     pub fn path(&self) -> &Path {
@@ -150,6 +154,7 @@ mod tests {
         assert_eq!(idx.lookup(104), 4096);
         assert_eq!(idx.lookup(109), 4096);
         assert_eq!(idx.lookup(500), 8200);
+        idx.flush().unwrap();
         let reloaded = OffsetIndex::load(&path, 100, 10_000).unwrap().unwrap();
         assert_eq!(reloaded.len(), 2);
         assert_eq!(reloaded.lookup(111), 8200);

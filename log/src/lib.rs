@@ -16,7 +16,7 @@ pub mod log;
 pub mod producer_state;
 pub mod segment;
 
-pub use batch::{parse_record_set, BatchHeader, RECORD_BATCH_OVERHEAD};
+pub use batch::{parse_record_set, set_log_append_time, BatchHeader, RECORD_BATCH_OVERHEAD};
 pub use config::LogConfig;
 pub use epoch_cache::EpochEndOffset;
 pub use error::LogError;

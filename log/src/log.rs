@@ -170,66 +170,76 @@ impl Log {
         headers: &[BatchHeader],
         leader_epoch: i32,
     ) -> Result<AppendInfo, LogError> {
-        // Producer checks first: nothing is written unless every batch passes.
-        let mut pending: BTreeMap<i64, ProducerEntry> = BTreeMap::new();
-        let mut next = self.log_end_offset();
-        for h in headers.iter().filter(|h| h.has_producer_id()) {
-            match self.producers.check(h, &pending)? {
-                SequenceCheck::Append => {}
-                SequenceCheck::Duplicate {
-                    first_offset,
-                    last_offset,
-                } => {
-                    if headers.len() == 1 {
-                        return Ok(AppendInfo {
-                            first_offset,
-                            last_offset,
-                            max_timestamp: h.max_timestamp,
-                            log_append_time: -1,
-                            log_start_offset: self.log_start_offset,
-                            duplicate: true,
-                            record_count: i64::from(h.record_count),
-                        });
-                    }
-                    return Err(ProducerError::OutOfOrderSequence {
-                        producer_id: h.producer_id,
-                        found: h.base_sequence,
-                        expected: -1,
-                    }
-                    .into());
-                }
-            }
+        let expected_len: usize = headers.iter().map(|h| h.total_size()).sum();
+        if headers.is_empty() || expected_len != records.len() {
+            return Err(LogError::CorruptBatch {
+                position: 0,
+                reason: format!(
+                    "{} headers describe {expected_len} bytes but the record set has {}",
+                    headers.len(),
+                    records.len()
+                ),
+            });
         }
-        let first_offset = next;
-        let mut pos = 0usize;
-        let mut max_timestamp = -1;
-        let mut record_count = 0i64;
+        // Producer checks first: nothing is written unless every batch passes. `pending`
+        // holds each producer's state as updated by the earlier batches of this append.
+        let first_offset = self.log_end_offset();
+        let mut pending: BTreeMap<i64, ProducerEntry> = BTreeMap::new();
+        let mut next = first_offset;
         for h in headers {
-            records[pos..pos + 8].copy_from_slice(&next.to_be_bytes());
-            records[pos + 12..pos + 16].copy_from_slice(&leader_epoch.to_be_bytes());
             if h.has_producer_id() {
+                match self.producers.check(h, &pending)? {
+                    SequenceCheck::Append => {}
+                    SequenceCheck::Duplicate {
+                        first_offset,
+                        last_offset,
+                        max_timestamp,
+                    } => {
+                        if headers.len() == 1 {
+                            debug!(producer_id = h.producer_id, first_offset, "duplicate batch");
+                            return Ok(AppendInfo {
+                                first_offset,
+                                last_offset,
+                                max_timestamp,
+                                log_append_time: -1,
+                                log_start_offset: self.log_start_offset,
+                                duplicate: true,
+                                record_count: i64::from(h.record_count),
+                            });
+                        }
+                        // A retry mixed with new batches: Kafka's clients never send this.
+                        return Err(ProducerError::OutOfOrderSequence {
+                            producer_id: h.producer_id,
+                            found: h.base_sequence,
+                            expected: -1,
+                        }
+                        .into());
+                    }
+                }
                 let entry = self.producers.updated_entry(h, next, &pending);
                 pending.insert(h.producer_id, entry);
             }
+            next += i64::from(h.last_offset_delta) + 1;
+        }
+        // Assign offsets and the leader epoch in the headers (outside the CRC).
+        let mut pos = 0usize;
+        let mut offset = first_offset;
+        let mut max_timestamp = -1;
+        let mut record_count = 0i64;
+        let mut assigned = Vec::with_capacity(headers.len());
+        for h in headers {
+            records[pos..pos + 8].copy_from_slice(&offset.to_be_bytes());
+            records[pos + 12..pos + 16].copy_from_slice(&leader_epoch.to_be_bytes());
+            let mut a = *h;
+            a.base_offset = offset;
+            a.partition_leader_epoch = leader_epoch;
             max_timestamp = max_timestamp.max(h.max_timestamp);
             record_count += i64::from(h.record_count);
-            next += i64::from(h.last_offset_delta) + 1;
+            offset = a.last_offset() + 1;
             pos += h.total_size();
+            assigned.push(a);
         }
-        let assigned: Vec<BatchHeader> = {
-            let mut offset = first_offset;
-            headers
-                .iter()
-                .map(|h| {
-                    let mut a = *h;
-                    a.base_offset = offset;
-                    a.partition_leader_epoch = leader_epoch;
-                    offset = a.last_offset() + 1;
-                    a
-                })
-                .collect()
-        };
-        self.maybe_roll(records.len() as u64)?;
+        self.maybe_roll(records.len() as u64, next - 1)?;
         let interval = self.config.index_interval_bytes;
         let active = self
             .segments
@@ -238,7 +248,7 @@ impl Log {
             .ok_or_else(|| LogError::Io(std::io::Error::other("log has no segment")))?;
         active.append(records, &assigned, interval)?;
         self.producers.apply(pending);
-        if self.epochs.latest_epoch().is_none_or(|e| e < leader_epoch) {
+        if leader_epoch >= 0 && self.epochs.latest_epoch().is_none_or(|e| e < leader_epoch) {
             self.epochs.assign(leader_epoch, first_offset)?;
         }
         self.unflushed_messages += record_count.max(1) as u64;
@@ -256,15 +266,23 @@ impl Log {
         })
     }
 
-    fn maybe_roll(&mut self, incoming: u64) -> Result<(), LogError> {
+    /// Rolls to a new segment if `incoming` bytes would overflow the active one (by
+    /// `segment.bytes`, or offsets/positions the 4-byte index fields cannot hold).
+    fn maybe_roll(&mut self, incoming: u64, last_offset: i64) -> Result<(), LogError> {
         let Some(active) = self.active() else {
             return Ok(());
         };
-        if active.is_empty() || active.size() + incoming <= self.config.segment_bytes {
+        let size_after = active.size() + incoming;
+        let full = size_after > self.config.segment_bytes
+            || size_after > u64::from(u32::MAX)
+            || last_offset - active.base_offset > i64::from(i32::MAX);
+        if active.is_empty() || !full {
             return Ok(());
         }
         let base = active.next_offset();
-        active.flush()?;
+        if let Some(active) = self.segments.values_mut().next_back() {
+            active.flush()?;
+        }
         self.producers.write_snapshot(&self.dir, base)?;
         let segment = LogSegment::create(&self.dir, base)?;
         debug!(dir = %self.dir.display(), base_offset = base, "rolled new segment");
@@ -299,30 +317,29 @@ impl Log {
         let from = floor.unwrap_or(self.log_start_offset);
         for segment in self.segments.range(from..).map(|(_, s)| s) {
             let Some((pos, first)) = segment.find_batch(start_offset)? else {
+                // Past the end of this segment's data: the next segment holds it.
                 continue;
             };
-            if first.base_offset >= max_offset {
-                return Ok(None);
-            }
+            // Kafka's translateOffset(max_offset): the batch holding max_offset is excluded
+            // whole, so nothing at or above max_offset (the high watermark) is exposed.
             let end = if max_offset >= segment.next_offset() {
                 segment.size()
             } else {
                 match segment.find_batch(max_offset)? {
-                    Some((p, h)) if h.base_offset >= max_offset => p,
-                    Some((p, h)) => p + h.total_size() as u64,
+                    Some((p, _)) => p,
                     None => segment.size(),
                 }
             };
-            let available = (end - pos) as usize;
-            let first_size = first.total_size().min(available);
-            let len = if min_one_batch {
-                available.min(max_bytes).max(first_size)
-            } else if max_bytes < first_size {
-                // Not even the first batch fits: a fragment of it would be useless.
-                return Ok(None);
+            let available = end.saturating_sub(pos) as usize;
+            let wanted = if min_one_batch {
+                max_bytes.max(first.total_size())
             } else {
-                available.min(max_bytes)
+                max_bytes
             };
+            let len = available.min(wanted);
+            if len == 0 {
+                return Ok(None);
+            }
             return Ok(Some(FetchSlice {
                 file: segment.file().clone(),
                 position: pos,
@@ -332,36 +349,24 @@ impl Log {
         Ok(None)
     }
 
-    /// Every batch header with its segment, in offset order, until `f` returns false.
-    fn for_each_batch(
-        &self,
-        mut f: impl FnMut(&LogSegment, u64, &BatchHeader) -> bool,
-    ) -> Result<(), LogError> {
-        for segment in self.segments.values() {
-            let mut go_on = true;
-            segment.for_each_header(0, |pos, h| {
-                go_on = f(segment, pos, h);
-                go_on
-            })?;
-            if !go_on {
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    /// (offset, timestamp) of each record of the batch at `pos`.
+    /// (offset, timestamp) of each record of the batch at `pos` (decompressed if need be).
     fn record_timestamps(
         segment: &LogSegment,
         pos: u64,
         h: &BatchHeader,
     ) -> Result<Vec<(i64, i64)>, LogError> {
+        if h.timestamp_type_log_append() {
+            // LogAppendTime: every record carries the batch's timestamp.
+            return Ok((h.base_offset..=h.last_offset())
+                .map(|o| (o, h.max_timestamp))
+                .collect());
+        }
         let bytes = segment.read_bytes(pos, h.total_size())?;
         let mut buf = Bytes::from(bytes);
         let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).map_err(|e| {
             LogError::CorruptBatch {
                 position: pos as usize,
-                reason: e.to_string(),
+                reason: format!("cannot decode records: {e}"),
             }
         })?;
         Ok(set
@@ -371,52 +376,47 @@ impl Log {
             .collect())
     }
 
-    /// The first record with timestamp >= `ts`: (offset, timestamp).
+    /// ListOffsets by timestamp: the first record with timestamp >= `ts`, as
+    /// (offset, timestamp). Batches are chosen by their max timestamp, then the records of
+    /// that batch are searched (Kafka's `searchForTimestamp`).
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
-        let mut found = None;
-        self.for_each_batch(|segment, pos, h| {
-            if h.max_timestamp < ts {
-                return true;
+        for segment in self.segments.values() {
+            let mut pos = 0;
+            while let Some(h) = segment.read_header(pos)? {
+                if h.max_timestamp >= ts && h.last_offset() >= self.log_start_offset {
+                    let found = Self::record_timestamps(segment, pos, &h)?
+                        .into_iter()
+                        .find(|&(o, t)| t >= ts && o >= self.log_start_offset);
+                    if found.is_some() {
+                        return Ok(found);
+                    }
+                }
+                pos += h.total_size() as u64;
             }
-            found = Some((segment.base_offset, pos, *h));
-            false
-        })?;
-        let Some((base, pos, h)) = found else {
-            return Ok(None);
-        };
-        let Some(segment) = self.segments.get(&base) else {
-            return Ok(None);
-        };
-        let records = Self::record_timestamps(segment, pos, &h)?;
-        Ok(records
-            .into_iter()
-            .find(|(_, t)| *t >= ts)
-            .or(Some((h.base_offset, h.max_timestamp))))
+        }
+        Ok(None)
     }
 
-    /// The record with the largest timestamp (the earliest if several): (offset, timestamp).
+    /// ListOffsets MAX_TIMESTAMP (KIP-734): the record with the largest timestamp, the
+    /// earliest if several, as (offset, timestamp).
     pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>, LogError> {
-        let mut best: Option<(i64, u64, BatchHeader)> = None;
-        self.for_each_batch(|segment, pos, h| {
-            if best
-                .as_ref()
-                .is_none_or(|(_, _, b)| h.max_timestamp > b.max_timestamp)
-            {
-                best = Some((segment.base_offset, pos, *h));
+        let mut best: Option<(&LogSegment, u64, BatchHeader)> = None;
+        for segment in self.segments.values() {
+            let mut pos = 0;
+            while let Some(h) = segment.read_header(pos)? {
+                if best.is_none_or(|(_, _, b)| h.max_timestamp > b.max_timestamp) {
+                    best = Some((segment, pos, h));
+                }
+                pos += h.total_size() as u64;
             }
-            true
-        })?;
-        let Some((base, pos, h)) = best else {
-            return Ok(None);
-        };
-        let Some(segment) = self.segments.get(&base) else {
+        }
+        let Some((segment, pos, h)) = best else {
             return Ok(None);
         };
         let records = Self::record_timestamps(segment, pos, &h)?;
-        Ok(records
-            .into_iter()
-            .find(|(_, t)| *t == h.max_timestamp)
-            .or(Some((h.last_offset(), h.max_timestamp))))
+        let max = records.iter().map(|&(_, t)| t).max();
+        // The header's max timestamp is the client's word; trust the records.
+        Ok(max.and_then(|m| records.into_iter().find(|&(_, t)| t == m)))
     }
 
     pub fn assign_epoch_start_offset(
@@ -437,7 +437,7 @@ impl Log {
     }
 
     pub fn flush(&mut self) -> Result<(), LogError> {
-        if let Some(active) = self.active() {
+        if let Some(active) = self.segments.values_mut().next_back() {
             active.flush()?;
         }
         self.unflushed_messages = 0;

@@ -18,7 +18,7 @@ use crate::batch::{increment_sequence, BatchHeader};
 use crate::error::{at, LogError};
 
 pub const BATCHES_TO_RETAIN: usize = 5;
-const SNAPSHOT_MAGIC: &[u8; 4] = b"GPS1";
+const SNAPSHOT_MAGIC: &[u8; 4] = b"GPS2";
 const SNAPSHOTS_TO_KEEP: usize = 2;
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -43,6 +43,7 @@ pub struct BatchMetadata {
     pub last_seq: i32,
     pub first_offset: i64,
     pub last_offset: i64,
+    pub max_timestamp: i64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -65,6 +66,7 @@ pub enum SequenceCheck {
     Duplicate {
         first_offset: i64,
         last_offset: i64,
+        max_timestamp: i64,
     },
 }
 
@@ -84,6 +86,18 @@ impl ProducerStateManager {
         let entry = pending
             .get(&h.producer_id)
             .or_else(|| self.producers.get(&h.producer_id));
+        if h.is_control() {
+            // A transaction marker (written by the coordinator) carries no sequence; it is
+            // only fenced by the producer epoch, as Kafka's appendEndTxnMarker.
+            return match entry {
+                Some(e) if h.producer_epoch < e.epoch => Err(ProducerError::InvalidProducerEpoch {
+                    producer_id: h.producer_id,
+                    epoch: h.producer_epoch,
+                    current: e.epoch,
+                }),
+                _ => Ok(SequenceCheck::Append),
+            };
+        }
         let Some(entry) = entry else {
             return if h.base_sequence == 0 {
                 Ok(SequenceCheck::Append)
@@ -104,6 +118,7 @@ impl ProducerStateManager {
                 return Ok(SequenceCheck::Duplicate {
                     first_offset: dup.first_offset,
                     last_offset: dup.last_offset,
+                    max_timestamp: dup.max_timestamp,
                 });
             }
         }
@@ -146,11 +161,15 @@ impl ProducerStateManager {
             entry.epoch = h.producer_epoch;
             entry.batches.clear();
         }
+        if h.is_control() {
+            return entry;
+        }
         entry.batches.push_back(BatchMetadata {
             first_seq: h.base_sequence,
             last_seq: h.last_sequence(),
             first_offset,
             last_offset: first_offset + i64::from(h.last_offset_delta),
+            max_timestamp: h.max_timestamp,
         });
         while entry.batches.len() > BATCHES_TO_RETAIN {
             entry.batches.pop_front();
@@ -189,6 +208,7 @@ impl ProducerStateManager {
                 buf.extend_from_slice(&b.last_seq.to_be_bytes());
                 buf.extend_from_slice(&b.first_offset.to_be_bytes());
                 buf.extend_from_slice(&b.last_offset.to_be_bytes());
+                buf.extend_from_slice(&b.max_timestamp.to_be_bytes());
             }
         }
         let crc = crc32c::crc32c(&buf);
@@ -273,6 +293,7 @@ fn decode_snapshot(b: &[u8]) -> Option<ProducerStateManager> {
                 last_seq: r.i32()?,
                 first_offset: r.i64()?,
                 last_offset: r.i64()?,
+                max_timestamp: r.i64()?,
             });
         }
         producers.insert(pid, ProducerEntry { epoch, batches });

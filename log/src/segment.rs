@@ -266,7 +266,7 @@ impl LogSegment {
         self.size == 0
     }
 
-    pub fn flush(&self) -> Result<(), LogError> {
+    pub fn flush(&mut self) -> Result<(), LogError> {
         self.file.sync_data().map_err(at(&self.path))?;
         self.index.flush()
     }

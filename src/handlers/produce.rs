@@ -98,7 +98,7 @@ fn produce_partition(
         .and_then(|headers| {
             // The header rewrite needs our own copy: the request buffer is shared.
             let owned = BytesMut::from(&records[..]);
-            partition.append(owned, &headers, acks)
+            partition.append(owned, headers, acks)
         });
     match result {
         Ok(info) => PartitionProduceResponse::default()

@@ -149,7 +149,7 @@ impl Partition {
     pub fn append(
         &self,
         mut records: BytesMut,
-        headers: &[gregor_log::BatchHeader],
+        mut headers: Vec<gregor_log::BatchHeader>,
         required_acks: i16,
     ) -> Result<AppendInfo, PartitionError> {
         if headers
@@ -166,7 +166,20 @@ impl Partition {
             });
         }
         let epoch = st.leader_epoch;
-        let info = st.log.append(&mut records, headers, epoch)?;
+        let log_append_time = st.settings.message_timestamp_type == "LogAppendTime";
+        let now = if log_append_time {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            gregor_log::set_log_append_time(&mut records, &mut headers, now);
+            now
+        } else {
+            -1
+        };
+        let mut info = st.log.append(&mut records, &headers, epoch)?;
+        if log_append_time && !info.duplicate {
+            info.log_append_time = now;
+        }
         // The ISR is this broker alone: what is in our log is committed.
         st.high_watermark = st.log.log_end_offset();
         let hw = st.high_watermark;
