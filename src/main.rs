@@ -17,6 +17,10 @@ fn main() -> anyhow::Result<()> {
     let config = match BrokerConfig::from_args(std::env::args().skip(1))? {
         CliAction::Help(text) => {
             print!("{text}");
+            println!("\nConfiguration keys (with their defaults):");
+            for entry in BrokerConfig::default_standalone().describe(None, false, false) {
+                println!("  {}={}", entry.name, entry.value.unwrap_or_default());
+            }
             return Ok(());
         }
         CliAction::Run(config) => config,
@@ -27,6 +31,7 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     for w in config.warnings() {
         warn!("{w}");
