@@ -199,7 +199,13 @@ pub fn set_log_append_time(records: &mut [u8], headers: &mut [BatchHeader], now_
     let mut pos = 0;
     for h in headers.iter_mut() {
         let size = h.total_size();
-        let batch = &mut records[pos..pos + size];
+        // Headers that do not describe these bytes: leave the rest alone (append refuses them).
+        let Some(batch) = records.get_mut(pos..pos + size) else {
+            return;
+        };
+        if size < RECORD_BATCH_OVERHEAD {
+            return;
+        }
         h.attributes |= LOG_APPEND_TIME_FLAG;
         h.max_timestamp = now_ms;
         batch[21..23].copy_from_slice(&h.attributes.to_be_bytes());
@@ -220,6 +226,7 @@ pub(crate) fn valid_batch_at(bytes: &[u8]) -> Option<BatchHeader> {
 #[doc(hidden)]
 pub mod test_batches {
     use bytes::{Bytes, BytesMut};
+    use kafka_protocol::protocol::StrBytes;
     use kafka_protocol::records::{
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     };
@@ -252,7 +259,12 @@ pub mod test_batches {
                 timestamp: base_ts + i as i64,
                 key: Some(Bytes::from(format!("key-{i}"))),
                 value: Some(Bytes::from(vec![b'v'; value_size])),
-                headers: Default::default(),
+                headers: [(
+                    StrBytes::from_static_str("trace"),
+                    Some(Bytes::from(format!("t{i}"))),
+                )]
+                .into_iter()
+                .collect(),
             })
             .collect();
         let mut buf = BytesMut::new();
@@ -349,6 +361,113 @@ mod tests {
         assert!(reparsed[0].timestamp_type_log_append());
         assert_eq!(reparsed[0].max_timestamp, 5555);
         assert_eq!(reparsed[0].base_timestamp, 100, "base timestamp untouched");
+    }
+
+    /// Rewrites bytes [at..at+4) of a batch and fixes its CRC, so only that field is wrong.
+    fn with_field(batch: &[u8], at: usize, value: i32) -> Vec<u8> {
+        let mut b = batch.to_vec();
+        b[at..at + 4].copy_from_slice(&value.to_be_bytes());
+        let crc = crc32c::crc32c(&b[CRC_START..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn reads_every_header_field() {
+        let b = test_batches::batch_with(
+            4,
+            1_000,
+            Some((77, 3, 10)),
+            kafka_protocol::records::Compression::Gzip,
+            20,
+        );
+        let h = parse_record_set(&b, 1 << 20).unwrap()[0];
+        assert_eq!(h.base_offset, 0);
+        assert_eq!(h.total_size(), b.len());
+        assert_eq!(h.magic, 2);
+        assert_eq!(h.compression(), 1);
+        assert_eq!(
+            (h.last_offset_delta, h.record_count, h.last_offset()),
+            (3, 4, 3)
+        );
+        assert_eq!((h.base_timestamp, h.max_timestamp), (1_000, 1_003));
+        assert_eq!((h.producer_id, h.producer_epoch), (77, 3));
+        assert_eq!((h.base_sequence, h.last_sequence()), (10, 13));
+        assert!(!h.is_transactional() && !h.is_control() && !h.timestamp_type_log_append());
+        assert_eq!(h.crc, crc32c::crc32c(&b[CRC_START..]));
+    }
+
+    #[test]
+    fn refuses_every_kind_of_bad_field() {
+        let good = batch(2, 1).to_vec();
+        for magic in [0u8, 1] {
+            let mut old = good.clone();
+            old[16] = magic;
+            assert!(matches!(
+                parse_record_set(&old, 1 << 20),
+                Err(LogError::UnsupportedMagic(m)) if m == magic as i8
+            ));
+        }
+        // Lengths below the header, negative, or past the end.
+        for len in [i32::MIN, -1, 0, 12, 48, good.len() as i32 - 11, i32::MAX] {
+            let mut b = good.clone();
+            b[8..12].copy_from_slice(&len.to_be_bytes());
+            assert!(parse_record_set(&b, u32::MAX).is_err(), "length {len}");
+        }
+        assert!(matches!(
+            parse_record_set(&with_field(&good, 23, -1), 1 << 20),
+            Err(LogError::CorruptBatch { .. })
+        ));
+        assert!(matches!(
+            parse_record_set(&with_field(&good, 57, -3), 1 << 20),
+            Err(LogError::CorruptBatch { .. })
+        ));
+        // Exactly at the limit is fine, one byte over is not.
+        assert!(parse_record_set(&good, good.len() as u32).is_ok());
+        assert!(matches!(
+            parse_record_set(&good, good.len() as u32 - 1),
+            Err(LogError::BatchTooLarge { size, max }) if size == good.len() && max == good.len() - 1
+        ));
+        assert!(parse_record_set(&[], 1 << 20).is_err());
+    }
+
+    #[test]
+    fn a_truncated_or_trailing_second_batch_is_refused() {
+        let first = batch(3, 1).to_vec();
+        let second = batch(2, 9).to_vec();
+        let mut set = first.clone();
+        set.extend_from_slice(&second);
+        assert_eq!(parse_record_set(&set, 1 << 20).unwrap().len(), 2);
+        for cut in first.len() + 1..set.len() {
+            assert!(parse_record_set(&set[..cut], 1 << 20).is_err(), "cut {cut}");
+        }
+        let mut trailing = set.clone();
+        trailing.push(0);
+        assert!(parse_record_set(&trailing, 1 << 20).is_err());
+    }
+
+    #[test]
+    fn never_panics_on_mutated_batches() {
+        let good = batch(3, 1).to_vec();
+        let mut x: u64 = 0x2545f4914f6cdd1d;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..5_000 {
+            let mut b = good.clone();
+            for _ in 0..1 + next() % 4 {
+                let at = (next() % b.len() as u64) as usize;
+                b[at] = next() as u8;
+            }
+            let cut = (next() % (b.len() as u64 + 1)) as usize;
+            if let Ok(headers) = parse_record_set(&b[..cut], 1 << 20) {
+                let total: usize = headers.iter().map(|h| h.total_size()).sum();
+                assert_eq!(total, cut);
+            }
+        }
     }
 
     #[test]

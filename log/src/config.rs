@@ -7,10 +7,17 @@ pub struct LogConfig {
     /// `index.interval.bytes`: bytes between two offset index entries.
     pub index_interval_bytes: u32,
     /// `flush.messages`: fsync after this many messages (1 = before every acknowledgement,
-    /// `u64::MAX` = leave it to the OS, Kafka's default).
+    /// `u64::MAX` or Kafka's default `Long.MAX_VALUE` = leave it to the OS).
     pub flush_interval_messages: u64,
     /// `max.message.bytes`: the largest record batch accepted.
     pub max_message_bytes: u32,
+}
+
+impl LogConfig {
+    /// No fsync policy: Kafka's default `Long.MAX_VALUE` (or `u64::MAX`) messages.
+    pub fn leaves_flushing_to_os(&self) -> bool {
+        self.flush_interval_messages >= i64::MAX as u64
+    }
 }
 
 impl Default for LogConfig {

@@ -126,6 +126,11 @@ impl OffsetIndex {
         self.entries.is_empty()
     }
 
+    /// Hands the buffered entries to the OS (no fsync).
+    pub fn write_out(&mut self) -> Result<(), LogError> {
+        self.file.flush().map_err(at(&self.path))
+    }
+
     /// Writes out the buffered entries and fsyncs the file.
     pub fn flush(&mut self) -> Result<(), LogError> {
         self.file.flush().map_err(at(&self.path))?;

@@ -19,7 +19,7 @@ use crate::batch::BatchHeader;
 use crate::epoch_cache::{EpochEndOffset, LeaderEpochFileCache};
 use crate::error::{at, LogError};
 use crate::producer_state::{ProducerEntry, ProducerError, ProducerStateManager, SequenceCheck};
-use crate::segment::LogSegment;
+use crate::segment::{parse_log_file_name, LogSegment};
 use crate::LogConfig;
 
 /// What an append did.
@@ -65,16 +65,17 @@ pub struct Log {
 }
 
 impl Log {
+    /// Opens (creating if needed) the partition directory `dir`: loads every segment,
+    /// recovers the active one by a CRC scan (cutting a torn or corrupt tail), rebuilds any
+    /// missing or invalid index, then loads the leader epochs and the producer state
+    /// (newest snapshot plus a replay of the batches after it).
     pub fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
         std::fs::create_dir_all(dir).map_err(at(dir))?;
         let mut bases = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(at(dir))? {
             let name = entry.map_err(at(dir))?.file_name();
             let name = name.to_string_lossy();
-            if let Some(base) = name
-                .strip_suffix(".log")
-                .and_then(|s| s.parse::<i64>().ok())
-            {
+            if let Some(base) = parse_log_file_name(&name) {
                 bases.push(base);
             }
         }
@@ -139,22 +140,27 @@ impl Log {
         Ok(())
     }
 
+    /// The partition directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
+    /// New topic settings; they apply from the next append (and roll).
     pub fn set_config(&mut self, config: LogConfig) {
         self.config = config;
     }
 
+    /// The first offset still in the log.
     pub fn log_start_offset(&self) -> i64 {
         self.log_start_offset
     }
 
+    /// The next offset to be assigned.
     pub fn log_end_offset(&self) -> i64 {
         self.active().map_or(0, |s| s.next_offset())
     }
 
+    /// Bytes in all segment files.
     pub fn size_bytes(&self) -> u64 {
         self.segments.values().map(|s| s.size()).sum()
     }
@@ -164,6 +170,13 @@ impl Log {
     }
 
     /// Appends a validated record set (headers from `parse_record_set` on these bytes).
+    ///
+    /// Producer checks come first and nothing is written unless every batch passes; a
+    /// single batch that repeats one of its producer's last 5 is answered with its original
+    /// offsets (`duplicate`). Then each header gets its base offset and `leader_epoch`
+    /// (neither covered by the CRC), the whole set goes to the active segment in one write
+    /// (rolling first if it would overflow `segment_bytes`), and the producer state, the
+    /// leader epoch cache and the flush policy are updated. Only headers are touched.
     pub fn append(
         &mut self,
         records: &mut [u8],
@@ -281,7 +294,15 @@ impl Log {
         }
         let base = active.next_offset();
         if let Some(active) = self.segments.values_mut().next_back() {
-            active.flush()?;
+            // With a flush policy, the closing segment's unflushed tail is synced now (later
+            // flushes touch only the new active segment). Without one (the OS decides, Kafka's
+            // default) only the index buffer is written out: an fsync of a whole segment would
+            // stall this partition's appends.
+            if self.config.leaves_flushing_to_os() {
+                active.write_out_index()?;
+            } else {
+                active.flush()?;
+            }
         }
         self.producers.write_snapshot(&self.dir, base)?;
         let segment = LogSegment::create(&self.dir, base)?;
@@ -290,7 +311,11 @@ impl Log {
         Ok(())
     }
 
-    /// Kafka's read; see the crate documentation of `FetchSlice`.
+    /// Kafka's read: from the batch holding `start_offset` (found through the segment's
+    /// offset index), up to the start of the batch holding `max_offset` (or the end of that
+    /// segment), at most `max_bytes` unless `min_one_batch` and the first batch is larger.
+    /// One segment per call; the slice may end inside a batch. None when there is nothing
+    /// to read; `OffsetOutOfRange` outside [log start offset, log end offset].
     pub fn read(
         &self,
         start_offset: i64,
@@ -419,6 +444,7 @@ impl Log {
         Ok(max.and_then(|m| records.into_iter().find(|&(_, t)| t == m)))
     }
 
+    /// Records that `leader_epoch` starts at `start_offset` (Kafka's `LeaderEpochFileCache.assign`).
     pub fn assign_epoch_start_offset(
         &mut self,
         leader_epoch: i32,
@@ -427,15 +453,18 @@ impl Log {
         self.epochs.assign(leader_epoch, start_offset)
     }
 
+    /// The newest leader epoch known, if any.
     pub fn latest_epoch(&self) -> Option<i32> {
         self.epochs.latest_epoch()
     }
 
+    /// OffsetForLeaderEpoch: Kafka's `LeaderEpochFileCache.endOffsetFor`; (-1, -1) if unknown.
     pub fn end_offset_for_epoch(&self, requested_epoch: i32) -> EpochEndOffset {
         self.epochs
             .end_offset_for(requested_epoch, self.log_end_offset())
     }
 
+    /// fsyncs the active segment and its index.
     pub fn flush(&mut self) -> Result<(), LogError> {
         if let Some(active) = self.segments.values_mut().next_back() {
             active.flush()?;

@@ -19,6 +19,15 @@ pub fn log_file_name(base_offset: i64) -> String {
     format!("{base_offset:020}.log")
 }
 
+/// The base offset of a segment file named `<20 digits>.log`, None for any other name.
+pub fn parse_log_file_name(name: &str) -> Option<i64> {
+    let digits = name.strip_suffix(".log")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
 pub fn index_file_name(base_offset: i64) -> String {
     format!("{base_offset:020}.index")
 }
@@ -76,25 +85,34 @@ impl LogSegment {
             .map_err(at(&path))?;
         let size = file.metadata().map_err(at(&path))?.len();
         let index_path = dir.join(index_file_name(base_offset));
+        // The active segment's index is rebuilt by its recovery scan; a closed segment's
+        // is loaded, and rebuilt only if it is missing or inconsistent.
+        let loaded = if recover {
+            None
+        } else {
+            OffsetIndex::load(&index_path, base_offset, size)?
+        };
+        let index_ok = loaded.is_some();
+        let index = match loaded {
+            Some(index) => index,
+            None => OffsetIndex::create(&index_path, base_offset)?,
+        };
         let mut segment = LogSegment {
             base_offset,
             path,
             file: Arc::new(file),
             size,
             next_offset: base_offset,
-            index: OffsetIndex::create(&index_path, base_offset)?,
+            index,
             bytes_since_last_index_entry: 0,
         };
         if recover {
             segment.recover(index_interval)?;
             return Ok(segment);
         }
-        match OffsetIndex::load(&index_path, base_offset, size)? {
-            Some(index) => segment.index = index,
-            None => {
-                warn!(segment = %segment.path.display(), "offset index missing or invalid; rebuilding");
-                segment.rebuild_index(index_interval)?;
-            }
+        if !index_ok {
+            warn!(segment = %segment.path.display(), "offset index missing or invalid; rebuilding");
+            segment.rebuild_index(index_interval)?;
         }
         segment.next_offset = match known_next {
             Some(n) => n,
@@ -154,7 +172,7 @@ impl LogSegment {
             self.maybe_index(&header, pos, total, index_interval)?;
             pos += total;
         }
-        Ok(())
+        self.index.flush()
     }
 
     fn scan_next_offset(&self) -> Result<i64, LogError> {
@@ -271,6 +289,11 @@ impl LogSegment {
         self.index.flush()
     }
 
+    /// Hands the buffered index entries to the OS, without fsync.
+    pub fn write_out_index(&mut self) -> Result<(), LogError> {
+        self.index.write_out()
+    }
+
     /// Removes the segment's files.
     pub fn delete_files(&self) -> Result<(), LogError> {
         for p in [self.path.as_path(), self.index.path()] {
@@ -280,5 +303,57 @@ impl LogSegment {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::test_batches::batch;
+    use crate::parse_record_set;
+
+    #[test]
+    fn only_kafka_segment_names_are_segments() {
+        assert_eq!(parse_log_file_name(&log_file_name(42)), Some(42));
+        assert_eq!(parse_log_file_name("00000000000000000000.log"), Some(0));
+        for other in [
+            "0.log",
+            "-0000000000000000001.log",
+            "00000000000000000000.log.tmp",
+            "00000000000000000000.index",
+            "99999999999999999999.log",
+            "leader-epoch-checkpoint",
+        ] {
+            assert_eq!(parse_log_file_name(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn a_closed_segment_keeps_its_index_and_finds_batches_through_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = LogSegment::create(dir.path(), 50).unwrap();
+        let mut next: i64 = 50;
+        for i in 0..30 {
+            let mut b = batch(2, i).to_vec();
+            b[0..8].copy_from_slice(&next.to_be_bytes());
+            let h = parse_record_set(&b, 1 << 20).unwrap();
+            seg.append(&b, &h, 300).unwrap();
+            next += 2;
+        }
+        seg.flush().unwrap();
+        let entries = seg.index.len();
+        assert!(entries > 5);
+        drop(seg);
+        let seg = LogSegment::open(dir.path(), 50, false, Some(next), 300).unwrap();
+        assert_eq!(seg.index.len(), entries, "loaded, not rebuilt");
+        assert_eq!(seg.next_offset(), next);
+        assert!(seg.index.lookup(105) > 0, "lookup starts near the target");
+        let (pos, h) = seg.find_batch(105).unwrap().unwrap();
+        assert_eq!((h.base_offset, h.last_offset()), (104, 105));
+        assert_eq!(pos, 27 * h.total_size() as u64);
+        assert!(seg.find_batch(next).unwrap().is_none());
+        // Without the next segment's base the end is found from the last index entry.
+        let seg = LogSegment::open(dir.path(), 50, false, None, 300).unwrap();
+        assert_eq!(seg.next_offset(), next);
     }
 }
