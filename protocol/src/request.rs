@@ -41,6 +41,7 @@ requests! {
     DescribeConfigs(DescribeConfigsRequest),
     CreatePartitions(CreatePartitionsRequest),
     DescribeCluster(DescribeClusterRequest),
+    FindCoordinator(FindCoordinatorRequest),
 }
 
 /// A request with the header fields the handlers need.

@@ -37,6 +37,7 @@ responses! {
     DescribeConfigs(DescribeConfigsResponse),
     CreatePartitions(CreatePartitionsResponse),
     DescribeCluster(DescribeClusterResponse),
+    FindCoordinator(FindCoordinatorResponse),
 }
 
 /// Encodes `size | response header | body`. The header version follows the request's API

@@ -9,6 +9,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod fetch;
+pub mod find_coordinator;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
@@ -74,6 +75,7 @@ pub async fn handle(broker: &Broker, req: DecodedRequest) -> Reply {
         Request::DescribeCluster(r) => {
             Response::DescribeCluster(describe_cluster::handle(broker, v, r))
         }
+        Request::FindCoordinator(r) => Response::FindCoordinator(find_coordinator::handle(v, r)),
     };
     encode(req.api_key, v, req.correlation_id, &response)
 }

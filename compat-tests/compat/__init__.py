@@ -1,0 +1,1 @@
+"""gregor's client-compatibility suite: real Kafka clients against a real gregor broker."""

@@ -1,0 +1,19 @@
+"""Per-client adapters with one interface, so each scenario is written once:
+
+    create_topic(topic, partitions)            -> "created" | "auto" (kcat: auto-creation)
+    metadata(topic)                            -> {partition: leader}
+    produce(topic, msgs, compression, idempotent) -> [(partition, offset)] per message, or None
+                                                  when the client cannot report offsets (kcat)
+    consume(topic, partition, start, count)    -> [Rec]
+    offsets(topic, partition, timestamps)      -> (earliest, latest, [offset for each ts, None if none])
+
+Capabilities: `timestamps` (per-message CreateTime on produce), `header_mode` ("full": duplicate
+keys + null values, "nonull": duplicate keys only, "fixed": one header set per run), `produce_offsets`.
+Every call is bounded by a timeout; failures raise ClientError with the client's own words."""
+
+CALL_TIMEOUT = 120  # seconds, upper bound for any single client call
+
+
+class ClientError(Exception):
+    pass
+

@@ -1,0 +1,69 @@
+"""A raw Fetch (v4) on a plain socket, to see the record batches exactly as the broker serves
+them: used to check that a producer's compression codec really reached the log (librdkafka,
+for one, silently stops compressing when it dislikes the broker's ApiVersions answer)."""
+import socket
+import struct
+
+CODECS = {0: "none", 1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
+
+
+def _str(s: str) -> bytes:
+    b = s.encode()
+    return struct.pack(">h", len(b)) + b
+
+
+def _recv_exact(sock, n):
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("broker closed the connection")
+        buf += chunk
+    return bytes(buf)
+
+
+def fetch_batches(host, port, topic, partition, offset=0, max_bytes=64 << 20, timeout=15.0):
+    """Returns (error_code, high_watermark, [(base_offset, last_offset_delta, codec_name, record_count)])."""
+    body = struct.pack(">iiiib", -1, 100, 1, max_bytes, 0)              # replica, wait, min, max, isolation
+    body += struct.pack(">i", 1) + _str(topic)
+    body += struct.pack(">i", 1) + struct.pack(">iqi", partition, offset, max_bytes)
+    header = struct.pack(">hhi", 1, 4, 7) + _str("compat-wire")          # Fetch v4, correlation 7
+    req = header + body
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.settimeout(timeout)
+        s.sendall(struct.pack(">i", len(req)) + req)
+        size = struct.unpack(">i", _recv_exact(s, 4))[0]
+        resp = _recv_exact(s, size)
+    pos = 0
+
+    def take(fmt):
+        nonlocal pos
+        vals = struct.unpack_from(fmt, resp, pos)
+        pos += struct.calcsize(fmt)
+        return vals
+
+    corr, _throttle, ntopics = take(">iii")
+    assert corr == 7, f"correlation id {corr}"
+    assert ntopics == 1, f"{ntopics} topics in response"
+    (tlen,) = take(">h")
+    pos += tlen
+    (nparts,) = take(">i")
+    assert nparts == 1, f"{nparts} partitions in response"
+    _p, err, hw, _lso, naborted = take(">ihqqi")
+    pos += max(naborted, 0) * 16
+    (rlen,) = take(">i")
+    records = resp[pos:pos + max(rlen, 0)]
+    batches = []
+    bpos = 0
+    while bpos + 61 <= len(records):
+        base_offset, batch_len = struct.unpack_from(">qi", records, bpos)
+        if bpos + 12 + batch_len > len(records):
+            break  # partial trailing batch, as Kafka allows
+        magic = records[bpos + 16]
+        attributes = struct.unpack_from(">h", records, bpos + 21)[0]
+        last_delta = struct.unpack_from(">i", records, bpos + 23)[0]
+        count = struct.unpack_from(">i", records, bpos + 57)[0]
+        assert magic == 2, f"batch magic {magic}"
+        batches.append((base_offset, last_delta, CODECS.get(attributes & 7, f"?{attributes & 7}"), count))
+        bpos += 12 + batch_len
+    return err, hw, batches

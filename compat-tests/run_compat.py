@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""gregor's client-compatibility suite: starts ONE gregor broker (free port, temp data dir),
+runs the same scenarios with confluent-kafka, kafka-python, kcat and Java kafka-clients 4.x,
+prints a client x scenario matrix and closes with the line `N passed, N failed`.
+Exit status 0 only if every cell passed.
+
+usage: compat-tests/run_compat.py [--broker target/release/gregor] [--clients a,b] [--scenarios x,y]
+"""
+import argparse
+import os
+import shutil
+import signal
+import sys
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from compat.broker import Broker  # noqa: E402
+from compat.clients import ClientError  # noqa: E402
+from compat.scenarios import SCENARIOS  # noqa: E402
+
+CELL_TIMEOUT = 300  # seconds for one client x scenario cell
+
+
+class CellTimeout(Exception):
+    pass
+
+
+def _alarm(_sig, _frame):
+    raise CellTimeout(f"cell exceeded {CELL_TIMEOUT}s")
+
+
+def make_clients(bootstrap, names):
+    """Adapters for the requested clients; a client that cannot even be set up fails all its cells."""
+    from compat.clients.confluent import ConfluentClient
+    from compat.clients.java import JavaClient
+    from compat.clients.kafkapython import KafkaPythonClient
+    from compat.clients.kcat import KcatClient
+    makers = {
+        "confluent-kafka": lambda: ConfluentClient(bootstrap),
+        "kafka-python": lambda: KafkaPythonClient(bootstrap),
+        "kcat": lambda: KcatClient(bootstrap),
+        "java": lambda: JavaClient(bootstrap, os.path.join(HERE, "java")),
+    }
+    clients, broken = [], {}
+    for n in names:
+        try:
+            clients.append(makers[n]())
+        except Exception as e:  # noqa: BLE001
+            broken[n] = f"setup failed: {e}"
+    return clients, broken
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--broker", default=os.path.join(HERE, "..", "target", "release", "gregor"))
+    ap.add_argument("--clients", default="confluent-kafka,kafka-python,kcat,java")
+    ap.add_argument("--scenarios", default=",".join(n for n, _ in SCENARIOS))
+    args = ap.parse_args()
+    client_names = args.clients.split(",")
+    wanted = args.scenarios.split(",")
+    scenarios = [(n, f) for n, f in SCENARIOS if n in wanted]
+
+    signal.signal(signal.SIGALRM, _alarm)
+    broker = Broker(args.broker, extra_overrides=["num.partitions=3"])
+    results = {}   # (client, scenario) -> (status, detail, seconds)
+    started = time.monotonic()
+    try:
+        broker.start()
+        print(f"broker: {broker.binary} on {broker.bootstrap}, data {broker.data_dir}", flush=True)
+        clients, broken = make_clients(broker.bootstrap, client_names)
+        ctx = {"broker": broker, "clients": clients}
+        for sname, fn in scenarios:
+            for name in client_names:
+                if name in broken:
+                    results[(name, sname)] = ("FAIL", broken[name], 0.0)
+                    continue
+                client = next(c for c in clients if c.name == name)
+                t = time.monotonic()
+                signal.alarm(CELL_TIMEOUT)
+                try:
+                    note = fn(ctx, client)
+                    status, detail = "PASS", note or ""
+                except (AssertionError, ClientError, CellTimeout) as e:
+                    status, detail = "FAIL", f"{type(e).__name__}: {e}"
+                except Exception as e:  # noqa: BLE001  (a client library raising is a failure too)
+                    status, detail = "FAIL", f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=4)}"
+                finally:
+                    signal.alarm(0)
+                if not broker.alive():
+                    status = "FAIL"
+                    detail += f"\n    broker process died (exit {broker.proc.returncode}); restarting it"
+                    broker.start()
+                dt = time.monotonic() - t
+                results[(name, sname)] = (status, detail, dt)
+                print(f"[{status}] {name:15s} {sname:16s} {dt:6.1f}s  {detail.splitlines()[0] if detail else ''}",
+                      flush=True)
+    except Exception as e:  # noqa: BLE001  (broker failed to start, ...)
+        print(f"suite aborted: {type(e).__name__}: {e}", flush=True)
+        traceback.print_exc()
+    finally:
+        signal.alarm(0)
+        try:
+            broker.stop()
+        except Exception as e:  # noqa: BLE001
+            print(f"stopping broker: {e}")
+        if broker.proc and broker.proc.poll() is None:
+            broker.proc.kill()
+
+    # Cells never run (suite aborted) count as failures, never as passes.
+    for sname, _ in scenarios:
+        for name in client_names:
+            results.setdefault((name, sname), ("FAIL", "not run (suite aborted)", 0.0))
+
+    failed = [(k, v) for k, v in results.items() if v[0] == "FAIL"]
+    if failed:
+        print("\n=== failures ===")
+        not_run = [k for k, v in failed if v[1].startswith("not run")]
+        for (name, sname), (_, detail, _) in failed:
+            if (name, sname) not in not_run:
+                print(f"--- {name} / {sname}:\n    {detail}")
+        if not_run:
+            print(f"--- {len(not_run)} cells not run because the suite aborted (counted as failed)")
+        print("\n=== broker log (tail) ===")
+        print(broker.log_tail())
+
+    width = max(len(n) for n in client_names) + 2
+    cols = [n for n, _ in scenarios]
+    print("\n=== compat matrix (rows: client; compression columns: row client writes, next client reads) ===")
+    print(" " * width + " ".join(f"{c:>15s}" for c in cols))
+    for name in client_names:
+        print(f"{name:<{width}}" + " ".join(f"{results[(name, c)][0]:>15s}" for c in cols))
+    passed = sum(1 for v in results.values() if v[0] == "PASS")
+    skipped = sum(1 for v in results.values() if v[0] == "n/a")
+    if failed:
+        print(f"compat suite took {time.monotonic() - started:.0f}s; broker data and log kept in {broker.workdir}")
+    else:
+        shutil.rmtree(broker.workdir, ignore_errors=True)
+        print(f"compat suite took {time.monotonic() - started:.0f}s")
+    line = f"{passed} passed, {len(failed)} failed"
+    if skipped:
+        line += f", {skipped} skipped"
+    print(line)
+    return 1 if failed or passed == 0 else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

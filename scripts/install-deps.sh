@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a fresh Debian machine (run as root): kcat from
+# Debian, the Python clients (confluent-kafka, kafka-python + its codecs, pytest) from PyPI,
+# and the Java client (kafka-clients 4.x) built into compat-tests/java/target by Maven.
+# Idempotent: every step is skipped when its result is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# --- kcat (Debian's 1.7.1, librdkafka 2.0.2: the one users get with apt) -------------------
+if ! command -v kcat >/dev/null 2>&1; then
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y kcat
+fi
+
+# --- Python clients -------------------------------------------------------------------------
+PY_PKGS=(
+    "confluent-kafka==2.16.1"
+    "kafka-python==3.0.12"
+    "pytest==9.2.0"
+    "python-snappy==0.7.3"   # kafka-python's snappy codec
+    "lz4==4.4.5"             # kafka-python's lz4 codec
+    "zstandard==0.25.0"      # kafka-python's zstd codec
+)
+if ! python3 - "${PY_PKGS[@]}" <<'PYEOF'
+import sys
+from importlib.metadata import version, PackageNotFoundError
+for spec in sys.argv[1:]:
+    name, want = spec.split("==")
+    try:
+        if version(name) != want:
+            sys.exit(1)
+    except PackageNotFoundError:
+        sys.exit(1)
+PYEOF
+then
+    python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore "${PY_PKGS[@]}"
+fi
+
+# --- Java client (kafka-clients 4.x) ---------------------------------------------------------
+JAVA_DIR=compat-tests/java
+STAMP=$JAVA_DIR/target/.built
+if [[ ! -f $STAMP || $JAVA_DIR/pom.xml -nt $STAMP || \
+      -n "$(find $JAVA_DIR/src -newer $STAMP -type f 2>/dev/null)" ]]; then
+    rm -rf $JAVA_DIR/target/dependency
+    (cd $JAVA_DIR && mvn -q -B -DskipTests package dependency:copy-dependencies \
+        -DoutputDirectory=target/dependency -DincludeScope=runtime)
+    touch $STAMP
+fi
+echo "install-deps: kcat $(kcat -V 2>&1 | sed -n 's/^Version \([^ ]*\).*/\1/p'), Python and Java clients ready"

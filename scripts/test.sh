@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs every test of gregor: installs what the tests need, builds the broker, runs the Rust
+# tests (unit + integration), then the client-compatibility suite (compat-tests/run_compat.py:
+# confluent-kafka, kafka-python, kcat and Java kafka-clients 4.x against a real broker), which
+# prints the client x scenario matrix. Exits non-zero if anything failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+
+scripts/install-deps.sh
+
+echo "=== cargo build --release"
+timeout 2400 cargo build --release
+
+status=0
+echo "=== cargo test --workspace --release"
+if ! timeout 1800 cargo test --workspace --release; then
+    echo "cargo test FAILED"
+    status=1
+fi
+
+echo "=== compat suite"
+if ! timeout 1200 python3 compat-tests/run_compat.py --broker target/release/gregor; then
+    echo "compat suite FAILED"
+    status=1
+fi
+
+echo "test.sh: $(( $(date +%s) - start ))s, $([[ $status == 0 ]] && echo OK || echo FAILED)"
+exit $status
