@@ -314,6 +314,39 @@ pub async fn create_partitions(
     Ok(())
 }
 
+/// Changes a topic's config overrides with `change`, validates the result, and (unless
+/// `validate_only`) stores it; running partitions pick the new settings up at once.
+pub async fn alter_topic_configs(
+    broker: &Broker,
+    name: &str,
+    change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), AdminError>,
+    validate_only: bool,
+) -> Result<(), AdminError> {
+    let _guard = broker.admin_lock.lock().await;
+    let topic = broker
+        .image()
+        .topic(name)
+        .cloned()
+        .ok_or(AdminError::UnknownTopic)?;
+    let mut configs = topic.configs.clone();
+    change(&mut configs)?;
+    for (k, v) in &configs {
+        validate_topic_config(k, v).map_err(AdminError::InvalidConfig)?;
+    }
+    if validate_only || configs == topic.configs {
+        return Ok(());
+    }
+    broker
+        .metadata
+        .set_topic_configs(name.to_string(), configs)
+        .await?;
+    broker
+        .sync_replicas()
+        .map_err(|e| AdminError::Storage(e.to_string()))?;
+    info!(topic = %name, "altered topic configs");
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

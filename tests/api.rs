@@ -739,3 +739,109 @@ fn find_coordinator_says_not_available_in_every_version() {
         .collect();
     assert_eq!(keys, [("g1", 15), ("g2", 15)]);
 }
+
+/// DescribeConfigs of one topic config: (value, source).
+fn topic_config(c: &mut Client, topic: &str, key: &str) -> (Option<String>, i8) {
+    let req =
+        DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_string(topic.to_string()))
+            .with_configuration_keys(Some(vec![StrBytes::from_string(key.to_string())]))]);
+    let resp = c.call(4, &req);
+    let e = &resp.results[0].configs[0];
+    (e.value.as_ref().map(|v| v.to_string()), e.config_source)
+}
+
+#[test]
+fn topic_configs_change_live_through_both_alter_apis() {
+    use gregor_protocol::kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    let broker = BrokerProcess::start(&[]);
+    let mut c = broker.client();
+    assert_eq!(create_topic(&mut c, "live", 1, &[]), 0);
+    let big = "x".repeat(3000);
+    let big_batch = batch(&[("k", big.as_str())], None, 1);
+    assert_eq!(
+        produce(&mut c, "live", 0, big_batch.clone(), 1).error_code,
+        0
+    );
+
+    let incremental = |ops: Vec<(&str, i8, Option<&str>)>, validate_only: bool| {
+        IncrementalAlterConfigsRequest::default()
+            .with_validate_only(validate_only)
+            .with_resources(vec![AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_static_str("live"))
+                .with_configs(
+                    ops.into_iter()
+                        .map(|(k, op, v)| {
+                            AlterableConfig::default()
+                                .with_name(StrBytes::from_string(k.to_string()))
+                                .with_config_operation(op)
+                                .with_value(v.map(|v| StrBytes::from_string(v.to_string())))
+                        })
+                        .collect(),
+                )])
+    };
+    // validate_only changes nothing; a bad value is refused with INVALID_CONFIG.
+    let r = c.call(
+        1,
+        &incremental(vec![("max.message.bytes", 0, Some("1000"))], true),
+    );
+    assert_eq!(r.responses[0].error_code, 0);
+    assert_eq!(topic_config(&mut c, "live", "max.message.bytes").1, 5);
+    let r = c.call(
+        1,
+        &incremental(vec![("min.insync.replicas", 0, Some("zero"))], false),
+    );
+    assert_eq!(r.responses[0].error_code, 40);
+    // SET applies to the running partition at once.
+    let r = c.call(
+        1,
+        &incremental(vec![("max.message.bytes", 0, Some("1000"))], false),
+    );
+    assert_eq!(r.responses[0].error_code, 0);
+    assert_eq!(
+        topic_config(&mut c, "live", "max.message.bytes"),
+        (Some("1000".to_string()), 1)
+    );
+    assert_eq!(
+        produce(&mut c, "live", 0, big_batch.clone(), 1).error_code,
+        10
+    );
+    // APPEND to a list config; DELETE returns to the default.
+    let r = c.call(
+        1,
+        &incremental(vec![("cleanup.policy", 2, Some("compact"))], false),
+    );
+    assert_eq!(r.responses[0].error_code, 0);
+    assert_eq!(
+        topic_config(&mut c, "live", "cleanup.policy").0.as_deref(),
+        Some("delete,compact")
+    );
+    let r = c.call(1, &incremental(vec![("max.message.bytes", 1, None)], false));
+    assert_eq!(r.responses[0].error_code, 0);
+    assert_eq!(produce(&mut c, "live", 0, big_batch, 1).error_code, 0);
+
+    // Legacy AlterConfigs replaces the whole set.
+    use gregor_protocol::kafka_protocol::messages::alter_configs_request as legacy;
+    let req =
+        AlterConfigsRequest::default().with_resources(vec![legacy::AlterConfigsResource::default(
+        )
+        .with_resource_type(2)
+        .with_resource_name(StrBytes::from_static_str("live"))
+        .with_configs(vec![legacy::AlterableConfig::default()
+            .with_name(StrBytes::from_static_str("retention.ms"))
+            .with_value(Some(StrBytes::from_static_str("1234")))])]);
+    assert_eq!(c.call(1, &req).responses[0].error_code, 0);
+    assert_eq!(
+        topic_config(&mut c, "live", "retention.ms"),
+        (Some("1234".to_string()), 1)
+    );
+    assert_eq!(
+        topic_config(&mut c, "live", "cleanup.policy").1,
+        5,
+        "replaced: back to default"
+    );
+}

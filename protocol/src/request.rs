@@ -42,6 +42,8 @@ requests! {
     CreatePartitions(CreatePartitionsRequest),
     DescribeCluster(DescribeClusterRequest),
     FindCoordinator(FindCoordinatorRequest),
+    AlterConfigs(AlterConfigsRequest),
+    IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
 }
 
 /// A request with the header fields the handlers need.

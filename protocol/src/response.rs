@@ -38,6 +38,8 @@ responses! {
     CreatePartitions(CreatePartitionsResponse),
     DescribeCluster(DescribeClusterResponse),
     FindCoordinator(FindCoordinatorResponse),
+    AlterConfigs(AlterConfigsResponse),
+    IncrementalAlterConfigs(IncrementalAlterConfigsResponse),
 }
 
 /// Encodes `size | response header | body`. The header version follows the request's API

@@ -2,6 +2,7 @@
 //! request is answered opens the file with its name. `handle` routes a decoded request to
 //! its module and encodes the answer at the request's version.
 
+pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
@@ -10,6 +11,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod fetch;
 pub mod find_coordinator;
+pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
@@ -74,6 +76,12 @@ pub async fn handle(broker: &Broker, req: DecodedRequest) -> Reply {
         }
         Request::DescribeCluster(r) => {
             Response::DescribeCluster(describe_cluster::handle(broker, v, r))
+        }
+        Request::AlterConfigs(r) => {
+            Response::AlterConfigs(alter_configs::handle(broker, v, r).await)
+        }
+        Request::IncrementalAlterConfigs(r) => {
+            Response::IncrementalAlterConfigs(incremental_alter_configs::handle(broker, v, r).await)
         }
         Request::FindCoordinator(r) => Response::FindCoordinator(find_coordinator::handle(v, r)),
     };

@@ -161,6 +161,23 @@ impl MetadataStore for EmbeddedMetadata {
         async move { result }.boxed()
     }
 
+    fn set_topic_configs(
+        &self,
+        name: String,
+        configs: std::collections::BTreeMap<String, String>,
+    ) -> BoxFuture<'_, Result<(), MetadataError>> {
+        let result = self.update(|s| {
+            let topic = s
+                .topics
+                .iter_mut()
+                .find(|t| t.name == name)
+                .ok_or_else(|| MetadataError::UnknownTopic(name.clone()))?;
+            topic.configs = configs;
+            Ok(())
+        });
+        async move { result }.boxed()
+    }
+
     fn allocate_producer_ids(&self, count: i64) -> BoxFuture<'_, Result<i64, MetadataError>> {
         let mut first = 0;
         let result = self.update(|s| {

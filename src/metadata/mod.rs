@@ -101,6 +101,12 @@ pub trait MetadataStore: Send + Sync {
         name: String,
         partitions: Vec<PartitionMetadata>,
     ) -> BoxFuture<'_, Result<(), MetadataError>>;
+    /// Replaces a topic's config overrides (Kafka: `/config/topics/<t>`).
+    fn set_topic_configs(
+        &self,
+        name: String,
+        configs: BTreeMap<String, String>,
+    ) -> BoxFuture<'_, Result<(), MetadataError>>;
     /// Reserves `count` producer ids and returns the first (Kafka: `/latest_producer_id_block`).
     fn allocate_producer_ids(&self, count: i64) -> BoxFuture<'_, Result<i64, MetadataError>>;
 }
