@@ -166,3 +166,23 @@ fn truncated_body_closes_the_connection() {
     assert!(c.is_closed_by_broker());
     assert_broker_healthy(&broker);
 }
+
+#[test]
+fn idle_connections_are_closed_after_connections_max_idle_ms() {
+    let broker = BrokerProcess::start(&["connections.max.idle.ms=300"]);
+    let mut idle = broker.client();
+    let mut busy = broker.client();
+    let start = std::time::Instant::now();
+    // The busy one keeps talking past the idle limit and stays open.
+    for _ in 0..5 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert_eq!(busy.call(2, &ApiVersionsRequest::default()).error_code, 0);
+    }
+    assert!(idle.is_closed_by_broker());
+    let waited = start.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(290),
+        "closed too early: {waited:?}"
+    );
+    assert_broker_healthy(&broker);
+}
