@@ -845,3 +845,33 @@ fn topic_configs_change_live_through_both_alter_apis() {
         "replaced: back to default"
     );
 }
+
+#[test]
+fn graceful_shutdown_answers_the_request_in_flight() {
+    let mut broker = BrokerProcess::start(&[]);
+    let mut c = broker.client();
+    assert_eq!(create_topic(&mut c, "bye", 1, &[]), 0);
+    produce(&mut c, "bye", 0, batch(&[("k", "v")], None, 1), 1);
+    // A long poll at the end of the log is in flight when SIGTERM arrives.
+    let fetcher = std::thread::spawn(move || {
+        let start = Instant::now();
+        let resp = c.call(12, &fetch_req("bye", 0, 1, 1500, 1));
+        let p = resp.responses[0].partitions[0].clone();
+        (
+            start.elapsed(),
+            p.error_code,
+            p.high_watermark,
+            c.is_closed_by_broker(),
+        )
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(broker.stop(), "exit status 0 after SIGTERM");
+    let (took, error, hw, closed_after) = fetcher.join().unwrap();
+    assert_eq!((error, hw), (0, 1), "the in-flight fetch got its answer");
+    assert!(
+        took >= Duration::from_millis(1400),
+        "answered after its max wait: {took:?}"
+    );
+    assert!(closed_after, "then the connection was closed");
+    assert!(broker.data_dir().join(".kafka_cleanshutdown").exists());
+}
