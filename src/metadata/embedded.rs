@@ -21,6 +21,15 @@ struct StoredState {
     next_producer_id: i64,
 }
 
+impl StoredState {
+    fn topic_mut(&mut self, name: &str) -> Result<&mut TopicMetadata, MetadataError> {
+        self.topics
+            .iter_mut()
+            .find(|t| t.name == name)
+            .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))
+    }
+}
+
 pub struct EmbeddedMetadata {
     path: PathBuf,
     state: Mutex<StoredState>,
@@ -150,11 +159,7 @@ impl MetadataStore for EmbeddedMetadata {
         partitions: Vec<PartitionMetadata>,
     ) -> BoxFuture<'_, Result<(), MetadataError>> {
         let result = self.update(|s| {
-            let topic = s
-                .topics
-                .iter_mut()
-                .find(|t| t.name == name)
-                .ok_or_else(|| MetadataError::UnknownTopic(name.clone()))?;
+            let topic = s.topic_mut(&name)?;
             topic.partitions.extend(partitions);
             Ok(())
         });
@@ -167,11 +172,7 @@ impl MetadataStore for EmbeddedMetadata {
         configs: std::collections::BTreeMap<String, String>,
     ) -> BoxFuture<'_, Result<(), MetadataError>> {
         let result = self.update(|s| {
-            let topic = s
-                .topics
-                .iter_mut()
-                .find(|t| t.name == name)
-                .ok_or_else(|| MetadataError::UnknownTopic(name.clone()))?;
+            let topic = s.topic_mut(&name)?;
             topic.configs = configs;
             Ok(())
         });
