@@ -19,6 +19,12 @@ if ! timeout 1800 cargo test --workspace --release; then
     status=1
 fi
 
+echo "=== Kafka's DumpLogSegments reads gregor's segments and indexes"
+if ! timeout 900 bash log/tests/kafka_dump_log.sh; then
+    echo "kafka_dump_log FAILED"
+    status=1
+fi
+
 echo "=== compat suite"
 if ! timeout 1200 python3 compat-tests/run_compat.py --broker target/release/gregor; then
     echo "compat suite FAILED"

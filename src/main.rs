@@ -6,12 +6,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use gregor::broker::Broker;
 use gregor::config::{BrokerConfig, CliAction};
+use gregor::replica::manager::{CHECKPOINT_INTERVAL, CLEAN_SHUTDOWN_FILE};
 use gregor::server;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
-
-/// Written to the log directory after a graceful shutdown, removed at start (Kafka's name).
-const CLEAN_SHUTDOWN_MARKER: &str = ".kafka_cleanshutdown";
 
 fn main() -> anyhow::Result<()> {
     let config = match BrokerConfig::from_args(std::env::args().skip(1))? {
@@ -52,10 +50,28 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     };
     let bind = format!("{bind_host}:{}", listener_cfg.port);
     let broker = Arc::new(tokio::task::block_in_place(|| Broker::open(config))?);
-    let marker = broker.log_dir.join(CLEAN_SHUTDOWN_MARKER);
+    // The logs were opened with the marker's word (ReplicaManager::new read it); from now on
+    // the data changes, so the marker goes until the next graceful shutdown writes it.
+    let marker = broker.log_dir.join(CLEAN_SHUTDOWN_FILE);
     if std::fs::remove_file(&marker).is_err() {
         info!("no clean-shutdown marker: the previous run did not stop cleanly (or this is the first)");
     }
+    let checkpointer = {
+        let broker = broker.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let b = broker.clone();
+                match tokio::task::spawn_blocking(move || b.replicas.write_checkpoints()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => warn!(error = %e, "writing checkpoint files failed"),
+                    Err(e) => warn!(error = %e, "checkpoint task failed"),
+                }
+            }
+        })
+    };
     let listener = TcpListener::bind(&bind)
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;
@@ -68,6 +84,7 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         trigger.trigger();
     });
     server::run(listener, broker.clone(), shutdown).await;
+    checkpointer.abort();
     tokio::task::block_in_place(|| broker.shutdown());
     std::fs::write(&marker, b"").context("writing the clean-shutdown marker")?;
     info!("shut down cleanly");

@@ -4,6 +4,11 @@
 pub struct LogConfig {
     /// `segment.bytes`: roll to a new segment past this size.
     pub segment_bytes: u64,
+    /// `segment.ms`: roll once the active segment's first append is older than this.
+    pub segment_ms: i64,
+    /// `segment.index.bytes`: the size each `.index` and `.timeindex` file is preallocated to;
+    /// the segment rolls when either is full.
+    pub max_index_bytes: u32,
     /// `index.interval.bytes`: bytes between two offset index entries.
     pub index_interval_bytes: u32,
     /// `flush.messages`: fsync after this many messages (1 = before every acknowledgement,
@@ -24,6 +29,8 @@ impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
             segment_bytes: 1024 * 1024 * 1024,
+            segment_ms: 7 * 24 * 60 * 60 * 1000,
+            max_index_bytes: 10 * 1024 * 1024,
             index_interval_bytes: 4096,
             flush_interval_messages: u64::MAX,
             max_message_bytes: 1_048_588,

@@ -28,6 +28,8 @@ pub enum LogError {
         log_start: i64,
         log_end: i64,
     },
+    #[error("corrupt checkpoint file {path}: {reason}")]
+    CorruptCheckpoint { path: PathBuf, reason: String },
     #[error(transparent)]
     Producer(#[from] ProducerError),
 }

@@ -1,12 +1,15 @@
 //! gregor-log: one partition's log on disk.
 //!
 //! `Log` (log.rs) is the entry point: segments of RecordBatch v2 bytes stored as clients
-//! sent them (`segment`, with its sparse `index`), crash recovery of the active segment,
+//! sent them in Kafka's on-disk format (`segment`, with its `.index` and `.timeindex`,
+//! `index`), crash recovery from the recovery point (`checkpoint` holds Kafka's checkpoint
+//! files that the broker keeps per log directory),
 //! the leader epoch history (`epoch_cache`) and idempotent-producer state
 //! (`producer_state`). `batch` parses and validates batch headers without touching records.
 //! It knows nothing of the network or of ZooKeeper.
 
 pub mod batch;
+pub mod checkpoint;
 pub mod config;
 pub mod epoch_cache;
 pub mod error;
@@ -20,5 +23,5 @@ pub use batch::{parse_record_set, set_log_append_time, BatchHeader, RECORD_BATCH
 pub use config::LogConfig;
 pub use epoch_cache::EpochEndOffset;
 pub use error::LogError;
-pub use log::{AppendInfo, FetchSlice, Log};
+pub use log::{AppendInfo, FetchSlice, Log, LogOpenOptions};
 pub use producer_state::ProducerError;

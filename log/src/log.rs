@@ -1,10 +1,17 @@
 //! Log: one partition's sequence of segments, the only way the broker touches its data.
 //!
 //! Appends assign dense offsets by rewriting each batch header's base offset (and leader
-//! epoch) and go to the active (last) segment, rolling at `segment.bytes`. Reads locate the
-//! segment by base offset, the batch through the sparse index, and hand back a file range
-//! to read outside the caller's lock. On open the active segment is always recovered by a
-//! CRC scan, so a torn tail from a crash is cut before anything is served.
+//! epoch) and go to the active (last) segment, rolling at `segment.bytes`, at `segment.ms`
+//! and when either index is full. Reads locate the segment by base offset, the batch through
+//! the sparse index, and hand back a file range to read outside the caller's lock; timestamp
+//! lookups go through the time index.
+//!
+//! Opening follows Kafka's `LogLoader`: after a clean shutdown everything on disk is trusted
+//! (indexes are loaded, only the active segment's tail after its last index entry is read to
+//! find the log end offset); otherwise every segment from the one holding the recovery point
+//! (the offset up to which data was fsynced) is validated batch by batch and cut at the first
+//! bad batch, and the segments after a cut are dropped. The recovery point moves to the log
+//! end offset on `flush` and to the active segment's base on `flush_rolled_segments`.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -13,13 +20,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::batch::BatchHeader;
 use crate::epoch_cache::{EpochEndOffset, LeaderEpochFileCache};
 use crate::error::{at, LogError};
 use crate::producer_state::{ProducerEntry, ProducerError, ProducerStateManager, SequenceCheck};
-use crate::segment::{parse_log_file_name, LogSegment};
+use crate::segment::{now_ms, parse_log_file_name, LogSegment};
 use crate::LogConfig;
 
 /// What an append did.
@@ -54,22 +61,60 @@ impl FetchSlice {
     }
 }
 
+/// What the broker knows about a log from its checkpoint files and the clean-shutdown marker.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogOpenOptions {
+    /// From `recovery-point-offset-checkpoint`: data below it was fsynced. None = unknown:
+    /// after an unclean shutdown every segment is validated (Kafka's default of 0).
+    pub recovery_point: Option<i64>,
+    /// `.kafka_cleanshutdown` was present: trust the files, validate nothing.
+    pub clean_shutdown: bool,
+    /// From `log-start-offset-checkpoint`: the log start offset, if it is above the first
+    /// segment's base offset.
+    pub log_start_offset: Option<i64>,
+}
+
 pub struct Log {
     dir: PathBuf,
     config: LogConfig,
     segments: BTreeMap<i64, LogSegment>,
     log_start_offset: i64,
+    /// Everything below this offset is on disk (fsynced): Kafka's recovery point.
+    recovery_point: i64,
     producers: ProducerStateManager,
     epochs: LeaderEpochFileCache,
     unflushed_messages: u64,
 }
 
 impl Log {
-    /// Opens (creating if needed) the partition directory `dir`: loads every segment,
-    /// recovers the active one by a CRC scan (cutting a torn or corrupt tail), rebuilds any
-    /// missing or invalid index, then loads the leader epochs and the producer state
-    /// (newest snapshot plus a replay of the batches after it).
+    /// Opens (creating if needed) the partition directory `dir` as after an unclean shutdown
+    /// whose recovery point is in the active segment: the active segment is validated by a CRC
+    /// scan (cutting a torn or corrupt tail), the others are trusted, any missing or invalid
+    /// index is rebuilt; then the leader epochs and the producer state (newest snapshot plus a
+    /// replay of the batches after it) are loaded. See `open_with` for Kafka's full rules.
     pub fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
+        Self::open_with(
+            dir,
+            config,
+            LogOpenOptions {
+                recovery_point: Some(i64::MAX),
+                clean_shutdown: false,
+                log_start_offset: None,
+            },
+        )
+    }
+
+    /// Opens `dir` with what the checkpoints and the clean-shutdown marker say (Kafka's
+    /// `LogLoader`). Clean shutdown: no segment is validated. Otherwise every segment from the
+    /// one holding `recovery_point` to the end is validated batch by batch (size, magic,
+    /// CRC32C, offsets increasing) and cut at the first bad batch; the segments after a cut
+    /// are deleted. Missing or inconsistent indexes (offset and time) are rebuilt from their
+    /// segment. The recovery point is the log end offset afterwards, as in Kafka.
+    pub fn open_with(
+        dir: &Path,
+        config: LogConfig,
+        options: LogOpenOptions,
+    ) -> Result<Log, LogError> {
         std::fs::create_dir_all(dir).map_err(at(dir))?;
         let mut bases = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(at(dir))? {
@@ -80,30 +125,82 @@ impl Log {
             }
         }
         bases.sort_unstable();
+        // The first segment to validate: the one holding the recovery point.
+        let recover_from = if options.clean_shutdown {
+            None
+        } else {
+            let rp = options.recovery_point.unwrap_or(i64::MIN);
+            bases
+                .iter()
+                .rev()
+                .find(|b| **b <= rp)
+                .or(bases.first())
+                .copied()
+        };
         let mut segments = BTreeMap::new();
+        let mut validated = 0usize;
         for (i, base) in bases.iter().enumerate() {
-            let last = i + 1 == bases.len();
             let next = bases.get(i + 1).copied();
-            let segment = LogSegment::open(dir, *base, last, next, config.index_interval_bytes)?;
+            let recover = recover_from.is_some_and(|from| *base >= from);
+            let (segment, cut) = LogSegment::open(dir, *base, recover, next, &config)?;
+            validated += usize::from(recover);
+            let overlaps = next.is_some_and(|n| segment.next_offset() > n);
             segments.insert(*base, segment);
+            if recover && (cut > 0 || overlaps) && next.is_some() {
+                // Kafka: a segment cut by recovery ends the log; later segments are dropped.
+                for later in &bases[i + 1..] {
+                    warn!(dir = %dir.display(), base_offset = later,
+                        "deleting segment after a corrupt batch found by recovery");
+                    for name in [
+                        crate::segment::log_file_name(*later),
+                        crate::segment::index_file_name(*later),
+                        crate::segment::time_index_file_name(*later),
+                    ] {
+                        let path = dir.join(name);
+                        match std::fs::remove_file(&path) {
+                            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                                return Err(at(&path)(e))
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                break;
+            }
         }
         if segments.is_empty() {
-            segments.insert(0, LogSegment::create(dir, 0)?);
+            segments.insert(0, LogSegment::create(dir, 0, &config)?);
         }
-        let log_start_offset = *segments.keys().next().unwrap_or(&0);
+        // Closed segments' indexes hold exactly their entries (a preallocated tail left by a
+        // crash is cut; no I/O when there is none); the active one gets its room back.
+        let count = segments.len();
+        for (i, segment) in segments.values_mut().enumerate() {
+            if i + 1 == count {
+                segment.make_active(config.max_index_bytes)?;
+            } else {
+                segment.on_become_inactive()?;
+            }
+        }
+        let first_base = *segments.keys().next().unwrap_or(&0);
         let mut log = Log {
             dir: dir.to_path_buf(),
             config,
             segments,
-            log_start_offset,
+            log_start_offset: first_base,
+            recovery_point: 0,
             producers: ProducerStateManager::default(),
             epochs: LeaderEpochFileCache::load(dir),
             unflushed_messages: 0,
         };
         let leo = log.log_end_offset();
+        if let Some(start) = options.log_start_offset {
+            log.log_start_offset = start.clamp(first_base, leo.max(first_base));
+        }
+        log.recovery_point = leo;
         log.epochs.truncate_from_end(leo)?;
         log.load_producer_state()?;
-        debug!(dir = %dir.display(), segments = log.segments.len(), log_end_offset = leo, "opened log");
+        debug!(dir = %dir.display(), segments = log.segments.len(), validated_segments = validated,
+            clean_shutdown = options.clean_shutdown, log_end_offset = leo, "opened log");
         Ok(log)
     }
 
@@ -153,6 +250,12 @@ impl Log {
     /// The first offset still in the log.
     pub fn log_start_offset(&self) -> i64 {
         self.log_start_offset
+    }
+
+    /// Kafka's recovery point: every offset below it is fsynced (checkpointed by the broker
+    /// in `recovery-point-offset-checkpoint`).
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point
     }
 
     /// The next offset to be assigned.
@@ -252,14 +355,15 @@ impl Log {
             pos += h.total_size();
             assigned.push(a);
         }
-        self.maybe_roll(records.len() as u64, next - 1)?;
+        let now = now_ms();
+        self.maybe_roll(records.len() as u64, next - 1, now)?;
         let interval = self.config.index_interval_bytes;
         let active = self
             .segments
             .values_mut()
             .next_back()
             .ok_or_else(|| LogError::Io(std::io::Error::other("log has no segment")))?;
-        active.append(records, &assigned, interval)?;
+        active.append(records, &assigned, interval, now)?;
         self.producers.apply(pending);
         if leader_epoch >= 0 && self.epochs.latest_epoch().is_none_or(|e| e < leader_epoch) {
             self.epochs.assign(leader_epoch, first_offset)?;
@@ -279,33 +383,40 @@ impl Log {
         })
     }
 
-    /// Rolls to a new segment if `incoming` bytes would overflow the active one (by
-    /// `segment.bytes`, or offsets/positions the 4-byte index fields cannot hold).
-    fn maybe_roll(&mut self, incoming: u64, last_offset: i64) -> Result<(), LogError> {
+    /// Kafka's `shouldRoll`: a non-empty active segment rolls before an append of `incoming`
+    /// bytes if they would overflow `segment.bytes` (or positions/offsets the 4-byte index
+    /// fields cannot hold), if either index is full, or if `segment.ms` has passed since its
+    /// first append (`now_ms` is the broker's clock).
+    fn maybe_roll(&mut self, incoming: u64, last_offset: i64, now_ms: i64) -> Result<(), LogError> {
         let Some(active) = self.active() else {
             return Ok(());
         };
         let size_after = active.size() + incoming;
-        let full = size_after > self.config.segment_bytes
+        let by_size = size_after > self.config.segment_bytes
             || size_after > u64::from(u32::MAX)
             || last_offset - active.base_offset > i64::from(i32::MAX);
-        if active.is_empty() || !full {
+        let by_age = active
+            .rolling_base_ms()
+            .is_some_and(|t| now_ms.saturating_sub(t) > self.config.segment_ms);
+        let by_index = active.index_full();
+        if active.is_empty() || !(by_size || by_age || by_index) {
             return Ok(());
         }
         let base = active.next_offset();
+        debug!(dir = %self.dir.display(), base_offset = base, by_size, by_age, by_index, "rolling");
         if let Some(active) = self.segments.values_mut().next_back() {
-            // With a flush policy, the closing segment's unflushed tail is synced now (later
-            // flushes touch only the new active segment). Without one (the OS decides, Kafka's
-            // default) only the index buffer is written out: an fsync of a whole segment would
-            // stall this partition's appends.
-            if self.config.leaves_flushing_to_os() {
-                active.write_out_index()?;
-            } else {
-                active.flush()?;
-            }
+            active.on_become_inactive()?;
+        }
+        // With a flush policy, the closing segment's unflushed tail is synced now (later
+        // flushes touch only the new active segment). Without one (the OS decides, Kafka's
+        // default) the indexes are only written out: an fsync of a whole segment would stall
+        // this partition's appends; the broker calls `flush_rolled_segments` in the background
+        // (Kafka schedules the same flush on roll).
+        if !self.config.leaves_flushing_to_os() {
+            self.flush_below(base)?;
         }
         self.producers.write_snapshot(&self.dir, base)?;
-        let segment = LogSegment::create(&self.dir, base)?;
+        let segment = LogSegment::create(&self.dir, base, &self.config)?;
         debug!(dir = %self.dir.display(), base_offset = base, "rolled new segment");
         self.segments.insert(base, segment);
         Ok(())
@@ -401,17 +512,25 @@ impl Log {
             .collect())
     }
 
-    /// ListOffsets by timestamp: the first record with timestamp >= `ts`, as
-    /// (offset, timestamp). Batches are chosen by their max timestamp, then the records of
-    /// that batch are searched (Kafka's `searchForTimestamp`).
+    /// ListOffsets by timestamp: the first record with timestamp >= `ts` at or above the log
+    /// start offset, as (offset, timestamp). Kafka's `fetchOffsetByTimestamp`: the first
+    /// segment whose largest timestamp is >= `ts`, then through its time index and offset index
+    /// to a batch position, batches by their max timestamp from there, then the records of
+    /// the batch found (decompressed if need be).
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
+        let start = self.log_start_offset;
         for segment in self.segments.values() {
-            let mut pos = 0;
+            if segment.next_offset() <= start
+                || segment.max_timestamp_so_far().is_none_or(|(t, _)| t < ts)
+            {
+                continue;
+            }
+            let mut pos = segment.timestamp_search_position(ts, start);
             while let Some(h) = segment.read_header(pos)? {
-                if h.max_timestamp >= ts && h.last_offset() >= self.log_start_offset {
+                if h.max_timestamp >= ts && h.last_offset() >= start {
                     let found = Self::record_timestamps(segment, pos, &h)?
                         .into_iter()
-                        .find(|&(o, t)| t >= ts && o >= self.log_start_offset);
+                        .find(|&(o, t)| t >= ts && o >= start);
                     if found.is_some() {
                         return Ok(found);
                     }
@@ -423,19 +542,22 @@ impl Log {
     }
 
     /// ListOffsets MAX_TIMESTAMP (KIP-734): the record with the largest timestamp, the
-    /// earliest if several, as (offset, timestamp).
+    /// earliest if several, as (offset, timestamp). The segment comes from each segment's
+    /// max timestamp so far (its time index's last entry), the batch from the offset stored
+    /// with it; only that batch's records are read.
     pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>, LogError> {
-        let mut best: Option<(&LogSegment, u64, BatchHeader)> = None;
+        let mut best: Option<(&LogSegment, i64, i64)> = None;
         for segment in self.segments.values() {
-            let mut pos = 0;
-            while let Some(h) = segment.read_header(pos)? {
-                if best.is_none_or(|(_, _, b)| h.max_timestamp > b.max_timestamp) {
-                    best = Some((segment, pos, h));
+            if let Some((t, o)) = segment.max_timestamp_so_far() {
+                if best.is_none_or(|(_, bt, _)| t > bt) {
+                    best = Some((segment, t, o));
                 }
-                pos += h.total_size() as u64;
             }
         }
-        let Some((segment, pos, h)) = best else {
+        let Some((segment, _, offset)) = best else {
+            return Ok(None);
+        };
+        let Some((pos, h)) = segment.find_batch(offset)? else {
             return Ok(None);
         };
         let records = Self::record_timestamps(segment, pos, &h)?;
@@ -464,18 +586,55 @@ impl Log {
             .end_offset_for(requested_epoch, self.log_end_offset())
     }
 
-    /// fsyncs the active segment and its index.
-    pub fn flush(&mut self) -> Result<(), LogError> {
-        if let Some(active) = self.segments.values_mut().next_back() {
-            active.flush()?;
+    /// fsyncs every segment (and its indexes) holding data at or above the recovery point and
+    /// below `upto`; the recovery point moves to `upto` (at most the log end offset).
+    fn flush_below(&mut self, upto: i64) -> Result<(), LogError> {
+        let leo = self.log_end_offset();
+        let target = upto.min(leo);
+        if target <= self.recovery_point {
+            return Ok(());
         }
+        let from = self
+            .segments
+            .range(..=self.recovery_point)
+            .next_back()
+            .map_or(i64::MIN, |(b, _)| *b);
+        for segment in self.segments.range_mut(from..).map(|(_, s)| s) {
+            if segment.base_offset >= target {
+                break;
+            }
+            if segment.next_offset() > self.recovery_point {
+                segment.flush()?;
+            }
+        }
+        self.recovery_point = target;
+        Ok(())
+    }
+
+    /// fsyncs everything not yet on disk; the recovery point becomes the log end offset.
+    pub fn flush(&mut self) -> Result<(), LogError> {
+        self.flush_below(i64::MAX)?;
         self.unflushed_messages = 0;
         Ok(())
     }
 
-    /// Clean close: flush and snapshot the producer state at the log end offset.
+    /// fsyncs the segments rolled since the last flush (not the active one): Kafka's flush
+    /// scheduled on roll. The recovery point becomes the active segment's base offset. The
+    /// broker calls this in the background before writing its recovery point checkpoint.
+    pub fn flush_rolled_segments(&mut self) -> Result<(), LogError> {
+        let active_base = self.active().map_or(0, |s| s.base_offset);
+        self.flush_below(active_base)
+    }
+
+    /// Clean close: flush everything, give the active segment's time index its final entry
+    /// and trim both indexes (as Kafka's `LogSegment.close`), and snapshot the producer state
+    /// at the log end offset. The log stays usable (appends extend the trimmed files).
     pub fn close(&mut self) -> Result<(), LogError> {
         self.flush()?;
+        if let Some(active) = self.segments.values_mut().next_back() {
+            active.on_become_inactive()?;
+            active.flush()?;
+        }
         let leo = self.log_end_offset();
         self.producers.write_snapshot(&self.dir, leo)
     }

@@ -1,4 +1,5 @@
-//! LogSegment: one `<base offset>.log` file of whole batches and its `.index`.
+//! LogSegment: one `<base offset>.log` file of whole batches, its `.index` and its
+//! `.timeindex` (Kafka's file names and formats).
 //!
 //! Writes go to the end at an explicit position (`write_all_at`), reads are positional
 //! (`read_exact_at`) on a shared `Arc<File>`, so readers never move a cursor that the
@@ -13,7 +14,8 @@ use tracing::warn;
 
 use crate::batch::{valid_batch_at, BatchHeader, LOG_OVERHEAD, RECORD_BATCH_OVERHEAD};
 use crate::error::{at, LogError};
-use crate::index::OffsetIndex;
+use crate::index::{OffsetIndex, TimeIndex};
+use crate::LogConfig;
 
 pub fn log_file_name(base_offset: i64) -> String {
     format!("{base_offset:020}.log")
@@ -32,6 +34,17 @@ pub fn index_file_name(base_offset: i64) -> String {
     format!("{base_offset:020}.index")
 }
 
+pub fn time_index_file_name(base_offset: i64) -> String {
+    format!("{base_offset:020}.timeindex")
+}
+
+/// The broker's clock in milliseconds since the epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 pub struct LogSegment {
     pub base_offset: i64,
     path: PathBuf,
@@ -40,12 +53,24 @@ pub struct LogSegment {
     /// One past the last offset stored here (= base_offset when empty).
     next_offset: i64,
     index: OffsetIndex,
+    time_index: TimeIndex,
     bytes_since_last_index_entry: u64,
+    /// Kafka's `maxTimestampAndOffsetSoFar`: the largest batch max timestamp in the segment
+    /// and the last offset of the (first) batch holding it.
+    max_timestamp_so_far: Option<(i64, i64)>,
+    /// Broker time (ms) from which `segment.ms` counts: the first append in this process, or
+    /// for a segment found on disk its file's creation time (else the time it was opened).
+    rolling_base_ms: Option<i64>,
 }
 
 impl LogSegment {
-    /// Creates a new empty segment in `dir`.
-    pub fn create(dir: &Path, base_offset: i64) -> Result<LogSegment, LogError> {
+    /// Creates a new empty segment in `dir`, its indexes preallocated to
+    /// `config.max_index_bytes`.
+    pub fn create(
+        dir: &Path,
+        base_offset: i64,
+        config: &LogConfig,
+    ) -> Result<LogSegment, LogError> {
         let path = dir.join(log_file_name(base_offset));
         let file = OpenOptions::new()
             .create(true)
@@ -54,7 +79,16 @@ impl LogSegment {
             .truncate(true)
             .open(&path)
             .map_err(at(&path))?;
-        let index = OffsetIndex::create(&dir.join(index_file_name(base_offset)), base_offset)?;
+        let index = OffsetIndex::create(
+            &dir.join(index_file_name(base_offset)),
+            base_offset,
+            config.max_index_bytes,
+        )?;
+        let time_index = TimeIndex::create(
+            &dir.join(time_index_file_name(base_offset)),
+            base_offset,
+            config.max_index_bytes,
+        )?;
         Ok(LogSegment {
             base_offset,
             path,
@@ -62,21 +96,26 @@ impl LogSegment {
             size: 0,
             next_offset: base_offset,
             index,
+            time_index,
             bytes_since_last_index_entry: 0,
+            max_timestamp_so_far: None,
+            rolling_base_ms: None,
         })
     }
 
-    /// Opens an existing segment. `recover` scans and validates every batch, cutting the
-    /// file at the first torn or corrupt one and rebuilding the index; otherwise the index is
-    /// loaded (or rebuilt if missing or bad) and `next_offset` is taken from `known_next`
-    /// (the next segment's base offset) or, for the last segment, found by a header scan.
+    /// Opens an existing segment. `recover` validates every batch (see `recover`), cutting the
+    /// file at the first torn or corrupt one and rebuilding both indexes; the second value is
+    /// the number of bytes cut. Otherwise the data is trusted: the indexes are loaded (and
+    /// rebuilt only if missing or inconsistent) and `next_offset` is taken from `known_next`
+    /// (the next segment's base offset) or, for the last segment, found by a header scan from
+    /// the last offset index entry.
     pub fn open(
         dir: &Path,
         base_offset: i64,
         recover: bool,
         known_next: Option<i64>,
-        index_interval: u32,
-    ) -> Result<LogSegment, LogError> {
+        config: &LogConfig,
+    ) -> Result<(LogSegment, u64), LogError> {
         let path = dir.join(log_file_name(base_offset));
         let file = OpenOptions::new()
             .read(true)
@@ -85,17 +124,24 @@ impl LogSegment {
             .map_err(at(&path))?;
         let size = file.metadata().map_err(at(&path))?.len();
         let index_path = dir.join(index_file_name(base_offset));
-        // The active segment's index is rebuilt by its recovery scan; a closed segment's
-        // is loaded, and rebuilt only if it is missing or inconsistent.
+        let time_path = dir.join(time_index_file_name(base_offset));
+        let max = config.max_index_bytes;
         let loaded = if recover {
             None
         } else {
-            OffsetIndex::load(&index_path, base_offset, size)?
+            match OffsetIndex::load(&index_path, base_offset, size, known_next, max)? {
+                Some(index) => TimeIndex::load(&time_path, base_offset, known_next, max)?
+                    .map(|time_index| (index, time_index)),
+                None => None,
+            }
         };
         let index_ok = loaded.is_some();
-        let index = match loaded {
-            Some(index) => index,
-            None => OffsetIndex::create(&index_path, base_offset)?,
+        let (index, time_index) = match loaded {
+            Some(pair) => pair,
+            None => (
+                OffsetIndex::create(&index_path, base_offset, max)?,
+                TimeIndex::create(&time_path, base_offset, max)?,
+            ),
         };
         let mut segment = LogSegment {
             base_offset,
@@ -104,28 +150,66 @@ impl LogSegment {
             size,
             next_offset: base_offset,
             index,
+            time_index,
             bytes_since_last_index_entry: 0,
+            max_timestamp_so_far: None,
+            rolling_base_ms: None,
         };
         if recover {
-            segment.recover(index_interval)?;
-            return Ok(segment);
+            let cut = segment.recover(config.index_interval_bytes)?;
+            segment.init_rolling_base()?;
+            return Ok((segment, cut));
         }
         if !index_ok {
-            warn!(segment = %segment.path.display(), "offset index missing or invalid; rebuilding");
-            segment.rebuild_index(index_interval)?;
+            warn!(segment = %segment.path.display(), "offset or time index missing or invalid; rebuilding");
+            segment.rebuild_indexes(config)?;
         }
+        segment.max_timestamp_so_far = segment.time_index.last_entry();
         segment.next_offset = match known_next {
             Some(n) => n,
             None => segment.scan_next_offset()?,
         };
-        Ok(segment)
+        if index_ok
+            && known_next.is_none()
+            && segment
+                .time_index
+                .last_entry()
+                .is_some_and(|(_, o)| o >= segment.next_offset)
+        {
+            warn!(segment = %segment.path.display(), "time index points past the log end; rebuilding");
+            segment.rebuild_indexes(config)?;
+            segment.max_timestamp_so_far = segment.time_index.last_entry();
+        }
+        segment.init_rolling_base()?;
+        Ok((segment, 0))
     }
 
-    /// Validates every batch from the start, truncating at the first bad one, and
-    /// rebuilds the index. Returns the number of bytes cut.
+    /// A segment found on disk counts `segment.ms` from its file's creation time (its first
+    /// append, near enough), or from when it was opened where the file system keeps no
+    /// creation time; an empty one from its first append.
+    fn init_rolling_base(&mut self) -> Result<(), LogError> {
+        if self.size == 0 {
+            self.rolling_base_ms = None;
+            return Ok(());
+        }
+        let now = now_ms();
+        let created = self
+            .file
+            .metadata()
+            .map_err(at(&self.path))?
+            .created()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as i64);
+        self.rolling_base_ms = Some(created.map_or(now, |c| c.min(now)));
+        Ok(())
+    }
+
+    /// Validates every batch from the start (size, magic, CRC32C, offsets increasing from the
+    /// base offset), truncating at the first bad one, and rebuilds both indexes (trimmed, with
+    /// the final time index entry, as Kafka's `LogSegment.recover`). Returns the bytes cut.
     pub fn recover(&mut self, index_interval: u32) -> Result<u64, LogError> {
-        self.index = OffsetIndex::create(self.index.path(), self.base_offset)?;
-        self.bytes_since_last_index_entry = 0;
+        self.reset_indexes()?;
         let mut pos = 0u64;
         let mut next = self.base_offset;
         let mut buf = Vec::new();
@@ -137,6 +221,7 @@ impl LogSegment {
             if header.batch_length < (RECORD_BATCH_OVERHEAD - LOG_OVERHEAD) as i32
                 || pos + total > self.size
                 || header.base_offset < next
+                || header.last_offset() - self.base_offset > i64::from(i32::MAX)
             {
                 break;
             }
@@ -160,19 +245,31 @@ impl LogSegment {
             self.size = pos;
         }
         self.next_offset = next;
+        self.on_become_inactive()?;
         Ok(cut)
     }
 
-    fn rebuild_index(&mut self, index_interval: u32) -> Result<(), LogError> {
-        self.index = OffsetIndex::create(self.index.path(), self.base_offset)?;
+    /// Empty indexes before a rebuild. They are trimmed as soon as rebuilt, so they get no
+    /// preallocated room; `make_active` gives the active segment its room.
+    fn reset_indexes(&mut self) -> Result<(), LogError> {
+        self.index = OffsetIndex::create(self.index.path(), self.base_offset, 0)?;
+        self.time_index = TimeIndex::create(self.time_index.path(), self.base_offset, 0)?;
         self.bytes_since_last_index_entry = 0;
+        self.max_timestamp_so_far = None;
+        Ok(())
+    }
+
+    fn rebuild_indexes(&mut self, config: &LogConfig) -> Result<(), LogError> {
+        self.reset_indexes()?;
         let mut pos = 0;
         while let Some(header) = self.read_header(pos)? {
             let total = header.total_size() as u64;
-            self.maybe_index(&header, pos, total, index_interval)?;
+            self.maybe_index(&header, pos, total, config.index_interval_bytes)?;
             pos += total;
         }
-        self.index.flush()
+        self.on_become_inactive()?;
+        self.index.flush()?;
+        self.time_index.flush()
     }
 
     fn scan_next_offset(&self) -> Result<i64, LogError> {
@@ -185,6 +282,9 @@ impl LogSegment {
         Ok(next)
     }
 
+    /// Kafka's `LogSegment.append` indexing: the max timestamp so far follows every batch;
+    /// past `interval` bytes since the last entry, the batch gets an offset index entry (its
+    /// last offset, its position) and the time index gets the max timestamp so far if it grew.
     fn maybe_index(
         &mut self,
         header: &BatchHeader,
@@ -192,12 +292,60 @@ impl LogSegment {
         total: u64,
         interval: u32,
     ) -> Result<(), LogError> {
+        if self
+            .max_timestamp_so_far
+            .is_none_or(|(t, _)| header.max_timestamp > t)
+        {
+            self.max_timestamp_so_far = Some((header.max_timestamp, header.last_offset()));
+        }
         if self.bytes_since_last_index_entry >= u64::from(interval) {
             self.index.append(header.last_offset(), pos)?;
+            if let Some((t, o)) = self.max_timestamp_so_far {
+                self.time_index.maybe_append(t, o);
+            }
             self.bytes_since_last_index_entry = 0;
         }
         self.bytes_since_last_index_entry += total;
         Ok(())
+    }
+
+    /// Kafka's `onBecomeInactiveSegment` (roll) and close: the time index gets the segment's
+    /// max timestamp as its final entry, and both indexes are trimmed to their entries.
+    pub fn on_become_inactive(&mut self) -> Result<(), LogError> {
+        if let Some((t, o)) = self.max_timestamp_so_far {
+            self.time_index.maybe_append(t, o);
+        }
+        self.index.trim()?;
+        self.time_index.trim()
+    }
+
+    /// Preallocates both indexes again (the segment takes appends).
+    pub fn make_active(&mut self, max_index_bytes: u32) -> Result<(), LogError> {
+        self.index.preallocate(max_index_bytes)?;
+        self.time_index.preallocate(max_index_bytes)
+    }
+
+    /// Either index has used up its preallocated room.
+    pub fn index_full(&self) -> bool {
+        self.index.is_full() || self.time_index.is_full()
+    }
+
+    /// When `segment.ms` started counting for this segment (None while empty).
+    pub fn rolling_base_ms(&self) -> Option<i64> {
+        self.rolling_base_ms
+    }
+
+    /// (largest timestamp, last offset of the batch holding it), None without timestamps.
+    pub fn max_timestamp_so_far(&self) -> Option<(i64, i64)> {
+        self.max_timestamp_so_far
+    }
+
+    /// Kafka's `findOffsetByTimestamp` start: the position from which to scan batches for the
+    /// first with max timestamp >= `timestamp` and an offset >= `starting_offset`, through the
+    /// time index then the offset index.
+    pub fn timestamp_search_position(&self, timestamp: i64, starting_offset: i64) -> u64 {
+        let (_, offset) = self.time_index.lookup(timestamp);
+        self.index.lookup(offset.max(starting_offset))
     }
 
     /// The header of the batch at `pos`, or None at the end (or a header that does not fit).
@@ -213,16 +361,21 @@ impl LogSegment {
         Ok(header.filter(|h| h.batch_length >= 0 && pos + h.total_size() as u64 <= self.size))
     }
 
-    /// Appends whole batches (offsets already assigned) at the end of the file.
+    /// Appends whole batches (offsets already assigned) at the end of the file; `now_ms`
+    /// starts the `segment.ms` clock of an empty segment.
     pub fn append(
         &mut self,
         bytes: &[u8],
         headers: &[BatchHeader],
         index_interval: u32,
+        now_ms: i64,
     ) -> Result<(), LogError> {
         self.file
             .write_all_at(bytes, self.size)
             .map_err(at(&self.path))?;
+        if self.rolling_base_ms.is_none() {
+            self.rolling_base_ms = Some(now_ms);
+        }
         let mut pos = self.size;
         for h in headers {
             let total = h.total_size() as u64;
@@ -283,20 +436,30 @@ impl LogSegment {
     pub fn is_empty(&self) -> bool {
         self.size == 0
     }
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
 
+    /// fsyncs the segment file and both indexes.
     pub fn flush(&mut self) -> Result<(), LogError> {
         self.file.sync_data().map_err(at(&self.path))?;
-        self.index.flush()
+        self.index.flush()?;
+        self.time_index.flush()
     }
 
     /// Hands the buffered index entries to the OS, without fsync.
     pub fn write_out_index(&mut self) -> Result<(), LogError> {
-        self.index.write_out()
+        self.index.write_out()?;
+        self.time_index.write_out()
     }
 
     /// Removes the segment's files.
     pub fn delete_files(&self) -> Result<(), LogError> {
-        for p in [self.path.as_path(), self.index.path()] {
+        for p in [
+            self.path.as_path(),
+            self.index.path(),
+            self.time_index.path(),
+        ] {
             match std::fs::remove_file(p) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(at(p)(e)),
                 _ => {}
@@ -331,21 +494,35 @@ mod tests {
     #[test]
     fn a_closed_segment_keeps_its_index_and_finds_batches_through_it() {
         let dir = tempfile::tempdir().unwrap();
-        let mut seg = LogSegment::create(dir.path(), 50).unwrap();
+        let config = LogConfig {
+            index_interval_bytes: 300,
+            ..LogConfig::default()
+        };
+        let mut seg = LogSegment::create(dir.path(), 50, &config).unwrap();
         let mut next: i64 = 50;
         for i in 0..30 {
             let mut b = batch(2, i).to_vec();
             b[0..8].copy_from_slice(&next.to_be_bytes());
             let h = parse_record_set(&b, 1 << 20).unwrap();
-            seg.append(&b, &h, 300).unwrap();
+            seg.append(&b, &h, 300, 0).unwrap();
             next += 2;
         }
+        seg.on_become_inactive().unwrap();
         seg.flush().unwrap();
         let entries = seg.index.len();
+        let time_entries = seg.time_index.len();
+        assert_eq!(seg.max_timestamp_so_far(), Some((30, next - 1)));
+        assert_eq!(
+            seg.time_index.last_entry(),
+            Some((30, next - 1)),
+            "final entry"
+        );
         assert!(entries > 5);
         drop(seg);
-        let seg = LogSegment::open(dir.path(), 50, false, Some(next), 300).unwrap();
+        let (seg, _) = LogSegment::open(dir.path(), 50, false, Some(next), &config).unwrap();
         assert_eq!(seg.index.len(), entries, "loaded, not rebuilt");
+        assert_eq!(seg.time_index.len(), time_entries);
+        assert_eq!(seg.max_timestamp_so_far(), Some((30, next - 1)));
         assert_eq!(seg.next_offset(), next);
         assert!(seg.index.lookup(105) > 0, "lookup starts near the target");
         let (pos, h) = seg.find_batch(105).unwrap().unwrap();
@@ -353,7 +530,7 @@ mod tests {
         assert_eq!(pos, 27 * h.total_size() as u64);
         assert!(seg.find_batch(next).unwrap().is_none());
         // Without the next segment's base the end is found from the last index entry.
-        let seg = LogSegment::open(dir.path(), 50, false, None, 300).unwrap();
+        let (seg, _) = LogSegment::open(dir.path(), 50, false, None, &config).unwrap();
         assert_eq!(seg.next_offset(), next);
     }
 }

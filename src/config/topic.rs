@@ -19,6 +19,8 @@ use super::{
 pub struct TopicSettings {
     pub segment_bytes: u64,
     pub segment_ms: i64,
+    /// `segment.index.bytes`: preallocated size of each `.index` / `.timeindex` file.
+    pub segment_index_bytes: u32,
     pub index_interval_bytes: u32,
     pub flush_messages: u64,
     pub flush_ms: i64,
@@ -264,6 +266,8 @@ pub fn topic_settings(
     TopicSettings {
         segment_bytes: num("segment.bytes").map_or(broker.log_segment_bytes, |n| n as u64),
         segment_ms: num_of("segment.ms", 604_800_000),
+        segment_index_bytes: u32::try_from(num_of("segment.index.bytes", 10_485_760))
+            .unwrap_or(10_485_760),
         index_interval_bytes: num("index.interval.bytes")
             .map_or(broker.log_index_interval_bytes, |n| n as u32),
         flush_messages: num("flush.messages")
@@ -300,6 +304,7 @@ fn settings_value(s: &TopicSettings, name: &str) -> Option<String> {
     Some(match name {
         "segment.bytes" => s.segment_bytes.to_string(),
         "segment.ms" => s.segment_ms.to_string(),
+        "segment.index.bytes" => s.segment_index_bytes.to_string(),
         "index.interval.bytes" => s.index_interval_bytes.to_string(),
         "flush.messages" => s.flush_messages.to_string(),
         "flush.ms" => s.flush_ms.to_string(),
@@ -480,6 +485,7 @@ mod tests {
             TopicSettings {
                 segment_bytes: 1073741824,
                 segment_ms: 604800000,
+                segment_index_bytes: 10485760,
                 index_interval_bytes: 4096,
                 flush_messages: i64::MAX as u64,
                 flush_ms: i64::MAX,
@@ -533,6 +539,7 @@ mod tests {
         let o = map(&[
             ("segment.bytes", "1048576"),
             ("segment.ms", "1000"),
+            ("segment.index.bytes", "4096"),
             ("retention.ms", "-1"),
             ("retention.bytes", "100"),
             ("cleanup.policy", "compact, delete"),
@@ -551,6 +558,7 @@ mod tests {
             TopicSettings {
                 segment_bytes: 1048576,
                 segment_ms: 1000,
+                segment_index_bytes: 4096,
                 index_interval_bytes: 1,
                 flush_messages: 1,
                 flush_ms: 0,

@@ -3,10 +3,24 @@
 //! Each partition lives in `<log.dir>/<topic>-<partition>` with a `partition.metadata` file
 //! holding the topic id, as in Kafka: a directory left behind by a deleted topic of the same
 //! name is recognised by its id and moved aside instead of being served as the new topic.
+//!
+//! Crash recovery state, as Kafka's `LogManager`: at start the manager notes whether the
+//! previous run left the clean-shutdown marker (`.kafka_cleanshutdown`) and reads the
+//! `recovery-point-offset-checkpoint` and `log-start-offset-checkpoint` files; each log is
+//! opened with them (clean: nothing is validated; else from its recovery point on).
+//! `write_checkpoints` (every `CHECKPOINT_INTERVAL` from the binary, and at shutdown) fsyncs
+//! rolled segments and writes those two files and `replication-offset-checkpoint`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use gregor_log::checkpoint::{
+    read_checkpoint, write_checkpoint, Offsets, LOG_START_OFFSET_CHECKPOINT,
+    RECOVERY_POINT_CHECKPOINT, REPLICATION_OFFSET_CHECKPOINT,
+};
+use gregor_log::LogOpenOptions;
 
 use tracing::{info, warn};
 use uuid::Uuid;
@@ -21,18 +35,72 @@ pub struct TopicReplicas {
     pub partitions: Vec<Option<Arc<Partition>>>,
 }
 
+/// Written to the log directory after a graceful shutdown, removed at start (Kafka's name).
+pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
+
+/// How often the checkpoint files are written: Kafka's
+/// `log.flush.offset.checkpoint.interval.ms` default.
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// What the previous run left: the marker and the checkpoints read at start.
+struct StartupState {
+    clean_shutdown: bool,
+    recovery_points: Offsets,
+    log_start_offsets: Offsets,
+}
+
 pub struct ReplicaManager {
     broker_id: i32,
     log_dir: PathBuf,
     topics: RwLock<HashMap<String, Arc<TopicReplicas>>>,
+    startup: StartupState,
+    /// Serialises checkpoint writers (the periodic task and shutdown).
+    checkpoint_lock: Mutex<()>,
 }
 
 impl ReplicaManager {
+    /// Reads the clean-shutdown marker and the checkpoint files of `log_dir` (before the
+    /// binary removes the marker). A malformed checkpoint is ignored with a warning: recovery
+    /// then validates the whole log, as Kafka with no recovery point.
     pub fn new(broker_id: i32, log_dir: PathBuf) -> Self {
+        let clean_shutdown = log_dir.join(CLEAN_SHUTDOWN_FILE).exists();
+        let read = |name: &str| match read_checkpoint(&log_dir.join(name)) {
+            Ok(offsets) => offsets,
+            Err(e) => {
+                warn!(error = %e, "ignoring unreadable checkpoint file");
+                Offsets::new()
+            }
+        };
+        let startup = StartupState {
+            clean_shutdown,
+            recovery_points: read(RECOVERY_POINT_CHECKPOINT),
+            log_start_offsets: read(LOG_START_OFFSET_CHECKPOINT),
+        };
+        info!(
+            clean_shutdown,
+            recovery_points = startup.recovery_points.len(),
+            "log recovery state loaded"
+        );
         ReplicaManager {
             broker_id,
             log_dir,
             topics: RwLock::new(HashMap::new()),
+            startup,
+            checkpoint_lock: Mutex::new(()),
+        }
+    }
+
+    /// The previous run left the clean-shutdown marker.
+    pub fn had_clean_shutdown(&self) -> bool {
+        self.startup.clean_shutdown
+    }
+
+    fn open_options(&self, topic: &str, index: i32) -> LogOpenOptions {
+        let key = (topic.to_string(), index);
+        LogOpenOptions {
+            recovery_point: self.startup.recovery_points.get(&key).copied(),
+            clean_shutdown: self.startup.clean_shutdown,
+            log_start_offset: self.startup.log_start_offsets.get(&key).copied(),
         }
     }
 
@@ -89,13 +157,14 @@ impl ReplicaManager {
                 }
                 let dir = self.log_dir.join(format!("{name}-{index}"));
                 claim_partition_dir(&dir, topic.id)?;
-                let p = Partition::open(
+                let p = Partition::open_with(
                     &dir,
                     name,
                     index as i32,
                     topic.id,
                     meta.leader_epoch,
                     settings.clone(),
+                    self.open_options(name, index as i32),
                 )?;
                 if partitions.len() <= index {
                     partitions.resize(index + 1, None);
@@ -116,16 +185,57 @@ impl ReplicaManager {
         Ok(())
     }
 
-    /// Flushes and closes every log (graceful shutdown).
+    /// Flushes and closes every log, then writes the checkpoints (graceful shutdown; the
+    /// recovery points are then the log end offsets).
     pub fn shutdown(&self) {
-        let topics = self.topics.read().unwrap_or_else(|p| p.into_inner());
-        for replicas in topics.values() {
-            for p in replicas.partitions.iter().flatten() {
-                if let Err(e) = p.close() {
-                    warn!(topic = %p.topic, partition = p.index, error = %e, "closing log failed");
+        {
+            let topics = self.topics.read().unwrap_or_else(|p| p.into_inner());
+            for replicas in topics.values() {
+                for p in replicas.partitions.iter().flatten() {
+                    if let Err(e) = p.close() {
+                        warn!(topic = %p.topic, partition = p.index, error = %e, "closing log failed");
+                    }
                 }
             }
         }
+        if let Err(e) = self.write_checkpoints() {
+            warn!(error = %e, "writing checkpoint files at shutdown failed");
+        }
+    }
+
+    /// fsyncs every log's rolled segments, then writes `recovery-point-offset-checkpoint`,
+    /// `replication-offset-checkpoint` and `log-start-offset-checkpoint` for every hosted
+    /// partition. Blocking: call from a blocking thread.
+    pub fn write_checkpoints(&self) -> Result<(), PartitionError> {
+        let _guard = self
+            .checkpoint_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let partitions: Vec<Arc<Partition>> = {
+            let topics = self.topics.read().unwrap_or_else(|p| p.into_inner());
+            topics
+                .values()
+                .flat_map(|r| r.partitions.iter().flatten().cloned())
+                .collect()
+        };
+        let (mut recovery, mut hw, mut start) = (Offsets::new(), Offsets::new(), Offsets::new());
+        for p in partitions {
+            let c = match p.checkpoint() {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!(topic = %p.topic, partition = p.index, error = %e, "flushing log for checkpoint failed");
+                    continue;
+                }
+            };
+            let key = (p.topic.clone(), p.index);
+            recovery.insert(key.clone(), c.recovery_point);
+            hw.insert(key.clone(), c.high_watermark);
+            start.insert(key, c.log_start_offset);
+        }
+        write_checkpoint(&self.log_dir.join(RECOVERY_POINT_CHECKPOINT), &recovery)?;
+        write_checkpoint(&self.log_dir.join(REPLICATION_OFFSET_CHECKPOINT), &hw)?;
+        write_checkpoint(&self.log_dir.join(LOG_START_OFFSET_CHECKPOINT), &start)?;
+        Ok(())
     }
 }
 

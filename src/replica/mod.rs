@@ -10,4 +10,4 @@ pub mod manager;
 pub mod partition;
 
 pub use manager::ReplicaManager;
-pub use partition::{Partition, PartitionError, PartitionRead};
+pub use partition::{Partition, PartitionCheckpoint, PartitionError, PartitionRead};

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
-use gregor_log::{AppendInfo, EpochEndOffset, Log, LogConfig, LogError};
+use gregor_log::{AppendInfo, EpochEndOffset, Log, LogConfig, LogError, LogOpenOptions};
 use thiserror::Error;
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -83,13 +83,24 @@ pub struct Partition {
 pub fn log_config(settings: &TopicSettings) -> LogConfig {
     LogConfig {
         segment_bytes: settings.segment_bytes,
+        segment_ms: settings.segment_ms,
+        max_index_bytes: settings.segment_index_bytes,
         index_interval_bytes: settings.index_interval_bytes,
         flush_interval_messages: settings.flush_messages,
         max_message_bytes: settings.max_message_bytes.max(0) as u32,
     }
 }
 
+/// The offsets the broker's checkpoint files hold for one partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartitionCheckpoint {
+    pub recovery_point: i64,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
 impl Partition {
+    /// Opens the partition's log recovering only its active segment (see `open_with`).
     pub fn open(
         dir: &Path,
         topic: &str,
@@ -98,7 +109,26 @@ impl Partition {
         leader_epoch: i32,
         settings: TopicSettings,
     ) -> Result<Partition, PartitionError> {
-        let mut log = Log::open(dir, log_config(&settings))?;
+        let options = LogOpenOptions {
+            recovery_point: Some(i64::MAX),
+            ..LogOpenOptions::default()
+        };
+        Self::open_with(dir, topic, index, topic_id, leader_epoch, settings, options)
+    }
+
+    /// Opens the partition's log with what the checkpoints and the clean-shutdown marker say
+    /// (`Log::open_with`). The high watermark starts at the log end offset: this broker leads
+    /// with an ISR of itself, so everything in its log is committed.
+    pub fn open_with(
+        dir: &Path,
+        topic: &str,
+        index: i32,
+        topic_id: Uuid,
+        leader_epoch: i32,
+        settings: TopicSettings,
+        options: LogOpenOptions,
+    ) -> Result<Partition, PartitionError> {
+        let mut log = Log::open_with(dir, log_config(&settings), options)?;
         // Kafka records the start offset of each leader epoch when a replica becomes leader.
         if log.latest_epoch().is_none_or(|e| e < leader_epoch) {
             let leo = log.log_end_offset();
@@ -256,6 +286,18 @@ impl Partition {
 
     pub fn flush(&self) -> Result<(), PartitionError> {
         Ok(self.lock().log.flush()?)
+    }
+
+    /// fsyncs the segments rolled since the last flush (Kafka's flush on roll, done by the
+    /// periodic checkpoint) and returns the offsets to checkpoint.
+    pub fn checkpoint(&self) -> Result<PartitionCheckpoint, PartitionError> {
+        let mut st = self.lock();
+        st.log.flush_rolled_segments()?;
+        Ok(PartitionCheckpoint {
+            recovery_point: st.log.recovery_point(),
+            high_watermark: st.high_watermark,
+            log_start_offset: st.log.log_start_offset(),
+        })
     }
 
     /// Deletes the log directory. The partition must already be out of the manager.
