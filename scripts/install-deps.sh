@@ -12,6 +12,12 @@ if ! command -v kcat >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y kcat
 fi
 
+# --- ZooKeeper (Debian 3.8.0, run by scripts/zookeeper.sh with java directly) ---------------
+if [[ ! -f /usr/share/java/zookeeper.jar ]]; then
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y zookeeper
+fi
+
 # --- Python clients -------------------------------------------------------------------------
 PY_PKGS=(
     "confluent-kafka==2.16.1"

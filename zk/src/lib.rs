@@ -1,9 +1,28 @@
-//! gregor-zk: typed access to the znodes Apache Kafka used in ZooKeeper mode.
+//! gregor-zk: typed access to the znodes Apache Kafka used in ZooKeeper mode, on the
+//! `zookeeper-client` crate (tokio).
 //!
-//! Scaffolding for now: the single-node broker keeps its metadata embedded in the data
-//! directory. The cluster-mode issue fills this crate with broker registration, topic
-//! assignment, partition state and controller election on the `zookeeper-client` crate.
-//! The paths below are Kafka's, so that the layout is fixed from the first day.
+//! - [`paths`]: Kafka's znode paths (relative to the chroot of `zookeeper.connect`).
+//! - [`znode`]: the JSON payloads, byte-compatible with Kafka 3.x (ZooKeeper mode).
+//! - [`ZkClient`]: one session; typed reads, conditional writes by zkVersion, writes fenced by
+//!   the controller epoch, controller election, broker registration (epoch = czxid).
+//! - [`watch`]: watches as `tokio::sync::mpsc` event streams, session state events.
+//!
+//! Controller logic and broker wiring live in the `gregor` binary (cluster-mode issue).
+
+mod client;
+mod error;
+pub mod watch;
+pub mod znode;
+
+pub use client::{
+    split_connect_string, ControllerEpoch, Versioned, ZkClient, DEFAULT_RESERVED_BROKER_MAX_ID,
+};
+pub use error::{Result, ZkError};
+pub use watch::{SessionEvent, ZkEvent};
+pub use znode::{
+    BrokerRegistration, ClusterIdZnode, ConfigChangeNotification, ControllerZnode, Endpoint,
+    EntityConfig, FeatureRange, PartitionState, ProducerIdBlock, TopicAssignment,
+};
 
 /// Kafka's znode paths (ZooKeeper mode, 3.x), relative to the chroot.
 pub mod paths {
@@ -18,9 +37,55 @@ pub mod paths {
     pub const CLUSTER_ID: &str = "/cluster/id";
     pub const LATEST_PRODUCER_ID_BLOCK: &str = "/latest_producer_id_block";
 
+    pub const CONFIG: &str = "/config";
+    pub const ADMIN: &str = "/admin";
+    pub const CONSUMERS: &str = "/consumers";
+    pub const ISR_CHANGE_NOTIFICATION: &str = "/isr_change_notification";
+    pub const LOG_DIR_EVENT_NOTIFICATION: &str = "/log_dir_event_notification";
+    /// Name prefix of the sequential children of [`CONFIG_CHANGES`].
+    pub const CONFIG_CHANGE_PREFIX: &str = "config_change_";
+
+    /// Kafka's `ZkData.PersistentZkPaths`: created (empty) by every broker at startup.
+    pub const PERSISTENT_PATHS: [&str; 14] = [
+        CONSUMERS,
+        BROKER_IDS,
+        BROKER_TOPICS,
+        CONFIG_CHANGES,
+        ADMIN_DELETE_TOPICS,
+        BROKER_SEQID,
+        ISR_CHANGE_NOTIFICATION,
+        LATEST_PRODUCER_ID_BLOCK,
+        LOG_DIR_EVENT_NOTIFICATION,
+        "/config/topics",
+        "/config/clients",
+        "/config/users",
+        "/config/brokers",
+        "/config/ips",
+    ];
+
+    /// `/brokers/ids/<id>`
+    pub fn broker_id(id: i32) -> String {
+        format!("{BROKER_IDS}/{id}")
+    }
+
+    /// `/brokers/topics/<topic>`
+    pub fn topic(topic: &str) -> String {
+        format!("{BROKER_TOPICS}/{topic}")
+    }
+
     /// `/brokers/topics/<topic>/partitions/<partition>/state`
     pub fn partition_state(topic: &str, partition: i32) -> String {
         format!("{BROKER_TOPICS}/{topic}/partitions/{partition}/state")
+    }
+
+    /// `/config/topics/<topic>`
+    pub fn topic_config(topic: &str) -> String {
+        format!("{CONFIG_TOPICS}/{topic}")
+    }
+
+    /// `/admin/delete_topics/<topic>`
+    pub fn delete_topic(topic: &str) -> String {
+        format!("{ADMIN_DELETE_TOPICS}/{topic}")
     }
 }
 
@@ -32,5 +97,22 @@ mod tests {
             super::paths::partition_state("orders", 3),
             "/brokers/topics/orders/partitions/3/state"
         );
+    }
+
+    #[test]
+    fn connect_string_chroot() {
+        use super::split_connect_string;
+        let split = |s| split_connect_string(s).expect("valid");
+        assert_eq!(
+            split("h1:2181,h2:2181/kafka"),
+            ("h1:2181,h2:2181".into(), Some("/kafka".into()))
+        );
+        assert_eq!(split("h1:2181"), ("h1:2181".into(), None));
+        assert_eq!(split("h1:2181/"), ("h1:2181".into(), None));
+        assert_eq!(
+            split("tcp://h1:2181/a/b/"),
+            ("tcp://h1:2181".into(), Some("/a/b".into()))
+        );
+        assert!(split_connect_string("/kafka").is_err());
     }
 }
