@@ -72,6 +72,27 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
             }
         })
     };
+    // Kafka's retention check (`log.retention.check.interval.ms`): deletes old segments of
+    // every partition on a blocking thread, outside the request path.
+    let retention = {
+        let broker = broker.clone();
+        let period =
+            std::time::Duration::from_millis(broker.config.log_retention_check_interval_ms.max(1));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let b = broker.clone();
+                if let Err(e) =
+                    tokio::task::spawn_blocking(move || b.replicas.delete_old_segments()).await
+                {
+                    warn!(error = %e, "retention task failed");
+                }
+            }
+        })
+    };
     let listener = TcpListener::bind(&bind)
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;
@@ -85,6 +106,7 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     });
     server::run(listener, broker.clone(), shutdown).await;
     checkpointer.abort();
+    retention.abort();
     tokio::task::block_in_place(|| broker.shutdown());
     std::fs::write(&marker, b"").context("writing the clean-shutdown marker")?;
     info!("shut down cleanly");

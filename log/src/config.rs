@@ -16,6 +16,15 @@ pub struct LogConfig {
     pub flush_interval_messages: u64,
     /// `max.message.bytes`: the largest record batch accepted.
     pub max_message_bytes: u32,
+    /// `retention.ms`: a closed segment whose largest timestamp is older than this is
+    /// deleted (negative: no time limit). Only with `delete_enabled`.
+    pub retention_ms: i64,
+    /// `retention.bytes`: the oldest segments are deleted while the log stays at least this
+    /// big without them (negative: no size limit). Only with `delete_enabled`.
+    pub retention_bytes: i64,
+    /// `cleanup.policy` contains `delete`: time and size retention apply. Segments below the
+    /// log start offset (DeleteRecords) are deleted whatever the policy.
+    pub delete_enabled: bool,
 }
 
 impl LogConfig {
@@ -34,6 +43,9 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             flush_interval_messages: u64::MAX,
             max_message_bytes: 1_048_588,
+            retention_ms: 7 * 24 * 60 * 60 * 1000,
+            retention_bytes: -1,
+            delete_enabled: true,
         }
     }
 }

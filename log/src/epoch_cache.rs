@@ -85,6 +85,26 @@ impl LeaderEpochFileCache {
         Ok(())
     }
 
+    /// The log now starts at `offset` (retention, DeleteRecords): as Kafka's
+    /// `truncateFromStart`, entries starting at or below it are dropped except the newest of
+    /// them, which is kept as starting at `offset`.
+    pub fn truncate_from_start(&mut self, offset: i64) -> Result<(), LogError> {
+        let below = self
+            .entries
+            .iter()
+            .take_while(|&&(_, start)| start <= offset)
+            .count();
+        let Some(&(epoch, start)) = below.checked_sub(1).and_then(|i| self.entries.get(i)) else {
+            return Ok(());
+        };
+        if below == 1 && start == offset {
+            return Ok(());
+        }
+        self.entries.drain(..below);
+        self.entries.insert(0, (epoch, offset));
+        self.write()
+    }
+
     /// Kafka's `endOffsetFor`.
     pub fn end_offset_for(&self, requested: i32, log_end_offset: i64) -> EpochEndOffset {
         if requested == -1 {
@@ -143,6 +163,25 @@ fn parse(text: &str) -> Option<Vec<(i32, i64)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn truncate_from_start_keeps_the_epoch_holding_the_new_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = LeaderEpochFileCache::load(dir.path());
+        c.assign(1, 10).unwrap();
+        c.assign(2, 20).unwrap();
+        c.assign(4, 40).unwrap();
+        c.truncate_from_start(5).unwrap();
+        assert_eq!(c.entries, vec![(1, 10), (2, 20), (4, 40)]);
+        c.truncate_from_start(25).unwrap();
+        assert_eq!(c.entries, vec![(2, 25), (4, 40)]);
+        c.truncate_from_start(40).unwrap();
+        assert_eq!(c.entries, vec![(4, 40)]);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(FILE_NAME)).unwrap(),
+            "0\n1\n4 40\n"
+        );
+    }
 
     #[test]
     fn end_offsets_follow_kafka_and_persist() {

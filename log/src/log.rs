@@ -26,7 +26,7 @@ use crate::batch::BatchHeader;
 use crate::epoch_cache::{EpochEndOffset, LeaderEpochFileCache};
 use crate::error::{at, LogError};
 use crate::producer_state::{ProducerEntry, ProducerError, ProducerStateManager, SequenceCheck};
-use crate::segment::{now_ms, parse_log_file_name, LogSegment};
+use crate::segment::{now_ms, parse_log_file_name, LogSegment, DELETED_SUFFIX};
 use crate::LogConfig;
 
 /// What an append did.
@@ -84,6 +84,9 @@ pub struct Log {
     producers: ProducerStateManager,
     epochs: LeaderEpochFileCache,
     unflushed_messages: u64,
+    /// Files renamed to `.deleted` (and stale producer snapshots) waiting to be removed by
+    /// whoever calls `take_deleted_files`, outside the partition lock.
+    pending_deletes: Vec<PathBuf>,
 }
 
 impl Log {
@@ -120,6 +123,16 @@ impl Log {
         for entry in std::fs::read_dir(dir).map_err(at(dir))? {
             let name = entry.map_err(at(dir))?.file_name();
             let name = name.to_string_lossy();
+            if name.ends_with(DELETED_SUFFIX) {
+                // A deletion interrupted by a crash: Kafka removes these files on load.
+                let path = dir.join(name.as_ref());
+                debug!(path = %path.display(), "removing leftover deleted file");
+                match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(at(&path)(e)),
+                    _ => {}
+                }
+                continue;
+            }
             if let Some(base) = parse_log_file_name(&name) {
                 bases.push(base);
             }
@@ -191,6 +204,7 @@ impl Log {
             producers: ProducerStateManager::default(),
             epochs: LeaderEpochFileCache::load(dir),
             unflushed_messages: 0,
+            pending_deletes: Vec::new(),
         };
         let leo = log.log_end_offset();
         if let Some(start) = options.log_start_offset {
@@ -639,11 +653,186 @@ impl Log {
         self.producers.write_snapshot(&self.dir, leo)
     }
 
+    /// Kafka's `deleteOldSegments`: with `delete_enabled`, the oldest segments whose largest
+    /// timestamp is more than `retention_ms` before `now_ms`, then the oldest segments while
+    /// the log stays at least `retention_bytes` big without them; whatever the policy, the
+    /// segments wholly below the log start offset. Each pass deletes a prefix of the log and
+    /// only segments wholly below `high_watermark`. An expired (or oversized) non-empty
+    /// active segment is rolled first, so the log always keeps an active segment. Returns
+    /// the number of segments deleted; their files are renamed to `.deleted` and listed for
+    /// `take_deleted_files`.
+    pub fn delete_old_segments(
+        &mut self,
+        now_ms: i64,
+        high_watermark: i64,
+    ) -> Result<usize, LogError> {
+        let mut deleted = 0;
+        if self.config.delete_enabled {
+            let retention_ms = self.config.retention_ms;
+            if retention_ms >= 0 {
+                let mut expired = Vec::new();
+                for segment in self.segments.values() {
+                    if now_ms.saturating_sub(segment.largest_timestamp()?) > retention_ms {
+                        expired.push(segment.base_offset);
+                    } else {
+                        break;
+                    }
+                }
+                deleted += self.delete_prefix(&expired, high_watermark, "retention.ms")?;
+            }
+            let retention_bytes = self.config.retention_bytes;
+            if retention_bytes >= 0 {
+                let mut excess = self.size_bytes() as i64 - retention_bytes;
+                let mut oversize = Vec::new();
+                for segment in self.segments.values() {
+                    let size = segment.size() as i64;
+                    if excess - size < 0 {
+                        break;
+                    }
+                    excess -= size;
+                    oversize.push(segment.base_offset);
+                }
+                deleted += self.delete_prefix(&oversize, high_watermark, "retention.bytes")?;
+            }
+        }
+        deleted += self.delete_below_log_start()?;
+        Ok(deleted)
+    }
+
+    /// DeleteRecords: moves the log start offset up to `offset` (never down; the caller
+    /// checks `offset` against the high watermark) and deletes the segments wholly below
+    /// it. The start offset may fall inside a batch: reads below it fail with
+    /// `OffsetOutOfRange`, a read at it returns the batch holding it. Returns the log start
+    /// offset afterwards (the low watermark).
+    pub fn delete_records_before(&mut self, offset: i64) -> Result<i64, LogError> {
+        let leo = self.log_end_offset();
+        if offset > leo || offset < 0 {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start: self.log_start_offset,
+                log_end: leo,
+            });
+        }
+        if offset > self.log_start_offset {
+            info!(dir = %self.dir.display(), from = self.log_start_offset, to = offset,
+                "log start offset moved by DeleteRecords");
+            self.log_start_offset = offset;
+            self.epochs.truncate_from_start(offset)?;
+        }
+        self.delete_below_log_start()?;
+        Ok(self.log_start_offset)
+    }
+
+    /// The files renamed to `.deleted` (and the dropped producer snapshots) since the last
+    /// call. Remove them with `remove_deleted_files`, outside any lock: a reader still holding
+    /// a segment's `FetchSlice` keeps reading from its open file.
+    pub fn take_deleted_files(&mut self) -> Vec<PathBuf> {
+        std::mem::take(&mut self.pending_deletes)
+    }
+
+    /// Segments whose successor starts at or below the log start offset (never the active).
+    fn delete_below_log_start(&mut self) -> Result<usize, LogError> {
+        let bases: Vec<i64> = self.segments.keys().copied().collect();
+        let below: Vec<i64> = bases
+            .windows(2)
+            .take_while(|w| w[1] <= self.log_start_offset)
+            .map(|w| w[0])
+            .collect();
+        self.delete_prefix(&below, i64::MAX, "log start offset")
+    }
+
+    /// Deletes the segments of `bases` (a prefix of the log, oldest first) that lie wholly
+    /// below `high_watermark`, rolling first when that would take the active segment, then
+    /// moves the log start offset to the new first segment and drops producer snapshots
+    /// below it.
+    fn delete_prefix(
+        &mut self,
+        bases: &[i64],
+        high_watermark: i64,
+        reason: &str,
+    ) -> Result<usize, LogError> {
+        let leo = self.log_end_offset();
+        let mut chosen = Vec::new();
+        for base in bases {
+            let Some(segment) = self.segments.get(base) else {
+                break;
+            };
+            let upper = self
+                .segments
+                .range(base + 1..)
+                .next()
+                .map_or(leo, |(b, _)| *b);
+            let is_last_and_empty = upper == leo && segment.is_empty();
+            if high_watermark < upper || is_last_and_empty {
+                break;
+            }
+            chosen.push(*base);
+        }
+        if chosen.is_empty() {
+            return Ok(0);
+        }
+        if chosen.len() == self.segments.len() {
+            // Kafka: never leave the log without a segment; roll so the new empty active
+            // segment (at the log end offset) stays.
+            self.roll_now()?;
+        }
+        for base in &chosen {
+            if let Some(segment) = self.segments.remove(base) {
+                info!(dir = %self.dir.display(), base_offset = base, size = segment.size(),
+                    next_offset = segment.next_offset(), reason, "deleting segment");
+                let renamed = segment.rename_to_deleted()?;
+                self.pending_deletes.extend(renamed);
+            }
+        }
+        let first = *self.segments.keys().next().unwrap_or(&leo);
+        if first > self.log_start_offset {
+            self.log_start_offset = first;
+            self.epochs.truncate_from_start(first)?;
+        }
+        self.recovery_point = self.recovery_point.max(first);
+        let stale = crate::producer_state::snapshots_below(&self.dir, first)?;
+        self.pending_deletes.extend(stale);
+        Ok(chosen.len())
+    }
+
+    /// Rolls the (non-empty) active segment unconditionally.
+    fn roll_now(&mut self) -> Result<(), LogError> {
+        let Some(active) = self.segments.values_mut().next_back() else {
+            return Ok(());
+        };
+        if active.is_empty() {
+            return Ok(());
+        }
+        let base = active.next_offset();
+        active.on_become_inactive()?;
+        if !self.config.leaves_flushing_to_os() {
+            self.flush_below(base)?;
+        }
+        self.producers.write_snapshot(&self.dir, base)?;
+        let segment = LogSegment::create(&self.dir, base, &self.config)?;
+        debug!(dir = %self.dir.display(), base_offset = base, "rolled new segment for retention");
+        self.segments.insert(base, segment);
+        Ok(())
+    }
+
     /// Removes the partition directory and everything in it.
     pub fn delete(self) -> Result<(), LogError> {
         for s in self.segments.values() {
             s.delete_files()?;
         }
         std::fs::remove_dir_all(&self.dir).map_err(at(&self.dir))
+    }
+}
+
+/// Removes files listed by `Log::take_deleted_files` (Kafka's asynchronous delete step; the
+/// broker calls it right after releasing the partition lock). A file already gone is fine;
+/// a file that cannot be removed is logged and left for the next open to remove.
+pub fn remove_deleted_files(paths: &[PathBuf]) {
+    for path in paths {
+        match std::fs::remove_file(path) {
+            Ok(()) => debug!(path = %path.display(), "removed deleted file"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => warn!(path = %path.display(), error = %e, "cannot remove deleted file"),
+        }
     }
 }

@@ -253,6 +253,16 @@ impl ProducerStateManager {
     }
 }
 
+/// The producer-state snapshot files of `dir` taken at offsets below `offset` (those that
+/// retention may drop once the log starts at or above `offset`).
+pub(crate) fn snapshots_below(dir: &Path, offset: i64) -> Result<Vec<PathBuf>, LogError> {
+    Ok(list_snapshots(dir)?
+        .into_iter()
+        .filter(|o| *o < offset)
+        .map(|o| snapshot_path(dir, o))
+        .collect())
+}
+
 fn snapshot_path(dir: &Path, offset: i64) -> PathBuf {
     dir.join(format!("{offset:020}.snapshot"))
 }

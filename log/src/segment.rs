@@ -30,6 +30,9 @@ pub fn parse_log_file_name(name: &str) -> Option<i64> {
     digits.parse().ok()
 }
 
+/// Kafka's suffix for files of a segment being deleted.
+pub const DELETED_SUFFIX: &str = ".deleted";
+
 pub fn index_file_name(base_offset: i64) -> String {
     format!("{base_offset:020}.index")
 }
@@ -451,6 +454,44 @@ impl LogSegment {
     pub fn write_out_index(&mut self) -> Result<(), LogError> {
         self.index.write_out()?;
         self.time_index.write_out()
+    }
+
+    /// Kafka's `largestTimestamp`: the largest batch timestamp in the segment, or, when no
+    /// batch carries one, the segment file's last modification time (ms since the epoch).
+    pub fn largest_timestamp(&self) -> Result<i64, LogError> {
+        if let Some((t, _)) = self.max_timestamp_so_far.filter(|(t, _)| *t >= 0) {
+            return Ok(t);
+        }
+        let modified = self
+            .file
+            .metadata()
+            .and_then(|m| m.modified())
+            .map_err(at(&self.path))?;
+        Ok(modified
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64))
+    }
+
+    /// Kafka's first deletion step: renames the segment and its indexes to
+    /// `<name>.deleted` (a crash after this leaves files that the next open removes) and
+    /// returns the new paths, to be removed by the caller. A missing index is skipped.
+    pub fn rename_to_deleted(&self) -> Result<Vec<PathBuf>, LogError> {
+        let mut renamed = Vec::with_capacity(3);
+        for p in [
+            self.path.as_path(),
+            self.index.path(),
+            self.time_index.path(),
+        ] {
+            let mut name = p.as_os_str().to_os_string();
+            name.push(DELETED_SUFFIX);
+            let target = PathBuf::from(name);
+            match std::fs::rename(p, &target) {
+                Ok(()) => renamed.push(target),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(at(p)(e)),
+            }
+        }
+        Ok(renamed)
     }
 
     /// Removes the segment's files.

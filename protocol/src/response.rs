@@ -32,6 +32,7 @@ responses! {
     ApiVersions(ApiVersionsResponse),
     CreateTopics(CreateTopicsResponse),
     DeleteTopics(DeleteTopicsResponse),
+    DeleteRecords(DeleteRecordsResponse),
     InitProducerId(InitProducerIdResponse),
     OffsetForLeaderEpoch(OffsetForLeaderEpochResponse),
     DescribeConfigs(DescribeConfigsResponse),

@@ -98,6 +98,8 @@ pub struct BrokerConfig {
     pub log_retention_bytes: i64,
     /// `log.cleanup.policy`, default `delete`; stored normalised (`compact,delete`, no spaces).
     pub log_cleanup_policy: String,
+    /// `log.retention.check.interval.ms`, default 300000: how often retention runs.
+    pub log_retention_check_interval_ms: u64,
     /// `broker.rack`; `None` when unset or empty.
     pub broker_rack: Option<String>,
     /// `cluster.id` (a gregor key, not Kafka's): overrides the cluster id that the broker otherwise
@@ -184,6 +186,8 @@ pub(crate) const BROKER_KEYS: &[BrokerKey] = &[
         doc: "Define whether the timestamp in the message is message create time or log append time. The value should be either CreateTime or LogAppendTime." },
     BrokerKey { name: "log.retention.bytes", ty: ConfigType::Long, default: Some("-1"), check: long(i64::MIN),
         doc: "The maximum size of the log before deleting it" },
+    BrokerKey { name: "log.retention.check.interval.ms", ty: ConfigType::Long, default: Some("300000"), check: long(1),
+        doc: "The frequency in milliseconds that the log cleaner checks whether any log is eligible for deletion" },
     BrokerKey { name: "log.retention.hours", ty: ConfigType::Int, default: Some("168"), check: int(i32::MIN as i64),
         doc: "The number of hours to keep a log file before deleting it (in hours), tertiary to log.retention.ms property" },
     BrokerKey { name: "log.retention.minutes", ty: ConfigType::Int, default: None, check: int(i32::MIN as i64),
@@ -334,6 +338,7 @@ impl BrokerConfig {
             log_retention_ms: 168 * 3_600_000,
             log_retention_bytes: -1,
             log_cleanup_policy: "delete".to_string(),
+            log_retention_check_interval_ms: 300_000,
             broker_rack: None,
             cluster_id: None,
             explicit: BTreeMap::new(),
@@ -446,6 +451,7 @@ impl BrokerConfig {
             "log.retention.ms" => self.log_retention_ms.to_string(),
             "log.retention.bytes" => self.log_retention_bytes.to_string(),
             "log.cleanup.policy" => self.log_cleanup_policy.clone(),
+            "log.retention.check.interval.ms" => self.log_retention_check_interval_ms.to_string(),
             "broker.rack" => return self.broker_rack.clone(),
             "cluster.id" => return self.cluster_id.clone(),
             _ => return self.raw_value(name),
@@ -627,6 +633,9 @@ impl BrokerConfig {
         }
         if let Some(v) = get("log.cleanup.policy") {
             c.log_cleanup_policy = split_list(v).join(",");
+        }
+        if let Some(n) = num("log.retention.check.interval.ms")? {
+            c.log_retention_check_interval_ms = n as u64;
         }
         c.explicit = explicit;
         Ok(c)

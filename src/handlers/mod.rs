@@ -6,6 +6,7 @@ pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
@@ -61,6 +62,9 @@ pub async fn handle(broker: &Broker, req: DecodedRequest) -> Reply {
         }
         Request::DeleteTopics(r) => {
             Response::DeleteTopics(delete_topics::handle(broker, v, r).await)
+        }
+        Request::DeleteRecords(r) => {
+            Response::DeleteRecords(delete_records::handle(broker, v, r).await)
         }
         Request::CreatePartitions(r) => {
             Response::CreatePartitions(create_partitions::handle(broker, v, r).await)

@@ -203,6 +203,35 @@ impl ReplicaManager {
         }
     }
 
+    /// Retention on every hosted partition (Kafka's `cleanupLogs`, every
+    /// `log.retention.check.interval.ms`). Blocking: call from a blocking thread. Returns the
+    /// number of segments deleted.
+    pub fn delete_old_segments(&self) -> usize {
+        let partitions: Vec<Arc<Partition>> = {
+            let topics = self.topics.read().unwrap_or_else(|p| p.into_inner());
+            topics
+                .values()
+                .flat_map(|r| r.partitions.iter().flatten().cloned())
+                .collect()
+        };
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let mut total = 0;
+        for p in partitions {
+            match p.delete_old_segments(now_ms) {
+                Ok(n) => total += n,
+                Err(e) => {
+                    warn!(topic = %p.topic, partition = p.index, error = %e, "log retention failed")
+                }
+            }
+        }
+        if total > 0 {
+            info!(segments = total, "log retention deleted segments");
+        }
+        total
+    }
+
     /// fsyncs every log's rolled segments, then writes `recovery-point-offset-checkpoint`,
     /// `replication-offset-checkpoint` and `log-start-offset-checkpoint` for every hosted
     /// partition. Blocking: call from a blocking thread.

@@ -88,6 +88,12 @@ pub fn log_config(settings: &TopicSettings) -> LogConfig {
         index_interval_bytes: settings.index_interval_bytes,
         flush_interval_messages: settings.flush_messages,
         max_message_bytes: settings.max_message_bytes.max(0) as u32,
+        retention_ms: settings.retention_ms,
+        retention_bytes: settings.retention_bytes,
+        delete_enabled: settings
+            .cleanup_policy
+            .split(',')
+            .any(|p| p.trim() == "delete"),
     }
 }
 
@@ -298,6 +304,43 @@ impl Partition {
             high_watermark: st.high_watermark,
             log_start_offset: st.log.log_start_offset(),
         })
+    }
+
+    /// Retention (`Log::delete_old_segments`) at `now_ms`: segments are renamed to
+    /// `.deleted` under the lock and removed after it is released. Returns the number of
+    /// segments deleted.
+    pub fn delete_old_segments(&self, now_ms: i64) -> Result<usize, PartitionError> {
+        let (deleted, files) = {
+            let mut st = self.lock();
+            let hw = st.high_watermark;
+            let deleted = st.log.delete_old_segments(now_ms, hw)?;
+            (deleted, st.log.take_deleted_files())
+        };
+        gregor_log::remove_deleted_files(&files);
+        Ok(deleted)
+    }
+
+    /// DeleteRecords: moves the log start offset up to `offset` (-1: the high watermark) and
+    /// deletes the segments wholly below it. An offset above the high watermark (or below
+    /// -1) is OFFSET_OUT_OF_RANGE, as in Kafka. Returns the new low watermark.
+    pub fn delete_records(&self, offset: i64) -> Result<i64, PartitionError> {
+        let (low_watermark, files) = {
+            let mut st = self.lock();
+            let hw = st.high_watermark;
+            let target = if offset == -1 { hw } else { offset };
+            if target < 0 || target > hw {
+                return Err(LogError::OffsetOutOfRange {
+                    offset,
+                    log_start: st.log.log_start_offset(),
+                    log_end: hw,
+                }
+                .into());
+            }
+            let low = st.log.delete_records_before(target)?;
+            (low, st.log.take_deleted_files())
+        };
+        gregor_log::remove_deleted_files(&files);
+        Ok(low_watermark)
     }
 
     /// Deletes the log directory. The partition must already be out of the manager.
