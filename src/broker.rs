@@ -8,6 +8,7 @@ use anyhow::Context;
 use tracing::info;
 
 use crate::config::BrokerConfig;
+use crate::group::GroupCoordinator;
 use crate::metadata::embedded::EmbeddedMetadata;
 use crate::metadata::{BrokerEndpoint, MetadataImage, MetadataStore};
 use crate::replica::ReplicaManager;
@@ -18,6 +19,8 @@ pub struct Broker {
     pub metadata: Arc<dyn MetadataStore>,
     pub replicas: ReplicaManager,
     pub producer_ids: ProducerIdManager,
+    /// Consumer groups and committed offsets of the `__consumer_offsets` partitions led here.
+    pub groups: GroupCoordinator,
     /// Serialises topic administration (create, delete, add partitions) on this broker.
     pub admin_lock: tokio::sync::Mutex<()>,
     pub log_dir: PathBuf,
@@ -67,7 +70,10 @@ impl Broker {
             topics = metadata.image().topics.len(),
             "broker state loaded"
         );
+        let groups = GroupCoordinator::new(config.broker_id, config.group_config());
+        groups.on_replicas_changed(&metadata.image(), &replicas);
         Ok(Broker {
+            groups,
             producer_ids: ProducerIdManager::new(metadata.clone()),
             metadata,
             replicas,
@@ -82,8 +88,12 @@ impl Broker {
     }
 
     /// Brings the hosted replicas in line with the current metadata.
+    /// The group coordinator follows: it loads the offsets partitions this broker now leads.
     pub fn sync_replicas(&self) -> Result<(), crate::replica::PartitionError> {
-        self.replicas.apply(&self.metadata.image(), &self.config)
+        let image = self.metadata.image();
+        let result = self.replicas.apply(&image, &self.config);
+        self.groups.on_replicas_changed(&image, &self.replicas);
+        result
     }
 
     pub fn shutdown(&self) {

@@ -11,6 +11,9 @@ use gregor::server;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
+/// How often group timers are checked: the precision of session and rebalance timeouts.
+const GROUP_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+
 fn main() -> anyhow::Result<()> {
     let config = match BrokerConfig::from_args(std::env::args().skip(1))? {
         CliAction::Help(text) => {
@@ -93,6 +96,18 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
             }
         })
     };
+    // The group coordinator's timers: session expiry, join and sync deadlines, offset expiry.
+    let group_timer = {
+        let broker = broker.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(GROUP_TICK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                broker.groups.tick();
+            }
+        })
+    };
     let listener = TcpListener::bind(&bind)
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;
@@ -107,6 +122,7 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     server::run(listener, broker.clone(), shutdown).await;
     checkpointer.abort();
     retention.abort();
+    group_timer.abort();
     tokio::task::block_in_place(|| broker.shutdown());
     std::fs::write(&marker, b"").context("writing the clean-shutdown marker")?;
     info!("shut down cleanly");

@@ -49,10 +49,20 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::DescribeCluster, 0, 2),
-    // Answered with COORDINATOR_NOT_AVAILABLE until the group coordinator exists, but
-    // advertised: librdkafka infers LZ4 support (a 0.8.2 feature) from its presence and
-    // otherwise silently produces uncompressed batches when asked for lz4.
+    // Groups only (transactional ids get COORDINATOR_NOT_AVAILABLE until transactions exist).
+    // librdkafka also infers LZ4 support (a 0.8.2 feature) from its presence.
     api(ApiKey::FindCoordinator, 0, 6),
+    // Consumer groups (classic protocol) and committed offsets.
+    api(ApiKey::OffsetCommit, 2, 9),
+    api(ApiKey::OffsetFetch, 1, 9),
+    api(ApiKey::JoinGroup, 0, 9),
+    api(ApiKey::Heartbeat, 0, 4),
+    api(ApiKey::LeaveGroup, 0, 5),
+    api(ApiKey::SyncGroup, 0, 5),
+    api(ApiKey::DescribeGroups, 0, 5),
+    api(ApiKey::ListGroups, 0, 5),
+    api(ApiKey::DeleteGroups, 0, 2),
+    api(ApiKey::OffsetDelete, 0, 0),
 ];
 
 /// The served range of an API key, if gregor serves it at all.

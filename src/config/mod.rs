@@ -7,9 +7,11 @@
 //! This module also holds the shared DescribeConfigs row types and value checks.
 
 pub mod broker;
+pub mod group;
 pub mod topic;
 
 pub use broker::{BrokerConfig, CliAction, Listener};
+pub use group::GroupConfig;
 pub use topic::{describe_topic_configs, topic_settings, validate_topic_config, TopicSettings};
 
 /// One row of a DescribeConfigs answer.

@@ -1,39 +1,91 @@
-//! FindCoordinator (key 10): which broker coordinates a consumer group or a transactional
-//! id. There is no group or transaction coordinator yet, so every key gets
-//! COORDINATOR_NOT_AVAILABLE (retriable): clients that only `assign()` partitions are
-//! unaffected, and group or transactional clients wait instead of being misled.
+//! FindCoordinator (key 10): which broker coordinates a consumer group (key type 0). The
+//! group's coordinator is the leader of its `__consumer_offsets` partition, created on first
+//! use as Kafka does. Transactional ids (key type 1) get COORDINATOR_NOT_AVAILABLE until the
+//! transaction coordinator exists.
 
 use gregor_protocol::kafka_protocol::error::ResponseError as E;
 use gregor_protocol::kafka_protocol::messages::find_coordinator_response::Coordinator;
 use gregor_protocol::kafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse};
 
 use super::str_bytes;
+use crate::broker::Broker;
+use crate::group::coordinator::partition_for_group;
+use crate::group::{offsets_topic, OFFSETS_TOPIC};
+use crate::metadata::BrokerEndpoint;
 
-const MESSAGE: &str = "The group and transaction coordinators are not implemented yet";
+const KEY_TYPE_GROUP: i8 = 0;
 
-pub fn handle(version: i16, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
-    let code = E::CoordinatorNotAvailable.code();
-    if version < 4 {
-        return FindCoordinatorResponse::default()
-            .with_error_code(code)
-            .with_error_message(Some(str_bytes(MESSAGE)))
-            .with_node_id((-1).into())
-            .with_host(str_bytes(""))
-            .with_port(-1);
+pub async fn handle(
+    broker: &Broker,
+    version: i16,
+    req: FindCoordinatorRequest,
+) -> FindCoordinatorResponse {
+    let keys: Vec<String> = if version < 4 {
+        vec![req.key.to_string()]
+    } else {
+        req.coordinator_keys.iter().map(|k| k.to_string()).collect()
+    };
+    let mut found = Vec::with_capacity(keys.len());
+    for key in &keys {
+        found.push(find(broker, req.key_type, key).await);
     }
-    // v4+ batches keys.
-    let coordinators = req
-        .coordinator_keys
-        .into_iter()
-        .map(|key| {
-            Coordinator::default()
-                .with_key(key)
+    if version < 4 {
+        let first = found
+            .into_iter()
+            .next()
+            .unwrap_or(Err(E::CoordinatorNotAvailable));
+        return match first {
+            Ok(node) => FindCoordinatorResponse::default()
+                .with_node_id(node.id.into())
+                .with_host(str_bytes(node.host))
+                .with_port(node.port as i32),
+            Err(e) => FindCoordinatorResponse::default()
+                .with_error_code(e.code())
+                .with_error_message(Some(str_bytes(e.to_string())))
                 .with_node_id((-1).into())
                 .with_host(str_bytes(""))
-                .with_port(-1)
-                .with_error_code(code)
-                .with_error_message(Some(str_bytes(MESSAGE)))
+                .with_port(-1),
+        };
+    }
+    let coordinators = keys
+        .into_iter()
+        .zip(found)
+        .map(|(key, result)| {
+            let c = Coordinator::default().with_key(str_bytes(key));
+            match result {
+                Ok(node) => c
+                    .with_node_id(node.id.into())
+                    .with_host(str_bytes(node.host))
+                    .with_port(node.port as i32),
+                Err(e) => c
+                    .with_node_id((-1).into())
+                    .with_host(str_bytes(""))
+                    .with_port(-1)
+                    .with_error_code(e.code())
+                    .with_error_message(Some(str_bytes(e.to_string()))),
+            }
         })
         .collect();
     FindCoordinatorResponse::default().with_coordinators(coordinators)
+}
+
+async fn find(broker: &Broker, key_type: i8, key: &str) -> Result<BrokerEndpoint, E> {
+    if key_type != KEY_TYPE_GROUP {
+        return Err(E::CoordinatorNotAvailable);
+    }
+    offsets_topic::ensure_exists(broker).await?;
+    let image = broker.image();
+    let topic = image
+        .topic(OFFSETS_TOPIC)
+        .ok_or(E::CoordinatorNotAvailable)?;
+    let p = partition_for_group(key, topic.partitions.len() as i32);
+    let leader = topic
+        .partitions
+        .get(p as usize)
+        .map(|p| p.leader)
+        .ok_or(E::CoordinatorNotAvailable)?;
+    image
+        .broker(leader)
+        .cloned()
+        .ok_or(E::CoordinatorNotAvailable)
 }

@@ -6,18 +6,28 @@ pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod fetch;
 pub mod find_coordinator;
+pub mod heartbeat;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sync_group;
 
 use bytes::Bytes;
 use gregor_protocol::kafka_protocol::messages::ApiKey;
@@ -36,8 +46,19 @@ pub enum Reply {
     Close(String),
 }
 
-pub async fn handle(broker: &Broker, req: DecodedRequest) -> Reply {
+/// Who sent a request: the client id from its header and the peer's address (shown as
+/// Kafka shows it, `/127.0.0.1`, in DescribeGroups).
+pub struct ClientInfo<'a> {
+    pub client_id: &'a str,
+    pub client_host: &'a str,
+}
+
+pub async fn handle(broker: &Broker, req: DecodedRequest, client_host: &str) -> Reply {
     let v = req.api_version;
+    let client = ClientInfo {
+        client_id: req.client_id.as_deref().unwrap_or(""),
+        client_host,
+    };
     let response = match req.request {
         Request::ApiVersions(r) => Response::ApiVersions(api_versions::handle(v, r)),
         Request::ApiVersionsUnsupported => {
@@ -87,7 +108,23 @@ pub async fn handle(broker: &Broker, req: DecodedRequest) -> Reply {
         Request::IncrementalAlterConfigs(r) => {
             Response::IncrementalAlterConfigs(incremental_alter_configs::handle(broker, v, r).await)
         }
-        Request::FindCoordinator(r) => Response::FindCoordinator(find_coordinator::handle(v, r)),
+        Request::FindCoordinator(r) => {
+            Response::FindCoordinator(find_coordinator::handle(broker, v, r).await)
+        }
+        Request::JoinGroup(r) => Response::JoinGroup(
+            join_group::handle(broker, v, r, client.client_id, client.client_host).await,
+        ),
+        Request::SyncGroup(r) => Response::SyncGroup(sync_group::handle(broker, v, r).await),
+        Request::Heartbeat(r) => Response::Heartbeat(heartbeat::handle(broker, v, r)),
+        Request::LeaveGroup(r) => Response::LeaveGroup(leave_group::handle(broker, v, r)),
+        Request::OffsetCommit(r) => Response::OffsetCommit(offset_commit::handle(broker, v, r)),
+        Request::OffsetFetch(r) => Response::OffsetFetch(offset_fetch::handle(broker, v, r)),
+        Request::DescribeGroups(r) => {
+            Response::DescribeGroups(describe_groups::handle(broker, v, r))
+        }
+        Request::ListGroups(r) => Response::ListGroups(list_groups::handle(broker, v, r)),
+        Request::DeleteGroups(r) => Response::DeleteGroups(delete_groups::handle(broker, v, r)),
+        Request::OffsetDelete(r) => Response::OffsetDelete(offset_delete::handle(broker, v, r)),
     };
     encode(req.api_key, v, req.correlation_id, &response)
 }

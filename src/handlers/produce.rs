@@ -74,6 +74,14 @@ fn produce_partition(
     acks: i16,
 ) -> PartitionProduceResponse {
     let index = data.index;
+    if topic == crate::group::OFFSETS_TOPIC {
+        // Kafka: clients may not append to internal topics.
+        return error_response(
+            index,
+            E::InvalidTopicException.code(),
+            Some(format!("Cannot append to internal topic {topic}")),
+        );
+    }
     let Some(partition) = broker.replicas.partition(topic, index) else {
         let code = if broker
             .image()

@@ -32,6 +32,7 @@ pub async fn serve_connection(
     let mut reader = BufReader::with_capacity(READ_BUFFER, read_half);
     let idle = Duration::from_millis(broker.config.connections_max_idle_ms);
     let max_request = broker.config.socket_request_max_bytes;
+    let client_host = format!("/{}", peer.ip());
     loop {
         let frame = tokio::select! {
             read = tokio::time::timeout(idle, read_frame(&mut reader, max_request)) => match read {
@@ -55,7 +56,7 @@ pub async fn serve_connection(
                 return;
             }
         };
-        match handlers::handle(&broker, request).await {
+        match handlers::handle(&broker, request, &client_host).await {
             Reply::Send(bytes) => {
                 if let Err(e) = write_half.write_all(&bytes).await {
                     debug!(%peer, error = %e, "write failed; closing connection");

@@ -1,0 +1,64 @@
+//! OffsetCommit (key 8): stores a group's consumed positions in `__consumer_offsets` and
+//! answers once they are in the log.
+
+use gregor_protocol::kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use gregor_protocol::kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+
+use crate::broker::Broker;
+use crate::group::coordinator::CommitEntry;
+
+pub fn handle(broker: &Broker, _version: i16, req: OffsetCommitRequest) -> OffsetCommitResponse {
+    let entries: Vec<CommitEntry> = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| CommitEntry {
+                topic: t.name.0.to_string(),
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: p.committed_leader_epoch,
+                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+            })
+        })
+        .collect();
+    let image = broker.image();
+    let exists = |topic: &str, partition: i32| {
+        image
+            .topic(topic)
+            .is_some_and(|t| partition >= 0 && (partition as usize) < t.partitions.len())
+    };
+    let instance = req.group_instance_id.as_ref().map(|s| s.to_string());
+    let codes: Vec<i16> = match broker.groups.commit_offsets(
+        &req.group_id.0,
+        req.generation_id_or_member_epoch,
+        &req.member_id,
+        instance.as_deref(),
+        &entries,
+        &exists,
+    ) {
+        Ok(per_partition) => per_partition,
+        Err(e) => vec![e.code(); entries.len()],
+    };
+    let mut codes = codes.into_iter();
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    OffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(codes.next().unwrap_or(0))
+                })
+                .collect();
+            OffsetCommitResponseTopic::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
+}
