@@ -714,32 +714,6 @@ fn log_append_time_topics_stamp_the_broker_time() {
     );
 }
 
-#[test]
-fn find_coordinator_says_not_available_in_every_version() {
-    let broker = BrokerProcess::start(&[]);
-    let mut c = broker.client();
-    for version in [0, 1, 2, 3] {
-        let resp = c.call(
-            version,
-            &FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g")),
-        );
-        assert_eq!((resp.error_code, resp.node_id.0), (15, -1), "v{version}");
-    }
-    let resp = c.call(
-        4,
-        &FindCoordinatorRequest::default().with_coordinator_keys(vec![
-            StrBytes::from_static_str("g1"),
-            StrBytes::from_static_str("g2"),
-        ]),
-    );
-    let keys: Vec<(&str, i16)> = resp
-        .coordinators
-        .iter()
-        .map(|c| (c.key.as_str(), c.error_code))
-        .collect();
-    assert_eq!(keys, [("g1", 15), ("g2", 15)]);
-}
-
 /// DescribeConfigs of one topic config: (value, source).
 fn topic_config(c: &mut Client, topic: &str, key: &str) -> (Option<String>, i8) {
     let req =
