@@ -25,6 +25,12 @@ if ! timeout 900 bash log/tests/kafka_dump_log.sh; then
     status=1
 fi
 
+echo "=== Kafka's kafka-consumer-groups.sh and DumpLogSegments --offsets-decoder against gregor's groups"
+if ! timeout 600 python3 tests/kafka_consumer_groups.py --broker target/release/gregor; then
+    echo "kafka_consumer_groups FAILED"
+    status=1
+fi
+
 echo "=== compat suite"
 if ! timeout 1200 python3 compat-tests/run_compat.py --broker target/release/gregor; then
     echo "compat suite FAILED"
