@@ -104,7 +104,7 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                broker.groups.tick();
+                broker.groups.tick(&broker.image());
             }
         })
     };

@@ -769,3 +769,218 @@ fn a_static_member_rejoining_keeps_its_assignment_without_a_rebalance() {
     assert_eq!(left.members[0].error_code, NONE);
     assert_eq!(describe(&mut c2, "st").group_state.as_str(), "Empty");
 }
+
+/// One KIP-848 heartbeat: (error, member epoch, assignment as sorted partition numbers of the
+/// only topic, or None when the response carries no assignment).
+fn cg_heartbeat(
+    c: &mut Client,
+    member: &str,
+    epoch: i32,
+    topics: Option<&[&str]>,
+    owned: Option<(&uuid::Uuid, &[i32])>,
+) -> (i16, i32, Option<Vec<i32>>) {
+    use gregor_protocol::kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
+    let req = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(gid("kip848"))
+        .with_member_id(s(member))
+        .with_member_epoch(epoch)
+        .with_rebalance_timeout_ms(5000)
+        .with_subscribed_topic_names(topics.map(|ts| ts.iter().map(|t| TopicName(s(t))).collect()))
+        .with_topic_partitions(owned.map(|(id, ps)| {
+            vec![TopicPartitions::default()
+                .with_topic_id(*id)
+                .with_partitions(ps.to_vec())]
+        }));
+    let resp = c.call(1, &req);
+    let parts = resp.assignment.map(|a| {
+        let mut ps: Vec<i32> = a
+            .topic_partitions
+            .iter()
+            .flat_map(|tp| tp.partitions.iter().copied())
+            .collect();
+        ps.sort_unstable();
+        ps
+    });
+    (resp.error_code, resp.member_epoch, parts)
+}
+
+#[test]
+fn kip848_consumer_groups_reconcile_without_giving_a_partition_to_two_members() {
+    const FENCED_MEMBER_EPOCH: i16 = 110;
+    let broker = BrokerProcess::start(&["group.consumer.session.timeout.ms=1500"]);
+    let mut a = broker.client();
+    create_topic(&mut a, "events", 4);
+    find_coordinator(&mut a, "kip848");
+    let md = a.call(12, &MetadataRequest::default().with_topics(None));
+    let topic_id = md
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().is_some_and(|n| n.as_str() == "events"))
+        .map(|t| t.topic_id)
+        .expect("topic id");
+
+    // A joins alone and gets every partition at epoch 1.
+    let (err, epoch_a, parts) = cg_heartbeat(
+        &mut a,
+        "member-a",
+        0,
+        Some(&["events"]),
+        Some((&topic_id, &[])),
+    );
+    assert_eq!((err, epoch_a, parts), (NONE, 1, Some(vec![0, 1, 2, 3])));
+    // An unchanged heartbeat carries no assignment.
+    assert_eq!(
+        cg_heartbeat(&mut a, "member-a", 1, None, None),
+        (NONE, 1, None)
+    );
+
+    // B joins: epoch 2 target splits the partitions, but B gets nothing A still owns.
+    let mut b = broker.client();
+    let (err, epoch_b, parts_b) = cg_heartbeat(
+        &mut b,
+        "member-b",
+        0,
+        Some(&["events"]),
+        Some((&topic_id, &[])),
+    );
+    assert_eq!((err, epoch_b, parts_b), (NONE, 2, Some(vec![])));
+    // A is asked to revoke two partitions and stays at epoch 1 until it confirms.
+    let (err, e, kept) = cg_heartbeat(&mut a, "member-a", 1, None, None);
+    assert_eq!((err, e), (NONE, 1));
+    let kept = kept.expect("revocation is sent");
+    assert_eq!(kept.len(), 2);
+    let moving: Vec<i32> = (0..4).filter(|p| !kept.contains(p)).collect();
+    // B still waits for them.
+    assert_eq!(
+        cg_heartbeat(&mut b, "member-b", 2, None, None),
+        (NONE, 2, None)
+    );
+    // A confirms it owns only what it kept: it moves to epoch 2 ...
+    assert_eq!(
+        cg_heartbeat(&mut a, "member-a", 1, None, Some((&topic_id, &kept))),
+        (NONE, 2, Some(kept.clone()))
+    );
+    // ... and B now gets the released partitions.
+    assert_eq!(
+        cg_heartbeat(&mut b, "member-b", 2, None, None),
+        (NONE, 2, Some(moving.clone()))
+    );
+
+    // A stale or future epoch is fenced; an unknown member is unknown.
+    assert_eq!(
+        cg_heartbeat(&mut a, "member-a", 7, None, None).0,
+        FENCED_MEMBER_EPOCH
+    );
+    assert_eq!(
+        cg_heartbeat(&mut a, "nobody", 2, None, None).0,
+        UNKNOWN_MEMBER_ID
+    );
+
+    // Offsets commit with the member epoch; a wrong epoch is stale (113).
+    let ok = commit(&mut a, "kip848", 2, "member-a", "events", &[(kept[0], 11)]);
+    assert_eq!(ok, [NONE]);
+    let stale = commit(&mut a, "kip848", 9, "member-a", "events", &[(kept[0], 12)]);
+    assert_eq!(stale, [113]);
+    assert_eq!(
+        fetch_offsets(&mut a, "kip848", "events", &[kept[0]]),
+        [(11, format!("meta-{}", kept[0]))]
+    );
+
+    // ConsumerGroupDescribe and ListGroups see a stable consumer group.
+    let d = a.call(
+        1,
+        &ConsumerGroupDescribeRequest::default().with_group_ids(vec![gid("kip848")]),
+    );
+    let g = &d.groups[0];
+    assert_eq!(
+        (
+            g.error_code,
+            g.group_state.as_str(),
+            g.group_epoch,
+            g.assignment_epoch
+        ),
+        (NONE, "Stable", 2, 2)
+    );
+    assert_eq!(g.assignor_name.as_str(), "uniform");
+    let mut described: Vec<(String, Vec<i32>)> = g
+        .members
+        .iter()
+        .map(|m| {
+            let mut ps: Vec<i32> = m
+                .assignment
+                .topic_partitions
+                .iter()
+                .flat_map(|t| t.partitions.clone())
+                .collect();
+            ps.sort_unstable();
+            assert_eq!(
+                m.assignment.topic_partitions[0].topic_name.as_str(),
+                "events"
+            );
+            (m.member_id.to_string(), ps)
+        })
+        .collect();
+    described.sort();
+    assert_eq!(
+        described,
+        [
+            ("member-a".to_string(), kept.clone()),
+            ("member-b".to_string(), moving.clone())
+        ]
+    );
+    let listed = c_list_types(&mut a);
+    assert_eq!(
+        listed,
+        [(
+            "kip848".to_string(),
+            "Stable".to_string(),
+            "consumer".to_string()
+        )]
+    );
+    // A classic JoinGroup cannot take over a consumer group.
+    let j = a.call(
+        5,
+        &join_req(
+            "kip848",
+            "",
+            None,
+            10_000,
+            &[("range", subscription(&["events"]))],
+        ),
+    );
+    assert_eq!(j.error_code, INCONSISTENT_GROUP_PROTOCOL);
+
+    // A leaves (epoch -1): B gets everything at the next epoch.
+    assert_eq!(
+        cg_heartbeat(&mut a, "member-a", -1, None, None),
+        (NONE, -1, None)
+    );
+    assert_eq!(
+        cg_heartbeat(&mut b, "member-b", 2, None, None),
+        (NONE, 3, Some(vec![0, 1, 2, 3]))
+    );
+    // B stops heartbeating: after its 1.5 s session the group is empty.
+    std::thread::sleep(Duration::from_millis(2200));
+    let d = a.call(
+        1,
+        &ConsumerGroupDescribeRequest::default().with_group_ids(vec![gid("kip848")]),
+    );
+    assert_eq!(
+        (d.groups[0].group_state.as_str(), d.groups[0].members.len()),
+        ("Empty", 0)
+    );
+}
+
+fn c_list_types(c: &mut Client) -> Vec<(String, String, String)> {
+    let resp = c.call(5, &ListGroupsRequest::default());
+    resp.groups
+        .iter()
+        .map(|g| {
+            (
+                g.group_id.to_string(),
+                g.group_state.to_string(),
+                g.group_type.to_string(),
+            )
+        })
+        .collect()
+}

@@ -51,6 +51,8 @@ responses! {
     ListGroups(ListGroupsResponse),
     DeleteGroups(DeleteGroupsResponse),
     OffsetDelete(OffsetDeleteResponse),
+    ConsumerGroupHeartbeat(ConsumerGroupHeartbeatResponse),
+    ConsumerGroupDescribe(ConsumerGroupDescribeResponse),
 }
 
 /// Encodes `size | response header | body`. The header version follows the request's API

@@ -63,6 +63,9 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     api(ApiKey::ListGroups, 0, 5),
     api(ApiKey::DeleteGroups, 0, 2),
     api(ApiKey::OffsetDelete, 0, 0),
+    // KIP-848 consumer groups (`group.protocol=consumer`).
+    api(ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    api(ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 /// The served range of an API key, if gregor serves it at all.

@@ -26,6 +26,14 @@ pub struct GroupConfig {
     pub offsets_retention_check_interval: Duration,
     /// `offset.metadata.max.bytes`.
     pub offset_metadata_max_bytes: usize,
+    /// KIP-848: `group.consumer.session.timeout.ms`.
+    pub consumer_session_timeout: Duration,
+    /// KIP-848: `group.consumer.heartbeat.interval.ms`, told to members in every heartbeat.
+    pub consumer_heartbeat_interval_ms: i32,
+    /// KIP-848: the first of `group.consumer.assignors` (`uniform` or `range`).
+    pub consumer_assignor: String,
+    /// KIP-848: `group.consumer.max.size`.
+    pub consumer_max_size: usize,
 }
 
 impl BrokerConfig {
@@ -53,6 +61,17 @@ impl BrokerConfig {
                 int("offsets.retention.check.interval.ms", 600_000).max(1) as u64,
             ),
             offset_metadata_max_bytes: int("offset.metadata.max.bytes", 4096).max(0) as usize,
+            consumer_session_timeout: Duration::from_millis(
+                int("group.consumer.session.timeout.ms", 45_000).max(1) as u64,
+            ),
+            consumer_heartbeat_interval_ms: int("group.consumer.heartbeat.interval.ms", 5000)
+                .clamp(1, i32::MAX as i64) as i32,
+            consumer_assignor: self
+                .raw_value("group.consumer.assignors")
+                .and_then(|v| v.split(',').next().map(|a| a.trim().to_string()))
+                .filter(|a| a == "uniform" || a == "range")
+                .unwrap_or_else(|| "uniform".to_string()),
+            consumer_max_size: int("group.consumer.max.size", i32::MAX as i64).max(1) as usize,
         }
     }
 }

@@ -25,7 +25,9 @@ use kafka_protocol::records::{
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
+use super::assignor::TopicAssignment;
 use super::classic::{now_ms, ClassicGroup, GroupState, JoinResult, Member, SyncResult};
+use super::consumer::{ConsumerGroup, HeartbeatRequest, HeartbeatResult, TopicView};
 use super::records::{
     self, decode_group_metadata_value, decode_key, decode_offset_commit_value,
     encode_group_metadata_value, encode_offset_commit_value, group_metadata_key, offset_commit_key,
@@ -119,6 +121,42 @@ pub struct ListedGroup {
     pub group_id: String,
     pub protocol_type: String,
     pub state: &'static str,
+    /// "classic" or "consumer" (KIP-848).
+    pub group_type: &'static str,
+}
+
+/// A KIP-848 group as ConsumerGroupDescribe shows it.
+pub struct ConsumerGroupDescription {
+    pub error: i16,
+    pub group_id: String,
+    pub state: &'static str,
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub assignor: String,
+    pub members: Vec<ConsumerMemberDescription>,
+}
+
+pub struct ConsumerMemberDescription {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub member_epoch: i32,
+    pub client_id: String,
+    pub client_host: String,
+    pub subscribed_topic_names: Vec<String>,
+    pub subscribed_topic_regex: Option<String>,
+    pub assignment: TopicAssignment,
+    pub target_assignment: TopicAssignment,
+}
+
+/// The topics a KIP-848 assignor may hand out: every non-internal topic by name.
+pub fn topic_view(image: &MetadataImage) -> TopicView {
+    image
+        .topics
+        .values()
+        .filter(|t| !t.is_internal())
+        .map(|t| (t.name.clone(), (t.id, t.partitions.len() as i32)))
+        .collect()
 }
 
 struct Inner {
@@ -127,6 +165,8 @@ struct Inner {
     /// The partitions this broker leads and has loaded.
     owned: HashMap<i32, Arc<Partition>>,
     groups: HashMap<String, ClassicGroup>,
+    /// KIP-848 groups; a group id is in at most one of the two maps.
+    consumer_groups: HashMap<String, ConsumerGroup>,
     last_offset_expiry: Instant,
 }
 
@@ -147,6 +187,7 @@ impl GroupCoordinator {
                 partition_count: 0,
                 owned: HashMap::new(),
                 groups: HashMap::new(),
+                consumer_groups: HashMap::new(),
                 last_offset_expiry: Instant::now(),
             }),
         }
@@ -168,6 +209,7 @@ impl GroupCoordinator {
             inner.partition_count = 0;
             inner.owned.clear();
             inner.groups.clear();
+            inner.consumer_groups.clear();
             return;
         };
         let led: HashSet<i32> = topic
@@ -188,6 +230,7 @@ impl GroupCoordinator {
         for p in lost {
             inner.owned.remove(&p);
             inner.groups.retain(|_, g| g.partition != p);
+            inner.consumer_groups.retain(|_, g| g.partition != p);
             info!(
                 partition = p,
                 "no longer coordinator for this offsets partition"
@@ -312,6 +355,12 @@ impl GroupCoordinator {
             Ok(p) => p,
             Err(e) => return ready(JoinResult::error(&req.member_id, e)),
         };
+        if inner.consumer_groups.contains_key(&req.group_id) {
+            return ready(JoinResult::error(
+                &req.member_id,
+                E::InconsistentGroupProtocol,
+            ));
+        }
         let initial_delay = self.config.initial_rebalance_delay;
         let max_size = self.config.max_size;
         let inner = &mut *inner;
@@ -728,6 +777,25 @@ impl GroupCoordinator {
         let mut inner = self.lock();
         let partition = self.coordinator_partition(&inner, group_id)?;
         let inner = &mut *inner;
+        if let Some(g) = inner.consumer_groups.get(group_id) {
+            let simple = generation_id < 0 && member_id.is_empty();
+            if !(simple && g.members.is_empty()) {
+                g.validate_commit(member_id, generation_id)?;
+            }
+            let (results, recs, accepted) = self.commit_records(group_id, entries, topic_exists);
+            return match Self::store(inner, partition, recs) {
+                Ok(()) => {
+                    if let Some(g) = inner.consumer_groups.get_mut(group_id) {
+                        g.offsets.extend(accepted);
+                    }
+                    Ok(results)
+                }
+                Err(err) => Ok(results
+                    .into_iter()
+                    .map(|r| if r == NONE { err.code() } else { r })
+                    .collect()),
+            };
+        }
         if !inner.groups.contains_key(group_id) {
             if generation_id >= 0 {
                 return Err(E::IllegalGeneration);
@@ -765,6 +833,31 @@ impl GroupCoordinator {
                 m.touch(now);
             }
         }
+        let (results, recs, accepted) = self.commit_records(group_id, entries, topic_exists);
+        match Self::store(inner, partition, recs) {
+            Ok(()) => {
+                if let Some(group) = inner.groups.get_mut(group_id) {
+                    for (k, v) in accepted {
+                        group.offsets.insert(k, v);
+                    }
+                }
+                Ok(results)
+            }
+            Err(err) => Ok(results
+                .into_iter()
+                .map(|r| if r == NONE { err.code() } else { r })
+                .collect()),
+        }
+    }
+
+    /// Validates each entry of an OffsetCommit and builds its record.
+    #[allow(clippy::type_complexity)]
+    fn commit_records(
+        &self,
+        group_id: &str,
+        entries: &[CommitEntry],
+        topic_exists: &dyn Fn(&str, i32) -> bool,
+    ) -> (Vec<i16>, Vec<Rec>, Vec<((String, i32), OffsetCommitValue)>) {
         let ts = now_ms();
         let mut results = Vec::with_capacity(entries.len());
         let mut recs = Vec::new();
@@ -791,20 +884,7 @@ impl GroupCoordinator {
                 results.push(NONE);
             }
         }
-        match Self::store(inner, partition, recs) {
-            Ok(()) => {
-                if let Some(group) = inner.groups.get_mut(group_id) {
-                    for (k, v) in accepted {
-                        group.offsets.insert(k, v);
-                    }
-                }
-                Ok(results)
-            }
-            Err(err) => Ok(results
-                .into_iter()
-                .map(|r| if r == NONE { err.code() } else { r })
-                .collect()),
-        }
+        (results, recs, accepted)
     }
 
     /// OffsetFetch: the committed offsets of `topics` (all of the group's if None).
@@ -816,7 +896,11 @@ impl GroupCoordinator {
     ) -> Result<Vec<(String, Vec<(i32, Option<OffsetCommitValue>)>)>, E> {
         let inner = self.lock();
         self.coordinator_partition(&inner, group_id)?;
-        let group = inner.groups.get(group_id);
+        let offsets = inner
+            .groups
+            .get(group_id)
+            .map(|g| &g.offsets)
+            .or_else(|| inner.consumer_groups.get(group_id).map(|g| &g.offsets));
         let out = match topics {
             Some(topics) => topics
                 .into_iter()
@@ -824,7 +908,7 @@ impl GroupCoordinator {
                     let parts = parts
                         .into_iter()
                         .map(|p| {
-                            let v = group.and_then(|g| g.offsets.get(&(topic.clone(), p)).cloned());
+                            let v = offsets.and_then(|o| o.get(&(topic.clone(), p)).cloned());
                             (p, v)
                         })
                         .collect();
@@ -834,8 +918,8 @@ impl GroupCoordinator {
             None => {
                 let mut by_topic: BTreeMap<String, Vec<(i32, Option<OffsetCommitValue>)>> =
                     BTreeMap::new();
-                if let Some(g) = group {
-                    for ((t, p), v) in &g.offsets {
+                if let Some(o) = offsets {
+                    for ((t, p), v) in o {
                         by_topic
                             .entry(t.clone())
                             .or_default()
@@ -860,6 +944,23 @@ impl GroupCoordinator {
         };
         if let Err(e) = self.coordinator_partition(&inner, group_id) {
             d.error = e.code();
+            return d;
+        }
+        if let Some(g) = inner.consumer_groups.get(group_id) {
+            d.state = g.state_name();
+            d.protocol_type = "consumer".to_string();
+            d.members = g
+                .members
+                .values()
+                .map(|m| DescribedMember {
+                    member_id: m.member_id.clone(),
+                    group_instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    metadata: Bytes::new(),
+                    assignment: Bytes::new(),
+                })
+                .collect();
             return d;
         }
         let Some(g) = inner.groups.get(group_id) else {
@@ -913,8 +1014,26 @@ impl GroupCoordinator {
                 group_id: g.group_id.clone(),
                 protocol_type: g.protocol_type.clone().unwrap_or_default(),
                 state: g.state.name(),
+                group_type: "classic",
             })
             .collect();
+        out.extend(
+            inner
+                .consumer_groups
+                .values()
+                .filter(|g| {
+                    states.is_empty()
+                        || states
+                            .iter()
+                            .any(|s| s.eq_ignore_ascii_case(g.state_name()))
+                })
+                .map(|g| ListedGroup {
+                    group_id: g.group_id.clone(),
+                    protocol_type: "consumer".to_string(),
+                    state: g.state_name(),
+                    group_type: "consumer",
+                }),
+        );
         out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
         out
     }
@@ -930,6 +1049,25 @@ impl GroupCoordinator {
                     Ok(p) => p,
                     Err(e) => return e.code(),
                 };
+                if let Some(g) = inner.consumer_groups.get(id) {
+                    if !g.members.is_empty() {
+                        return E::NonEmptyGroup.code();
+                    }
+                    let mut recs: Vec<Rec> = g
+                        .offsets
+                        .keys()
+                        .map(|(t, p)| (offset_commit_key(id, t, *p), None))
+                        .collect();
+                    recs.push((group_metadata_key(id), None));
+                    return match Self::store(inner, partition, recs) {
+                        Ok(()) => {
+                            inner.consumer_groups.remove(id);
+                            info!(group = %id, "deleted consumer group");
+                            NONE
+                        }
+                        Err(e) => e.code(),
+                    };
+                }
                 let Some(group) = inner.groups.get(id) else {
                     return E::GroupIdNotFound.code();
                 };
@@ -967,6 +1105,42 @@ impl GroupCoordinator {
         let mut inner = self.lock();
         let partition = self.coordinator_partition(&inner, group_id)?;
         let inner = &mut *inner;
+        if let Some(g) = inner.consumer_groups.get(group_id) {
+            let subscribed: HashSet<String> = g
+                .members
+                .values()
+                .flat_map(|m| m.subscribed_names.iter().cloned())
+                .collect();
+            let mut recs = Vec::new();
+            let mut removed = Vec::new();
+            let out = topics
+                .iter()
+                .map(|(t, parts)| {
+                    let results = parts
+                        .iter()
+                        .map(|p| {
+                            if subscribed.contains(t) {
+                                (*p, E::GroupSubscribedToTopic.code())
+                            } else {
+                                if g.offsets.contains_key(&(t.clone(), *p)) {
+                                    recs.push((offset_commit_key(group_id, t, *p), None));
+                                    removed.push((t.clone(), *p));
+                                }
+                                (*p, NONE)
+                            }
+                        })
+                        .collect();
+                    (t.clone(), results)
+                })
+                .collect();
+            Self::store(inner, partition, recs)?;
+            if let Some(g) = inner.consumer_groups.get_mut(group_id) {
+                for k in removed {
+                    g.offsets.remove(&k);
+                }
+            }
+            return Ok(out);
+        }
         let Some(group) = inner.groups.get(group_id) else {
             return Err(E::GroupIdNotFound);
         };
@@ -1022,10 +1196,14 @@ impl GroupCoordinator {
 
     /// Runs the groups' timers (session expiry, join and sync deadlines) and, every
     /// `offsets.retention.check.interval.ms`, offset expiry. Called every 100 ms.
-    pub fn tick(&self) {
+    pub fn tick(&self, image: &MetadataImage) {
         let now = Instant::now();
+        let topics = topic_view(image);
         let mut inner = self.lock();
         let inner = &mut *inner;
+        for g in inner.consumer_groups.values_mut() {
+            g.tick(now, &topics);
+        }
         let mut to_store: Vec<(i32, Rec)> = Vec::new();
         for g in inner.groups.values_mut() {
             if let Some(value) = g.tick(now) {
@@ -1097,7 +1275,138 @@ impl GroupCoordinator {
             info!(group = %id, "removing group with no members and no offsets");
             inner.groups.remove(&id);
         }
+        for g in inner.consumer_groups.values_mut() {
+            if !g.members.is_empty() {
+                continue;
+            }
+            let since = g.state_timestamp_ms;
+            let expired: Vec<(String, i32)> = g
+                .offsets
+                .iter()
+                .filter(|(_, v)| v.commit_timestamp.max(since) + retention <= now)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in expired {
+                g.offsets.remove(&k);
+                out.push((
+                    g.partition,
+                    (offset_commit_key(&g.group_id, &k.0, k.1), None),
+                ));
+            }
+        }
+        inner
+            .consumer_groups
+            .retain(|_, g| !g.members.is_empty() || !g.offsets.is_empty());
         out
+    }
+
+    /// ConsumerGroupHeartbeat (KIP-848). An empty classic group (one that only has committed
+    /// offsets) becomes a consumer group, keeping its offsets, as in Kafka.
+    pub fn consumer_heartbeat(
+        &self,
+        group_id: &str,
+        req: HeartbeatRequest,
+        image: &MetadataImage,
+    ) -> Result<HeartbeatResult, E> {
+        let now = Instant::now();
+        if group_id.is_empty() {
+            return Err(E::InvalidRequest);
+        }
+        if req.member_epoch > 0 && req.member_id.is_empty() {
+            return Err(E::InvalidRequest);
+        }
+        if let Some(a) = &req.server_assignor {
+            if !super::assignor::is_supported(a) {
+                return Err(E::UnsupportedAssignor);
+            }
+        }
+        let mut inner = self.lock();
+        let partition = self.coordinator_partition(&inner, group_id)?;
+        let inner = &mut *inner;
+        if !inner.consumer_groups.contains_key(group_id) {
+            if req.member_epoch != 0 {
+                return Err(E::UnknownMemberId);
+            }
+            let mut group = ConsumerGroup::new(
+                group_id.to_string(),
+                partition,
+                &self.config.consumer_assignor,
+            );
+            if let Some(classic) = inner.groups.get(group_id) {
+                if !classic.is_empty_of_members() || classic.state != GroupState::Empty {
+                    return Err(E::GroupIdNotFound);
+                }
+                group.offsets = classic.offsets.clone();
+                inner.groups.remove(group_id);
+                info!(
+                    group = group_id,
+                    "empty classic group converted to a consumer group"
+                );
+            }
+            inner.consumer_groups.insert(group_id.to_string(), group);
+        }
+        let Some(group) = inner.consumer_groups.get_mut(group_id) else {
+            return Err(E::CoordinatorNotAvailable);
+        };
+        if req.member_epoch == 0
+            && !group.members.contains_key(&req.member_id)
+            && group.members.len() >= self.config.consumer_max_size
+        {
+            return Err(E::GroupMaxSizeReached);
+        }
+        group.heartbeat(
+            req,
+            &topic_view(image),
+            self.config.consumer_session_timeout,
+            now,
+        )
+    }
+
+    /// ConsumerGroupDescribe (KIP-848).
+    pub fn consumer_describe(&self, group_id: &str) -> ConsumerGroupDescription {
+        let inner = self.lock();
+        let mut d = ConsumerGroupDescription {
+            error: 0,
+            group_id: group_id.to_string(),
+            state: "Dead",
+            group_epoch: -1,
+            assignment_epoch: -1,
+            assignor: String::new(),
+            members: Vec::new(),
+        };
+        if let Err(e) = self.coordinator_partition(&inner, group_id) {
+            d.error = e.code();
+            return d;
+        }
+        let Some(g) = inner.consumer_groups.get(group_id) else {
+            d.error = E::GroupIdNotFound.code();
+            return d;
+        };
+        d.state = g.state_name();
+        d.group_epoch = g.group_epoch;
+        d.assignment_epoch = g.assignment_epoch;
+        d.assignor = g
+            .members
+            .values()
+            .find_map(|m| m.server_assignor.clone())
+            .unwrap_or_else(|| g.default_assignor.clone());
+        d.members = g
+            .members
+            .values()
+            .map(|m| ConsumerMemberDescription {
+                member_id: m.member_id.clone(),
+                instance_id: m.instance_id.clone(),
+                rack_id: m.rack_id.clone(),
+                member_epoch: m.member_epoch,
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                subscribed_topic_names: m.subscribed_names.iter().cloned().collect(),
+                subscribed_topic_regex: m.subscribed_regex.clone(),
+                assignment: m.assigned.clone(),
+                target_assignment: g.target.get(&m.member_id).cloned().unwrap_or_default(),
+            })
+            .collect();
+        d
     }
 
     /// Groups this broker coordinates (for tests and logs).

@@ -4,6 +4,8 @@
 
 pub mod alter_configs;
 pub mod api_versions;
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
@@ -125,6 +127,12 @@ pub async fn handle(broker: &Broker, req: DecodedRequest, client_host: &str) -> 
         Request::ListGroups(r) => Response::ListGroups(list_groups::handle(broker, v, r)),
         Request::DeleteGroups(r) => Response::DeleteGroups(delete_groups::handle(broker, v, r)),
         Request::OffsetDelete(r) => Response::OffsetDelete(offset_delete::handle(broker, v, r)),
+        Request::ConsumerGroupHeartbeat(r) => Response::ConsumerGroupHeartbeat(
+            consumer_group_heartbeat::handle(broker, v, r, &client),
+        ),
+        Request::ConsumerGroupDescribe(r) => {
+            Response::ConsumerGroupDescribe(consumer_group_describe::handle(broker, v, r))
+        }
     };
     encode(req.api_key, v, req.correlation_id, &response)
 }
