@@ -48,6 +48,12 @@ impl Broker {
                 config.broker_id = opened.broker_id;
                 (Arc::new(opened.store), opened.cluster_id)
             } else {
+                if config.broker_id < 0 {
+                    anyhow::bail!(
+                        "broker.id={} asks ZooKeeper for an id, but zookeeper.connect is not set",
+                        config.broker_id
+                    );
+                }
                 let cluster_id = crate::meta_properties::load_or_create(
                     &log_dir,
                     config.broker_id,

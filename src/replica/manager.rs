@@ -141,8 +141,14 @@ impl ReplicaManager {
         for name in gone {
             if let Some(replicas) = topics.remove(&name) {
                 info!(topic = %name, "deleting topic replicas");
-                for p in replicas.partitions.iter().flatten() {
-                    delete_partition(p.clone());
+                // Hand over our own references (not clones), so that a partition no
+                // request holds is deleted now.
+                let partitions = match Arc::try_unwrap(replicas) {
+                    Ok(r) => r.partitions,
+                    Err(shared) => shared.partitions.clone(),
+                };
+                for p in partitions.into_iter().flatten() {
+                    delete_partition(p);
                 }
             }
         }
