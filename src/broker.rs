@@ -10,6 +10,7 @@ use tracing::info;
 use crate::config::BrokerConfig;
 use crate::group::GroupCoordinator;
 use crate::metadata::embedded::EmbeddedMetadata;
+use crate::metadata::zookeeper::ZookeeperMetadata;
 use crate::metadata::{BrokerEndpoint, MetadataImage, MetadataStore};
 use crate::replica::ReplicaManager;
 use crate::txn::ProducerIdManager;
@@ -28,13 +29,7 @@ pub struct Broker {
 
 impl Broker {
     /// Opens the data directory: meta.properties, metadata, and every hosted log.
-    pub fn open(config: BrokerConfig) -> anyhow::Result<Broker> {
-        if config.zookeeper_connect.is_some() {
-            anyhow::bail!(
-                "zookeeper.connect is set, but cluster mode on ZooKeeper is not implemented yet; \
-                 remove it to run a standalone broker"
-            );
-        }
+    pub fn open(mut config: BrokerConfig) -> anyhow::Result<Broker> {
         let log_dir = config
             .log_dirs
             .first()
@@ -48,17 +43,29 @@ impl Broker {
         }
         std::fs::create_dir_all(&log_dir)
             .with_context(|| format!("cannot create log dir {}", log_dir.display()))?;
-        let cluster_id = crate::meta_properties::load_or_create(
-            &log_dir,
-            config.broker_id,
-            config.cluster_id.as_deref(),
-        )?;
-        let endpoint = advertised_endpoint(&config)?;
-        let metadata = Arc::new(EmbeddedMetadata::open(
-            &log_dir,
-            cluster_id.clone(),
-            endpoint,
-        )?);
+        let (metadata, cluster_id): (Arc<dyn MetadataStore>, String) =
+            if config.zookeeper_connect.is_some() {
+                // Cluster mode: called from the runtime (inside block_in_place).
+                let opened = tokio::runtime::Handle::current()
+                    .block_on(ZookeeperMetadata::open(&config, &log_dir))?;
+                config.broker_id = opened.broker_id;
+                (Arc::new(opened.store), opened.cluster_id)
+            } else {
+                if config.broker_id < 0 {
+                    anyhow::bail!(
+                        "broker.id={} asks ZooKeeper for an id, but zookeeper.connect is not set",
+                        config.broker_id
+                    );
+                }
+                let cluster_id = crate::meta_properties::load_or_create(
+                    &log_dir,
+                    config.broker_id,
+                    config.cluster_id.as_deref(),
+                )?;
+                let endpoint = advertised_endpoint(&config)?;
+                let store = EmbeddedMetadata::open(&log_dir, cluster_id.clone(), endpoint)?;
+                (Arc::new(store), cluster_id)
+            };
         let replicas = ReplicaManager::new(config.broker_id, log_dir.clone());
         replicas
             .apply(&metadata.image(), &config)
@@ -83,6 +90,42 @@ impl Broker {
         })
     }
 
+    /// Cluster mode: applies every new metadata image to the hosted replicas (opens, closes,
+    /// leader or follower) as it arrives. No-op for the embedded store.
+    pub fn follow_metadata(self: &Arc<Self>) {
+        let Some(mut images) = self.metadata.subscribe() else {
+            return;
+        };
+        let broker = self.clone();
+        tokio::spawn(async move {
+            while images.changed().await.is_ok() {
+                let b = broker.clone();
+                match tokio::task::spawn_blocking(move || b.sync_replicas()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "applying metadata to replicas failed")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "replica update task failed"),
+                }
+            }
+        });
+    }
+
+    /// The error for a partition this broker does not lead: NOT_LEADER_OR_FOLLOWER if it
+    /// exists (its leader is elsewhere, or it has none), else UNKNOWN_TOPIC_OR_PARTITION.
+    pub fn not_leader_code(&self, topic: &str, partition: i32) -> i16 {
+        use kafka_protocol::error::ResponseError as E;
+        let exists = self
+            .image()
+            .topic(topic)
+            .is_some_and(|t| usize::try_from(partition).is_ok_and(|p| p < t.partitions.len()));
+        if exists {
+            E::NotLeaderOrFollower.code()
+        } else {
+            E::UnknownTopicOrPartition.code()
+        }
+    }
+
     pub fn image(&self) -> Arc<MetadataImage> {
         self.metadata.image()
     }
@@ -97,6 +140,7 @@ impl Broker {
     }
 
     pub fn shutdown(&self) {
+        self.metadata.shutdown();
         self.replicas.shutdown();
     }
 }

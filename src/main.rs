@@ -53,6 +53,7 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     };
     let bind = format!("{bind_host}:{}", listener_cfg.port);
     let broker = Arc::new(tokio::task::block_in_place(|| Broker::open(config))?);
+    broker.follow_metadata();
     // The logs were opened with the marker's word (ReplicaManager::new read it); from now on
     // the data changes, so the marker goes until the next graceful shutdown writes it.
     let marker = broker.log_dir.join(CLEAN_SHUTDOWN_FILE);

@@ -7,6 +7,16 @@ use anyhow::{bail, Context};
 
 const FILE_NAME: &str = "meta.properties";
 
+/// The node id recorded in `dir`'s meta.properties, if any (for `broker.id=-1`: a broker
+/// keeps the id it was generated on its first start, as Kafka does).
+pub fn stored_node_id(dir: &Path) -> Option<i32> {
+    let text = std::fs::read_to_string(dir.join(FILE_NAME)).ok()?;
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| matches!(k.trim(), "node.id" | "broker.id"))
+        .and_then(|(_, v)| v.trim().parse().ok())
+}
+
 /// Returns the cluster id recorded in `dir`, writing a new file (with a fresh cluster id,
 /// or `configured` if given) on first start.
 pub fn load_or_create(

@@ -119,25 +119,59 @@ fn check_collision(image: &MetadataImage, name: &str) -> Result<(), AdminError> 
     }
 }
 
-/// Replica lists for partitions `first..first+count`, spreading leaders over the brokers.
+/// Kafka's rack-alternated broker order: brokers grouped by rack (racks and brokers sorted),
+/// then the first broker of each rack, the second of each rack, ... so that neighbours in
+/// the list sit on different racks. Without racks on every broker: the ids in order.
+fn rack_alternated(image: &MetadataImage) -> Vec<i32> {
+    let mut brokers: Vec<(i32, Option<String>)> = image
+        .brokers
+        .iter()
+        .map(|b| (b.id, b.rack.clone()))
+        .collect();
+    brokers.sort_unstable();
+    if brokers.iter().any(|(_, rack)| rack.is_none()) {
+        return brokers.into_iter().map(|(id, _)| id).collect();
+    }
+    let mut by_rack: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+    for (id, rack) in brokers {
+        by_rack
+            .entry(rack.unwrap_or_default())
+            .or_default()
+            .push(id);
+    }
+    let longest = by_rack.values().map(Vec::len).max().unwrap_or(0);
+    (0..longest)
+        .flat_map(|i| by_rack.values().filter_map(move |ids| ids.get(i).copied()))
+        .collect()
+}
+
+/// Replica lists for partitions `first..first+count`: consecutive brokers of the
+/// rack-alternated list (so replicas land on different racks), the preferred leader moving
+/// one broker per partition from a random start (Kafka's random `startIndex`), which
+/// spreads leaders evenly within a topic and across topics.
 fn assign_replicas(
     image: &MetadataImage,
     first: usize,
     count: usize,
     replication_factor: usize,
 ) -> Result<Vec<Vec<i32>>, AdminError> {
-    let mut brokers: Vec<i32> = image.brokers.iter().map(|b| b.id).collect();
-    brokers.sort_unstable();
+    let brokers = rack_alternated(image);
     if replication_factor == 0 || replication_factor > brokers.len() {
         return Err(AdminError::InvalidReplicationFactor(format!(
             "Replication factor: {replication_factor} larger than available brokers: {}.",
             brokers.len()
         )));
     }
+    // Single-broker (embedded) mode keeps its deterministic layout.
+    let start = if brokers.len() > 1 {
+        Uuid::new_v4().as_u128() as usize % brokers.len()
+    } else {
+        0
+    };
     Ok((first..first + count)
         .map(|p| {
             (0..replication_factor)
-                .map(|i| brokers[(p + i) % brokers.len()])
+                .map(|i| brokers[(start + p + i) % brokers.len()])
                 .collect()
         })
         .collect())
@@ -365,6 +399,35 @@ mod tests {
         }
     }
 
+    #[test]
+    fn replicas_alternate_racks_and_leaders_spread() {
+        let racks = [(1, "a"), (2, "a"), (3, "b"), (4, "b"), (5, "c"), (6, "c")];
+        let image = MetadataImage {
+            brokers: racks
+                .iter()
+                .map(|(id, rack)| BrokerEndpoint {
+                    id: *id,
+                    host: "h".into(),
+                    port: 1,
+                    rack: Some(rack.to_string()),
+                })
+                .collect(),
+            ..Default::default()
+        };
+        assert_eq!(rack_alternated(&image), vec![1, 3, 5, 2, 4, 6]);
+        let rack_of = |b: i32| racks.iter().find(|(id, _)| *id == b).unwrap().1;
+        let assignment = assign_replicas(&image, 0, 12, 3).unwrap();
+        for replicas in &assignment {
+            let mut used: Vec<&str> = replicas.iter().map(|b| rack_of(*b)).collect();
+            used.sort_unstable();
+            used.dedup();
+            assert_eq!(used.len(), 3, "three racks for {replicas:?}");
+        }
+        let mut leaders: Vec<i32> = assignment.iter().map(|r| r[0]).collect();
+        leaders.sort_unstable();
+        assert_eq!(leaders, vec![1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6]);
+    }
+
     fn image(brokers: &[i32], topics: &[&str]) -> MetadataImage {
         let mut image = MetadataImage {
             brokers: brokers
@@ -404,7 +467,16 @@ mod tests {
     fn leaders_are_spread_and_rf_is_bounded() {
         let img = image(&[2, 0, 1], &[]);
         let a = assign_replicas(&img, 0, 4, 2).unwrap();
-        assert_eq!(a, vec![vec![0, 1], vec![1, 2], vec![2, 0], vec![0, 1]]);
+        // A random start, then consecutive brokers: [s, s+1], [s+1, s+2], ...
+        let s = a[0][0];
+        let next = |b: i32| (b + 1) % 3;
+        let want: Vec<Vec<i32>> = (0..4)
+            .map(|p| {
+                let first = (s + p) % 3;
+                vec![first, next(first)]
+            })
+            .collect();
+        assert_eq!(a, want);
         assert!(matches!(
             assign_replicas(&img, 0, 1, 4),
             Err(AdminError::InvalidReplicationFactor(_))

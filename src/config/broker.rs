@@ -148,8 +148,8 @@ pub(crate) const BROKER_KEYS: &[BrokerKey] = &[
         doc: "Listeners to publish to ZooKeeper for clients to use, if different than the listeners config property. Default: the listeners; gregor advertises 127.0.0.1 for a listener bound to all interfaces." },
     BrokerKey { name: "auto.create.topics.enable", ty: ConfigType::Boolean, default: Some("true"), check: Check::Bool,
         doc: "Enable auto creation of topic on the server." },
-    BrokerKey { name: "broker.id", ty: ConfigType::Int, default: Some("0"), check: int(0),
-        doc: "The broker id for this server. gregor's default is 0 (Kafka's -1 asks ZooKeeper to generate one, which gregor does not do)." },
+    BrokerKey { name: "broker.id", ty: ConfigType::Int, default: Some("0"), check: int(-1),
+        doc: "The broker id for this server. gregor's default is 0; -1 (with zookeeper.connect) takes a generated id above 1000 from /brokers/seqid, kept in meta.properties, as Kafka does." },
     BrokerKey { name: "broker.rack", ty: ConfigType::String, default: None, check: Check::Str,
         doc: "Rack of the broker. This will be used in rack aware replication assignment for fault tolerance. Examples: RACK1, us-east-1d" },
     BrokerKey { name: "cluster.id", ty: ConfigType::String, default: None, check: Check::Str,
@@ -1027,7 +1027,7 @@ mod tests {
         assert_eq!(parse("node.id=7").broker_id, 7);
         assert_eq!(parse("node.id=7\nbroker.id=7").broker_id, 7);
         assert!(err("node.id=7\nbroker.id=8").contains("differ"));
-        assert!(err("broker.id=-1").contains("at least 0"));
+        assert!(err("broker.id=-2").contains("at least -1"));
     }
 
     #[test]

@@ -221,11 +221,18 @@ impl GroupCoordinator {
             .collect();
         let mut inner = self.lock();
         inner.partition_count = topic.partitions.len() as i32;
+        // Partitions no longer led here, or reopened by the replica manager since we loaded
+        // them (a new leadership term): forget them (and reload the latter below).
         let lost: Vec<i32> = inner
             .owned
-            .keys()
-            .copied()
-            .filter(|p| !led.contains(p))
+            .iter()
+            .filter(|(p, part)| {
+                !led.contains(p)
+                    || !replicas
+                        .partition(OFFSETS_TOPIC, **p)
+                        .is_some_and(|current| Arc::ptr_eq(&current, part))
+            })
+            .map(|(p, _)| *p)
             .collect();
         for p in lost {
             inner.owned.remove(&p);

@@ -28,7 +28,8 @@ pub async fn handle(
                 .with_partition_index(p.partition_index)
                 .with_low_watermark(-1);
             let Some(replica) = broker.replicas.partition(&name, p.partition_index) else {
-                partitions.push(result.with_error_code(E::UnknownTopicOrPartition.code()));
+                partitions
+                    .push(result.with_error_code(broker.not_leader_code(&name, p.partition_index)));
                 continue;
             };
             let offset = p.offset;

@@ -3,7 +3,6 @@
 //! -3 the record with the largest timestamp (KIP-734), -4 earliest local (= earliest: no
 //! tiered storage), -5 latest tiered (none: offset -1).
 
-use gregor_protocol::kafka_protocol::error::ResponseError as E;
 use gregor_protocol::kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
@@ -34,7 +33,8 @@ pub fn handle(broker: &Broker, version: i16, req: ListOffsetsRequest) -> ListOff
                         .with_offset(-1)
                         .with_leader_epoch(-1);
                     let Some(replica) = broker.replicas.partition(&name, p.partition_index) else {
-                        return resp.with_error_code(E::UnknownTopicOrPartition.code());
+                        return resp
+                            .with_error_code(broker.not_leader_code(&name, p.partition_index));
                     };
                     let epoch = if version >= 4 {
                         p.current_leader_epoch

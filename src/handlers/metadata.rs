@@ -126,7 +126,14 @@ fn topic_entry(t: &Arc<TopicMetadata>) -> MetadataResponseTopic {
                 .iter()
                 .enumerate()
                 .map(|(i, p)| {
+                    // No leader (cluster mode: its replicas are down): Kafka's answer.
+                    let error = if p.leader < 0 {
+                        E::LeaderNotAvailable.code()
+                    } else {
+                        0
+                    };
                     MetadataResponsePartition::default()
+                        .with_error_code(error)
                         .with_partition_index(i as i32)
                         .with_leader_id(p.leader.into())
                         .with_leader_epoch(p.leader_epoch)

@@ -2,7 +2,6 @@
 //! leader-epoch cache. Consumers (KIP-320) use it to detect log truncation after a leader
 //! change; followers will use it to truncate before fetching.
 
-use gregor_protocol::kafka_protocol::error::ResponseError as E;
 use gregor_protocol::kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
 };
@@ -31,7 +30,7 @@ pub fn handle(
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
                     let Some(replica) = broker.replicas.partition(&name, p.partition) else {
-                        return resp.with_error_code(E::UnknownTopicOrPartition.code());
+                        return resp.with_error_code(broker.not_leader_code(&name, p.partition));
                     };
                     if let Err(e) = replica.check_leader_epoch(p.current_leader_epoch) {
                         return resp.with_error_code(e.error_code());

@@ -3,11 +3,13 @@
 //!
 //! Everything the broker knows about the cluster sits behind `MetadataStore`, with two
 //! implementations: `embedded` (single node, state in the data directory, the zero-setup
-//! default) and, with `zookeeper.connect`, ZooKeeper in Kafka's znode layout (cluster-mode
-//! issue). Readers take an immutable `MetadataImage` snapshot, so a Metadata request never
+//! default) and, with `zookeeper.connect`, `zookeeper` (Kafka's znode layout, several brokers,
+//! see `cluster_state` and `crate::controller`). Readers take an immutable `MetadataImage` snapshot, so a Metadata request never
 //! waits on a writer; writers go through the store and publish a new image.
 
+pub mod cluster_state;
 pub mod embedded;
+pub mod zookeeper;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -109,4 +111,11 @@ pub trait MetadataStore: Send + Sync {
     ) -> BoxFuture<'_, Result<(), MetadataError>>;
     /// Reserves `count` producer ids and returns the first (Kafka: `/latest_producer_id_block`).
     fn allocate_producer_ids(&self, count: i64) -> BoxFuture<'_, Result<i64, MetadataError>>;
+    /// A stream of new images, for stores whose image changes without a local write
+    /// (ZooKeeper: other brokers and the controller). `None`: only local writes change it.
+    fn subscribe(&self) -> Option<tokio::sync::watch::Receiver<Arc<MetadataImage>>> {
+        None
+    }
+    /// Leaves the cluster (ZooKeeper: resign, close the session). Blocking, bounded.
+    fn shutdown(&self) {}
 }

@@ -104,7 +104,15 @@ impl ReplicaManager {
         }
     }
 
+    /// The partition if this broker hosts it *and leads it*: the only replicas that serve
+    /// produce, fetch and offset requests (`None` otherwise, which handlers answer with
+    /// NOT_LEADER_OR_FOLLOWER when the partition exists elsewhere).
     pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
+        self.hosted(topic, index).filter(|p| p.is_leader())
+    }
+
+    /// The partition if this broker hosts a replica of it, leader or follower.
+    pub fn hosted(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
         let topics = self.topics.read().unwrap_or_else(|p| p.into_inner());
         let replicas = topics.get(topic)?;
         usize::try_from(index)
@@ -113,8 +121,11 @@ impl ReplicaManager {
             .and_then(|p| p.clone())
     }
 
-    /// Opens the replicas the image assigns to this broker and drops those of deleted
-    /// topics. Idempotent: called after every metadata change and at start-up.
+    /// Opens the replicas the image assigns to this broker, drops those of deleted topics,
+    /// and tells each hosted replica whether this broker leads it (and the leader epoch).
+    /// Idempotent: called after every metadata change and at start-up. This is the one place
+    /// where hosted partitions are opened, closed and change role: hook leadership changes
+    /// (e.g. of `__consumer_offsets`) here.
     pub fn apply(
         &self,
         image: &MetadataImage,
@@ -130,8 +141,14 @@ impl ReplicaManager {
         for name in gone {
             if let Some(replicas) = topics.remove(&name) {
                 info!(topic = %name, "deleting topic replicas");
-                for p in replicas.partitions.iter().flatten() {
-                    delete_partition(p.clone());
+                // Hand over our own references (not clones), so that a partition no
+                // request holds is deleted now.
+                let partitions = match Arc::try_unwrap(replicas) {
+                    Ok(r) => r.partitions,
+                    Err(shared) => shared.partitions.clone(),
+                };
+                for p in partitions.into_iter().flatten() {
+                    delete_partition(p);
                 }
             }
         }
@@ -151,8 +168,17 @@ impl ReplicaManager {
                     }
                     continue;
                 }
+                if meta.leader_epoch < 0 {
+                    continue; // cluster mode: the controller has not created its state yet
+                }
+                let leads = meta.leader == self.broker_id;
                 if let Some(Some(p)) = partitions.get(index) {
                     p.set_settings(settings.clone());
+                    if p.is_leader() != leads || p.leader_epoch() < meta.leader_epoch {
+                        info!(topic = %name, partition = index, leader = leads,
+                            leader_epoch = meta.leader_epoch, "replica role changed");
+                    }
+                    p.set_leadership(leads, meta.leader_epoch)?;
                     continue;
                 }
                 let dir = self.log_dir.join(format!("{name}-{index}"));
@@ -166,6 +192,7 @@ impl ReplicaManager {
                     settings.clone(),
                     self.open_options(name, index as i32),
                 )?;
+                p.set_leadership(leads, meta.leader_epoch)?;
                 if partitions.len() <= index {
                     partitions.resize(index + 1, None);
                 }

@@ -5,6 +5,7 @@
 //! appends. Waiting fetchers subscribe to the high watermark through a `watch` channel.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
@@ -78,6 +79,9 @@ pub struct Partition {
     pub topic_id: Uuid,
     state: Mutex<PartitionState>,
     high_watermark_tx: watch::Sender<i64>,
+    /// Whether this broker leads the partition (cluster mode; always true standalone).
+    /// Only leaders serve clients: see `ReplicaManager::partition`.
+    leader: AtomicBool,
 }
 
 pub fn log_config(settings: &TopicSettings) -> LogConfig {
@@ -153,11 +157,32 @@ impl Partition {
                 settings,
             }),
             high_watermark_tx: watch::Sender::new(high_watermark),
+            leader: AtomicBool::new(true),
         })
     }
 
     fn lock(&self) -> MutexGuard<'_, PartitionState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::Acquire)
+    }
+
+    /// Applies the leadership the metadata gives this replica: leader or follower, and the
+    /// partition's leader epoch. A new leader records the epoch's start offset in its
+    /// leader-epoch cache, as Kafka's `Partition.makeLeader`.
+    pub fn set_leadership(&self, leader: bool, leader_epoch: i32) -> Result<(), PartitionError> {
+        let mut st = self.lock();
+        if leader_epoch > st.leader_epoch {
+            st.leader_epoch = leader_epoch;
+            if leader && st.log.latest_epoch().is_none_or(|e| e < leader_epoch) {
+                let leo = st.log.log_end_offset();
+                st.log.assign_epoch_start_offset(leader_epoch, leo)?;
+            }
+        }
+        self.leader.store(leader, Ordering::Release);
+        Ok(())
     }
 
     pub fn leader_epoch(&self) -> i32 {

@@ -108,6 +108,24 @@ impl BrokerProcess {
         }
     }
 
+    /// Sends a signal (e.g. "STOP", "CONT") to the running broker.
+    pub fn signal(&self, signal: &str) {
+        unsafe_kill(self.pid(), signal);
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself; its exit status if it did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut()?.try_wait().ok().flatten() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -259,4 +277,59 @@ pub fn batch(records: &[(&str, &str)], producer: Option<(i64, i16, i32)>, base_t
     )
     .unwrap();
     buf.freeze()
+}
+
+/// A broker process expected to exit during start-up (a refused configuration, an id in
+/// use, ...): spawned on a free port without waiting for it to listen.
+pub struct FailingBroker {
+    child: Option<Child>,
+    log_path: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl FailingBroker {
+    pub fn spawn(overrides: &[&str]) -> FailingBroker {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let log_path = tmp.path().join("broker.log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gregor"));
+        cmd.arg("--override")
+            .arg(format!("listeners=PLAINTEXT://127.0.0.1:{}", free_port()))
+            .arg("--override")
+            .arg(format!("log.dirs={}", tmp.path().join("data").display()));
+        for o in overrides {
+            cmd.arg("--override").arg(o);
+        }
+        let log = std::fs::File::create(&log_path).expect("log file");
+        cmd.stdout(Stdio::null()).stderr(log);
+        FailingBroker {
+            child: Some(cmd.spawn().expect("spawn gregor")),
+            log_path,
+            _tmp: tmp,
+        }
+    }
+
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut()?.try_wait().ok().flatten() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+impl Drop for FailingBroker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }

@@ -223,19 +223,54 @@ impl ZkClient {
 
     /// Fault injection for tests: attaches a second connection to this session and closes it,
     /// so the server expires the session (its ephemerals go away, this client sees `Expired`).
+    ///
+    /// The steal races with this client: ZooKeeper hands the session to the newest
+    /// connection, so this client's immediate reconnect kicks the thief out again, often
+    /// before the thief has finished its handshake (connect response, then a ping round
+    /// trip). So the thief is short-lived and retried until this client reports `Expired`.
     pub async fn expire_session_for_tests(&self) -> Result<()> {
         let (servers, _) = split_connect_string(&self.inner.connect_string)?;
-        let thief = Client::connector()
-            .with_session(self.inner.client.session().clone())
-            .with_session_timeout(self.inner.session_timeout)
-            .connect(&servers)
-            .await
-            .map_err(|source| ZkError::Connect {
-                connect_string: self.inner.connect_string.clone(),
-                source,
-            })?;
-        drop(thief);
-        Ok(())
+        let deadline = tokio::time::Instant::now() + self.inner.session_timeout * 3;
+        let mut state = self.inner.client.state_watcher();
+        let mut last_error = None;
+        while tokio::time::Instant::now() < deadline {
+            if self.inner.client.state() == SessionState::Expired {
+                return Ok(());
+            }
+            let thief = Client::connector()
+                .with_session(self.inner.client.session().clone())
+                .with_session_timeout(self.inner.session_timeout)
+                .with_connection_timeout(Duration::from_millis(300))
+                .with_fail_eagerly()
+                .connect(&servers)
+                .await;
+            match thief {
+                // Dropping the only handle sends CloseSession.
+                Ok(thief) => drop(thief),
+                Err(ClientError::SessionExpired) => {}
+                Err(e) => {
+                    debug!(error = %e, "session steal attempt failed; retrying");
+                    last_error = Some(e);
+                    continue;
+                }
+            }
+            // Give the close a moment to land before trying again.
+            let expired = tokio::time::timeout(Duration::from_millis(500), async {
+                loop {
+                    if state.changed().await == SessionState::Expired {
+                        return;
+                    }
+                }
+            })
+            .await;
+            if expired.is_ok() || self.inner.client.state() == SessionState::Expired {
+                return Ok(());
+            }
+        }
+        Err(ZkError::Connect {
+            connect_string: self.inner.connect_string.clone(),
+            source: last_error.unwrap_or(ClientError::Timeout),
+        })
     }
 
     fn shutdown_receiver(&self) -> watch::Receiver<()> {

@@ -59,6 +59,19 @@ pub fn new_kafka_uuid() -> String {
     }
 }
 
+/// Kafka's `Uuid.toString()` of 16 raw bytes (URL-safe base64, no padding).
+pub fn kafka_uuid_string(bytes: &[u8; 16]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Parses Kafka's `Uuid.toString()` form back into its 16 bytes; `None` if malformed.
+pub fn parse_kafka_uuid(text: &str) -> Option<[u8; 16]> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text.trim())
+        .ok()?;
+    bytes.try_into().ok()
+}
+
 /// Milliseconds since the Unix epoch, as Kafka's `time.milliseconds()`.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

@@ -478,10 +478,7 @@ async fn broker_znode_is_ephemeral_and_refuses_a_second_owner() {
         "{err:?}"
     );
 
-    // Session expiry (stealing the session with `expire_session_for_tests`, then
-    // `reconnect` and re-registration) is not exercised here yet: in release builds the
-    // stealing connection times out against ZooKeeper 3.8 (it passes in debug builds).
-    // The cluster-mode issue must fix and test that path before relying on it.
+    // Session expiry and re-registration: `expired_session_is_replaced_and_the_broker_re_registers`.
     assert!(epoch > 0, "the broker epoch is the znode czxid: {epoch}");
 
     // Closing the session removes the ephemeral znode.
@@ -552,4 +549,61 @@ async fn recursive_watch_reports_descendants() {
             path: "/brokers/topics/w".into()
         })
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_session_is_replaced_and_the_broker_re_registers() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let observer = connect("/expiry").await;
+    let broker = connect("/expiry").await;
+    let registration = BrokerRegistration::new(9, &[plaintext("h9", 9092)], None);
+    let first_epoch = broker
+        .register_broker(&registration)
+        .await
+        .expect("register");
+    let mut events = broker.session_events();
+    let started = Instant::now();
+    broker
+        .expire_session_for_tests()
+        .await
+        .expect("steal and close the session");
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(event) = events.recv().await {
+            if event == gregor_zk::SessionEvent::Expired {
+                return;
+            }
+        }
+        panic!("session events ended without Expired");
+    })
+    .await
+    .expect("the broker's client sees its session expire");
+    eprintln!("session expired {:?} after the steal", started.elapsed());
+    assert!(broker.get_broker(9).await.is_err(), "old session is dead");
+    eventually(
+        "the old ephemeral to go",
+        Duration::from_secs(10),
+        || async { observer.get_broker(9).await.expect("read").is_none() },
+    )
+    .await;
+
+    let renewed = broker.reconnect().await.expect("new session");
+    assert_ne!(renewed.session_id(), broker.session_id());
+    let second_epoch = renewed
+        .register_broker(&registration)
+        .await
+        .expect("re-register");
+    assert!(
+        second_epoch > first_epoch,
+        "new broker epoch {second_epoch} > {first_epoch}"
+    );
+    let seen = observer
+        .get_broker(9)
+        .await
+        .expect("read")
+        .expect("registered");
+    assert_eq!(seen.czxid, second_epoch);
+    assert_eq!(seen.ephemeral_owner, renewed.session_id());
 }

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Starts and stops a local gregor cluster: a ZooKeeper (scripts/zookeeper.sh, standalone or a
+# 3-node ensemble) and N gregor brokers on 127.0.0.1, everything under one directory DIR:
+#
+#   DIR/zk/...                 ZooKeeper (see scripts/zookeeper.sh)
+#   DIR/broker<i>/             log.dirs of broker i (ids 1..N)
+#   DIR/broker<i>.{log,pid}    its stderr and pid
+#   DIR/bootstrap              the bootstrap servers, e.g. 127.0.0.1:19092,127.0.0.1:19093
+#
+# Usage:
+#   scripts/cluster.sh start DIR [N] [--ensemble]   N brokers (default 3), ports 19092.. (BASE_PORT)
+#   scripts/cluster.sh stop DIR                     SIGTERM the brokers, then stop ZooKeeper
+#
+# Environment: GREGOR (binary, default target/release/gregor), BASE_PORT (default 19092),
+# CHROOT (default /gregor), SESSION_TIMEOUT_MS (default 6000), ZK_* as for zookeeper.sh.
+# `start` prints the bootstrap servers on stdout.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+GREGOR=${GREGOR:-target/release/gregor}
+BASE_PORT=${BASE_PORT:-19092}
+CHROOT=${CHROOT:-/gregor}
+SESSION_TIMEOUT_MS=${SESSION_TIMEOUT_MS:-6000}
+
+log() { echo "cluster.sh: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+wait_port() {
+    local port=$1 deadline=$((SECONDS + 30))
+    until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+        ((SECONDS < deadline)) || return 1
+        sleep 0.1
+    done
+}
+
+cmd_start() {
+    local dir=${1:?usage: cluster.sh start DIR [N] [--ensemble]}
+    local n=${2:-3} mode=start
+    [[ ${3:-} == --ensemble || ${2:-} == --ensemble ]] && mode=start-ensemble
+    [[ $n == --ensemble ]] && n=3
+    [[ -x $GREGOR ]] || die "$GREGOR not found (cargo build --release)"
+    mkdir -p "$dir"
+    dir=$(cd "$dir" && pwd)
+    local zk
+    zk=$(scripts/zookeeper.sh "$mode" "$dir/zk")
+    local bootstrap="" i
+    for i in $(seq 1 "$n"); do
+        local port=$((BASE_PORT + i - 1))
+        "$GREGOR" --override "broker.id=$i" \
+            --override "listeners=PLAINTEXT://127.0.0.1:$port" \
+            --override "log.dirs=$dir/broker$i" \
+            --override "zookeeper.connect=$zk$CHROOT" \
+            --override "zookeeper.session.timeout.ms=$SESSION_TIMEOUT_MS" \
+            </dev/null >/dev/null 2>"$dir/broker$i.log" &
+        echo $! >"$dir/broker$i.pid"
+        bootstrap+="${bootstrap:+,}127.0.0.1:$port"
+    done
+    for i in $(seq 1 "$n"); do
+        wait_port $((BASE_PORT + i - 1)) || {
+            tail -n 20 "$dir/broker$i.log" >&2
+            die "broker $i did not start"
+        }
+    done
+    echo "$bootstrap" >"$dir/bootstrap"
+    log "$n brokers on $bootstrap, ZooKeeper $zk$CHROOT (dir $dir)"
+    echo "$bootstrap"
+}
+
+cmd_stop() {
+    local dir=${1:?usage: cluster.sh stop DIR}
+    local pidfile
+    for pidfile in "$dir"/broker*.pid; do
+        [[ -f $pidfile ]] || continue
+        kill -TERM "$(cat "$pidfile")" 2>/dev/null || true
+    done
+    for pidfile in "$dir"/broker*.pid; do
+        [[ -f $pidfile ]] || continue
+        local pid waited=0
+        pid=$(cat "$pidfile")
+        while kill -0 "$pid" 2>/dev/null && ((waited < 200)); do
+            sleep 0.1
+            waited=$((waited + 1))
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        rm -f "$pidfile"
+    done
+    scripts/zookeeper.sh stop "$dir/zk"
+}
+
+case ${1:-} in
+    start) shift; cmd_start "$@" ;;
+    stop) shift; cmd_stop "$@" ;;
+    *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac

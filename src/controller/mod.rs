@@ -1,0 +1,210 @@
+//! The cluster controller (ZooKeeper mode): one broker, elected through the ephemeral
+//! `/controller` created in one multi with the `/controller_epoch` bump, keeps the partition
+//! state znodes in line with the live brokers.
+//!
+//! It is level-triggered: every time the broker's view of ZooKeeper changes (a watch fired),
+//! `reconcile` compares the snapshot with what should be and writes the difference. Every
+//! write is fenced by `/controller_epoch`'s zkVersion (a deposed controller's writes fail with
+//! `ControllerMoved`) and partition state writes are conditional on the state znode's
+//! zkVersion (the partition epoch). Brokers learn their role from the same znodes through
+//! their own watches (see DESIGN-cluster.md): no controller-to-broker RPC.
+//!
+//! What it does, following Kafka's `KafkaController` / `PartitionStateMachine`:
+//! - topic ids for assignments written without one (KIP-516);
+//! - new partitions: state with leader = first live replica, ISR = live replicas, epoch 0;
+//! - leader lost: first live ISR member in assignment order, ISR without the dead,
+//!   `leader_epoch + 1`; none left: leader -1 with the last ISR kept (offline partition);
+//! - follower lost: removed from the ISR (`leader_epoch + 1`, as Kafka's ZK mode does);
+//! - offline partition whose ISR member returns: it leads again (`leader_epoch + 1`);
+//! - topics in `/admin/delete_topics`: their znodes removed (brokers drop their logs when
+//!   the topic leaves their image).
+
+use gregor_zk::znode::kafka_uuid_string;
+use gregor_zk::{ControllerEpoch, PartitionState, ZkClient, ZkError};
+use tracing::{info, warn};
+
+use crate::metadata::cluster_state::{topic_id, ClusterState};
+
+/// What the partition state should become, if anything changes.
+fn next_state(
+    state: &ClusterState,
+    replicas: &[i32],
+    current: &PartitionState,
+    controller_epoch: i32,
+) -> Option<PartitionState> {
+    let live_isr: Vec<i32> = current
+        .isr
+        .iter()
+        .copied()
+        .filter(|b| state.is_live(*b))
+        .collect();
+    let leader_live = current.leader >= 0 && state.is_live(current.leader);
+    let next = if leader_live {
+        if live_isr.len() == current.isr.len() {
+            return None;
+        }
+        // A follower died: shrink the ISR.
+        PartitionState::new(
+            current.leader,
+            current.leader_epoch + 1,
+            live_isr,
+            controller_epoch,
+        )
+    } else {
+        // Offline-partition election: first replica (assignment order) live and in ISR.
+        let candidate = replicas.iter().copied().find(|r| live_isr.contains(r));
+        match candidate {
+            Some(leader) => {
+                PartitionState::new(leader, current.leader_epoch + 1, live_isr, controller_epoch)
+            }
+            None if current.leader == -1 => return None, // still offline
+            // No live ISR member: leaderless, keep the ISR (Kafka keeps the last member).
+            None => PartitionState::new(
+                -1,
+                current.leader_epoch + 1,
+                current.isr.clone(),
+                controller_epoch,
+            ),
+        }
+    };
+    Some(next)
+}
+
+/// One pass of the controller over `state`. Returns how many znodes it wrote. Stops at
+/// the first `ControllerMoved` (the caller resigns) or session error.
+pub async fn reconcile(
+    zk: &ZkClient,
+    fence: &ControllerEpoch,
+    state: &ClusterState,
+) -> Result<usize, ZkError> {
+    let mut writes = 0;
+    for name in &state.deleting {
+        zk.delete_topic_znodes(name, Some(fence)).await?;
+        info!(topic = %name, "controller deleted topic");
+        writes += 1;
+    }
+    for (name, topic) in &state.topics {
+        if state.deleting.contains(name) {
+            continue;
+        }
+        if topic_id(&topic.assignment.value).is_none() {
+            let mut assignment = topic.assignment.value.clone();
+            assignment.topic_id = Some(kafka_uuid_string(uuid::Uuid::new_v4().as_bytes()));
+            assignment.version = gregor_zk::TopicAssignment::VERSION;
+            match zk
+                .set_topic_assignment(name, &assignment, topic.assignment.zk_version, Some(fence))
+                .await
+            {
+                Ok(_) => info!(topic = %name, "controller assigned a topic id"),
+                Err(ZkError::BadVersion { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            writes += 1;
+            continue;
+        }
+        for (partition, replicas) in &topic.assignment.value.partitions {
+            let result = match topic.partitions.get(partition).and_then(Option::as_ref) {
+                None => {
+                    let live: Vec<i32> = replicas
+                        .iter()
+                        .copied()
+                        .filter(|r| state.is_live(*r))
+                        .collect();
+                    let (leader, isr) = match live.first() {
+                        Some(leader) => (*leader, live.clone()),
+                        None => (-1, replicas.clone()),
+                    };
+                    let new = PartitionState::new(leader, 0, isr, fence.epoch);
+                    info!(topic = %name, partition, leader, isr = ?new.isr, "controller created partition state");
+                    zk.create_partition_state(name, *partition, &new, Some(fence))
+                        .await
+                }
+                Some(current) => {
+                    let Some(new) = next_state(state, replicas, &current.value, fence.epoch) else {
+                        continue;
+                    };
+                    info!(
+                        topic = %name,
+                        partition,
+                        from_leader = current.value.leader,
+                        leader = new.leader,
+                        leader_epoch = new.leader_epoch,
+                        isr = ?new.isr,
+                        "controller changed partition leadership"
+                    );
+                    zk.set_partition_state(name, *partition, &new, current.zk_version, Some(fence))
+                        .await
+                        .map(|_| ())
+                }
+            };
+            match result {
+                Ok(()) => writes += 1,
+                // Changed under us (or created concurrently): the next snapshot decides.
+                Err(ZkError::BadVersion { .. }) | Err(ZkError::NodeExists { .. }) => {
+                    writes += 1;
+                }
+                Err(e @ ZkError::ControllerMoved { .. }) => return Err(e),
+                Err(e) if e.is_session_expired() => return Err(e),
+                Err(e) => {
+                    warn!(topic = %name, partition, error = %e, "controller write failed");
+                }
+            }
+        }
+    }
+    Ok(writes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gregor_zk::{BrokerRegistration, Versioned};
+
+    fn cluster(live: &[i32]) -> ClusterState {
+        let mut state = ClusterState::default();
+        for id in live {
+            state.brokers.insert(
+                *id,
+                Versioned {
+                    value: BrokerRegistration::new(*id, &[], None),
+                    zk_version: 0,
+                    czxid: 1,
+                    ephemeral_owner: 1,
+                },
+            );
+        }
+        state
+    }
+
+    #[test]
+    fn leader_loss_elects_the_next_live_isr_member_and_bumps_the_epoch() {
+        let current = PartitionState::new(1, 4, vec![1, 2, 3], 1);
+        let next = next_state(&cluster(&[2, 3]), &[1, 2, 3], &current, 2).expect("change");
+        assert_eq!(
+            (next.leader, next.leader_epoch, next.isr.clone()),
+            (2, 5, vec![2, 3])
+        );
+        assert_eq!(next.controller_epoch, 2);
+        // Nothing to do once settled.
+        assert!(next_state(&cluster(&[2, 3]), &[1, 2, 3], &next, 2).is_none());
+    }
+
+    #[test]
+    fn single_replica_goes_offline_and_comes_back() {
+        let current = PartitionState::new(1, 0, vec![1], 1);
+        let offline = next_state(&cluster(&[2]), &[1], &current, 1).expect("offline");
+        assert_eq!(
+            (offline.leader, offline.leader_epoch, offline.isr.clone()),
+            (-1, 1, vec![1])
+        );
+        assert!(next_state(&cluster(&[2]), &[1], &offline, 1).is_none());
+        let back = next_state(&cluster(&[1, 2]), &[1], &offline, 1).expect("back");
+        assert_eq!((back.leader, back.leader_epoch, back.isr), (1, 2, vec![1]));
+    }
+
+    #[test]
+    fn follower_loss_shrinks_the_isr() {
+        let current = PartitionState::new(1, 0, vec![1, 2], 1);
+        let next = next_state(&cluster(&[1]), &[1, 2], &current, 1).expect("shrink");
+        assert_eq!((next.leader, next.leader_epoch, next.isr), (1, 1, vec![1]));
+    }
+}

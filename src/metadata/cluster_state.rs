@@ -1,0 +1,185 @@
+//! The whole cluster as ZooKeeper holds it, read in one pass: live brokers with their epochs,
+//! the controller, every topic's assignment, configs and partition states (with their
+//! zkVersions), and the topics marked for deletion.
+//!
+//! Both the broker's `MetadataImage` (what clients are told) and the controller's decisions
+//! are derived from this one snapshot, so they never disagree about what ZooKeeper said.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use gregor_zk::znode::parse_kafka_uuid;
+use gregor_zk::{
+    BrokerRegistration, PartitionState, TopicAssignment, Versioned, ZkClient, ZkError,
+};
+use tracing::warn;
+use uuid::Uuid;
+
+use super::{BrokerEndpoint, MetadataImage, PartitionMetadata, TopicMetadata};
+
+/// One topic: `/brokers/topics/<t>`, `/config/topics/<t>` and its partition state znodes.
+#[derive(Clone, Debug)]
+pub struct TopicState {
+    pub assignment: Versioned<TopicAssignment>,
+    pub configs: BTreeMap<String, String>,
+    /// Partition -> its state znode, `None` while the controller has not created it yet.
+    pub partitions: BTreeMap<i32, Option<Versioned<PartitionState>>>,
+}
+
+/// A snapshot of Kafka's znodes.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterState {
+    /// Live brokers (`/brokers/ids/<id>`) with their epochs (czxid).
+    pub brokers: BTreeMap<i32, Versioned<BrokerRegistration>>,
+    /// Broker id in `/controller`, if any.
+    pub controller: Option<i32>,
+    pub topics: BTreeMap<String, TopicState>,
+    /// Children of `/admin/delete_topics`.
+    pub deleting: BTreeSet<String>,
+}
+
+impl ClusterState {
+    /// Reads every znode the broker and the controller need. A topic that vanishes while
+    /// being read is skipped (the next watch event brings a fresh snapshot).
+    pub async fn load(zk: &ZkClient) -> Result<ClusterState, ZkError> {
+        let mut state = ClusterState {
+            brokers: zk
+                .get_all_brokers()
+                .await?
+                .into_iter()
+                .map(|b| (b.value.broker_id, b))
+                .collect(),
+            controller: zk.get_controller().await?.map(|c| c.value.brokerid),
+            deleting: zk
+                .list_topics_marked_for_deletion()
+                .await?
+                .into_iter()
+                .collect(),
+            topics: BTreeMap::new(),
+        };
+        for name in zk.list_topics().await? {
+            let Some(assignment) = zk.get_topic_assignment(&name).await? else {
+                continue;
+            };
+            let configs = zk.get_topic_config(&name).await?;
+            // Futures are ordered when created: issue all state reads, then await them.
+            let reads: Vec<_> = assignment
+                .value
+                .partitions
+                .keys()
+                .map(|p| zk.get_partition_state(&name, *p))
+                .collect();
+            let states = futures_util::future::join_all(reads).await;
+            let mut partitions = BTreeMap::new();
+            for (p, read) in assignment.value.partitions.keys().zip(states) {
+                partitions.insert(*p, read?);
+            }
+            state.topics.insert(
+                name,
+                TopicState {
+                    assignment,
+                    configs,
+                    partitions,
+                },
+            );
+        }
+        Ok(state)
+    }
+
+    pub fn is_live(&self, broker: i32) -> bool {
+        self.brokers.contains_key(&broker)
+    }
+
+    /// The image clients see. Topics without a (valid) topic id, or whose partitions are
+    /// not numbered 0..n, are left out until the controller repairs them.
+    pub fn to_image(&self, cluster_id: &str) -> MetadataImage {
+        let brokers = self
+            .brokers
+            .values()
+            .filter_map(|b| {
+                let path = gregor_zk::paths::broker_id(b.value.broker_id);
+                let endpoint = match b.value.parsed_endpoints(&path) {
+                    Ok(endpoints) => endpoints.into_iter().next(),
+                    Err(e) => {
+                        warn!(broker = b.value.broker_id, error = %e, "bad broker registration");
+                        None
+                    }
+                }?;
+                Some(BrokerEndpoint {
+                    id: b.value.broker_id,
+                    host: endpoint.host,
+                    port: u16::try_from(endpoint.port).ok()?,
+                    rack: b.value.rack.clone(),
+                })
+            })
+            .collect();
+        let mut topics = BTreeMap::new();
+        let mut topic_names_by_id = HashMap::new();
+        for (name, topic) in &self.topics {
+            let Some(id) = topic_id(&topic.assignment.value) else {
+                continue;
+            };
+            let numbered = topic
+                .assignment
+                .value
+                .partitions
+                .keys()
+                .enumerate()
+                .all(|(i, p)| *p as usize == i);
+            if !numbered {
+                warn!(topic = %name, "partitions are not numbered 0..n; topic not served");
+                continue;
+            }
+            let partitions = topic
+                .assignment
+                .value
+                .partitions
+                .iter()
+                .map(
+                    |(p, replicas)| match topic.partitions.get(p).and_then(Option::as_ref) {
+                        Some(state) => PartitionMetadata {
+                            replicas: replicas.clone(),
+                            leader: state.value.leader,
+                            leader_epoch: state.value.leader_epoch,
+                            isr: state.value.isr.clone(),
+                            partition_epoch: state.zk_version,
+                        },
+                        None => PartitionMetadata {
+                            replicas: replicas.clone(),
+                            leader: -1,
+                            leader_epoch: -1,
+                            isr: Vec::new(),
+                            partition_epoch: -1,
+                        },
+                    },
+                )
+                .collect();
+            topic_names_by_id.insert(id, name.clone());
+            topics.insert(
+                name.clone(),
+                Arc::new(TopicMetadata {
+                    name: name.clone(),
+                    id,
+                    partitions,
+                    configs: topic.configs.clone(),
+                }),
+            );
+        }
+        MetadataImage {
+            cluster_id: cluster_id.to_string(),
+            controller_id: self.controller.unwrap_or(-1),
+            brokers,
+            topics,
+            topic_names_by_id,
+        }
+    }
+}
+
+/// The topic id of an assignment, `None` if absent (a v1/v2 znode) or malformed.
+pub fn topic_id(assignment: &TopicAssignment) -> Option<Uuid> {
+    assignment
+        .topic_id
+        .as_deref()
+        .and_then(parse_kafka_uuid)
+        .map(Uuid::from_bytes)
+}

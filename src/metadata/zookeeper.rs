@@ -1,0 +1,592 @@
+//! Cluster metadata in ZooKeeper, in Kafka's znode layout (selected by `zookeeper.connect`).
+//!
+//! At start the store connects (creating the chroot), creates Kafka's persistent paths, reads
+//! or creates `/cluster/id`, takes an id from `/brokers/seqid` for `broker.id=-1`, and
+//! registers the ephemeral `/brokers/ids/<id>` (its czxid is the broker epoch). A second
+//! broker with the same id is refused.
+//!
+//! One background task owns the session. It keeps a persistent recursive watch on the
+//! chroot; every event (debounced) reloads the whole `ClusterState` and publishes a new
+//! `MetadataImage`, and, on the elected broker, runs the controller (`crate::controller`)
+//! over the same snapshot. A reload also follows every reconnection (events can be lost
+//! then) and a periodic tick. When the session expires the task builds a new one,
+//! re-registers (replacing a znode its dead session still owns, as Kafka's CheckedEphemeral),
+//! re-arms the watch and competes in the election again.
+//!
+//! Writes from this broker (topics, configs, deletions, producer-id blocks) go straight to
+//! ZooKeeper as Kafka's `AdminZkClient` does, then wait until this broker's image shows the
+//! result, so an answer to a client is only sent once the change is visible here.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures_util::future::{BoxFuture, FutureExt};
+use gregor_zk::{
+    BrokerRegistration, ControllerEpoch, Endpoint, SessionEvent, TopicAssignment, ZkClient,
+    ZkError, ZkEvent, DEFAULT_RESERVED_BROKER_MAX_ID,
+};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use super::cluster_state::ClusterState;
+use super::{MetadataError, MetadataImage, MetadataStore, PartitionMetadata, TopicMetadata};
+use crate::config::BrokerConfig;
+
+/// How long a write waits for its effect to show in this broker's image.
+const VISIBILITY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Events arriving this close together are handled by one reload.
+const DEBOUNCE: Duration = Duration::from_millis(20);
+/// Reload even without events (insurance against a lost watch event).
+const RELOAD_INTERVAL: Duration = Duration::from_secs(10);
+
+pub struct ZookeeperMetadata {
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    stopped: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+}
+
+struct Shared {
+    broker_id: i32,
+    cluster_id: String,
+    image: watch::Sender<Arc<MetadataImage>>,
+    /// The current session; replaced after an expiry, taken at shutdown.
+    client: RwLock<Option<ZkClient>>,
+}
+
+/// What `open` found out: the store, and the broker id and cluster id to run with.
+pub struct Opened {
+    pub store: ZookeeperMetadata,
+    pub broker_id: i32,
+    pub cluster_id: String,
+}
+
+fn zk_err(e: ZkError) -> MetadataError {
+    MetadataError::Storage(e.to_string())
+}
+
+fn registration(config: &BrokerConfig, broker_id: i32) -> BrokerRegistration {
+    let listeners = if config.advertised_listeners.is_empty() {
+        &config.listeners
+    } else {
+        &config.advertised_listeners
+    };
+    let endpoints: Vec<Endpoint> = listeners
+        .iter()
+        .map(|l| Endpoint {
+            listener_name: l.name.clone(),
+            security_protocol: "PLAINTEXT".into(),
+            host: if l.host == "0.0.0.0" || l.host.is_empty() {
+                "127.0.0.1".into()
+            } else {
+                l.host.clone()
+            },
+            port: i32::from(l.port),
+        })
+        .collect();
+    BrokerRegistration::new(broker_id, &endpoints, config.broker_rack.clone())
+}
+
+/// Registers the broker. A znode owned by another session with the *same* endpoints is
+/// most likely this broker's previous run (killed before its session expired): wait for
+/// ZooKeeper to expire it. Different endpoints: another broker has this id, refuse.
+async fn register(
+    zk: &ZkClient,
+    registration: &BrokerRegistration,
+    session_timeout: Duration,
+) -> anyhow::Result<i64> {
+    let id = registration.broker_id;
+    let deadline = Instant::now() + session_timeout + Duration::from_secs(2);
+    loop {
+        match zk.register_broker(registration).await {
+            Ok(epoch) => return Ok(epoch),
+            Err(ZkError::BrokerIdInUse { owner, .. }) => {
+                let existing = zk.get_broker(id).await.ok().flatten();
+                let same_endpoints = existing
+                    .as_ref()
+                    .is_some_and(|b| b.value.endpoints == registration.endpoints);
+                if !same_endpoints || Instant::now() >= deadline {
+                    let other = existing
+                        .map(|b| b.value.endpoints.join(","))
+                        .unwrap_or_default();
+                    anyhow::bail!(
+                        "broker.id {id} is already registered in ZooKeeper by another live broker \
+                         (session 0x{owner:x}, endpoints {other}); two brokers cannot share an id: \
+                         give this one another broker.id (or broker.id=-1 for a generated one)"
+                    );
+                }
+                info!(
+                    broker_id = id,
+                    owner = format_args!("0x{owner:x}"),
+                    "our id is still held by an older session with our endpoints (a previous run?); waiting for it to expire"
+                );
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e).context("registering the broker in ZooKeeper"),
+        }
+    }
+}
+
+impl ZookeeperMetadata {
+    /// Connects, registers this broker and loads the first image. Must run inside the
+    /// tokio runtime (it spawns the session task).
+    pub async fn open(config: &BrokerConfig, log_dir: &Path) -> anyhow::Result<Opened> {
+        let connect = config
+            .zookeeper_connect
+            .clone()
+            .context("zookeeper.connect is not set")?;
+        let session_timeout = Duration::from_millis(config.zookeeper_session_timeout_ms.max(1));
+        let zk = ZkClient::connect(&connect, session_timeout)
+            .await
+            .with_context(|| format!("cannot connect to ZooKeeper at {connect}"))?;
+        zk.ensure_persistent_paths()
+            .await
+            .context("creating Kafka's persistent znodes")?;
+        let cluster_id = zk
+            .get_or_create_cluster_id()
+            .await
+            .context("reading /cluster/id")?;
+        if let Some(configured) = &config.cluster_id {
+            if configured != &cluster_id {
+                warn!(configured = %configured, zookeeper = %cluster_id,
+                    "cluster.id differs from ZooKeeper's /cluster/id; using ZooKeeper's");
+            }
+        }
+        let broker_id = if config.broker_id >= 0 {
+            config.broker_id
+        } else if let Some(stored) = crate::meta_properties::stored_node_id(log_dir) {
+            stored
+        } else {
+            let id = zk
+                .generate_broker_id(DEFAULT_RESERVED_BROKER_MAX_ID)
+                .await
+                .context("generating a broker id from /brokers/seqid")?;
+            info!(broker_id = id, "generated broker id from /brokers/seqid");
+            id
+        };
+        crate::meta_properties::load_or_create(log_dir, broker_id, Some(&cluster_id))?;
+        let registration = registration(config, broker_id);
+        let epoch = register(&zk, &registration, session_timeout).await?;
+        let state = ClusterState::load(&zk)
+            .await
+            .context("reading cluster metadata from ZooKeeper")?;
+        let (image, _) = watch::channel(Arc::new(state.to_image(&cluster_id)));
+        let shared = Arc::new(Shared {
+            broker_id,
+            cluster_id: cluster_id.clone(),
+            image,
+            client: RwLock::new(Some(zk.clone())),
+        });
+        info!(broker_id, broker_epoch = epoch, cluster_id = %cluster_id, "joined the cluster");
+        let (stop, stop_rx) = watch::channel(false);
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let task_shared = shared.clone();
+        tokio::spawn(async move {
+            run_sessions(task_shared, zk, registration, session_timeout, stop_rx).await;
+            let _ = done_tx.send(());
+        });
+        Ok(Opened {
+            store: ZookeeperMetadata {
+                shared,
+                stop,
+                stopped: Mutex::new(Some(done_rx)),
+            },
+            broker_id,
+            cluster_id,
+        })
+    }
+
+    fn client(&self) -> Result<ZkClient, MetadataError> {
+        self.shared
+            .client
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| MetadataError::Storage("the ZooKeeper session is closed".into()))
+    }
+
+    /// Waits until `done` holds for this broker's image.
+    async fn wait_until(
+        &self,
+        what: &str,
+        done: impl Fn(&MetadataImage) -> bool,
+    ) -> Result<(), MetadataError> {
+        let mut rx = self.shared.image.subscribe();
+        let waited = tokio::time::timeout(VISIBILITY_TIMEOUT, async {
+            loop {
+                if done(&rx.borrow_and_update()) {
+                    return true;
+                }
+                if rx.changed().await.is_err() {
+                    return false;
+                }
+            }
+        })
+        .await;
+        match waited {
+            Ok(true) => Ok(()),
+            _ => Err(MetadataError::Storage(format!(
+                "timed out after {VISIBILITY_TIMEOUT:?} waiting for {what} to show in the metadata"
+            ))),
+        }
+    }
+}
+
+fn all_partitions_have_state(t: &TopicMetadata, count: usize) -> bool {
+    t.partitions.len() == count && t.partitions.iter().all(|p| p.partition_epoch >= 0)
+}
+
+impl MetadataStore for ZookeeperMetadata {
+    fn image(&self) -> Arc<MetadataImage> {
+        self.shared.image.borrow().clone()
+    }
+
+    fn subscribe(&self) -> Option<watch::Receiver<Arc<MetadataImage>>> {
+        Some(self.shared.image.subscribe())
+    }
+
+    fn shutdown(&self) {
+        let _ = self.stop.send(true);
+        let done = self
+            .stopped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(done) = done {
+            if done.recv_timeout(Duration::from_secs(5)).is_err() {
+                warn!("the ZooKeeper session did not close within 5 s");
+            }
+        }
+    }
+
+    fn create_topic(&self, topic: TopicMetadata) -> BoxFuture<'_, Result<(), MetadataError>> {
+        async move {
+            let zk = self.client()?;
+            let partitions = topic
+                .partitions
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (i as i32, p.replicas.clone()))
+                .collect();
+            let mut assignment = TopicAssignment::new(partitions);
+            assignment.topic_id = Some(gregor_zk::znode::kafka_uuid_string(topic.id.as_bytes()));
+            match zk
+                .create_topic(&topic.name, &assignment, &topic.configs)
+                .await
+            {
+                Ok(()) => {}
+                Err(ZkError::NodeExists { .. }) => {
+                    return Err(MetadataError::TopicExists(topic.name.clone()))
+                }
+                Err(e) => return Err(zk_err(e)),
+            }
+            let count = topic.partitions.len();
+            self.wait_until(&format!("topic {}", topic.name), |image| {
+                image
+                    .topic(&topic.name)
+                    .is_some_and(|t| t.id == topic.id && all_partitions_have_state(t, count))
+            })
+            .await
+        }
+        .boxed()
+    }
+
+    fn delete_topic(&self, name: String) -> BoxFuture<'_, Result<(), MetadataError>> {
+        async move {
+            let zk = self.client()?;
+            let Some(id) = self.image().topic(&name).map(|t| t.id) else {
+                return Err(MetadataError::UnknownTopic(name));
+            };
+            zk.mark_topic_for_deletion(&name).await.map_err(zk_err)?;
+            self.wait_until(&format!("deletion of topic {name}"), |image| {
+                image.topic(&name).is_none_or(|t| t.id != id)
+            })
+            .await
+        }
+        .boxed()
+    }
+
+    fn add_partitions(
+        &self,
+        name: String,
+        partitions: Vec<PartitionMetadata>,
+    ) -> BoxFuture<'_, Result<(), MetadataError>> {
+        async move {
+            let zk = self.client()?;
+            let mut total = 0;
+            for _attempt in 0..5 {
+                let current = zk
+                    .get_topic_assignment(&name)
+                    .await
+                    .map_err(zk_err)?
+                    .ok_or_else(|| MetadataError::UnknownTopic(name.clone()))?;
+                let mut assignment = current.value.clone();
+                let first = assignment.partitions.len() as i32;
+                for (i, p) in partitions.iter().enumerate() {
+                    assignment
+                        .partitions
+                        .insert(first + i as i32, p.replicas.clone());
+                }
+                total = assignment.partitions.len();
+                match zk
+                    .set_topic_assignment(&name, &assignment, current.zk_version, None)
+                    .await
+                {
+                    Ok(_) => break,
+                    Err(ZkError::BadVersion { .. }) => {
+                        total = 0;
+                        continue;
+                    }
+                    Err(e) => return Err(zk_err(e)),
+                }
+            }
+            if total == 0 {
+                return Err(MetadataError::Storage(format!(
+                    "topic {name} kept changing while adding partitions"
+                )));
+            }
+            self.wait_until(&format!("{total} partitions of {name}"), |image| {
+                image
+                    .topic(&name)
+                    .is_some_and(|t| all_partitions_have_state(t, total))
+            })
+            .await
+        }
+        .boxed()
+    }
+
+    fn set_topic_configs(
+        &self,
+        name: String,
+        configs: std::collections::BTreeMap<String, String>,
+    ) -> BoxFuture<'_, Result<(), MetadataError>> {
+        async move {
+            let zk = self.client()?;
+            if self.image().topic(&name).is_none() {
+                return Err(MetadataError::UnknownTopic(name));
+            }
+            zk.set_topic_config(&name, &configs).await.map_err(zk_err)?;
+            self.wait_until(&format!("configs of {name}"), |image| {
+                image.topic(&name).is_some_and(|t| t.configs == configs)
+            })
+            .await
+        }
+        .boxed()
+    }
+
+    fn allocate_producer_ids(&self, count: i64) -> BoxFuture<'_, Result<i64, MetadataError>> {
+        async move {
+            let zk = self.client()?;
+            let block = zk
+                .allocate_producer_id_block(self.shared.broker_id, count)
+                .await
+                .map_err(zk_err)?;
+            Ok(block.block_start)
+        }
+        .boxed()
+    }
+}
+
+enum SessionEnd {
+    Stopped,
+    Expired,
+}
+
+/// Owns the ZooKeeper session for the broker's lifetime: serves it, replaces it after
+/// expiry, closes it at shutdown.
+async fn run_sessions(
+    shared: Arc<Shared>,
+    mut zk: ZkClient,
+    registration: BrokerRegistration,
+    session_timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        match serve_session(&shared, &zk, &mut stop).await {
+            SessionEnd::Stopped => {
+                // Resign and leave now rather than when the session times out, so the
+                // others take over at once.
+                let _ = zk.resign_controller().await;
+                let path = gregor_zk::paths::broker_id(shared.broker_id);
+                if let Ok(Some((_, stat))) = zk.get_raw(&path).await {
+                    if stat.ephemeral_owner == zk.session_id() {
+                        let _ = zk.raw().delete(&path, Some(stat.version)).await;
+                    }
+                }
+                shared
+                    .client
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take();
+                drop(zk);
+                info!("left the cluster; ZooKeeper session closed");
+                return;
+            }
+            SessionEnd::Expired => {
+                warn!(
+                    session_id = format_args!("0x{:x}", zk.session_id()),
+                    "ZooKeeper session expired; building a new session"
+                );
+                loop {
+                    if *stop.borrow() {
+                        return;
+                    }
+                    let renewed = match zk.reconnect().await {
+                        Ok(renewed) => renewed,
+                        Err(e) => {
+                            warn!(error = %e, "cannot reach ZooKeeper; retrying");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            continue;
+                        }
+                    };
+                    let registered = async {
+                        renewed.ensure_persistent_paths().await?;
+                        register(&renewed, &registration, session_timeout).await
+                    }
+                    .await;
+                    match registered {
+                        Ok(epoch) => {
+                            info!(
+                                broker_id = shared.broker_id,
+                                broker_epoch = epoch,
+                                "re-registered after session expiry"
+                            );
+                            zk = renewed;
+                            *shared.client.write().unwrap_or_else(|p| p.into_inner()) =
+                                Some(zk.clone());
+                            break;
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "re-registration failed; retrying");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Serves one session until it expires or the broker stops.
+async fn serve_session(
+    shared: &Shared,
+    zk: &ZkClient,
+    stop: &mut watch::Receiver<bool>,
+) -> SessionEnd {
+    let mut events = loop {
+        match zk.watch_recursive("/").await {
+            Ok(events) => break events,
+            Err(e) if e.is_session_expired() => return SessionEnd::Expired,
+            Err(e) => {
+                warn!(error = %e, "cannot watch ZooKeeper; retrying");
+                tokio::select! {
+                    _ = stop.changed() => return SessionEnd::Stopped,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    };
+    let mut session = zk.session_events();
+    let mut tick = tokio::time::interval(RELOAD_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut controller: Option<ControllerEpoch> = None;
+    let mut dirty = true;
+    loop {
+        if *stop.borrow() {
+            return SessionEnd::Stopped;
+        }
+        if dirty {
+            dirty = false;
+            match refresh(shared, zk, &mut controller).await {
+                Ok(again) => dirty = again,
+                Err(e) if e.is_session_expired() => return SessionEnd::Expired,
+                Err(e) => {
+                    debug!(error = %e, "metadata reload failed; retrying on the next event");
+                }
+            }
+        }
+        tokio::select! {
+            _ = stop.changed() => return SessionEnd::Stopped,
+            event = events.recv() => match event {
+                None | Some(ZkEvent::Session(SessionEvent::Expired | SessionEvent::Closed | SessionEvent::AuthFailed)) => {
+                    return SessionEnd::Expired
+                }
+                Some(_) => {
+                    // Let a burst of writes land, then reload once.
+                    tokio::time::sleep(DEBOUNCE).await;
+                    while events.try_recv().is_ok() {}
+                    dirty = true;
+                }
+            },
+            state = session.recv() => match state {
+                None | Some(SessionEvent::Expired | SessionEvent::Closed | SessionEvent::AuthFailed) => {
+                    return SessionEnd::Expired
+                }
+                Some(SessionEvent::Connected) => dirty = true,
+                Some(SessionEvent::Disconnected) => {
+                    debug!("disconnected from ZooKeeper; the client reconnects within the session")
+                }
+            },
+            _ = tick.tick() => dirty = true,
+        }
+    }
+}
+
+/// Reloads the cluster state, publishes the image and, if this broker is (or becomes)
+/// controller, reconciles. Returns true if another pass is wanted at once.
+async fn refresh(
+    shared: &Shared,
+    zk: &ZkClient,
+    controller: &mut Option<ControllerEpoch>,
+) -> Result<bool, ZkError> {
+    let state = ClusterState::load(zk).await?;
+    let image = Arc::new(state.to_image(&shared.cluster_id));
+    shared.image.send_if_modified(|current| {
+        if image_differs(current, &image) {
+            *current = image.clone();
+            true
+        } else {
+            false
+        }
+    });
+    match state.controller {
+        None => {
+            *controller = zk.try_elect_controller(shared.broker_id).await?;
+            // Reload with ourselves (or the winner) as controller.
+            return Ok(true);
+        }
+        Some(id) if id != shared.broker_id => {
+            if controller.take().is_some() {
+                info!(controller = id, "no longer controller");
+            }
+            return Ok(false);
+        }
+        Some(_) => {}
+    }
+    if controller.is_none() {
+        // We are in /controller (e.g. our own election raced a reload): recover the fence.
+        *controller = zk.try_elect_controller(shared.broker_id).await?;
+    }
+    let Some(fence) = *controller else {
+        return Ok(false);
+    };
+    match crate::controller::reconcile(zk, &fence, &state).await {
+        Ok(_) => Ok(false),
+        Err(ZkError::ControllerMoved { .. }) => {
+            warn!(epoch = fence.epoch, "controller epoch moved on; resigning");
+            *controller = None;
+            Ok(true)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Images are rebuilt on every reload; only publish (and wake the replica manager) when
+/// something clients can see changed.
+fn image_differs(a: &MetadataImage, b: &MetadataImage) -> bool {
+    a.controller_id != b.controller_id
+        || a.brokers != b.brokers
+        || a.topics.len() != b.topics.len()
+        || a.topics.iter().zip(b.topics.iter()).any(|(x, y)| x != y)
+}

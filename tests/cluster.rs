@@ -1,0 +1,854 @@
+//! Cluster mode against a real ZooKeeper started by `scripts/zookeeper.sh` and several real
+//! gregor processes: Kafka's znode layout read back with ZooKeeper's own CLI, leaders spread
+//! over the brokers and NOT_LEADER_OR_FOLLOWER elsewhere, administration through any
+//! broker, four real clients across the cluster, controller failover after kill -9 (timed),
+//! session expiry, a ZooKeeper restart, an ensemble losing a node, duplicate broker ids.
+//!
+//! The tests run one at a time (a lock): each starts its own ZooKeeper and brokers, and the
+//! failover timings mean little on a machine busy with another cluster.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::{batch, BrokerProcess, Client};
+use gregor_protocol::kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use gregor_protocol::kafka_protocol::messages::create_topics_request::CreatableTopic;
+use gregor_protocol::kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use gregor_protocol::kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use gregor_protocol::kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
+use gregor_protocol::kafka_protocol::messages::list_offsets_request::{
+    ListOffsetsPartition, ListOffsetsTopic,
+};
+use gregor_protocol::kafka_protocol::messages::produce_request::{
+    PartitionProduceData, TopicProduceData,
+};
+use gregor_protocol::kafka_protocol::messages::produce_response::PartitionProduceResponse;
+use gregor_protocol::kafka_protocol::messages::*;
+use gregor_protocol::kafka_protocol::protocol::StrBytes;
+use gregor_protocol::kafka_protocol::records::RecordBatchDecoder;
+use serde_json::Value;
+
+/// Broker session timeout in these tests (ZooKeeper runs with a 500 ms tick: 1 s to 10 s).
+const SESSION_TIMEOUT_MS: u64 = 4000;
+const ZK_JAR: &str = "/usr/share/java/zookeeper.jar";
+const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+// ---- ZooKeeper -------------------------------------------------------------------------
+
+struct ZooKeeper {
+    dir: tempfile::TempDir,
+    connect: String,
+}
+
+fn zk_script(args: &[&str]) -> String {
+    let output = Command::new("bash")
+        .arg(repo().join("scripts/zookeeper.sh"))
+        .args(args)
+        .env("ZK_TICK_MS", "500")
+        .env("ZK_FORCE_SYNC", "no")
+        .env("ZK_OWNER_PID", std::process::id().to_string())
+        .output()
+        .expect("run scripts/zookeeper.sh");
+    assert!(
+        output.status.success(),
+        "scripts/zookeeper.sh {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+impl ZooKeeper {
+    fn standalone() -> ZooKeeper {
+        assert!(
+            std::path::Path::new(ZK_JAR).exists(),
+            "{ZK_JAR} missing: install Debian's zookeeper (scripts/zookeeper.sh install)"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let connect = zk_script(&["start", dir.path().to_str().unwrap()]);
+        ZooKeeper { dir, connect }
+    }
+
+    fn ensemble() -> ZooKeeper {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let connect = zk_script(&["start-ensemble", dir.path().to_str().unwrap()]);
+        ZooKeeper { dir, connect }
+    }
+
+    fn path(&self) -> &str {
+        self.dir.path().to_str().unwrap()
+    }
+
+    fn stop(&self) {
+        zk_script(&["stop", self.path()]);
+    }
+
+    /// Starts the standalone server again on the same port and data.
+    fn start_again(&self) {
+        let port = self.connect.rsplit(':').next().unwrap().to_owned();
+        zk_script(&["start", self.path(), &port]);
+    }
+
+    fn kill9_node(&self, node: u32) {
+        let pid = zk_script(&["pid", self.path(), &node.to_string()]);
+        let _ = Command::new("kill").args(["-9", &pid]).status();
+    }
+
+    /// ZooKeeper's own CLI (`ZooKeeperMain`): one command, its output.
+    fn cli(&self, args: &[&str]) -> String {
+        let output = Command::new("java")
+            .args([
+                "-cp",
+                ZK_JAR,
+                "org.apache.zookeeper.ZooKeeperMain",
+                "-server",
+            ])
+            .arg(&self.connect)
+            .args(args)
+            .output()
+            .expect("run zkCli");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// The data of `path` as zkCli prints it, parsed as JSON.
+    fn get_json(&self, path: &str) -> Value {
+        let out = self.cli(&["get", path]);
+        let line = out
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or_default();
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("{path}: {e}: zkCli said\n{out}"))
+    }
+
+    /// A field of zkCli's `stat` output (e.g. `ephemeralOwner`, `czxid`).
+    fn stat(&self, path: &str, field: &str) -> String {
+        let out = self.cli(&["stat", path]);
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{field} = ")))
+            .unwrap_or_else(|| panic!("no {field} for {path}:\n{out}"))
+            .trim()
+            .to_owned()
+    }
+
+    fn children(&self, path: &str) -> Vec<String> {
+        let out = self.cli(&["ls", path]);
+        let line = out
+            .lines()
+            .rev()
+            .find(|l| l.starts_with('['))
+            .unwrap_or("[]");
+        line.trim_matches(|c| c == '[' || c == ']')
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+}
+
+fn broker(connect: &str, id: i32, extra: &[&str]) -> BrokerProcess {
+    let mut overrides = vec![
+        format!("broker.id={id}"),
+        format!("zookeeper.connect={connect}"),
+        format!("zookeeper.session.timeout.ms={SESSION_TIMEOUT_MS}"),
+    ];
+    overrides.extend(extra.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = overrides.iter().map(String::as_str).collect();
+    BrokerProcess::start(&refs)
+}
+
+// ---- protocol helpers -----------------------------------------------------------------
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+fn metadata(c: &mut Client) -> MetadataResponse {
+    c.call(
+        12,
+        &MetadataRequest::default()
+            .with_allow_auto_topic_creation(false)
+            .with_topics(None),
+    )
+}
+
+/// (leader, leader_epoch, replicas, isr) per partition of `topic`, empty if unknown.
+type PartitionView = (i32, i32, Vec<i32>, Vec<i32>);
+
+fn partitions(md: &MetadataResponse, topic: &str) -> Vec<PartitionView> {
+    let Some(t) = md
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
+    else {
+        return Vec::new();
+    };
+    let mut ps: Vec<_> = t.partitions.iter().collect();
+    ps.sort_by_key(|p| p.partition_index);
+    ps.iter()
+        .map(|p| {
+            (
+                p.leader_id.0,
+                p.leader_epoch,
+                p.replica_nodes.iter().map(|b| b.0).collect(),
+                p.isr_nodes.iter().map(|b| b.0).collect(),
+            )
+        })
+        .collect()
+}
+
+fn broker_ids(md: &MetadataResponse) -> BTreeSet<i32> {
+    md.brokers.iter().map(|b| b.node_id.0).collect()
+}
+
+fn create_topic(c: &mut Client, topic: &str, partitions: i32, rf: i16) -> i16 {
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(30000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(name(topic))
+            .with_num_partitions(partitions)
+            .with_replication_factor(rf)]);
+    c.call(7, &req).topics[0].error_code
+}
+
+fn produce(c: &mut Client, topic: &str, partition: i32, key: &str) -> PartitionProduceResponse {
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(name(topic))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(batch(&[(key, "value")], None, 1)))])]);
+    c.call(9, &req).responses[0].partition_responses[0].clone()
+}
+
+/// (error code, keys) of a fetch from offset 0.
+fn fetch_keys(c: &mut Client, topic: &str, partition: i32) -> (i16, Vec<String>) {
+    let req = FetchRequest::default()
+        .with_replica_id((-1).into())
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(name(topic))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(partition)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)])]);
+    let resp = c.call(12, &req);
+    let p = &resp.responses[0].partitions[0];
+    let mut keys = Vec::new();
+    if let Some(records) = &p.records {
+        let mut buf = records.clone();
+        for set in RecordBatchDecoder::decode_all(&mut buf).expect("decode") {
+            for r in set.records {
+                keys.push(String::from_utf8(r.key.expect("key").to_vec()).expect("utf8"));
+            }
+        }
+    }
+    (p.error_code, keys)
+}
+
+fn list_offsets_error(c: &mut Client, topic: &str, partition: i32) -> i16 {
+    let req = ListOffsetsRequest::default()
+        .with_replica_id((-1).into())
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(name(topic))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(partition)
+                .with_timestamp(-1)])]);
+    c.call(7, &req).topics[0].partitions[0].error_code
+}
+
+fn eventually<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until every broker's metadata lists exactly `ids` (registrations travel by watch).
+fn wait_for_brokers(brokers: &[BrokerProcess], ids: &[i32]) {
+    let want: BTreeSet<i32> = ids.iter().copied().collect();
+    for b in brokers {
+        let mut c = b.client();
+        eventually(
+            "every broker to see the others",
+            Duration::from_secs(15),
+            || {
+                let md = metadata(&mut c);
+                (broker_ids(&md) == want && md.controller_id.0 >= 0).then_some(())
+            },
+        );
+    }
+}
+
+fn client_of(brokers: &[BrokerProcess], id: i32, ids: &[i32]) -> Client {
+    let i = ids.iter().position(|b| *b == id).expect("known broker");
+    brokers[i].client()
+}
+
+// ---- tests -------------------------------------------------------------------------------
+
+#[test]
+fn three_brokers_layout_leaders_admin_and_real_clients() {
+    let _serial = serial();
+    let zk = ZooKeeper::standalone();
+    let chroot = format!("{}/gregor", zk.connect);
+    let ids = [1, 2, 3];
+    let brokers: Vec<BrokerProcess> = ids
+        .iter()
+        .map(|id| broker(&chroot, *id, &[&format!("broker.rack=rack{id}")]))
+        .collect();
+    wait_for_brokers(&brokers, &ids);
+    let ports: BTreeMap<i32, u16> = ids
+        .iter()
+        .zip(&brokers)
+        .map(|(i, b)| (*i, b.port))
+        .collect();
+
+    // A 6-partition topic with replication factor 3, created through broker 2.
+    let mut c2 = brokers[1].client();
+    assert_eq!(create_topic(&mut c2, "orders", 6, 3), 0);
+    assert_eq!(
+        create_topic(&mut c2, "orders", 6, 3),
+        36,
+        "TOPIC_ALREADY_EXISTS"
+    );
+    assert_eq!(
+        create_topic(&mut c2, "too-wide", 1, 4),
+        38,
+        "INVALID_REPLICATION_FACTOR"
+    );
+
+    // Every broker: all three brokers, one controller, the same true leaders (each broker's
+    // image follows ZooKeeper by watch, so the others may lag the creating broker briefly).
+    let views = eventually("all brokers to agree", Duration::from_secs(10), || {
+        let mut views = Vec::new();
+        for b in &brokers {
+            let md = metadata(&mut b.client());
+            assert_eq!(broker_ids(&md), BTreeSet::from(ids));
+            for mb in &md.brokers {
+                assert_eq!(mb.port, i32::from(ports[&mb.node_id.0]));
+                assert_eq!(mb.host.as_str(), "127.0.0.1");
+                assert_eq!(
+                    mb.rack.as_ref().map(|r| r.as_str().to_owned()),
+                    Some(format!("rack{}", mb.node_id.0))
+                );
+            }
+            views.push((md.controller_id.0, partitions(&md, "orders")));
+        }
+        views.iter().all(|v| v == &views[0]).then_some(views)
+    });
+    let (controller, orders) = views[0].clone();
+    assert!(ids.contains(&controller), "controller {controller}");
+    assert_eq!(orders.len(), 6);
+    let leaders: BTreeSet<i32> = orders.iter().map(|p| p.0).collect();
+    assert_eq!(
+        leaders,
+        BTreeSet::from(ids),
+        "leaders on all three: {orders:?}"
+    );
+    for (leader, epoch, replicas, isr) in &orders {
+        assert_eq!(*epoch, 0);
+        assert_eq!(replicas.len(), 3);
+        assert_eq!(replicas[0], *leader, "preferred replica leads");
+        assert_eq!(isr, replicas);
+    }
+
+    // The leader serves; the other two answer NOT_LEADER_OR_FOLLOWER.
+    for (p, (leader, ..)) in orders.iter().enumerate() {
+        let p = p as i32;
+        let mut lc = client_of(&brokers, *leader, &ids);
+        for n in 0..=p {
+            let r = produce(&mut lc, "orders", p, &format!("p{p}-{n}"));
+            assert_eq!((r.error_code, r.base_offset), (0, i64::from(n)));
+        }
+        let keys: Vec<String> = (0..=p).map(|n| format!("p{p}-{n}")).collect();
+        assert_eq!(fetch_keys(&mut lc, "orders", p), (0, keys));
+        for other in ids.iter().filter(|i| *i != leader) {
+            let mut oc = client_of(&brokers, *other, &ids);
+            assert_eq!(
+                produce(&mut oc, "orders", p, "x").error_code,
+                NOT_LEADER_OR_FOLLOWER
+            );
+            assert_eq!(fetch_keys(&mut oc, "orders", p).0, NOT_LEADER_OR_FOLLOWER);
+            assert_eq!(
+                list_offsets_error(&mut oc, "orders", p),
+                NOT_LEADER_OR_FOLLOWER
+            );
+        }
+    }
+
+    // Kafka's layout, read with ZooKeeper's own CLI.
+    for id in ids {
+        let path = format!("/gregor/brokers/ids/{id}");
+        let reg = zk.get_json(&path);
+        assert_eq!(reg["version"], 5);
+        assert_eq!(reg["jmx_port"], -1);
+        assert_eq!(reg["host"], "127.0.0.1");
+        assert_eq!(reg["port"], ports[&id]);
+        assert_eq!(
+            reg["endpoints"],
+            serde_json::json!([format!("PLAINTEXT://127.0.0.1:{}", ports[&id])])
+        );
+        assert_eq!(
+            reg["listener_security_protocol_map"],
+            serde_json::json!({"PLAINTEXT": "PLAINTEXT"})
+        );
+        assert_eq!(reg["rack"], format!("rack{id}"));
+        assert_eq!(reg["features"], serde_json::json!({}));
+        assert!(reg["timestamp"].as_str().unwrap().parse::<i64>().unwrap() > 0);
+        assert_ne!(
+            zk.stat(&path, "ephemeralOwner"),
+            "0x0",
+            "{path} is ephemeral"
+        );
+    }
+    let ctl = zk.get_json("/gregor/controller");
+    assert_eq!(ctl["brokerid"], controller);
+    assert!(ctl["timestamp"].is_string());
+    assert_ne!(zk.stat("/gregor/controller", "ephemeralOwner"), "0x0");
+    let epoch_text = zk.cli(&["get", "/gregor/controller_epoch"]);
+    let epoch: i32 = epoch_text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap()
+        .trim()
+        .parse()
+        .expect("controller_epoch is a bare integer");
+    assert!(epoch >= 1);
+    let cluster = zk.get_json("/gregor/cluster/id");
+    assert_eq!(cluster["version"], "1", "a string, as Kafka writes it");
+    let md = metadata(&mut c2);
+    assert_eq!(
+        cluster["id"].as_str(),
+        md.cluster_id.as_ref().map(|s| s.as_str())
+    );
+    let assignment = zk.get_json("/gregor/brokers/topics/orders");
+    assert_eq!(assignment["version"], 3);
+    assert_eq!(assignment["adding_replicas"], serde_json::json!({}));
+    assert_eq!(assignment["removing_replicas"], serde_json::json!({}));
+    let topic_id = md
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().unwrap().0.as_str() == "orders")
+        .unwrap()
+        .topic_id;
+    assert_eq!(
+        assignment["topic_id"],
+        gregor::replica::manager::kafka_uuid_string(&topic_id)
+    );
+    for (p, (leader, _, replicas, isr)) in orders.iter().enumerate() {
+        assert_eq!(
+            assignment["partitions"][p.to_string()],
+            serde_json::json!(replicas)
+        );
+        let state = zk.get_json(&format!(
+            "/gregor/brokers/topics/orders/partitions/{p}/state"
+        ));
+        assert_eq!(state["version"], 1);
+        assert_eq!(state["leader"], *leader);
+        assert_eq!(state["leader_epoch"], 0);
+        assert_eq!(state["controller_epoch"], epoch);
+        assert_eq!(state["isr"], serde_json::json!(isr));
+    }
+    assert_eq!(
+        zk.children("/gregor/brokers/topics/orders/partitions")
+            .len(),
+        6
+    );
+
+    // Configs through broker 3, seen by broker 1 and in /config.
+    let mut c3 = brokers[2].client();
+    let alter = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("orders"))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(StrBytes::from_static_str("retention.ms"))
+                .with_config_operation(0)
+                .with_value(Some(StrBytes::from_static_str("12345")))]),
+    ]);
+    assert_eq!(c3.call(1, &alter).responses[0].error_code, 0);
+    assert_eq!(
+        zk.get_json("/gregor/config/topics/orders"),
+        serde_json::json!({"version": 1, "config": {"retention.ms": "12345"}})
+    );
+    let changes = zk.children("/gregor/config/changes");
+    let last = changes.iter().max().expect("a config change notification");
+    assert!(last.starts_with("config_change_") && last.len() == "config_change_".len() + 10);
+    assert_eq!(
+        zk.get_json(&format!("/gregor/config/changes/{last}")),
+        serde_json::json!({"version": 2, "entity_path": "topics/orders"})
+    );
+    let mut c1 = brokers[0].client();
+    eventually(
+        "broker 1 to see retention.ms",
+        Duration::from_secs(10),
+        || {
+            let req = DescribeConfigsRequest::default().with_resources(vec![
+                DescribeConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(StrBytes::from_static_str("orders"))
+                    .with_configuration_keys(Some(vec![StrBytes::from_static_str("retention.ms")])),
+            ]);
+            let resp = c1.call(4, &req);
+            let v = resp.results[0].configs[0]
+                .value
+                .as_ref()?
+                .as_str()
+                .to_owned();
+            (v == "12345").then_some(())
+        },
+    );
+
+    // CreatePartitions through broker 1, visible on broker 3 and in ZooKeeper.
+    let grow = CreatePartitionsRequest::default()
+        .with_timeout_ms(30000)
+        .with_topics(vec![CreatePartitionsTopic::default()
+            .with_name(name("orders"))
+            .with_count(8)
+            .with_assignments(None)]);
+    assert_eq!(c1.call(3, &grow).results[0].error_code, 0);
+    let grown = eventually("8 partitions on broker 3", Duration::from_secs(10), || {
+        let ps = partitions(&metadata(&mut c3), "orders");
+        (ps.len() == 8 && ps.iter().all(|p| p.0 >= 0)).then_some(ps)
+    });
+    assert_eq!(grown[..6], orders[..], "old partitions untouched");
+    let assignment = zk.get_json("/gregor/brokers/topics/orders");
+    assert_eq!(assignment["partitions"].as_object().unwrap().len(), 8);
+
+    // Four real clients produce and consume across the cluster.
+    let bootstrap: Vec<String> = brokers
+        .iter()
+        .map(|b| format!("127.0.0.1:{}", b.port))
+        .collect();
+    let out = Command::new("python3")
+        .arg(repo().join("compat-tests/run_cluster.py"))
+        .arg("--bootstrap")
+        .arg(bootstrap.join(","))
+        .arg("--broker-ids")
+        .arg("1,2,3")
+        .output()
+        .expect("run compat-tests/run_cluster.py");
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "clients failed:\n{text}");
+    assert!(text.contains("4 passed, 0 failed"), "{text}");
+
+    // DeleteTopics through broker 3: gone everywhere, znodes removed, logs deleted.
+    let del = DeleteTopicsRequest::default()
+        .with_timeout_ms(30000)
+        .with_topic_names(vec![name("orders")]);
+    assert_eq!(c3.call(5, &del).responses[0].error_code, 0);
+    for b in &brokers {
+        eventually("orders to vanish", Duration::from_secs(10), || {
+            partitions(&metadata(&mut b.client()), "orders")
+                .is_empty()
+                .then_some(())
+        });
+    }
+    assert!(!zk
+        .children("/gregor/brokers/topics")
+        .contains(&"orders".to_owned()));
+    assert!(zk.children("/gregor/admin/delete_topics").is_empty());
+    assert!(
+        zk.cli(&["stat", "/gregor/config/topics/orders"])
+            .contains("does not exist")
+            || !zk
+                .children("/gregor/config/topics")
+                .contains(&"orders".to_owned())
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while brokers.iter().any(|b| b.dir.join("orders-0").exists()) {
+        if Instant::now() > deadline {
+            for b in &brokers {
+                eprintln!("--- broker log\n{}", b.log());
+            }
+            panic!("partition directories of the deleted topic are still there");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // A second broker with a taken id refuses to start, saying why.
+    let mut dup = broker_expecting_failure(&chroot, 2);
+    let status = dup
+        .wait_exit(Duration::from_secs(30))
+        .expect("duplicate exits");
+    assert!(!status.success());
+    assert!(
+        dup.log().contains("broker.id 2 is already registered"),
+        "log: {}",
+        dup.log()
+    );
+}
+
+/// Spawns a broker that is expected to fail at start (does not wait for its port).
+fn broker_expecting_failure(connect: &str, id: i32) -> common::FailingBroker {
+    common::FailingBroker::spawn(&[
+        &format!("broker.id={id}"),
+        &format!("zookeeper.connect={connect}"),
+        &format!("zookeeper.session.timeout.ms={SESSION_TIMEOUT_MS}"),
+    ])
+}
+
+#[test]
+fn controller_kill9_moves_controller_and_leaders_then_the_broker_returns() {
+    let _serial = serial();
+    let zk = ZooKeeper::standalone();
+    let ids = [1, 2, 3];
+    let mut brokers: Vec<BrokerProcess> =
+        ids.iter().map(|id| broker(&zk.connect, *id, &[])).collect();
+    wait_for_brokers(&brokers, &ids);
+    let mut c = brokers[0].client();
+    assert_eq!(create_topic(&mut c, "replicated", 6, 3), 0);
+    assert_eq!(create_topic(&mut c, "single", 3, 1), 0);
+    let md = metadata(&mut c);
+    let controller = md.controller_id.0;
+    let before = partitions(&md, "replicated");
+    let single = partitions(&md, "single");
+    let lone = single
+        .iter()
+        .position(|p| p.0 == controller)
+        .expect("the controller leads one single-replica partition") as i32;
+    let mut cc = client_of(&brokers, controller, &ids);
+    assert_eq!(produce(&mut cc, "single", lone, "kept").error_code, 0);
+
+    let victim = ids.iter().position(|i| *i == controller).unwrap();
+    let survivor = (victim + 1) % 3;
+    brokers[victim].kill9();
+    let killed = Instant::now();
+    let mut sc = brokers[survivor].client();
+    let after = eventually(
+        "a new controller and leaders",
+        Duration::from_secs(30),
+        || {
+            let md = metadata(&mut sc);
+            let ps = partitions(&md, "replicated");
+            let settled = md.controller_id.0 >= 0
+                && md.controller_id.0 != controller
+                && !broker_ids(&md).contains(&controller)
+                && ps.iter().all(|p| p.0 >= 0 && p.0 != controller);
+            settled.then_some((md.controller_id.0, ps))
+        },
+    );
+    let took = killed.elapsed();
+    eprintln!(
+        "controller {controller} killed: broker {} took over and moved its leaders in {:?} \
+         (session timeout {SESSION_TIMEOUT_MS} ms)",
+        after.0, took
+    );
+    assert!(
+        took < Duration::from_millis(SESSION_TIMEOUT_MS + 2000),
+        "failover took {took:?}"
+    );
+    for (old, new) in before.iter().zip(&after.1) {
+        if old.0 == controller {
+            assert_eq!(new.1, old.1 + 1, "leader epoch bumped: {old:?} -> {new:?}");
+            assert!(old.3.contains(&new.0), "new leader was in the ISR");
+        }
+        assert!(
+            !new.3.contains(&controller),
+            "dead broker left the ISR: {new:?}"
+        );
+    }
+    // The new leaders serve.
+    for (p, (leader, ..)) in after.1.iter().enumerate() {
+        let mut lc = client_of(&brokers, *leader, &ids);
+        assert_eq!(
+            produce(&mut lc, "replicated", p as i32, "after").error_code,
+            0
+        );
+    }
+    // The single-replica partition is offline (no leader), not silently moved.
+    let offline = partitions(&metadata(&mut sc), "single")[lone as usize].clone();
+    assert_eq!((offline.0, offline.3.clone()), (-1, vec![controller]));
+    assert_eq!(
+        produce(&mut sc, "single", lone, "x").error_code,
+        NOT_LEADER_OR_FOLLOWER
+    );
+
+    // The killed broker comes back: registered again, leads its partition, data intact.
+    brokers[victim].restart();
+    let back = eventually("the partition back online", Duration::from_secs(20), || {
+        let ps = partitions(&metadata(&mut sc), "single");
+        (ps[lone as usize].0 == controller).then(|| ps[lone as usize].clone())
+    });
+    assert_eq!(back.1, offline.1 + 1, "leader epoch bumped on return");
+    let mut rc = client_of(&brokers, controller, &ids);
+    let (code, keys) = fetch_keys(&mut rc, "single", lone);
+    assert_eq!((code, keys), (0, vec!["kept".to_owned()]));
+    assert_eq!(produce(&mut rc, "single", lone, "again").base_offset, 1);
+}
+
+#[test]
+fn expired_session_re_registers_and_serves_again() {
+    let _serial = serial();
+    let zk = ZooKeeper::standalone();
+    let ids = [1, 2];
+    let brokers: Vec<BrokerProcess> = ids.iter().map(|id| broker(&zk.connect, *id, &[])).collect();
+    wait_for_brokers(&brokers, &ids);
+    let mut c2 = brokers[1].client();
+    assert_eq!(create_topic(&mut c2, "solo", 2, 1), 0);
+    let ps = partitions(&metadata(&mut c2), "solo");
+    let mine = ps
+        .iter()
+        .position(|p| p.0 == 1)
+        .expect("broker 1 leads one") as i32;
+    let czxid_before = zk.stat("/brokers/ids/1", "cZxid");
+
+    // Freeze broker 1 past its session timeout: ZooKeeper expires the session (the
+    // ephemeral goes, broker 2 sees it leave); on waking up its client finds the session
+    // expired, and the broker builds a new one and registers again.
+    brokers[0].signal("STOP");
+    eventually("broker 1 to leave", Duration::from_secs(20), || {
+        (!broker_ids(&metadata(&mut c2)).contains(&1)).then_some(())
+    });
+    brokers[0].signal("CONT");
+    let woke = Instant::now();
+    eventually("broker 1 back and leading", Duration::from_secs(20), || {
+        let md = metadata(&mut c2);
+        (broker_ids(&md).contains(&1) && partitions(&md, "solo")[mine as usize].0 == 1)
+            .then_some(())
+    });
+    eprintln!(
+        "broker 1 re-registered and leads again {:?} after waking",
+        woke.elapsed()
+    );
+    assert_ne!(
+        zk.stat("/brokers/ids/1", "cZxid"),
+        czxid_before,
+        "new broker epoch"
+    );
+    assert!(brokers[0]
+        .log()
+        .contains("re-registered after session expiry"));
+    let mut c1 = brokers[0].client();
+    assert_eq!(produce(&mut c1, "solo", mine, "served").error_code, 0);
+    assert_eq!(
+        fetch_keys(&mut c1, "solo", mine),
+        (0, vec!["served".to_owned()])
+    );
+}
+
+#[test]
+fn zookeeper_restart_leaves_the_cluster_intact() {
+    let _serial = serial();
+    let zk = ZooKeeper::standalone();
+    let ids = [1, 2];
+    let brokers: Vec<BrokerProcess> = ids.iter().map(|id| broker(&zk.connect, *id, &[])).collect();
+    wait_for_brokers(&brokers, &ids);
+    let mut c1 = brokers[0].client();
+    assert_eq!(create_topic(&mut c1, "durable", 4, 2), 0);
+    let before = partitions(&metadata(&mut c1), "durable");
+
+    zk.stop();
+    // Brokers keep serving from their image while ZooKeeper is away.
+    let (leader, ..) = before[0];
+    let mut lc = client_of(&brokers, leader, &ids);
+    assert_eq!(produce(&mut lc, "durable", 0, "during").error_code, 0);
+    std::thread::sleep(Duration::from_secs(1));
+    zk.start_again();
+
+    for b in &brokers {
+        eventually(
+            "both brokers registered again",
+            Duration::from_secs(30),
+            || {
+                let md = metadata(&mut b.client());
+                (broker_ids(&md) == BTreeSet::from(ids) && md.controller_id.0 >= 0).then_some(())
+            },
+        );
+    }
+    let after = partitions(&metadata(&mut c1), "durable");
+    assert_eq!(after.len(), 4);
+    assert!(
+        after.iter().all(|p| p.0 >= 0 && p.2.len() == 2),
+        "{after:?}"
+    );
+    let (leader, ..) = after[0];
+    let mut lc = client_of(&brokers, leader, &ids);
+    let (code, keys) = fetch_keys(&mut lc, "durable", 0);
+    assert_eq!(code, 0);
+    assert!(
+        keys.contains(&"during".to_owned()) || leader != before[0].0,
+        "{keys:?}"
+    );
+    // The controller works: a new topic gets leaders.
+    assert_eq!(create_topic(&mut c1, "after-restart", 2, 2), 0);
+    assert!(partitions(&metadata(&mut c1), "after-restart")
+        .iter()
+        .all(|p| p.0 >= 0));
+}
+
+#[test]
+fn ensemble_losing_one_node_keeps_working_and_ids_can_be_generated() {
+    let _serial = serial();
+    let zk = ZooKeeper::ensemble();
+    let chroot = format!("{}/kafka", zk.connect);
+    let first = broker(&chroot, 1, &[]);
+    let generated = broker(&chroot, -1, &[]);
+    let mut c = first.client();
+    eventually("both brokers", Duration::from_secs(15), || {
+        (broker_ids(&metadata(&mut c)).len() == 2).then_some(())
+    });
+    let md = metadata(&mut c);
+    assert_eq!(broker_ids(&md), BTreeSet::from([1, 1001]), "seqid 1 + 1000");
+    let props = std::fs::read_to_string(generated.dir.join("meta.properties")).unwrap();
+    assert!(props.contains("node.id=1001"), "{props}");
+    assert_eq!(create_topic(&mut c, "before", 2, 2), 0);
+
+    zk.kill9_node(1);
+    let started = Instant::now();
+    assert_eq!(
+        create_topic(&mut c, "after", 2, 2),
+        0,
+        "quorum of two still writes"
+    );
+    eprintln!(
+        "topic created {:?} after losing a ZooKeeper node",
+        started.elapsed()
+    );
+    let mut gc = generated.client();
+    let ps = eventually(
+        "'after' on the other broker",
+        Duration::from_secs(10),
+        || {
+            let ps = partitions(&metadata(&mut gc), "after");
+            (ps.len() == 2 && ps.iter().all(|p| p.0 >= 0)).then_some(ps)
+        },
+    );
+    for (p, (leader, ..)) in ps.iter().enumerate() {
+        let mut lc = if *leader == 1 {
+            first.client()
+        } else {
+            generated.client()
+        };
+        assert_eq!(produce(&mut lc, "after", p as i32, "k").error_code, 0);
+    }
+    let md = metadata(&mut gc);
+    assert_eq!(broker_ids(&md), BTreeSet::from([1, 1001]));
+}
