@@ -984,3 +984,19 @@ fn c_list_types(c: &mut Client) -> Vec<(String, String, String)> {
         })
         .collect()
 }
+
+#[test]
+fn group_max_size_refuses_one_member_too_many() {
+    const GROUP_MAX_SIZE_REACHED: i16 = 81;
+    let broker = BrokerProcess::start(&["group.initial.rebalance.delay.ms=0", "group.max.size=1"]);
+    let meta = subscription(&["t"]);
+    let mut a = broker.client();
+    find_coordinator(&mut a, "small");
+    let ja = join_new(&mut a, "small", 10_000, &meta);
+    assert_eq!((ja.error_code, ja.generation_id), (NONE, 1));
+    let mut b = broker.client();
+    let jb = b.call(5, &join_req("small", "", None, 10_000, &[("range", meta.clone())]));
+    assert_eq!(jb.error_code, GROUP_MAX_SIZE_REACHED);
+    // The member already in is untouched.
+    assert_eq!(heartbeat(&mut a, "small", 1, &ja.member_id), NONE);
+}
