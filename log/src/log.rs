@@ -23,10 +23,11 @@ use bytes::{Bytes, BytesMut};
 use tracing::{debug, info, warn};
 
 use crate::batch::BatchHeader;
+use crate::cleaner::{CleanResult, CleanableLog, SegmentView, CLEANED_SUFFIX, SWAP_SUFFIX};
 use crate::epoch_cache::{EpochEndOffset, LeaderEpochFileCache};
 use crate::error::{at, LogError};
 use crate::producer_state::{ProducerEntry, ProducerError, ProducerStateManager, SequenceCheck};
-use crate::segment::{now_ms, parse_log_file_name, LogSegment, DELETED_SUFFIX};
+use crate::segment::{log_file_name, now_ms, parse_log_file_name, LogSegment, DELETED_SUFFIX};
 use crate::LogConfig;
 
 /// What an append did.
@@ -119,6 +120,7 @@ impl Log {
         options: LogOpenOptions,
     ) -> Result<Log, LogError> {
         std::fs::create_dir_all(dir).map_err(at(dir))?;
+        complete_interrupted_swaps(dir)?;
         let mut bases = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(at(dir))? {
             let name = entry.map_err(at(dir))?.file_name();
@@ -815,6 +817,74 @@ impl Log {
         Ok(())
     }
 
+    /// The closed segments and what the cleaner must know, for one cleaning outside the
+    /// lock (see `cleaner`).
+    pub fn cleanable_view(&self) -> Result<CleanableLog, LogError> {
+        let active_base = self.active().map_or(0, |s| s.base_offset);
+        let mut segments = Vec::new();
+        for s in self.segments.values() {
+            if s.base_offset >= active_base {
+                break;
+            }
+            segments.push(SegmentView {
+                base_offset: s.base_offset,
+                file: s.file().clone(),
+                size: s.size(),
+                next_offset: s.next_offset(),
+                largest_timestamp: s.largest_timestamp()?,
+            });
+        }
+        Ok(CleanableLog {
+            dir: self.dir.clone(),
+            segments,
+            active_base_offset: active_base,
+            log_start_offset: self.log_start_offset,
+            producer_last_offsets: self.producers.last_batch_offsets(),
+            segment_bytes: self.config.segment_bytes,
+        })
+    }
+
+    /// Swaps in the segments written by `cleaner::clean` (Kafka's `replaceSegments`): for
+    /// each group, `.cleaned` -> `.swap`, the old segments -> `.deleted` (listed for
+    /// `take_deleted_files`), `.swap` -> `.log`, indexes rebuilt. A group whose old segments
+    /// changed meanwhile (retention deleted one) is discarded. Returns the groups swapped.
+    pub fn replace_cleaned(&mut self, result: &CleanResult) -> Result<usize, LogError> {
+        let active_base = self.active().map_or(0, |s| s.base_offset);
+        let mut swapped = 0;
+        for group in &result.groups {
+            let intact = group.replaces.iter().all(|(base, size)| {
+                *base < active_base && self.segments.get(base).is_some_and(|s| s.size() == *size)
+            });
+            let last_old = group.replaces.last().map_or(group.base_offset, |(b, _)| *b);
+            let next = self.segments.range(last_old + 1..).next().map(|(b, _)| *b);
+            let Some(next) = next.filter(|_| intact) else {
+                debug!(dir = %self.dir.display(), base_offset = group.base_offset,
+                    "segments changed during cleaning; discarding the cleaned segment");
+                let _ = std::fs::remove_file(&group.cleaned_path);
+                continue;
+            };
+            let swap = self
+                .dir
+                .join(format!("{}{SWAP_SUFFIX}", log_file_name(group.base_offset)));
+            std::fs::rename(&group.cleaned_path, &swap).map_err(at(&swap))?;
+            sync_dir(&self.dir)?;
+            for (base, _) in &group.replaces {
+                if let Some(old) = self.segments.remove(base) {
+                    let renamed = old.rename_to_deleted()?;
+                    self.pending_deletes.extend(renamed);
+                }
+            }
+            let target = self.dir.join(log_file_name(group.base_offset));
+            std::fs::rename(&swap, &target).map_err(at(&target))?;
+            sync_dir(&self.dir)?;
+            let segment =
+                LogSegment::open_cleaned(&self.dir, group.base_offset, next, &self.config)?;
+            self.segments.insert(group.base_offset, segment);
+            swapped += 1;
+        }
+        Ok(swapped)
+    }
+
     /// Removes the partition directory and everything in it.
     pub fn delete(self) -> Result<(), LogError> {
         for s in self.segments.values() {
@@ -822,6 +892,72 @@ impl Log {
         }
         std::fs::remove_dir_all(&self.dir).map_err(at(&self.dir))
     }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), LogError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(at(dir))
+}
+
+fn remove_if_present(path: &Path) -> Result<(), LogError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(at(path)(e)),
+        _ => Ok(()),
+    }
+}
+
+/// Kafka's handling of the cleaner's files on load: a `.cleaned` file is an unfinished
+/// cleaning and is removed; a `.swap` file is a finished one whose swap was interrupted: the
+/// segments it replaces (those at or above its base offset and below its next offset) are
+/// removed and it becomes the segment; its indexes are rebuilt on open.
+fn complete_interrupted_swaps(dir: &Path) -> Result<(), LogError> {
+    let mut swaps = Vec::new();
+    let mut segment_bases = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(at(dir))? {
+        let name = entry.map_err(at(dir))?.file_name();
+        let name = name.to_string_lossy();
+        if name.ends_with(CLEANED_SUFFIX) {
+            let path = dir.join(name.as_ref());
+            debug!(path = %path.display(), "removing unfinished cleaned segment");
+            remove_if_present(&path)?;
+        } else if let Some(log_name) = name.strip_suffix(SWAP_SUFFIX) {
+            if let Some(base) = parse_log_file_name(log_name) {
+                swaps.push(base);
+            }
+        } else if let Some(base) = parse_log_file_name(&name) {
+            segment_bases.push(base);
+        }
+    }
+    swaps.sort_unstable();
+    for base in swaps {
+        let swap = dir.join(format!("{}{SWAP_SUFFIX}", log_file_name(base)));
+        let bytes = std::fs::read(&swap).map_err(at(&swap))?;
+        let mut pos = 0;
+        let mut next = base + 1;
+        while let Some(h) = crate::batch::valid_batch_at(&bytes[pos..]) {
+            next = h.last_offset() + 1;
+            pos += h.total_size();
+        }
+        warn!(dir = %dir.display(), base_offset = base, next_offset = next,
+            "completing a compaction swap interrupted by a crash");
+        for old in segment_bases.iter().filter(|b| **b >= base && **b < next) {
+            for name in [
+                log_file_name(*old),
+                crate::segment::index_file_name(*old),
+                crate::segment::time_index_file_name(*old),
+            ] {
+                remove_if_present(&dir.join(name))?;
+            }
+        }
+        for name in [
+            crate::segment::index_file_name(base),
+            crate::segment::time_index_file_name(base),
+        ] {
+            remove_if_present(&dir.join(name))?;
+        }
+        let target = dir.join(log_file_name(base));
+        std::fs::rename(&swap, &target).map_err(at(&target))?;
+    }
+    sync_dir(dir)
 }
 
 /// Removes files listed by `Log::take_deleted_files` (Kafka's asynchronous delete step; the
