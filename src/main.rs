@@ -93,6 +93,8 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
             }
         })
     };
+    // Kafka's log cleaner: compacts `cleanup.policy=compact` partitions in the background.
+    let cleaner = gregor::replica::log_cleaner::spawn(broker.clone());
     let listener = TcpListener::bind(&bind)
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;
@@ -107,6 +109,9 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     server::run(listener, broker.clone(), shutdown).await;
     checkpointer.abort();
     retention.abort();
+    if let Some(cleaner) = cleaner {
+        cleaner.abort();
+    }
     tokio::task::block_in_place(|| broker.shutdown());
     std::fs::write(&marker, b"").context("writing the clean-shutdown marker")?;
     info!("shut down cleanly");

@@ -174,6 +174,9 @@ impl CleanableLog {
     }
 }
 
+/// A batch read by `BatchReader`: header, whole bytes, position in the segment.
+type ReadBatch<'b> = (BatchHeader, &'b [u8], u64);
+
 /// Reads whole batches of a segment file one by one.
 struct BatchReader<'a> {
     segment: &'a SegmentView,
@@ -191,7 +194,7 @@ impl<'a> BatchReader<'a> {
     }
 
     /// The next batch (header, bytes, position), None at the end of the valid data.
-    fn next_batch(&mut self) -> Result<Option<(BatchHeader, &[u8], u64)>, LogError> {
+    fn next_batch(&mut self) -> Result<Option<ReadBatch<'_>>, LogError> {
         let s = self.segment;
         if self.pos + RECORD_BATCH_OVERHEAD as u64 > s.size {
             return Ok(None);

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
+use gregor_log::cleaner::{CleanResult, CleanableLog};
 use gregor_log::{AppendInfo, EpochEndOffset, Log, LogConfig, LogError, LogOpenOptions};
 use thiserror::Error;
 use tokio::sync::watch;
@@ -37,7 +38,9 @@ impl PartitionError {
         match self {
             PartitionError::Log(e) => match e {
                 LogError::CorruptBatch { .. } => E::CorruptMessage.code(),
-                LogError::UnsupportedMagic(_) => E::InvalidRecord.code(),
+                LogError::UnsupportedMagic(_) | LogError::InvalidRecord(_) => {
+                    E::InvalidRecord.code()
+                }
                 LogError::BatchTooLarge { .. } => E::MessageTooLarge.code(),
                 LogError::OffsetOutOfRange { .. } => E::OffsetOutOfRange.code(),
                 LogError::Producer(ProducerError::InvalidProducerEpoch { .. }) => {
@@ -194,6 +197,12 @@ impl Partition {
         {
             return Err(PartitionError::TransactionsUnsupported);
         }
+        let compacted = self.lock().settings.compacted();
+        if compacted {
+            // Kafka refuses keyless records in a compacted topic (INVALID_RECORD); checked
+            // outside the lock since compressed batches are decompressed for it.
+            gregor_log::records::check_keys(&records, &headers)?;
+        }
         let mut st = self.lock();
         if required_acks == -1 && (st.isr_size as i32) < st.settings.min_insync_replicas {
             return Err(PartitionError::NotEnoughReplicas {
@@ -341,6 +350,28 @@ impl Partition {
         };
         gregor_log::remove_deleted_files(&files);
         Ok(low_watermark)
+    }
+
+    /// The topic's current settings (live: AlterConfigs changes them).
+    pub fn settings(&self) -> TopicSettings {
+        self.lock().settings.clone()
+    }
+
+    /// What the cleaner needs of this log (`Log::cleanable_view`), under the lock briefly.
+    pub fn cleanable_view(&self) -> Result<CleanableLog, PartitionError> {
+        Ok(self.lock().log.cleanable_view()?)
+    }
+
+    /// Swaps in a cleaning's segments (`Log::replace_cleaned`); the replaced files are
+    /// removed after the lock is released. Returns the groups swapped in.
+    pub fn replace_cleaned(&self, result: &CleanResult) -> Result<usize, PartitionError> {
+        let (swapped, files) = {
+            let mut st = self.lock();
+            let swapped = st.log.replace_cleaned(result)?;
+            (swapped, st.log.take_deleted_files())
+        };
+        gregor_log::remove_deleted_files(&files);
+        Ok(swapped)
     }
 
     /// Deletes the log directory. The partition must already be out of the manager.
