@@ -686,11 +686,18 @@ mod tests {
         assert_eq!(cp.source, ConfigSource::DefaultConfig);
         assert_eq!(cp.config_type, ConfigType::List);
 
-        // A config whose broker synonym gregor does not honour: Kafka's default, no synonyms.
+        // The cleaner's broker synonym (honoured since the log cleaner exists).
         let dr = row("delete.retention.ms");
         assert_eq!(dr.value.as_deref(), Some("86400000"));
         assert_eq!(dr.source, ConfigSource::DefaultConfig);
-        assert!(dr.synonyms.is_empty());
+        assert_eq!(
+            dr.synonyms,
+            vec![ConfigSynonym {
+                name: "log.cleaner.delete.retention.ms".into(),
+                value: Some("86400000".into()),
+                source: ConfigSource::DefaultConfig
+            }]
+        );
     }
 
     #[test]
