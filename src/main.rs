@@ -95,6 +95,8 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     };
     // Kafka's log cleaner: compacts `cleanup.policy=compact` partitions in the background.
     let cleaner = gregor::replica::log_cleaner::spawn(broker.clone());
+    // Kafka's log flusher: `flush.ms` / `log.flush.interval.ms`.
+    let flusher = gregor::replica::log_flusher::spawn(broker.clone());
     let listener = TcpListener::bind(&bind)
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;
@@ -109,6 +111,7 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     server::run(listener, broker.clone(), shutdown).await;
     checkpointer.abort();
     retention.abort();
+    flusher.abort();
     if let Some(cleaner) = cleaner {
         cleaner.abort();
     }

@@ -27,5 +27,5 @@ pub use batch::{parse_record_set, set_log_append_time, BatchHeader, RECORD_BATCH
 pub use config::LogConfig;
 pub use epoch_cache::EpochEndOffset;
 pub use error::LogError;
-pub use log::{remove_deleted_files, AppendInfo, FetchSlice, Log, LogOpenOptions};
+pub use log::{remove_deleted_files, AppendInfo, FetchSlice, FlushJob, Log, LogOpenOptions};
 pub use producer_state::ProducerError;

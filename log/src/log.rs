@@ -62,6 +62,28 @@ impl FetchSlice {
     }
 }
 
+/// An fsync of the active segment's data taken out of the log's lock (`Log::begin_flush`).
+#[derive(Clone, Debug)]
+pub struct FlushJob {
+    file: Option<Arc<File>>,
+    upto: i64,
+}
+
+impl FlushJob {
+    /// fdatasyncs the segment file.
+    pub fn run(&self) -> std::io::Result<()> {
+        match &self.file {
+            Some(f) => f.sync_data(),
+            None => Ok(()),
+        }
+    }
+
+    /// The log end offset when the job was made: everything below it is durable after `run`.
+    pub fn upto(&self) -> i64 {
+        self.upto
+    }
+}
+
 /// What the broker knows about a log from its checkpoint files and the clean-shutdown marker.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LogOpenOptions {
@@ -85,6 +107,12 @@ pub struct Log {
     producers: ProducerStateManager,
     epochs: LeaderEpochFileCache,
     unflushed_messages: u64,
+    /// The broker does the fsync of the flush policy itself, outside its lock, so that
+    /// concurrent appends share one fsync (`begin_flush` / `complete_flush`); `append` then
+    /// only reports `flush_due`.
+    defer_flush: bool,
+    /// When the log was last flushed (ms since the epoch), for `flush.ms`.
+    last_flush_ms: i64,
     /// Files renamed to `.deleted` (and stale producer snapshots) waiting to be removed by
     /// whoever calls `take_deleted_files`, outside the partition lock.
     pending_deletes: Vec<PathBuf>,
@@ -206,6 +234,8 @@ impl Log {
             producers: ProducerStateManager::default(),
             epochs: LeaderEpochFileCache::load(dir),
             unflushed_messages: 0,
+            defer_flush: false,
+            last_flush_ms: now_ms(),
             pending_deletes: Vec::new(),
         };
         let leo = log.log_end_offset();
@@ -385,7 +415,7 @@ impl Log {
             self.epochs.assign(leader_epoch, first_offset)?;
         }
         self.unflushed_messages += record_count.max(1) as u64;
-        if self.unflushed_messages >= self.config.flush_interval_messages {
+        if self.unflushed_messages >= self.config.flush_interval_messages && !self.defer_flush {
             self.flush()?;
         }
         Ok(AppendInfo {
@@ -631,7 +661,48 @@ impl Log {
     pub fn flush(&mut self) -> Result<(), LogError> {
         self.flush_below(i64::MAX)?;
         self.unflushed_messages = 0;
+        self.last_flush_ms = now_ms();
         Ok(())
+    }
+
+    /// Group fsync: with `true`, `append` leaves the fsync that `flush.messages` asks for
+    /// to the caller (`flush_due`, then `begin_flush`, the returned job's `run` outside the
+    /// lock, `complete_flush`), so appends of other producers proceed during the fsync and
+    /// the next fsync covers all of them.
+    pub fn set_deferred_flush(&mut self, deferred: bool) {
+        self.defer_flush = deferred;
+    }
+
+    /// `flush.messages` messages were appended since the last flush.
+    pub fn flush_due(&self) -> bool {
+        self.unflushed_messages >= self.config.flush_interval_messages
+    }
+
+    /// Messages appended since the last flush, and when that flush was (ms since the epoch).
+    pub fn unflushed(&self) -> (u64, i64) {
+        (self.unflushed_messages, self.last_flush_ms)
+    }
+
+    /// First half of a group fsync: rolled segments not yet flushed are flushed now (rare:
+    /// only after a roll); the returned job fsyncs the active segment's data up to the
+    /// current log end offset without the log.
+    pub fn begin_flush(&mut self) -> Result<FlushJob, LogError> {
+        let active_base = self.active().map_or(0, |s| s.base_offset);
+        self.flush_below(active_base)?;
+        self.unflushed_messages = 0;
+        Ok(FlushJob {
+            file: self.active().map(|s| s.file().clone()),
+            upto: self.log_end_offset(),
+        })
+    }
+
+    /// Second half of a group fsync: everything below `job.upto` is on disk.
+    pub fn complete_flush(&mut self, job: &FlushJob) {
+        let target = job.upto.min(self.log_end_offset());
+        if target > self.recovery_point {
+            self.recovery_point = target;
+        }
+        self.last_flush_ms = now_ms();
     }
 
     /// fsyncs the segments rolled since the last flush (not the active one): Kafka's flush

@@ -7,6 +7,7 @@
 //! acks=all waiting on the ISR) fills in `Partition` without changing its callers.
 
 pub mod log_cleaner;
+pub mod log_flusher;
 pub mod manager;
 pub mod partition;
 
