@@ -397,3 +397,48 @@ fn an_interrupted_swap_completes_on_open_and_unfinished_cleanings_are_removed() 
     clean_once(&mut log, 0, &params(10_000, 1_000_000, 1 << 20));
     assert_eq!(contents(&log).0, cleaned);
 }
+
+#[test]
+fn a_crash_after_the_old_segments_were_renamed_keeps_the_cleaned_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config(4096)).unwrap();
+    fill(&mut log, 2000, 50, 10, 1_000);
+    let (before, _) = contents(&log);
+    let view = log.cleanable_view().unwrap();
+    let active_base = view.active_base_offset;
+    let result = clean(&view, 0, &params(10_000, 1_000_000, 1 << 20))
+        .unwrap()
+        .unwrap();
+    log.close().unwrap();
+    drop(log);
+    // Every group got as far as: `.cleaned` -> `.swap`, old segments -> `.deleted`.
+    for g in &result.groups {
+        let swap_name = g
+            .cleaned_path
+            .to_string_lossy()
+            .replace(".cleaned", ".swap");
+        std::fs::rename(&g.cleaned_path, &swap_name).unwrap();
+        for (base, _) in &g.replaces {
+            for ext in ["log", "index", "timeindex"] {
+                let p = dir.path().join(format!("{base:020}.{ext}"));
+                std::fs::rename(&p, format!("{}.deleted", p.display())).unwrap();
+            }
+        }
+    }
+    let log = Log::open_with(dir.path(), config(4096), LogOpenOptions::default()).unwrap();
+    assert_eq!(contents(&log).0, model(&before, active_base, false));
+    assert_eq!(log.log_end_offset(), 2000);
+    let leftovers = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            let n = e
+                .as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .to_string();
+            n.ends_with(".swap") || n.ends_with(".deleted") || n.ends_with(".cleaned")
+        })
+        .count();
+    assert_eq!(leftovers, 0);
+}
