@@ -131,10 +131,15 @@ pub struct CleanResult {
 
 impl CleanableLog {
     /// Kafka's `firstUncleanableOffset`: the active segment's base, or the base of the first
-    /// segment holding a record newer than `min.compaction.lag.ms`.
-    pub fn first_uncleanable_offset(&self, now_ms: i64, min_compaction_lag_ms: i64) -> i64 {
+    /// dirty segment (from `first_dirty`) holding a record newer than `min.compaction.lag.ms`.
+    pub fn first_uncleanable_offset(
+        &self,
+        first_dirty: i64,
+        now_ms: i64,
+        min_compaction_lag_ms: i64,
+    ) -> i64 {
         if min_compaction_lag_ms > 0 {
-            for s in &self.segments {
+            for s in self.segments.iter().filter(|s| s.next_offset > first_dirty) {
                 if s.largest_timestamp > now_ms.saturating_sub(min_compaction_lag_ms) {
                     return s.base_offset;
                 }
@@ -150,11 +155,11 @@ impl CleanableLog {
         now_ms: i64,
         min_compaction_lag_ms: i64,
     ) -> DirtyStats {
-        let uncleanable = self.first_uncleanable_offset(now_ms, min_compaction_lag_ms);
         let first_dirty = checkpoint
             .unwrap_or(self.log_start_offset)
-            .max(self.log_start_offset)
-            .min(uncleanable);
+            .max(self.log_start_offset);
+        let uncleanable = self.first_uncleanable_offset(first_dirty, now_ms, min_compaction_lag_ms);
+        let first_dirty = first_dirty.min(uncleanable);
         let (mut clean, mut dirty, mut oldest) = (0, 0, None);
         for s in &self.segments {
             if s.next_offset <= first_dirty {
@@ -314,8 +319,9 @@ pub fn clean(
     first_dirty: i64,
     params: &CleanParams,
 ) -> Result<Option<CleanResult>, LogError> {
-    let uncleanable = log.first_uncleanable_offset(params.now_ms, params.min_compaction_lag_ms);
     let first_dirty = first_dirty.max(log.log_start_offset);
+    let uncleanable =
+        log.first_uncleanable_offset(first_dirty, params.now_ms, params.min_compaction_lag_ms);
     if first_dirty >= uncleanable {
         return Ok(None);
     }
@@ -383,6 +389,14 @@ pub fn clean(
             }
         }
         let file = out.into_inner().map_err(|e| at(&path)(e.into_error()))?;
+        // Kafka keeps the last modification time of the replaced segments, which retention
+        // falls back on when batches carry no timestamp.
+        if let Some(modified) = group
+            .last()
+            .and_then(|s| s.file.metadata().and_then(|m| m.modified()).ok())
+        {
+            file.set_modified(modified).map_err(at(&path))?;
+        }
         file.sync_all().map_err(at(&path))?;
         result.bytes_written += written;
         result.groups.push(CleanedGroup {

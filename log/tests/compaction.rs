@@ -442,3 +442,51 @@ fn a_crash_after_the_old_segments_were_renamed_keeps_the_cleaned_data() {
         .count();
     assert_eq!(leftovers, 0);
 }
+
+#[test]
+fn min_compaction_lag_keeps_recent_segments_dirty() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config(1024)).unwrap();
+    fill(&mut log, 300, 10, 10, 1_000); // old records
+    fill(&mut log, 300, 10, 10, 9_000); // recent records
+    let (before, _) = contents(&log);
+    let view = log.cleanable_view().unwrap();
+    // now 10,000, lag 5,000: segments holding records newer than 5,000 are not cleanable.
+    let uncleanable = view.first_uncleanable_offset(0, 10_000, 5_000);
+    assert!(uncleanable > 0 && uncleanable <= 300, "{uncleanable}");
+    assert!(uncleanable < view.active_base_offset);
+    let stats = view.dirty_stats(None, 10_000, 5_000);
+    assert_eq!(stats.first_uncleanable_offset, uncleanable);
+    assert!(stats.dirty_bytes > 0 && stats.clean_bytes == 0);
+    let p = CleanParams {
+        min_compaction_lag_ms: 5_000,
+        ..params(10_000, 1_000_000, 1 << 20)
+    };
+    let end = clean_once(&mut log, 0, &p);
+    assert_eq!(end, uncleanable);
+    assert_eq!(contents(&log).0, model(&before, uncleanable, false));
+    // Everything at or above the uncleanable offset is as written.
+    assert!(
+        contents(&log)
+            .0
+            .iter()
+            .filter(|r| r.0 >= uncleanable)
+            .count()
+            == 600 - uncleanable as usize
+    );
+    // Later, with the lag passed, the rest (below the active segment) is cleaned too.
+    let p = CleanParams {
+        now_ms: 20_000,
+        ..p
+    };
+    // Segments the first cleaning emptied carry no timestamp (their modification time is
+    // now): only dirty segments count for the lag, as in Kafka.
+    let view = log.cleanable_view().unwrap();
+    assert_eq!(
+        view.first_uncleanable_offset(end, 20_000, 5_000),
+        view.active_base_offset
+    );
+    let active = view.active_base_offset;
+    assert_eq!(clean_once(&mut log, end, &p), active);
+    assert_eq!(contents(&log).0, model(&before, active, false));
+}
