@@ -196,3 +196,95 @@ fn the_cleaner_compacts_a_topic_and_the_result_survives_kill_9() {
             .contains("kv 0 ")
     );
 }
+
+fn cleaner_checkpoint(broker: &BrokerProcess) -> String {
+    std::fs::read_to_string(broker.data_dir().join("cleaner-offset-checkpoint")).unwrap_or_default()
+}
+
+fn fill_updates(c: &mut Client, topic: &str) -> usize {
+    for i in 0..200 {
+        let (key, value) = (format!("k{}", i % 5), format!("v{i}"));
+        assert_eq!(produce(c, topic, &[(key.as_str(), value.as_str())]).0, 0);
+    }
+    read_all(c, topic).len()
+}
+
+#[test]
+fn the_cleaner_follows_the_dirty_ratio_max_lag_and_live_config_changes() {
+    use gregor_protocol::kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    let broker = BrokerProcess::start(&["log.cleaner.backoff.ms=50"]);
+    let mut c = broker.client();
+    let compact = [("cleanup.policy", "compact"), ("segment.bytes", "1024")];
+    create_topic(
+        &mut c,
+        "eager",
+        &[
+            compact[0],
+            compact[1],
+            ("min.cleanable.dirty.ratio", "0.01"),
+        ],
+    );
+    create_topic(
+        &mut c,
+        "lazy",
+        &[compact[0], compact[1], ("min.cleanable.dirty.ratio", "1.0")],
+    );
+    create_topic(
+        &mut c,
+        "overdue",
+        &[
+            compact[0],
+            compact[1],
+            ("min.cleanable.dirty.ratio", "1.0"),
+            ("max.compaction.lag.ms", "1"),
+        ],
+    );
+    fill_updates(&mut c, "eager");
+    assert_eq!(fill_updates(&mut c, "lazy"), 200);
+    fill_updates(&mut c, "overdue");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(cleaner_checkpoint(&broker).contains("eager 0 ")
+        && cleaner_checkpoint(&broker).contains("overdue 0 "))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "not cleaned: {}",
+            cleaner_checkpoint(&broker)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(read_all(&mut c, "eager").len() < 60);
+    assert!(read_all(&mut c, "overdue").len() < 60);
+    // A ratio must be exceeded: 1.0 never is, so this topic is untouched.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(read_all(&mut c, "lazy").len(), 200);
+    assert!(!cleaner_checkpoint(&broker).contains("lazy 0 "));
+    // Lowering the ratio on the running topic makes the cleaner take it.
+    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("lazy"))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(StrBytes::from_static_str("min.cleanable.dirty.ratio"))
+                .with_config_operation(0)
+                .with_value(Some(StrBytes::from_static_str("0.1")))]),
+    ]);
+    assert_eq!(c.call(1, &req).responses[0].error_code, 0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cleaner_checkpoint(&broker).contains("lazy 0 ") {
+        assert!(
+            Instant::now() < deadline,
+            "lazy not cleaned after the change"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let lazy = read_all(&mut c, "lazy");
+    assert!(lazy.len() < 60, "{} records", lazy.len());
+    // The newest value of every key is there.
+    for k in 0..5 {
+        let newest = (195 + k) as i64;
+        assert!(lazy.contains(&(newest, format!("k{k}"), format!("v{newest}"))));
+    }
+}

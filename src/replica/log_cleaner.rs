@@ -4,7 +4,7 @@
 //! Each round reads every hosted partition's live settings, computes its dirty ratio from
 //! the `cleaner-offset-checkpoint` (first dirty offset per partition, in the log directory,
 //! Kafka's format) and cleans the dirtiest log whose ratio reaches `min.cleanable.dirty.ratio`
-//! (or whose oldest dirty segment is older than `max.compaction.lag.ms`) with
+//! (strictly above it, as Kafka; or whose oldest dirty segment is older than `max.compaction.lag.ms`) with
 //! `gregor_log::cleaner` on a blocking thread; rounds repeat until no log qualifies, then the
 //! task sleeps `log.cleaner.backoff.ms`. One cleaner thread (`log.cleaner.threads` 0 or 1),
 //! its offset map bounded by `log.cleaner.dedupe.buffer.size`; `log.cleaner.enable=false`
@@ -132,7 +132,8 @@ impl LogCleaner {
             let overdue = stats
                 .oldest_dirty_timestamp
                 .is_some_and(|t| now.saturating_sub(t) > settings.max_compaction_lag_ms);
-            if (ratio >= settings.min_cleanable_dirty_ratio || overdue)
+            // Kafka's rule: strictly above the ratio (1.0 never cleans by ratio).
+            if (ratio > settings.min_cleanable_dirty_ratio || overdue)
                 && best.as_ref().is_none_or(|(r, _, _)| ratio > *r)
             {
                 best = Some((ratio, p.clone(), stats.first_dirty_offset));
