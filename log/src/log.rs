@@ -1001,12 +1001,21 @@ fn complete_interrupted_swaps(dir: &Path) -> Result<(), LogError> {
     swaps.sort_unstable();
     for base in swaps {
         let swap = dir.join(format!("{}{SWAP_SUFFIX}", log_file_name(base)));
-        let bytes = std::fs::read(&swap).map_err(at(&swap))?;
-        let mut pos = 0;
+        // Its next offset, from the batch headers (recovery validates the batches later).
+        let file = File::open(&swap).map_err(at(&swap))?;
+        let len = file.metadata().map_err(at(&swap))?.len();
+        let mut pos = 0u64;
         let mut next = base + 1;
-        while let Some(h) = crate::batch::valid_batch_at(&bytes[pos..]) {
+        let mut head = [0u8; crate::batch::RECORD_BATCH_OVERHEAD];
+        while pos + head.len() as u64 <= len && file.read_exact_at(&mut head, pos).is_ok() {
+            let Some(h) = BatchHeader::parse(&head) else {
+                break;
+            };
+            if h.batch_length < 0 || pos + h.total_size() as u64 > len {
+                break;
+            }
             next = h.last_offset() + 1;
-            pos += h.total_size();
+            pos += h.total_size() as u64;
         }
         warn!(dir = %dir.display(), base_offset = base, next_offset = next,
             "completing a compaction swap interrupted by a crash");
