@@ -378,7 +378,10 @@ pub fn clean(
                 result.records_kept += kept.len() as u64;
                 let producer_keeps = h.has_producer_id()
                     && log.producer_last_offsets.get(&h.producer_id) == Some(&h.last_offset());
-                if kept.len() == records.len() {
+                if records.is_empty() && !producer_keeps {
+                    // An empty batch kept for a producer that has written since: drop it.
+                    continue;
+                } else if kept.len() == records.len() {
                     out.write_all(bytes).map_err(at(&path))?;
                     written += bytes.len() as u64;
                 } else if !kept.is_empty() || producer_keeps {

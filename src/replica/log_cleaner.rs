@@ -10,6 +10,7 @@
 //! its offset map bounded by `log.cleaner.dedupe.buffer.size`; `log.cleaner.enable=false`
 //! turns it off.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use gregor_log::checkpoint::{read_checkpoint, write_checkpoint, Offsets};
 use gregor_log::cleaner::{clean, discard_cleaned, CleanParams};
 use tracing::{debug, info, warn};
+use uuid::Uuid;
 
 use super::{Partition, PartitionError, ReplicaManager};
 use crate::broker::Broker;
@@ -71,8 +73,9 @@ pub struct CleanedLog {
 pub struct LogCleaner {
     config: CleanerConfig,
     checkpoint_path: PathBuf,
-    /// First dirty offset per partition (the checkpoint's content).
-    first_dirty: Mutex<Offsets>,
+    /// First dirty offset per partition (the checkpoint's content), with the topic id it was
+    /// recorded for (None: read from the file), so a recreated topic starts dirty.
+    first_dirty: Mutex<BTreeMap<(String, i32), (Option<Uuid>, i64)>>,
 }
 
 fn now_ms() -> i64 {
@@ -93,7 +96,12 @@ impl LogCleaner {
         LogCleaner {
             config,
             checkpoint_path,
-            first_dirty: Mutex::new(first_dirty),
+            first_dirty: Mutex::new(
+                first_dirty
+                    .into_iter()
+                    .map(|(k, offset)| (k, (None, offset)))
+                    .collect(),
+            ),
         }
     }
 
@@ -101,10 +109,22 @@ impl LogCleaner {
         self.config
     }
 
-    /// The checkpointed first dirty offset of a partition.
-    pub fn first_dirty_offset(&self, topic: &str, partition: i32) -> Option<i64> {
-        let map = self.first_dirty.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(&(topic.to_string(), partition)).copied()
+    /// The checkpointed first dirty offset of a partition of topic `topic_id`; an entry left
+    /// by a deleted topic of the same name is dropped.
+    pub fn first_dirty_offset(&self, topic: &str, partition: i32, topic_id: Uuid) -> Option<i64> {
+        let mut map = self.first_dirty.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (topic.to_string(), partition);
+        match map.get_mut(&key) {
+            Some((Some(id), _)) if *id != topic_id => {
+                map.remove(&key);
+                None
+            }
+            Some((id, offset)) => {
+                *id = Some(topic_id);
+                Some(*offset)
+            }
+            None => None,
+        }
     }
 
     /// One round: cleans the dirtiest eligible log, if any. Blocking.
@@ -123,7 +143,7 @@ impl LogCleaner {
                     continue;
                 }
             };
-            let checkpoint = self.first_dirty_offset(&p.topic, p.index);
+            let checkpoint = self.first_dirty_offset(&p.topic, p.index, p.topic_id);
             let stats = view.dirty_stats(checkpoint, now, settings.min_compaction_lag_ms);
             if stats.dirty_bytes == 0 {
                 continue;
@@ -186,7 +206,10 @@ impl LogCleaner {
         }
         {
             let mut map = self.first_dirty.lock().unwrap_or_else(|e| e.into_inner());
-            map.insert((p.topic.clone(), p.index), result.end_offset);
+            map.insert(
+                (p.topic.clone(), p.index),
+                (Some(p.topic_id), result.end_offset),
+            );
         }
         Ok(Some(CleanedLog {
             topic: p.topic.clone(),
@@ -208,7 +231,9 @@ impl LogCleaner {
         let entries: Offsets = {
             let mut map = self.first_dirty.lock().unwrap_or_else(|e| e.into_inner());
             map.retain(|k, _| hosted.contains(k));
-            map.clone()
+            map.iter()
+                .map(|(k, (_, offset))| (k.clone(), *offset))
+                .collect()
         };
         Ok(write_checkpoint(&self.checkpoint_path, &entries)?)
     }
@@ -244,4 +269,39 @@ pub fn spawn(broker: Arc<Broker>) -> Option<tokio::task::JoinHandle<()>> {
             tokio::time::sleep(backoff).await;
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_entry_of_a_deleted_topic_does_not_apply_to_its_successor() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut offsets = Offsets::new();
+        offsets.insert(("t".to_string(), 0), 5);
+        offsets.insert(("u".to_string(), 1), 9);
+        write_checkpoint(&dir.path().join(CLEANER_OFFSET_CHECKPOINT), &offsets).unwrap();
+        let config = CleanerConfig::from_broker(&BrokerConfig::default_standalone());
+        assert_eq!(
+            config,
+            CleanerConfig {
+                enabled: true,
+                backoff_ms: 15_000,
+                dedupe_buffer_size: 128 << 20
+            }
+        );
+        let cleaner = LogCleaner::new(dir.path(), config);
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        assert_eq!(cleaner.first_dirty_offset("t", 0, a), Some(5), "adopted");
+        assert_eq!(cleaner.first_dirty_offset("t", 0, a), Some(5));
+        assert_eq!(
+            cleaner.first_dirty_offset("t", 0, b),
+            None,
+            "recreated topic"
+        );
+        assert_eq!(cleaner.first_dirty_offset("t", 0, a), None);
+        assert_eq!(cleaner.first_dirty_offset("u", 1, b), Some(9));
+        assert_eq!(cleaner.first_dirty_offset("u", 0, b), None);
+    }
 }
