@@ -75,8 +75,11 @@ pub struct LogCleaner {
     checkpoint_path: PathBuf,
     /// First dirty offset per partition (the checkpoint's content), with the topic id it was
     /// recorded for (None: read from the file), so a recreated topic starts dirty.
-    first_dirty: Mutex<BTreeMap<(String, i32), (Option<Uuid>, i64)>>,
+    first_dirty: Mutex<BTreeMap<(String, i32), DirtyEntry>>,
 }
+
+/// (topic id it was recorded for, first dirty offset).
+type DirtyEntry = (Option<Uuid>, i64);
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
