@@ -127,6 +127,9 @@ pub struct CleanResult {
     pub records_kept: u64,
     pub map_entries: usize,
     pub map_memory_bytes: usize,
+    /// When the earliest tombstone kept in the cleaned section may go (ms since the epoch):
+    /// a cleaning after it removes it even without new dirty data (Kafka's delete horizon).
+    pub tombstone_expiry_ms: Option<i64>,
 }
 
 impl CleanableLog {
@@ -322,11 +325,15 @@ pub fn clean(
     let first_dirty = first_dirty.max(log.log_start_offset);
     let uncleanable =
         log.first_uncleanable_offset(first_dirty, params.now_ms, params.min_compaction_lag_ms);
-    if first_dirty >= uncleanable {
-        return Ok(None);
-    }
     let mut result = CleanResult::default();
-    let (map, end) = build_offset_map(log, first_dirty, uncleanable, params, &mut result)?;
+    let (map, end) = if first_dirty < uncleanable {
+        build_offset_map(log, first_dirty, uncleanable, params, &mut result)?
+    } else if log.segments.iter().any(|s| s.base_offset < first_dirty) {
+        // Nothing dirty: a pass over the cleaned section only, for expired tombstones.
+        (OffsetMap::new(0, 0), first_dirty)
+    } else {
+        return Ok(None);
+    };
     result.end_offset = end;
     result.map_entries = map.len();
     result.map_memory_bytes = map.memory_bytes();
@@ -344,6 +351,10 @@ pub fn clean(
         let mut written = 0u64;
         for s in &group {
             let drop_tombstones = s.largest_timestamp < tombstone_horizon;
+            let expiry = s
+                .largest_timestamp
+                .saturating_add(params.delete_retention_ms)
+                .saturating_add(1);
             let mut reader = BatchReader::new(s);
             while let Some((h, bytes, pos)) = reader.next_batch()? {
                 if h.base_offset >= end || h.is_control() {
@@ -376,6 +387,10 @@ pub fn clean(
                     .cloned()
                     .collect();
                 result.records_kept += kept.len() as u64;
+                if kept.iter().any(|r| r.value_is_null && r.offset < end) {
+                    result.tombstone_expiry_ms =
+                        Some(result.tombstone_expiry_ms.map_or(expiry, |e| e.min(expiry)));
+                }
                 let producer_keeps = h.has_producer_id()
                     && log.producer_last_offsets.get(&h.producer_id) == Some(&h.last_offset());
                 if records.is_empty() && !producer_keeps {

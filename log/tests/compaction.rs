@@ -490,3 +490,65 @@ fn min_compaction_lag_keeps_recent_segments_dirty() {
     assert_eq!(clean_once(&mut log, end, &p), active);
     assert_eq!(contents(&log).0, model(&before, active, false));
 }
+
+#[test]
+fn expired_tombstones_go_without_new_dirty_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config(1024)).unwrap();
+    fill(&mut log, 100, 10, 10, 1_000);
+    let deletes: Vec<(String, Option<String>)> = (0..4).map(|k| (format!("k{k}"), None)).collect();
+    append(
+        &mut log,
+        &keyed_batch(&deletes, 2_000, None, Compression::Gzip),
+    );
+    fill(&mut log, 200, 3, 10, 3_000); // other keys, rolls the tombstones out of the active segment
+    let (before, _) = contents(&log);
+    let view = log.cleanable_view().unwrap();
+    let active_base = view.active_base_offset;
+    let result = clean(&view, 0, &params(3_500, 10_000, 1 << 20))
+        .unwrap()
+        .unwrap();
+    log.replace_cleaned(&result).unwrap();
+    let end = result.end_offset;
+    assert_eq!(end, active_base);
+    let tombstone_segment_ts = 2_000; // the segment holding them also holds 1_000 records
+    let expiry = result.tombstone_expiry_ms.expect("tombstones kept");
+    assert!(expiry > tombstone_segment_ts + 10_000 && expiry <= 3_000 + 10_001);
+    assert_eq!(contents(&log).0, model(&before, active_base, false));
+    // Nothing dirty; before the horizon a pass keeps them, after it they go.
+    let early = clean(
+        &log.cleanable_view().unwrap(),
+        end,
+        &params(expiry - 1, 10_000, 1 << 20),
+    )
+    .unwrap()
+    .unwrap();
+    log.replace_cleaned(&early).unwrap();
+    assert_eq!(early.end_offset, end, "checkpoint unchanged");
+    assert_eq!(contents(&log).0, model(&before, active_base, false));
+    // Each pass reports when its kept tombstones expire (merging segments can move it
+    // later: the horizon is per segment); cleaning at that time removes them.
+    let mut at = early.tombstone_expiry_ms.expect("still kept");
+    assert!(at >= expiry);
+    let mut passes = 0;
+    loop {
+        let pass = clean(
+            &log.cleanable_view().unwrap(),
+            end,
+            &params(at, 10_000, 1 << 20),
+        )
+        .unwrap()
+        .unwrap();
+        log.replace_cleaned(&pass).unwrap();
+        passes += 1;
+        match pass.tombstone_expiry_ms {
+            Some(next) => {
+                assert!(next > at && passes < 3, "pass {passes}: {next}");
+                at = next;
+            }
+            None => break,
+        }
+    }
+    assert_eq!(contents(&log).0, model(&before, active_base, true));
+    assert!(contents(&log).0.iter().all(|r| r.2.is_some()));
+}

@@ -76,6 +76,9 @@ pub struct LogCleaner {
     /// First dirty offset per partition (the checkpoint's content), with the topic id it was
     /// recorded for (None: read from the file), so a recreated topic starts dirty.
     first_dirty: Mutex<BTreeMap<(String, i32), DirtyEntry>>,
+    /// When a partition's oldest kept tombstone expires (from its last cleaning): the log is
+    /// cleaned then even without new dirty data.
+    tombstone_expiry: Mutex<BTreeMap<(String, i32), i64>>,
 }
 
 /// (topic id it was recorded for, first dirty offset).
@@ -105,6 +108,7 @@ impl LogCleaner {
                     .map(|(k, offset)| (k, (None, offset)))
                     .collect(),
             ),
+            tombstone_expiry: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -148,15 +152,22 @@ impl LogCleaner {
             };
             let checkpoint = self.first_dirty_offset(&p.topic, p.index, p.topic_id);
             let stats = view.dirty_stats(checkpoint, now, settings.min_compaction_lag_ms);
-            if stats.dirty_bytes == 0 {
-                continue;
-            }
+            let tombstones_expired = {
+                let map = self
+                    .tombstone_expiry
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                map.get(&(p.topic.clone(), p.index))
+                    .is_some_and(|t| *t <= now)
+            };
             let ratio = stats.ratio();
-            let overdue = stats
-                .oldest_dirty_timestamp
-                .is_some_and(|t| now.saturating_sub(t) > settings.max_compaction_lag_ms);
+            let overdue = stats.dirty_bytes > 0
+                && stats
+                    .oldest_dirty_timestamp
+                    .is_some_and(|t| now.saturating_sub(t) > settings.max_compaction_lag_ms);
             // Kafka's rule: strictly above the ratio (1.0 never cleans by ratio).
-            if (ratio > settings.min_cleanable_dirty_ratio || overdue)
+            let by_ratio = stats.dirty_bytes > 0 && ratio > settings.min_cleanable_dirty_ratio;
+            if (by_ratio || overdue || tombstones_expired)
                 && best.as_ref().is_none_or(|(r, _, _)| ratio > *r)
             {
                 best = Some((ratio, p.clone(), stats.first_dirty_offset));
@@ -203,6 +214,17 @@ impl LogCleaner {
                 return Err(e);
             }
         };
+        let key = (p.topic.clone(), p.index);
+        {
+            let mut expiry = self
+                .tombstone_expiry
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            match result.tombstone_expiry_ms {
+                Some(t) => expiry.insert(key.clone(), t),
+                None => expiry.remove(&key),
+            };
+        }
         if swapped < result.groups.len() {
             debug!(topic = %p.topic, partition = p.index, "cleaning raced with retention; retrying later");
             return Ok(None);
