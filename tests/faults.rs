@@ -288,3 +288,162 @@ fn the_cleaner_follows_the_dirty_ratio_max_lag_and_live_config_changes() {
         assert!(lazy.contains(&(newest, format!("k{k}"), format!("v{newest}"))));
     }
 }
+
+/// One batch of records whose value may be null (tombstones), timestamp `ts`.
+fn tombstone_batch(records: &[(&str, Option<&str>)], ts: i64) -> bytes::Bytes {
+    use gregor_protocol::kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    let recs: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (k, v))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: i as i32 - 1,
+            timestamp: ts,
+            key: Some(bytes::Bytes::copy_from_slice(k.as_bytes())),
+            value: v.map(|v| bytes::Bytes::copy_from_slice(v.as_bytes())),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = bytes::BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &recs,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::Snappy,
+        },
+    )
+    .unwrap();
+    buf.freeze()
+}
+
+/// Every (offset, key, value or None) from offset 0.
+fn read_with_tombstones(c: &mut Client, topic: &str) -> Vec<(i64, String, Option<String>)> {
+    let mut out = Vec::new();
+    let mut next = 0;
+    loop {
+        let req = FetchRequest::default()
+            .with_replica_id((-1).into())
+            .with_max_wait_ms(0)
+            .with_min_bytes(0)
+            .with_max_bytes(50 * 1024 * 1024)
+            .with_session_epoch(-1)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(name(topic))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(next)
+                    .with_partition_max_bytes(1024 * 1024)])]);
+        let p = c.call(12, &req).responses[0].partitions[0].clone();
+        assert_eq!(p.error_code, 0);
+        let mut bytes = p.records.unwrap_or_default();
+        let before = next;
+        for s in RecordBatchDecoder::decode_all(&mut bytes).unwrap() {
+            for r in s.records {
+                out.push((
+                    r.offset,
+                    String::from_utf8(r.key.unwrap().to_vec()).unwrap(),
+                    r.value.map(|v| String::from_utf8(v.to_vec()).unwrap()),
+                ));
+                next = r.offset + 1;
+            }
+        }
+        if next == before {
+            return out;
+        }
+    }
+}
+
+#[test]
+fn tombstones_go_after_delete_retention_without_new_writes() {
+    let broker = BrokerProcess::start(&["log.cleaner.backoff.ms=50"]);
+    let mut c = broker.client();
+    create_topic(
+        &mut c,
+        "deletes",
+        &[
+            ("cleanup.policy", "compact"),
+            ("segment.bytes", "1024"),
+            ("min.cleanable.dirty.ratio", "1.0"),
+            ("delete.retention.ms", "3000"),
+        ],
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let send = |c: &mut Client, recs: &[(&str, Option<&str>)]| {
+        let req = ProduceRequest::default()
+            .with_acks(1)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(name("deletes"))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(tombstone_batch(recs, now)))])]);
+        let p = c.call(9, &req).responses[0].partition_responses[0].clone();
+        assert_eq!(p.error_code, 0);
+        p.base_offset
+    };
+    for i in 0..20 {
+        let v = format!("v{i}");
+        send(&mut c, &[("a", Some(v.as_str())), ("b", Some(v.as_str()))]);
+    }
+    let tombstone = send(&mut c, &[("a", None)]);
+    // Other keys push the tombstone out of the active segment.
+    for i in 0..40 {
+        let (k, v) = (format!("x{}", i % 3), format!("w{i}"));
+        send(&mut c, &[(k.as_str(), Some(v.as_str()))]);
+    }
+    // Nothing is cleaned until the ratio drops; then one cleaning takes everything written.
+    use gregor_protocol::kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("deletes"))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(StrBytes::from_static_str("min.cleanable.dirty.ratio"))
+                .with_config_operation(0)
+                .with_value(Some(StrBytes::from_static_str("0.01")))]),
+    ]);
+    assert_eq!(c.call(1, &req).responses[0].error_code, 0);
+    // First the cleaner keeps the tombstone (consumers get delete.retention.ms to see it) ...
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = read_with_tombstones(&mut c, "deletes");
+        if !got.iter().any(|r| r.1 == "a" && r.2.is_some()) {
+            assert!(
+                got.contains(&(tombstone, "a".into(), None)),
+                "tombstone kept by the first cleaning"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "key a not compacted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // ... then, with no further writes, it goes once delete.retention.ms has passed.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let got = loop {
+        let got = read_with_tombstones(&mut c, "deletes");
+        if !got.iter().any(|r| r.0 == tombstone) {
+            break got;
+        }
+        assert!(Instant::now() < deadline, "tombstone still there");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(got.iter().all(|r| r.1 != "a"), "key a fully deleted");
+    assert!(got
+        .iter()
+        .any(|r| r.1 == "b" && r.2.as_deref() == Some("v19")));
+}
