@@ -2,7 +2,7 @@
 # Runs every test of gregor: installs what the tests need, builds the broker, runs the Rust
 # tests (unit + integration), then the client-compatibility suite (compat-tests/run_compat.py:
 # confluent-kafka, kafka-python, kcat and Java kafka-clients 4.x against a real broker), which
-# prints the client x scenario matrix. Exits non-zero if anything failed.
+# prints the client x scenario matrix, then the compaction test through confluent-kafka. Exits non-zero if anything failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -34,6 +34,12 @@ fi
 echo "=== compat suite"
 if ! timeout 1200 python3 compat-tests/run_compat.py --broker target/release/gregor; then
     echo "compat suite FAILED"
+    status=1
+fi
+
+echo "=== compaction through confluent-kafka (100,000 updates over 1,000 keys)"
+if ! timeout 300 python3 compat-tests/compaction_test.py --broker target/release/gregor; then
+    echo "compaction test FAILED"
     status=1
 fi
 

@@ -109,6 +109,10 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
             }
         })
     };
+    // Kafka's log cleaner: compacts `cleanup.policy=compact` partitions in the background.
+    let cleaner = gregor::replica::log_cleaner::spawn(broker.clone());
+    // Kafka's log flusher: `flush.ms` / `log.flush.interval.ms`.
+    let flusher = gregor::replica::log_flusher::spawn(broker.clone());
     let listener = TcpListener::bind(&bind)
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;
@@ -124,6 +128,10 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     checkpointer.abort();
     retention.abort();
     group_timer.abort();
+    flusher.abort();
+    if let Some(cleaner) = cleaner {
+        cleaner.abort();
+    }
     tokio::task::block_in_place(|| broker.shutdown());
     std::fs::write(&marker, b"").context("writing the clean-shutdown marker")?;
     info!("shut down cleanly");

@@ -30,6 +30,9 @@ pub enum LogError {
     },
     #[error("corrupt checkpoint file {path}: {reason}")]
     CorruptCheckpoint { path: PathBuf, reason: String },
+    /// A record the topic cannot take (a record without a key in a compacted topic).
+    #[error("invalid record: {0}")]
+    InvalidRecord(String),
     #[error(transparent)]
     Producer(#[from] ProducerError),
 }

@@ -6,22 +6,26 @@
 //! files that the broker keeps per log directory),
 //! the leader epoch history (`epoch_cache`) and idempotent-producer state
 //! (`producer_state`). `batch` parses and validates batch headers without touching records.
+//! `cleaner` compacts logs (with `offset_map`, and `records` for record-level access).
 //! It knows nothing of the network or of ZooKeeper.
 
 pub mod batch;
 pub mod checkpoint;
+pub mod cleaner;
 pub mod config;
 pub mod epoch_cache;
 pub mod error;
 pub mod index;
 #[allow(clippy::module_inception)]
 pub mod log;
+pub mod offset_map;
 pub mod producer_state;
+pub mod records;
 pub mod segment;
 
 pub use batch::{parse_record_set, set_log_append_time, BatchHeader, RECORD_BATCH_OVERHEAD};
 pub use config::LogConfig;
 pub use epoch_cache::EpochEndOffset;
 pub use error::LogError;
-pub use log::{remove_deleted_files, AppendInfo, FetchSlice, Log, LogOpenOptions};
+pub use log::{remove_deleted_files, AppendInfo, FetchSlice, FlushJob, Log, LogOpenOptions};
 pub use producer_state::ProducerError;

@@ -23,10 +23,11 @@ use bytes::{Bytes, BytesMut};
 use tracing::{debug, info, warn};
 
 use crate::batch::BatchHeader;
+use crate::cleaner::{CleanResult, CleanableLog, SegmentView, CLEANED_SUFFIX, SWAP_SUFFIX};
 use crate::epoch_cache::{EpochEndOffset, LeaderEpochFileCache};
 use crate::error::{at, LogError};
 use crate::producer_state::{ProducerEntry, ProducerError, ProducerStateManager, SequenceCheck};
-use crate::segment::{now_ms, parse_log_file_name, LogSegment, DELETED_SUFFIX};
+use crate::segment::{log_file_name, now_ms, parse_log_file_name, LogSegment, DELETED_SUFFIX};
 use crate::LogConfig;
 
 /// What an append did.
@@ -61,6 +62,28 @@ impl FetchSlice {
     }
 }
 
+/// An fsync of the active segment's data taken out of the log's lock (`Log::begin_flush`).
+#[derive(Clone, Debug)]
+pub struct FlushJob {
+    file: Option<Arc<File>>,
+    upto: i64,
+}
+
+impl FlushJob {
+    /// fdatasyncs the segment file.
+    pub fn run(&self) -> std::io::Result<()> {
+        match &self.file {
+            Some(f) => f.sync_data(),
+            None => Ok(()),
+        }
+    }
+
+    /// The log end offset when the job was made: everything below it is durable after `run`.
+    pub fn upto(&self) -> i64 {
+        self.upto
+    }
+}
+
 /// What the broker knows about a log from its checkpoint files and the clean-shutdown marker.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LogOpenOptions {
@@ -84,6 +107,12 @@ pub struct Log {
     producers: ProducerStateManager,
     epochs: LeaderEpochFileCache,
     unflushed_messages: u64,
+    /// The broker does the fsync of the flush policy itself, outside its lock, so that
+    /// concurrent appends share one fsync (`begin_flush` / `complete_flush`); `append` then
+    /// only reports `flush_due`.
+    defer_flush: bool,
+    /// When the log was last flushed (ms since the epoch), for `flush.ms`.
+    last_flush_ms: i64,
     /// Files renamed to `.deleted` (and stale producer snapshots) waiting to be removed by
     /// whoever calls `take_deleted_files`, outside the partition lock.
     pending_deletes: Vec<PathBuf>,
@@ -119,6 +148,7 @@ impl Log {
         options: LogOpenOptions,
     ) -> Result<Log, LogError> {
         std::fs::create_dir_all(dir).map_err(at(dir))?;
+        complete_interrupted_swaps(dir)?;
         let mut bases = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(at(dir))? {
             let name = entry.map_err(at(dir))?.file_name();
@@ -204,6 +234,8 @@ impl Log {
             producers: ProducerStateManager::default(),
             epochs: LeaderEpochFileCache::load(dir),
             unflushed_messages: 0,
+            defer_flush: false,
+            last_flush_ms: now_ms(),
             pending_deletes: Vec::new(),
         };
         let leo = log.log_end_offset();
@@ -383,7 +415,7 @@ impl Log {
             self.epochs.assign(leader_epoch, first_offset)?;
         }
         self.unflushed_messages += record_count.max(1) as u64;
-        if self.unflushed_messages >= self.config.flush_interval_messages {
+        if self.unflushed_messages >= self.config.flush_interval_messages && !self.defer_flush {
             self.flush()?;
         }
         Ok(AppendInfo {
@@ -629,7 +661,48 @@ impl Log {
     pub fn flush(&mut self) -> Result<(), LogError> {
         self.flush_below(i64::MAX)?;
         self.unflushed_messages = 0;
+        self.last_flush_ms = now_ms();
         Ok(())
+    }
+
+    /// Group fsync: with `true`, `append` leaves the fsync that `flush.messages` asks for
+    /// to the caller (`flush_due`, then `begin_flush`, the returned job's `run` outside the
+    /// lock, `complete_flush`), so appends of other producers proceed during the fsync and
+    /// the next fsync covers all of them.
+    pub fn set_deferred_flush(&mut self, deferred: bool) {
+        self.defer_flush = deferred;
+    }
+
+    /// `flush.messages` messages were appended since the last flush.
+    pub fn flush_due(&self) -> bool {
+        self.unflushed_messages >= self.config.flush_interval_messages
+    }
+
+    /// Messages appended since the last flush, and when that flush was (ms since the epoch).
+    pub fn unflushed(&self) -> (u64, i64) {
+        (self.unflushed_messages, self.last_flush_ms)
+    }
+
+    /// First half of a group fsync: rolled segments not yet flushed are flushed now (rare:
+    /// only after a roll); the returned job fsyncs the active segment's data up to the
+    /// current log end offset without the log.
+    pub fn begin_flush(&mut self) -> Result<FlushJob, LogError> {
+        let active_base = self.active().map_or(0, |s| s.base_offset);
+        self.flush_below(active_base)?;
+        self.unflushed_messages = 0;
+        Ok(FlushJob {
+            file: self.active().map(|s| s.file().clone()),
+            upto: self.log_end_offset(),
+        })
+    }
+
+    /// Second half of a group fsync: everything below `job.upto` is on disk.
+    pub fn complete_flush(&mut self, job: &FlushJob) {
+        let target = job.upto.min(self.log_end_offset());
+        if target > self.recovery_point {
+            self.recovery_point = target;
+        }
+        self.last_flush_ms = now_ms();
     }
 
     /// fsyncs the segments rolled since the last flush (not the active one): Kafka's flush
@@ -815,6 +888,74 @@ impl Log {
         Ok(())
     }
 
+    /// The closed segments and what the cleaner must know, for one cleaning outside the
+    /// lock (see `cleaner`).
+    pub fn cleanable_view(&self) -> Result<CleanableLog, LogError> {
+        let active_base = self.active().map_or(0, |s| s.base_offset);
+        let mut segments = Vec::new();
+        for s in self.segments.values() {
+            if s.base_offset >= active_base {
+                break;
+            }
+            segments.push(SegmentView {
+                base_offset: s.base_offset,
+                file: s.file().clone(),
+                size: s.size(),
+                next_offset: s.next_offset(),
+                largest_timestamp: s.largest_timestamp()?,
+            });
+        }
+        Ok(CleanableLog {
+            dir: self.dir.clone(),
+            segments,
+            active_base_offset: active_base,
+            log_start_offset: self.log_start_offset,
+            producer_last_offsets: self.producers.last_batch_offsets(),
+            segment_bytes: self.config.segment_bytes,
+        })
+    }
+
+    /// Swaps in the segments written by `cleaner::clean` (Kafka's `replaceSegments`): for
+    /// each group, `.cleaned` -> `.swap`, the old segments -> `.deleted` (listed for
+    /// `take_deleted_files`), `.swap` -> `.log`, indexes rebuilt. A group whose old segments
+    /// changed meanwhile (retention deleted one) is discarded. Returns the groups swapped.
+    pub fn replace_cleaned(&mut self, result: &CleanResult) -> Result<usize, LogError> {
+        let active_base = self.active().map_or(0, |s| s.base_offset);
+        let mut swapped = 0;
+        for group in &result.groups {
+            let intact = group.replaces.iter().all(|(base, size)| {
+                *base < active_base && self.segments.get(base).is_some_and(|s| s.size() == *size)
+            });
+            let last_old = group.replaces.last().map_or(group.base_offset, |(b, _)| *b);
+            let next = self.segments.range(last_old + 1..).next().map(|(b, _)| *b);
+            let Some(next) = next.filter(|_| intact) else {
+                debug!(dir = %self.dir.display(), base_offset = group.base_offset,
+                    "segments changed during cleaning; discarding the cleaned segment");
+                let _ = std::fs::remove_file(&group.cleaned_path);
+                continue;
+            };
+            let swap = self
+                .dir
+                .join(format!("{}{SWAP_SUFFIX}", log_file_name(group.base_offset)));
+            std::fs::rename(&group.cleaned_path, &swap).map_err(at(&swap))?;
+            sync_dir(&self.dir)?;
+            for (base, _) in &group.replaces {
+                if let Some(old) = self.segments.remove(base) {
+                    let renamed = old.rename_to_deleted()?;
+                    self.pending_deletes.extend(renamed);
+                }
+            }
+            let target = self.dir.join(log_file_name(group.base_offset));
+            std::fs::rename(&swap, &target).map_err(at(&target))?;
+            sync_dir(&self.dir)?;
+            let segment =
+                LogSegment::open_cleaned(&self.dir, group.base_offset, next, &self.config)?;
+            self.segments.insert(group.base_offset, segment);
+            swapped += 1;
+        }
+        Ok(swapped)
+    }
+
     /// Removes the partition directory and everything in it.
     pub fn delete(self) -> Result<(), LogError> {
         for s in self.segments.values() {
@@ -822,6 +963,81 @@ impl Log {
         }
         std::fs::remove_dir_all(&self.dir).map_err(at(&self.dir))
     }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), LogError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(at(dir))
+}
+
+fn remove_if_present(path: &Path) -> Result<(), LogError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(at(path)(e)),
+        _ => Ok(()),
+    }
+}
+
+/// Kafka's handling of the cleaner's files on load: a `.cleaned` file is an unfinished
+/// cleaning and is removed; a `.swap` file is a finished one whose swap was interrupted: the
+/// segments it replaces (those at or above its base offset and below its next offset) are
+/// removed and it becomes the segment; its indexes are rebuilt on open.
+fn complete_interrupted_swaps(dir: &Path) -> Result<(), LogError> {
+    let mut swaps = Vec::new();
+    let mut segment_bases = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(at(dir))? {
+        let name = entry.map_err(at(dir))?.file_name();
+        let name = name.to_string_lossy();
+        if name.ends_with(CLEANED_SUFFIX) {
+            let path = dir.join(name.as_ref());
+            debug!(path = %path.display(), "removing unfinished cleaned segment");
+            remove_if_present(&path)?;
+        } else if let Some(log_name) = name.strip_suffix(SWAP_SUFFIX) {
+            if let Some(base) = parse_log_file_name(log_name) {
+                swaps.push(base);
+            }
+        } else if let Some(base) = parse_log_file_name(&name) {
+            segment_bases.push(base);
+        }
+    }
+    swaps.sort_unstable();
+    for base in swaps {
+        let swap = dir.join(format!("{}{SWAP_SUFFIX}", log_file_name(base)));
+        // Its next offset, from the batch headers (recovery validates the batches later).
+        let file = File::open(&swap).map_err(at(&swap))?;
+        let len = file.metadata().map_err(at(&swap))?.len();
+        let mut pos = 0u64;
+        let mut next = base + 1;
+        let mut head = [0u8; crate::batch::RECORD_BATCH_OVERHEAD];
+        while pos + head.len() as u64 <= len && file.read_exact_at(&mut head, pos).is_ok() {
+            let Some(h) = BatchHeader::parse(&head) else {
+                break;
+            };
+            if h.batch_length < 0 || pos + h.total_size() as u64 > len {
+                break;
+            }
+            next = h.last_offset() + 1;
+            pos += h.total_size() as u64;
+        }
+        warn!(dir = %dir.display(), base_offset = base, next_offset = next,
+            "completing a compaction swap interrupted by a crash");
+        for old in segment_bases.iter().filter(|b| **b >= base && **b < next) {
+            for name in [
+                log_file_name(*old),
+                crate::segment::index_file_name(*old),
+                crate::segment::time_index_file_name(*old),
+            ] {
+                remove_if_present(&dir.join(name))?;
+            }
+        }
+        for name in [
+            crate::segment::index_file_name(base),
+            crate::segment::time_index_file_name(base),
+        ] {
+            remove_if_present(&dir.join(name))?;
+        }
+        let target = dir.join(log_file_name(base));
+        std::fs::rename(&swap, &target).map_err(at(&target))?;
+    }
+    sync_dir(dir)
 }
 
 /// Removes files listed by `Log::take_deleted_files` (Kafka's asynchronous delete step; the

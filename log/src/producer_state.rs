@@ -189,6 +189,14 @@ impl ProducerStateManager {
         }
     }
 
+    /// producer id -> last offset of its newest batch (the batches the cleaner must keep).
+    pub fn last_batch_offsets(&self) -> std::collections::HashMap<i64, i64> {
+        self.producers
+            .iter()
+            .filter_map(|(pid, e)| e.batches.back().map(|b| (*pid, b.last_offset)))
+            .collect()
+    }
+
     pub fn entry(&self, producer_id: i64) -> Option<&ProducerEntry> {
         self.producers.get(&producer_id)
     }

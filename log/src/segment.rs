@@ -187,6 +187,42 @@ impl LogSegment {
         Ok((segment, 0))
     }
 
+    /// Opens a segment just written by the cleaner (or swapped in by recovery): its data is
+    /// trusted (written and fsynced whole) and both indexes are built from it.
+    pub fn open_cleaned(
+        dir: &Path,
+        base_offset: i64,
+        next_offset: i64,
+        config: &LogConfig,
+    ) -> Result<LogSegment, LogError> {
+        let path = dir.join(log_file_name(base_offset));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(at(&path))?;
+        let size = file.metadata().map_err(at(&path))?.len();
+        let index = OffsetIndex::create(&dir.join(index_file_name(base_offset)), base_offset, 0)?;
+        let time_index =
+            TimeIndex::create(&dir.join(time_index_file_name(base_offset)), base_offset, 0)?;
+        let mut segment = LogSegment {
+            base_offset,
+            path,
+            file: Arc::new(file),
+            size,
+            next_offset,
+            index,
+            time_index,
+            bytes_since_last_index_entry: 0,
+            max_timestamp_so_far: None,
+            rolling_base_ms: None,
+        };
+        segment.rebuild_indexes(config)?;
+        segment.max_timestamp_so_far = segment.time_index.last_entry();
+        segment.init_rolling_base()?;
+        Ok(segment)
+    }
+
     /// A segment found on disk counts `segment.ms` from its file's creation time (its first
     /// append, near enough), or from when it was opened where the file system keeps no
     /// creation time; an empty one from its first append.

@@ -35,6 +35,24 @@ pub struct TopicSettings {
     /// `producer`, `gzip`, `snappy`, `lz4`, `zstd` or `uncompressed`.
     pub compression_type: String,
     pub unclean_leader_election_enable: bool,
+    /// `delete.retention.ms`: how long the cleaner keeps tombstones.
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`: the dirty share of a log that makes it worth cleaning.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: records stay uncompacted at least this long.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a log with dirty records older than this is cleaned
+    /// whatever its dirty ratio.
+    pub max_compaction_lag_ms: i64,
+}
+
+impl TopicSettings {
+    /// `cleanup.policy` includes `compact`.
+    pub fn compacted(&self) -> bool {
+        self.cleanup_policy
+            .split(',')
+            .any(|p| p.trim() == "compact")
+    }
 }
 
 /// How a broker synonym's value converts to the topic key's unit.
@@ -296,6 +314,13 @@ pub fn topic_settings(
             broker,
         ))
         .unwrap_or(false),
+        delete_retention_ms: num_of("delete.retention.ms", 86_400_000),
+        min_cleanable_dirty_ratio: value_of("min.cleanable.dirty.ratio", overrides, broker)
+            .trim()
+            .parse()
+            .unwrap_or(0.5),
+        min_compaction_lag_ms: num_of("min.compaction.lag.ms", 0),
+        max_compaction_lag_ms: num_of("max.compaction.lag.ms", i64::MAX),
     }
 }
 
@@ -497,6 +522,10 @@ mod tests {
                 message_timestamp_type: "CreateTime".into(),
                 compression_type: "producer".into(),
                 unclean_leader_election_enable: false,
+                delete_retention_ms: 86_400_000,
+                min_cleanable_dirty_ratio: 0.5,
+                min_compaction_lag_ms: 0,
+                max_compaction_lag_ms: i64::MAX,
             }
         );
     }
@@ -570,6 +599,7 @@ mod tests {
                 message_timestamp_type: "CreateTime".into(),
                 compression_type: "gzip".into(),
                 unclean_leader_election_enable: false,
+                ..s.clone()
             }
         );
         // Invalid stored overrides fall back to the broker level.
@@ -656,11 +686,18 @@ mod tests {
         assert_eq!(cp.source, ConfigSource::DefaultConfig);
         assert_eq!(cp.config_type, ConfigType::List);
 
-        // A config whose broker synonym gregor does not honour: Kafka's default, no synonyms.
+        // The cleaner's broker synonym (honoured since the log cleaner exists).
         let dr = row("delete.retention.ms");
         assert_eq!(dr.value.as_deref(), Some("86400000"));
         assert_eq!(dr.source, ConfigSource::DefaultConfig);
-        assert!(dr.synonyms.is_empty());
+        assert_eq!(
+            dr.synonyms,
+            vec![ConfigSynonym {
+                name: "log.cleaner.delete.retention.ms".into(),
+                value: Some("86400000".into()),
+                source: ConfigSource::DefaultConfig
+            }]
+        );
     }
 
     #[test]

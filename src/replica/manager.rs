@@ -230,6 +230,20 @@ impl ReplicaManager {
         }
     }
 
+    /// Every hosted partition.
+    pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
+        let topics = self.topics.read().unwrap_or_else(|p| p.into_inner());
+        topics
+            .values()
+            .flat_map(|r| r.partitions.iter().flatten().cloned())
+            .collect()
+    }
+
+    /// The log directory.
+    pub fn log_dir(&self) -> &Path {
+        &self.log_dir
+    }
+
     /// Retention on every hosted partition (Kafka's `cleanupLogs`, every
     /// `log.retention.check.interval.ms`). Blocking: call from a blocking thread. Returns the
     /// number of segments deleted.

@@ -6,6 +6,8 @@
 //! watermark follows the log end offset. Replication (followers fetching, ISR shrink/expand,
 //! acks=all waiting on the ISR) fills in `Partition` without changing its callers.
 
+pub mod log_cleaner;
+pub mod log_flusher;
 pub mod manager;
 pub mod partition;
 

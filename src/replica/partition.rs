@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
+use gregor_log::cleaner::{CleanResult, CleanableLog};
 use gregor_log::{AppendInfo, EpochEndOffset, Log, LogConfig, LogError, LogOpenOptions};
 use thiserror::Error;
 use tokio::sync::watch;
@@ -38,7 +39,9 @@ impl PartitionError {
         match self {
             PartitionError::Log(e) => match e {
                 LogError::CorruptBatch { .. } => E::CorruptMessage.code(),
-                LogError::UnsupportedMagic(_) => E::InvalidRecord.code(),
+                LogError::UnsupportedMagic(_) | LogError::InvalidRecord(_) => {
+                    E::InvalidRecord.code()
+                }
                 LogError::BatchTooLarge { .. } => E::MessageTooLarge.code(),
                 LogError::OffsetOutOfRange { .. } => E::OffsetOutOfRange.code(),
                 LogError::Producer(ProducerError::InvalidProducerEpoch { .. }) => {
@@ -82,6 +85,9 @@ pub struct Partition {
     /// Whether this broker leads the partition (cluster mode; always true standalone).
     /// Only leaders serve clients: see `ReplicaManager::partition`.
     leader: AtomicBool,
+    /// Group fsync: held by the one thread fsyncing for everyone; holds the offset below
+    /// which the log is known durable.
+    flushed: Mutex<i64>,
 }
 
 pub fn log_config(settings: &TopicSettings) -> LogConfig {
@@ -139,6 +145,7 @@ impl Partition {
         options: LogOpenOptions,
     ) -> Result<Partition, PartitionError> {
         let mut log = Log::open_with(dir, log_config(&settings), options)?;
+        log.set_deferred_flush(true);
         // Kafka records the start offset of each leader epoch when a replica becomes leader.
         if log.latest_epoch().is_none_or(|e| e < leader_epoch) {
             let leo = log.log_end_offset();
@@ -158,6 +165,7 @@ impl Partition {
             }),
             high_watermark_tx: watch::Sender::new(high_watermark),
             leader: AtomicBool::new(true),
+            flushed: Mutex::new(0),
         })
     }
 
@@ -219,6 +227,12 @@ impl Partition {
         {
             return Err(PartitionError::TransactionsUnsupported);
         }
+        let compacted = self.lock().settings.compacted();
+        if compacted {
+            // Kafka refuses keyless records in a compacted topic (INVALID_RECORD); checked
+            // outside the lock since compressed batches are decompressed for it.
+            gregor_log::records::check_keys(&records, &headers)?;
+        }
         let mut st = self.lock();
         if required_acks == -1 && (st.isr_size as i32) < st.settings.min_insync_replicas {
             return Err(PartitionError::NotEnoughReplicas {
@@ -244,9 +258,44 @@ impl Partition {
         // The ISR is this broker alone: what is in our log is committed.
         st.high_watermark = st.log.log_end_offset();
         let hw = st.high_watermark;
+        let flush_due = st.log.flush_due() && !info.duplicate;
         drop(st);
+        if flush_due {
+            // `flush.messages` reached: fsync before acknowledging (1 = every append).
+            self.flush_to(info.last_offset + 1)?;
+        }
         self.high_watermark_tx.send_replace(hw);
         Ok(info)
+    }
+
+    /// Group fsync: makes every offset below `target` durable. One thread at a time fsyncs,
+    /// outside the partition lock so appends continue; whoever waited meanwhile finds its
+    /// data covered by that fsync or runs the next one for everything appended since.
+    pub fn flush_to(&self, target: i64) -> Result<(), PartitionError> {
+        let mut flushed = self.flushed.lock().unwrap_or_else(|p| p.into_inner());
+        if *flushed >= target {
+            return Ok(());
+        }
+        let job = self.lock().log.begin_flush()?;
+        job.run().map_err(LogError::from)?;
+        self.lock().log.complete_flush(&job);
+        *flushed = job.upto();
+        Ok(())
+    }
+
+    /// `flush.ms`: flushes the log if it holds messages appended more than `flush.ms` after
+    /// its last flush. Returns whether it flushed.
+    pub fn flush_if_stale(&self, now_ms: i64) -> Result<bool, PartitionError> {
+        let (target, due) = {
+            let st = self.lock();
+            let (unflushed, last) = st.log.unflushed();
+            let due = unflushed > 0 && now_ms.saturating_sub(last) >= st.settings.flush_ms;
+            (st.log.log_end_offset(), due)
+        };
+        if due {
+            self.flush_to(target)?;
+        }
+        Ok(due)
     }
 
     /// Reads from `offset` up to the high watermark (or the last stable offset for
@@ -368,6 +417,28 @@ impl Partition {
         Ok(low_watermark)
     }
 
+    /// The topic's current settings (live: AlterConfigs changes them).
+    pub fn settings(&self) -> TopicSettings {
+        self.lock().settings.clone()
+    }
+
+    /// What the cleaner needs of this log (`Log::cleanable_view`), under the lock briefly.
+    pub fn cleanable_view(&self) -> Result<CleanableLog, PartitionError> {
+        Ok(self.lock().log.cleanable_view()?)
+    }
+
+    /// Swaps in a cleaning's segments (`Log::replace_cleaned`); the replaced files are
+    /// removed after the lock is released. Returns the groups swapped in.
+    pub fn replace_cleaned(&self, result: &CleanResult) -> Result<usize, PartitionError> {
+        let (swapped, files) = {
+            let mut st = self.lock();
+            let swapped = st.log.replace_cleaned(result)?;
+            (swapped, st.log.take_deleted_files())
+        };
+        gregor_log::remove_deleted_files(&files);
+        Ok(swapped)
+    }
+
     /// Deletes the log directory. The partition must already be out of the manager.
     pub fn delete(self) -> Result<(), PartitionError> {
         let state = self.state.into_inner().unwrap_or_else(|p| p.into_inner());
@@ -391,6 +462,110 @@ pub type PartitionRef = Arc<Partition>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn open_partition(dir: &Path, f: impl FnOnce(&mut TopicSettings)) -> Partition {
+        let mut settings = crate::config::topic_settings(
+            &std::collections::BTreeMap::new(),
+            &crate::config::BrokerConfig::default_standalone(),
+        );
+        f(&mut settings);
+        Partition::open(dir, "t", 0, Uuid::new_v4(), 0, settings).unwrap()
+    }
+
+    fn produce(p: &Partition, key: Option<&str>) -> Result<AppendInfo, PartitionError> {
+        use kafka_protocol::records::*;
+        let rec = Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: 0,
+            sequence: -1,
+            timestamp: 1,
+            key: key.map(|k| Bytes::from(k.to_string())),
+            value: Some(Bytes::from_static(b"v")),
+            headers: Default::default(),
+        };
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            [&rec],
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::Snappy,
+            },
+        )
+        .unwrap();
+        let headers = gregor_log::parse_record_set(&buf, 1 << 20).unwrap();
+        p.append(buf, headers, 1)
+    }
+
+    #[test]
+    fn flush_messages_one_makes_every_ack_durable_with_concurrent_producers() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Arc::new(open_partition(dir.path(), |s| s.flush_messages = 1));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let p = p.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..100 {
+                        let info = produce(&p, Some("k")).unwrap();
+                        // Acknowledged means fsynced: the recovery point covers it.
+                        let rp = p.lock().log.recovery_point();
+                        assert!(rp > info.last_offset, "rp {rp} offset {}", info.last_offset);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(p.offsets().2, 400);
+        assert_eq!(p.lock().log.recovery_point(), 400);
+    }
+
+    #[test]
+    fn flush_ms_flushes_stale_logs_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = open_partition(dir.path(), |s| s.flush_ms = 60_000);
+        for _ in 0..3 {
+            produce(&p, Some("k")).unwrap();
+        }
+        assert_eq!(p.lock().log.recovery_point(), 0, "no flush policy hit yet");
+        let now = gregor_log_now();
+        assert!(!p.flush_if_stale(now).unwrap(), "younger than flush.ms");
+        assert!(p.flush_if_stale(now + 61_000).unwrap());
+        assert_eq!(p.lock().log.recovery_point(), 3);
+        assert!(
+            !p.flush_if_stale(now + 200_000).unwrap(),
+            "nothing unflushed"
+        );
+    }
+
+    fn gregor_log_now() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    }
+
+    #[test]
+    fn compacted_topics_refuse_records_without_a_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = open_partition(dir.path(), |s| s.cleanup_policy = "compact".into());
+        let err = produce(&p, None).unwrap_err();
+        assert_eq!(err.error_code(), 87, "INVALID_RECORD");
+        assert_eq!(produce(&p, Some("k")).unwrap().first_offset, 0);
+        let q = open_partition(&dir.path().join("other"), |_| {});
+        assert_eq!(
+            produce(&q, None).unwrap().first_offset,
+            0,
+            "delete policy takes it"
+        );
+    }
 
     #[test]
     fn epoch_checks_follow_kafka() {
