@@ -37,6 +37,7 @@ fn main() -> anyhow::Result<()> {
     for w in config.warnings() {
         warn!("{w}");
     }
+    raise_open_file_limit();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -136,6 +137,28 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     std::fs::write(&marker, b"").context("writing the clean-shutdown marker")?;
     info!("shut down cleanly");
     Ok(())
+}
+
+/// Every segment keeps its `.log` file open and every client holds a socket: raise the soft
+/// limit on open files to the hard limit, as Kafka's operators are told to do by hand.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed by reference.
+    let raised = unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && {
+            let before = limit.rlim_cur;
+            limit.rlim_cur = limit.rlim_max;
+            before == limit.rlim_max || libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0
+        }
+    };
+    if raised {
+        info!(open_files = limit.rlim_cur, "open file limit");
+    } else {
+        warn!("cannot raise the open file limit; many partitions may exhaust it");
+    }
 }
 
 async fn wait_for_signal() {

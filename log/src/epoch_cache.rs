@@ -75,10 +75,16 @@ impl LeaderEpochFileCache {
         self.write()
     }
 
-    /// Drops entries starting at or after `offset` (the log was truncated there).
+    /// Drops entries starting past `offset` (the log was truncated there). The latest epoch
+    /// starting exactly at `offset` stays: it only says that the next record starts that
+    /// epoch, which is true of an empty tail, and keeping it spares every partition of a
+    /// broker two checkpoint rewrites (with fsync) at each start (Kafka drops it and the
+    /// leader re-adds it at once).
     pub fn truncate_from_end(&mut self, offset: i64) -> Result<(), LogError> {
         let before = self.entries.len();
+        let latest_at_end = self.entries.last().copied().filter(|&(_, s)| s == offset);
         self.entries.retain(|&(_, start)| start < offset);
+        self.entries.extend(latest_at_end);
         if self.entries.len() != before {
             self.write()?;
         }
@@ -231,7 +237,11 @@ mod tests {
         // The latest epoch restated at an earlier offset replaces it.
         c.assign(2, 40).unwrap();
         assert_eq!(c.entries, vec![(1, 10), (2, 40)]);
+        // The latest epoch starting exactly at the new end stays (it starts the empty tail)...
         c.truncate_from_end(40).unwrap();
+        assert_eq!(c.entries, vec![(1, 10), (2, 40)]);
+        // ... entries past it go.
+        c.truncate_from_end(39).unwrap();
         assert_eq!(c.entries, vec![(1, 10)]);
         let c = LeaderEpochFileCache::load(dir.path());
         assert_eq!(c.entries, vec![(1, 10)]);

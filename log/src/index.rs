@@ -28,9 +28,10 @@ pub const ENTRY_SIZE: usize = 8;
 pub const TIME_ENTRY_SIZE: usize = 12;
 
 /// An index file: `written` entries on disk, `pending` bytes still to write after them.
+/// The file is opened only to write (flush, roll, close), never kept open: a broker with
+/// thousands of partitions then holds one descriptor per segment (its `.log`), as Kafka.
 struct IndexFile {
     path: PathBuf,
-    file: File,
     entry_size: usize,
     written: usize,
     pending: Vec<u8>,
@@ -41,16 +42,14 @@ struct IndexFile {
 impl IndexFile {
     /// Creates (truncating) the file, preallocated to `max_bytes` rounded down to an entry.
     fn create(path: &Path, entry_size: usize, max_bytes: u32) -> Result<IndexFile, LogError> {
-        let file = OpenOptions::new()
+        OpenOptions::new()
             .create(true)
-            .read(true)
             .write(true)
             .truncate(true)
             .open(path)
             .map_err(at(path))?;
         let mut f = IndexFile {
             path: path.to_path_buf(),
-            file,
             entry_size,
             written: 0,
             pending: Vec::new(),
@@ -62,15 +61,9 @@ impl IndexFile {
 
     /// Opens an existing file whose first `entries` entries are valid.
     fn open(path: &Path, entry_size: usize, entries: usize) -> Result<IndexFile, LogError> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(at(path))?;
-        let len_on_disk = file.metadata().map_err(at(path))?.len();
+        let len_on_disk = std::fs::metadata(path).map_err(at(path))?.len();
         Ok(IndexFile {
             path: path.to_path_buf(),
-            file,
             entry_size,
             written: entries,
             pending: Vec::new(),
@@ -78,11 +71,18 @@ impl IndexFile {
         })
     }
 
+    fn writable(&self) -> Result<File, LogError> {
+        OpenOptions::new()
+            .write(true)
+            .open(&self.path)
+            .map_err(at(&self.path))
+    }
+
     fn preallocate(&mut self, max_bytes: u32) -> Result<(), LogError> {
         let len = ((max_bytes as usize / self.entry_size) * self.entry_size) as u64;
         let used = ((self.written * self.entry_size) + self.pending.len()) as u64;
         if len > used && len != self.len_on_disk {
-            self.file.set_len(len).map_err(at(&self.path))?;
+            self.writable()?.set_len(len).map_err(at(&self.path))?;
             self.len_on_disk = len;
         }
         Ok(())
@@ -97,7 +97,7 @@ impl IndexFile {
             return Ok(());
         }
         let at_pos = (self.written * self.entry_size) as u64;
-        self.file
+        self.writable()?
             .write_all_at(&self.pending, at_pos)
             .map_err(at(&self.path))?;
         self.written += self.pending.len() / self.entry_size;
@@ -110,7 +110,7 @@ impl IndexFile {
 
     fn flush(&mut self) -> Result<(), LogError> {
         self.write_out()?;
-        self.file.sync_data().map_err(at(&self.path))
+        self.writable()?.sync_data().map_err(at(&self.path))
     }
 
     /// Writes out and cuts the preallocated tail: the file holds exactly its entries.
@@ -118,7 +118,7 @@ impl IndexFile {
         self.write_out()?;
         let len = (self.written * self.entry_size) as u64;
         if len != self.len_on_disk {
-            self.file.set_len(len).map_err(at(&self.path))?;
+            self.writable()?.set_len(len).map_err(at(&self.path))?;
             self.len_on_disk = len;
         }
         Ok(())

@@ -723,6 +723,10 @@ impl Log {
             active.flush()?;
         }
         let leo = self.log_end_offset();
+        // A snapshot at the log end already holds this state (nothing was appended since).
+        if crate::producer_state::has_snapshot_at(&self.dir, leo) {
+            return Ok(());
+        }
         self.producers.write_snapshot(&self.dir, leo)
     }
 

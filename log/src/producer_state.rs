@@ -271,6 +271,11 @@ pub(crate) fn snapshots_below(dir: &Path, offset: i64) -> Result<Vec<PathBuf>, L
         .collect())
 }
 
+/// Whether the snapshot for `offset` exists.
+pub fn has_snapshot_at(dir: &Path, offset: i64) -> bool {
+    snapshot_path(dir, offset).exists()
+}
+
 fn snapshot_path(dir: &Path, offset: i64) -> PathBuf {
     dir.join(format!("{offset:020}.snapshot"))
 }

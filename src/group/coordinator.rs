@@ -396,6 +396,8 @@ impl GroupCoordinator {
             if let Some(instance) = &req.group_instance_id {
                 if let Some(old_id) = group.static_members.get(instance).cloned() {
                     let new_id = format!("{instance}-{}", uuid::Uuid::new_v4());
+                    info!(group = %req.group_id, instance = %instance, old = %old_id, new = %new_id,
+                        "static member rejoined with a new member id");
                     group.replace_static_member(instance, &old_id, &new_id);
                     if group.state == GroupState::Stable
                         && group.protocols_unchanged(&new_id, &req.protocols)
@@ -411,7 +413,10 @@ impl GroupCoordinator {
                         let skip = is_leader && req.supports_skip_assignment;
                         let mut result = group.current_join_result(&new_id, skip);
                         if is_leader && !skip {
-                            // Older leaders would recompute the assignment: give them nothing to do.
+                            // Kafka's answer to a static leader that cannot skip the assignment
+                            // (JoinGroup < v9): the OLD leader id, so the client sees it is not
+                            // the leader and just syncs to get its assignment back.
+                            result.leader = old_id.clone();
                             result.members.clear();
                         }
                         let recs = vec![(

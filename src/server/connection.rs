@@ -42,6 +42,11 @@ pub async fn serve_connection(
                 }
                 Ok(Ok(Some(frame))) => frame,
                 Ok(Ok(None)) => return,
+                // A peer that resets its connection is not sending bad input.
+                Ok(Err(gregor_protocol::FrameError::Io(e))) => {
+                    debug!(%peer, error = %e, "connection error; closing connection");
+                    return;
+                }
                 Ok(Err(e)) => {
                     warn!(%peer, error = %e, "bad frame; closing connection");
                     return;
