@@ -19,7 +19,12 @@ sys.path.insert(0, HERE)
 
 from compat.broker import Broker  # noqa: E402
 from compat.clients import ClientError  # noqa: E402
-from compat.scenarios import SCENARIOS  # noqa: E402
+from compat.group_scenarios import GROUP_SCENARIOS  # noqa: E402
+from compat.scenarios import SCENARIOS, NotApplicable  # noqa: E402
+
+# Restarts stay last: they bounce the shared broker.
+ALL_SCENARIOS = ([s for s in SCENARIOS if not s[0].startswith("restart")] + GROUP_SCENARIOS
+                 + [s for s in SCENARIOS if s[0].startswith("restart")])
 
 CELL_TIMEOUT = 300  # seconds for one client x scenario cell
 
@@ -57,14 +62,18 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--broker", default=os.path.join(HERE, "..", "target", "release", "gregor"))
     ap.add_argument("--clients", default="confluent-kafka,kafka-python,kcat,java")
-    ap.add_argument("--scenarios", default=",".join(n for n, _ in SCENARIOS))
+    ap.add_argument("--scenarios", default=",".join(n for n, _ in ALL_SCENARIOS))
     args = ap.parse_args()
     client_names = args.clients.split(",")
     wanted = args.scenarios.split(",")
-    scenarios = [(n, f) for n, f in SCENARIOS if n in wanted]
+    unknown = set(wanted) - {n for n, _ in ALL_SCENARIOS}
+    if unknown:
+        ap.error(f"unknown scenarios {sorted(unknown)}")
+    scenarios = [(n, f) for n, f in ALL_SCENARIOS if n in wanted]
 
     signal.signal(signal.SIGALRM, _alarm)
-    broker = Broker(args.broker, extra_overrides=["num.partitions=3"])
+    # group.initial.rebalance.delay.ms 500 (Kafka's default 3000) keeps the group cells short.
+    broker = Broker(args.broker, extra_overrides=["num.partitions=3", "group.initial.rebalance.delay.ms=500"])
     results = {}   # (client, scenario) -> (status, detail, seconds)
     started = time.monotonic()
     try:
@@ -83,6 +92,8 @@ def main():
                 try:
                     note = fn(ctx, client)
                     status, detail = "PASS", note or ""
+                except NotApplicable as e:
+                    status, detail = "n/a", str(e)
                 except (AssertionError, ClientError, CellTimeout) as e:
                     status, detail = "FAIL", f"{type(e).__name__}: {e}"
                 except Exception as e:  # noqa: BLE001  (a client library raising is a failure too)
@@ -95,7 +106,7 @@ def main():
                     broker.start()
                 dt = time.monotonic() - t
                 results[(name, sname)] = (status, detail, dt)
-                print(f"[{status}] {name:15s} {sname:16s} {dt:6.1f}s  {detail.splitlines()[0] if detail else ''}",
+                print(f"[{status}] {name:15s} {sname:20s} {dt:6.1f}s  {detail.splitlines()[0] if detail else ''}",
                       flush=True)
     except Exception as e:  # noqa: BLE001  (broker failed to start, ...)
         print(f"suite aborted: {type(e).__name__}: {e}", flush=True)
@@ -129,9 +140,10 @@ def main():
     width = max(len(n) for n in client_names) + 2
     cols = [n for n, _ in scenarios]
     print("\n=== compat matrix (rows: client; compression columns: row client writes, next client reads) ===")
-    print(" " * width + " ".join(f"{c:>15s}" for c in cols))
+    cw = {c: max(15, len(c)) for c in cols}
+    print(" " * width + " ".join(f"{c:>{cw[c]}s}" for c in cols))
     for name in client_names:
-        print(f"{name:<{width}}" + " ".join(f"{results[(name, c)][0]:>15s}" for c in cols))
+        print(f"{name:<{width}}" + " ".join(f"{results[(name, c)][0]:>{cw[c]}s}" for c in cols))
     passed = sum(1 for v in results.values() if v[0] == "PASS")
     skipped = sum(1 for v in results.values() if v[0] == "n/a")
     if failed:

@@ -11,6 +11,10 @@ PARTITIONS = 3
 RUN = uuid.uuid4().hex[:6]
 
 
+class NotApplicable(Exception):
+    """The client cannot do what the scenario needs (the reason is the message): "n/a" in the matrix."""
+
+
 def topic_name(scenario, client):
     return f"compat-{scenario}-{client.name.replace('-', '')}-{RUN}"
 

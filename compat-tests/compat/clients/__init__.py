@@ -6,6 +6,9 @@
                                                   when the client cannot report offsets (kcat)
     consume(topic, partition, start, count)    -> [Rec]
     offsets(topic, partition, timestamps)      -> (earliest, latest, [offset for each ts, None if none])
+    group_member(name, group, topic, partitions, auto_commit=, max_records=, session_ms=,
+                 heartbeat_ms=, instance_id=)  -> a running subscribed member in its own process
+                                                  (compat/group_member.py Member)
 
 Capabilities: `timestamps` (per-message CreateTime on produce), `header_mode` ("full": duplicate
 keys + null values, "nonull": duplicate keys only, "fixed": one header set per run), `produce_offsets`.

@@ -1,11 +1,16 @@
 """confluent-kafka (librdkafka) adapter, driven in-process."""
+import os
+import sys
 import time
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from ..data import Rec
+from ..group_member import Member
 from . import CALL_TIMEOUT, ClientError
+
+WORKER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "group_worker.py")
 
 
 class ConfluentClient:
@@ -120,3 +125,9 @@ class ConfluentClient:
             raise ClientError(str(e))
         finally:
             c.close()
+
+    def group_member(self, name, group, topic, partitions, **opts):
+        """A subscribed group member in its own process (compat/group_worker.py)."""
+        argv = [sys.executable, WORKER, self.name, self.bootstrap, f"group={group}", f"topic={topic}",
+                f"partitions={partitions}"] + [f"{k}={v}" for k, v in opts.items() if v is not None]
+        return Member(name, argv)

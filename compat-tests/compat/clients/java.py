@@ -7,6 +7,7 @@ import os
 import subprocess
 
 from ..data import Rec
+from ..group_member import Member
 from . import CALL_TIMEOUT, ClientError
 
 
@@ -86,3 +87,12 @@ class JavaClient:
         if len(out) != 1:
             raise ClientError(f"unexpected offsets output {out}")
         return out[0]["earliest"], out[0]["latest"], out[0]["by_ts"]
+
+    def group_member(self, name, group, topic, partitions, **opts):
+        """A subscribed KafkaConsumer in its own JVM (CompatClient `group`, GroupMember.java)."""
+        level = os.environ.get("COMPAT_JAVA_LOG_LEVEL", "warn")  # e.g. info: the coordinator's join log
+        argv = ["java", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xmx256m",
+                f"-Dorg.slf4j.simpleLogger.defaultLogLevel={level}", "-cp", self.cp,
+                "CompatClient", self.bootstrap, "group", f"group={group}", f"topic={topic}",
+                f"partitions={partitions}"] + [f"{k}={v}" for k, v in opts.items() if v is not None]
+        return Member(name, argv)

@@ -1,10 +1,15 @@
 """kafka-python adapter, driven in-process."""
+import os
+import sys
 import time
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from ..data import Rec
+from ..group_member import Member
 from . import CALL_TIMEOUT, ClientError
+
+WORKER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "group_worker.py")
 
 
 class KafkaPythonClient:
@@ -107,3 +112,9 @@ class KafkaPythonClient:
             raise ClientError(f"offsets: {e!r}")
         finally:
             c.close()
+
+    def group_member(self, name, group, topic, partitions, **opts):
+        """A subscribed group member in its own process (compat/group_worker.py)."""
+        argv = [sys.executable, WORKER, self.name, self.bootstrap, f"group={group}", f"topic={topic}",
+                f"partitions={partitions}"] + [f"{k}={v}" for k, v in opts.items() if v is not None]
+        return Member(name, argv)

@@ -7,6 +7,7 @@ import re
 import subprocess
 
 from ..data import KEY_DELIM, Rec, fixed_headers
+from ..group_member import Member
 from . import CALL_TIMEOUT, ClientError
 
 
@@ -97,3 +98,19 @@ class KcatClient:
             o = self._query(topic, partition, ts)
             by_ts.append(None if o < 0 else o)
         return lo, hi, by_ts
+
+    def group_member(self, name, group, topic, partitions, auto_commit=1, max_records=None,
+                     session_ms=None, heartbeat_ms=None, instance_id=None):
+        """kcat -G (balanced consumer, librdkafka's auto-commit; kcat cannot commit on demand).
+        max_records = -c: kcat exits after that many messages, committing on the way out."""
+        if not auto_commit:
+            raise ClientError("kcat has no manual commit")
+        argv = ["kcat", "-b", self.bootstrap, "-G", group, "-J", "-u", "-X", "auto.offset.reset=earliest",
+                "-X", "socket.timeout.ms=15000"]
+        for k, v in (("session.timeout.ms", session_ms), ("heartbeat.interval.ms", heartbeat_ms),
+                     ("group.instance.id", instance_id)):
+            if v is not None:
+                argv += ["-X", f"{k}={v}"]
+        if max_records:
+            argv += ["-c", str(max_records)]
+        return Member(name, argv + [topic], kind="kcat")

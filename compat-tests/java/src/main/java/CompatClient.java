@@ -10,6 +10,10 @@
 //                                          assign + seek, prints one record object per line
 //   offsets    topic= partition= [ts=t1,t2,...]
 //                                          {"earliest","latest","by_ts":[offset or null per ts]}
+//   group      group= topic= partitions= [auto_commit=0|1] [max_records=N] [session_ms=]
+//              [heartbeat_ms=] [instance_id=]
+//                                          one subscribed group member (classic protocol); same
+//                                          JSON-lines/stdin protocol as compat/group_worker.py
 // Stdin message line: partition TAB timestamp|- TAB key|- TAB value|- TAB headers
 // where key/value are base64 ("-" = null) and headers is a comma-separated list of
 // base64(name):base64(value) or base64(name) alone for a null value (empty = no headers).
@@ -56,6 +60,7 @@ public class CompatClient {
             case "produce" -> produce(bootstrap, opt);
             case "consume" -> consume(bootstrap, opt);
             case "offsets" -> offsets(bootstrap, opt);
+            case "group" -> GroupMember.run(bootstrap, opt);
             default -> {
                 System.err.println("unknown command " + cmd);
                 System.exit(2);
