@@ -224,7 +224,15 @@ fn create_topic(c: &mut Client, topic: &str, partitions: i32, rf: i16) -> i16 {
             .with_name(name(topic))
             .with_num_partitions(partitions)
             .with_replication_factor(rf)]);
-    c.call(7, &req).topics[0].error_code
+    let resp = c.call(7, &req);
+    let t = &resp.topics[0];
+    if t.error_code != 0 {
+        eprintln!(
+            "CreateTopics {topic}: {} {:?}",
+            t.error_code, t.error_message
+        );
+    }
+    t.error_code
 }
 
 fn produce(c: &mut Client, topic: &str, partition: i32, key: &str) -> PartitionProduceResponse {
@@ -301,6 +309,19 @@ fn wait_for_brokers(brokers: &[BrokerProcess], ids: &[i32]) {
                 (broker_ids(&md) == want && md.controller_id.0 >= 0).then_some(())
             },
         );
+    }
+}
+
+/// Prints the brokers' logs if the test panics while it is alive.
+struct LogsOnPanic<'a>(&'a [BrokerProcess]);
+
+impl Drop for LogsOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() || std::env::var_os("GREGOR_TEST_LOGS").is_some() {
+            for b in self.0 {
+                eprintln!("--- log of the broker on port {}\n{}", b.port, b.log());
+            }
+        }
     }
 }
 
@@ -762,6 +783,7 @@ fn zookeeper_restart_leaves_the_cluster_intact() {
     let brokers: Vec<BrokerProcess> = ids.iter().map(|id| broker(&zk.connect, *id, &[])).collect();
     wait_for_brokers(&brokers, &ids);
     let mut c1 = brokers[0].client();
+    let _logs = LogsOnPanic(&brokers);
     assert_eq!(create_topic(&mut c1, "durable", 4, 2), 0);
     let before = partitions(&metadata(&mut c1), "durable");
 
@@ -773,15 +795,22 @@ fn zookeeper_restart_leaves_the_cluster_intact() {
     std::thread::sleep(Duration::from_secs(1));
     zk.start_again();
 
+    // Registered in the restarted ZooKeeper (still the old sessions if the outage was
+    // shorter than the session timeout, else new ones: both are fine), with a controller.
+    eventually(
+        "both brokers registered again",
+        Duration::from_secs(30),
+        || {
+            (zk.children("/brokers/ids") == ["1", "2"]
+                && zk.cli(&["get", "/controller"]).contains("brokerid"))
+            .then_some(())
+        },
+    );
     for b in &brokers {
-        eventually(
-            "both brokers registered again",
-            Duration::from_secs(30),
-            || {
-                let md = metadata(&mut b.client());
-                (broker_ids(&md) == BTreeSet::from(ids) && md.controller_id.0 >= 0).then_some(())
-            },
-        );
+        eventually("both brokers in metadata", Duration::from_secs(30), || {
+            let md = metadata(&mut b.client());
+            (broker_ids(&md) == BTreeSet::from(ids) && md.controller_id.0 >= 0).then_some(())
+        });
     }
     let after = partitions(&metadata(&mut c1), "durable");
     assert_eq!(after.len(), 4);
@@ -811,6 +840,9 @@ fn ensemble_losing_one_node_keeps_working_and_ids_can_be_generated() {
     let chroot = format!("{}/kafka", zk.connect);
     let first = broker(&chroot, 1, &[]);
     let generated = broker(&chroot, -1, &[]);
+    let both = [first, generated];
+    let _logs = LogsOnPanic(&both);
+    let [first, generated] = &both;
     let mut c = first.client();
     eventually("both brokers", Duration::from_secs(15), || {
         (broker_ids(&metadata(&mut c)).len() == 2).then_some(())
