@@ -25,9 +25,11 @@ SESSION_TIMEOUT_MS=${SESSION_TIMEOUT_MS:-6000}
 log() { echo "cluster.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-wait_port() {
-    local port=$1 deadline=$((SECONDS + 30))
-    until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+# Waits until broker I says it serves (registered in ZooKeeper, logs open); fails if it exited.
+wait_serving() {
+    local dir=$1 i=$2 deadline=$((SECONDS + 60))
+    until grep -q "gregor is serving" "$dir/broker$i.log" 2>/dev/null; do
+        kill -0 "$(cat "$dir/broker$i.pid")" 2>/dev/null || return 1
         ((SECONDS < deadline)) || return 1
         sleep 0.1
     done
@@ -56,10 +58,10 @@ cmd_start() {
         bootstrap+="${bootstrap:+,}127.0.0.1:$port"
     done
     for i in $(seq 1 "$n"); do
-        wait_port $((BASE_PORT + i - 1)) || {
+        if ! wait_serving "$dir" "$i"; then
             tail -n 20 "$dir/broker$i.log" >&2
-            die "broker $i did not start"
-        }
+            die "broker $i did not start (port $((BASE_PORT + i - 1)) taken? set BASE_PORT)"
+        fi
     done
     echo "$bootstrap" >"$dir/bootstrap"
     log "$n brokers on $bootstrap, ZooKeeper $zk$CHROOT (dir $dir)"

@@ -53,6 +53,11 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         listener_cfg.host.as_str()
     };
     let bind = format!("{bind_host}:{}", listener_cfg.port);
+    // Bound before the broker registers itself (cluster mode), so a taken port fails the
+    // start before other brokers and clients are told about us.
+    let listener = TcpListener::bind(&bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind}"))?;
     let broker = Arc::new(tokio::task::block_in_place(|| Broker::open(config))?);
     broker.follow_metadata();
     // The logs were opened with the marker's word (ReplicaManager::new read it); from now on
@@ -114,9 +119,6 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let cleaner = gregor::replica::log_cleaner::spawn(broker.clone());
     // Kafka's log flusher: `flush.ms` / `log.flush.interval.ms`.
     let flusher = gregor::replica::log_flusher::spawn(broker.clone());
-    let listener = TcpListener::bind(&bind)
-        .await
-        .with_context(|| format!("cannot listen on {bind}"))?;
     info!(address = %bind, broker_id = broker.config.broker_id, "gregor is serving");
 
     let (trigger, shutdown) = server::shutdown::channel();

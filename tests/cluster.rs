@@ -224,7 +224,15 @@ fn create_topic(c: &mut Client, topic: &str, partitions: i32, rf: i16) -> i16 {
             .with_name(name(topic))
             .with_num_partitions(partitions)
             .with_replication_factor(rf)]);
-    c.call(7, &req).topics[0].error_code
+    let resp = c.call(7, &req);
+    let t = &resp.topics[0];
+    if t.error_code != 0 {
+        eprintln!(
+            "CreateTopics {topic}: {} {:?}",
+            t.error_code, t.error_message
+        );
+    }
+    t.error_code
 }
 
 fn produce(c: &mut Client, topic: &str, partition: i32, key: &str) -> PartitionProduceResponse {
@@ -237,6 +245,25 @@ fn produce(c: &mut Client, topic: &str, partition: i32, key: &str) -> PartitionP
                 .with_index(partition)
                 .with_records(Some(batch(&[(key, "value")], None, 1)))])]);
     c.call(9, &req).responses[0].partition_responses[0].clone()
+}
+
+/// Produce to a partition this client's broker should lead. Metadata can name a leader a
+/// moment before that broker has applied the change to its replicas (each broker follows
+/// ZooKeeper on its own), so NOT_LEADER_OR_FOLLOWER is retried briefly, as clients do.
+fn produce_to_leader(
+    c: &mut Client,
+    topic: &str,
+    partition: i32,
+    key: &str,
+) -> PartitionProduceResponse {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = produce(c, topic, partition, key);
+        if r.error_code != NOT_LEADER_OR_FOLLOWER || Instant::now() > deadline {
+            return r;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// (error code, keys) of a fetch from offset 0.
@@ -301,6 +328,19 @@ fn wait_for_brokers(brokers: &[BrokerProcess], ids: &[i32]) {
                 (broker_ids(&md) == want && md.controller_id.0 >= 0).then_some(())
             },
         );
+    }
+}
+
+/// Prints the brokers' logs if the test panics while it is alive.
+struct LogsOnPanic<'a>(&'a [BrokerProcess]);
+
+impl Drop for LogsOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() || std::env::var_os("GREGOR_TEST_LOGS").is_some() {
+            for b in self.0 {
+                eprintln!("--- log of the broker on port {}\n{}", b.port, b.log());
+            }
+        }
     }
 }
 
@@ -382,7 +422,7 @@ fn three_brokers_layout_leaders_admin_and_real_clients() {
         let p = p as i32;
         let mut lc = client_of(&brokers, *leader, &ids);
         for n in 0..=p {
-            let r = produce(&mut lc, "orders", p, &format!("p{p}-{n}"));
+            let r = produce_to_leader(&mut lc, "orders", p, &format!("p{p}-{n}"));
             assert_eq!((r.error_code, r.base_offset), (0, i64::from(n)));
         }
         let keys: Vec<String> = (0..=p).map(|n| format!("p{p}-{n}")).collect();
@@ -635,7 +675,10 @@ fn controller_kill9_moves_controller_and_leaders_then_the_broker_returns() {
         .position(|p| p.0 == controller)
         .expect("the controller leads one single-replica partition") as i32;
     let mut cc = client_of(&brokers, controller, &ids);
-    assert_eq!(produce(&mut cc, "single", lone, "kept").error_code, 0);
+    assert_eq!(
+        produce_to_leader(&mut cc, "single", lone, "kept").error_code,
+        0
+    );
 
     let victim = ids.iter().position(|i| *i == controller).unwrap();
     let survivor = (victim + 1) % 3;
@@ -679,7 +722,7 @@ fn controller_kill9_moves_controller_and_leaders_then_the_broker_returns() {
     for (p, (leader, ..)) in after.1.iter().enumerate() {
         let mut lc = client_of(&brokers, *leader, &ids);
         assert_eq!(
-            produce(&mut lc, "replicated", p as i32, "after").error_code,
+            produce_to_leader(&mut lc, "replicated", p as i32, "after").error_code,
             0
         );
     }
@@ -699,9 +742,17 @@ fn controller_kill9_moves_controller_and_leaders_then_the_broker_returns() {
     });
     assert_eq!(back.1, offline.1 + 1, "leader epoch bumped on return");
     let mut rc = client_of(&brokers, controller, &ids);
+    let again = produce_to_leader(&mut rc, "single", lone, "again");
+    assert_eq!(
+        (again.error_code, again.base_offset),
+        (0, 1),
+        "after the kept record"
+    );
     let (code, keys) = fetch_keys(&mut rc, "single", lone);
-    assert_eq!((code, keys), (0, vec!["kept".to_owned()]));
-    assert_eq!(produce(&mut rc, "single", lone, "again").base_offset, 1);
+    assert_eq!(
+        (code, keys),
+        (0, vec!["kept".to_owned(), "again".to_owned()])
+    );
 }
 
 #[test]
@@ -747,7 +798,10 @@ fn expired_session_re_registers_and_serves_again() {
         .log()
         .contains("re-registered after session expiry"));
     let mut c1 = brokers[0].client();
-    assert_eq!(produce(&mut c1, "solo", mine, "served").error_code, 0);
+    assert_eq!(
+        produce_to_leader(&mut c1, "solo", mine, "served").error_code,
+        0
+    );
     assert_eq!(
         fetch_keys(&mut c1, "solo", mine),
         (0, vec!["served".to_owned()])
@@ -762,6 +816,7 @@ fn zookeeper_restart_leaves_the_cluster_intact() {
     let brokers: Vec<BrokerProcess> = ids.iter().map(|id| broker(&zk.connect, *id, &[])).collect();
     wait_for_brokers(&brokers, &ids);
     let mut c1 = brokers[0].client();
+    let _logs = LogsOnPanic(&brokers);
     assert_eq!(create_topic(&mut c1, "durable", 4, 2), 0);
     let before = partitions(&metadata(&mut c1), "durable");
 
@@ -769,19 +824,29 @@ fn zookeeper_restart_leaves_the_cluster_intact() {
     // Brokers keep serving from their image while ZooKeeper is away.
     let (leader, ..) = before[0];
     let mut lc = client_of(&brokers, leader, &ids);
-    assert_eq!(produce(&mut lc, "durable", 0, "during").error_code, 0);
+    assert_eq!(
+        produce_to_leader(&mut lc, "durable", 0, "during").error_code,
+        0
+    );
     std::thread::sleep(Duration::from_secs(1));
     zk.start_again();
 
+    // Registered in the restarted ZooKeeper (still the old sessions if the outage was
+    // shorter than the session timeout, else new ones: both are fine), with a controller.
+    eventually(
+        "both brokers registered again",
+        Duration::from_secs(30),
+        || {
+            (zk.children("/brokers/ids") == ["1", "2"]
+                && zk.cli(&["get", "/controller"]).contains("brokerid"))
+            .then_some(())
+        },
+    );
     for b in &brokers {
-        eventually(
-            "both brokers registered again",
-            Duration::from_secs(30),
-            || {
-                let md = metadata(&mut b.client());
-                (broker_ids(&md) == BTreeSet::from(ids) && md.controller_id.0 >= 0).then_some(())
-            },
-        );
+        eventually("both brokers in metadata", Duration::from_secs(30), || {
+            let md = metadata(&mut b.client());
+            (broker_ids(&md) == BTreeSet::from(ids) && md.controller_id.0 >= 0).then_some(())
+        });
     }
     let after = partitions(&metadata(&mut c1), "durable");
     assert_eq!(after.len(), 4);
@@ -811,6 +876,9 @@ fn ensemble_losing_one_node_keeps_working_and_ids_can_be_generated() {
     let chroot = format!("{}/kafka", zk.connect);
     let first = broker(&chroot, 1, &[]);
     let generated = broker(&chroot, -1, &[]);
+    let both = [first, generated];
+    let _logs = LogsOnPanic(&both);
+    let [first, generated] = &both;
     let mut c = first.client();
     eventually("both brokers", Duration::from_secs(15), || {
         (broker_ids(&metadata(&mut c)).len() == 2).then_some(())
@@ -847,7 +915,10 @@ fn ensemble_losing_one_node_keeps_working_and_ids_can_be_generated() {
         } else {
             generated.client()
         };
-        assert_eq!(produce(&mut lc, "after", p as i32, "k").error_code, 0);
+        assert_eq!(
+            produce_to_leader(&mut lc, "after", p as i32, "k").error_code,
+            0
+        );
     }
     let md = metadata(&mut gc);
     assert_eq!(broker_ids(&md), BTreeSet::from([1, 1001]));

@@ -197,13 +197,61 @@ impl ZookeeperMetadata {
         })
     }
 
-    fn client(&self) -> Result<ZkClient, MetadataError> {
-        self.shared
-            .client
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .ok_or_else(|| MetadataError::Storage("the ZooKeeper session is closed".into()))
+    /// The current session. While an expired session is being replaced (ZooKeeper was
+    /// unreachable for longer than the session timeout), waits for the new one rather than
+    /// failing the client's request at once.
+    async fn client(&self) -> Result<ZkClient, MetadataError> {
+        let deadline = Instant::now() + VISIBILITY_TIMEOUT;
+        loop {
+            let current = self
+                .shared
+                .client
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            match current {
+                None => {
+                    return Err(MetadataError::Storage(
+                        "the ZooKeeper session is closed".into(),
+                    ))
+                }
+                Some(zk) if zk.is_session_alive() => return Ok(zk),
+                Some(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Some(_) => {
+                    return Err(MetadataError::Storage(
+                        "the ZooKeeper session expired and no new one could be built yet".into(),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Runs one ZooKeeper operation on the current session, as Kafka's ZooKeeperClient
+    /// does: if the session expires under it, again on the next session; if the connection
+    /// is lost (the client reconnects, e.g. to another ensemble member), again once
+    /// reconnected. After a lost connection the operation may have been applied already:
+    /// callers make their operations safe to repeat.
+    async fn call<T, F, Fut>(&self, op: F) -> Result<T, ZkError>
+    where
+        F: Fn(ZkClient) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ZkError>>,
+    {
+        let deadline = Instant::now() + VISIBILITY_TIMEOUT;
+        loop {
+            let zk = self.client().await.map_err(|_| ZkError::SessionExpired)?;
+            match op(zk).await {
+                Err(e)
+                    if (e.is_session_expired() || e.is_connection_loss())
+                        && Instant::now() < deadline =>
+                {
+                    debug!(error = %e, "ZooKeeper operation interrupted; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                result => return result,
+            }
+        }
     }
 
     /// Waits until `done` holds for this broker's image.
@@ -262,7 +310,6 @@ impl MetadataStore for ZookeeperMetadata {
 
     fn create_topic(&self, topic: TopicMetadata) -> BoxFuture<'_, Result<(), MetadataError>> {
         async move {
-            let zk = self.client()?;
             let partitions = topic
                 .partitions
                 .iter()
@@ -271,13 +318,22 @@ impl MetadataStore for ZookeeperMetadata {
                 .collect();
             let mut assignment = TopicAssignment::new(partitions);
             assignment.topic_id = Some(gregor_zk::znode::kafka_uuid_string(topic.id.as_bytes()));
-            match zk
-                .create_topic(&topic.name, &assignment, &topic.configs)
+            let (name, assignment, configs) = (&topic.name, &assignment, &topic.configs);
+            match self
+                .call(|zk| async move { zk.create_topic(name, assignment, configs).await })
                 .await
             {
                 Ok(()) => {}
                 Err(ZkError::NodeExists { .. }) => {
-                    return Err(MetadataError::TopicExists(topic.name.clone()))
+                    // Ours, if an earlier attempt went through before a lost connection.
+                    let existing = self
+                        .call(|zk| async move { zk.get_topic_assignment(name).await })
+                        .await
+                        .map_err(zk_err)?;
+                    let ours = existing.is_some_and(|a| a.value.topic_id == assignment.topic_id);
+                    if !ours {
+                        return Err(MetadataError::TopicExists(topic.name.clone()));
+                    }
                 }
                 Err(e) => return Err(zk_err(e)),
             }
@@ -294,11 +350,13 @@ impl MetadataStore for ZookeeperMetadata {
 
     fn delete_topic(&self, name: String) -> BoxFuture<'_, Result<(), MetadataError>> {
         async move {
-            let zk = self.client()?;
             let Some(id) = self.image().topic(&name).map(|t| t.id) else {
                 return Err(MetadataError::UnknownTopic(name));
             };
-            zk.mark_topic_for_deletion(&name).await.map_err(zk_err)?;
+            let topic = name.as_str();
+            self.call(|zk| async move { zk.mark_topic_for_deletion(topic).await })
+                .await
+                .map_err(zk_err)?;
             self.wait_until(&format!("deletion of topic {name}"), |image| {
                 image.topic(&name).is_none_or(|t| t.id != id)
             })
@@ -313,15 +371,27 @@ impl MetadataStore for ZookeeperMetadata {
         partitions: Vec<PartitionMetadata>,
     ) -> BoxFuture<'_, Result<(), MetadataError>> {
         async move {
-            let zk = self.client()?;
             let mut total = 0;
+            let topic = name.as_str();
+            let known = self.image().topic(&name).map(|t| t.partitions.len());
+            let target = known.map(|n| n + partitions.len());
             for _attempt in 0..5 {
-                let current = zk
-                    .get_topic_assignment(&name)
+                let current = self
+                    .call(|zk| async move { zk.get_topic_assignment(topic).await })
                     .await
                     .map_err(zk_err)?
                     .ok_or_else(|| MetadataError::UnknownTopic(name.clone()))?;
                 let mut assignment = current.value.clone();
+                if Some(assignment.partitions.len()) == target {
+                    // Applied by an earlier attempt (a lost connection hid the answer).
+                    total = assignment.partitions.len();
+                    break;
+                }
+                if Some(assignment.partitions.len()) != known {
+                    return Err(MetadataError::Storage(format!(
+                        "topic {name} changed while adding partitions; try again"
+                    )));
+                }
                 let first = assignment.partitions.len() as i32;
                 for (i, p) in partitions.iter().enumerate() {
                     assignment
@@ -329,8 +399,9 @@ impl MetadataStore for ZookeeperMetadata {
                         .insert(first + i as i32, p.replicas.clone());
                 }
                 total = assignment.partitions.len();
-                match zk
-                    .set_topic_assignment(&name, &assignment, current.zk_version, None)
+                let (new, version) = (&assignment, current.zk_version);
+                match self
+                    .call(|zk| async move { zk.set_topic_assignment(topic, new, version, None).await })
                     .await
                 {
                     Ok(_) => break,
@@ -362,11 +433,13 @@ impl MetadataStore for ZookeeperMetadata {
         configs: std::collections::BTreeMap<String, String>,
     ) -> BoxFuture<'_, Result<(), MetadataError>> {
         async move {
-            let zk = self.client()?;
             if self.image().topic(&name).is_none() {
                 return Err(MetadataError::UnknownTopic(name));
             }
-            zk.set_topic_config(&name, &configs).await.map_err(zk_err)?;
+            let (topic, new) = (name.as_str(), &configs);
+            self.call(|zk| async move { zk.set_topic_config(topic, new).await })
+                .await
+                .map_err(zk_err)?;
             self.wait_until(&format!("configs of {name}"), |image| {
                 image.topic(&name).is_some_and(|t| t.configs == configs)
             })
@@ -377,9 +450,9 @@ impl MetadataStore for ZookeeperMetadata {
 
     fn allocate_producer_ids(&self, count: i64) -> BoxFuture<'_, Result<i64, MetadataError>> {
         async move {
-            let zk = self.client()?;
-            let block = zk
-                .allocate_producer_id_block(self.shared.broker_id, count)
+            let broker_id = self.shared.broker_id;
+            let block = self
+                .call(|zk| async move { zk.allocate_producer_id_block(broker_id, count).await })
                 .await
                 .map_err(zk_err)?;
             Ok(block.block_start)
@@ -492,9 +565,23 @@ async fn serve_session(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut controller: Option<ControllerEpoch> = None;
     let mut dirty = true;
+    let mut rewatch = false;
     loop {
         if *stop.borrow() {
             return SessionEnd::Stopped;
+        }
+        if rewatch {
+            // After a reconnection the client re-sends its watches, but a restarted
+            // ZooKeeper server has been seen to deliver no more events for the recursive
+            // watch: add it again (a duplicate only costs an extra reload).
+            match zk.watch_recursive("/").await {
+                Ok(renewed) => {
+                    events = renewed;
+                    rewatch = false;
+                }
+                Err(e) if e.is_session_expired() => return SessionEnd::Expired,
+                Err(e) => debug!(error = %e, "re-adding the watch failed; retrying"),
+            }
         }
         if dirty {
             dirty = false;
@@ -523,7 +610,10 @@ async fn serve_session(
                 None | Some(SessionEvent::Expired | SessionEvent::Closed | SessionEvent::AuthFailed) => {
                     return SessionEnd::Expired
                 }
-                Some(SessionEvent::Connected) => dirty = true,
+                Some(SessionEvent::Connected) => {
+                    dirty = true;
+                    rewatch = true;
+                }
                 Some(SessionEvent::Disconnected) => {
                     debug!("disconnected from ZooKeeper; the client reconnects within the session")
                 }

@@ -217,6 +217,15 @@ impl ZkClient {
         self.inner.client.session_timeout()
     }
 
+    /// False once the session has reached a terminal state (expired, closed, auth failed):
+    /// every call on this client fails from then on, build a new one.
+    pub fn is_session_alive(&self) -> bool {
+        !matches!(
+            self.session_state(),
+            SessionState::Expired | SessionState::Closed | SessionState::AuthFailed
+        )
+    }
+
     pub fn session_state(&self) -> SessionState {
         self.inner.client.state()
     }

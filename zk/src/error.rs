@@ -82,6 +82,22 @@ impl ZkError {
         }
     }
 
+    /// True for a request cut off by a lost connection (the client reconnects by itself
+    /// within the session): the request may or may not have been applied; retry it in a way
+    /// that is safe to repeat. Socket errors surface as `Custom` errors of the client.
+    pub fn is_connection_loss(&self) -> bool {
+        matches!(self, ZkError::ConnectionLoss { .. })
+            || matches!(
+                self,
+                ZkError::Zookeeper {
+                    source: ClientError::ConnectionLoss
+                        | ClientError::Timeout
+                        | ClientError::Custom(_),
+                    ..
+                }
+            )
+    }
+
     /// True for errors after which the caller should build a new session
     /// ([`crate::ZkClient::reconnect`]).
     pub fn is_session_expired(&self) -> bool {
