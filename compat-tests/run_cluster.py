@@ -6,7 +6,9 @@ admin API through the last broker) whose leaders must cover every broker; the cl
 produces 600 messages to all partitions bootstrapping from the first broker (so it must
 follow the metadata to the leaders on the other brokers), and reads each partition back
 bootstrapping from the last broker; records are compared exactly (offsets, keys, values,
-headers, timestamps). Prints one line per client and `N passed, N failed`; exit 0 only if all
+headers, timestamps); then two members of a consumer group of that client (bootstrapping from
+the last broker, so they must find the group's coordinator wherever it is) share the
+partitions and receive every record exactly once. Prints one line per client and `N passed, N failed`; exit 0 only if all
 passed. tests/cluster.rs runs it against a cluster it started.
 
 usage: compat-tests/run_cluster.py --bootstrap h:p,h:p,h:p [--clients confluent-kafka,kcat,...]
@@ -76,7 +78,33 @@ def run(name, addrs, brokers):
         window = None if writer.timestamps else (t0 - 1000, t1 + 1000)
         problems += compare(msgs, got, p, check_ts=writer.timestamps, ts_window=window)
     assert not problems, "read-back differs:\n    " + "\n    ".join(problems[:10])
-    return f"{MESSAGES} msgs over {PARTITIONS} partitions led by {sorted(set(leaders.values()))}"
+    group_note = consume_as_group(reader, name, topic, msgs)
+    return f"{MESSAGES} msgs over {PARTITIONS} partitions led by {sorted(set(leaders.values()))}; {group_note}"
+
+
+def consume_as_group(client, name, topic, msgs):
+    """Two members of one consumer group (bootstrapping from the last broker) must find the
+    group's coordinator, wherever in the cluster it is, and share the partitions: every
+    record exactly once, with the produced bytes."""
+    from compat.group_scenarios import _exactly_once, _finish, _wait_all, _wait_stable
+    expected, next_offset = {}, {}
+    for m in msgs:
+        o = next_offset.get(m.partition, 0)
+        next_offset[m.partition] = o + 1
+        expected[(m.partition, o)] = (m.key, m.value)
+    group = f"cluster-group-{name.replace('-', '')}-{uuid.uuid4().hex[:6]}"
+    members = [client.group_member(f"{name}#{i}", group, topic, PARTITIONS) for i in range(2)]
+    try:
+        asg = _wait_stable(members, PARTITIONS)
+        _wait_all(members, expected)
+        time.sleep(0.3)
+        problems = _exactly_once(members, expected)
+        assert not problems, "group consumption: " + "\n    ".join(problems[:5])
+        for m in members:
+            m.close()
+        return f"a 2-member group shared them as {[list(a) for a in asg]}, each record once"
+    finally:
+        _finish(members)
 
 
 def main():

@@ -73,7 +73,10 @@ def main():
 
     signal.signal(signal.SIGALRM, _alarm)
     # group.initial.rebalance.delay.ms 500 (Kafka's default 3000) keeps the group cells short.
-    broker = Broker(args.broker, extra_overrides=["num.partitions=3", "group.initial.rebalance.delay.ms=500"])
+    # KIP-848 members get the same session timeout and heartbeat interval as the classic ones.
+    broker = Broker(args.broker, extra_overrides=["num.partitions=3", "group.initial.rebalance.delay.ms=500",
+                                                  "group.consumer.session.timeout.ms=6000",
+                                                  "group.consumer.heartbeat.interval.ms=1000"])
     results = {}   # (client, scenario) -> (status, detail, seconds)
     started = time.monotonic()
     try:

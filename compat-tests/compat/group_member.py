@@ -97,14 +97,17 @@ class Member:
         return [(t, e) for t, e in self.snapshot() if e["ev"] in ("assigned", "revoked")]
 
     def assignment(self):
-        """The current assignment (after the last callback), or None before the first one or
-        while revoked (eager protocol: revoked = no partitions until the next assigned)."""
-        last = None
+        """The partitions the member holds after its callbacks, or None when it holds none.
+        Callbacks are applied incrementally, which fits both protocols: eager (revoked = all
+        partitions, then assigned = the new full set) and KIP-848 / cooperative (revoked and
+        assigned name only the partitions that move)."""
+        held = set()
         for _, e in self.rebalances():
-            last = e
-        if last is None or last["ev"] == "revoked":
-            return None
-        return tuple(last["parts"])
+            if e["ev"] == "assigned":
+                held |= set(e["parts"])
+            else:
+                held -= set(e["parts"])
+        return tuple(sorted(held)) or None
 
     def errors(self):
         return [e["msg"] for _, e in self.snapshot() if e["ev"] == "error"]

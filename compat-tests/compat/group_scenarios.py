@@ -7,7 +7,7 @@ import time
 
 from .clients.confluent import ConfluentClient
 from .data import make_messages
-from .scenarios import RUN, wait_partitions
+from .scenarios import RUN, NotApplicable, wait_partitions
 
 SESSION_MS = 6000     # the broker's group.min.session.timeout.ms
 HEARTBEAT_MS = 1000   # so a member learns of a rebalance within ~1 s (default 3 s)
@@ -253,12 +253,26 @@ def s_groups_commit_resume(ctx, client):
     return "; ".join(notes)
 
 
-def _assigned_all_at(member, partitions, after):
-    """Time of the first assignment of all partitions to `member` after `after`, or None."""
-    for t, e in member.rebalances():
-        if t > after and e["ev"] == "assigned" and e["parts"] == list(range(partitions)):
-            return t
+def _holds_all_at(events, partitions, after):
+    """Index and time of the first callback after `after` that leaves the member holding every
+    partition (callbacks applied incrementally: eager and KIP-848 alike), or None."""
+    held = set()
+    for i, (t, e) in enumerate(events):
+        if e["ev"] == "assigned":
+            held |= set(e["parts"])
+        elif e["ev"] == "revoked":
+            held -= set(e["parts"])
+        else:
+            continue
+        if t > after and e["ev"] == "assigned" and held == set(range(partitions)):
+            return i, t
     return None
+
+
+def _assigned_all_at(member, partitions, after):
+    """Time at which `member` came to hold all partitions after `after`, or None."""
+    found = _holds_all_at(member.rebalances(), partitions, after)
+    return found[1] if found else None
 
 
 def s_groups_kill9(ctx, client):
@@ -300,8 +314,7 @@ def s_groups_kill9(ctx, client):
         # (eager protocol): its own and the killed member's. Duplicates may only come from
         # that uncommitted window: [committed offset at the kill, last offset read before).
         ev_a = a.snapshot()
-        i_take = next(i for i, (t_ev, e) in enumerate(ev_a)
-                      if t_ev > t_kill and e["ev"] == "assigned" and e["parts"] == list(range(P)))
+        i_take = _holds_all_at(ev_a, P, t_kill)[0]
         before = {}
         for r in b.records() + [e for _, e in ev_a[:i_take] if e["ev"] == "rec"]:
             before.setdefault(r["p"], set()).add(r["o"])
@@ -414,10 +427,43 @@ def s_groups_static(ctx, client):
         _finish(everyone)
 
 
+class Kip848Client:
+    """A client whose members use KIP-848 (`group.protocol=consumer`): the broker computes the
+    assignment, and the session timeout and heartbeat interval are broker settings
+    (`group.consumer.session.timeout.ms` / `...heartbeat.interval.ms`, set by run_compat.py to
+    the SESSION_MS / HEARTBEAT_MS used here), so members do not set them."""
+
+    def __init__(self, client):
+        self.inner = client
+        self.name = f"{client.name}-kip848"
+
+    def group_member(self, name, group, topic, partitions, **opts):
+        opts.pop("session_ms", None)
+        opts.pop("heartbeat_ms", None)
+        return self.inner.group_member(name, group, topic, partitions, protocol="consumer", **opts)
+
+
+KIP848_CLIENTS = ("java", "confluent-kafka")
+
+
+def kip848(scenario):
+    def run(ctx, client):
+        if client.name not in KIP848_CLIENTS:
+            raise NotApplicable(f"{client.name} has no KIP-848 consumer (group.protocol=consumer)")
+        return scenario(ctx, Kip848Client(client))
+    return run
+
+
 GROUP_SCENARIOS = [
     ("groups-queue", s_groups_queue),
     ("groups-pubsub", s_groups_pubsub),
     ("groups-commit-resume", s_groups_commit_resume),
     ("groups-kill9", s_groups_kill9),
     ("groups-static", s_groups_static),
+    # The same with the KIP-848 protocol, for the clients that have it.
+    ("kip848-queue", kip848(s_groups_queue)),
+    ("kip848-pubsub", kip848(s_groups_pubsub)),
+    ("kip848-commit-resume", kip848(s_groups_commit_resume)),
+    ("kip848-kill9", kip848(s_groups_kill9)),
+    ("kip848-static", kip848(s_groups_static)),
 ]

@@ -10,6 +10,7 @@ usage: group_worker.py confluent-kafka|kafka-python <bootstrap> key=value...
   max_records=N               stop processing after N records (manual mode: exactly N, then the
                               processed offsets can be committed; auto mode: whole poll batches)
   session_ms= heartbeat_ms= instance_id=   session.timeout.ms, heartbeat.interval.ms, group.instance.id
+  protocol=consumer           group.protocol (KIP-848; confluent-kafka only)
 
 stdout: one JSON object per line
   {"ev":"assigned","parts":[..]} / {"ev":"revoked","parts":[..]}   rebalance callbacks
@@ -60,6 +61,7 @@ class Worker:
         self.session = opt.get("session_ms")
         self.heartbeat = opt.get("heartbeat_ms")
         self.instance = opt.get("instance_id")
+        self.protocol = opt.get("protocol")
         self.processed = 0
         self.next_offsets = {}  # partition -> last processed offset + 1
 
@@ -108,6 +110,8 @@ class ConfluentWorker(Worker):
             conf["heartbeat.interval.ms"] = int(self.heartbeat)
         if self.instance:
             conf["group.instance.id"] = self.instance
+        if self.protocol:
+            conf["group.protocol"] = self.protocol  # KIP-848: "consumer"
         if os.environ.get("COMPAT_RDKAFKA_DEBUG"):  # e.g. cgrp: librdkafka's debug log on stderr
             conf["debug"] = os.environ["COMPAT_RDKAFKA_DEBUG"]
         self.c = Consumer(conf)

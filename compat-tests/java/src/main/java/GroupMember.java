@@ -51,6 +51,8 @@ public class GroupMember {
         if (opt.containsKey("session_ms")) p.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, opt.get("session_ms"));
         if (opt.containsKey("heartbeat_ms")) p.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, opt.get("heartbeat_ms"));
         if (opt.containsKey("instance_id")) p.put(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, opt.get("instance_id"));
+        // KIP-848: "consumer" (the broker assigns; session and heartbeat are broker settings).
+        if (opt.containsKey("protocol")) p.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, opt.get("protocol"));
 
         LinkedBlockingQueue<String> cmds = new LinkedBlockingQueue<>();
         Thread reader = new Thread(() -> {
