@@ -1007,3 +1007,31 @@ fn group_max_size_refuses_one_member_too_many() {
     // The member already in is untouched.
     assert_eq!(heartbeat(&mut a, "small", 1, &ja.member_id), NONE);
 }
+
+#[test]
+fn a_group_id_too_long_to_store_is_refused_and_the_broker_carries_on() {
+    const INVALID_GROUP_ID: i16 = 24;
+    let broker = BrokerProcess::start(&["group.initial.rebalance.delay.ms=0"]);
+    let mut c = broker.client();
+    let long = "g".repeat(40_000);
+    find_coordinator(&mut c, "ok-group");
+    // JoinGroup v6+ uses compact strings, so a 40,000-byte id reaches the coordinator.
+    let j = c.call(7, &join_req(&long, "", None, 10_000, &[("range", subscription(&["t"]))]));
+    assert_eq!(j.error_code, INVALID_GROUP_ID);
+    create_topic(&mut c, "t", 1);
+    let resp = c.call(
+        8,
+        &OffsetCommitRequest::default()
+            .with_group_id(gid(&long))
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(TopicName(s("t")))
+                .with_partitions(vec![OffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(1)])]),
+    );
+    assert_eq!(resp.topics[0].partitions[0].error_code, INVALID_GROUP_ID);
+    // The coordinator carries on with other groups.
+    let joined = join_new(&mut c, "ok-group", 10_000, &subscription(&["t"]));
+    assert_eq!((joined.error_code, joined.generation_id), (NONE, 1));
+}

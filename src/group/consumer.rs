@@ -244,12 +244,17 @@ impl ConsumerGroup {
                 (m.member_id.clone(), ids)
             })
             .collect();
+        let empty = TopicAssignment::new();
         let input: Vec<AssignorMember<'_>> = subs
             .iter()
             .map(|(id, s)| AssignorMember {
                 member_id: id,
                 subscribed: s,
-                current: self.target.get(id).unwrap_or(&self.members[id].assigned),
+                current: self
+                    .target
+                    .get(id)
+                    .or_else(|| self.members.get(id).map(|m| &m.assigned))
+                    .unwrap_or(&empty),
             })
             .collect();
         self.target = assignor::assign(&assignor, &input, &self.subscribed_topics);
@@ -434,9 +439,12 @@ impl ConsumerGroup {
         if let Some(instance) = &req.instance_id {
             if let Some(prev_id) = self.static_members.get(instance).cloned() {
                 if prev_id != member_id {
-                    let prev = &self.members[&prev_id];
-                    if prev.member_epoch != STATIC_LEAVE_EPOCH && prev.heartbeat_deadline > now {
-                        return Err(E::UnreleasedInstanceId);
+                    // (A mapping whose member is gone is simply replaced.)
+                    if let Some(prev) = self.members.get(&prev_id) {
+                        if prev.member_epoch != STATIC_LEAVE_EPOCH && prev.heartbeat_deadline > now
+                        {
+                            return Err(E::UnreleasedInstanceId);
+                        }
                     }
                     inherited = self.members.remove(&prev_id);
                     if let Some(t) = self.target.remove(&prev_id) {
@@ -484,6 +492,7 @@ impl ConsumerGroup {
                 m.server_assignor = prev.server_assignor;
             }
         }
+        self.static_members.retain(|_, id| *id != member_id);
         if let Some(instance) = &req.instance_id {
             self.static_members
                 .insert(instance.clone(), member_id.clone());

@@ -49,6 +49,11 @@ pub fn java_string_hash(s: &str) -> i32 {
         .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32))
 }
 
+/// Strings in `__consumer_offsets` records carry an int16 length: longer ones cannot be stored.
+fn fits_record(s: &str) -> bool {
+    s.len() <= i16::MAX as usize
+}
+
 /// Kafka's `Utils.abs(groupId.hashCode) % partitions`.
 pub fn partition_for_group(group_id: &str, partitions: i32) -> i32 {
     let h = java_string_hash(group_id);
@@ -349,8 +354,15 @@ impl GroupCoordinator {
     pub fn join(&self, req: JoinRequest) -> Pending<JoinResult> {
         let now = Instant::now();
         let ready = |r: JoinResult| Pending::Ready(r);
-        if req.group_id.is_empty() {
+        if req.group_id.is_empty() || !fits_record(&req.group_id) {
             return ready(JoinResult::error(&req.member_id, E::InvalidGroupId));
+        }
+        if req
+            .group_instance_id
+            .as_deref()
+            .is_some_and(|i| !fits_record(i))
+        {
+            return ready(JoinResult::error(&req.member_id, E::InvalidRequest));
         }
         if req.session_timeout_ms < self.config.min_session_timeout_ms
             || req.session_timeout_ms > self.config.max_session_timeout_ms
@@ -786,6 +798,9 @@ impl GroupCoordinator {
         topic_exists: &dyn Fn(&str, i32) -> bool,
     ) -> Result<Vec<i16>, E> {
         let now = Instant::now();
+        if !fits_record(group_id) {
+            return Err(E::InvalidGroupId);
+        }
         let mut inner = self.lock();
         let partition = self.coordinator_partition(&inner, group_id)?;
         let inner = &mut *inner;
@@ -878,7 +893,7 @@ impl GroupCoordinator {
             let meta = e.metadata.clone().unwrap_or_default();
             if !topic_exists(&e.topic, e.partition) {
                 results.push(E::UnknownTopicOrPartition.code());
-            } else if meta.len() > self.config.offset_metadata_max_bytes {
+            } else if meta.len() > self.config.offset_metadata_max_bytes || !fits_record(&meta) {
                 results.push(E::OffsetMetadataTooLarge.code());
             } else {
                 let value = OffsetCommitValue {
