@@ -41,9 +41,13 @@ def _group(scenario, client, suffix=""):
 
 def _stable(members, partitions):
     """The members' current assignments if together they hold every partition exactly once and
-    each holds at least one (the group has settled), else None."""
+    each holds at least one and at most one more than any other (the group has settled: with
+    KIP-848 or cooperative rebalancing an unbalanced cover is an intermediate step), else None."""
     asg = [m.assignment() for m in members]
     if any(not a for a in asg):
+        return None
+    sizes = [len(a) for a in asg]
+    if max(sizes) - min(sizes) > 1:
         return None
     flat = sorted(p for a in asg for p in a)
     return asg if flat == list(range(partitions)) else None
@@ -446,6 +450,27 @@ class Kip848Client:
 KIP848_CLIENTS = ("java", "confluent-kafka")
 
 
+class CooperativeClient:
+    """A client whose members use the classic protocol with the cooperative-sticky assignor:
+    the clients revoke only the partitions that move and rejoin at once (incremental
+    rebalancing driven by the clients; the broker runs the classic protocol unchanged)."""
+
+    def __init__(self, client):
+        self.inner = client
+        self.name = f"{client.name}-coop"
+
+    def group_member(self, name, group, topic, partitions, **opts):
+        return self.inner.group_member(name, group, topic, partitions, assignor="cooperative-sticky", **opts)
+
+
+def cooperative(scenario):
+    def run(ctx, client):
+        if client.name not in KIP848_CLIENTS:
+            raise NotApplicable(f"{client.name}: no cooperative-sticky assignor in this client")
+        return scenario(ctx, CooperativeClient(client))
+    return run
+
+
 def kip848(scenario):
     def run(ctx, client):
         if client.name not in KIP848_CLIENTS:
@@ -460,6 +485,9 @@ GROUP_SCENARIOS = [
     ("groups-commit-resume", s_groups_commit_resume),
     ("groups-kill9", s_groups_kill9),
     ("groups-static", s_groups_static),
+    # Client-driven incremental (cooperative) rebalancing on the classic protocol.
+    ("coop-queue", cooperative(s_groups_queue)),
+    ("coop-kill9", cooperative(s_groups_kill9)),
     # The same with the KIP-848 protocol, for the clients that have it.
     ("kip848-queue", kip848(s_groups_queue)),
     ("kip848-pubsub", kip848(s_groups_pubsub)),

@@ -11,6 +11,7 @@ usage: group_worker.py confluent-kafka|kafka-python <bootstrap> key=value...
                               processed offsets can be committed; auto mode: whole poll batches)
   session_ms= heartbeat_ms= instance_id=   session.timeout.ms, heartbeat.interval.ms, group.instance.id
   protocol=consumer           group.protocol (KIP-848; confluent-kafka only)
+  assignor=cooperative-sticky partition.assignment.strategy (confluent-kafka only)
 
 stdout: one JSON object per line
   {"ev":"assigned","parts":[..]} / {"ev":"revoked","parts":[..]}   rebalance callbacks
@@ -62,6 +63,7 @@ class Worker:
         self.heartbeat = opt.get("heartbeat_ms")
         self.instance = opt.get("instance_id")
         self.protocol = opt.get("protocol")
+        self.assignor = opt.get("assignor")
         self.processed = 0
         self.next_offsets = {}  # partition -> last processed offset + 1
 
@@ -112,6 +114,8 @@ class ConfluentWorker(Worker):
             conf["group.instance.id"] = self.instance
         if self.protocol:
             conf["group.protocol"] = self.protocol  # KIP-848: "consumer"
+        if self.assignor:
+            conf["partition.assignment.strategy"] = self.assignor  # e.g. cooperative-sticky
         if os.environ.get("COMPAT_RDKAFKA_DEBUG"):  # e.g. cgrp: librdkafka's debug log on stderr
             conf["debug"] = os.environ["COMPAT_RDKAFKA_DEBUG"]
         self.c = Consumer(conf)

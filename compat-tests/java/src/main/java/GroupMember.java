@@ -53,6 +53,10 @@ public class GroupMember {
         if (opt.containsKey("instance_id")) p.put(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, opt.get("instance_id"));
         // KIP-848: "consumer" (the broker assigns; session and heartbeat are broker settings).
         if (opt.containsKey("protocol")) p.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, opt.get("protocol"));
+        // Classic protocol, client-driven incremental rebalancing.
+        if ("cooperative-sticky".equals(opt.get("assignor")))
+            p.put(ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG,
+                  "org.apache.kafka.clients.consumer.CooperativeStickyAssignor");
 
         LinkedBlockingQueue<String> cmds = new LinkedBlockingQueue<>();
         Thread reader = new Thread(() -> {
