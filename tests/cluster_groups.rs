@@ -260,7 +260,13 @@ fn groups_spread_over_coordinators_and_survive_a_coordinator_restart() {
         .find(|b| *b != coord)
         .expect("another broker");
     let mut co = brokers[index(other)].client();
-    assert_eq!(commit(&mut co, group, -1, "", &[(0, 1)]), [NOT_COORDINATOR]);
+    // (Until that broker has applied the image with the offsets topic it says
+    // COORDINATOR_NOT_AVAILABLE, also retriable.)
+    eventually(
+        "NOT_COORDINATOR from another broker",
+        Duration::from_secs(15),
+        || (commit(&mut co, group, -1, "", &[(0, 1)]) == [NOT_COORDINATOR]).then_some(()),
+    );
     assert_eq!(fetch_offsets(&mut co, group).0, NOT_COORDINATOR);
 
     // A member joins and syncs on the coordinator, and commits.
@@ -279,7 +285,16 @@ fn groups_spread_over_coordinators_and_survive_a_coordinator_restart() {
                     .with_metadata(meta.clone())]),
         )
     };
-    let first = join(&mut cc, "");
+    // The coordinator's broker applies a new image (and loads the offsets partition) a
+    // moment after the other brokers may already name it: clients retry NOT_COORDINATOR.
+    let first = eventually(
+        "the coordinator to load its partition",
+        Duration::from_secs(15),
+        || {
+            let r = join(&mut cc, "");
+            (r.error_code != NOT_COORDINATOR).then_some(r)
+        },
+    );
     assert_eq!(first.error_code, 79);
     let joined = join(&mut cc, &first.member_id);
     assert_eq!((joined.error_code, joined.generation_id), (0, 1));

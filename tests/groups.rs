@@ -1016,7 +1016,10 @@ fn a_group_id_too_long_to_store_is_refused_and_the_broker_carries_on() {
     let long = "g".repeat(40_000);
     find_coordinator(&mut c, "ok-group");
     // JoinGroup v6+ uses compact strings, so a 40,000-byte id reaches the coordinator.
-    let j = c.call(7, &join_req(&long, "", None, 10_000, &[("range", subscription(&["t"]))]));
+    let j = c.call(
+        7,
+        &join_req(&long, "", None, 10_000, &[("range", subscription(&["t"]))]),
+    );
     assert_eq!(j.error_code, INVALID_GROUP_ID);
     create_topic(&mut c, "t", 1);
     let resp = c.call(

@@ -5,7 +5,7 @@
 use gregor_protocol::kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use gregor_protocol::kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 
-use super::str_bytes;
+use super::{str_bytes, ClientInfo};
 use crate::broker::Broker;
 use crate::group::classic::JoinResult;
 use crate::group::coordinator::{JoinRequest, Pending};
@@ -14,15 +14,14 @@ pub async fn handle(
     broker: &Broker,
     version: i16,
     req: JoinGroupRequest,
-    client_id: &str,
-    client_host: &str,
+    client: &ClientInfo<'_>,
 ) -> JoinGroupResponse {
     let join = JoinRequest {
         group_id: req.group_id.0.to_string(),
         member_id: req.member_id.to_string(),
         group_instance_id: req.group_instance_id.map(|s| s.to_string()),
-        client_id: client_id.to_string(),
-        client_host: client_host.to_string(),
+        client_id: client.client_id.to_string(),
+        client_host: client.client_host.to_string(),
         session_timeout_ms: req.session_timeout_ms,
         // v0 has no rebalance timeout: Kafka uses the session timeout.
         rebalance_timeout_ms: if version >= 1 {

@@ -113,9 +113,9 @@ pub async fn handle(broker: &Broker, req: DecodedRequest, client_host: &str) -> 
         Request::FindCoordinator(r) => {
             Response::FindCoordinator(find_coordinator::handle(broker, v, r).await)
         }
-        Request::JoinGroup(r) => Response::JoinGroup(
-            join_group::handle(broker, v, r, client.client_id, client.client_host).await,
-        ),
+        Request::JoinGroup(r) => {
+            Response::JoinGroup(join_group::handle(broker, v, r, &client).await)
+        }
         Request::SyncGroup(r) => Response::SyncGroup(sync_group::handle(broker, v, r).await),
         Request::Heartbeat(r) => Response::Heartbeat(heartbeat::handle(broker, v, r)),
         Request::LeaveGroup(r) => Response::LeaveGroup(leave_group::handle(broker, v, r)),
