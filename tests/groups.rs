@@ -837,6 +837,19 @@ fn kip848_consumer_groups_reconcile_without_giving_a_partition_to_two_members() 
         cg_heartbeat(&mut a, "member-a", 1, None, None),
         (NONE, 1, None)
     );
+    // A full heartbeat restating the same subscription, with librdkafka's empty regex and
+    // assignor strings, changes nothing (no new group epoch).
+    let same = a.call(
+        1,
+        &ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(gid("kip848"))
+            .with_member_id(s("member-a"))
+            .with_member_epoch(1)
+            .with_subscribed_topic_names(Some(vec![TopicName(s("events"))]))
+            .with_subscribed_topic_regex(Some(s("")))
+            .with_server_assignor(Some(s(""))),
+    );
+    assert_eq!((same.error_code, same.member_epoch), (NONE, 1));
 
     // B joins: epoch 2 target splits the partitions, but B gets nothing A still owns.
     let mut b = broker.client();

@@ -389,15 +389,20 @@ impl ConsumerGroup {
                     changed = true;
                 }
             }
-            if req.subscribed_topic_regex.is_some()
-                && req.subscribed_topic_regex != m.subscribed_regex
-            {
-                m.subscribed_regex = req.subscribed_topic_regex.clone().filter(|r| !r.is_empty());
-                changed = true;
+            // null = unchanged; an empty string = none (librdkafka sends "" for "no regex").
+            if let Some(regex) = &req.subscribed_topic_regex {
+                let regex = Some(regex.clone()).filter(|r| !r.is_empty());
+                if regex != m.subscribed_regex {
+                    m.subscribed_regex = regex;
+                    changed = true;
+                }
             }
-            if req.server_assignor.is_some() && req.server_assignor != m.server_assignor {
-                m.server_assignor = req.server_assignor.clone();
-                changed = true;
+            if let Some(assignor) = &req.server_assignor {
+                let assignor = Some(assignor.clone()).filter(|a| !a.is_empty());
+                if assignor != m.server_assignor {
+                    m.server_assignor = assignor;
+                    changed = true;
+                }
             }
             if req.rack_id.is_some() {
                 m.rack_id = req.rack_id.clone();

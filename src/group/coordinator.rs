@@ -1343,7 +1343,7 @@ impl GroupCoordinator {
             return Err(E::InvalidRequest);
         }
         if let Some(a) = &req.server_assignor {
-            if !super::assignor::is_supported(a) {
+            if !a.is_empty() && !super::assignor::is_supported(a) {
                 return Err(E::UnsupportedAssignor);
             }
         }
