@@ -1,5 +1,5 @@
-//! The group coordinator: the classic consumer groups and committed offsets of the
-//! `__consumer_offsets` partitions this broker leads.
+//! The group coordinator: the consumer groups (classic and KIP-848) and committed offsets of
+//! the `__consumer_offsets` partitions this broker leads.
 //!
 //! A group belongs to partition `abs(java_hash(group_id)) % partitions` of `__consumer_offsets`
 //! (Kafka's rule, so a Kafka client and a Kafka tool agree with us on who coordinates what).
