@@ -175,6 +175,22 @@ struct Inner {
     last_offset_expiry: Instant,
 }
 
+impl Inner {
+    /// The committed offsets of a group of either kind.
+    fn offsets_mut(
+        &mut self,
+        group_id: &str,
+    ) -> Option<&mut BTreeMap<(String, i32), OffsetCommitValue>> {
+        match self.groups.get_mut(group_id) {
+            Some(g) => Some(&mut g.offsets),
+            None => self
+                .consumer_groups
+                .get_mut(group_id)
+                .map(|g| &mut g.offsets),
+        }
+    }
+}
+
 pub struct GroupCoordinator {
     broker_id: i32,
     config: GroupConfig,
@@ -804,25 +820,50 @@ impl GroupCoordinator {
         let mut inner = self.lock();
         let partition = self.coordinator_partition(&inner, group_id)?;
         let inner = &mut *inner;
+        let simple = generation_id < 0 && member_id.is_empty();
         if let Some(g) = inner.consumer_groups.get(group_id) {
-            let simple = generation_id < 0 && member_id.is_empty();
             if !(simple && g.members.is_empty()) {
                 g.validate_commit(member_id, generation_id)?;
             }
-            let (results, recs, accepted) = self.commit_records(group_id, entries, topic_exists);
-            return match Self::store(inner, partition, recs) {
-                Ok(()) => {
-                    if let Some(g) = inner.consumer_groups.get_mut(group_id) {
-                        g.offsets.extend(accepted);
-                    }
-                    Ok(results)
-                }
-                Err(err) => Ok(results
-                    .into_iter()
-                    .map(|r| if r == NONE { err.code() } else { r })
-                    .collect()),
-            };
+        } else {
+            self.validate_classic_commit(
+                inner,
+                partition,
+                group_id,
+                generation_id,
+                member_id,
+                instance,
+                now,
+            )?;
         }
+        let (results, recs, accepted) = self.commit_records(group_id, entries, topic_exists);
+        match Self::store(inner, partition, recs) {
+            Ok(()) => {
+                if let Some(offsets) = inner.offsets_mut(group_id) {
+                    offsets.extend(accepted);
+                }
+                Ok(results)
+            }
+            Err(err) => Ok(results
+                .into_iter()
+                .map(|r| if r == NONE { err.code() } else { r })
+                .collect()),
+        }
+    }
+
+    /// Kafka's checks of a classic group's OffsetCommit; a simple (generation -1) commit to an
+    /// unknown group creates it, Empty.
+    #[allow(clippy::too_many_arguments)]
+    fn validate_classic_commit(
+        &self,
+        inner: &mut Inner,
+        partition: i32,
+        group_id: &str,
+        generation_id: i32,
+        member_id: &str,
+        instance: Option<&str>,
+        now: Instant,
+    ) -> Result<(), E> {
         if !inner.groups.contains_key(group_id) {
             if generation_id >= 0 {
                 return Err(E::IllegalGeneration);
@@ -860,21 +901,7 @@ impl GroupCoordinator {
                 m.touch(now);
             }
         }
-        let (results, recs, accepted) = self.commit_records(group_id, entries, topic_exists);
-        match Self::store(inner, partition, recs) {
-            Ok(()) => {
-                if let Some(group) = inner.groups.get_mut(group_id) {
-                    for (k, v) in accepted {
-                        group.offsets.insert(k, v);
-                    }
-                }
-                Ok(results)
-            }
-            Err(err) => Ok(results
-                .into_iter()
-                .map(|r| if r == NONE { err.code() } else { r })
-                .collect()),
-        }
+        Ok(())
     }
 
     /// Validates each entry of an OffsetCommit and builds its record.
@@ -1076,36 +1103,19 @@ impl GroupCoordinator {
                     Ok(p) => p,
                     Err(e) => return e.code(),
                 };
-                if let Some(g) = inner.consumer_groups.get(id) {
-                    if !g.members.is_empty() {
-                        return E::NonEmptyGroup.code();
+                let offsets = match (inner.consumer_groups.get(id), inner.groups.get(id)) {
+                    (Some(g), _) if !g.members.is_empty() => return E::NonEmptyGroup.code(),
+                    (Some(g), _) => &g.offsets,
+                    (None, Some(g)) if g.state == GroupState::Dead => {
+                        return E::GroupIdNotFound.code()
                     }
-                    let mut recs: Vec<Rec> = g
-                        .offsets
-                        .keys()
-                        .map(|(t, p)| (offset_commit_key(id, t, *p), None))
-                        .collect();
-                    recs.push((group_metadata_key(id), None));
-                    return match Self::store(inner, partition, recs) {
-                        Ok(()) => {
-                            inner.consumer_groups.remove(id);
-                            info!(group = %id, "deleted consumer group");
-                            NONE
-                        }
-                        Err(e) => e.code(),
-                    };
-                }
-                let Some(group) = inner.groups.get(id) else {
-                    return E::GroupIdNotFound.code();
+                    (None, Some(g)) if g.state != GroupState::Empty || !g.is_empty_of_members() => {
+                        return E::NonEmptyGroup.code()
+                    }
+                    (None, Some(g)) => &g.offsets,
+                    (None, None) => return E::GroupIdNotFound.code(),
                 };
-                if group.state == GroupState::Dead {
-                    return E::GroupIdNotFound.code();
-                }
-                if group.state != GroupState::Empty || !group.is_empty_of_members() {
-                    return E::NonEmptyGroup.code();
-                }
-                let mut recs: Vec<Rec> = group
-                    .offsets
+                let mut recs: Vec<Rec> = offsets
                     .keys()
                     .map(|(t, p)| (offset_commit_key(id, t, *p), None))
                     .collect();
@@ -1113,6 +1123,7 @@ impl GroupCoordinator {
                 match Self::store(inner, partition, recs) {
                     Ok(()) => {
                         inner.groups.remove(id);
+                        inner.consumer_groups.remove(id);
                         info!(group = %id, "deleted group");
                         NONE
                     }
@@ -1132,63 +1143,41 @@ impl GroupCoordinator {
         let mut inner = self.lock();
         let partition = self.coordinator_partition(&inner, group_id)?;
         let inner = &mut *inner;
-        if let Some(g) = inner.consumer_groups.get(group_id) {
-            let subscribed: HashSet<String> = g
-                .members
-                .values()
-                .flat_map(|m| m.subscribed_names.iter().cloned())
-                .collect();
-            let mut recs = Vec::new();
-            let mut removed = Vec::new();
-            let out = topics
-                .iter()
-                .map(|(t, parts)| {
-                    let results = parts
-                        .iter()
-                        .map(|p| {
-                            if subscribed.contains(t) {
-                                (*p, E::GroupSubscribedToTopic.code())
-                            } else {
-                                if g.offsets.contains_key(&(t.clone(), *p)) {
-                                    recs.push((offset_commit_key(group_id, t, *p), None));
-                                    removed.push((t.clone(), *p));
-                                }
-                                (*p, NONE)
-                            }
-                        })
-                        .collect();
-                    (t.clone(), results)
-                })
-                .collect();
-            Self::store(inner, partition, recs)?;
-            if let Some(g) = inner.consumer_groups.get_mut(group_id) {
-                for k in removed {
-                    g.offsets.remove(&k);
+        let (subscribed, offsets): (HashSet<String>, _) = match (
+            inner.consumer_groups.get(group_id),
+            inner.groups.get(group_id),
+        ) {
+            (Some(g), _) => (
+                g.members
+                    .values()
+                    .flat_map(|m| m.subscribed_names.iter().cloned())
+                    .collect(),
+                &g.offsets,
+            ),
+            (None, None) => return Err(E::GroupIdNotFound),
+            (None, Some(group)) => {
+                if group.state == GroupState::Dead {
+                    return Err(E::GroupIdNotFound);
                 }
+                let consumer = group.protocol_type.as_deref() == Some("consumer");
+                if group.state != GroupState::Empty && !consumer {
+                    return Err(E::NonEmptyGroup);
+                }
+                let subscribed = if group.state == GroupState::Empty {
+                    HashSet::new()
+                } else {
+                    let protocol = group.protocol_name.clone().unwrap_or_default();
+                    group
+                        .members
+                        .values()
+                        .flat_map(|m| {
+                            records::subscribed_topics(&m.metadata_for(&protocol))
+                                .unwrap_or_default()
+                        })
+                        .collect()
+                };
+                (subscribed, &group.offsets)
             }
-            return Ok(out);
-        }
-        let Some(group) = inner.groups.get(group_id) else {
-            return Err(E::GroupIdNotFound);
-        };
-        if group.state == GroupState::Dead {
-            return Err(E::GroupIdNotFound);
-        }
-        let consumer = group.protocol_type.as_deref() == Some("consumer");
-        if group.state != GroupState::Empty && !consumer {
-            return Err(E::NonEmptyGroup);
-        }
-        let subscribed: HashSet<String> = if group.state == GroupState::Empty {
-            HashSet::new()
-        } else {
-            let protocol = group.protocol_name.clone().unwrap_or_default();
-            group
-                .members
-                .values()
-                .flat_map(|m| {
-                    records::subscribed_topics(&m.metadata_for(&protocol)).unwrap_or_default()
-                })
-                .collect()
         };
         let mut recs = Vec::new();
         let mut removed = Vec::new();
@@ -1201,7 +1190,7 @@ impl GroupCoordinator {
                         if subscribed.contains(t) {
                             (*p, E::GroupSubscribedToTopic.code())
                         } else {
-                            if group.offsets.contains_key(&(t.clone(), *p)) {
+                            if offsets.contains_key(&(t.clone(), *p)) {
                                 recs.push((offset_commit_key(group_id, t, *p), None));
                                 removed.push((t.clone(), *p));
                             }
@@ -1213,9 +1202,9 @@ impl GroupCoordinator {
             })
             .collect();
         Self::store(inner, partition, recs)?;
-        if let Some(group) = inner.groups.get_mut(group_id) {
+        if let Some(offsets) = inner.offsets_mut(group_id) {
             for k in removed {
-                group.offsets.remove(&k);
+                offsets.remove(&k);
             }
         }
         Ok(out)
@@ -1268,32 +1257,48 @@ impl GroupCoordinator {
         let retention = self.config.offsets_retention.as_millis() as i64;
         let mut out = Vec::new();
         let mut dead = Vec::new();
+        // An offset expires at its explicit expire timestamp (OffsetCommit v1's retention), else
+        // `retention` after the later of its commit and the group becoming empty.
+        let mut expire =
+            |group_id: &str,
+             partition: i32,
+             since: i64,
+             offsets: &mut BTreeMap<(String, i32), OffsetCommitValue>| {
+                offsets.retain(|(t, p), v| {
+                    let expired = if v.expire_timestamp > 0 {
+                        v.expire_timestamp <= now
+                    } else {
+                        v.commit_timestamp.max(since) + retention <= now
+                    };
+                    if expired {
+                        out.push((partition, (offset_commit_key(group_id, t, *p), None)));
+                    }
+                    !expired
+                });
+            };
         for g in inner.groups.values_mut() {
             if g.state != GroupState::Empty || !g.is_empty_of_members() {
                 continue;
             }
-            let since = g.state_timestamp_ms;
-            let expired: Vec<(String, i32)> = g
-                .offsets
-                .iter()
-                .filter(|(_, v)| {
-                    let base = if v.expire_timestamp > 0 {
-                        return v.expire_timestamp <= now;
-                    } else {
-                        v.commit_timestamp.max(since)
-                    };
-                    base + retention <= now
-                })
-                .map(|(k, _)| k.clone())
-                .collect();
-            for k in expired {
-                g.offsets.remove(&k);
-                out.push((
+            expire(
+                &g.group_id,
+                g.partition,
+                g.state_timestamp_ms,
+                &mut g.offsets,
+            );
+        }
+        for g in inner.consumer_groups.values_mut() {
+            if g.members.is_empty() {
+                expire(
+                    &g.group_id,
                     g.partition,
-                    (offset_commit_key(&g.group_id, &k.0, k.1), None),
-                ));
+                    g.state_timestamp_ms,
+                    &mut g.offsets,
+                );
             }
-            if g.offsets.is_empty() {
+        }
+        for g in inner.groups.values() {
+            if g.state == GroupState::Empty && g.is_empty_of_members() && g.offsets.is_empty() {
                 out.push((g.partition, (group_metadata_key(&g.group_id), None)));
                 dead.push(g.group_id.clone());
             }
@@ -1301,25 +1306,6 @@ impl GroupCoordinator {
         for id in dead {
             info!(group = %id, "removing group with no members and no offsets");
             inner.groups.remove(&id);
-        }
-        for g in inner.consumer_groups.values_mut() {
-            if !g.members.is_empty() {
-                continue;
-            }
-            let since = g.state_timestamp_ms;
-            let expired: Vec<(String, i32)> = g
-                .offsets
-                .iter()
-                .filter(|(_, v)| v.commit_timestamp.max(since) + retention <= now)
-                .map(|(k, _)| k.clone())
-                .collect();
-            for k in expired {
-                g.offsets.remove(&k);
-                out.push((
-                    g.partition,
-                    (offset_commit_key(&g.group_id, &k.0, k.1), None),
-                ));
-            }
         }
         inner
             .consumer_groups
