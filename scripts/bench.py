@@ -2,25 +2,34 @@
 """scripts/bench: gregor against Apache Kafka on the same machine, in the same run.
 
 Fetches Apache Kafka 4.x (broker and perf tools) from Maven Central once (bench/kafka/pom.xml
-into target/bench/kafka-lib), starts it single-node in KRaft mode and gregor standalone, each
-with a fresh data directory under one temp folder, and runs against each in turn:
+into target/bench/kafka-lib), builds the librdkafka load generator (bench/rdkafka_load.c,
+Debian's librdkafka-dev), starts Kafka single-node in KRaft mode and gregor standalone, each
+with a fresh data directory under one temp folder, and runs every workload against each in
+turn, alternating brokers between repeats:
 
-- Kafka's own ProducerPerformance (the JVM client `kafka-producer-perf-test` uses), for
-  throughput and produce latency percentiles;
-- a librdkafka consumer (confluent-kafka, partitions assigned, no group) reading everything
-  back, so the client is not the bottleneck;
+- throughput: rdkafka_load (C, librdkafka) producing then consuming, so the client is not
+  the bottleneck; sizes, acks, partitions, producer counts, keyed or not;
+- Kafka's own ProducerPerformance and ConsumerPerformance (the JVM client of
+  kafka-producer-perf-test / kafka-consumer-perf-test), the same client for both brokers;
+- produce latency p50/p99/p99.9 at a fixed offered load (half of Kafka's maximum for that
+  workload, measured earlier in the same run) and end-to-end latency at a fixed rate;
 - broker CPU seconds per GB moved and peak RSS, from /proc;
-- the disk's raw sequential write bandwidth (with and without fdatasync) as the physical limit.
+- full runs also: a large consume from the page cache and from cold segments (page cache
+  dropped, where the kernel lets us), many partitions on one broker (create, RSS, Metadata
+  time, clean restart, restart after kill -9), and 10,000 idle connections;
+- physical limits in the same run: raw sequential disk write (with and without fdatasync)
+  and loopback TCP bandwidth, with gregor's throughput as a fraction of them.
 
-Each workload runs --repeat times (median reported, both brokers alternating). Prints one table
-and writes target/bench/results.json: a list of {workload, metric, unit, gregor, kafka, ratio},
-ratio oriented so that above 1 means gregor is better. Stops everything it started.
+Each measurement runs --repeat times; medians are reported. Prints one table and writes
+target/bench/results.json: a list of {workload, metric, unit, gregor, kafka, ratio}, ratio
+oriented so that above 1 means gregor is better. Stops everything it started.
 """
 import argparse
 import base64
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -28,12 +37,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-LIB = os.path.join(ROOT, "target", "bench", "kafka-lib")
 OUT = os.path.join(ROOT, "target", "bench")
+LIB = os.path.join(OUT, "kafka-lib")
+LOAD = os.path.join(OUT, "rdkafka_load")
 CLK = os.sysconf("SC_CLK_TCK")
 
 
@@ -43,79 +54,111 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_port(port, proc, what, timeout=90):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{what} exited with {proc.returncode} while starting")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"{what} did not open port {port} in {timeout}s")
+def raise_fd_limit():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def ensure_kafka_jars():
-    if os.path.isdir(LIB) and any(f.startswith("kafka_2.13") for f in os.listdir(LIB)):
-        return
-    print("fetching Apache Kafka jars with Maven (once) ...", flush=True)
-    subprocess.run(
-        ["mvn", "-q", "-B", "-f", os.path.join(ROOT, "bench", "kafka", "pom.xml"),
-         "dependency:copy-dependencies", f"-DoutputDirectory={LIB}"],
-        check=True,
-    )
+def ensure_tools():
+    if not (os.path.isdir(LIB) and any(f.startswith("kafka_2.13") for f in os.listdir(LIB))):
+        print("fetching Apache Kafka jars with Maven (once) ...", flush=True)
+        subprocess.run(["mvn", "-q", "-B", "-f", os.path.join(ROOT, "bench", "kafka", "pom.xml"),
+                        "dependency:copy-dependencies", f"-DoutputDirectory={LIB}"], check=True)
+    src = os.path.join(ROOT, "bench", "rdkafka_load.c")
+    if not os.path.exists(LOAD) or os.path.getmtime(LOAD) < os.path.getmtime(src):
+        if not os.path.exists("/usr/include/librdkafka/rdkafka.h"):
+            subprocess.run(["apt-get", "install", "-y", "-q", "librdkafka-dev"], check=True,
+                           env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+        subprocess.run(["cc", "-O2", "-Wall", "-o", LOAD, src, "-lrdkafka", "-lpthread"], check=True)
 
 
 def proc_stats(pid):
-    """(cpu seconds, peak RSS MiB) of a running process."""
+    """(cpu seconds, peak RSS MiB, current RSS MiB) of a running process."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     cpu = (int(fields[11]) + int(fields[12])) / CLK
-    peak = 0
+    peak = rss = 0
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("VmHWM:"):
                 peak = int(line.split()[1]) / 1024
-    return cpu, peak
+            elif line.startswith("VmRSS:"):
+                rss = int(line.split()[1]) / 1024
+    return cpu, peak, rss
+
+
+def metadata_ready(bootstrap, timeout=180):
+    """Seconds until the broker answers a Metadata request (a bound port alone proves
+    nothing: both brokers bind before their logs are loaded)."""
+    from confluent_kafka.admin import AdminClient
+    t0 = time.monotonic()
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    admin.list_topics(timeout=timeout)
+    return time.monotonic() - t0
 
 
 class Broker:
-    def __init__(self, name, cmd, port, log_path, env=None):
-        self.name, self.port = name, port
-        self.log = open(log_path, "w")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env,
-                                     start_new_session=True)
-        wait_port(port, self.proc, name)
+    """One broker process (gregor or Kafka) that can be stopped and started again on the
+    same data directory."""
+
+    def __init__(self, name, cmd, port, log_path, data):
+        self.name, self.cmd, self.port, self.log_path, self.data = name, cmd, port, log_path, data
         self.bootstrap = f"127.0.0.1:{port}"
+        self.proc = None
+        self.start()
+
+    def start(self):
+        """Starts the process; returns seconds until Metadata answers."""
+        t0 = time.monotonic()
+        log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True, preexec_fn=raise_fd_limit)
+        log.close()
+        deadline = time.monotonic() + 180
+        while True:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"{self.name} exited with {self.proc.returncode}; see {self.log_path}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{self.name} did not open port {self.port}")
+                time.sleep(0.01)
+        metadata_ready(self.bootstrap)
+        return time.monotonic() - t0
 
     def stats(self):
         return proc_stats(self.proc.pid)
 
-    def stop(self):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
+    def stop(self, kill=False):
+        """Stops the process; returns seconds it took."""
+        t0 = time.monotonic()
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL if kill else signal.SIGTERM)
             try:
-                self.proc.wait(30)
+                self.proc.wait(120)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
-        self.log.close()
+        return time.monotonic() - t0
 
 
-def start_gregor(tmp):
+def start_gregor(tmp, tag=""):
     port = free_port()
+    data = os.path.join(tmp, f"gregor-data{tag}")
     binary = os.path.join(ROOT, "target", "release", "gregor")
-    data = os.path.join(tmp, "gregor-data")
     return Broker("gregor", [binary, "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}",
-                             "--override", f"log.dirs={data}"],
-                  port, os.path.join(tmp, "gregor.log"))
+                             "--override", f"log.dirs={data}",
+                             "--override", "group.initial.rebalance.delay.ms=0",
+                             "--override", "offsets.topic.replication.factor=1"],
+                  port, os.path.join(tmp, f"gregor{tag}.log"), data)
 
 
-def start_kafka(tmp):
+def start_kafka(tmp, tag=""):
     port, cport = free_port(), free_port()
-    data = os.path.join(tmp, "kafka-data")
-    cfg = os.path.join(tmp, "kafka.properties")
+    data = os.path.join(tmp, f"kafka-data{tag}")
+    cfg = os.path.join(tmp, f"kafka{tag}.properties")
     with open(cfg, "w") as f:
         f.write(f"""process.roles=broker,controller
 node.id=1
@@ -138,18 +181,33 @@ group.initial.rebalance.delay.ms=0
                 "appender.stdout.layout.type=PatternLayout\nappender.stdout.layout.pattern=%d %p %m%n\n")
     cp = os.path.join(LIB, "*")
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-    jvm = ["java", f"-Dlog4j2.configurationFile={log4j}", "-cp", cp]
-    subprocess.run(jvm + ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", cfg],
+    jvm = [f"-Dlog4j2.configurationFile={log4j}", "-cp", cp]
+    subprocess.run(["java"] + jvm + ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", cfg],
                    check=True, stdout=subprocess.DEVNULL)
-    # Kafka's own start script gives the broker a 1 GiB heap.
-    return Broker("kafka", ["java", "-Xms1g", "-Xmx1g", "-XX:+UseG1GC"] + jvm[1:] + ["kafka.Kafka", cfg],
-                  port, os.path.join(tmp, "kafka.log"))
+    # Kafka's own start script gives the broker a 1 GiB heap and G1.
+    return Broker("kafka", ["java", "-Xms1g", "-Xmx1g", "-XX:+UseG1GC"] + jvm + ["kafka.Kafka", cfg],
+                  port, os.path.join(tmp, f"kafka{tag}.log"), data)
 
 
-def create_topic(bootstrap, topic, partitions):
+def create_topics(bootstrap, names, partitions):
     from confluent_kafka.admin import AdminClient, NewTopic
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
+    for first in range(0, len(names), 100):
+        futs = admin.create_topics([NewTopic(n, partitions, 1) for n in names[first:first + 100]],
+                                   request_timeout=180)
+        for fut in futs.values():
+            fut.result(300)
+
+
+# ---- clients ------------------------------------------------------------------------------
+
+def rdkafka(mode, *args, timeout=900):
+    out = subprocess.run([LOAD, mode, *map(str, args)], capture_output=True, text=True,
+                         timeout=timeout)
+    lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
+    if out.returncode != 0 or not lines:
+        raise SystemExit(f"rdkafka_load {mode} failed ({out.returncode}): {out.stdout}{out.stderr[-2000:]}")
+    return json.loads(lines[-1])
 
 
 PERF_LINE = re.compile(
@@ -157,129 +215,413 @@ PERF_LINE = re.compile(
     r"([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th, (\d+) ms 99.9th")
 
 
-def producer_perf(bootstrap, topic, records, size, acks, throughput=-1):
+def jvm_produce(bootstrap, topic, records, size, acks):
     cmd = ["java", "-Xmx1g", "-cp", os.path.join(LIB, "*"), "org.apache.kafka.tools.ProducerPerformance",
            "--topic", topic, "--num-records", str(records), "--record-size", str(size),
-           "--throughput", str(throughput), "--producer-props", f"bootstrap.servers={bootstrap}",
+           "--throughput", "-1", "--producer-props", f"bootstrap.servers={bootstrap}",
            f"acks={acks}", "linger.ms=5", "batch.size=65536"]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600).stdout
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=900).stdout
     m = None
     for line in out.splitlines():
         m = PERF_LINE.search(line) or m
     if not m:
         raise SystemExit(f"cannot parse ProducerPerformance output:\n{out}")
-    return {"msgs": float(m.group(2)), "mbs": float(m.group(3)), "p50": float(m.group(6)),
-            "p99": float(m.group(8)), "p999": float(m.group(9))}
+    return {"msgs": float(m.group(2)), "mbs": float(m.group(3)), "p50_ms": float(m.group(6)),
+            "p99_ms": float(m.group(8)), "p999_ms": float(m.group(9))}
 
 
-def consume_all(bootstrap, topic, partitions, records):
-    from confluent_kafka import Consumer, TopicPartition
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-unused", "enable.auto.commit": False,
-                  "fetch.max.bytes": 52428800, "max.partition.fetch.bytes": 10485760})
-    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-    got, nbytes = 0, 0
-    start = time.perf_counter()
-    while got < records:
-        msgs = c.consume(10000, timeout=10)
-        if not msgs:
-            raise SystemExit(f"consumer stalled at {got}/{records}")
-        for m in msgs:
-            if m.error() is None:
-                got += 1
-                nbytes += len(m.value() or b"")
-    secs = time.perf_counter() - start
-    c.close()
-    return {"msgs": got / secs, "mbs": nbytes / secs / 1e6}
+def jvm_consume(bootstrap, topic, records, size):
+    """Kafka's ConsumerPerformance (a subscribing group member); throughput over its fetch
+    time, which excludes the group's join (the two brokers' rebalance delays differ)."""
+    cmd = ["java", "-Xmx1g", "-cp", os.path.join(LIB, "*"), "org.apache.kafka.tools.ConsumerPerformance",
+           "--bootstrap-server", bootstrap, "--topic", topic, "--num-records", str(records),
+           "--timeout", "60000"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    lines = [l for l in proc.stdout.splitlines() if l and l[0].isdigit()]
+    if proc.returncode != 0 or not lines:
+        raise SystemExit(f"ConsumerPerformance failed:\n{proc.stdout}{proc.stderr[-3000:]}")
+    f = [x.strip() for x in lines[-1].split(",")]
+    # start, end, MB, MB/s, nMsg, nMsg/s, rebalance ms, fetch ms, fetch MB/s, fetch nMsg/s
+    msgs, fetch_ms = float(f[4]), float(f[7])
+    if msgs < records:
+        raise SystemExit(f"ConsumerPerformance read {msgs:.0f} of {records}")
+    secs = max(fetch_ms, 1) / 1000
+    return {"msgs": msgs / secs, "mbs": msgs * size / secs / 1e6}
 
 
-def disk_bandwidth(tmp, mib):
-    """Raw sequential write MB/s to the data disk, without and with fdatasync."""
-    res = {}
-    for name, extra in (("no_fsync", []), ("fsync", ["conv=fdatasync"])):
-        path = os.path.join(tmp, "dd.bin")
-        out = subprocess.run(["dd", "if=/dev/zero", f"of={path}", "bs=1M", f"count={mib}"] + extra,
-                             capture_output=True, text=True).stderr
-        m = re.search(r"copied, ([\d.]+) s", out)
-        os.remove(path)
-        res[name] = mib * 1048576 / float(m.group(1)) / 1e6 if m else 0.0
+# ---- physical limits ----------------------------------------------------------------------
+
+def disk_bandwidth(tmp, mib, tries=3):
+    """Raw sequential write MB/s to the data disk, without and with fdatasync: the best of
+    `tries` dd runs each (the first write to a fresh file system is the slowest)."""
+    res = {"no_fsync": 0.0, "fsync": 0.0}
+    for _ in range(tries):
+        for name, extra in (("no_fsync", []), ("fsync", ["conv=fdatasync"])):
+            path = os.path.join(tmp, "dd.bin")
+            out = subprocess.run(["dd", "if=/dev/zero", f"of={path}", "bs=1M", f"count={mib}"] + extra,
+                                 capture_output=True, text=True).stderr
+            m = re.search(r"copied, ([\d.]+) s", out)
+            os.remove(path)
+            if m:
+                res[name] = max(res[name], mib * 1048576 / float(m.group(1)) / 1e6)
     return res
+
+
+def loopback_bandwidth(total=4 << 30, chunk=1 << 20):
+    """MB/s of one TCP stream over loopback (1 MiB writes and reads)."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    got = [0]
+
+    def sink():
+        conn, _ = srv.accept()
+        buf = bytearray(chunk)
+        while True:
+            n = conn.recv_into(buf)
+            if not n:
+                break
+            got[0] += n
+        conn.close()
+
+    t = threading.Thread(target=sink)
+    t.start()
+    c = socket.create_connection(srv.getsockname())
+    data = b"\0" * chunk
+    t0 = time.perf_counter()
+    for _ in range(total // chunk):
+        c.sendall(data)
+    c.close()
+    t.join()
+    secs = time.perf_counter() - t0
+    srv.close()
+    return got[0] / secs / 1e6
+
+
+def drop_page_cache():
+    """True if the kernel dropped its page cache (needs root and a writable /proc/sys)."""
+    try:
+        os.sync()
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+        return True
+    except OSError:
+        return False
+
+
+# ---- workloads ----------------------------------------------------------------------------
+
+class Results:
+    def __init__(self):
+        self.samples = {}  # (workload, metric, unit, higher_better) -> {broker: [values]}
+        self.order = []
+
+    def add(self, workload, metric, unit, higher_better, broker, value):
+        key = (workload, metric, unit, higher_better)
+        if key not in self.samples:
+            self.samples[key] = {}
+            self.order.append(key)
+        self.samples[key].setdefault(broker, []).append(value)
+
+    def median(self, workload, metric, broker):
+        for key in self.order:
+            if key[0] == workload and key[1] == metric:
+                vals = self.samples[key].get(broker)
+                return statistics.median(vals) if vals else None
+        return None
+
+    def rows(self):
+        rows = []
+        for key in self.order:
+            workload, metric, unit, higher = key
+            g = self.samples[key].get("gregor")
+            k = self.samples[key].get("kafka")
+            g = statistics.median(g) if g else None
+            k = statistics.median(k) if k else None
+            ratio = None
+            if g is not None and k is not None and higher is not None:
+                ratio = (g / k if k else None) if higher else (k / g if g else None)
+            rows.append({"workload": workload, "metric": metric, "unit": unit,
+                         "gregor": None if g is None else round(g, 3),
+                         "kafka": None if k is None else round(k, 3),
+                         "ratio": None if ratio is None else round(ratio, 3)})
+        return rows
+
+
+def topic_name(workload, rep):
+    return f"b-{re.sub(r'[^a-z0-9]+', '-', workload.lower()).strip('-')}-{rep}"
+
+
+def throughput(res, brokers, w, repeat):
+    """rdkafka_load produce then consume; CPU per GB over both."""
+    name = w["name"]
+    for rep in range(repeat):
+        for b in (brokers if rep % 2 == 0 else brokers[::-1]):
+            topic = topic_name(name, rep)
+            create_topics(b.bootstrap, [topic], w["partitions"])
+            cpu0, _, _ = b.stats()
+            args = ["-b", b.bootstrap, "-t", topic, "-n", w["records"], "-s", w["size"],
+                    "-a", w["acks"], "-P", w["producers"]]
+            if w.get("keyed"):
+                args.append("-k")
+            prod = rdkafka("produce", *args)
+            cons = rdkafka("consume", "-b", b.bootstrap, "-t", topic, "-p", w["partitions"],
+                           "-n", w["records"])
+            cpu1, peak, _ = b.stats()
+            gb = 2 * w["records"] * w["size"] / 1e9
+            res.add(name, "produce_msgs", "msg/s", True, b.name, prod["msgs"])
+            res.add(name, "produce_mbs", "MB/s", True, b.name, prod["mbs"])
+            res.add(name, "consume_msgs", "msg/s", True, b.name, cons["msgs"])
+            res.add(name, "consume_mbs", "MB/s", True, b.name, cons["mbs"])
+            res.add(name, "cpu_s_per_gb", "s/GB", False, b.name, (cpu1 - cpu0) / gb)
+            res.add(name, "peak_rss_mib", "MiB", False, b.name, peak)
+            print(f"{name} #{rep + 1} {b.name}: produce {prod['msgs']:,.0f} msg/s {prod['mbs']:.1f} MB/s; "
+                  f"consume {cons['msgs']:,.0f} msg/s {cons['mbs']:.1f} MB/s; "
+                  f"cpu {(cpu1 - cpu0) / gb:.2f} s/GB; peak RSS {peak:.0f} MiB", flush=True)
+
+
+def jvm_tools(res, brokers, name, size, records, repeat):
+    for rep in range(repeat):
+        for b in (brokers if rep % 2 == 0 else brokers[::-1]):
+            topic = topic_name("jvm " + name, rep)
+            create_topics(b.bootstrap, [topic], 1)
+            cpu0, _, _ = b.stats()
+            prod = jvm_produce(b.bootstrap, topic, records, size, 1)
+            cons = jvm_consume(b.bootstrap, topic, records, size)
+            cpu1, _, _ = b.stats()
+            gb = 2 * records * size / 1e9
+            wl = f"{name} (Kafka perf tools)"
+            res.add(wl, "produce_msgs", "msg/s", True, b.name, prod["msgs"])
+            res.add(wl, "produce_mbs", "MB/s", True, b.name, prod["mbs"])
+            res.add(wl, "produce_p99_ms (at max throughput)", "ms", False, b.name, prod["p99_ms"])
+            res.add(wl, "consume_msgs", "msg/s", True, b.name, cons["msgs"])
+            res.add(wl, "consume_mbs", "MB/s", True, b.name, cons["mbs"])
+            res.add(wl, "cpu_s_per_gb", "s/GB", False, b.name, (cpu1 - cpu0) / gb)
+            print(f"{wl} #{rep + 1} {b.name}: produce {prod['msgs']:,.0f} msg/s {prod['mbs']:.1f} MB/s "
+                  f"p99 {prod['p99_ms']:.0f} ms; consume {cons['msgs']:,.0f} msg/s", flush=True)
+
+
+def fixed_load_latency(res, brokers, base, size, acks, rate, seconds, repeat):
+    """Produce latency at a fixed offered load (records/s), and end-to-end latency at a
+    lower fixed rate (one record at a time: linger 0)."""
+    records = max(1000, int(rate * seconds))
+    wl = f"{base}, fixed load {rate:,.0f} msg/s"
+    e2e_rate = min(rate, 20000)
+    e2e_wl = f"{size} B acks={acks} 1p, end-to-end at {e2e_rate:,.0f} msg/s"
+    for rep in range(repeat):
+        for b in (brokers if rep % 2 == 0 else brokers[::-1]):
+            topic = topic_name(wl, rep)
+            create_topics(b.bootstrap, [topic], 1)
+            r = rdkafka("produce", "-b", b.bootstrap, "-t", topic, "-n", records, "-s", size,
+                        "-a", acks, "-r", int(rate))
+            for q in ("p50_ms", "p99_ms", "p999_ms"):
+                res.add(wl, f"produce_{q}", "ms", False, b.name, r[q])
+            res.add(wl, "achieved_msgs", "msg/s", True, b.name, r["msgs"])
+            topic = topic_name(e2e_wl, rep)
+            create_topics(b.bootstrap, [topic], 1)
+            e = rdkafka("e2e", "-b", b.bootstrap, "-t", topic, "-n", int(e2e_rate * seconds), "-s", size,
+                        "-a", acks, "-r", int(e2e_rate))
+            for q in ("p50_ms", "p99_ms", "p999_ms"):
+                res.add(e2e_wl, f"e2e_{q}", "ms", False, b.name, e[q])
+            print(f"{wl} #{rep + 1} {b.name}: p50 {r['p50_ms']:.2f} p99 {r['p99_ms']:.2f} "
+                  f"p99.9 {r['p999_ms']:.2f} ms; e2e p99 {e['p99_ms']:.2f} ms", flush=True)
+
+
+def big_consume(res, brokers, gb, disk_mbs):
+    """A consumer reading `gb` GB written in 1 KB records, from the page cache and (where
+    the kernel lets us drop it) from cold segments."""
+    size = 1024
+    records = int(gb * 1e9 / size)
+    wl = f"{gb:g} GB in 1 KB records, 16p"
+    for b in brokers:
+        topic = topic_name(wl, 0)
+        create_topics(b.bootstrap, [topic], 16)
+        rdkafka("produce", "-b", b.bootstrap, "-t", topic, "-n", records, "-s", size, "-a", 1,
+                "-P", 2, timeout=3600)
+        for kind in ("page cache", "cold"):
+            if kind == "cold" and not drop_page_cache():
+                print("cannot drop the page cache here: no cold-read row", flush=True)
+                break
+            cpu0, _, _ = b.stats()
+            c = rdkafka("consume", "-b", b.bootstrap, "-t", topic, "-p", 16, "-n", records, timeout=3600)
+            cpu1, _, _ = b.stats()
+            res.add(wl, f"consume_mbs ({kind})", "MB/s", True, b.name, c["mbs"])
+            res.add(wl, f"consume cpu_s_per_gb ({kind})", "s/GB", False, b.name, (cpu1 - cpu0) / gb)
+            print(f"{wl} {b.name} {kind}: {c['mbs']:.0f} MB/s", flush=True)
+        from confluent_kafka.admin import AdminClient
+        AdminClient({"bootstrap.servers": b.bootstrap}).delete_topics([topic])[topic].result(120)
+
+
+def many_partitions(res, tmp, starters, topics):
+    """`topics` topics of 10 partitions on a fresh broker of each kind."""
+    from confluent_kafka.admin import AdminClient
+    wl = f"{topics * 10:,} partitions"
+    for start in starters:
+        b = start(tmp, tag=f"-parts{topics}")
+        names = [f"p{i:05d}" for i in range(topics)]
+        t0 = time.monotonic()
+        create_topics(b.bootstrap, names, 10)
+        res.add(wl, "create (100 topics per request)", "s", False, b.name, time.monotonic() - t0)
+        time.sleep(2)
+        res.add(wl, "broker RSS", "MiB", False, b.name, b.stats()[2])
+        admin = AdminClient({"bootstrap.servers": b.bootstrap})
+        times = []
+        for _ in range(5):
+            t = time.monotonic()
+            md = admin.list_topics(timeout=60)
+            times.append(time.monotonic() - t)
+            if len([n for n in md.topics if n.startswith("p")]) != topics:
+                raise SystemExit(f"{b.name} lists {len(md.topics)} topics, wanted {topics}")
+        res.add(wl, "Metadata for all topics (client-side)", "ms", False, b.name, statistics.median(times) * 1000)
+        del admin
+        res.add(wl, "clean shutdown", "s", False, b.name, b.stop())
+        res.add(wl, "restart until Metadata answers (after clean shutdown)", "s", False, b.name, b.start())
+        res.add(wl, "broker RSS after restart", "MiB", False, b.name, b.stats()[2])
+        b.stop(kill=True)
+        res.add(wl, "restart until Metadata answers (after kill -9)", "s", False, b.name, b.start())
+        b.stop()
+        shutil.rmtree(b.data, ignore_errors=True)
+        print(f"{wl} {b.name}: done", flush=True)
+
+
+def idle_connections(res, brokers, count):
+    """`count` connections that each sent one ApiVersions request and then stay idle: broker
+    RSS added, broker CPU while they sit there for 10 s, and a small produce's latency."""
+    raise_fd_limit()
+    # ApiVersions v0 request: size, key 18, version 0, correlation id, client id "idle".
+    body = (18).to_bytes(2, "big") + (0).to_bytes(2, "big") + (1).to_bytes(4, "big") + \
+        (4).to_bytes(2, "big") + b"idle"
+    req = len(body).to_bytes(4, "big") + body
+    wl = f"{count:,} idle connections"
+    for b in brokers:
+        _, _, rss0 = b.stats()
+        socks = []
+        t0 = time.monotonic()
+        for _ in range(count):
+            s = socket.create_connection(("127.0.0.1", b.port), timeout=30)
+            s.sendall(req)
+            socks.append(s)
+        for s in socks:
+            size = int.from_bytes(s.recv(4, socket.MSG_WAITALL), "big")
+            if size <= 0 or len(s.recv(size, socket.MSG_WAITALL)) != size:
+                raise SystemExit(f"{b.name}: no ApiVersions answer on an idle connection")
+        res.add(wl, "open and answer all", "s", False, b.name, time.monotonic() - t0)
+        time.sleep(1)
+        cpu0, _, rss1 = b.stats()
+        time.sleep(10)
+        cpu1, _, _ = b.stats()
+        res.add(wl, "broker RSS added", "MiB", False, b.name, max(rss1 - rss0, 0.01))
+        res.add(wl, "broker CPU while idle (10 s)", "s", False, b.name, max(cpu1 - cpu0, 0.001))
+        topic = topic_name(wl, 0)
+        create_topics(b.bootstrap, [topic], 1)
+        r = rdkafka("produce", "-b", b.bootstrap, "-t", topic, "-n", 5000, "-s", 1024, "-a", 1, "-r", 1000)
+        res.add(wl, "produce_p99_ms at 1,000 msg/s alongside", "ms", False, b.name, r["p99_ms"])
+        for s in socks:
+            s.close()
+        print(f"{wl} {b.name}: RSS +{rss1 - rss0:.0f} MiB, idle CPU {cpu1 - cpu0:.2f} s", flush=True)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="1 KB and 100 B, acks=1, 1 partition")
+    ap.add_argument("--quick", action="store_true", help="1 KB and 100 B, acks=1, 1 partition (< 5 min)")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--records-1k", type=int, default=500_000)
-    ap.add_argument("--records-100b", type=int, default=2_000_000)
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply record counts")
+    ap.add_argument("--big-gb", type=float, default=10.0, help="size of the large-consume workload")
+    ap.add_argument("--partition-topics", type=int, nargs="*", default=[100, 1000],
+                    help="topic counts (of 10 partitions each) for the many-partitions rows")
+    ap.add_argument("--idle-connections", type=int, default=10000)
+    ap.add_argument("--only", help="run only workloads whose name contains this")
     args = ap.parse_args()
+    raise_fd_limit()
     if not os.path.exists(os.path.join(ROOT, "target", "release", "gregor")):
         subprocess.run(["cargo", "build", "--release"], cwd=ROOT, check=True)
-    ensure_kafka_jars()
     os.makedirs(OUT, exist_ok=True)
-    workloads = [("1KB acks=1 1p", 1024, args.records_1k, 1, 1),
-                 ("100B acks=1 1p", 100, args.records_100b, 1, 1)]
+    ensure_tools()
+
+    def n(x):
+        return max(1000, int(x * args.scale))
+
+    # name, size, records, acks, partitions, producers, keyed
+    matrix = [("1 KB acks=1 1p", 1024, n(500_000), 1, 1, 1, False),
+              ("100 B acks=1 1p", 100, n(3_000_000), 1, 1, 1, False)]
     if not args.quick:
-        workloads += [("1KB acks=all 1p", 1024, args.records_1k, "all", 1),
-                      ("1KB acks=1 16p", 1024, args.records_1k, 1, 16)]
-    tmp = tempfile.mkdtemp(prefix="gregor-bench-", dir=os.path.join(ROOT, "target", "bench"))
+        matrix += [("1 KB acks=all 1p", 1024, n(500_000), "all", 1, 1, False),
+                   ("100 B acks=all 1p", 100, n(3_000_000), "all", 1, 1, False),
+                   ("1 KB acks=1 16p", 1024, n(500_000), 1, 16, 1, False),
+                   ("100 B acks=1 16p", 100, n(3_000_000), 1, 16, 1, False),
+                   ("1 KB acks=1 16p 4 producers", 1024, n(500_000), 1, 16, 4, False),
+                   ("100 B acks=1 16p 4 producers", 100, n(3_000_000), 1, 16, 4, False),
+                   ("100 B acks=1 16p 16 producers", 100, n(3_000_000), 1, 16, 16, False),
+                   ("100 B acks=1 16p 4 producers keyed", 100, n(3_000_000), 1, 16, 4, True),
+                   ("1 KB acks=all 16p 4 producers keyed", 1024, n(500_000), "all", 16, 4, True)]
+    matrix = [dict(zip(("name", "size", "records", "acks", "partitions", "producers", "keyed"), m))
+              for m in matrix]
+    if args.only:
+        matrix = [w for w in matrix if args.only in w["name"]]
+
+    tmp = tempfile.mkdtemp(prefix="gregor-bench-", dir=OUT)
     brokers = []
-    rows = []
+    res = Results()
+    started = time.monotonic()
     try:
         disk = disk_bandwidth(tmp, 1024)
+        loop = loopback_bandwidth()
         brokers = [start_gregor(tmp), start_kafka(tmp)]
-        samples = {}  # (workload, broker) -> list of dicts
-        for (name, size, records, acks, parts) in workloads:
-            for rep in range(args.repeat):
-                for b in brokers:
-                    topic = f"bench-{re.sub(r'[^a-z0-9]+', '-', name.lower())}-{rep}"
-                    create_topic(b.bootstrap, topic, parts)
-                    cpu0, _ = b.stats()
-                    prod = producer_perf(b.bootstrap, topic, records, size, acks)
-                    cons = consume_all(b.bootstrap, topic, parts, records)
-                    cpu1, peak = b.stats()
-                    gb = 2 * records * size / 1e9  # in and out
-                    sample = {"produce_msgs": prod["msgs"], "produce_mbs": prod["mbs"],
-                              "produce_p99_ms": prod["p99"], "produce_p50_ms": prod["p50"],
-                              "consume_msgs": cons["msgs"], "consume_mbs": cons["mbs"],
-                              "cpu_s_per_gb": (cpu1 - cpu0) / gb, "peak_rss_mib": peak}
-                    samples.setdefault((name, b.name), []).append(sample)
-                    print(f"{name} #{rep + 1} {b.name}: produce {prod['msgs']:,.0f} msg/s "
-                          f"{prod['mbs']:.1f} MB/s p99 {prod['p99']:.0f} ms; consume {cons['msgs']:,.0f} msg/s; "
-                          f"cpu {sample['cpu_s_per_gb']:.2f} s/GB; peak RSS {peak:.0f} MiB", flush=True)
-        metrics = [("produce_msgs", "msg/s", True), ("produce_mbs", "MB/s", True),
-                   ("produce_p50_ms", "ms", False), ("produce_p99_ms", "ms", False),
-                   ("consume_msgs", "msg/s", True), ("consume_mbs", "MB/s", True),
-                   ("cpu_s_per_gb", "s/GB", False), ("peak_rss_mib", "MiB", False)]
-        for (name, *_rest) in workloads:
-            for metric, unit, higher_better in metrics:
-                g = statistics.median(s[metric] for s in samples[(name, "gregor")])
-                k = statistics.median(s[metric] for s in samples[(name, "kafka")])
-                if higher_better:
-                    ratio = g / k if k else None
-                else:
-                    ratio = k / g if g else None
-                rows.append({"workload": name, "metric": metric, "unit": unit,
-                             "gregor": round(g, 3), "kafka": round(k, 3),
-                             "ratio": round(ratio, 3) if ratio else None})
+        for b in brokers:
+            # Not measured: lets the JVM compile its hot paths (and both warm their caches).
+            create_topics(b.bootstrap, ["warm-up"], 1)
+            rdkafka("produce", "-b", b.bootstrap, "-t", "warm-up", "-n", n(500_000), "-s", 1024)
+            rdkafka("consume", "-b", b.bootstrap, "-t", "warm-up", "-p", 1, "-n", n(500_000))
+        for w in matrix:
+            throughput(res, brokers, w, args.repeat)
+        if not args.only:
+            jvm_tools(res, brokers, "1 KB acks=1 1p", 1024, n(500_000), args.repeat)
+            jvm_tools(res, brokers, "100 B acks=1 1p", 100, n(2_000_000), args.repeat)
+            # Latency at half of Kafka's maximum throughput, measured above in this run.
+            for base, size, acks in (("1 KB acks=1 1p", 1024, 1),) + (() if args.quick else (("1 KB acks=all 1p", 1024, "all"),)):
+                kmax = res.median(base, "produce_msgs", "kafka")
+                if kmax:
+                    fixed_load_latency(res, brokers, base, size, acks, round(kmax / 2, -3),
+                                       seconds=10 if args.quick else 20, repeat=args.repeat)
+        if not args.quick and not args.only:
+            big_consume(res, brokers, args.big_gb, disk["no_fsync"])
+            idle_connections(res, brokers, args.idle_connections)
+        for b in brokers:
+            b.stop()
+        brokers = []
+        if not args.quick and not args.only:
+            for topics in args.partition_topics:
+                many_partitions(res, tmp, (start_gregor, start_kafka), topics)
         for name in ("no_fsync", "fsync"):
-            rows.append({"workload": "disk raw sequential write", "metric": name, "unit": "MB/s",
-                         "gregor": round(disk[name], 1), "kafka": round(disk[name], 1), "ratio": 1.0})
-        g1k = statistics.median(s["produce_mbs"] for s in samples[("1KB acks=1 1p", "gregor")])
-        rows.append({"workload": "1KB acks=1 1p", "metric": "produce_fraction_of_disk_no_fsync",
-                     "unit": "fraction", "gregor": round(g1k / disk["no_fsync"], 3) if disk["no_fsync"] else None,
-                     "kafka": None, "ratio": None})
+            res.add("physical limit", f"disk sequential write ({name.replace('_', ' ')})", "MB/s", None,
+                    "gregor", disk[name])
+        res.add("physical limit", "loopback TCP, one stream", "MB/s", None, "gregor", loop)
+        rows = res.rows()
+        g1k = res.median("1 KB acks=1 1p", "produce_mbs", "gregor")
+        c1k = res.median("1 KB acks=1 1p", "consume_mbs", "gregor")
+        k1k = res.median("1 KB acks=1 1p", "produce_mbs", "kafka")
+        kc1k = res.median("1 KB acks=1 1p", "consume_mbs", "kafka")
+        if g1k and disk["no_fsync"]:
+            rows.append({"workload": "1 KB acks=1 1p", "metric": "produce as fraction of raw disk write",
+                         "unit": "fraction", "gregor": round(g1k / disk["no_fsync"], 3),
+                         "kafka": round(k1k / disk["no_fsync"], 3) if k1k else None, "ratio": None})
+        if c1k and loop:
+            rows.append({"workload": "1 KB acks=1 1p", "metric": "consume as fraction of loopback TCP",
+                         "unit": "fraction", "gregor": round(c1k / loop, 3),
+                         "kafka": round(kc1k / loop, 3) if kc1k else None, "ratio": None})
     finally:
         for b in brokers:
             b.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump(rows, f, indent=2)
-    print(f"\n{'workload':<26}{'metric':<36}{'gregor':>14}{'kafka':>14}{'ratio':>8}")
+    print(f"\n{'workload':<44}{'metric':<58}{'gregor':>12}{'kafka':>12}{'ratio':>8}")
     for r in rows:
         fmt = lambda v: "-" if v is None else f"{v:,.2f}"  # noqa: E731
-        print(f"{r['workload']:<26}{r['metric'] + ' (' + r['unit'] + ')':<36}{fmt(r['gregor']):>14}"
-              f"{fmt(r['kafka']):>14}{fmt(r['ratio']):>8}")
-    print(f"\nwrote {os.path.join(OUT, 'results.json')} (ratio > 1: gregor better; medians of {args.repeat})")
+        print(f"{r['workload']:<44}{r['metric'] + ' (' + r['unit'] + ')':<58}{fmt(r['gregor']):>12}"
+              f"{fmt(r['kafka']):>12}{fmt(r['ratio']):>8}")
+    print(f"\nwrote {os.path.join(OUT, 'results.json')} (ratio > 1: gregor better; medians of "
+          f"{args.repeat}; {time.monotonic() - started:.0f} s)")
 
 
 if __name__ == "__main__":

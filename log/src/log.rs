@@ -55,9 +55,45 @@ pub struct FetchSlice {
 }
 
 impl FetchSlice {
+    /// Reads the range with pread straight into fresh memory: zero-filling a buffer that the
+    /// read overwrites anyway cost as much as a tenth of the broker's CPU under consumers.
     pub fn read(&self) -> std::io::Result<Bytes> {
-        let mut buf = BytesMut::zeroed(self.len);
-        self.file.read_exact_at(&mut buf, self.position)?;
+        use std::os::fd::AsRawFd;
+        let mut buf = BytesMut::with_capacity(self.len);
+        let fd = self.file.as_raw_fd();
+        while buf.len() < self.len {
+            let filled = buf.len();
+            let spare = buf.spare_capacity_mut();
+            let want = self.len - filled;
+            // SAFETY: `spare` is writable memory of at least `want` bytes owned by `buf`;
+            // pread writes at most `want` bytes into it and reports how many it wrote.
+            let n = unsafe {
+                libc::pread(
+                    fd,
+                    spare.as_mut_ptr().cast(),
+                    want,
+                    (self.position + filled as u64) as libc::off_t,
+                )
+            };
+            match n {
+                n if n > 0 => {
+                    // SAFETY: pread initialised the first `n` (<= want) spare bytes.
+                    unsafe { buf.set_len(filled + n as usize) }
+                }
+                0 => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "segment shorter than the fetch range",
+                    ))
+                }
+                _ => {
+                    let e = std::io::Error::last_os_error();
+                    if e.kind() != std::io::ErrorKind::Interrupted {
+                        return Err(e);
+                    }
+                }
+            }
+        }
         Ok(buf.freeze())
     }
 }

@@ -17,7 +17,7 @@ pub use error::ProtocolError;
 pub use frame::{read_frame, FrameError, DEFAULT_MAX_REQUEST_BYTES};
 pub use header::{peek_header, RequestHeaderInfo};
 pub use request::{decode_request, DecodedRequest, Request};
-pub use response::{encode_response, Response};
+pub use response::{encode_response, encode_response_parts, Response};
 pub use versions::{api_versions_table, is_served, served_range, ApiRange, SUPPORTED_APIS};
 
 /// Re-exported so that the broker and its tests use the same generated message types.

@@ -34,14 +34,15 @@ pub mod sync_group;
 use bytes::Bytes;
 use gregor_protocol::kafka_protocol::messages::ApiKey;
 use gregor_protocol::kafka_protocol::protocol::StrBytes;
-use gregor_protocol::{encode_response, DecodedRequest, Request, Response};
+use gregor_protocol::{encode_response_parts, DecodedRequest, Request, Response};
 use tracing::error;
 
 use crate::broker::Broker;
 
 /// What the connection does after a request.
 pub enum Reply {
-    Send(Bytes),
+    /// A response frame in parts (record sets travel by reference), for one vectored write.
+    Send(Vec<Bytes>),
     /// acks=0 produce: Kafka sends nothing back.
     Nothing,
     /// Kafka closes the connection here (e.g. an acks=0 produce that failed).
@@ -138,8 +139,19 @@ pub async fn handle(broker: &Broker, req: DecodedRequest, client_host: &str) -> 
 }
 
 fn encode(api_key: ApiKey, version: i16, correlation_id: i32, response: &Response) -> Reply {
-    match encode_response(api_key, version, correlation_id, response) {
-        Ok(bytes) => Reply::Send(bytes),
+    // A Fetch answer's record sets are sent from the memory they were read into, not
+    // copied into the frame.
+    let record_sets: Vec<Bytes> = match response {
+        Response::Fetch(r) => r
+            .responses
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .filter_map(|p| p.records.clone())
+            .collect(),
+        _ => Vec::new(),
+    };
+    match encode_response_parts(api_key, version, correlation_id, response, &record_sets) {
+        Ok(parts) => Reply::Send(parts),
         Err(e) => {
             error!(error = %e, "response encoding failed");
             Reply::Close(e.to_string())
