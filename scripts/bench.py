@@ -449,7 +449,9 @@ def big_consume(res, brokers, gb, disk_mbs):
             res.add(wl, f"consume cpu_s_per_gb ({kind})", "s/GB", False, b.name, (cpu1 - cpu0) / gb)
             print(f"{wl} {b.name} {kind}: {c['mbs']:.0f} MB/s", flush=True)
         from confluent_kafka.admin import AdminClient
-        AdminClient({"bootstrap.servers": b.bootstrap}).delete_topics([topic])[topic].result(120)
+        # Keep the client referenced until the answer arrives (a dropped handle fails it).
+        admin = AdminClient({"bootstrap.servers": b.bootstrap})
+        admin.delete_topics([topic])[topic].result(120)
 
 
 def many_partitions(res, tmp, starters, topics):
@@ -582,7 +584,7 @@ def main():
                 kmax = res.median(base, "produce_msgs", "kafka")
                 if kmax:
                     fixed_load_latency(res, brokers, base, size, acks, round(kmax / 2, -3),
-                                       seconds=10 if args.quick else 20, repeat=args.repeat)
+                                       seconds=10, repeat=args.repeat)
         if not args.quick and not args.only:
             big_consume(res, brokers, args.big_gb, disk["no_fsync"])
             idle_connections(res, brokers, args.idle_connections)
