@@ -252,13 +252,13 @@ mod tests {
                     .with_records(Some(r.clone()))
             })
             .collect();
-        Response::Fetch(
-            FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
+        Response::Fetch(FetchResponse::default().with_responses(
+            vec![FetchableTopicResponse::default()
                 .with_topic(TopicName::from(
                     kafka_protocol::protocol::StrBytes::from_static_str("t"),
                 ))
-                .with_partitions(partitions)]),
-        )
+                .with_partitions(partitions)],
+        ))
     }
 
     #[test]
