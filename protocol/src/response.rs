@@ -67,21 +67,42 @@ pub fn encode_response(
     correlation_id: i32,
     response: &Response,
 ) -> Result<Bytes, ProtocolError> {
+    let mut buf = BytesMut::with_capacity(256);
+    buf.put_i32(0);
+    encode_header_and_body(&mut buf, api_key, api_version, correlation_id, response)?;
+    let size = frame_size(buf.len() - 4, api_key, api_version)?;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
+    Ok(buf.freeze())
+}
+
+/// The response header (at the version that goes with the request's) and the body, into
+/// any encoding buffer: the one encoding path behind both frame builders.
+fn encode_header_and_body<B: kafka_protocol::protocol::buf::ByteBufMut>(
+    buf: &mut B,
+    api_key: ApiKey,
+    api_version: i16,
+    correlation_id: i32,
+    response: &Response,
+) -> Result<(), ProtocolError> {
     let fail = |e: anyhow::Error| ProtocolError::Encode {
         api_key: api_key as i16,
         api_version,
         reason: e.to_string(),
     };
-    let mut buf = BytesMut::with_capacity(256);
-    buf.put_i32(0);
     ResponseHeader::default()
         .with_correlation_id(correlation_id)
-        .encode(&mut buf, api_key.response_header_version(api_version))
+        .encode(buf, api_key.response_header_version(api_version))
         .map_err(fail)?;
-    response.encode_body(&mut buf, api_version).map_err(fail)?;
-    let size = (buf.len() - 4) as i32;
-    buf[..4].copy_from_slice(&size.to_be_bytes());
-    Ok(buf.freeze())
+    response.encode_body(buf, api_version).map_err(fail)
+}
+
+/// The 4-byte size prefix of a frame of `len` bytes (header and body).
+fn frame_size(len: usize, api_key: ApiKey, api_version: i16) -> Result<i32, ProtocolError> {
+    i32::try_from(len).map_err(|_| ProtocolError::Encode {
+        api_key: api_key as i16,
+        api_version,
+        reason: format!("response of {len} bytes is too large for a frame"),
+    })
 }
 
 /// Record sets at least this large travel by reference (below it a copy is cheaper than
@@ -99,29 +120,16 @@ pub fn encode_response_parts(
     response: &Response,
     record_sets: &[Bytes],
 ) -> Result<Vec<Bytes>, ProtocolError> {
-    let fail = |e: anyhow::Error| ProtocolError::Encode {
-        api_key: api_key as i16,
-        api_version,
-        reason: e.to_string(),
-    };
     let mut buf = SplicingBuf {
         done: Vec::new(),
         done_len: 0,
         head: BytesMut::with_capacity(256),
         keep: record_sets,
+        next_kept: 0,
     };
-    ResponseHeader::default()
-        .with_correlation_id(correlation_id)
-        .encode(&mut buf, api_key.response_header_version(api_version))
-        .map_err(fail)?;
-    response.encode_body(&mut buf, api_version).map_err(fail)?;
+    encode_header_and_body(&mut buf, api_key, api_version, correlation_id, response)?;
     let mut parts = buf.finish();
-    let size: usize = parts.iter().map(Bytes::len).sum();
-    let size = i32::try_from(size).map_err(|_| ProtocolError::Encode {
-        api_key: api_key as i16,
-        api_version,
-        reason: format!("response of {size} bytes is too large for a frame"),
-    })?;
+    let size = frame_size(parts.iter().map(Bytes::len).sum(), api_key, api_version)?;
     parts.insert(0, Bytes::copy_from_slice(&size.to_be_bytes()));
     Ok(parts)
 }
@@ -136,6 +144,9 @@ struct SplicingBuf<'a> {
     done_len: usize,
     head: BytesMut,
     keep: &'a [Bytes],
+    /// Where in `keep` to look first: record sets are encoded in the order they were
+    /// collected, so the search is one comparison per record set, not one per pair.
+    next_kept: usize,
 }
 
 impl SplicingBuf<'_> {
@@ -179,11 +190,13 @@ unsafe impl BufMut for SplicingBuf<'_> {
 
     fn put_slice(&mut self, src: &[u8]) {
         if src.len() >= SPLICE_MIN {
-            let kept = self
-                .keep
-                .iter()
-                .find(|k| k.as_ptr() == src.as_ptr() && k.len() == src.len());
-            if let Some(kept) = kept {
+            let is_src = |k: &Bytes| k.as_ptr() == src.as_ptr() && k.len() == src.len();
+            let found = (self.next_kept..self.keep.len())
+                .chain(0..self.next_kept)
+                .find(|&i| is_src(&self.keep[i]));
+            if let Some(i) = found {
+                self.next_kept = i + 1;
+                let kept = &self.keep[i];
                 if !self.head.is_empty() {
                     let head = self.head.split().freeze();
                     self.done_len += head.len();
@@ -305,6 +318,7 @@ mod tests {
             done_len: 0,
             head: BytesMut::new(),
             keep: &keep,
+            next_kept: 0,
         };
         buf.put_slice(b"ab");
         buf.put_slice(&kept);
