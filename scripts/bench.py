@@ -427,7 +427,7 @@ def fixed_load_latency(res, brokers, base, size, acks, rate, seconds, repeat):
                   f"p99.9 {r['p999_ms']:.2f} ms; e2e p99 {e['p99_ms']:.2f} ms", flush=True)
 
 
-def big_consume(res, brokers, gb, disk_mbs):
+def big_consume(res, brokers, gb):
     """A consumer reading `gb` GB written in 1 KB records, from the page cache and (where
     the kernel lets us drop it) from cold segments."""
     size = 1024
@@ -586,7 +586,7 @@ def main():
                     fixed_load_latency(res, brokers, base, size, acks, round(kmax / 2, -3),
                                        seconds=10, repeat=args.repeat)
         if not args.quick and not args.only:
-            big_consume(res, brokers, args.big_gb, disk["no_fsync"])
+            big_consume(res, brokers, args.big_gb)
             idle_connections(res, brokers, args.idle_connections)
         for b in brokers:
             b.stop()
