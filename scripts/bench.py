@@ -407,7 +407,7 @@ def fixed_load_latency(res, brokers, base, size, acks, rate, seconds, repeat):
     records = max(1000, int(rate * seconds))
     wl = f"{base}, fixed load {rate:,.0f} msg/s"
     e2e_rate = min(rate, 20000)
-    e2e_wl = f"{size} B acks={acks} 1p, end-to-end at {e2e_rate:,.0f} msg/s"
+    e2e_wl = f"{base}, end-to-end at {e2e_rate:,.0f} msg/s"
     for rep in range(repeat):
         for b in (brokers if rep % 2 == 0 else brokers[::-1]):
             topic = topic_name(wl, rep)
@@ -466,6 +466,8 @@ def many_partitions(res, tmp, starters, topics):
         res.add(wl, "create (100 topics per request)", "s", False, b.name, time.monotonic() - t0)
         time.sleep(2)
         res.add(wl, "broker RSS", "MiB", False, b.name, b.stats()[2])
+        res.add(wl, "broker open descriptors", "count", False, b.name,
+                len(os.listdir(f"/proc/{b.proc.pid}/fd")))
         admin = AdminClient({"bootstrap.servers": b.bootstrap})
         times = []
         for _ in range(5):
@@ -533,6 +535,8 @@ def main():
                     help="topic counts (of 10 partitions each) for the many-partitions rows")
     ap.add_argument("--idle-connections", type=int, default=10000)
     ap.add_argument("--only", help="run only workloads whose name contains this")
+    ap.add_argument("--partitions-only", action="store_true",
+                    help="run only the many-partitions rows (see --partition-topics)")
     args = ap.parse_args()
     raise_fd_limit()
     if not os.path.exists(os.path.join(ROOT, "target", "release", "gregor")):
@@ -568,30 +572,31 @@ def main():
     try:
         disk = disk_bandwidth(tmp, 1024)
         loop = loopback_bandwidth()
-        brokers = [start_gregor(tmp), start_kafka(tmp)]
-        for b in brokers:
-            # Not measured: lets the JVM compile its hot paths (and both warm their caches).
-            create_topics(b.bootstrap, ["warm-up"], 1)
-            rdkafka("produce", "-b", b.bootstrap, "-t", "warm-up", "-n", n(500_000), "-s", 1024)
-            rdkafka("consume", "-b", b.bootstrap, "-t", "warm-up", "-p", 1, "-n", n(500_000))
-        for w in matrix:
-            throughput(res, brokers, w, args.repeat)
-        if not args.only:
-            jvm_tools(res, brokers, "1 KB acks=1 1p", 1024, n(500_000), args.repeat)
-            jvm_tools(res, brokers, "100 B acks=1 1p", 100, n(2_000_000), args.repeat)
-            # Latency at half of Kafka's maximum throughput, measured above in this run.
-            for base, size, acks in (("1 KB acks=1 1p", 1024, 1),) + (() if args.quick else (("1 KB acks=all 1p", 1024, "all"),)):
-                kmax = res.median(base, "produce_msgs", "kafka")
-                if kmax:
-                    fixed_load_latency(res, brokers, base, size, acks, round(kmax / 2, -3),
-                                       seconds=10, repeat=args.repeat)
-        if not args.quick and not args.only:
-            big_consume(res, brokers, args.big_gb)
-            idle_connections(res, brokers, args.idle_connections)
-        for b in brokers:
-            b.stop()
-        brokers = []
-        if not args.quick and not args.only:
+        if not args.partitions_only:
+            brokers = [start_gregor(tmp), start_kafka(tmp)]
+            for b in brokers:
+                # Not measured: lets the JVM compile its hot paths (and both warm their caches).
+                create_topics(b.bootstrap, ["warm-up"], 1)
+                rdkafka("produce", "-b", b.bootstrap, "-t", "warm-up", "-n", n(500_000), "-s", 1024)
+                rdkafka("consume", "-b", b.bootstrap, "-t", "warm-up", "-p", 1, "-n", n(500_000))
+            for w in matrix:
+                throughput(res, brokers, w, args.repeat)
+            if not args.only:
+                jvm_tools(res, brokers, "1 KB acks=1 1p", 1024, n(500_000), args.repeat)
+                jvm_tools(res, brokers, "100 B acks=1 1p", 100, n(2_000_000), args.repeat)
+                # Latency at half of Kafka's maximum throughput, measured above in this run.
+                for base, size, acks in (("1 KB acks=1 1p", 1024, 1),) + (() if args.quick else (("1 KB acks=all 1p", 1024, "all"),)):
+                    kmax = res.median(base, "produce_msgs", "kafka")
+                    if kmax:
+                        fixed_load_latency(res, brokers, base, size, acks, round(kmax / 2, -3),
+                                           seconds=10, repeat=args.repeat)
+            if not args.quick and not args.only:
+                big_consume(res, brokers, args.big_gb)
+                idle_connections(res, brokers, args.idle_connections)
+            for b in brokers:
+                b.stop()
+            brokers = []
+        if args.partitions_only or not (args.quick or args.only):
             for topics in args.partition_topics:
                 many_partitions(res, tmp, (start_gregor, start_kafka), topics)
         for name in ("no_fsync", "fsync"):
