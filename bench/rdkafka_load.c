@@ -101,19 +101,22 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     latency_add(pt->lat, now_ns() - (int64_t)(intptr_t)m->_private);
 }
 
-static rd_kafka_t *new_producer(const struct opts *o, void *opaque) {
+typedef void (*delivery_cb)(rd_kafka_t *, const rd_kafka_message_t *, void *);
+
+static rd_kafka_t *new_producer(const struct opts *o, int linger_ms, delivery_cb on_dr,
+                                void *opaque) {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char buf[32];
     set(conf, "bootstrap.servers", o->bootstrap);
     set(conf, "acks", o->acks);
-    snprintf(buf, sizeof buf, "%d", o->linger_ms);
+    snprintf(buf, sizeof buf, "%d", linger_ms);
     set(conf, "linger.ms", buf);
     snprintf(buf, sizeof buf, "%d", o->batch_bytes);
     set(conf, "batch.size", buf);
     set(conf, "queue.buffering.max.kbytes", "1048576");
     set(conf, "queue.buffering.max.messages", "1000000");
     set(conf, "compression.type", "none");
-    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_dr_msg_cb(conf, on_dr);
     rd_kafka_conf_set_opaque(conf, opaque);
     char err[512];
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
@@ -125,7 +128,7 @@ static rd_kafka_t *new_producer(const struct opts *o, void *opaque) {
 static void *produce_loop(void *arg) {
     struct producer_thread *pt = arg;
     const struct opts *o = pt->o;
-    rd_kafka_t *rk = new_producer(o, pt);
+    rd_kafka_t *rk = new_producer(o, o->linger_ms, on_delivery, pt);
     char *value = malloc((size_t)o->size);
     if (!value)
         die("malloc", "value");
@@ -333,16 +336,8 @@ static int run_e2e(struct opts *o) {
     if (pthread_create(&c.thread, NULL, e2e_consume_loop, &c) != 0)
         die("pthread_create", strerror(errno));
 
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    set(conf, "bootstrap.servers", o->bootstrap);
-    set(conf, "acks", o->acks);
-    set(conf, "linger.ms", "0");
-    set(conf, "compression.type", "none");
-    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery_ignore);
-    char err[512];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-    if (!rk)
-        die("producer", err);
+    /* One record at a time: no linger. */
+    rd_kafka_t *rk = new_producer(o, 0, on_delivery_ignore, NULL);
     char *value = calloc(1, (size_t)o->size);
     if (!value)
         die("malloc", "value");
