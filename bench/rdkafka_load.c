@@ -17,6 +17,9 @@
  *   rdkafka_load e2e -b HOST:PORT -t TOPIC -n RECORDS -s SIZE -r RATE [-a ACKS]
  *       produce at RATE with the send time in each value while a consumer reads the topic
  *       from its end: latency is send to receipt, per record (one process, one clock).
+ *
+ * Every mode takes -X property=value (repeatable): librdkafka properties set on each client
+ * after the defaults here.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -33,6 +36,9 @@ struct opts {
     const char *bootstrap, *topic, *acks;
     long records, size, rate;
     int producers, partitions, keyed, linger_ms, batch_bytes;
+    /* -X key=value: librdkafka properties set after the defaults of every client made. */
+    const char *extra[16];
+    int extras;
 };
 
 static int64_t now_ns(void) {
@@ -50,6 +56,18 @@ static void set(rd_kafka_conf_t *conf, const char *key, const char *value) {
     char err[512];
     if (rd_kafka_conf_set(conf, key, value, err, sizeof err) != RD_KAFKA_CONF_OK)
         die(key, err);
+}
+
+static void set_extras(rd_kafka_conf_t *conf, const struct opts *o) {
+    for (int i = 0; i < o->extras; i++) {
+        char key[256];
+        const char *eq = strchr(o->extra[i], '=');
+        if (!eq || eq - o->extra[i] >= (long)sizeof key)
+            die("-X wants key=value", o->extra[i]);
+        memcpy(key, o->extra[i], (size_t)(eq - o->extra[i]));
+        key[eq - o->extra[i]] = 0;
+        set(conf, key, eq + 1);
+    }
 }
 
 /* Latencies in microseconds, one slot per record, sorted at the end for percentiles. */
@@ -116,6 +134,7 @@ static rd_kafka_t *new_producer(const struct opts *o, int linger_ms, delivery_cb
     set(conf, "queue.buffering.max.kbytes", "1048576");
     set(conf, "queue.buffering.max.messages", "1000000");
     set(conf, "compression.type", "none");
+    set_extras(conf, o);
     rd_kafka_conf_set_dr_msg_cb(conf, on_dr);
     rd_kafka_conf_set_opaque(conf, opaque);
     char err[512];
@@ -217,6 +236,11 @@ static rd_kafka_t *new_consumer(const struct opts *o) {
     set(conf, "max.partition.fetch.bytes", "10485760");
     set(conf, "fetch.wait.max.ms", "100");
     set(conf, "queued.max.messages.kbytes", "262144");
+    /* With the default (100,000) a partition that filled its queue waits out a backoff
+     * before it is fetched again: 16 partitions of 100 B records then read at 0.5 M msg/s
+     * from either broker, against 1.7 M with this. */
+    set(conf, "queued.min.messages", "1000000");
+    set_extras(conf, o);
     char err[512];
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
     if (!rk)
@@ -374,7 +398,7 @@ static int run_e2e(struct opts *o) {
 static void usage(void) {
     fputs("usage: rdkafka_load produce|consume|e2e -b BOOTSTRAP -t TOPIC -n RECORDS [-s SIZE]\n"
           "       [-a ACKS] [-P PRODUCERS] [-p PARTITIONS] [-k] [-r RATE] [-l LINGER_MS]\n"
-          "       [-B BATCH_BYTES]\n",
+          "       [-B BATCH_BYTES] [-X librdkafka.property=value ...]\n",
           stderr);
     exit(2);
 }
@@ -387,7 +411,7 @@ int main(int argc, char **argv) {
                      .linger_ms = 5, .batch_bytes = 65536};
     int c;
     optind = 2;
-    while ((c = getopt(argc, argv, "b:t:n:s:a:P:p:kr:l:B:")) != -1) {
+    while ((c = getopt(argc, argv, "b:t:n:s:a:P:p:kr:l:B:X:")) != -1) {
         switch (c) {
         case 'b': o.bootstrap = optarg; break;
         case 't': o.topic = optarg; break;
@@ -400,6 +424,11 @@ int main(int argc, char **argv) {
         case 'r': o.rate = atol(optarg); break;
         case 'l': o.linger_ms = atoi(optarg); break;
         case 'B': o.batch_bytes = atoi(optarg); break;
+        case 'X':
+            if (o.extras == (int)(sizeof o.extra / sizeof o.extra[0]))
+                die("-X", "too many");
+            o.extra[o.extras++] = optarg;
+            break;
         default: usage();
         }
     }

@@ -171,6 +171,118 @@ fn produce_and_fetch_round_trip_with_exact_offsets_and_bytes() {
     assert_eq!(resp.responses[0].partitions[0].high_watermark, 0);
 }
 
+/// A batch as the log stores it: the client's bytes with the base offset and leader epoch
+/// (0) filled in.
+fn stored_form(sent: &Bytes, base_offset: i64) -> Vec<u8> {
+    let mut b = sent.to_vec();
+    b[0..8].copy_from_slice(&base_offset.to_be_bytes());
+    b[12..16].copy_from_slice(&0i32.to_be_bytes());
+    b
+}
+
+#[test]
+fn large_record_sets_go_out_from_the_file_byte_for_byte_beside_small_ones() {
+    // Record sets of 16 KiB and more are sent with sendfile into gaps of the encoded frame;
+    // one answer mixes them with a small in-memory set and a cut at partition_max_bytes.
+    let broker = BrokerProcess::start(&[]);
+    let mut c = broker.client();
+    assert_eq!(create_topic(&mut c, "bulk", 3, &[]), 0);
+    let make = |partition: i32, batches: usize| -> Vec<Bytes> {
+        (0..batches)
+            .map(|b| {
+                let rows: Vec<(String, String)> = (0..20)
+                    .map(|r| {
+                        let fill = char::from(b'a' + ((b * 20 + r) % 26) as u8);
+                        (
+                            format!("p{partition}-b{b}-r{r}"),
+                            fill.to_string().repeat(1000),
+                        )
+                    })
+                    .collect();
+                let rows: Vec<(&str, &str)> =
+                    rows.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                batch(&rows, None, 1_700_000_000_000 + b as i64)
+            })
+            .collect()
+    };
+    let p0 = make(0, 60);
+    let p2 = make(2, 10);
+    let small = batch(&[("k", "small")], None, 1_700_000_000_000);
+    for (partition, batches) in [(0, &p0), (2, &p2)] {
+        for (i, b) in batches.iter().enumerate() {
+            let r = produce(&mut c, "bulk", partition, b.clone(), 1);
+            assert_eq!((r.error_code, r.base_offset), (0, i as i64 * 20));
+        }
+    }
+    assert_eq!(produce(&mut c, "bulk", 1, small.clone(), 1).error_code, 0);
+
+    let cut = 512 * 1024;
+    let req = FetchRequest::default()
+        .with_replica_id((-1).into())
+        .with_max_bytes(50 * 1024 * 1024)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(name("bulk"))
+            .with_partitions(vec![
+                FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(0)
+                    .with_partition_max_bytes(cut),
+                FetchPartition::default()
+                    .with_partition(1)
+                    .with_fetch_offset(0)
+                    .with_partition_max_bytes(cut),
+                // Offset 15 is inside the first batch: it comes whole.
+                FetchPartition::default()
+                    .with_partition(2)
+                    .with_fetch_offset(15)
+                    .with_partition_max_bytes(cut),
+            ])]);
+    for version in [4, 12] {
+        let resp = c.call(version, &req);
+        let parts = &resp.responses[0].partitions;
+        assert_eq!(parts.len(), 3);
+        assert!(parts.iter().all(|p| p.error_code == 0));
+
+        // Partition 0: whole batches up to the cut, then the start of the next one.
+        let got = parts[0].records.clone().unwrap();
+        assert_eq!(
+            got.len(),
+            cut as usize,
+            "v{version}: cut at partition_max_bytes"
+        );
+        let want: Vec<u8> = p0
+            .iter()
+            .enumerate()
+            .flat_map(|(i, b)| stored_form(b, i as i64 * 20))
+            .take(cut as usize)
+            .collect();
+        assert!(got[..] == want[..], "v{version}: partition 0 bytes differ");
+
+        // Partition 1: a small set, read into memory.
+        let got = parts[1].records.clone().unwrap();
+        assert_eq!(
+            got[..],
+            stored_form(&small, 0)[..],
+            "v{version}: partition 1"
+        );
+
+        // Partition 2: all ten batches, every record where it belongs.
+        let got = parts[2].records.clone().unwrap();
+        let want: Vec<u8> = p2
+            .iter()
+            .enumerate()
+            .flat_map(|(i, b)| stored_form(b, i as i64 * 20))
+            .collect();
+        assert!(got[..] == want[..], "v{version}: partition 2 bytes differ");
+        let records = records_of(&got);
+        assert_eq!(records.len(), 200);
+        assert_eq!(records[137].0, 137);
+        assert_eq!(records[137].1, "p2-b6-r17");
+        assert_eq!(records[137].2, "h".repeat(1000), "(6 * 20 + 17) % 26 = 7");
+    }
+}
+
 #[test]
 fn produce_errors_follow_kafka() {
     let broker = BrokerProcess::start(&["message.max.bytes=2000"]);

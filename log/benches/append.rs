@@ -38,12 +38,10 @@ fn append(c: &mut Criterion) {
 
     let dir = bench_dir();
     let mut log = Log::open(dir.path(), LogConfig::default()).expect("open");
-    let mut scratch = batch.to_vec();
     group.bench_function(BenchmarkId::new("gregor_log_append", "64KB"), |b| {
         b.iter(|| {
             for _ in 0..BATCHES_PER_ITER {
-                scratch.copy_from_slice(&batch);
-                log.append(&mut scratch, &headers, 0).expect("append");
+                log.append(&batch, &headers, 0).expect("append");
             }
         })
     });
@@ -53,8 +51,7 @@ fn append(c: &mut Criterion) {
     group.bench_function(BenchmarkId::new("plain_file_write", "64KB"), |b| {
         b.iter(|| {
             for _ in 0..BATCHES_PER_ITER {
-                scratch.copy_from_slice(&batch);
-                file.write_all(&scratch).expect("write");
+                file.write_all(&batch).expect("write");
             }
         })
     });
@@ -67,8 +64,7 @@ fn read(c: &mut Criterion) {
     let dir = bench_dir();
     let mut log = Log::open(dir.path(), LogConfig::default()).expect("open");
     for _ in 0..512 {
-        log.append(&mut batch.to_vec(), &headers, 0)
-            .expect("append");
+        log.append(&batch, &headers, 0).expect("append");
     }
     let end = log.log_end_offset();
     let mut group = c.benchmark_group("sequential_fetch_1MB");

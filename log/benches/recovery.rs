@@ -37,8 +37,8 @@ fn recovery(c: &mut Criterion) {
     let batch = batch_with(62, 1_700_000_000_000, None, Compression::None, 1024);
     let headers = parse_record_set(&batch, 1 << 20).unwrap();
     while log.size_bytes() < RECOVERY_BYTES {
-        let mut bytes = batch.to_vec();
-        log.append(&mut bytes, &headers, 0).unwrap();
+        let bytes = batch.to_vec();
+        log.append(&bytes, &headers, 0).unwrap();
     }
     let size = log.size_bytes();
     drop(log);
@@ -115,8 +115,7 @@ fn cleaning(c: &mut Criterion) {
         while log.size_bytes() < CLEAN_BYTES {
             let b = keyed_batch(n, 500, 10_000, compression);
             let headers = parse_record_set(&b, 1 << 20).unwrap();
-            let mut bytes = b.to_vec();
-            log.append(&mut bytes, &headers, 0).unwrap();
+            log.append(&b, &headers, 0).unwrap();
             n += 500;
         }
         let view = log.cleanable_view().unwrap();

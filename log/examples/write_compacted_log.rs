@@ -67,8 +67,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         let bytes = batch(b * PER_BATCH, compression)?;
         let headers = parse_record_set(&bytes, 1 << 20)?;
-        let mut bytes = bytes.to_vec();
-        log.append(&mut bytes, &headers, 3)?;
+        let bytes = bytes.to_vec();
+        log.append(&bytes, &headers, 3)?;
     }
     let view = log.cleanable_view()?;
     let active_base = view.active_base_offset;

@@ -63,8 +63,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         let bytes = batch(b * PER_BATCH, compression);
         let headers = parse_record_set(&bytes, 1 << 20)?;
-        let mut bytes = bytes.to_vec();
-        let info = log.append(&mut bytes, &headers, 3)?;
+        let bytes = bytes.to_vec();
+        let info = log.append(&bytes, &headers, 3)?;
         assert_eq!(info.first_offset, b * PER_BATCH);
     }
     log.close()?;

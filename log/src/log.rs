@@ -360,11 +360,12 @@ impl Log {
     /// single batch that repeats one of its producer's last 5 is answered with its original
     /// offsets (`duplicate`). Then each header gets its base offset and `leader_epoch`
     /// (neither covered by the CRC), the whole set goes to the active segment in one write
-    /// (rolling first if it would overflow `segment_bytes`), and the producer state, the
-    /// leader epoch cache and the flush policy are updated. Only headers are touched.
+    /// (rolling first if it would overflow `segment_bytes`) with those two fields patched
+    /// on the way, and the producer state, the leader epoch cache and the flush policy are
+    /// updated. `records` itself is not changed (nor copied).
     pub fn append(
         &mut self,
-        records: &mut [u8],
+        records: &[u8],
         headers: &[BatchHeader],
         leader_epoch: i32,
     ) -> Result<AppendInfo, LogError> {
@@ -419,22 +420,18 @@ impl Log {
             }
             next += i64::from(h.last_offset_delta) + 1;
         }
-        // Assign offsets and the leader epoch in the headers (outside the CRC).
-        let mut pos = 0usize;
+        // Assign offsets and the leader epoch (outside the CRC); the segment writes them.
         let mut offset = first_offset;
         let mut max_timestamp = -1;
         let mut record_count = 0i64;
         let mut assigned = Vec::with_capacity(headers.len());
         for h in headers {
-            records[pos..pos + 8].copy_from_slice(&offset.to_be_bytes());
-            records[pos + 12..pos + 16].copy_from_slice(&leader_epoch.to_be_bytes());
             let mut a = *h;
             a.base_offset = offset;
             a.partition_leader_epoch = leader_epoch;
             max_timestamp = max_timestamp.max(h.max_timestamp);
             record_count += i64::from(h.record_count);
             offset = a.last_offset() + 1;
-            pos += h.total_size();
             assigned.push(a);
         }
         let now = now_ms();

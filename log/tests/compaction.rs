@@ -69,8 +69,7 @@ fn keyed_batch(
 
 fn append(log: &mut Log, b: &Bytes) -> gregor_log::AppendInfo {
     let headers = parse_record_set(b, 1 << 20).unwrap();
-    let mut bytes = b.to_vec();
-    log.append(&mut bytes, &headers, 0).unwrap()
+    log.append(b, &headers, 0).unwrap()
 }
 
 /// Every record readable from the log start: (offset, key, value), and the batch count.

@@ -21,8 +21,7 @@ fn config() -> LogConfig {
 
 fn append(log: &mut Log, b: &Bytes) -> i64 {
     let headers = parse_record_set(b, 1 << 20).unwrap();
-    let mut bytes = b.to_vec();
-    log.append(&mut bytes, &headers, 0).unwrap().first_offset
+    log.append(b, &headers, 0).unwrap().first_offset
 }
 
 fn crash_open(dir: &Path) -> Log {

@@ -18,8 +18,7 @@ fn config(segment_bytes: u64) -> LogConfig {
 
 fn append(log: &mut Log, b: &Bytes) -> Result<gregor_log::AppendInfo, LogError> {
     let headers = parse_record_set(b, 1 << 20)?;
-    let mut bytes = b.to_vec();
-    log.append(&mut bytes, &headers, 0)
+    log.append(b, &headers, 0)
 }
 
 /// All record offsets readable from `from`, following reads across segments.
@@ -91,8 +90,7 @@ fn stored_bytes_are_the_client_bytes_except_offset_and_epoch() {
     append(&mut log, &batch(3, 5)).unwrap();
     let b = batch(2, 9);
     let headers = parse_record_set(&b, 1 << 20).unwrap();
-    let mut bytes = b.to_vec();
-    log.append(&mut bytes, &headers, 7).unwrap();
+    log.append(&b, &headers, 7).unwrap();
     let slice = log.read(3, 1 << 20, i64::MAX, false).unwrap().unwrap();
     let stored = slice.read().unwrap();
     assert_eq!(stored.len(), b.len());
@@ -311,7 +309,7 @@ fn leader_epochs_are_recorded_and_persisted() {
     append(&mut log, &batch(3, 1)).unwrap();
     let b = batch(2, 1);
     let h = parse_record_set(&b, 1 << 20).unwrap();
-    log.append(&mut b.to_vec(), &h, 2).unwrap();
+    log.append(&b, &h, 2).unwrap();
     drop(log);
     let log = Log::open(dir.path(), config(1 << 20)).unwrap();
     assert_eq!(log.latest_epoch(), Some(2));
@@ -582,9 +580,8 @@ fn one_append_of_several_batches_from_one_producer() {
     // Headers that do not describe the bytes are refused, not trusted.
     let b = batch(2, 1);
     let h = parse_record_set(&b, 1 << 20).unwrap();
-    let mut short = b[..b.len() - 1].to_vec();
-    assert!(log.append(&mut short, &h, 0).is_err());
-    assert!(log.append(&mut b.to_vec(), &[], 0).is_err());
+    assert!(log.append(&b[..b.len() - 1], &h, 0).is_err());
+    assert!(log.append(&b, &[], 0).is_err());
     assert_eq!(log.log_end_offset(), 7);
 }
 
@@ -679,7 +676,7 @@ fn max_timestamp_prefers_the_earliest_record_and_log_append_time_batches() {
     let mut bytes = b.to_vec();
     let mut h = parse_record_set(&bytes, 1 << 20).unwrap();
     gregor_log::set_log_append_time(&mut bytes, &mut h, 500);
-    log.append(&mut bytes, &h, 0).unwrap(); // 11..13 at 500
+    log.append(&bytes, &h, 0).unwrap(); // 11..13 at 500
     assert_eq!(log.offset_for_timestamp(100).unwrap(), Some((11, 500)));
     assert_eq!(log.max_timestamp_offset().unwrap(), Some((11, 500)));
     assert_eq!(log.offset_for_timestamp(501).unwrap(), None);

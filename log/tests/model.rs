@@ -157,8 +157,7 @@ fn run(ops: Vec<Op>) {
             Op::Append(records, codec) => {
                 let b = encode(&records, codec);
                 let headers = parse_record_set(&b, 1 << 20).unwrap();
-                let mut bytes = b.to_vec();
-                let info = log.append(&mut bytes, &headers, 0).unwrap();
+                let info = log.append(&b, &headers, 0).unwrap();
                 for (i, (k, v)) in records.iter().enumerate() {
                     model.push((info.first_offset + i as i64, *k, *v));
                 }

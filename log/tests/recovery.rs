@@ -20,8 +20,7 @@ fn config(segment_bytes: u64) -> LogConfig {
 
 fn append(log: &mut Log, b: &Bytes) -> Result<gregor_log::AppendInfo, LogError> {
     let headers = parse_record_set(b, 1 << 20)?;
-    let mut bytes = b.to_vec();
-    log.append(&mut bytes, &headers, 0)
+    log.append(b, &headers, 0)
 }
 
 /// All record offsets readable from `from`.

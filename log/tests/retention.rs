@@ -24,8 +24,7 @@ fn config(segment_bytes: u64) -> LogConfig {
 
 fn append(log: &mut Log, b: &Bytes) -> gregor_log::AppendInfo {
     let headers = parse_record_set(b, 1 << 20).unwrap();
-    let mut bytes = b.to_vec();
-    log.append(&mut bytes, &headers, 0).unwrap()
+    log.append(b, &headers, 0).unwrap()
 }
 
 /// All record offsets readable from `from`, following reads across segments.

@@ -105,76 +105,94 @@ fn frame_size(len: usize, api_key: ApiKey, api_version: i16) -> Result<i32, Prot
     })
 }
 
-/// Record sets at least this large travel by reference (below it a copy is cheaper than
-/// another iovec).
-const SPLICE_MIN: usize = 4096;
+/// A piece of an encoded frame: bytes, or the gap left by a record-set stand-in
+/// (`stand_in::stand_in`), to be filled with `len` bytes of whatever the stand-in stood
+/// for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FramePart {
+    Bytes(Bytes),
+    Gap { index: usize, len: usize },
+}
 
-/// Encodes `size | response header | body` like `encode_response`, but the record sets in
-/// `record_sets` (byte strings the response holds, e.g. a Fetch answer's batches) are not
-/// copied into the frame: the frame comes back as parts, to be written with one vectored
-/// write, and those parts share the record sets' memory.
+/// Encodes `size | response header | body` like `encode_response`, but every record-set
+/// stand-in in the response becomes a `FramePart::Gap` instead of being copied: the caller
+/// writes the real record set in its place (a Fetch answer's file ranges go out with
+/// sendfile). The size prefix counts the gaps.
 pub fn encode_response_parts(
     api_key: ApiKey,
     api_version: i16,
     correlation_id: i32,
     response: &Response,
-    record_sets: &[Bytes],
-) -> Result<Vec<Bytes>, ProtocolError> {
+) -> Result<Vec<FramePart>, ProtocolError> {
     let mut buf = SplicingBuf {
         done: Vec::new(),
         done_len: 0,
         head: BytesMut::with_capacity(256),
-        keep: record_sets,
-        next_kept: 0,
+        reached_into_gap: false,
     };
     encode_header_and_body(&mut buf, api_key, api_version, correlation_id, response)?;
+    if buf.reached_into_gap {
+        return Err(ProtocolError::Encode {
+            api_key: api_key as i16,
+            api_version,
+            reason: "the encoder reached back into a record-set gap".into(),
+        });
+    }
     let mut parts = buf.finish();
-    let size = frame_size(parts.iter().map(Bytes::len).sum(), api_key, api_version)?;
-    parts.insert(0, Bytes::copy_from_slice(&size.to_be_bytes()));
+    let len = parts.iter().map(FramePart::len).sum();
+    let size = frame_size(len, api_key, api_version)?;
+    parts.insert(
+        0,
+        FramePart::Bytes(Bytes::copy_from_slice(&size.to_be_bytes())),
+    );
     Ok(parts)
 }
 
-/// An encoding buffer that keeps known byte strings by reference: `put_slice` of exactly
-/// one of `keep` closes the current chunk and appends a clone of that `Bytes` (a reference
-/// count, no copy). Offsets (`ByteBufMut::seek`/`range`, used by kafka-protocol only while
-/// encoding record batches) address the logical stream; reaching back past a kept part
-/// flattens the buffer, so every use stays correct.
-struct SplicingBuf<'a> {
-    done: Vec<Bytes>,
-    done_len: usize,
-    head: BytesMut,
-    keep: &'a [Bytes],
-    /// Where in `keep` to look first: record sets are encoded in the order they were
-    /// collected, so the search is one comparison per record set, not one per pair.
-    next_kept: usize,
+impl FramePart {
+    pub fn len(&self) -> usize {
+        match self {
+            FramePart::Bytes(b) => b.len(),
+            FramePart::Gap { len, .. } => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
-impl SplicingBuf<'_> {
-    fn finish(mut self) -> Vec<Bytes> {
+/// An encoding buffer that leaves a gap where the encoder puts a record-set stand-in.
+/// Offsets (`ByteBufMut::seek`/`range`, which kafka-protocol uses only while encoding
+/// record batches, never in a Fetch answer) address the logical stream; reaching back past
+/// a gap cannot be served and fails the encoding.
+struct SplicingBuf {
+    done: Vec<FramePart>,
+    done_len: usize,
+    head: BytesMut,
+    reached_into_gap: bool,
+}
+
+impl SplicingBuf {
+    fn finish(mut self) -> Vec<FramePart> {
         if !self.head.is_empty() {
-            self.done.push(self.head.freeze());
+            self.done.push(FramePart::Bytes(self.head.freeze()));
         }
         self.done
     }
 
-    /// Copies everything into `head` (only if an encoder reaches back past a kept part).
-    fn flatten(&mut self) {
-        if self.done.is_empty() {
-            return;
+    /// Makes `offset` addressable in `head`: possible only while nothing was set aside.
+    fn reach_back(&mut self, offset: usize) -> bool {
+        if offset >= self.done_len {
+            return true;
         }
-        let mut all = BytesMut::with_capacity(self.done_len + self.head.len());
-        for part in self.done.drain(..) {
-            all.extend_from_slice(&part);
-        }
-        all.extend_from_slice(&self.head);
-        self.head = all;
-        self.done_len = 0;
+        self.reached_into_gap = true;
+        false
     }
 }
 
 // SAFETY: every method delegates to `head`, a BytesMut, except `put_slice`, which only
 // appends through safe calls.
-unsafe impl BufMut for SplicingBuf<'_> {
+unsafe impl BufMut for SplicingBuf {
     fn remaining_mut(&self) -> usize {
         self.head.remaining_mut()
     }
@@ -189,43 +207,39 @@ unsafe impl BufMut for SplicingBuf<'_> {
     }
 
     fn put_slice(&mut self, src: &[u8]) {
-        if src.len() >= SPLICE_MIN {
-            let is_src = |k: &Bytes| k.as_ptr() == src.as_ptr() && k.len() == src.len();
-            let found = (self.next_kept..self.keep.len())
-                .chain(0..self.next_kept)
-                .find(|&i| is_src(&self.keep[i]));
-            if let Some(i) = found {
-                self.next_kept = i + 1;
-                let kept = &self.keep[i];
-                if !self.head.is_empty() {
-                    let head = self.head.split().freeze();
-                    self.done_len += head.len();
-                    self.done.push(head);
-                }
-                self.done_len += kept.len();
-                self.done.push(kept.clone());
-                return;
-            }
+        let Some(index) = crate::stand_in::stand_in_index(src) else {
+            self.head.extend_from_slice(src);
+            return;
+        };
+        if !self.head.is_empty() {
+            let head = self.head.split().freeze();
+            self.done_len += head.len();
+            self.done.push(FramePart::Bytes(head));
         }
-        self.head.extend_from_slice(src);
+        self.done_len += src.len();
+        self.done.push(FramePart::Gap {
+            index,
+            len: src.len(),
+        });
     }
 }
 
-impl kafka_protocol::protocol::buf::ByteBufMut for SplicingBuf<'_> {
+impl kafka_protocol::protocol::buf::ByteBufMut for SplicingBuf {
     fn offset(&self) -> usize {
         self.done_len + self.head.len()
     }
 
     fn seek(&mut self, offset: usize) {
-        if offset < self.done_len {
-            self.flatten();
+        if self.reach_back(offset) {
+            self.head.resize(offset - self.done_len, 0);
         }
-        self.head.resize(offset - self.done_len, 0);
     }
 
     fn range(&mut self, r: std::ops::Range<usize>) -> &mut [u8] {
-        if r.start < self.done_len {
-            self.flatten();
+        if !self.reach_back(r.start) {
+            // Scratch space: the encoding is failed by `reached_into_gap`.
+            self.head.resize(self.head.len().max(r.len()), 0);
+            return &mut self.head[..r.len()];
         }
         let base = self.done_len;
         &mut self.head[r.start - base..r.end - base]
@@ -274,66 +288,91 @@ mod tests {
         ))
     }
 
+    /// Joins a frame's parts, filling each gap with the record set it stands for.
+    fn filled(parts: &[FramePart], record_sets: &[Bytes]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for p in parts {
+            match p {
+                FramePart::Bytes(b) => out.extend_from_slice(b),
+                FramePart::Gap { index, len } => {
+                    assert_eq!(record_sets[*index].len(), *len);
+                    out.extend_from_slice(&record_sets[*index]);
+                }
+            }
+        }
+        out
+    }
+
     #[test]
-    fn spliced_fetch_frames_equal_the_copied_ones_and_share_the_records() {
+    fn gaps_filled_with_their_record_sets_give_the_frame_encoded_with_the_records() {
         let big = Bytes::from((0..20_000u32).map(|i| i as u8).collect::<Vec<u8>>());
         let other = Bytes::from(vec![9u8; 5000]);
         let small = Bytes::from_static(b"tiny record set");
-        let records = [big.clone(), small.clone(), other.clone()];
-        let resp = fetch_with(&records);
+        let real = [big.clone(), small.clone(), other.clone()];
+        // What the fetch handler sends: stand-ins for the two large sets, the small in memory.
+        let sent = [
+            crate::stand_in::stand_in(0, big.len()).unwrap(),
+            small.clone(),
+            crate::stand_in::stand_in(1, other.len()).unwrap(),
+        ];
+        let by_index = [big.clone(), other.clone()];
         for version in [4, 11, 12, 13, 16, 17] {
-            let whole = encode_response(ApiKey::Fetch, version, 42, &resp).unwrap();
-            let parts = encode_response_parts(ApiKey::Fetch, version, 42, &resp, &records).unwrap();
-            let joined: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
-            assert_eq!(joined, whole.to_vec(), "version {version}");
-            // The two large record sets are parts of their own, pointing at the originals.
-            for r in [&big, &other] {
-                assert!(
-                    parts
-                        .iter()
-                        .any(|p| p.as_ptr() == r.as_ptr() && p.len() == r.len()),
-                    "version {version}: record set copied"
-                );
-            }
-            assert!(!parts.iter().any(|p| p.as_ptr() == small.as_ptr()));
+            let whole = encode_response(ApiKey::Fetch, version, 42, &fetch_with(&real)).unwrap();
+            let parts =
+                encode_response_parts(ApiKey::Fetch, version, 42, &fetch_with(&sent)).unwrap();
+            assert_eq!(
+                filled(&parts, &by_index),
+                whole.to_vec(),
+                "version {version}"
+            );
+            let gaps: Vec<(usize, usize)> = parts
+                .iter()
+                .filter_map(|p| match p {
+                    FramePart::Gap { index, len } => Some((*index, *len)),
+                    FramePart::Bytes(_) => None,
+                })
+                .collect();
+            assert_eq!(gaps, vec![(0, big.len()), (1, other.len())]);
         }
     }
 
     #[test]
-    fn spliced_encoding_of_other_responses_is_one_copy_of_the_frame() {
+    fn responses_without_stand_ins_are_one_copy_of_the_frame() {
         let resp = Response::Metadata(MetadataResponse::default());
         let whole = encode_response(ApiKey::Metadata, 12, 3, &resp).unwrap();
-        let parts = encode_response_parts(ApiKey::Metadata, 12, 3, &resp, &[]).unwrap();
-        let joined: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
-        assert_eq!(joined, whole.to_vec());
+        let parts = encode_response_parts(ApiKey::Metadata, 12, 3, &resp).unwrap();
+        assert_eq!(filled(&parts, &[]), whole.to_vec());
+        assert_eq!(parts.len(), 2, "size prefix and one body part");
     }
 
     #[test]
-    fn reaching_back_past_a_kept_part_flattens_correctly() {
+    fn reaching_back_past_a_gap_fails_instead_of_sending_stand_in_bytes() {
         use kafka_protocol::protocol::buf::ByteBufMut;
-        let kept = Bytes::from(vec![1u8; SPLICE_MIN]);
-        let keep = [kept.clone()];
+        let gap = crate::stand_in::stand_in(3, 8192).unwrap();
         let mut buf = SplicingBuf {
             done: Vec::new(),
             done_len: 0,
             head: BytesMut::new(),
-            keep: &keep,
-            next_kept: 0,
+            reached_into_gap: false,
         };
         buf.put_slice(b"ab");
-        buf.put_slice(&kept);
+        buf.put_slice(&gap);
         buf.put_slice(b"cd");
-        assert_eq!(buf.offset(), SPLICE_MIN + 4);
-        buf.range(0..1)[0] = b'X';
-        let joined: Vec<u8> = buf
-            .finish()
-            .iter()
-            .flat_map(|p| p.iter().copied())
-            .collect();
-        let mut want = b"Xb".to_vec();
-        want.extend_from_slice(&kept);
-        want.extend_from_slice(b"cd");
-        assert_eq!(joined, want);
+        assert_eq!(buf.offset(), 8192 + 4);
+        // Within the tail: fine.
+        buf.range(8194..8195)[0] = b'X';
+        assert!(!buf.reached_into_gap);
+        buf.range(0..1)[0] = b'Y';
+        assert!(buf.reached_into_gap);
+        let parts = buf.finish();
+        assert_eq!(parts[0], FramePart::Bytes(Bytes::from_static(b"ab")));
+        assert_eq!(
+            parts[1],
+            FramePart::Gap {
+                index: 3,
+                len: 8192
+            }
+        );
     }
 
     #[test]

@@ -353,7 +353,7 @@ impl GroupCoordinator {
             warn!(error = %e, "offsets batch does not parse");
             E::UnknownServerError
         })?;
-        match p.append(buf, headers, -1) {
+        match p.append(buf.freeze(), headers, -1) {
             Ok(_) => Ok(()),
             Err(e) => {
                 warn!(partition, error = %e, "cannot append to __consumer_offsets");
@@ -1438,15 +1438,16 @@ fn load_partition(partition: &Partition, index: i32) -> Result<Vec<ClassicGroup>
         let read = partition
             .read(offset, 1 << 20, true)
             .map_err(|e| e.to_string())?;
-        if read.records.is_empty() {
+        let Some(slice) = read.records else {
             break;
-        }
-        let headers = parse_record_set(&read.records, u32::MAX).map_err(|e| e.to_string())?;
+        };
+        let records = slice.read().map_err(|e| e.to_string())?;
+        let headers = parse_record_set(&records, u32::MAX).map_err(|e| e.to_string())?;
         let mut pos = 0usize;
         for h in &headers {
             let len = 12 + h.batch_length.max(0) as usize;
-            let end = (pos + len).min(read.records.len());
-            let mut batch = read.records.slice(pos..end);
+            let end = (pos + len).min(records.len());
+            let mut batch = records.slice(pos..end);
             pos = end;
             offset = h.base_offset + h.last_offset_delta as i64 + 1;
             if h.is_control() {

@@ -2,6 +2,12 @@
 //! watermark, within partition_max_bytes and the response's max_bytes, and long-poll until
 //! min_bytes are there or max_wait_ms has passed, woken by new data.
 //!
+//! Record sets of `SENDFILE_MIN` bytes or more are not read here: the answer carries a
+//! stand-in for each (see `gregor_protocol::stand_in`) and the file ranges to send in their
+//! place, which the connection writes from the page cache with sendfile, as Kafka does.
+//! Smaller ones are read into memory, where one pread costs less than a sendfile and the
+//! extra write around it.
+//!
 //! Fetch sessions (KIP-227) are declined: every answer carries session id 0, which tells
 //! the client to keep sending full requests. Records are never null in an answer
 //! (librdkafka rejects a null record set), only empty.
@@ -9,21 +15,43 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::future::select_all;
 use futures_util::FutureExt;
+use gregor_log::{FetchSlice, LogError};
 use gregor_protocol::kafka_protocol::error::ResponseError as E;
 use gregor_protocol::kafka_protocol::messages::fetch_response::{
     FetchableTopicResponse, PartitionData,
 };
 use gregor_protocol::kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use gregor_protocol::stand_in;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::broker::Broker;
-use crate::replica::Partition;
+use crate::replica::{Partition, PartitionError};
 
 /// Fetch v4+: isolation level 1 is read_committed.
 const READ_COMMITTED: i8 = 1;
+
+/// Record sets from this size on are sent from the file (sendfile) instead of being read.
+const SENDFILE_MIN: usize = 16 * 1024;
+
+/// A Fetch answer: the response, whose record-set stand-in number `i` is to be replaced by
+/// `file_ranges[i]` on the wire.
+pub struct FetchAnswer {
+    pub response: FetchResponse,
+    pub file_ranges: Vec<FetchSlice>,
+}
+
+impl From<FetchResponse> for FetchAnswer {
+    fn from(response: FetchResponse) -> Self {
+        FetchAnswer {
+            response,
+            file_ranges: Vec::new(),
+        }
+    }
+}
 
 /// One requested partition, resolved once per request.
 struct Wanted {
@@ -35,13 +63,17 @@ struct Wanted {
     replica: Result<Arc<Partition>, i16>,
 }
 
-pub async fn handle(broker: &Broker, version: i16, req: FetchRequest) -> FetchResponse {
+pub async fn handle(broker: &Broker, version: i16, req: FetchRequest) -> FetchAnswer {
     if req.session_id != 0 {
         // We never hand out sessions, so any session id is one we do not know.
-        return FetchResponse::default().with_error_code(E::FetchSessionIdNotFound.code());
+        return FetchResponse::default()
+            .with_error_code(E::FetchSessionIdNotFound.code())
+            .into();
     }
     if req.session_epoch > 0 {
-        return FetchResponse::default().with_error_code(E::InvalidFetchSessionEpoch.code());
+        return FetchResponse::default()
+            .with_error_code(E::InvalidFetchSessionEpoch.code())
+            .into();
     }
     let image = broker.image();
     let mut topics: Vec<FetchableTopicResponse> = Vec::with_capacity(req.topics.len());
@@ -98,19 +130,22 @@ pub async fn handle(broker: &Broker, version: i16, req: FetchRequest) -> FetchRe
         for w in watchers.iter_mut() {
             w.borrow_and_update();
         }
-        let (partitions, bytes, any_error) = read_all(&wanted, req.max_bytes, req.isolation_level);
-        let done = bytes >= i64::from(req.min_bytes.max(0))
-            || any_error
+        let read = read_all(&wanted, req.max_bytes, req.isolation_level);
+        let done = read.bytes >= i64::from(req.min_bytes.max(0))
+            || read.any_error
             || watchers.is_empty()
             || watcher_closed
             || Instant::now() >= deadline;
         if done {
-            for (topic_index, data) in partitions {
+            for (topic_index, data) in read.partitions {
                 topics[topic_index].partitions.push(data);
             }
-            return FetchResponse::default()
-                .with_session_id(0)
-                .with_responses(topics);
+            return FetchAnswer {
+                response: FetchResponse::default()
+                    .with_session_id(0)
+                    .with_responses(topics),
+                file_ranges: read.file_ranges,
+            };
         }
         let woken = select_all(watchers.iter_mut().map(|w| w.changed().boxed()));
         // New data or the deadline both lead to another read; a closed channel means the
@@ -132,17 +167,24 @@ fn not_hosted_code(broker: &Broker, topic: &str, partition: i32, unknown: i16) -
     }
 }
 
-/// Reads every wanted partition once. Returns the partition answers (with their topic
-/// index), the number of record bytes, and whether any partition had an error.
-fn read_all(
-    wanted: &[Wanted],
-    max_bytes: i32,
-    isolation_level: i8,
-) -> (Vec<(usize, PartitionData)>, i64, bool) {
+/// One pass over the wanted partitions.
+struct ReadAll {
+    /// The partition answers, with their topic's index.
+    partitions: Vec<(usize, PartitionData)>,
+    /// The ranges that the answers' record-set stand-ins stand for.
+    file_ranges: Vec<FetchSlice>,
+    /// Record bytes in the answer.
+    bytes: i64,
+    any_error: bool,
+}
+
+/// Reads every wanted partition once.
+fn read_all(wanted: &[Wanted], max_bytes: i32, isolation_level: i8) -> ReadAll {
     let mut remaining = i64::from(max_bytes.max(0));
     let mut total = 0i64;
     let mut any_error = false;
     let mut out = Vec::with_capacity(wanted.len());
+    let mut file_ranges = Vec::new();
     for w in wanted {
         let data = match &w.replica {
             Err(code) => {
@@ -156,10 +198,17 @@ fn read_all(
                 let min_one_batch = total == 0;
                 let read = p
                     .check_leader_epoch(w.current_leader_epoch)
-                    .and_then(|()| p.read(w.fetch_offset, limit as usize, min_one_batch));
+                    .and_then(|()| p.read(w.fetch_offset, limit as usize, min_one_batch))
+                    .and_then(|mut r| {
+                        let records = match r.records.take() {
+                            Some(slice) => record_set(slice, &mut file_ranges)?,
+                            None => Bytes::new(),
+                        };
+                        Ok((r, records))
+                    });
                 match read {
-                    Ok(r) => {
-                        let len = r.records.len() as i64;
+                    Ok((r, records)) => {
+                        let len = records.len() as i64;
                         total += len;
                         remaining = (remaining - len).max(0);
                         PartitionData::default()
@@ -171,7 +220,7 @@ fn read_all(
                                 (isolation_level == READ_COMMITTED).then(Vec::new),
                             )
                             .with_preferred_read_replica((-1).into())
-                            .with_records(Some(r.records))
+                            .with_records(Some(records))
                     }
                     Err(e) => {
                         any_error = true;
@@ -186,7 +235,27 @@ fn read_all(
         };
         out.push((w.topic_index, data));
     }
-    (out, total, any_error)
+    ReadAll {
+        partitions: out,
+        file_ranges,
+        bytes: total,
+        any_error,
+    }
+}
+
+/// The record set to put in the answer: a stand-in for a large range (added to
+/// `file_ranges`, to be sent from the file), the bytes themselves for a small one.
+fn record_set(
+    slice: FetchSlice,
+    file_ranges: &mut Vec<FetchSlice>,
+) -> Result<Bytes, PartitionError> {
+    if slice.len >= SENDFILE_MIN {
+        if let Some(stand_in) = stand_in(file_ranges.len(), slice.len) {
+            file_ranges.push(slice);
+            return Ok(stand_in);
+        }
+    }
+    Ok(slice.read().map_err(LogError::from)?)
 }
 
 fn error_data(partition: i32, code: i16) -> PartitionData {

@@ -32,21 +32,29 @@ pub mod produce;
 pub mod sync_group;
 
 use bytes::Bytes;
+use gregor_log::FetchSlice;
 use gregor_protocol::kafka_protocol::messages::ApiKey;
 use gregor_protocol::kafka_protocol::protocol::StrBytes;
-use gregor_protocol::{encode_response_parts, DecodedRequest, Request, Response};
+use gregor_protocol::{encode_response_parts, DecodedRequest, FramePart, Request, Response};
 use tracing::error;
 
 use crate::broker::Broker;
 
 /// What the connection does after a request.
 pub enum Reply {
-    /// A response frame in parts (record sets travel by reference), for one vectored write.
-    Send(Vec<Bytes>),
+    /// A response frame, in the order its parts go on the wire.
+    Send(Vec<ResponsePart>),
     /// acks=0 produce: Kafka sends nothing back.
     Nothing,
     /// Kafka closes the connection here (e.g. an acks=0 produce that failed).
     Close(String),
+}
+
+/// A piece of a response frame: bytes, or a range of a segment file (a Fetch answer's
+/// record set, sent with sendfile).
+pub enum ResponsePart {
+    Bytes(Bytes),
+    File(FetchSlice),
 }
 
 /// Who sent a request: the client id from its header and the peer's address (shown as
@@ -79,7 +87,17 @@ pub async fn handle(broker: &Broker, req: DecodedRequest, client_host: &str) -> 
             produce::Outcome::Silent => return Reply::Nothing,
             produce::Outcome::Close(reason) => return Reply::Close(reason),
         },
-        Request::Fetch(r) => Response::Fetch(fetch::handle(broker, v, r).await),
+        Request::Fetch(r) => {
+            let answer = fetch::handle(broker, v, r).await;
+            let response = Response::Fetch(answer.response);
+            return encode_with_files(
+                req.api_key,
+                v,
+                req.correlation_id,
+                &response,
+                answer.file_ranges,
+            );
+        }
         Request::ListOffsets(r) => Response::ListOffsets(list_offsets::handle(broker, v, r)),
         Request::CreateTopics(r) => {
             Response::CreateTopics(create_topics::handle(broker, v, r).await)
@@ -139,24 +157,41 @@ pub async fn handle(broker: &Broker, req: DecodedRequest, client_host: &str) -> 
 }
 
 fn encode(api_key: ApiKey, version: i16, correlation_id: i32, response: &Response) -> Reply {
-    // A Fetch answer's record sets are sent from the memory they were read into, not
-    // copied into the frame.
-    let record_sets: Vec<Bytes> = match response {
-        Response::Fetch(r) => r
-            .responses
-            .iter()
-            .flat_map(|t| t.partitions.iter())
-            .filter_map(|p| p.records.clone())
-            .collect(),
-        _ => Vec::new(),
-    };
-    match encode_response_parts(api_key, version, correlation_id, response, &record_sets) {
-        Ok(parts) => Reply::Send(parts),
+    encode_with_files(api_key, version, correlation_id, response, Vec::new())
+}
+
+/// Encodes a response whose record-set stand-in number `i` stands for `file_ranges[i]`.
+fn encode_with_files(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    response: &Response,
+    file_ranges: Vec<FetchSlice>,
+) -> Reply {
+    let parts = match encode_response_parts(api_key, version, correlation_id, response) {
+        Ok(parts) => parts,
         Err(e) => {
             error!(error = %e, "response encoding failed");
-            Reply::Close(e.to_string())
+            return Reply::Close(e.to_string());
+        }
+    };
+    let mut file_ranges: Vec<Option<FetchSlice>> = file_ranges.into_iter().map(Some).collect();
+    let mut out = Vec::with_capacity(parts.len());
+    for part in parts {
+        match part {
+            FramePart::Bytes(b) => out.push(ResponsePart::Bytes(b)),
+            FramePart::Gap { index, len } => {
+                match file_ranges.get_mut(index).and_then(Option::take) {
+                    Some(range) if range.len == len => out.push(ResponsePart::File(range)),
+                    _ => {
+                        error!(index, len, "a record-set gap with no matching file range");
+                        return Reply::Close("record-set gap without its file range".into());
+                    }
+                }
+            }
         }
     }
+    Reply::Send(out)
 }
 
 pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {

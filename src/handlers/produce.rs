@@ -1,9 +1,8 @@
 //! Produce (key 0): validate each partition's record set (structure, magic 2, CRC32C, size),
 //! check the idempotent producer's epoch and sequence, append, and answer with the base
-//! offset. Batches are stored as the client sent them; only the base offset and leader
-//! epoch in each header are rewritten.
+//! offset. Batches are stored as the client sent them, straight from the request's
+//! buffer; only the base offset and leader epoch in each header are written anew.
 
-use bytes::BytesMut;
 use gregor_log::parse_record_set;
 use gregor_protocol::kafka_protocol::error::ResponseError as E;
 use gregor_protocol::kafka_protocol::messages::produce_request::PartitionProduceData;
@@ -103,11 +102,7 @@ fn produce_partition(
     };
     let result = parse_record_set(&records, partition.max_message_bytes())
         .map_err(PartitionError::from)
-        .and_then(|headers| {
-            // The header rewrite needs our own copy: the request buffer is shared.
-            let owned = BytesMut::from(&records[..]);
-            partition.append(owned, headers, acks)
-        });
+        .and_then(|headers| partition.append(records, headers, acks));
     match result {
         Ok(info) => PartitionProduceResponse::default()
             .with_index(index)

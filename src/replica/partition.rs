@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
 use gregor_log::cleaner::{CleanResult, CleanableLog};
-use gregor_log::{AppendInfo, EpochEndOffset, Log, LogConfig, LogError, LogOpenOptions};
+use gregor_log::{
+    AppendInfo, EpochEndOffset, FetchSlice, Log, LogConfig, LogError, LogOpenOptions,
+};
 use thiserror::Error;
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -60,9 +62,10 @@ impl PartitionError {
     }
 }
 
-/// What a fetch gets back from one partition.
+/// What a fetch gets back from one partition: where its records are (read them into
+/// memory with `FetchSlice::read`, or send them from the file), none if nothing is there.
 pub struct PartitionRead {
-    pub records: Bytes,
+    pub records: Option<FetchSlice>,
     pub high_watermark: i64,
     pub last_stable_offset: i64,
     pub log_start_offset: i64,
@@ -217,7 +220,7 @@ impl Partition {
     /// to have at least min.insync.replicas members, as Kafka does.
     pub fn append(
         &self,
-        mut records: BytesMut,
+        records: Bytes,
         mut headers: Vec<gregor_log::BatchHeader>,
         required_acks: i16,
     ) -> Result<AppendInfo, PartitionError> {
@@ -242,16 +245,18 @@ impl Partition {
         }
         let epoch = st.leader_epoch;
         let log_append_time = st.settings.message_timestamp_type == "LogAppendTime";
-        let now = if log_append_time {
+        let (records, now) = if log_append_time {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as i64);
-            gregor_log::set_log_append_time(&mut records, &mut headers, now);
-            now
+            // Stamping changes the timestamps and CRC: that needs our own copy.
+            let mut stamped = BytesMut::from(&records[..]);
+            gregor_log::set_log_append_time(&mut stamped, &mut headers, now);
+            (stamped.freeze(), now)
         } else {
-            -1
+            (records, -1)
         };
-        let mut info = st.log.append(&mut records, &headers, epoch)?;
+        let mut info = st.log.append(&records, &headers, epoch)?;
         if log_append_time && !info.duplicate {
             info.log_append_time = now;
         }
@@ -306,22 +311,15 @@ impl Partition {
         max_bytes: usize,
         min_one_batch: bool,
     ) -> Result<PartitionRead, PartitionError> {
-        let (slice, high_watermark, log_start_offset) = {
-            let st = self.lock();
-            let slice = st
-                .log
-                .read(offset, max_bytes, st.high_watermark, min_one_batch)?;
-            (slice, st.high_watermark, st.log.log_start_offset())
-        };
-        let records = match slice {
-            Some(slice) => slice.read().map_err(LogError::from)?,
-            None => Bytes::new(),
-        };
+        let st = self.lock();
+        let records = st
+            .log
+            .read(offset, max_bytes, st.high_watermark, min_one_batch)?;
         Ok(PartitionRead {
             records,
-            high_watermark,
-            last_stable_offset: high_watermark,
-            log_start_offset,
+            high_watermark: st.high_watermark,
+            last_stable_offset: st.high_watermark,
+            log_start_offset: st.log.log_start_offset(),
         })
     }
 
@@ -500,7 +498,7 @@ mod tests {
         )
         .unwrap();
         let headers = gregor_log::parse_record_set(&buf, 1 << 20).unwrap();
-        p.append(buf, headers, 1)
+        p.append(buf.freeze(), headers, 1)
     }
 
     #[test]

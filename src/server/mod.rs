@@ -1,8 +1,10 @@
 //! The network side: `listener` accepts connections, `connection` serves one client,
-//! `shutdown` tells both when to stop.
+//! `send` writes its responses (file ranges with sendfile), `shutdown` tells both when to
+//! stop.
 
 pub mod connection;
 pub mod listener;
+pub mod send;
 pub mod shutdown;
 
 pub use listener::run;
