@@ -9,6 +9,8 @@ turn, alternating brokers between repeats:
 
 - throughput: rdkafka_load (C, librdkafka) producing then consuming, so the client is not
   the bottleneck; sizes, acks, partitions, producer counts, keyed or not;
+- the broker's own limit: raw_load (bench/raw_load.py) sends one pre-encoded batch over and
+  over and reads with bare Fetch requests, so no client does per-record work;
 - Kafka's own ProducerPerformance and ConsumerPerformance (the JVM client of
   kafka-producer-perf-test / kafka-consumer-perf-test), the same client for both brokers;
 - produce latency p50/p99/p99.9 at a fixed offered load (half of Kafka's maximum for that
@@ -45,6 +47,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 OUT = os.path.join(ROOT, "target", "bench")
 LIB = os.path.join(OUT, "kafka-lib")
 LOAD = os.path.join(OUT, "rdkafka_load")
+RAW_LOAD = os.path.join(ROOT, "bench", "raw_load.py")
 CLK = os.sysconf("SC_CLK_TCK")
 
 
@@ -210,6 +213,15 @@ def rdkafka(mode, *args, timeout=900):
     return json.loads(lines[-1])
 
 
+def raw(mode, *args, timeout=900):
+    out = subprocess.run([sys.executable, RAW_LOAD, mode, *map(str, args)], capture_output=True,
+                         text=True, timeout=timeout)
+    lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
+    if out.returncode != 0 or not lines:
+        raise SystemExit(f"raw_load {mode} failed ({out.returncode}): {out.stdout}{out.stderr[-2000:]}")
+    return json.loads(lines[-1])
+
+
 PERF_LINE = re.compile(
     r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, "
     r"([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th, (\d+) ms 99.9th")
@@ -353,20 +365,33 @@ def topic_name(workload, rep):
 
 
 def throughput(res, brokers, w, repeat):
-    """rdkafka_load produce then consume; CPU per GB over both."""
+    """Produce then consume, with rdkafka_load or (w["raw"]) raw_load; CPU per GB over
+    both."""
     name = w["name"]
     for rep in range(repeat):
         for b in (brokers if rep % 2 == 0 else brokers[::-1]):
             topic = topic_name(name, rep)
             create_topics(b.bootstrap, [topic], w["partitions"])
+            # Every run starts with no dirty pages: the writeback of the last run's gigabyte
+            # otherwise throttles this one's writes, whichever broker made them.
+            os.sync()
             cpu0, _, _ = b.stats()
-            args = ["-b", b.bootstrap, "-t", topic, "-n", w["records"], "-s", w["size"],
-                    "-a", w["acks"], "-P", w["producers"]]
-            if w.get("keyed"):
-                args.append("-k")
-            prod = rdkafka("produce", *args)
-            cons = rdkafka("consume", "-b", b.bootstrap, "-t", topic, "-p", w["partitions"],
-                           "-n", w["records"])
+            if w.get("raw"):
+                acks = -1 if w["acks"] == "all" else w["acks"]
+                prod = raw("produce", "--bootstrap", b.bootstrap, "--topic", topic,
+                           "--partitions", w["partitions"], "--size", w["size"],
+                           "--records", w["records"], "--acks", acks)
+                cons = raw("consume", "--bootstrap", b.bootstrap, "--topic", topic,
+                           "--partitions", w["partitions"], "--size", w["size"],
+                           "--records", prod["records"])
+            else:
+                args = ["-b", b.bootstrap, "-t", topic, "-n", w["records"], "-s", w["size"],
+                        "-a", w["acks"], "-P", w["producers"]]
+                if w.get("keyed"):
+                    args.append("-k")
+                prod = rdkafka("produce", *args)
+                cons = rdkafka("consume", "-b", b.bootstrap, "-t", topic, "-p", w["partitions"],
+                               "-n", w["records"])
             cpu1, peak, _ = b.stats()
             gb = 2 * w["records"] * w["size"] / 1e9
             res.add(name, "produce_msgs", "msg/s", True, b.name, prod["msgs"])
@@ -385,6 +410,7 @@ def jvm_tools(res, brokers, name, size, records, repeat):
         for b in (brokers if rep % 2 == 0 else brokers[::-1]):
             topic = topic_name("jvm " + name, rep)
             create_topics(b.bootstrap, [topic], 1)
+            os.sync()  # no dirty pages left by the last run (see throughput)
             cpu0, _, _ = b.stats()
             prod = jvm_produce(b.bootstrap, topic, records, size, 1)
             cons = jvm_consume(b.bootstrap, topic, records, size)
@@ -570,6 +596,13 @@ def main():
                    ("1 KB acks=all 16p 4 producers keyed", 1024, n(500_000), "all", 16, 4, True)]
     matrix = [dict(zip(("name", "size", "records", "acks", "partitions", "producers", "keyed"), m))
               for m in matrix]
+    # The broker's own limit: pre-encoded batches, no client library (bench/raw_load.py).
+    raw_matrix = [("1 KB acks=1 1p", 1024, n(1_000_000), 1, 1),
+                  ("100 B acks=1 1p", 100, n(6_000_000), 1, 1)]
+    if not args.quick:
+        raw_matrix += [("1 KB acks=all 16p", 1024, n(1_000_000), "all", 16)]
+    matrix += [{"name": f"{m[0]} (pre-encoded batches)", "size": m[1], "records": m[2], "acks": m[3],
+                "partitions": m[4], "producers": 1, "raw": True} for m in raw_matrix]
     if args.only:
         matrix = [w for w in matrix if args.only in w["name"]]
 
@@ -612,18 +645,15 @@ def main():
                     "gregor", disk[name])
         res.add("physical limit", "loopback TCP, one stream", "MB/s", None, "gregor", loop)
         rows = res.rows()
-        g1k = res.median("1 KB acks=1 1p", "produce_mbs", "gregor")
-        c1k = res.median("1 KB acks=1 1p", "consume_mbs", "gregor")
-        k1k = res.median("1 KB acks=1 1p", "produce_mbs", "kafka")
-        kc1k = res.median("1 KB acks=1 1p", "consume_mbs", "kafka")
-        if g1k and disk["no_fsync"]:
-            rows.append({"workload": "1 KB acks=1 1p", "metric": "produce as fraction of raw disk write",
-                         "unit": "fraction", "gregor": round(g1k / disk["no_fsync"], 3),
-                         "kafka": round(k1k / disk["no_fsync"], 3) if k1k else None, "ratio": None})
-        if c1k and loop:
-            rows.append({"workload": "1 KB acks=1 1p", "metric": "consume as fraction of loopback TCP",
-                         "unit": "fraction", "gregor": round(c1k / loop, 3),
-                         "kafka": round(kc1k / loop, 3) if kc1k else None, "ratio": None})
+        # Throughput as a fraction of the physical limits, with either load generator.
+        for wl in ("1 KB acks=1 1p", "1 KB acks=1 1p (pre-encoded batches)"):
+            for metric, limit, what in (("produce_mbs", disk["no_fsync"], "raw disk write"),
+                                        ("consume_mbs", loop, "loopback TCP")):
+                g, k = res.median(wl, metric, "gregor"), res.median(wl, metric, "kafka")
+                if g and limit:
+                    rows.append({"workload": wl, "metric": f"{metric.split('_')[0]} as fraction of {what}",
+                                 "unit": "fraction", "gregor": round(g / limit, 3),
+                                 "kafka": round(k / limit, 3) if k else None, "ratio": None})
     except BaseException:
         # Keep what was measured before the failure (the physical-limit rows are not added).
         with open(os.path.join(OUT, "results.partial.json"), "w") as f:

@@ -311,6 +311,14 @@ fn produce_errors_follow_kafka() {
         produce(&mut c, "t", 0, good.slice(..good.len() - 3), 1).error_code,
         2
     );
+    // Two batches for one partition: Kafka takes exactly one from Produce v3 on.
+    let mut two = BytesMut::from(&good[..]);
+    two.extend_from_slice(&good);
+    let refused = produce(&mut c, "t", 0, two.freeze(), 1);
+    assert_eq!(refused.error_code, 87, "INVALID_RECORD");
+    assert!(refused
+        .error_message
+        .is_some_and(|m| m.contains("exactly one record batch")));
     // Over message.max.bytes.
     let big_value = "x".repeat(5000);
     let big = batch(&[("k", big_value.as_str())], None, 1);

@@ -1,8 +1,10 @@
 //! Frames: a 4-byte big-endian size followed by that many bytes.
 //!
-//! The size is checked against `socket.request.max.bytes` before any memory is reserved,
-//! and a large frame's buffer grows only as bytes actually arrive, so a client that claims
-//! 2 GiB (or 100 MiB and then stalls) cannot make the broker allocate it.
+//! The size is checked against `socket.request.max.bytes` before any memory is reserved.
+//! A frame gets its whole buffer at once only up to `FIRST_BUFFER` (1 MiB, the clients'
+//! default request size limit), so that a typical Produce is read with no copy; beyond
+//! that the buffer doubles as bytes actually arrive, so a client that claims 2 GiB (or 100
+//! MiB and then stalls) cannot make the broker allocate it.
 
 use bytes::BytesMut;
 use thiserror::Error;
@@ -11,8 +13,8 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 /// Kafka's default `socket.request.max.bytes` (100 MiB).
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;
 
-/// How much we reserve at a time while a large frame streams in.
-const GROWTH_STEP: usize = 256 * 1024;
+/// The most a frame's buffer holds before its bytes arrive.
+const FIRST_BUFFER: usize = 1024 * 1024;
 
 #[derive(Debug, Error)]
 pub enum FrameError {
@@ -75,11 +77,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             return Ok(Some(self.ahead.split_to(size)));
         }
         // A large frame: what was read ahead of it is its start, the rest goes straight in.
-        let mut frame = BytesMut::with_capacity(size.min(GROWTH_STEP));
+        let mut frame = BytesMut::with_capacity(size.min(FIRST_BUFFER));
         frame.extend_from_slice(&self.ahead.split());
         while frame.len() < size {
             if frame.capacity() == frame.len() {
-                frame.reserve((size - frame.len()).min(GROWTH_STEP));
+                // At most doubles: never more than twice what has arrived.
+                frame.reserve((size - frame.len()).min(frame.len()));
             }
             let want = (size - frame.len()).min(frame.capacity() - frame.len());
             let n = (&mut self.source)
@@ -189,7 +192,7 @@ mod tests {
 
     #[tokio::test]
     async fn large_frame_arrives_whole() {
-        let body = vec![7u8; 3 * GROWTH_STEP + 11];
+        let body = vec![7u8; 3 * FIRST_BUFFER + 11];
         let mut data = (body.len() as i32).to_be_bytes().to_vec();
         data.extend_from_slice(&body);
         assert_eq!(
@@ -231,6 +234,7 @@ mod tests {
             READ_AHEAD + 1,
             5,
             700_000,
+            2_500_000,
             17,
         ]
         .iter()

@@ -1,9 +1,9 @@
-//! Produce (key 0): validate each partition's record set (structure, magic 2, CRC32C, size),
-//! check the idempotent producer's epoch and sequence, append, and answer with the base
-//! offset. Batches are stored as the client sent them, straight from the request's
+//! Produce (key 0): validate each partition's record set (one batch, as Kafka requires from
+//! v3 on; structure, magic 2, CRC32C, size), check the idempotent producer's epoch and
+//! sequence, append, and answer with the base offset. Batches are stored as the client sent them, straight from the request's
 //! buffer; only the base offset and leader epoch in each header are written anew.
 
-use gregor_log::parse_record_set;
+use gregor_log::{parse_record_set, LogError};
 use gregor_protocol::kafka_protocol::error::ResponseError as E;
 use gregor_protocol::kafka_protocol::messages::produce_request::PartitionProduceData;
 use gregor_protocol::kafka_protocol::messages::produce_response::{
@@ -101,6 +101,13 @@ fn produce_partition(
         );
     };
     let result = parse_record_set(&records, partition.max_message_bytes())
+        .and_then(|headers| match headers.len() {
+            // Kafka's ProduceRequest.validateRecords (v3+, all we serve).
+            1 => Ok(headers),
+            n => Err(LogError::InvalidRecord(format!(
+                "produce requests must hold exactly one record batch per partition, not {n}"
+            ))),
+        })
         .map_err(PartitionError::from)
         .and_then(|headers| partition.append(records, headers, acks));
     match result {
