@@ -14,7 +14,8 @@ turn, alternating brokers between repeats:
 - Kafka's own ProducerPerformance and ConsumerPerformance (the JVM client of
   kafka-producer-perf-test / kafka-consumer-perf-test), the same client for both brokers;
 - produce latency p50/p99/p99.9 at a fixed offered load (half of Kafka's maximum for that
-  workload, measured earlier in the same run) and end-to-end latency at a fixed rate;
+  workload, measured earlier in the same run), end-to-end latency at a fixed rate, and
+  Kafka's own EndToEndLatency tool (one record at a time, JVM client);
 - broker CPU seconds per GB moved and peak RSS, from /proc;
 - full runs also: a large consume from the page cache and from cold segments (page cache
   dropped, where the kernel lets us), many partitions on one broker (create, RSS, Metadata
@@ -427,6 +428,30 @@ def jvm_tools(res, brokers, name, size, records, repeat):
                   f"p99 {prod['p99_ms']:.0f} ms; consume {cons['msgs']:,.0f} msg/s", flush=True)
 
 
+E2E_AVG = re.compile(r"Avg latency: ([\d.]+) ms")
+E2E_PCT = re.compile(r"Percentiles: 50th = (\d+), 99th = (\d+), 99.9th = (\d+)")
+
+
+def jvm_end_to_end(res, brokers, size, records, repeat):
+    """Kafka's own EndToEndLatency tool (JVM client): one record at a time, each sent with
+    acks=1 and read back by a consumer before the next is sent. It prints the average to
+    0.1 us and the percentiles in whole milliseconds."""
+    wl = f"{size // 1024} KB acks=1 1p, end-to-end one at a time (Kafka's EndToEndLatency)"
+    for rep in range(repeat):
+        for b in (brokers if rep % 2 == 0 else brokers[::-1]):
+            topic = topic_name(wl, rep)
+            create_topics(b.bootstrap, [topic], 1)
+            cmd = ["java", "-Xmx512m", "-cp", os.path.join(LIB, "*"), "org.apache.kafka.tools.EndToEndLatency",
+                   b.bootstrap, topic, str(records), "1", str(size)]
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            avg, pct = E2E_AVG.search(out.stdout), E2E_PCT.search(out.stdout)
+            if out.returncode != 0 or not (avg and pct):
+                raise SystemExit(f"EndToEndLatency failed:\n{out.stdout[-2000:]}{out.stderr[-2000:]}")
+            res.add(wl, "e2e_avg_ms", "ms", False, b.name, float(avg.group(1)))
+            res.add(wl, "e2e_p99_ms (whole ms)", "ms", False, b.name, float(pct.group(2)))
+            print(f"{wl} #{rep + 1} {b.name}: avg {avg.group(1)} ms, p99 {pct.group(2)} ms", flush=True)
+
+
 def fixed_load_latency(res, brokers, base, size, acks, rate, seconds, repeat):
     """Produce latency at a fixed offered load (records/s), and end-to-end latency at a
     lower fixed rate (one record at a time: linger 0)."""
@@ -438,6 +463,7 @@ def fixed_load_latency(res, brokers, base, size, acks, rate, seconds, repeat):
         for b in (brokers if rep % 2 == 0 else brokers[::-1]):
             topic = topic_name(wl, rep)
             create_topics(b.bootstrap, [topic], 1)
+            os.sync()  # no dirty pages left by the last run (see throughput)
             r = rdkafka("produce", "-b", b.bootstrap, "-t", topic, "-n", records, "-s", size,
                         "-a", acks, "-r", int(rate))
             for q in ("p50_ms", "p99_ms", "p999_ms"):
@@ -625,6 +651,7 @@ def main():
             if not args.only:
                 jvm_tools(res, brokers, "1 KB acks=1 1p", 1024, n(500_000), args.repeat)
                 jvm_tools(res, brokers, "100 B acks=1 1p", 100, n(2_000_000), args.repeat)
+                jvm_end_to_end(res, brokers, 1024, 5000, args.repeat)
                 # Latency at half of Kafka's maximum throughput, measured above in this run.
                 for base, size, acks in (("1 KB acks=1 1p", 1024, 1),) + (() if args.quick else (("1 KB acks=all 1p", 1024, "all"),)):
                     kmax = res.median(base, "produce_msgs", "kafka")

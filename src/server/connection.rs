@@ -58,7 +58,9 @@ pub async fn serve_connection(
                 return;
             }
         };
-        match handlers::handle(&broker, request, &client_host).await {
+        // Boxed: the largest handler's state would otherwise sit in every connection's
+        // task, idle or not (2.4 KB of the 3 KB an idle connection costs).
+        match Box::pin(handlers::handle(&broker, request, &client_host)).await {
             Reply::Send(parts) => {
                 if let Err(e) = write_response(&mut write_half, &parts).await {
                     debug!(%peer, error = %e, "write failed; closing connection");
