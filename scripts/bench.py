@@ -452,14 +452,14 @@ def jvm_end_to_end(res, brokers, size, records, repeat):
             print(f"{wl} #{rep + 1} {b.name}: avg {avg.group(1)} ms, p99 {pct.group(2)} ms", flush=True)
 
 
-def fixed_load_latency(res, brokers, base, size, acks, rate, seconds, repeat):
-    """Produce latency at a fixed offered load (records/s), and end-to-end latency at two
-    lower fixed rates with one record per request (linger 0): 5,000/s, which both brokers
-    keep up with, and 20,000/s (or `rate` if lower), which is above what Kafka serves here
-    one record at a time (its latency then is queueing)."""
+def fixed_load_latency(res, brokers, base, size, acks, rate, seconds, repeat, e2e_rates):
+    """Produce latency at a fixed offered load (records/s), and end-to-end latency at lower
+    fixed rates with one record per request (linger 0): 5,000/s, which both brokers keep up
+    with, and 20,000/s, which is above what Kafka serves here one record at a time (its
+    latency then is queueing). Rates above `rate` are left out."""
     records = max(1000, int(rate * seconds))
     wl = f"{base}, fixed load {rate:,.0f} msg/s"
-    e2e_rates = sorted({min(rate, 5000), min(rate, 20000)})
+    e2e_rates = sorted({min(rate, r) for r in e2e_rates})
     for rep in range(repeat):
         for b in (brokers if rep % 2 == 0 else brokers[::-1]):
             topic = topic_name(wl, rep)
@@ -648,21 +648,25 @@ def main():
             brokers = [start_gregor(tmp), start_kafka(tmp)]
             for b in brokers:
                 # Not measured: lets the JVM compile its hot paths (and both warm their caches).
+                warm = n(200_000 if args.quick else 500_000)
                 create_topics(b.bootstrap, ["warm-up"], 1)
-                rdkafka("produce", "-b", b.bootstrap, "-t", "warm-up", "-n", n(500_000), "-s", 1024)
-                rdkafka("consume", "-b", b.bootstrap, "-t", "warm-up", "-p", 1, "-n", n(500_000))
+                rdkafka("produce", "-b", b.bootstrap, "-t", "warm-up", "-n", warm, "-s", 1024)
+                rdkafka("consume", "-b", b.bootstrap, "-t", "warm-up", "-p", 1, "-n", warm)
             for w in matrix:
                 throughput(res, brokers, w, args.repeat)
             if not args.only:
-                jvm_tools(res, brokers, "1 KB acks=1 1p", 1024, n(500_000), args.repeat)
-                jvm_tools(res, brokers, "100 B acks=1 1p", 100, n(2_000_000), args.repeat)
-                jvm_end_to_end(res, brokers, 1024, 5000, args.repeat)
+                # --quick stays under 5 minutes: fewer JVM records, shorter latency runs.
+                jvm = n(250_000 if args.quick else 500_000)
+                jvm_tools(res, brokers, "1 KB acks=1 1p", 1024, jvm, args.repeat)
+                jvm_tools(res, brokers, "100 B acks=1 1p", 100, 4 * jvm, args.repeat)
+                jvm_end_to_end(res, brokers, 1024, 2000 if args.quick else 5000, args.repeat)
                 # Latency at half of Kafka's maximum throughput, measured above in this run.
                 for base, size, acks in (("1 KB acks=1 1p", 1024, 1),) + (() if args.quick else (("1 KB acks=all 1p", 1024, "all"),)):
                     kmax = res.median(base, "produce_msgs", "kafka")
                     if kmax:
                         fixed_load_latency(res, brokers, base, size, acks, round(kmax / 2, -3),
-                                           seconds=10, repeat=args.repeat)
+                                           seconds=5 if args.quick else 10, repeat=args.repeat,
+                                           e2e_rates=(5000,) if args.quick else (5000, 20000))
             if not args.quick and not args.only:
                 big_consume(res, brokers, args.big_gb)
                 idle_connections(res, brokers, args.idle_connections)
