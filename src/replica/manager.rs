@@ -27,12 +27,16 @@ use uuid::Uuid;
 
 use super::partition::{Partition, PartitionError};
 use crate::config::{topic_settings, BrokerConfig};
-use crate::metadata::MetadataImage;
+use crate::metadata::{MetadataImage, TopicMetadata};
 
 /// The replicas of one topic on this broker, indexed by partition number.
 pub struct TopicReplicas {
     pub id: Uuid,
     pub partitions: Vec<Option<Arc<Partition>>>,
+    /// The topic's metadata as last applied: `apply` passes over a topic that has not
+    /// changed since (with 10,000 partitions, redoing them all made every topic creation
+    /// cost a pass over every partition).
+    applied: Arc<TopicMetadata>,
 }
 
 /// Written to the log directory after a graceful shutdown, removed at start (Kafka's name).
@@ -153,18 +157,19 @@ impl ReplicaManager {
             }
         }
         for (name, topic) in &image.topics {
-            let settings = topic_settings(&topic.configs, config);
             let existing = topics.get(name).cloned();
+            if existing.as_ref().is_some_and(|r| *r.applied == **topic) {
+                continue;
+            }
+            let settings = topic_settings(&topic.configs, config);
             let mut partitions: Vec<Option<Arc<Partition>>> = existing
                 .as_ref()
                 .map(|r| r.partitions.clone())
                 .unwrap_or_default();
-            let mut changed = existing.is_none();
             for (index, meta) in topic.partitions.iter().enumerate() {
                 if !meta.replicas.contains(&self.broker_id) {
                     if partitions.len() <= index {
                         partitions.push(None);
-                        changed = true;
                     }
                     continue;
                 }
@@ -197,17 +202,15 @@ impl ReplicaManager {
                     partitions.resize(index + 1, None);
                 }
                 partitions[index] = Some(Arc::new(p));
-                changed = true;
             }
-            if changed {
-                topics.insert(
-                    name.clone(),
-                    Arc::new(TopicReplicas {
-                        id: topic.id,
-                        partitions,
-                    }),
-                );
-            }
+            topics.insert(
+                name.clone(),
+                Arc::new(TopicReplicas {
+                    id: topic.id,
+                    partitions,
+                    applied: topic.clone(),
+                }),
+            );
         }
         Ok(())
     }
@@ -215,16 +218,7 @@ impl ReplicaManager {
     /// Flushes and closes every log, then writes the checkpoints (graceful shutdown; the
     /// recovery points are then the log end offsets).
     pub fn shutdown(&self) {
-        {
-            let topics = self.topics.read().unwrap_or_else(|p| p.into_inner());
-            for replicas in topics.values() {
-                for p in replicas.partitions.iter().flatten() {
-                    if let Err(e) = p.close() {
-                        warn!(topic = %p.topic, partition = p.index, error = %e, "closing log failed");
-                    }
-                }
-            }
-        }
+        close_all(&self.all_partitions());
         if let Err(e) = self.write_checkpoints() {
             warn!(error = %e, "writing checkpoint files at shutdown failed");
         }
@@ -372,6 +366,27 @@ pub fn kafka_uuid_string(id: &Uuid) -> String {
         }
     }
     out
+}
+
+/// Closes logs on several threads: every close ends in fsyncs, which the disk (and ext4's
+/// journal, which commits concurrent fsyncs together) serves better side by side than one
+/// after another. 10,000 partitions took 3.4 s to close one at a time.
+fn close_all(partitions: &[Arc<Partition>]) {
+    const CLOSE_THREADS: usize = 8;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..CLOSE_THREADS.min(partitions.len()) {
+            scope.spawn(|| {
+                while let Some(p) =
+                    partitions.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                {
+                    if let Err(e) = p.close() {
+                        warn!(topic = %p.topic, partition = p.index, error = %e, "closing log failed");
+                    }
+                }
+            });
+        }
+    });
 }
 
 #[cfg(test)]
