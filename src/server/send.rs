@@ -23,16 +23,8 @@ use crate::handlers::ResponsePart;
 
 /// Writes one response frame, part after part.
 pub async fn write_response(w: &mut OwnedWriteHalf, parts: &[ResponsePart]) -> io::Result<()> {
-    let has_files = parts.iter().any(|p| matches!(p, ResponsePart::File(_)));
-    if !has_files {
-        let bytes: Vec<Bytes> = parts
-            .iter()
-            .filter_map(|p| match p {
-                ResponsePart::Bytes(b) => Some(b.clone()),
-                ResponsePart::File(_) => None,
-            })
-            .collect();
-        return write_parts(w, &bytes).await;
+    if !parts.iter().any(|p| matches!(p, ResponsePart::File(_))) {
+        return write_mixed(w, parts).await;
     }
     let socket = w.as_ref().as_raw_fd();
     set_cork(socket, true)?;
@@ -42,6 +34,7 @@ pub async fn write_response(w: &mut OwnedWriteHalf, parts: &[ResponsePart]) -> i
     written.and(uncorked)
 }
 
+/// Bytes parts in runs, one vectored write per run, and a sendfile for each file part.
 async fn write_mixed(w: &mut OwnedWriteHalf, parts: &[ResponsePart]) -> io::Result<()> {
     let mut pending: Vec<Bytes> = Vec::new();
     for part in parts {
