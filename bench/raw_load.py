@@ -158,7 +158,7 @@ def fetch_body(topic, offsets, max_bytes, partition_max_bytes):
             + struct.pack(">i", len(offsets)) + parts)
 
 
-def walk_fetch(resp, size, offsets):
+def walk_fetch(resp, offsets):
     """Advances `offsets` past the whole batches of a Fetch v4 answer; returns the records
     they hold. Only batch headers are read."""
     pos = 4 + 4  # correlation id, throttle time
@@ -205,7 +205,7 @@ def run_consume(a):
         body = fetch_body(a.topic, offsets, 50 << 20, 10 << 20)
         sock.sendall(request(FETCH, 4, correlation, body))
         buf, _ = read_response(sock, buf)
-        got += walk_fetch(buf, a.size, offsets)
+        got += walk_fetch(buf, offsets)
         if first is None and got:
             first, first_got = time.monotonic(), got  # timed from the first answer with data
         if time.monotonic() - start > 600:
