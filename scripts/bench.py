@@ -14,7 +14,7 @@ turn, alternating brokers between repeats:
 - Kafka's own ProducerPerformance and ConsumerPerformance (the JVM client of
   kafka-producer-perf-test / kafka-consumer-perf-test), the same client for both brokers;
 - produce latency p50/p99/p99.9 at a fixed offered load (half of Kafka's maximum for that
-  workload, measured earlier in the same run), end-to-end latency at a fixed rate, and
+  workload, measured earlier in the same run), end-to-end latency at fixed rates, and
   Kafka's own EndToEndLatency tool (one record at a time, JVM client);
 - broker CPU seconds per GB moved and peak RSS, from /proc;
 - full runs also: a large consume from the page cache and from cold segments (page cache
@@ -205,22 +205,21 @@ def create_topics(bootstrap, names, partitions):
 
 # ---- clients ------------------------------------------------------------------------------
 
-def rdkafka(mode, *args, timeout=900):
-    out = subprocess.run([LOAD, mode, *map(str, args)], capture_output=True, text=True,
-                         timeout=timeout)
+def run_json(cmd, what, timeout):
+    """Runs a load generator and returns the JSON object it prints last."""
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
     if out.returncode != 0 or not lines:
-        raise SystemExit(f"rdkafka_load {mode} failed ({out.returncode}): {out.stdout}{out.stderr[-2000:]}")
+        raise SystemExit(f"{what} failed ({out.returncode}): {out.stdout}{out.stderr[-2000:]}")
     return json.loads(lines[-1])
+
+
+def rdkafka(mode, *args, timeout=900):
+    return run_json([LOAD, mode, *map(str, args)], f"rdkafka_load {mode}", timeout)
 
 
 def raw(mode, *args, timeout=900):
-    out = subprocess.run([sys.executable, RAW_LOAD, mode, *map(str, args)], capture_output=True,
-                         text=True, timeout=timeout)
-    lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
-    if out.returncode != 0 or not lines:
-        raise SystemExit(f"raw_load {mode} failed ({out.returncode}): {out.stdout}{out.stderr[-2000:]}")
-    return json.loads(lines[-1])
+    return run_json([sys.executable, RAW_LOAD, mode, *map(str, args)], f"raw_load {mode}", timeout)
 
 
 PERF_LINE = re.compile(

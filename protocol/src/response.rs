@@ -124,7 +124,7 @@ pub fn encode_response_parts(
     correlation_id: i32,
     response: &Response,
 ) -> Result<Vec<FramePart>, ProtocolError> {
-    let mut buf = SplicingBuf {
+    let mut buf = GapBuf {
         done: Vec::new(),
         done_len: 0,
         head: BytesMut::with_capacity(256),
@@ -165,14 +165,14 @@ impl FramePart {
 /// Offsets (`ByteBufMut::seek`/`range`, which kafka-protocol uses only while encoding
 /// record batches, never in a Fetch answer) address the logical stream; reaching back past
 /// a gap cannot be served and fails the encoding.
-struct SplicingBuf {
+struct GapBuf {
     done: Vec<FramePart>,
     done_len: usize,
     head: BytesMut,
     reached_into_gap: bool,
 }
 
-impl SplicingBuf {
+impl GapBuf {
     fn finish(mut self) -> Vec<FramePart> {
         if !self.head.is_empty() {
             self.done.push(FramePart::Bytes(self.head.freeze()));
@@ -192,7 +192,7 @@ impl SplicingBuf {
 
 // SAFETY: every method delegates to `head`, a BytesMut, except `put_slice`, which only
 // appends through safe calls.
-unsafe impl BufMut for SplicingBuf {
+unsafe impl BufMut for GapBuf {
     fn remaining_mut(&self) -> usize {
         self.head.remaining_mut()
     }
@@ -224,7 +224,7 @@ unsafe impl BufMut for SplicingBuf {
     }
 }
 
-impl kafka_protocol::protocol::buf::ByteBufMut for SplicingBuf {
+impl kafka_protocol::protocol::buf::ByteBufMut for GapBuf {
     fn offset(&self) -> usize {
         self.done_len + self.head.len()
     }
@@ -349,7 +349,7 @@ mod tests {
     fn reaching_back_past_a_gap_fails_instead_of_sending_stand_in_bytes() {
         use kafka_protocol::protocol::buf::ByteBufMut;
         let gap = crate::stand_in::stand_in(3, 8192).unwrap();
-        let mut buf = SplicingBuf {
+        let mut buf = GapBuf {
             done: Vec::new(),
             done_len: 0,
             head: BytesMut::new(),

@@ -4,7 +4,7 @@
 //! sendfile. The generated encoder still wants each one as a byte string of the right
 //! length, so it gets a stand-in: a slice of one read-only mapping of zero pages that
 //! nothing writes and nothing needs to read (the encoder hands it to `put_slice`, where
-//! the splicing buffer in `response` recognises it by its address and leaves a gap in the
+//! the encoding buffer in `response` recognises it by its address and leaves a gap in the
 //! frame instead of copying). Stand-in number `i` starts `i` bytes into the mapping, so its
 //! address also says which file range fills its gap.
 

@@ -175,20 +175,17 @@ fn encode_with_files(
             return Reply::Close(e.to_string());
         }
     };
-    let mut file_ranges: Vec<Option<FetchSlice>> = file_ranges.into_iter().map(Some).collect();
     let mut out = Vec::with_capacity(parts.len());
     for part in parts {
         match part {
             FramePart::Bytes(b) => out.push(ResponsePart::Bytes(b)),
-            FramePart::Gap { index, len } => {
-                match file_ranges.get_mut(index).and_then(Option::take) {
-                    Some(range) if range.len == len => out.push(ResponsePart::File(range)),
-                    _ => {
-                        error!(index, len, "a record-set gap with no matching file range");
-                        return Reply::Close("record-set gap without its file range".into());
-                    }
+            FramePart::Gap { index, len } => match file_ranges.get(index) {
+                Some(range) if range.len == len => out.push(ResponsePart::File(range.clone())),
+                _ => {
+                    error!(index, len, "a record-set gap with no matching file range");
+                    return Reply::Close("record-set gap without its file range".into());
                 }
-            }
+            },
         }
     }
     Reply::Send(out)
