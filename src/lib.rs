@@ -4,6 +4,7 @@
 //! `handlers::<api>` → `replica` (partition logs, `gregor_log`) or `topic_admin` and
 //! `metadata` (cluster state) → back out as a typed response.
 
+pub mod blocking;
 pub mod broker;
 pub mod config;
 pub mod controller;

@@ -104,14 +104,18 @@ pub fn validate_topic_name(name: &str) -> Result<(), AdminError> {
 
 /// Kafka refuses names that differ from an existing one only by '.' versus '_', because
 /// they collide in metric names.
-fn check_collision(image: &MetadataImage, name: &str) -> Result<(), AdminError> {
-    let norm = |s: &str| s.replace('.', "_");
-    let wanted = norm(name);
-    match image
-        .topics
-        .keys()
-        .find(|t| t.as_str() != name && norm(t) == wanted)
-    {
+fn check_collision<'a>(
+    existing: impl Iterator<Item = &'a String>,
+    name: &str,
+) -> Result<(), AdminError> {
+    // Equal once '.' and '_' are taken as one character (no allocation per topic).
+    let same = |a: &str| {
+        a.len() == name.len()
+            && a.bytes()
+                .zip(name.bytes())
+                .all(|(x, y)| x == y || (matches!(x, b'.' | b'_') && matches!(y, b'.' | b'_')))
+    };
+    match existing.map(String::as_str).find(|t| *t != name && same(t)) {
         Some(other) => Err(AdminError::InvalidTopic(format!(
             "Topic '{name}' collides with existing topic: {other}"
         ))),
@@ -219,16 +223,70 @@ pub async fn create_topic(
     topic: NewTopic,
     validate_only: bool,
 ) -> Result<TopicMetadata, AdminError> {
+    create_topics(broker, vec![topic], validate_only)
+        .await
+        .pop()
+        .unwrap_or_else(|| Err(AdminError::Storage("no answer for the topic".into())))
+}
+
+/// Validates and (unless `validate_only`) creates topics, answering for each in order.
+/// The valid ones are written to the metadata store together and their logs opened in
+/// one pass: a CreateTopics request of 100 topics is one metadata write, not 100.
+pub async fn create_topics(
+    broker: &Broker,
+    topics: Vec<NewTopic>,
+    validate_only: bool,
+) -> Vec<Result<TopicMetadata, AdminError>> {
+    let _guard = broker.admin_lock.lock().await;
+    let image = broker.image();
+    let mut results: Vec<Result<TopicMetadata, AdminError>> = Vec::with_capacity(topics.len());
+    let mut batch: Vec<String> = Vec::new();
+    for topic in topics {
+        let prepared = prepare_topic(broker, &image, &batch, topic);
+        if let Ok(t) = &prepared {
+            batch.push(t.name.clone());
+        }
+        results.push(prepared);
+    }
+    if validate_only || batch.is_empty() {
+        return results;
+    }
+    let valid: Vec<TopicMetadata> = results.iter().flatten().cloned().collect();
+    let mut stored = broker.metadata.create_topics(valid).await.into_iter();
+    for r in results.iter_mut().filter(|r| r.is_ok()) {
+        if let Some(Err(e)) = stored.next() {
+            *r = Err(e.into());
+        }
+    }
+    let synced = sync_replicas(broker).map_err(|e| e.to_string());
+    for r in results.iter_mut() {
+        match (&r, &synced) {
+            (Ok(created), Ok(())) => {
+                info!(topic = %created.name, partitions = created.partitions.len(), "created topic")
+            }
+            (Ok(_), Err(e)) => *r = Err(AdminError::Storage(e.clone())),
+            (Err(_), _) => {}
+        }
+    }
+    results
+}
+
+/// Checks a topic against the image and the names created earlier in the same request,
+/// and assigns its replicas.
+fn prepare_topic(
+    broker: &Broker,
+    image: &MetadataImage,
+    batch: &[String],
+    topic: NewTopic,
+) -> Result<TopicMetadata, AdminError> {
     validate_topic_name(&topic.name)?;
     for (k, v) in &topic.configs {
         validate_topic_config(k, v).map_err(AdminError::InvalidConfig)?;
     }
-    let _guard = broker.admin_lock.lock().await;
-    let image = broker.image();
-    if image.topic(&topic.name).is_some() {
+    if image.topic(&topic.name).is_some() || batch.contains(&topic.name) {
         return Err(AdminError::TopicExists(topic.name));
     }
-    check_collision(&image, &topic.name)?;
+    check_collision(image.topics.keys().chain(batch), &topic.name)?;
     let assignments = if topic.assignments.is_empty() {
         let partitions = match topic.num_partitions {
             -1 => broker.config.num_partitions,
@@ -248,31 +306,27 @@ pub async fn create_topic(
                 "Replication factor must be larger than 0.".into(),
             ));
         }
-        assign_replicas(&image, 0, partitions as usize, rf as usize)?
+        assign_replicas(image, 0, partitions as usize, rf as usize)?
     } else {
         if topic.num_partitions != -1 || topic.replication_factor != -1 {
             return Err(AdminError::InvalidReplicaAssignment(
                 "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.".into(),
             ));
         }
-        check_assignments(&image, &topic.assignments)?;
+        check_assignments(image, &topic.assignments)?;
         topic.assignments
     };
-    let created = TopicMetadata {
+    Ok(TopicMetadata {
         name: topic.name,
         id: Uuid::new_v4(),
         partitions: assignments.into_iter().map(new_partition).collect(),
         configs: topic.configs,
-    };
-    if validate_only {
-        return Ok(created);
-    }
-    broker.metadata.create_topic(created.clone()).await?;
-    broker
-        .sync_replicas()
-        .map_err(|e| AdminError::Storage(e.to_string()))?;
-    info!(topic = %created.name, partitions = created.partitions.len(), "created topic");
-    Ok(created)
+    })
+}
+
+/// Opens and closes logs for the metadata just written (off the worker: see `blocking`).
+fn sync_replicas(broker: &Broker) -> Result<(), AdminError> {
+    crate::blocking::run(|| broker.sync_replicas()).map_err(|e| AdminError::Storage(e.to_string()))
 }
 
 /// Deletes a topic and its logs. Returns the deleted topic's id.
@@ -287,9 +341,7 @@ pub async fn delete_topic(broker: &Broker, name: &str) -> Result<Uuid, AdminErro
         .map(|t| t.id)
         .ok_or(AdminError::UnknownTopic)?;
     broker.metadata.delete_topic(name.to_string()).await?;
-    broker
-        .sync_replicas()
-        .map_err(|e| AdminError::Storage(e.to_string()))?;
+    sync_replicas(broker)?;
     info!(topic = %name, "deleted topic");
     Ok(id)
 }
@@ -341,9 +393,7 @@ pub async fn create_partitions(
             new.into_iter().map(new_partition).collect(),
         )
         .await?;
-    broker
-        .sync_replicas()
-        .map_err(|e| AdminError::Storage(e.to_string()))?;
+    sync_replicas(broker)?;
     info!(topic = %name, partitions = total, "added partitions");
     Ok(())
 }
@@ -374,9 +424,7 @@ pub async fn alter_topic_configs(
         .metadata
         .set_topic_configs(name.to_string(), configs)
         .await?;
-    broker
-        .sync_replicas()
-        .map_err(|e| AdminError::Storage(e.to_string()))?;
+    sync_replicas(broker)?;
     info!(topic = %name, "altered topic configs");
     Ok(())
 }
@@ -458,9 +506,9 @@ mod tests {
     #[test]
     fn dot_underscore_collisions_are_refused() {
         let img = image(&[0], &["my.topic"]);
-        assert!(check_collision(&img, "my_topic").is_err());
-        assert!(check_collision(&img, "my.topic").is_ok());
-        assert!(check_collision(&img, "my-topic").is_ok());
+        assert!(check_collision(img.topics.keys(), "my_topic").is_err());
+        assert!(check_collision(img.topics.keys(), "my.topic").is_ok());
+        assert!(check_collision(img.topics.keys(), "my-topic").is_ok());
     }
 
     #[test]

@@ -562,6 +562,108 @@ fn list_offsets_and_offset_for_leader_epoch() {
     );
 }
 
+/// One CreateTopics request with good and bad topics: each answered on its own (in order),
+/// the good ones created together and still there after a restart.
+#[test]
+fn create_topics_answers_each_topic_of_a_request() {
+    let mut broker = BrokerProcess::start(&[]);
+    let mut c = broker.client();
+    assert_eq!(create_topic(&mut c, "batch-old", 1, &[]), 0);
+    let topic = |n: &str, partitions: i32| {
+        CreatableTopic::default()
+            .with_name(name(n))
+            .with_num_partitions(partitions)
+            .with_replication_factor(1)
+    };
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![
+            topic("batch-a", 3),
+            topic("batch.b", 1),
+            topic("batch_b", 1),
+            topic("batch-old", 1),
+            topic("bad name", 1),
+            topic("batch-d", 0),
+            topic("dup", 1),
+            topic("batch-c", 2).with_configs(vec![CreatableTopicConfig::default()
+                .with_name(StrBytes::from_static_str("retention.ms"))
+                .with_value(None)]),
+            topic("dup", 1),
+            topic("batch-e", 2),
+        ]);
+    let resp = c.call(7, &req);
+    let answers: Vec<(String, i16, i32)> = resp
+        .topics
+        .iter()
+        .map(|t| (t.name.0.to_string(), t.error_code, t.num_partitions))
+        .collect();
+    let expect = |n: &str, code: i16, partitions: i32| (n.to_string(), code, partitions);
+    assert_eq!(
+        answers,
+        vec![
+            expect("batch-a", 0, 3),
+            expect("batch.b", 0, 1),
+            expect("batch_b", 17, -1), // collides with batch.b, created in the same request
+            expect("batch-old", 36, -1),
+            expect("bad name", 17, -1),
+            expect("batch-d", 37, -1),
+            expect("dup", 42, -1),
+            expect("batch-c", 40, -1),
+            expect("dup", 42, -1),
+            expect("batch-e", 0, 2),
+        ]
+    );
+    let ids: Vec<_> = resp
+        .topics
+        .iter()
+        .filter(|t| t.error_code == 0)
+        .map(|t| t.topic_id)
+        .collect();
+    assert!(ids.iter().all(|id| !id.is_nil()) && ids[0] != ids[1] && ids[1] != ids[2]);
+
+    let listed = |c: &mut Client| -> Vec<(String, i16, usize)> {
+        let md = c.call(
+            12,
+            &MetadataRequest::default()
+                .with_allow_auto_topic_creation(false)
+                .with_topics(Some(
+                    ["batch-a", "batch.b", "batch_b", "batch-c", "dup", "batch-e"]
+                        .iter()
+                        .map(|n| MetadataRequestTopic::default().with_name(Some(name(n))))
+                        .collect(),
+                )),
+        );
+        md.topics
+            .iter()
+            .map(|t| {
+                let n = t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
+                (n, t.error_code, t.partitions.len())
+            })
+            .collect()
+    };
+    let want = vec![
+        ("batch-a".to_string(), 0, 3),
+        ("batch.b".to_string(), 0, 1),
+        ("batch_b".to_string(), 3, 0),
+        ("batch-c".to_string(), 3, 0),
+        ("dup".to_string(), 3, 0),
+        ("batch-e".to_string(), 0, 2),
+    ];
+    assert_eq!(listed(&mut c), want);
+    assert_eq!(
+        produce(&mut c, "batch-a", 2, batch(&[("k", "v")], None, 1), 1).base_offset,
+        0
+    );
+    assert!(broker.stop(), "graceful shutdown");
+    broker.restart();
+    let mut c = broker.client();
+    assert_eq!(listed(&mut c), want, "created topics survive a restart");
+    assert_eq!(
+        produce(&mut c, "batch-a", 2, batch(&[("k", "w")], None, 1), 1).base_offset,
+        1
+    );
+}
+
 #[test]
 fn topic_administration_and_configs() {
     let broker = BrokerProcess::start(&["log.segment.bytes=1048576"]);

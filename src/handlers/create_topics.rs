@@ -14,7 +14,8 @@ use gregor_protocol::kafka_protocol::messages::{CreateTopicsRequest, CreateTopic
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::config::describe_topic_configs;
-use crate::topic_admin::{self, NewTopic};
+use crate::metadata::TopicMetadata;
+use crate::topic_admin::{self, AdminError, NewTopic};
 
 pub async fn handle(
     broker: &Broker,
@@ -25,7 +26,11 @@ pub async fn handle(
     for t in &req.topics {
         *seen.entry(t.name.0.to_string()).or_default() += 1;
     }
-    let mut results = Vec::with_capacity(req.topics.len());
+    // Each topic is either answered at once (malformed) or goes to `topic_admin` with the
+    // others, which creates them together.
+    let mut results: Vec<Result<CreatableTopicResult, CreatableTopicResult>> =
+        Vec::with_capacity(req.topics.len());
+    let mut to_create = Vec::new();
     for topic in req.topics {
         let name = topic.name.0.to_string();
         let base = CreatableTopicResult::default()
@@ -33,26 +38,41 @@ pub async fn handle(
             .with_num_partitions(-1)
             .with_replication_factor(-1);
         if seen.get(&name).copied().unwrap_or(0) > 1 {
-            results.push(
-                base.with_error_code(E::InvalidRequest.code())
-                    .with_error_message(Some(str_bytes(format!(
-                        "Create topics request from client contains multiple entries for the topic {name}"
-                    )))),
-            );
+            results.push(Err(base
+                .with_error_code(E::InvalidRequest.code())
+                .with_error_message(Some(str_bytes(format!(
+                "Create topics request from client contains multiple entries for the topic {name}"
+            ))))));
             continue;
         }
-        results.push(create_one(broker, version, topic, req.validate_only, base).await);
+        match new_topic(topic) {
+            Ok(new) => {
+                to_create.push(new);
+                results.push(Ok(base));
+            }
+            Err(message) => results.push(Err(base
+                .with_error_code(message.0.code())
+                .with_error_message(Some(str_bytes(message.1))))),
+        }
     }
-    CreateTopicsResponse::default().with_topics(results)
+    let mut created = topic_admin::create_topics(broker, to_create, req.validate_only)
+        .await
+        .into_iter();
+    let topics = results
+        .into_iter()
+        .map(|r| match r {
+            Err(answered) => answered,
+            Ok(base) => match created.next() {
+                Some(outcome) => answer(broker, version, req.validate_only, base, outcome),
+                None => base.with_error_code(E::UnknownServerError.code()),
+            },
+        })
+        .collect();
+    CreateTopicsResponse::default().with_topics(topics)
 }
 
-async fn create_one(
-    broker: &Broker,
-    version: i16,
-    topic: CreatableTopic,
-    validate_only: bool,
-    base: CreatableTopicResult,
-) -> CreatableTopicResult {
+/// The request's topic as `topic_admin` takes it, or the error and message to answer with.
+fn new_topic(topic: CreatableTopic) -> Result<NewTopic, (E, String)> {
     let mut configs = BTreeMap::new();
     for c in &topic.configs {
         match &c.value {
@@ -60,12 +80,13 @@ async fn create_one(
                 configs.insert(c.name.to_string(), v.to_string());
             }
             None => {
-                return base
-                    .with_error_code(E::InvalidConfig.code())
-                    .with_error_message(Some(str_bytes(format!(
+                return Err((
+                    E::InvalidConfig,
+                    format!(
                         "Null value not supported for topic configs: {}",
                         c.name.as_str()
-                    ))))
+                    ),
+                ))
             }
         }
     }
@@ -85,20 +106,30 @@ async fn create_one(
         .enumerate()
         .any(|(i, (p, _))| *p != i as i32)
     {
-        return base
-            .with_error_code(E::InvalidReplicaAssignment.code())
-            .with_error_message(Some(str_bytes(
-                "Partitions should be consecutive and start from 0",
-            )));
+        return Err((
+            E::InvalidReplicaAssignment,
+            "Partitions should be consecutive and start from 0".into(),
+        ));
     }
-    let new = NewTopic {
+    Ok(NewTopic {
         name: topic.name.0.to_string(),
         num_partitions: topic.num_partitions,
         replication_factor: topic.replication_factor,
         assignments: assignments.into_iter().map(|(_, r)| r).collect(),
         configs,
-    };
-    match topic_admin::create_topic(broker, new, validate_only).await {
+    })
+}
+
+/// A created (or validated) topic's answer: its id, partition count, replication factor
+/// and, from v5, its configs.
+fn answer(
+    broker: &Broker,
+    version: i16,
+    validate_only: bool,
+    base: CreatableTopicResult,
+    outcome: Result<TopicMetadata, AdminError>,
+) -> CreatableTopicResult {
+    match outcome {
         Ok(created) => {
             let mut result = base
                 .with_topic_id(if validate_only {

@@ -2,6 +2,7 @@
 //! first log directory, rewritten atomically (temp file, fsync, rename, fsync dir) on every
 //! change. Small, rarely written, and readable by a human with `cat`.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -98,14 +99,17 @@ impl EmbeddedMetadata {
         Ok(())
     }
 
+    /// Applies `change` to a copy of the state and commits it (fsyncs: off the worker).
     fn update(
         &self,
         change: impl FnOnce(&mut StoredState) -> Result<(), MetadataError>,
     ) -> Result<(), MetadataError> {
-        let mut state = self.lock_state();
-        let mut next = state.clone();
-        change(&mut next)?;
-        self.commit(&mut state, next)
+        crate::blocking::run(|| {
+            let mut state = self.lock_state();
+            let mut next = state.clone();
+            change(&mut next)?;
+            self.commit(&mut state, next)
+        })
     }
 }
 
@@ -139,6 +143,33 @@ impl MetadataStore for EmbeddedMetadata {
             Ok(())
         });
         async move { result }.boxed()
+    }
+
+    fn create_topics(
+        &self,
+        topics: Vec<TopicMetadata>,
+    ) -> BoxFuture<'_, Vec<Result<(), MetadataError>>> {
+        let mut results: Vec<Result<(), MetadataError>> = Vec::with_capacity(topics.len());
+        let committed = self.update(|s| {
+            let mut names: HashSet<String> = s.topics.iter().map(|t| t.name.clone()).collect();
+            for topic in topics {
+                if names.insert(topic.name.clone()) {
+                    s.topics.push(topic);
+                    results.push(Ok(()));
+                } else {
+                    results.push(Err(MetadataError::TopicExists(topic.name)));
+                }
+            }
+            Ok(())
+        });
+        // The one write failed: none of the topics was created.
+        if let Err(e) = committed {
+            let reason = e.to_string();
+            for r in results.iter_mut().filter(|r| r.is_ok()) {
+                *r = Err(MetadataError::Storage(reason.clone()));
+            }
+        }
+        async move { results }.boxed()
     }
 
     fn delete_topic(&self, name: String) -> BoxFuture<'_, Result<(), MetadataError>> {
@@ -253,6 +284,43 @@ mod tests {
         );
         store.delete_topic("orders".into()).await.unwrap();
         assert!(store.image().topic("orders").is_none());
+    }
+
+    #[tokio::test]
+    async fn topics_created_together_answer_each_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = EmbeddedMetadata::open(dir.path(), "c1".into(), broker()).unwrap();
+            store.create_topic(topic("old", 1)).await.unwrap();
+            let results = store
+                .create_topics(vec![
+                    topic("a", 2),
+                    topic("old", 1),
+                    topic("b", 3),
+                    topic("a", 5),
+                ])
+                .await;
+            let outcome: Vec<Option<String>> = results
+                .iter()
+                .map(|r| match r {
+                    Ok(()) => None,
+                    Err(MetadataError::TopicExists(n)) => Some(n.clone()),
+                    Err(e) => Some(format!("unexpected {e}")),
+                })
+                .collect();
+            assert_eq!(
+                outcome,
+                vec![None, Some("old".into()), None, Some("a".into())]
+            );
+            assert_eq!(store.image().topic("a").unwrap().partitions.len(), 2);
+        }
+        let store = EmbeddedMetadata::open(dir.path(), "c1".into(), broker()).unwrap();
+        let image = store.image();
+        let mut names: Vec<&String> = image.topics.keys().collect();
+        names.sort();
+        assert_eq!(names, vec!["a", "b", "old"]);
+        assert_eq!(image.topic("a").unwrap().partitions.len(), 2);
+        assert_eq!(image.topic("b").unwrap().partitions.len(), 3);
     }
 
     #[test]

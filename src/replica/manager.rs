@@ -60,6 +60,8 @@ pub struct ReplicaManager {
     startup: StartupState,
     /// Serialises checkpoint writers (the periodic task and shutdown).
     checkpoint_lock: Mutex<()>,
+    /// Serialises `apply`, the only writer of `topics`.
+    apply_lock: Mutex<()>,
 }
 
 impl ReplicaManager {
@@ -91,6 +93,7 @@ impl ReplicaManager {
             topics: RwLock::new(HashMap::new()),
             startup,
             checkpoint_lock: Mutex::new(()),
+            apply_lock: Mutex::new(()),
         }
     }
 
@@ -130,20 +133,33 @@ impl ReplicaManager {
     /// Idempotent: called after every metadata change and at start-up. This is the one place
     /// where hosted partitions are opened, closed and change role: hook leadership changes
     /// (e.g. of `__consumer_offsets`) here.
+    ///
+    /// Files are opened and deleted with no lock held on the topic map: every produce and
+    /// fetch looks its partition up there, and creating 100 topics once held it for a second.
+    /// The map is only locked to swap a topic's entry.
     pub fn apply(
         &self,
         image: &MetadataImage,
         config: &BrokerConfig,
     ) -> Result<(), PartitionError> {
-        let mut topics = self.topics.write().unwrap_or_else(|p| p.into_inner());
+        // One apply at a time: each reads the map, works unlocked, then writes its result.
+        let _applying = self.apply_lock.lock().unwrap_or_else(|p| p.into_inner());
         // Topics gone from the image (or recreated under a new id): close and delete.
-        let gone: Vec<String> = topics
+        let gone: Vec<String> = self
+            .topics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
             .iter()
             .filter(|(name, r)| image.topic(name).is_none_or(|t| t.id != r.id))
             .map(|(name, _)| name.clone())
             .collect();
         for name in gone {
-            if let Some(replicas) = topics.remove(&name) {
+            let removed = self
+                .topics
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&name);
+            if let Some(replicas) = removed {
                 info!(topic = %name, "deleting topic replicas");
                 // Hand over our own references (not clones), so that a partition no
                 // request holds is deleted now.
@@ -157,62 +173,79 @@ impl ReplicaManager {
             }
         }
         for (name, topic) in &image.topics {
-            let existing = topics.get(name).cloned();
-            if existing.as_ref().is_some_and(|r| *r.applied == **topic) {
+            let existing = self
+                .topics
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(name)
+                .cloned();
+            if existing.as_ref().is_some_and(|r| {
+                r.id == topic.id && (Arc::ptr_eq(&r.applied, topic) || *r.applied == **topic)
+            }) {
                 continue;
             }
-            let settings = topic_settings(&topic.configs, config);
-            let mut partitions: Vec<Option<Arc<Partition>>> = existing
-                .as_ref()
-                .map(|r| r.partitions.clone())
-                .unwrap_or_default();
-            for (index, meta) in topic.partitions.iter().enumerate() {
-                if !meta.replicas.contains(&self.broker_id) {
-                    if partitions.len() <= index {
-                        partitions.push(None);
-                    }
-                    continue;
-                }
-                if meta.leader_epoch < 0 {
-                    continue; // cluster mode: the controller has not created its state yet
-                }
-                let leads = meta.leader == self.broker_id;
-                if let Some(Some(p)) = partitions.get(index) {
-                    p.set_settings(settings.clone());
-                    if p.is_leader() != leads || p.leader_epoch() < meta.leader_epoch {
-                        info!(topic = %name, partition = index, leader = leads,
-                            leader_epoch = meta.leader_epoch, "replica role changed");
-                    }
-                    p.set_leadership(leads, meta.leader_epoch)?;
-                    continue;
-                }
-                let dir = self.log_dir.join(format!("{name}-{index}"));
-                claim_partition_dir(&dir, topic.id)?;
-                let p = Partition::open_with(
-                    &dir,
-                    name,
-                    index as i32,
-                    topic.id,
-                    meta.leader_epoch,
-                    settings.clone(),
-                    self.open_options(name, index as i32),
-                )?;
-                p.set_leadership(leads, meta.leader_epoch)?;
-                if partitions.len() <= index {
-                    partitions.resize(index + 1, None);
-                }
-                partitions[index] = Some(Arc::new(p));
-            }
-            topics.insert(
-                name.clone(),
-                Arc::new(TopicReplicas {
-                    id: topic.id,
-                    partitions,
-                    applied: topic.clone(),
-                }),
-            );
+            let replicas = self.open_topic(name, topic, existing.as_deref(), config)?;
+            self.topics
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(name.clone(), Arc::new(replicas));
         }
         Ok(())
+    }
+
+    /// A topic's replicas on this broker as `topic` describes them: those already open
+    /// (in `existing`) take their new settings and role, the others are opened.
+    fn open_topic(
+        &self,
+        name: &str,
+        topic: &Arc<TopicMetadata>,
+        existing: Option<&TopicReplicas>,
+        config: &BrokerConfig,
+    ) -> Result<TopicReplicas, PartitionError> {
+        let settings = topic_settings(&topic.configs, config);
+        let mut partitions: Vec<Option<Arc<Partition>>> = existing
+            .filter(|r| r.id == topic.id)
+            .map(|r| r.partitions.clone())
+            .unwrap_or_default();
+        for (index, meta) in topic.partitions.iter().enumerate() {
+            if partitions.len() <= index {
+                partitions.resize(index + 1, None);
+            }
+            if !meta.replicas.contains(&self.broker_id) {
+                continue;
+            }
+            if meta.leader_epoch < 0 {
+                continue; // cluster mode: the controller has not created its state yet
+            }
+            let leads = meta.leader == self.broker_id;
+            if let Some(p) = &partitions[index] {
+                p.set_settings(settings.clone());
+                if p.is_leader() != leads || p.leader_epoch() < meta.leader_epoch {
+                    info!(topic = %name, partition = index, leader = leads,
+                        leader_epoch = meta.leader_epoch, "replica role changed");
+                }
+                p.set_leadership(leads, meta.leader_epoch)?;
+                continue;
+            }
+            let dir = self.log_dir.join(format!("{name}-{index}"));
+            claim_partition_dir(&dir, topic.id)?;
+            let p = Partition::open_with(
+                &dir,
+                name,
+                index as i32,
+                topic.id,
+                meta.leader_epoch,
+                settings.clone(),
+                self.open_options(name, index as i32),
+            )?;
+            p.set_leadership(leads, meta.leader_epoch)?;
+            partitions[index] = Some(Arc::new(p));
+        }
+        Ok(TopicReplicas {
+            id: topic.id,
+            partitions,
+            applied: topic.clone(),
+        })
     }
 
     /// Flushes and closes every log, then writes the checkpoints (graceful shutdown; the
