@@ -381,6 +381,45 @@ fn three_brokers_layout_leaders_admin_and_real_clients() {
         38,
         "INVALID_REPLICATION_FACTOR"
     );
+    // Several topics in one request: written to ZooKeeper together, answered one by one.
+    let several = CreateTopicsRequest::default()
+        .with_timeout_ms(30000)
+        .with_topics(
+            [("batch-1", 3, 2), ("orders", 1, 1), ("batch-2", 2, 3)]
+                .iter()
+                .map(|(n, partitions, rf)| {
+                    CreatableTopic::default()
+                        .with_name(TopicName(StrBytes::from_static_str(n)))
+                        .with_num_partitions(*partitions)
+                        .with_replication_factor(*rf)
+                })
+                .collect(),
+        );
+    let answers: Vec<(String, i16, i32)> = c2
+        .call(7, &several)
+        .topics
+        .iter()
+        .map(|t| (t.name.0.to_string(), t.error_code, t.num_partitions))
+        .collect();
+    assert_eq!(
+        answers,
+        vec![
+            ("batch-1".to_string(), 0, 3),
+            ("orders".to_string(), 36, -1),
+            ("batch-2".to_string(), 0, 2),
+        ]
+    );
+    // Answered once the creating broker sees every partition led.
+    let md = metadata(&mut c2);
+    for (topic, count, rf) in [("batch-1", 3, 2), ("batch-2", 2, 3)] {
+        let parts = partitions(&md, topic);
+        assert_eq!(parts.len(), count, "{topic}");
+        for (leader, epoch, replicas, isr) in &parts {
+            assert_eq!((replicas.len(), *epoch), (rf, 0), "{topic}");
+            assert!(ids.contains(leader) && replicas.contains(leader), "{topic}");
+            assert_eq!(isr, replicas, "{topic}");
+        }
+    }
 
     // Every broker: all three brokers, one controller, the same true leaders (each broker's
     // image follows ZooKeeper by watch, so the others may lag the creating broker briefly).

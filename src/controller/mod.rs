@@ -19,6 +19,8 @@
 //! - topics in `/admin/delete_topics`: their znodes removed (brokers drop their logs when
 //!   the topic leaves their image).
 
+use futures_util::future::{BoxFuture, FutureExt};
+use futures_util::StreamExt;
 use gregor_zk::znode::kafka_uuid_string;
 use gregor_zk::{ControllerEpoch, PartitionState, ZkClient, ZkError};
 use tracing::{info, warn};
@@ -70,6 +72,18 @@ fn next_state(
     Some(next)
 }
 
+/// Partition state writes in flight at once. ZooKeeper commits concurrent writes with one
+/// log fsync; one after another, each costs a round trip and an fsync of its own (creating
+/// 100 topics of 10 partitions with RF 3 took 22 s).
+const PIPELINED_WRITES: usize = 64;
+
+/// A partition state write decided by `reconcile`.
+enum StateWrite {
+    Create(PartitionState),
+    /// The new state, conditional on the znode's current zkVersion.
+    Update(PartitionState, i32),
+}
+
 /// One pass of the controller over `state`. Returns how many znodes it wrote. Stops at
 /// the first `ControllerMoved` (the caller resigns) or session error.
 pub async fn reconcile(
@@ -83,6 +97,7 @@ pub async fn reconcile(
         info!(topic = %name, "controller deleted topic");
         writes += 1;
     }
+    let mut planned: Vec<(&str, i32, StateWrite)> = Vec::new();
     for (name, topic) in &state.topics {
         if state.deleting.contains(name) {
             continue;
@@ -103,7 +118,7 @@ pub async fn reconcile(
             continue;
         }
         for (partition, replicas) in &topic.assignment.value.partitions {
-            let result = match topic.partitions.get(partition).and_then(Option::as_ref) {
+            match topic.partitions.get(partition).and_then(Option::as_ref) {
                 None => {
                     let live: Vec<i32> = replicas
                         .iter()
@@ -116,8 +131,7 @@ pub async fn reconcile(
                     };
                     let new = PartitionState::new(leader, 0, isr, fence.epoch);
                     info!(topic = %name, partition, leader, isr = ?new.isr, "controller created partition state");
-                    zk.create_partition_state(name, *partition, &new, Some(fence))
-                        .await
+                    planned.push((name, *partition, StateWrite::Create(new)));
                 }
                 Some(current) => {
                     let Some(new) = next_state(state, replicas, &current.value, fence.epoch) else {
@@ -132,22 +146,48 @@ pub async fn reconcile(
                         isr = ?new.isr,
                         "controller changed partition leadership"
                     );
-                    zk.set_partition_state(name, *partition, &new, current.zk_version, Some(fence))
+                    planned.push((
+                        name,
+                        *partition,
+                        StateWrite::Update(new, current.zk_version),
+                    ));
+                }
+            }
+        }
+    }
+    // Each write is fenced and conditional on its own, so they may run side by side. (Boxed:
+    // the unboxed stream's future is not provably Send inside the spawned session task.)
+    let writes_in_order: Vec<BoxFuture<'_, _>> = planned
+        .iter()
+        .map(|(name, partition, write)| {
+            async move {
+                let result = match write {
+                    StateWrite::Create(new) => {
+                        zk.create_partition_state(name, *partition, new, Some(fence))
+                            .await
+                    }
+                    StateWrite::Update(new, zk_version) => zk
+                        .set_partition_state(name, *partition, new, *zk_version, Some(fence))
                         .await
-                        .map(|_| ())
-                }
-            };
-            match result {
-                Ok(()) => writes += 1,
-                // Changed under us (or created concurrently): the next snapshot decides.
-                Err(ZkError::BadVersion { .. }) | Err(ZkError::NodeExists { .. }) => {
-                    writes += 1;
-                }
-                Err(e @ ZkError::ControllerMoved { .. }) => return Err(e),
-                Err(e) if e.is_session_expired() => return Err(e),
-                Err(e) => {
-                    warn!(topic = %name, partition, error = %e, "controller write failed");
-                }
+                        .map(|_| ()),
+                };
+                (*name, *partition, result)
+            }
+            .boxed()
+        })
+        .collect();
+    let mut results = futures_util::stream::iter(writes_in_order).buffered(PIPELINED_WRITES);
+    while let Some((name, partition, result)) = results.next().await {
+        match result {
+            Ok(()) => writes += 1,
+            // Changed under us (or created concurrently): the next snapshot decides.
+            Err(ZkError::BadVersion { .. }) | Err(ZkError::NodeExists { .. }) => {
+                writes += 1;
+            }
+            Err(e @ ZkError::ControllerMoved { .. }) => return Err(e),
+            Err(e) if e.is_session_expired() => return Err(e),
+            Err(e) => {
+                warn!(topic = %name, partition, error = %e, "controller write failed");
             }
         }
     }

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures_util::future::{BoxFuture, FutureExt};
+use futures_util::StreamExt;
 use gregor_zk::{
     BrokerRegistration, ControllerEpoch, Endpoint, SessionEvent, TopicAssignment, ZkClient,
     ZkError, ZkEvent, DEFAULT_RESERVED_BROKER_MAX_ID,
@@ -40,6 +41,8 @@ const VISIBILITY_TIMEOUT: Duration = Duration::from_secs(30);
 const DEBOUNCE: Duration = Duration::from_millis(20);
 /// Reload even without events (insurance against a lost watch event).
 const RELOAD_INTERVAL: Duration = Duration::from_secs(10);
+/// Topic znodes written at once by one CreateTopics request.
+const TOPICS_WRITTEN_AT_ONCE: usize = 64;
 
 pub struct ZookeeperMetadata {
     shared: Arc<Shared>,
@@ -233,6 +236,40 @@ impl ZookeeperMetadata {
     /// is lost (the client reconnects, e.g. to another ensemble member), again once
     /// reconnected. After a lost connection the operation may have been applied already:
     /// callers make their operations safe to repeat.
+    /// Writes a topic's assignment znode (`/brokers/topics/<t>`) and its configs; the
+    /// controller then creates the partition state. Already there with our topic id (an
+    /// earlier attempt went through before a lost connection) counts as written.
+    async fn write_topic(&self, topic: &TopicMetadata) -> Result<(), MetadataError> {
+        let partitions = topic
+            .partitions
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i as i32, p.replicas.clone()))
+            .collect();
+        let mut assignment = TopicAssignment::new(partitions);
+        assignment.topic_id = Some(gregor_zk::znode::kafka_uuid_string(topic.id.as_bytes()));
+        let (name, assignment, configs) = (&topic.name, &assignment, &topic.configs);
+        match self
+            .call(|zk| async move { zk.create_topic(name, assignment, configs).await })
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(ZkError::NodeExists { .. }) => {
+                let existing = self
+                    .call(|zk| async move { zk.get_topic_assignment(name).await })
+                    .await
+                    .map_err(zk_err)?;
+                let ours = existing.is_some_and(|a| a.value.topic_id == assignment.topic_id);
+                if ours {
+                    Ok(())
+                } else {
+                    Err(MetadataError::TopicExists(topic.name.clone()))
+                }
+            }
+            Err(e) => Err(zk_err(e)),
+        }
+    }
+
     async fn call<T, F, Fut>(&self, op: F) -> Result<T, ZkError>
     where
         F: Fn(ZkClient) -> Fut,
@@ -281,6 +318,13 @@ impl ZookeeperMetadata {
     }
 }
 
+/// `topic` (this incarnation of it) is in the image with state for every partition.
+fn has_state(image: &MetadataImage, topic: &TopicMetadata) -> bool {
+    image
+        .topic(&topic.name)
+        .is_some_and(|t| t.id == topic.id && all_partitions_have_state(t, topic.partitions.len()))
+}
+
 fn all_partitions_have_state(t: &TopicMetadata, count: usize) -> bool {
     t.partitions.len() == count && t.partitions.iter().all(|p| p.partition_epoch >= 0)
 }
@@ -310,40 +354,53 @@ impl MetadataStore for ZookeeperMetadata {
 
     fn create_topic(&self, topic: TopicMetadata) -> BoxFuture<'_, Result<(), MetadataError>> {
         async move {
-            let partitions = topic
-                .partitions
-                .iter()
-                .enumerate()
-                .map(|(i, p)| (i as i32, p.replicas.clone()))
-                .collect();
-            let mut assignment = TopicAssignment::new(partitions);
-            assignment.topic_id = Some(gregor_zk::znode::kafka_uuid_string(topic.id.as_bytes()));
-            let (name, assignment, configs) = (&topic.name, &assignment, &topic.configs);
-            match self
-                .call(|zk| async move { zk.create_topic(name, assignment, configs).await })
-                .await
-            {
-                Ok(()) => {}
-                Err(ZkError::NodeExists { .. }) => {
-                    // Ours, if an earlier attempt went through before a lost connection.
-                    let existing = self
-                        .call(|zk| async move { zk.get_topic_assignment(name).await })
-                        .await
-                        .map_err(zk_err)?;
-                    let ours = existing.is_some_and(|a| a.value.topic_id == assignment.topic_id);
-                    if !ours {
-                        return Err(MetadataError::TopicExists(topic.name.clone()));
-                    }
-                }
-                Err(e) => return Err(zk_err(e)),
-            }
-            let count = topic.partitions.len();
+            self.write_topic(&topic).await?;
             self.wait_until(&format!("topic {}", topic.name), |image| {
-                image
-                    .topic(&topic.name)
-                    .is_some_and(|t| t.id == topic.id && all_partitions_have_state(t, count))
+                has_state(image, &topic)
             })
             .await
+        }
+        .boxed()
+    }
+
+    /// Writes every topic's znodes first, then waits once for the controller to have created
+    /// their partition state: it picks them up together, so 100 topics cost about one
+    /// controller round trip instead of 100.
+    fn create_topics(
+        &self,
+        topics: Vec<TopicMetadata>,
+    ) -> BoxFuture<'_, Vec<Result<(), MetadataError>>> {
+        async move {
+            // Written side by side, so ZooKeeper commits them with a few log fsyncs, not one
+            // (or more) per topic.
+            // (Boxed: otherwise the future is not provably Send.)
+            let writes: Vec<BoxFuture<'_, Result<(), MetadataError>>> =
+                topics.iter().map(|t| self.write_topic(t).boxed()).collect();
+            let mut results: Vec<Result<(), MetadataError>> = futures_util::stream::iter(writes)
+                .buffered(TOPICS_WRITTEN_AT_ONCE)
+                .collect()
+                .await;
+            let written: Vec<&TopicMetadata> = topics
+                .iter()
+                .zip(&results)
+                .filter(|(_, r)| r.is_ok())
+                .map(|(t, _)| t)
+                .collect();
+            if written.is_empty() {
+                return results;
+            }
+            let waited = self
+                .wait_until(&format!("{} new topics", written.len()), |image| {
+                    written.iter().all(|t| has_state(image, t))
+                })
+                .await;
+            if let Err(e) = waited {
+                let reason = e.to_string();
+                for r in results.iter_mut().filter(|r| r.is_ok()) {
+                    *r = Err(MetadataError::Storage(reason.clone()));
+                }
+            }
+            results
         }
         .boxed()
     }
