@@ -687,7 +687,13 @@ async fn refresh(
     zk: &ZkClient,
     controller: &mut Option<ControllerEpoch>,
 ) -> Result<bool, ZkError> {
+    let started = Instant::now();
     let state = ClusterState::load(zk).await?;
+    debug!(
+        topics = state.topics.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "cluster state reloaded"
+    );
     let image = Arc::new(state.to_image(&shared.cluster_id));
     shared.image.send_if_modified(|current| {
         if image_differs(current, &image) {
