@@ -27,7 +27,6 @@ pub struct TopicState {
     pub partitions: BTreeMap<i32, Option<Versioned<PartitionState>>>,
 }
 
-/// A snapshot of Kafka's znodes.
 /// Topics whose znodes are read at once during a reload.
 const TOPICS_READ_AT_ONCE: usize = 256;
 
@@ -60,6 +59,7 @@ async fn load_topic(zk: &ZkClient, name: String) -> Result<Option<(String, Topic
     )))
 }
 
+/// A snapshot of Kafka's znodes.
 #[derive(Clone, Debug, Default)]
 pub struct ClusterState {
     /// Live brokers (`/brokers/ids/<id>`) with their epochs (czxid).
@@ -91,8 +91,8 @@ impl ClusterState {
             topics: BTreeMap::new(),
         };
         // All topics are read side by side: the client pipelines the requests, so a reload
-        // costs a few round trips, not three per topic (300 topics took about a second, and
-        // every broker reloads after every burst of changes).
+        // costs a few round trips, not two or three per topic (every broker reloads after
+        // every burst of changes; at 300 topics, median 0.6 s one topic at a time, 0.3 s so).
         let names = zk.list_topics().await?;
         let mut loads =
             futures_util::stream::iter(names.into_iter().map(|name| load_topic(zk, name)))

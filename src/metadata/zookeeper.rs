@@ -231,11 +231,6 @@ impl ZookeeperMetadata {
         }
     }
 
-    /// Runs one ZooKeeper operation on the current session, as Kafka's ZooKeeperClient
-    /// does: if the session expires under it, again on the next session; if the connection
-    /// is lost (the client reconnects, e.g. to another ensemble member), again once
-    /// reconnected. After a lost connection the operation may have been applied already:
-    /// callers make their operations safe to repeat.
     /// Writes a topic's assignment znode (`/brokers/topics/<t>`) and its configs; the
     /// controller then creates the partition state. Already there with our topic id (an
     /// earlier attempt went through before a lost connection) counts as written.
@@ -270,6 +265,11 @@ impl ZookeeperMetadata {
         }
     }
 
+    /// Runs one ZooKeeper operation on the current session, as Kafka's ZooKeeperClient
+    /// does: if the session expires under it, again on the next session; if the connection
+    /// is lost (the client reconnects, e.g. to another ensemble member), again once
+    /// reconnected. After a lost connection the operation may have been applied already:
+    /// callers make their operations safe to repeat.
     async fn call<T, F, Fut>(&self, op: F) -> Result<T, ZkError>
     where
         F: Fn(ZkClient) -> Fut,
