@@ -134,17 +134,6 @@ impl MetadataStore for EmbeddedMetadata {
         self.image.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    fn create_topic(&self, topic: TopicMetadata) -> BoxFuture<'_, Result<(), MetadataError>> {
-        let result = self.update(|s| {
-            if s.topics.iter().any(|t| t.name == topic.name) {
-                return Err(MetadataError::TopicExists(topic.name.clone()));
-            }
-            s.topics.push(topic);
-            Ok(())
-        });
-        async move { result }.boxed()
-    }
-
     fn create_topics(
         &self,
         topics: Vec<TopicMetadata>,
@@ -260,10 +249,13 @@ mod tests {
         let first_block;
         {
             let store = EmbeddedMetadata::open(dir.path(), "c1".into(), broker()).unwrap();
-            store.create_topic(t.clone()).await.unwrap();
             assert!(matches!(
-                store.create_topic(t.clone()).await,
-                Err(MetadataError::TopicExists(_))
+                store.create_topics(vec![t.clone()]).await.as_slice(),
+                [Ok(())]
+            ));
+            assert!(matches!(
+                store.create_topics(vec![t.clone()]).await.as_slice(),
+                [Err(MetadataError::TopicExists(_))]
             ));
             store
                 .add_partitions("orders".into(), vec![t.partitions[0].clone()])
@@ -291,7 +283,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = EmbeddedMetadata::open(dir.path(), "c1".into(), broker()).unwrap();
-            store.create_topic(topic("old", 1)).await.unwrap();
+            assert!(matches!(
+                store.create_topics(vec![topic("old", 1)]).await.as_slice(),
+                [Ok(())]
+            ));
             let results = store
                 .create_topics(vec![
                     topic("a", 2),

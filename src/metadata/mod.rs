@@ -14,7 +14,7 @@ pub mod zookeeper;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use futures_util::future::{BoxFuture, FutureExt};
+use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use uuid::Uuid;
@@ -95,22 +95,13 @@ pub enum MetadataError {
 /// talks to a server; each returns once the change is durable and visible in `image()`.
 pub trait MetadataStore: Send + Sync {
     fn image(&self) -> Arc<MetadataImage>;
-    fn create_topic(&self, topic: TopicMetadata) -> BoxFuture<'_, Result<(), MetadataError>>;
-    /// Creates several topics, answering for each in order. Stores that can write them in
-    /// one go override this (the embedded store rewrites its file once, not once per topic).
+    /// Creates topics, answering for each in order (TopicExists for a name already taken,
+    /// also by an earlier topic of the same call). Each returns once durable and visible in
+    /// `image()`; the embedded store writes them in one file rewrite, ZooKeeper side by side.
     fn create_topics(
         &self,
         topics: Vec<TopicMetadata>,
-    ) -> BoxFuture<'_, Vec<Result<(), MetadataError>>> {
-        async move {
-            let mut results = Vec::with_capacity(topics.len());
-            for topic in topics {
-                results.push(self.create_topic(topic).await);
-            }
-            results
-        }
-        .boxed()
-    }
+    ) -> BoxFuture<'_, Vec<Result<(), MetadataError>>>;
     fn delete_topic(&self, name: String) -> BoxFuture<'_, Result<(), MetadataError>>;
     /// Appends partitions to an existing topic.
     fn add_partitions(

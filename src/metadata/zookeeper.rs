@@ -352,17 +352,6 @@ impl MetadataStore for ZookeeperMetadata {
         }
     }
 
-    fn create_topic(&self, topic: TopicMetadata) -> BoxFuture<'_, Result<(), MetadataError>> {
-        async move {
-            self.write_topic(&topic).await?;
-            self.wait_until(&format!("topic {}", topic.name), |image| {
-                has_state(image, &topic)
-            })
-            .await
-        }
-        .boxed()
-    }
-
     /// Writes every topic's znodes first, then waits once for the controller to have created
     /// their partition state: it picks them up together, so 100 topics cost about one
     /// controller round trip instead of 100.
