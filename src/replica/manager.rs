@@ -179,9 +179,11 @@ impl ReplicaManager {
                 .unwrap_or_else(|p| p.into_inner())
                 .get(name)
                 .cloned();
-            if existing.as_ref().is_some_and(|r| {
-                r.id == topic.id && (Arc::ptr_eq(&r.applied, topic) || *r.applied == **topic)
-            }) {
+            // `applied` includes the topic id: a recreated topic never compares equal.
+            if existing
+                .as_ref()
+                .is_some_and(|r| Arc::ptr_eq(&r.applied, topic) || *r.applied == **topic)
+            {
                 continue;
             }
             let replicas = self.open_topic(name, topic, existing.as_deref(), config)?;
@@ -275,13 +277,7 @@ impl ReplicaManager {
     /// `log.retention.check.interval.ms`). Blocking: call from a blocking thread. Returns the
     /// number of segments deleted.
     pub fn delete_old_segments(&self) -> usize {
-        let partitions: Vec<Arc<Partition>> = {
-            let topics = self.topics.read().unwrap_or_else(|p| p.into_inner());
-            topics
-                .values()
-                .flat_map(|r| r.partitions.iter().flatten().cloned())
-                .collect()
-        };
+        let partitions = self.all_partitions();
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
@@ -308,13 +304,7 @@ impl ReplicaManager {
             .checkpoint_lock
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        let partitions: Vec<Arc<Partition>> = {
-            let topics = self.topics.read().unwrap_or_else(|p| p.into_inner());
-            topics
-                .values()
-                .flat_map(|r| r.partitions.iter().flatten().cloned())
-                .collect()
-        };
+        let partitions = self.all_partitions();
         let (mut recovery, mut hw, mut start) = (Offsets::new(), Offsets::new(), Offsets::new());
         for p in partitions {
             let c = match p.checkpoint() {
