@@ -2,16 +2,20 @@
 //!
 //! A request travels `frame` (size-prefixed bytes, size checked before allocation) →
 //! `header` (api key, version and correlation id read by hand, so that an unknown key or
-//! version can still be answered or refused cleanly) → `request` (typed `kafka-protocol`
-//! structs) and back through `response` (a Fetch answer's large record sets as `stand_in`s,
+//! version can still be answered or refused cleanly) → `schema` (every length in the body
+//! checked against the bytes left, so that decoding cannot be made to allocate by a count) →
+//! `request` (typed `kafka-protocol` structs) and back through `response` (a Fetch answer's large record sets as `stand_in`s,
 //! which the broker fills from the segment files). `versions` is the single table of what gregor
 //! serves; ApiVersions advertises exactly that table.
 
+#[cfg(test)]
+mod alloc_guard;
 pub mod error;
 pub mod frame;
 pub mod header;
 pub mod request;
 pub mod response;
+pub mod schema;
 pub mod stand_in;
 pub mod versions;
 

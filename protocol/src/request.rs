@@ -5,6 +5,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::Decodable;
 
 use crate::header::peek_header;
+use crate::schema::check_body;
 use crate::versions::{is_served, served_range};
 use crate::ProtocolError;
 
@@ -24,6 +25,18 @@ macro_rules! requests {
                 $(ApiKey::$variant => Ok(Request::$variant(<$ty>::decode(body, version)?)),)*
                 other => anyhow::bail!("no decoder for {other:?}"),
             }
+        }
+
+        /// The body encoded back by kafka-protocol (tests compare it with what was decoded).
+        #[cfg(test)]
+        fn encode_body(request: &Request, version: i16) -> anyhow::Result<BytesMut> {
+            use kafka_protocol::protocol::Encodable;
+            let mut out = BytesMut::new();
+            match request {
+                $(Request::$variant(body) => body.encode(&mut out, version)?,)*
+                Request::ApiVersionsUnsupported => anyhow::bail!("nothing to encode"),
+            }
+            Ok(out)
         }
     };
 }
@@ -107,6 +120,9 @@ pub fn decode_request(frame: BytesMut) -> Result<DecodedRequest, ProtocolError> 
     let header_version = api_key.request_header_version(info.api_version);
     let header = RequestHeader::decode(&mut buf, header_version)
         .map_err(|e| malformed("request header", e))?;
+    // kafka-protocol reserves an array's whole claimed length before reading it: the body's
+    // lengths are checked against the frame first (see `schema`).
+    check_body(info.api_key, info.api_version, &buf).map_err(|e| malformed("body", e.into()))?;
     let request =
         decode_body(api_key, &mut buf, info.api_version).map_err(|e| malformed("body", e))?;
     Ok(DecodedRequest {
@@ -176,6 +192,88 @@ mod tests {
         let decoded = decode_request(frame).unwrap();
         assert_eq!(decoded.correlation_id, 5);
         assert!(matches!(decoded.request, Request::ApiVersionsUnsupported));
+    }
+
+    /// A frame of the given raw body, with a header of the version the API key uses.
+    fn frame_with_body(key: ApiKey, version: i16, body: &[u8]) -> BytesMut {
+        let mut buf = BytesMut::new();
+        let header = RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(42)
+            .with_client_id(Some(StrBytes::from_static_str("test")));
+        header
+            .encode(&mut buf, key.request_header_version(version))
+            .unwrap();
+        buf.extend_from_slice(body);
+        buf
+    }
+
+    #[test]
+    fn every_served_version_reads_its_schema_the_way_the_decoder_does() {
+        // A body written from the schema (arrays of 0, 1 and 2 elements, every optional and
+        // tagged field present) decodes, and kafka-protocol encodes it back to the same bytes:
+        // the length check and the decoder agree on where every field is.
+        for r in crate::versions::SUPPORTED_APIS {
+            for version in r.min..=r.max {
+                for elements in 0..3 {
+                    let body = crate::schema::sample_body(r.key as i16, version, elements)
+                        .expect("a schema for every served API");
+                    let decoded = decode_request(frame_with_body(r.key, version, &body))
+                        .unwrap_or_else(|e| panic!("{:?} v{version}: {e}", r.key));
+                    let again = encode_body(&decoded.request, version).unwrap();
+                    assert_eq!(&again[..], &body[..], "{:?} v{version}", r.key);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn no_length_in_any_served_request_makes_decoding_allocate_beyond_the_frame() {
+        // Every position of every served request's sample body is overwritten with the largest
+        // int32, int16 and varint lengths. Without the schema check, kafka-protocol reserves
+        // gigabytes for such an array count, which the test allocator (alloc_guard) turns into
+        // an abort of this test binary; with it, each frame is refused or decoded.
+        let patches: [&[u8]; 3] = [
+            &[0x7f, 0xff, 0xff, 0xff],
+            &[0xff, 0xff, 0xff, 0xff, 0x0f],
+            &[0x7f, 0xff],
+        ];
+        let mut refused = 0;
+        let mut frames = 0;
+        for r in crate::versions::SUPPORTED_APIS {
+            for version in r.min..=r.max {
+                let body = crate::schema::sample_body(r.key as i16, version, 2).unwrap();
+                for at in 0..body.len() {
+                    for patch in patches {
+                        let mut bad = body.clone();
+                        let end = (at + patch.len()).min(bad.len());
+                        bad[at..end].copy_from_slice(&patch[..end - at]);
+                        frames += 1;
+                        if decode_request(frame_with_body(r.key, version, &bad)).is_err() {
+                            refused += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(frames > 10_000, "{frames} frames");
+        // Most patches land on a length; numbers and string bytes decode as other values.
+        assert!(refused > frames / 4, "{refused} of {frames} refused");
+    }
+
+    #[test]
+    fn the_nineteen_byte_request_is_malformed_not_fatal() {
+        let frame = [
+            0x00, 0x03, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, b'x', 0x7f, 0xff, 0xff,
+            0xff,
+        ];
+        let err = decode_request(BytesMut::from(&frame[..])).unwrap_err();
+        assert!(
+            matches!(&err, ProtocolError::Malformed { what: "body", reason, .. }
+                if reason.contains("Topics")),
+            "{err}"
+        );
     }
 
     #[test]
