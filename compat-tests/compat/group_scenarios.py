@@ -1,4 +1,4 @@
-"""Consumer-group scenarios (issue 5): every row client runs its own group members as separate
+"""Consumer-group scenarios: every row client runs its own group members as separate
 processes (client.group_member -> compat/group_member.py) against gregor's group coordinator.
 Topics are created and messages produced with confluent-kafka (a fast producer; what is under test
 here is the consuming side); every record a member reports is checked against what was produced

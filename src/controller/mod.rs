@@ -7,7 +7,7 @@
 //! write is fenced by `/controller_epoch`'s zkVersion (a deposed controller's writes fail with
 //! `ControllerMoved`) and partition state writes are conditional on the state znode's
 //! zkVersion (the partition epoch). Brokers learn their role from the same znodes through
-//! their own watches (see ../shared/DESIGN.md, "Cluster mode"): no controller-to-broker RPC.
+//! their own watches (see ARCHITECTURE.md, "Cluster mode"): no controller-to-broker RPC.
 //!
 //! What it does, following Kafka's `KafkaController` / `PartitionStateMachine`:
 //! - topic ids for assignments written without one (KIP-516);

@@ -1,6 +1,6 @@
 //! The payloads of Kafka's znodes with their exact JSON (field names, JSON types, versions) as
 //! Kafka 3.x writes them in ZooKeeper mode (`kafka.zk.ZkData`, see
-//! shared/reference/01-kafka-zookeeper-layout.md). Every type has `encode` (the bytes we
+//! docs/kafka-zookeeper-layout.md). Every type has `encode` (the bytes we
 //! store) and `decode` (which never panics on what ZooKeeper hands back).
 
 use std::collections::BTreeMap;
