@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of gregor: installs what the tests need, builds the broker, runs the Rust
-# tests (unit + integration), then the client-compatibility suite (compat-tests/run_compat.py:
-# confluent-kafka, kafka-python, kcat and Java kafka-clients 4.x against a real broker), which
-# prints the client x scenario matrix, then the compaction test through confluent-kafka. Exits non-zero if anything failed.
+# tests (unit + integration), the fuzz targets for a bounded time (scripts/fuzz.sh), then the
+# client-compatibility suite (compat-tests/run_compat.py: confluent-kafka, kafka-python, kcat
+# and Java kafka-clients 4.x against a real broker), which prints the client x scenario
+# matrix, then the compaction test through confluent-kafka. Exits non-zero if anything failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -16,6 +17,12 @@ status=0
 echo "=== cargo test --workspace --release"
 if ! timeout 1800 cargo test --workspace --release; then
     echo "cargo test FAILED"
+    status=1
+fi
+
+echo "=== coverage-guided fuzzing: request decoding, record sets, log recovery (60 s each)"
+if ! timeout 1200 scripts/fuzz.sh 60; then
+    echo "fuzz FAILED"
     status=1
 fi
 

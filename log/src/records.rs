@@ -64,7 +64,11 @@ pub fn parse_records<'a>(
     section: &'a [u8],
     position: u64,
 ) -> Result<Vec<RawRecord<'a>>, LogError> {
-    let mut out = Vec::with_capacity(header.record_count.max(0) as usize);
+    // The count comes from the batch: a record takes at least 7 bytes of the section (a
+    // length, attributes, two deltas, key and value lengths, a header count), so a larger
+    // claim cannot be true and is not reserved.
+    let claimed = usize::try_from(header.record_count).unwrap_or(0);
+    let mut out = Vec::with_capacity(claimed.min(section.len() / 7));
     let mut pos = 0usize;
     while pos < section.len() {
         let start = pos;
