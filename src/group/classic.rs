@@ -15,6 +15,7 @@ use kafka_protocol::error::ResponseError as E;
 use tokio::sync::oneshot;
 
 use super::records::{GroupMetadataValue, MemberMetadataValue, OffsetCommitValue};
+use crate::clock::now_ms;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GroupState {
@@ -152,12 +153,6 @@ pub struct ClassicGroup {
     join_timer: Option<JoinTimer>,
     sync_deadline: Option<Instant>,
     next_join_seq: u64,
-}
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl ClassicGroup {

@@ -22,8 +22,8 @@ use kafka_protocol::error::ResponseError as E;
 use uuid::Uuid;
 
 use super::assignor::{self, AssignorMember, TopicAssignment};
-use super::classic::now_ms;
 use super::records::OffsetCommitValue;
+use crate::clock::now_ms;
 
 /// Epoch of a member that left (-1) or a static member that left temporarily (-2).
 pub const LEAVE_EPOCH: i32 = -1;

@@ -26,13 +26,14 @@ use tokio::sync::oneshot;
 use tracing::{info, warn};
 
 use super::assignor::TopicAssignment;
-use super::classic::{now_ms, ClassicGroup, GroupState, JoinResult, Member, SyncResult};
+use super::classic::{ClassicGroup, GroupState, JoinResult, Member, SyncResult};
 use super::consumer::{ConsumerGroup, HeartbeatRequest, HeartbeatResult, TopicView};
 use super::records::{
     self, decode_group_metadata_value, decode_key, decode_offset_commit_value,
     encode_group_metadata_value, encode_offset_commit_value, group_metadata_key, offset_commit_key,
     CoordinatorKey, GroupMetadataValue, OffsetCommitValue,
 };
+use crate::clock::now_ms;
 use crate::config::GroupConfig;
 use crate::metadata::MetadataImage;
 use crate::replica::{Partition, ReplicaManager};

@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use super::{Partition, PartitionError, ReplicaManager};
 use crate::broker::Broker;
+use crate::clock::now_ms;
 use crate::config::parse_bool;
 use crate::config::BrokerConfig;
 
@@ -83,12 +84,6 @@ pub struct LogCleaner {
 
 /// (topic id it was recorded for, first dirty offset).
 type DirtyEntry = (Option<Uuid>, i64);
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 impl LogCleaner {
     /// Loads `cleaner-offset-checkpoint` from `log_dir` (an unreadable one is ignored: every

@@ -52,9 +52,7 @@ pub fn spawn(broker: Arc<Broker>) -> tokio::task::JoinHandle<()> {
         loop {
             tick.tick().await;
             let b = broker.clone();
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64);
+            let now = crate::clock::now_ms();
             if let Err(e) = tokio::task::spawn_blocking(move || flush_stale_logs(&b, now)).await {
                 warn!(error = %e, "log flusher task failed");
             }

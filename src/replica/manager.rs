@@ -278,9 +278,7 @@ impl ReplicaManager {
     /// number of segments deleted.
     pub fn delete_old_segments(&self) -> usize {
         let partitions = self.all_partitions();
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let now_ms = crate::clock::now_ms();
         let mut total = 0;
         for p in partitions {
             match p.delete_old_segments(now_ms) {

@@ -246,9 +246,7 @@ impl Partition {
         let epoch = st.leader_epoch;
         let log_append_time = st.settings.message_timestamp_type == "LogAppendTime";
         let (records, now) = if log_append_time {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64);
+            let now = crate::clock::now_ms();
             // Stamping changes the timestamps and CRC: that needs our own copy.
             let mut stamped = BytesMut::from(&records[..]);
             gregor_log::set_log_append_time(&mut stamped, &mut headers, now);
