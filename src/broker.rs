@@ -18,7 +18,7 @@ use crate::txn::ProducerIdManager;
 pub struct Broker {
     pub config: BrokerConfig,
     pub metadata: Arc<dyn MetadataStore>,
-    pub replicas: ReplicaManager,
+    pub replicas: Arc<ReplicaManager>,
     pub producer_ids: ProducerIdManager,
     /// Consumer groups and committed offsets of the `__consumer_offsets` partitions led here.
     pub groups: GroupCoordinator,
@@ -66,7 +66,7 @@ impl Broker {
                 let store = EmbeddedMetadata::open(&log_dir, cluster_id.clone(), endpoint)?;
                 (Arc::new(store), cluster_id)
             };
-        let replicas = ReplicaManager::new(config.broker_id, log_dir.clone());
+        let replicas = Arc::new(ReplicaManager::new(config.broker_id, log_dir.clone()));
         replicas
             .apply(&metadata.image(), &config)
             .context("opening partition logs")?;
@@ -139,9 +139,10 @@ impl Broker {
         result
     }
 
-    pub fn shutdown(&self) {
+    /// Leaves the metadata store and closes every log; false if a log failed to close.
+    pub fn shutdown(&self) -> bool {
         self.metadata.shutdown();
-        self.replicas.shutdown();
+        self.replicas.shutdown()
     }
 }
 

@@ -14,6 +14,7 @@ pub mod handlers;
 pub mod meta_properties;
 pub mod metadata;
 pub mod replica;
+pub mod scheduler;
 pub mod server;
 pub mod topic_admin;
 pub mod txn;

@@ -2,17 +2,21 @@
 //! `kafka-server-start.sh`. Logs go to stderr, filtered by RUST_LOG (default `info`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use gregor::broker::Broker;
 use gregor::config::{BrokerConfig, CliAction};
+use gregor::replica::log_cleaner::{self, CleanerConfig};
+use gregor::replica::log_flusher;
 use gregor::replica::manager::{CHECKPOINT_INTERVAL, CLEAN_SHUTDOWN_FILE};
+use gregor::scheduler::{FirstRun, Scheduler};
 use gregor::server;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 /// How often group timers are checked: the precision of session and rebalance timeouts.
-const GROUP_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+const GROUP_TICK: Duration = Duration::from_millis(100);
 
 fn main() -> anyhow::Result<()> {
     let config = match BrokerConfig::from_args(std::env::args().skip(1))? {
@@ -66,59 +70,45 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     if std::fs::remove_file(&marker).is_err() {
         info!("no clean-shutdown marker: the previous run did not stop cleanly (or this is the first)");
     }
-    let checkpointer = {
-        let broker = broker.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let b = broker.clone();
-                match tokio::task::spawn_blocking(move || b.replicas.write_checkpoints()).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => warn!(error = %e, "writing checkpoint files failed"),
-                    Err(e) => warn!(error = %e, "checkpoint task failed"),
-                }
+    let mut scheduler = Scheduler::new();
+    let replicas = broker.replicas.clone();
+    scheduler.schedule_blocking(
+        "checkpoints",
+        CHECKPOINT_INTERVAL,
+        FirstRun::AfterPeriod,
+        move || {
+            if let Err(e) = replicas.write_checkpoints() {
+                warn!(error = %e, "writing checkpoint files failed");
             }
-        })
-    };
-    // Kafka's retention check (`log.retention.check.interval.ms`): deletes old segments of
-    // every partition on a blocking thread, outside the request path.
-    let retention = {
-        let broker = broker.clone();
-        let period =
-            std::time::Duration::from_millis(broker.config.log_retention_check_interval_ms.max(1));
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(period);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let b = broker.clone();
-                if let Err(e) =
-                    tokio::task::spawn_blocking(move || b.replicas.delete_old_segments()).await
-                {
-                    warn!(error = %e, "retention task failed");
-                }
-            }
-        })
-    };
+        },
+    );
+    // Kafka's retention check (`log.retention.check.interval.ms`).
+    let replicas = broker.replicas.clone();
+    scheduler.schedule_blocking(
+        "log retention",
+        Duration::from_millis(broker.config.log_retention_check_interval_ms.max(1)),
+        FirstRun::AfterPeriod,
+        move || {
+            replicas.delete_old_segments();
+        },
+    );
     // The group coordinator's timers: session expiry, join and sync deadlines, offset expiry.
-    let group_timer = {
-        let broker = broker.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(GROUP_TICK);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                broker.groups.tick(&broker.image());
-            }
-        })
-    };
-    // Kafka's log cleaner: compacts `cleanup.policy=compact` partitions in the background.
-    let cleaner = gregor::replica::log_cleaner::spawn(broker.clone());
+    let groups_broker = broker.clone();
+    scheduler.schedule("group timers", GROUP_TICK, FirstRun::Now, move || {
+        groups_broker.groups.tick(&groups_broker.image())
+    });
+    // Kafka's log cleaner: compacts `cleanup.policy=compact` partitions.
+    log_cleaner::schedule(
+        &mut scheduler,
+        broker.replicas.clone(),
+        CleanerConfig::from_broker(&broker.config),
+    );
     // Kafka's log flusher: `flush.ms` / `log.flush.interval.ms`.
-    let flusher = gregor::replica::log_flusher::spawn(broker.clone());
+    log_flusher::schedule(
+        &mut scheduler,
+        broker.replicas.clone(),
+        log_flusher::check_interval(&broker.config),
+    );
     info!(address = %bind, broker_id = broker.config.broker_id, "gregor is serving");
 
     let (trigger, shutdown) = server::shutdown::channel();
@@ -128,16 +118,15 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         trigger.trigger();
     });
     server::run(listener, broker.clone(), shutdown).await;
-    checkpointer.abort();
-    retention.abort();
-    group_timer.abort();
-    flusher.abort();
-    if let Some(cleaner) = cleaner {
-        cleaner.abort();
+    scheduler.shutdown().await;
+    // The marker tells the next start that every log was closed with its indexes and
+    // checkpoints written, so nothing needs validating: it is written only when that is true.
+    if tokio::task::block_in_place(|| broker.shutdown()) {
+        std::fs::write(&marker, b"").context("writing the clean-shutdown marker")?;
+        info!("shut down cleanly");
+    } else {
+        warn!("shut down, but some logs did not close: no clean-shutdown marker, the next start validates them");
     }
-    tokio::task::block_in_place(|| broker.shutdown());
-    std::fs::write(&marker, b"").context("writing the clean-shutdown marker")?;
-    info!("shut down cleanly");
     Ok(())
 }
 

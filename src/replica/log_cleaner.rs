@@ -21,10 +21,10 @@ use tracing::{debug, info, warn};
 use uuid::Uuid;
 
 use super::{Partition, PartitionError, ReplicaManager};
-use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::config::parse_bool;
 use crate::config::BrokerConfig;
+use crate::scheduler::{FirstRun, Scheduler};
 
 /// Kafka's file name for the first dirty offset of each compacted partition.
 pub const CLEANER_OFFSET_CHECKPOINT: &str = "cleaner-offset-checkpoint";
@@ -259,36 +259,26 @@ impl LogCleaner {
     }
 }
 
-/// Starts the cleaner task (nothing when `log.cleaner.enable=false`).
-pub fn spawn(broker: Arc<Broker>) -> Option<tokio::task::JoinHandle<()>> {
-    let config = CleanerConfig::from_broker(&broker.config);
+/// Schedules the cleaner (nothing when `log.cleaner.enable=false`): each run cleans logs
+/// until none qualifies, then the task waits `log.cleaner.backoff.ms`.
+pub fn schedule(scheduler: &mut Scheduler, replicas: Arc<ReplicaManager>, config: CleanerConfig) {
     if !config.enabled {
         info!("log cleaner disabled");
-        return None;
+        return;
     }
-    let cleaner = Arc::new(LogCleaner::new(broker.replicas.log_dir(), config));
-    Some(tokio::spawn(async move {
-        let backoff = Duration::from_millis(config.backoff_ms.max(10));
-        loop {
-            let (b, c) = (broker.clone(), cleaner.clone());
-            let result = tokio::task::spawn_blocking(move || {
-                let mut cleaned = 0;
-                while c.clean_dirtiest(&b.replicas).is_some() {
-                    cleaned += 1;
-                }
-                if cleaned > 0 {
-                    if let Err(e) = c.write_checkpoint(&b.replicas) {
-                        warn!(error = %e, "writing the cleaner checkpoint failed");
-                    }
-                }
-            })
-            .await;
-            if let Err(e) = result {
-                warn!(error = %e, "log cleaner task failed");
-            }
-            tokio::time::sleep(backoff).await;
+    let cleaner = LogCleaner::new(replicas.log_dir(), config);
+    let backoff = Duration::from_millis(config.backoff_ms.max(10));
+    scheduler.schedule_blocking("log cleaner", backoff, FirstRun::Now, move || {
+        let mut cleaned = 0;
+        while cleaner.clean_dirtiest(&replicas).is_some() {
+            cleaned += 1;
         }
-    }))
+        if cleaned > 0 {
+            if let Err(e) = cleaner.write_checkpoint(&replicas) {
+                warn!(error = %e, "writing the cleaner checkpoint failed");
+            }
+        }
+    });
 }
 
 #[cfg(test)]

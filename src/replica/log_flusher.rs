@@ -11,15 +11,16 @@ use std::time::Duration;
 
 use tracing::{debug, warn};
 
-use crate::broker::Broker;
+use super::ReplicaManager;
+use crate::config::BrokerConfig;
+use crate::scheduler::{FirstRun, Scheduler};
 
 /// The longest pause between two checks.
 const MAX_CHECK_INTERVAL_MS: u64 = 1_000;
 
 /// How often the flusher looks: `log.flush.scheduler.interval.ms`, at most a second.
-pub fn check_interval(broker: &Broker) -> Duration {
-    let configured = broker
-        .config
+pub fn check_interval(config: &BrokerConfig) -> Duration {
+    let configured = config
         .raw_value("log.flush.scheduler.interval.ms")
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(u64::MAX);
@@ -27,9 +28,9 @@ pub fn check_interval(broker: &Broker) -> Duration {
 }
 
 /// One check of every hosted partition. Blocking. Returns the number of logs flushed.
-pub fn flush_stale_logs(broker: &Broker, now_ms: i64) -> usize {
+pub fn flush_stale_logs(replicas: &ReplicaManager, now_ms: i64) -> usize {
     let mut flushed = 0;
-    for p in broker.replicas.all_partitions() {
+    for p in replicas.all_partitions() {
         match p.flush_if_stale(now_ms) {
             Ok(true) => flushed += 1,
             Ok(false) => {}
@@ -44,18 +45,9 @@ pub fn flush_stale_logs(broker: &Broker, now_ms: i64) -> usize {
     flushed
 }
 
-/// Starts the flusher task.
-pub fn spawn(broker: Arc<Broker>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(check_interval(&broker));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let b = broker.clone();
-            let now = crate::clock::now_ms();
-            if let Err(e) = tokio::task::spawn_blocking(move || flush_stale_logs(&b, now)).await {
-                warn!(error = %e, "log flusher task failed");
-            }
-        }
-    })
+/// Schedules the flusher's checks.
+pub fn schedule(scheduler: &mut Scheduler, replicas: Arc<ReplicaManager>, interval: Duration) {
+    scheduler.schedule_blocking("log flusher", interval, FirstRun::AfterPeriod, move || {
+        flush_stale_logs(&replicas, crate::clock::now_ms());
+    });
 }

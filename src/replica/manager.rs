@@ -252,10 +252,15 @@ impl ReplicaManager {
 
     /// Flushes and closes every log, then writes the checkpoints (graceful shutdown; the
     /// recovery points are then the log end offsets).
-    pub fn shutdown(&self) {
-        close_all(&self.all_partitions());
-        if let Err(e) = self.write_checkpoints() {
-            warn!(error = %e, "writing checkpoint files at shutdown failed");
+    /// Closes every log and writes the checkpoint files: true if all of it succeeded.
+    pub fn shutdown(&self) -> bool {
+        let closed = close_all(&self.all_partitions());
+        match self.write_checkpoints() {
+            Ok(()) => closed,
+            Err(e) => {
+                warn!(error = %e, "writing checkpoint files at shutdown failed");
+                false
+            }
         }
     }
 
@@ -392,9 +397,11 @@ pub fn kafka_uuid_string(id: &Uuid) -> String {
 /// Closes logs on several threads: every close ends in fsyncs, which the disk (and ext4's
 /// journal, which commits concurrent fsyncs together) serves better side by side than one
 /// after another. 10,000 partitions took 3.4 s to close one at a time.
-fn close_all(partitions: &[Arc<Partition>]) {
+/// Closes the logs on a few threads; false if any failed to close.
+fn close_all(partitions: &[Arc<Partition>]) -> bool {
     const CLOSE_THREADS: usize = 8;
     let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|scope| {
         for _ in 0..CLOSE_THREADS.min(partitions.len()) {
             scope.spawn(|| {
@@ -403,11 +410,13 @@ fn close_all(partitions: &[Arc<Partition>]) {
                 {
                     if let Err(e) = p.close() {
                         warn!(topic = %p.topic, partition = p.index, error = %e, "closing log failed");
+                        failed.store(true, std::sync::atomic::Ordering::Relaxed);
                     }
                 }
             });
         }
     });
+    !failed.into_inner()
 }
 
 #[cfg(test)]
