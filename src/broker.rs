@@ -115,11 +115,7 @@ impl Broker {
     /// exists (its leader is elsewhere, or it has none), else UNKNOWN_TOPIC_OR_PARTITION.
     pub fn not_leader_code(&self, topic: &str, partition: i32) -> i16 {
         use kafka_protocol::error::ResponseError as E;
-        let exists = self
-            .image()
-            .topic(topic)
-            .is_some_and(|t| usize::try_from(partition).is_ok_and(|p| p < t.partitions.len()));
-        if exists {
+        if self.image().has_partition(topic, partition) {
             E::NotLeaderOrFollower.code()
         } else {
             E::UnknownTopicOrPartition.code()

@@ -72,7 +72,7 @@ pub fn load_or_create(
 
 /// Kafka's cluster ids are random UUIDs in its base64 form.
 fn new_cluster_id() -> String {
-    crate::replica::manager::kafka_uuid_string(&uuid::Uuid::new_v4())
+    crate::metadata::kafka_uuid_string(uuid::Uuid::new_v4().as_bytes())
 }
 
 #[cfg(test)]

@@ -538,7 +538,7 @@ fn three_brokers_layout_leaders_admin_and_real_clients() {
         .topic_id;
     assert_eq!(
         assignment["topic_id"],
-        gregor::replica::manager::kafka_uuid_string(&topic_id)
+        gregor::metadata::kafka_uuid_string(topic_id.as_bytes())
     );
     for (p, (leader, _, replicas, isr)) in orders.iter().enumerate() {
         assert_eq!(

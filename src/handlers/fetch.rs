@@ -159,11 +159,10 @@ pub async fn handle(broker: &Broker, version: i16, req: FetchRequest) -> FetchAn
 /// The code for a partition that is not hosted here: unknown topic or partition, or
 /// NOT_LEADER_OR_FOLLOWER if it exists but lives elsewhere.
 fn not_hosted_code(broker: &Broker, topic: &str, partition: i32, unknown: i16) -> i16 {
-    match broker.image().topic(topic) {
-        Some(t) if partition >= 0 && (partition as usize) < t.partitions.len() => {
-            E::NotLeaderOrFollower.code()
-        }
-        _ => unknown,
+    if broker.image().has_partition(topic, partition) {
+        E::NotLeaderOrFollower.code()
+    } else {
+        unknown
     }
 }
 

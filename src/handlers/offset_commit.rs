@@ -24,11 +24,7 @@ pub fn handle(broker: &Broker, _version: i16, req: OffsetCommitRequest) -> Offse
         })
         .collect();
     let image = broker.image();
-    let exists = |topic: &str, partition: i32| {
-        image
-            .topic(topic)
-            .is_some_and(|t| partition >= 0 && (partition as usize) < t.partitions.len())
-    };
+    let exists = |topic: &str, partition: i32| image.has_partition(topic, partition);
     let instance = req.group_instance_id.as_ref().map(|s| s.to_string());
     let codes: Vec<i16> = match broker.groups.commit_offsets(
         &req.group_id.0,

@@ -82,16 +82,7 @@ fn produce_partition(
         );
     }
     let Some(partition) = broker.replicas.partition(topic, index) else {
-        let code = if broker
-            .image()
-            .topic(topic)
-            .is_some_and(|t| (index as usize) < t.partitions.len() && index >= 0)
-        {
-            E::NotLeaderOrFollower
-        } else {
-            E::UnknownTopicOrPartition
-        };
-        return error_response(index, code.code(), None);
+        return error_response(index, broker.not_leader_code(topic, index), None);
     };
     let Some(records) = data.records else {
         return error_response(

@@ -19,6 +19,9 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use uuid::Uuid;
 
+/// Kafka's text form of a Uuid (topic ids, cluster ids): one implementation, the znodes'.
+pub use gregor_zk::znode::kafka_uuid_string;
+
 /// One partition's assignment and leadership, as Kafka keeps it in
 /// `/brokers/topics/<t>` (replicas) and `.../partitions/<p>/state` (the rest).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -68,6 +71,12 @@ pub struct MetadataImage {
 impl MetadataImage {
     pub fn topic(&self, name: &str) -> Option<&Arc<TopicMetadata>> {
         self.topics.get(name)
+    }
+
+    /// True if `topic` exists with a partition `index` (wherever it is led).
+    pub fn has_partition(&self, topic: &str, index: i32) -> bool {
+        self.topic(topic)
+            .is_some_and(|t| usize::try_from(index).is_ok_and(|i| i < t.partitions.len()))
     }
 
     pub fn topic_by_id(&self, id: &Uuid) -> Option<&Arc<TopicMetadata>> {

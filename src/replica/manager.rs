@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use super::partition::{Partition, PartitionError};
 use crate::config::{topic_settings, BrokerConfig};
-use crate::metadata::{MetadataImage, TopicMetadata};
+use crate::metadata::{kafka_uuid_string, MetadataImage, TopicMetadata};
 
 /// The replicas of one topic on this broker, indexed by partition number.
 pub struct TopicReplicas {
@@ -353,7 +353,10 @@ const PARTITION_METADATA: &str = "partition.metadata";
 fn claim_partition_dir(dir: &Path, id: Uuid) -> Result<(), PartitionError> {
     let io = |e: std::io::Error| PartitionError::Log(e.into());
     let file = dir.join(PARTITION_METADATA);
-    let expected = format!("version: 0\ntopic_id: {}\n", kafka_uuid_string(&id));
+    let expected = format!(
+        "version: 0\ntopic_id: {}\n",
+        kafka_uuid_string(id.as_bytes())
+    );
     match std::fs::read_to_string(&file) {
         Ok(found) if found == expected => return Ok(()),
         Ok(found) => {
@@ -374,24 +377,6 @@ fn claim_partition_dir(dir: &Path, id: Uuid) -> Result<(), PartitionError> {
     std::fs::create_dir_all(dir).map_err(io)?;
     std::fs::write(&file, expected).map_err(io)?;
     Ok(())
-}
-
-/// Kafka prints a topic id as the URL-safe base64 of its 16 bytes, without padding.
-pub fn kafka_uuid_string(id: &Uuid) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let bytes = id.as_bytes();
-    let mut out = String::with_capacity(22);
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        let chars = chunk.len() + 1;
-        for i in 0..chars {
-            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
 }
 
 /// Closes logs on several threads: every close ends in fsyncs, which the disk (and ext4's
@@ -427,8 +412,11 @@ mod tests {
     fn uuid_string_matches_kafka() {
         // Kafka's Uuid.toString of 00000000-0000-0001-0000-000000000001 is "AAAAAAAAAAEAAAAAAAAAAQ".
         let id = Uuid::from_u64_pair(1, 1);
-        assert_eq!(kafka_uuid_string(&id), "AAAAAAAAAAEAAAAAAAAAAQ");
-        assert_eq!(kafka_uuid_string(&Uuid::nil()), "AAAAAAAAAAAAAAAAAAAAAA");
+        assert_eq!(kafka_uuid_string(id.as_bytes()), "AAAAAAAAAAEAAAAAAAAAAQ");
+        assert_eq!(
+            kafka_uuid_string(Uuid::nil().as_bytes()),
+            "AAAAAAAAAAAAAAAAAAAAAA"
+        );
     }
 
     #[test]
