@@ -8,7 +8,6 @@ pub mod blocking;
 pub mod broker;
 pub mod clock;
 pub mod config;
-pub mod controller;
 pub mod group;
 pub mod handlers;
 pub mod meta_properties;

@@ -4,10 +4,9 @@
 //! Everything the broker knows about the cluster sits behind `MetadataStore`, with two
 //! implementations: `embedded` (single node, state in the data directory, the zero-setup
 //! default) and, with `zookeeper.connect`, `zookeeper` (Kafka's znode layout, several brokers,
-//! see `cluster_state` and `crate::controller`). Readers take an immutable `MetadataImage` snapshot, so a Metadata request never
+//! see `zookeeper::cluster_state` and `zookeeper::controller`). Readers take an immutable `MetadataImage` snapshot, so a Metadata request never
 //! waits on a writer; writers go through the store and publish a new image.
 
-pub mod cluster_state;
 pub mod embedded;
 pub mod zookeeper;
 

@@ -16,7 +16,7 @@ use gregor_zk::{
 use tracing::warn;
 use uuid::Uuid;
 
-use super::{BrokerEndpoint, MetadataImage, PartitionMetadata, TopicMetadata};
+use crate::metadata::{BrokerEndpoint, MetadataImage, PartitionMetadata, TopicMetadata};
 
 /// One topic: `/brokers/topics/<t>`, `/config/topics/<t>` and its partition state znodes.
 #[derive(Clone, Debug)]

@@ -25,7 +25,7 @@ use gregor_zk::znode::kafka_uuid_string;
 use gregor_zk::{ControllerEpoch, PartitionState, ZkClient, ZkError};
 use tracing::{info, warn};
 
-use crate::metadata::cluster_state::{topic_id, ClusterState};
+use super::cluster_state::{topic_id, ClusterState};
 
 /// What the partition state should become, if anything changes.
 fn next_state(

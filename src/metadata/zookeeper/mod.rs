@@ -7,7 +7,7 @@
 //!
 //! One background task owns the session. It keeps a persistent recursive watch on the
 //! chroot; every event (debounced) reloads the whole `ClusterState` and publishes a new
-//! `MetadataImage`, and, on the elected broker, runs the controller (`crate::controller`)
+//! `MetadataImage`, and, on the elected broker, runs the controller (`controller`)
 //! over the same snapshot. A reload also follows every reconnection (events can be lost
 //! then) and a periodic tick. When the session expires the task builds a new one,
 //! re-registers (replacing a znode its dead session still owns, as Kafka's CheckedEphemeral),
@@ -16,6 +16,9 @@
 //! Writes from this broker (topics, configs, deletions, producer-id blocks) go straight to
 //! ZooKeeper as Kafka's `AdminZkClient` does, then wait until this broker's image shows the
 //! result, so an answer to a client is only sent once the change is visible here.
+
+pub mod cluster_state;
+pub mod controller;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
@@ -31,9 +34,9 @@ use gregor_zk::{
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use super::cluster_state::ClusterState;
 use super::{MetadataError, MetadataImage, MetadataStore, PartitionMetadata, TopicMetadata};
 use crate::config::BrokerConfig;
+use cluster_state::ClusterState;
 
 /// How long a write waits for its effect to show in this broker's image.
 const VISIBILITY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -713,7 +716,7 @@ async fn refresh(
     let Some(fence) = *controller else {
         return Ok(false);
     };
-    match crate::controller::reconcile(zk, &fence, &state).await {
+    match controller::reconcile(zk, &fence, &state).await {
         Ok(_) => Ok(false),
         Err(ZkError::ControllerMoved { .. }) => {
             warn!(epoch = fence.epoch, "controller epoch moved on; resigning");
