@@ -10,12 +10,22 @@ start=$(date +%s)
 
 scripts/install-deps.sh
 
+status=0
+echo "=== cargo fmt --check, cargo clippy -D warnings"
+if ! cargo fmt --all -- --check; then
+    echo "cargo fmt FAILED (run cargo fmt --all)"
+    status=1
+fi
+if ! timeout 1200 cargo clippy --release --workspace --all-targets -- -D warnings; then
+    echo "cargo clippy FAILED"
+    status=1
+fi
+
 echo "=== cargo build --release"
 timeout 2400 cargo build --release
 
-status=0
-echo "=== cargo test --workspace --release"
-if ! timeout 1800 cargo test --workspace --release; then
+echo "=== cargo test --workspace --release -- --include-ignored (the ZooKeeper tests too)"
+if ! timeout 1800 cargo test --workspace --release --no-fail-fast -- --include-ignored; then
     echo "cargo test FAILED"
     status=1
 fi

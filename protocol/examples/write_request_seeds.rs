@@ -1,6 +1,6 @@
 //! Writes the generated half of the decode_request fuzz target's seed corpus
 //! (fuzz/corpus/decode_request; the other half is frames captured from real clients):
-//! `write_fuzz_seeds <dir>` writes, for every served API and version, a frame (header and
+//! `write_request_seeds <dir>` writes, for every served API and version, a frame (header and
 //! body, no size prefix) whose body is `schema::sample_body` with one element per array.
 
 use bytes::BytesMut;
@@ -11,7 +11,7 @@ use gregor_protocol::{schema, SUPPORTED_APIS};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = std::env::args()
         .nth(1)
-        .ok_or("usage: write_fuzz_seeds <corpus directory>")?;
+        .ok_or("usage: write_request_seeds <corpus directory>")?;
     std::fs::create_dir_all(&out)?;
     let mut written = 0;
     for r in SUPPORTED_APIS {

@@ -1,4 +1,4 @@
-//! Writes the seed corpora of the log's fuzz targets (fuzz/fuzz_targets): `write_fuzz_seeds
+//! Writes the seed corpora of the log's fuzz targets (fuzz/fuzz_targets): `write_log_seeds
 //! <fuzz/corpus>` fills `record_set/` with produce record sets (one or several batches, each
 //! codec, idempotent producers) and `log_recovery/` with whole segment files written by `Log`.
 
@@ -11,7 +11,7 @@ use kafka_protocol::records::Compression;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = std::env::args()
         .nth(1)
-        .ok_or("usage: write_fuzz_seeds <fuzz/corpus directory>")?;
+        .ok_or("usage: write_log_seeds <fuzz/corpus directory>")?;
     let out = Path::new(&out);
     let codecs = [
         ("none", Compression::None),
