@@ -454,3 +454,66 @@ fn tombstones_go_after_delete_retention_without_new_writes() {
         .iter()
         .any(|r| r.1 == "b" && r.2.as_deref() == Some("v19")));
 }
+
+#[test]
+fn a_damaged_partition_metadata_hides_no_data_and_reuses_no_offset() {
+    let mut broker = BrokerProcess::start(&[]);
+    let mut c = broker.client();
+    create_topic(&mut c, "kept", &[]);
+    assert_eq!(produce(&mut c, "kept", &[("a", "1"), ("b", "2")]), (0, 0));
+    drop(c);
+    assert!(broker.stop());
+    let file = broker.data_dir().join("kept-0/partition.metadata");
+    let good = std::fs::read_to_string(&file).unwrap();
+    assert!(good.starts_with("version: 0\ntopic_id: "), "{good:?}");
+
+    // Kafka's exact form and an extra newline name the same topic id: served as before.
+    for text in [good.trim_end().to_string(), format!("{good}\n\n")] {
+        std::fs::write(&file, &text).unwrap();
+        broker.restart();
+        let mut c = broker.client();
+        assert_eq!(read_all(&mut c, "kept").len(), 2, "{text:?}");
+        drop(c);
+        assert!(broker.stop());
+    }
+
+    // Empty (what a crash during a non-atomic write could leave) or garbage: the broker
+    // refuses to start, names the file and the way out, and moves nothing aside.
+    for text in ["", "version: 0\ntopic_id: ???"] {
+        std::fs::write(&file, text).unwrap();
+        let log = broker
+            .try_restart()
+            .expect_err("a start on an unreadable partition.metadata");
+        assert!(
+            log.contains("partition.metadata") && log.contains("delete it"),
+            "{log}"
+        );
+        let strays = std::fs::read_dir(broker.data_dir())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with("-stray")
+            })
+            .count();
+        assert_eq!(strays, 0);
+    }
+
+    // The way out the message gives: delete the file. The data is adopted, the next
+    // record goes after it, and the file is rewritten with the topic's id.
+    std::fs::remove_file(&file).unwrap();
+    broker.restart();
+    let mut c = broker.client();
+    assert_eq!(produce(&mut c, "kept", &[("c", "3")]), (0, 2));
+    assert_eq!(
+        read_all(&mut c, "kept"),
+        vec![
+            (0, "a".into(), "1".into()),
+            (1, "b".into(), "2".into()),
+            (2, "c".into(), "3".into())
+        ]
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), good.trim_end());
+}

@@ -104,13 +104,19 @@ pub fn read_checkpoint(path: &Path) -> Result<Offsets, LogError> {
 
 /// Writes a checkpoint file atomically (tmp file, fsync, rename, fsync of the directory).
 pub fn write_checkpoint(path: &Path, entries: &Offsets) -> Result<(), LogError> {
+    write_file_atomically(path, format_checkpoint(entries).as_bytes())
+}
+
+/// Replaces `path` with `bytes` so that a crash leaves either the old file or the new one,
+/// whole and on disk: written to `<path>.tmp`, fsynced, renamed over `path`, and the
+/// directory fsynced so that the rename itself survives.
+pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
     let mut tmp_name = path.as_os_str().to_owned();
     tmp_name.push(".tmp");
     let tmp = std::path::PathBuf::from(tmp_name);
     {
         let mut file = std::fs::File::create(&tmp).map_err(at(&tmp))?;
-        file.write_all(format_checkpoint(entries).as_bytes())
-            .map_err(at(&tmp))?;
+        file.write_all(bytes).map_err(at(&tmp))?;
         file.sync_all().map_err(at(&tmp))?;
     }
     std::fs::rename(&tmp, path).map_err(at(path))?;

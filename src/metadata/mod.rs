@@ -19,7 +19,7 @@ use thiserror::Error;
 use uuid::Uuid;
 
 /// Kafka's text form of a Uuid (topic ids, cluster ids): one implementation, the znodes'.
-pub use gregor_zk::znode::kafka_uuid_string;
+pub use gregor_zk::znode::{kafka_uuid_string, parse_kafka_uuid};
 
 /// One partition's assignment and leadership, as Kafka keeps it in
 /// `/brokers/topics/<t>` (replicas) and `.../partitions/<p>/state` (the rest).

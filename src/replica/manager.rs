@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use super::partition::{Partition, PartitionError};
 use crate::config::{topic_settings, BrokerConfig};
-use crate::metadata::{kafka_uuid_string, MetadataImage, TopicMetadata};
+use crate::metadata::{kafka_uuid_string, parse_kafka_uuid, MetadataImage, TopicMetadata};
 
 /// The replicas of one topic on this broker, indexed by partition number.
 pub struct TopicReplicas {
@@ -348,35 +348,69 @@ fn delete_partition(p: Arc<Partition>) {
 
 const PARTITION_METADATA: &str = "partition.metadata";
 
-/// Makes `dir` the home of topic `id`: creates it with a `partition.metadata` file (Kafka's
-/// format), or, if it belongs to another incarnation of the topic, renames it aside.
+/// Makes `dir` the home of topic `id` (Kafka's `PartitionMetadataFile`): creates it with a
+/// `partition.metadata` naming the topic id; keeps it when its file names `id` (whatever its
+/// whitespace: Kafka writes no final newline); renames it aside when the file names another
+/// id (a deleted topic of the same name). A file that cannot be read as a topic id is an
+/// error, never a reason to move data aside: the directory may hold this very topic.
 fn claim_partition_dir(dir: &Path, id: Uuid) -> Result<(), PartitionError> {
     let io = |e: std::io::Error| PartitionError::Log(e.into());
     let file = dir.join(PARTITION_METADATA);
-    let expected = format!(
-        "version: 0\ntopic_id: {}\n",
-        kafka_uuid_string(id.as_bytes())
-    );
-    match std::fs::read_to_string(&file) {
-        Ok(found) if found == expected => return Ok(()),
-        Ok(found) => {
-            let aside = dir.with_file_name(format!(
-                "{}.{}-stray",
-                dir.file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or("partition"),
-                Uuid::new_v4().simple()
-            ));
-            warn!(dir = %dir.display(), found = %found.trim(), aside = %aside.display(),
-                "log directory belongs to another topic id; moving it aside");
-            std::fs::rename(dir, &aside).map_err(io)?;
-        }
+    match std::fs::read(&file) {
+        Ok(bytes) => match parse_partition_metadata(&bytes) {
+            Ok(found) if found == id => return Ok(()),
+            Ok(found) => {
+                let aside = dir.with_file_name(format!(
+                    "{}.{}-stray",
+                    dir.file_name()
+                        .and_then(|n| n.to_str())
+                        .unwrap_or("partition"),
+                    Uuid::new_v4().simple()
+                ));
+                warn!(dir = %dir.display(), found = %kafka_uuid_string(found.as_bytes()),
+                    expected = %kafka_uuid_string(id.as_bytes()), aside = %aside.display(),
+                    "log directory belongs to another topic id; moving it aside");
+                std::fs::rename(dir, &aside).map_err(io)?;
+            }
+            Err(reason) => {
+                return Err(PartitionError::UnreadablePartitionMetadata {
+                    path: file,
+                    reason,
+                    topic_id: kafka_uuid_string(id.as_bytes()),
+                })
+            }
+        },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io(e)),
     }
     std::fs::create_dir_all(dir).map_err(io)?;
-    std::fs::write(&file, expected).map_err(io)?;
+    let text = format!("version: 0\ntopic_id: {}", kafka_uuid_string(id.as_bytes()));
+    gregor_log::checkpoint::write_file_atomically(&file, text.as_bytes())?;
     Ok(())
+}
+
+/// The topic id in a `partition.metadata` file: `version: 0` then `topic_id: <id>`, each on
+/// its own line.
+fn parse_partition_metadata(bytes: &[u8]) -> Result<Uuid, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())?;
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let field = |line: Option<&str>, key: &str| -> Result<String, String> {
+        let line = line.ok_or_else(|| format!("no `{key}` line"))?;
+        let (k, v) = line
+            .split_once(':')
+            .ok_or_else(|| format!("`{line}` is not `{key}: <value>`"))?;
+        if k.trim() != key {
+            return Err(format!("expected `{key}`, found `{}`", k.trim()));
+        }
+        Ok(v.trim().to_string())
+    };
+    let version = field(lines.next(), "version")?;
+    if version != "0" {
+        return Err(format!("unknown version {version}"));
+    }
+    let id = field(lines.next(), "topic_id")?;
+    let bytes = parse_kafka_uuid(&id).ok_or_else(|| format!("`{id}` is not a Kafka topic id"))?;
+    Ok(Uuid::from_bytes(bytes))
 }
 
 /// Closes logs on several threads: every close ends in fsyncs, which the disk (and ext4's
@@ -441,5 +475,50 @@ mod tests {
             })
             .count();
         assert_eq!(strays, 1);
+    }
+
+    #[test]
+    fn partition_metadata_is_parsed_not_compared() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("orders-0");
+        let id = Uuid::from_u64_pair(1, 1);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("00000000000000000000.log"), b"data").unwrap();
+        // Kafka's own file (no final newline), gregor's older one, extra blank lines and
+        // spaces: all name the same topic id, and the data stays.
+        for text in [
+            "version: 0\ntopic_id: AAAAAAAAAAEAAAAAAAAAAQ",
+            "version: 0\ntopic_id: AAAAAAAAAAEAAAAAAAAAAQ\n",
+            "version: 0\n\ntopic_id:  AAAAAAAAAAEAAAAAAAAAAQ \n\n",
+        ] {
+            std::fs::write(dir.join(PARTITION_METADATA), text).unwrap();
+            claim_partition_dir(&dir, id).unwrap();
+            assert!(dir.join("00000000000000000000.log").exists(), "{text:?}");
+        }
+        // Damaged files: an error naming the file, and nothing moved or rewritten.
+        for text in [
+            "",
+            "version: 0\n",
+            "garbage",
+            "version: 1\ntopic_id: AAAAAAAAAAEAAAAAAAAAAQ",
+            "version: 0\ntopic_id: short",
+        ] {
+            std::fs::write(dir.join(PARTITION_METADATA), text).unwrap();
+            let err = claim_partition_dir(&dir, id).unwrap_err();
+            assert!(err.to_string().contains("partition.metadata"), "{err}");
+            assert!(dir.join("00000000000000000000.log").exists(), "{text:?}");
+            assert_eq!(
+                std::fs::read_to_string(dir.join(PARTITION_METADATA)).unwrap(),
+                text
+            );
+        }
+        // A missing file is written as Kafka writes it, and the data is adopted.
+        std::fs::remove_file(dir.join(PARTITION_METADATA)).unwrap();
+        claim_partition_dir(&dir, id).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.join(PARTITION_METADATA)).unwrap(),
+            "version: 0\ntopic_id: AAAAAAAAAAEAAAAAAAAAAQ"
+        );
+        assert!(dir.join("00000000000000000000.log").exists());
     }
 }

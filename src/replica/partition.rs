@@ -31,6 +31,16 @@ pub enum PartitionError {
     UnknownLeaderEpoch { requested: i32, current: i32 },
     #[error("transactional batches are not supported yet")]
     TransactionsUnsupported,
+    #[error(
+        "cannot read {}: {reason}. It must name the partition's topic id; restore it, or \
+         delete it to have this broker adopt the directory's data for topic id {topic_id}",
+        path.display()
+    )]
+    UnreadablePartitionMetadata {
+        path: std::path::PathBuf,
+        reason: String,
+        topic_id: String,
+    },
 }
 
 impl PartitionError {
@@ -58,6 +68,7 @@ impl PartitionError {
             PartitionError::FencedLeaderEpoch { .. } => E::FencedLeaderEpoch.code(),
             PartitionError::UnknownLeaderEpoch { .. } => E::UnknownLeaderEpoch.code(),
             PartitionError::TransactionsUnsupported => E::InvalidTxnState.code(),
+            PartitionError::UnreadablePartitionMetadata { .. } => E::KafkaStorageError.code(),
         }
     }
 }

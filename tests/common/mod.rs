@@ -47,6 +47,14 @@ impl BrokerProcess {
     }
 
     fn spawn(&mut self) {
+        if let Err(log) = self.try_spawn() {
+            panic!("broker did not start: {log}");
+        }
+    }
+
+    /// Starts the broker process and waits until it listens; if it exits (or has not
+    /// listened after 20 s) instead, its log.
+    fn try_spawn(&mut self) -> Result<(), String> {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gregor"));
         cmd.arg("--override")
             .arg(format!("listeners=PLAINTEXT://127.0.0.1:{}", self.port))
@@ -60,13 +68,17 @@ impl BrokerProcess {
         self.child = Some(cmd.spawn().expect("spawn gregor"));
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "broker did not start: {}",
-                self.log()
-            );
+            let exited = self
+                .child
+                .as_mut()
+                .is_some_and(|c| c.try_wait().ok().flatten().is_some());
+            if exited || Instant::now() > deadline {
+                self.kill9();
+                return Err(self.log());
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
+        Ok(())
     }
 
     pub fn log(&self) -> String {
@@ -136,6 +148,12 @@ impl BrokerProcess {
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop the broker first");
         self.spawn();
+    }
+
+    /// Restarts a stopped broker that may refuse to start: Err with its log if it exits.
+    pub fn try_restart(&mut self) -> Result<(), String> {
+        assert!(self.child.is_none(), "stop the broker first");
+        self.try_spawn()
     }
 
     pub fn data_dir(&self) -> &Path {
