@@ -517,3 +517,30 @@ fn a_damaged_partition_metadata_hides_no_data_and_reuses_no_offset() {
     );
     assert_eq!(std::fs::read_to_string(&file).unwrap(), good.trim_end());
 }
+
+#[test]
+fn a_missing_metadata_file_beside_partitions_refuses_the_start() {
+    let mut broker = BrokerProcess::start(&[]);
+    let mut c = broker.client();
+    create_topic(&mut c, "orders", &[]);
+    assert_eq!(produce(&mut c, "orders", &[("a", "1"), ("b", "2")]), (0, 0));
+    drop(c);
+    assert!(broker.stop());
+    let file = broker.data_dir().join("gregor-metadata.json");
+    let saved = std::fs::read(&file).unwrap();
+    std::fs::remove_file(&file).unwrap();
+    // Starting empty would auto-create "orders" with a new id on the next Metadata request
+    // and move the two records aside; instead the start is refused with the way out.
+    let log = broker.try_restart().expect_err("a start without its metadata file");
+    assert!(
+        log.contains("gregor-metadata.json is missing") && log.contains("orders-0"),
+        "{log}"
+    );
+    assert!(!file.exists(), "nothing was written in its place");
+    // Restored from the backup, everything is there and offsets go on.
+    std::fs::write(&file, saved).unwrap();
+    broker.restart();
+    let mut c = broker.client();
+    assert_eq!(produce(&mut c, "orders", &[("c", "3")]), (0, 2));
+    assert_eq!(read_all(&mut c, "orders").len(), 3);
+}

@@ -51,10 +51,13 @@ impl EmbeddedMetadata {
                     path.display()
                 )
             })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => StoredState {
-                version: 1,
-                ..Default::default()
-            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                refuse_orphaned_partitions(dir, &path)?;
+                StoredState {
+                    version: 1,
+                    ..Default::default()
+                }
+            }
             Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
         };
         let store = EmbeddedMetadata {
@@ -113,20 +116,44 @@ impl EmbeddedMetadata {
     }
 }
 
-fn persist(path: &Path, state: &StoredState) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("json.tmp");
-    let bytes = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
+fn persist(path: &Path, state: &StoredState) -> anyhow::Result<()> {
+    let bytes = serde_json::to_vec_pretty(state)?;
+    Ok(gregor_log::checkpoint::write_file_atomically(path, &bytes)?)
+}
+
+/// Without its metadata file a data directory must not hold partitions: starting empty
+/// beside them would let the next auto-created or created topic of the same name take a new
+/// id and move the old data aside, and offsets would start again at 0.
+fn refuse_orphaned_partitions(dir: &Path, metadata: &Path) -> anyhow::Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(()); // a directory that does not exist yet holds nothing
+    };
+    let mut partitions: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.path().join("partition.metadata").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    if partitions.is_empty() {
+        return Ok(());
     }
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    partitions.sort();
+    let shown: Vec<&str> = partitions.iter().take(5).map(String::as_str).collect();
+    anyhow::bail!(
+        "{} is missing but {} holds {} partition directories ({}{}); refusing to start with \
+         empty metadata, which would hide their data. Restore {} from a backup, or move those \
+         directories out of {} to start without them",
+        metadata.display(),
+        dir.display(),
+        partitions.len(),
+        shown.join(", "),
+        if partitions.len() > shown.len() {
+            ", ..."
+        } else {
+            ""
+        },
+        metadata.display(),
+        dir.display()
+    )
 }
 
 impl MetadataStore for EmbeddedMetadata {
