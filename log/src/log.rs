@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::batch::BatchHeader;
 use crate::cleaner::{CleanResult, CleanableLog, SegmentView, CLEANED_SUFFIX, SWAP_SUFFIX};
@@ -29,6 +29,29 @@ use crate::error::{at, LogError};
 use crate::producer_state::{ProducerEntry, ProducerError, ProducerStateManager, SequenceCheck};
 use crate::segment::{log_file_name, now_ms, parse_log_file_name, LogSegment, DELETED_SUFFIX};
 use crate::LogConfig;
+
+/// The directory (in the partition's) where recovery keeps damaged bytes and the segments
+/// after them, suffixed with the time it did: never read back as part of the log.
+pub const RECOVERY_ASIDE_PREFIX: &str = "recovery-aside-";
+
+/// Moves the files of the segments starting at `bases` from `dir` into `aside`.
+fn move_segments_aside(dir: &Path, bases: &[i64], aside: &Path) -> Result<(), LogError> {
+    std::fs::create_dir_all(aside).map_err(at(aside))?;
+    for base in bases {
+        for name in [
+            log_file_name(*base),
+            crate::segment::index_file_name(*base),
+            crate::segment::time_index_file_name(*base),
+        ] {
+            let (from, to) = (dir.join(&name), aside.join(&name));
+            match std::fs::rename(&from, &to) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(at(&from)(e)),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
 
 /// What an append did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -176,7 +199,8 @@ impl Log {
     /// `LogLoader`). Clean shutdown: no segment is validated. Otherwise every segment from the
     /// one holding `recovery_point` to the end is validated batch by batch (size, magic,
     /// CRC32C, offsets increasing) and cut at the first bad batch; the segments after a cut
-    /// are deleted. Missing or inconsistent indexes (offset and time) are rebuilt from their
+    /// are moved aside (`RECOVERY_ASIDE_PREFIX`), and so are segment files that start beyond
+    /// the log end of a clean shutdown. Missing or inconsistent indexes (offset and time) are rebuilt from their
     /// segment. The recovery point is the log end offset afterwards, as in Kafka.
     pub fn open_with(
         dir: &Path,
@@ -204,6 +228,20 @@ impl Log {
             }
         }
         bases.sort_unstable();
+        // Where recovery keeps what it takes out of the log (created only if it does).
+        let aside = dir.join(format!("{RECOVERY_ASIDE_PREFIX}{}", now_ms()));
+        // After a clean shutdown the recovery point is the log end offset: a segment that
+        // starts beyond it was not written by this log and must not stretch it.
+        if let (true, Some(rp)) = (options.clean_shutdown, options.recovery_point) {
+            let first_stray = bases.partition_point(|b| *b <= rp);
+            if first_stray < bases.len() {
+                let strays = bases.split_off(first_stray);
+                move_segments_aside(dir, &strays, &aside)?;
+                error!(dir = %dir.display(), log_end_offset = rp, segments = strays.len(),
+                    first_base_offset = strays[0], aside = %aside.display(),
+                    "segment files beyond the log end of a clean shutdown are not part of the log: kept aside");
+            }
+        }
         // The first segment to validate: the one holding the recovery point.
         let recover_from = if options.clean_shutdown {
             None
@@ -221,29 +259,25 @@ impl Log {
         for (i, base) in bases.iter().enumerate() {
             let next = bases.get(i + 1).copied();
             let recover = recover_from.is_some_and(|from| *base >= from);
-            let (segment, cut) = LogSegment::open(dir, *base, recover, next, &config)?;
+            let (segment, cut) = LogSegment::open(
+                dir,
+                *base,
+                recover.then_some(aside.as_path()),
+                next,
+                &config,
+            )?;
             validated += usize::from(recover);
             let overlaps = next.is_some_and(|n| segment.next_offset() > n);
             segments.insert(*base, segment);
             if recover && (cut > 0 || overlaps) && next.is_some() {
-                // Kafka: a segment cut by recovery ends the log; later segments are dropped.
-                for later in &bases[i + 1..] {
-                    warn!(dir = %dir.display(), base_offset = later,
-                        "deleting segment after a corrupt batch found by recovery");
-                    for name in [
-                        crate::segment::log_file_name(*later),
-                        crate::segment::index_file_name(*later),
-                        crate::segment::time_index_file_name(*later),
-                    ] {
-                        let path = dir.join(name);
-                        match std::fs::remove_file(&path) {
-                            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                                return Err(at(&path)(e))
-                            }
-                            _ => {}
-                        }
-                    }
-                }
+                // A segment cut by recovery ends the log (as in Kafka), but the later segments
+                // are kept aside rather than deleted (Kafka deletes them): they may hold the
+                // only copy of acknowledged records.
+                let later = &bases[i + 1..];
+                move_segments_aside(dir, later, &aside)?;
+                error!(dir = %dir.display(), segments = later.len(), first_base_offset = later[0],
+                    aside = %aside.display(),
+                    "segments after a damaged or overlapping one are not served: kept aside (read them with kafka-dump-log.sh)");
                 break;
             }
         }

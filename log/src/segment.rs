@@ -10,7 +10,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tracing::warn;
+use tracing::{error, warn};
 
 use crate::batch::{valid_batch_at, BatchHeader, LOG_OVERHEAD, RECORD_BATCH_OVERHEAD};
 use crate::error::{at, LogError};
@@ -174,16 +174,16 @@ impl LogSegment {
         })
     }
 
-    /// Opens an existing segment. `recover` validates every batch (see `recover`), cutting the
-    /// file at the first torn or corrupt one and rebuilding both indexes; the second value is
-    /// the number of bytes cut. Otherwise the data is trusted: the indexes are loaded (and
+    /// Opens an existing segment. `recover` (a directory for damaged bytes) validates every
+    /// batch (see `recover`), cutting the file at the first torn or corrupt one and rebuilding
+    /// both indexes; the second value is the number of bytes cut. Otherwise the data is trusted: the indexes are loaded (and
     /// rebuilt only if missing or inconsistent) and `next_offset` is taken from `known_next`
     /// (the next segment's base offset) or, for the last segment, found by a header scan from
     /// the last offset index entry.
     pub fn open(
         dir: &Path,
         base_offset: i64,
-        recover: bool,
+        recover: Option<&Path>,
         known_next: Option<i64>,
         config: &LogConfig,
     ) -> Result<(LogSegment, u64), LogError> {
@@ -197,7 +197,7 @@ impl LogSegment {
         let index_path = dir.join(index_file_name(base_offset));
         let time_path = dir.join(time_index_file_name(base_offset));
         let max = config.max_index_bytes;
-        let loaded = if recover {
+        let loaded = if recover.is_some() {
             None
         } else {
             match OffsetIndex::load(&index_path, base_offset, size, known_next, max)? {
@@ -226,8 +226,8 @@ impl LogSegment {
             max_timestamp_so_far: None,
             rolling_base_ms: None,
         };
-        if recover {
-            let cut = segment.recover(config.index_interval_bytes)?;
+        if let Some(aside) = recover {
+            let cut = segment.recover(config.index_interval_bytes, aside)?;
             segment.init_rolling_base()?;
             return Ok((segment, cut));
         }
@@ -315,11 +315,16 @@ impl LogSegment {
     /// Validates every batch from the start (size, magic, CRC32C, offsets increasing from the
     /// base offset), truncating at the first bad one, and rebuilds both indexes (trimmed, with
     /// the final time index entry, as Kafka's `LogSegment.recover`). Returns the bytes cut.
-    pub fn recover(&mut self, index_interval: u32) -> Result<u64, LogError> {
+    /// A tail cut short by a crash is dropped; a damaged batch (whole but invalid) and what
+    /// follows it are first copied into `aside`.
+    pub fn recover(&mut self, index_interval: u32, aside: &Path) -> Result<u64, LogError> {
         self.reset_indexes()?;
         let mut pos = 0u64;
         let mut next = self.base_offset;
         let mut buf = Vec::new();
+        // A batch that is whole in the file but invalid is damage, not a write the crash cut
+        // short (that one runs past the end, or its header is not there at all).
+        let mut damaged = false;
         while pos < self.size {
             let Some(header) = self.read_header(pos)? else {
                 break;
@@ -327,9 +332,13 @@ impl LogSegment {
             let total = header.total_size() as u64;
             if header.batch_length < (RECORD_BATCH_OVERHEAD - LOG_OVERHEAD) as i32
                 || pos + total > self.size
-                || header.base_offset < next
+            {
+                break;
+            }
+            if header.base_offset < next
                 || header.last_offset() - self.base_offset > i64::from(i32::MAX)
             {
+                damaged = true;
                 break;
             }
             buf.resize(total as usize, 0);
@@ -337,6 +346,7 @@ impl LogSegment {
                 .read_exact_at(&mut buf, pos)
                 .map_err(at(&self.path))?;
             if valid_batch_at(&buf).is_none() {
+                damaged = true;
                 break;
             }
             self.maybe_index(&header, pos, total, index_interval)?;
@@ -344,9 +354,27 @@ impl LogSegment {
             pos += total;
         }
         let cut = self.size - pos;
-        if cut > 0 {
+        if cut > 0 && damaged {
+            // Everything from the damaged batch on is kept, outside the log, for whoever
+            // wants to look at it (kafka-dump-log.sh reads it as a segment).
+            let kept = aside.join(format!(
+                "{}.from-byte-{pos}",
+                log_file_name(self.base_offset)
+            ));
+            std::fs::create_dir_all(aside).map_err(at(aside))?;
+            let mut tail = vec![0u8; cut as usize];
+            self.file
+                .read_exact_at(&mut tail, pos)
+                .map_err(at(&self.path))?;
+            std::fs::write(&kept, &tail).map_err(at(&kept))?;
+            error!(segment = %self.path.display(), byte = pos, offset = next, cut_bytes = cut,
+                kept = %kept.display(),
+                "damaged record batch found by recovery: the log ends before it; the bytes from it on are kept aside, not served");
+        } else if cut > 0 {
             warn!(segment = %self.path.display(), valid_bytes = pos, cut_bytes = cut,
-                "truncating torn or corrupt tail of log segment");
+                "truncating torn tail of log segment");
+        }
+        if cut > 0 {
             self.file.set_len(pos).map_err(at(&self.path))?;
             self.file.sync_all().map_err(at(&self.path))?;
             self.size = pos;
@@ -664,7 +692,7 @@ mod tests {
         );
         assert!(entries > 5);
         drop(seg);
-        let (seg, _) = LogSegment::open(dir.path(), 50, false, Some(next), &config).unwrap();
+        let (seg, _) = LogSegment::open(dir.path(), 50, None, Some(next), &config).unwrap();
         assert_eq!(seg.index.len(), entries, "loaded, not rebuilt");
         assert_eq!(seg.time_index.len(), time_entries);
         assert_eq!(seg.max_timestamp_so_far(), Some((30, next - 1)));
@@ -675,7 +703,7 @@ mod tests {
         assert_eq!(pos, 27 * h.total_size() as u64);
         assert!(seg.find_batch(next).unwrap().is_none());
         // Without the next segment's base the end is found from the last index entry.
-        let (seg, _) = LogSegment::open(dir.path(), 50, false, None, &config).unwrap();
+        let (seg, _) = LogSegment::open(dir.path(), 50, None, None, &config).unwrap();
         assert_eq!(seg.next_offset(), next);
     }
 }

@@ -96,7 +96,7 @@ fn trailing_garbage_and_zero_fill_after_the_last_batch_are_cut() {
 }
 
 #[test]
-fn a_corrupt_older_segment_drops_the_segments_after_it() {
+fn a_corrupt_older_segment_ends_the_log_and_the_segments_after_it_go_aside() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::open(
         dir.path(),
@@ -131,7 +131,16 @@ fn a_corrupt_older_segment_drops_the_segments_after_it() {
         .unwrap();
     let log = crash_open(dir.path());
     assert!(log.log_end_offset() > base && log.log_end_offset() < 24);
+    let aside = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir())
+        .expect("a recovery-aside directory");
     for later in &segs[2..] {
-        assert!(!later.exists(), "{later:?} dropped");
+        assert!(!later.exists(), "{later:?} no longer in the log");
+        assert!(
+            aside.join(later.file_name().unwrap()).exists(),
+            "{later:?} kept aside"
+        );
     }
 }

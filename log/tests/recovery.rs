@@ -330,10 +330,41 @@ fn unclean_shutdown_validates_from_the_recovery_point_and_cuts_an_older_segment(
     assert_eq!(len(victim), victim_len, "untouched");
     assert_eq!(files_with(dir.path(), "log").len(), logs.len());
     drop(log);
-    // Recovery point in segment 1 (or before): validated and cut after its first batch,
-    // every later segment dropped.
+    // Recovery point in segment 1 (or before): validated and cut after its first batch;
+    // the damaged bytes and every later segment go aside, not served and not deleted.
+    let original = std::fs::read(victim).unwrap();
+    let later: Vec<Vec<u8>> = logs[2..]
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
     let rp = base(&logs[1]);
     let log = Log::open_with(dir.path(), cfg.clone(), unclean(Some(rp))).unwrap();
+    let asides: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(asides.len(), 1, "{asides:?}");
+    let aside = &asides[0];
+    assert!(aside
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .starts_with(gregor_log::log::RECOVERY_ASIDE_PREFIX));
+    let tail = std::fs::read(aside.join(format!(
+        "{}.from-byte-{batch_size}",
+        victim.file_name().unwrap().to_string_lossy()
+    )))
+    .unwrap();
+    assert_eq!(
+        tail,
+        original[batch_size as usize..],
+        "the damaged tail, byte for byte"
+    );
+    for (path, bytes) in logs[2..].iter().zip(&later) {
+        let kept = std::fs::read(aside.join(path.file_name().unwrap())).unwrap();
+        assert_eq!(&kept, bytes, "{} kept whole", path.display());
+    }
     assert_eq!(log.log_end_offset(), base(victim) + 3);
     assert_eq!(log.recovery_point(), log.log_end_offset());
     assert_eq!(len(victim), batch_size);
@@ -510,4 +541,33 @@ fn clean_startup_does_not_scan_segments() {
         1500 * b.len() / (1 << 20)
     );
     assert!(clean_time < unclean_time);
+}
+
+#[test]
+fn a_segment_file_beyond_the_end_of_a_clean_shutdown_is_kept_aside_not_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(1000);
+    let leo = write_log(dir.path(), &cfg);
+    let logs = files_with(dir.path(), "log");
+    // A valid segment, far past the end: as if copied in from elsewhere.
+    let stray = dir.path().join("00000000000099999990.log");
+    std::fs::copy(&logs[0], &stray).unwrap();
+    let options = LogOpenOptions {
+        recovery_point: Some(leo),
+        clean_shutdown: true,
+        log_start_offset: None,
+    };
+    let log = Log::open_with(dir.path(), cfg.clone(), options).unwrap();
+    assert_eq!(log.log_end_offset(), leo, "the log end did not jump");
+    assert_eq!(offsets_from(&log, 0), (0..leo).collect::<Vec<_>>());
+    assert!(!stray.exists());
+    let aside = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir())
+        .expect("a recovery-aside directory");
+    assert_eq!(
+        std::fs::read(aside.join("00000000000099999990.log")).unwrap(),
+        std::fs::read(&logs[0]).unwrap()
+    );
 }

@@ -47,10 +47,14 @@ pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
 
 /// What the previous run left: the marker and the checkpoints read at start.
+/// What the previous run left for each log's first open in this one. The checkpoints'
+/// entries are taken by that first open: a log closed and opened again later (a replica
+/// removed and re-added) was closed by this process, and the start's offsets no longer
+/// describe it.
 struct StartupState {
     clean_shutdown: bool,
-    recovery_points: Offsets,
-    log_start_offsets: Offsets,
+    recovery_points: Mutex<Offsets>,
+    log_start_offsets: Mutex<Offsets>,
 }
 
 pub struct ReplicaManager {
@@ -77,16 +81,17 @@ impl ReplicaManager {
                 Offsets::new()
             }
         };
-        let startup = StartupState {
-            clean_shutdown,
-            recovery_points: read(RECOVERY_POINT_CHECKPOINT),
-            log_start_offsets: read(LOG_START_OFFSET_CHECKPOINT),
-        };
+        let recovery_points = read(RECOVERY_POINT_CHECKPOINT);
         info!(
             clean_shutdown,
-            recovery_points = startup.recovery_points.len(),
+            recovery_points = recovery_points.len(),
             "log recovery state loaded"
         );
+        let startup = StartupState {
+            clean_shutdown,
+            recovery_points: Mutex::new(recovery_points),
+            log_start_offsets: Mutex::new(read(LOG_START_OFFSET_CHECKPOINT)),
+        };
         ReplicaManager {
             broker_id,
             log_dir,
@@ -104,10 +109,16 @@ impl ReplicaManager {
 
     fn open_options(&self, topic: &str, index: i32) -> LogOpenOptions {
         let key = (topic.to_string(), index);
+        let take = |offsets: &Mutex<Offsets>| {
+            offsets
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key)
+        };
         LogOpenOptions {
-            recovery_point: self.startup.recovery_points.get(&key).copied(),
+            recovery_point: take(&self.startup.recovery_points),
             clean_shutdown: self.startup.clean_shutdown,
-            log_start_offset: self.startup.log_start_offsets.get(&key).copied(),
+            log_start_offset: take(&self.startup.log_start_offsets),
         }
     }
 
