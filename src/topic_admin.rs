@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError as E;
 use thiserror::Error;
-use tracing::info;
+use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::broker::Broker;
@@ -19,7 +19,7 @@ use crate::metadata::{MetadataError, MetadataImage, PartitionMetadata, TopicMeta
 /// Kafka's limit on topic name length.
 const MAX_NAME_LENGTH: usize = 249;
 
-#[derive(Debug, Error)]
+#[derive(Clone, Debug, Error)]
 pub enum AdminError {
     #[error("{0}")]
     InvalidTopic(String),
@@ -38,7 +38,61 @@ pub enum AdminError {
     #[error("Topic deletion is disabled.")]
     DeletionDisabled,
     #[error("{0}")]
+    PolicyViolation(String),
+    #[error("{0}")]
     Storage(String),
+}
+
+/// Kafka's limit on the partitions one CreateTopics or CreatePartitions request may create
+/// (`ReplicationControlManager`'s `MAX_PARTITIONS_PER_BATCH`), answered as Kafka answers it.
+pub const MAX_PARTITIONS_PER_REQUEST: i64 = 10_000;
+
+pub fn excessive_partitions() -> AdminError {
+    AdminError::PolicyViolation("Excessively large number of partitions per request.".into())
+}
+
+/// Every hosted partition keeps at least one segment file open, and connections need
+/// descriptors too: a broker takes at most half its open-file limit in partitions, so that a
+/// creation is refused up front instead of failing half way with "Too many open files".
+fn check_open_file_budget(broker: &Broker, new_here: usize) -> Result<(), AdminError> {
+    if new_here == 0 {
+        return Ok(());
+    }
+    let limit = open_file_limit();
+    let budget = limit / 2;
+    let hosted = broker.replicas.all_partitions().len();
+    if hosted + new_here > budget {
+        return Err(AdminError::PolicyViolation(format!(
+            "Broker {} hosts {hosted} partitions and would host {}: more than half of its \
+             open-file limit ({limit}) allows. Raise the limit (ulimit -n) to create them.",
+            broker.config.broker_id,
+            hosted + new_here
+        )));
+    }
+    Ok(())
+}
+
+/// The soft limit on open files (raised to the hard limit at start).
+fn open_file_limit() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct passed by reference.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
+    } else {
+        usize::MAX
+    }
+}
+
+/// How many of `partitions` this broker would host.
+fn hosted_here(broker: &Broker, partitions: &[PartitionMetadata]) -> usize {
+    let id = broker.config.broker_id;
+    partitions
+        .iter()
+        .filter(|p| p.replicas.contains(&id))
+        .count()
 }
 
 impl AdminError {
@@ -52,6 +106,7 @@ impl AdminError {
             AdminError::InvalidReplicaAssignment(_) => E::InvalidReplicaAssignment.code(),
             AdminError::InvalidConfig(_) => E::InvalidConfig.code(),
             AdminError::DeletionDisabled => E::TopicDeletionDisabled.code(),
+            AdminError::PolicyViolation(_) => E::PolicyViolation.code(),
             AdminError::Storage(_) => E::UnknownServerError.code(),
         }
     }
@@ -237,6 +292,17 @@ pub async fn create_topics(
     topics: Vec<NewTopic>,
     validate_only: bool,
 ) -> Vec<Result<TopicMetadata, AdminError>> {
+    let requested: i64 = topics
+        .iter()
+        .map(|t| match (t.assignments.len(), t.num_partitions) {
+            (0, -1) => i64::from(broker.config.num_partitions),
+            (0, n) => i64::from(n.max(0)),
+            (n, _) => n as i64,
+        })
+        .sum();
+    if requested > MAX_PARTITIONS_PER_REQUEST {
+        return topics.iter().map(|_| Err(excessive_partitions())).collect();
+    }
     let _guard = broker.admin_lock.lock().await;
     let image = broker.image();
     let mut results: Vec<Result<TopicMetadata, AdminError>> = Vec::with_capacity(topics.len());
@@ -248,7 +314,17 @@ pub async fn create_topics(
         }
         results.push(prepared);
     }
-    if validate_only || batch.is_empty() {
+    let new_here: usize = results
+        .iter()
+        .flatten()
+        .map(|t| hosted_here(broker, &t.partitions))
+        .sum();
+    if let Err(e) = check_open_file_budget(broker, new_here) {
+        for r in results.iter_mut().filter(|r| r.is_ok()) {
+            *r = Err(e.clone());
+        }
+    }
+    if validate_only || results.iter().all(|r| r.is_err()) {
         return results;
     }
     let valid: Vec<TopicMetadata> = results.iter().flatten().cloned().collect();
@@ -258,15 +334,26 @@ pub async fn create_topics(
             *r = Err(e.into());
         }
     }
-    let synced = sync_replicas(broker).map_err(|e| e.to_string());
-    for r in results.iter_mut() {
-        match (&r, &synced) {
-            (Ok(created), Ok(())) => {
-                info!(topic = %created.name, partitions = created.partitions.len(), "created topic")
+    if let Err(e) = sync_replicas(broker) {
+        // Topics whose logs cannot all be opened are taken back out of the metadata: a
+        // topic that stays committed without its logs is one no restart can open.
+        for created in results.iter().flatten() {
+            if let Err(d) = broker.metadata.delete_topic(created.name.clone()).await {
+                warn!(topic = %created.name, error = %d, "rolling back a topic whose logs failed failed too");
             }
-            (Ok(_), Err(e)) => *r = Err(AdminError::Storage(e.clone())),
-            (Err(_), _) => {}
         }
+        if let Err(again) = sync_replicas(broker) {
+            warn!(error = %again, "closing the logs of rolled-back topics failed");
+        }
+        for r in results.iter_mut().filter(|r| r.is_ok()) {
+            *r = Err(AdminError::Storage(format!(
+                "{e}; the topic was not created"
+            )));
+        }
+        return results;
+    }
+    for created in results.iter().flatten() {
+        info!(topic = %created.name, partitions = created.partitions.len(), "created topic")
     }
     results
 }
@@ -383,15 +470,14 @@ pub async fn create_partitions(
         }
         None => assign_replicas(&image, current, added, rf)?,
     };
+    let new: Vec<PartitionMetadata> = new.into_iter().map(new_partition).collect();
+    check_open_file_budget(broker, hosted_here(broker, &new))?;
     if validate_only {
         return Ok(());
     }
     broker
         .metadata
-        .add_partitions(
-            name.to_string(),
-            new.into_iter().map(new_partition).collect(),
-        )
+        .add_partitions(name.to_string(), new)
         .await?;
     sync_replicas(broker)?;
     info!(topic = %name, partitions = total, "added partitions");

@@ -1071,3 +1071,123 @@ fn graceful_shutdown_answers_the_request_in_flight() {
     assert!(closed_after, "then the connection was closed");
     assert!(broker.data_dir().join(".kafka_cleanshutdown").exists());
 }
+
+fn metadata_topics(c: &mut Client) -> Vec<String> {
+    let md = c.call(12, &MetadataRequest::default().with_topics(None));
+    let mut names: Vec<String> = md
+        .topics
+        .iter()
+        .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_request_for_more_than_ten_thousand_partitions_is_refused_as_kafka_refuses_it() {
+    let broker = BrokerProcess::start(&[]);
+    let mut c = broker.client();
+    let topic = |n: &str, partitions: i32| {
+        CreatableTopic::default()
+            .with_name(name(n))
+            .with_num_partitions(partitions)
+            .with_replication_factor(1)
+    };
+    // One topic of 16,843,009 partitions (what a fuzzed request asked for), then two that
+    // only together exceed the limit: every topic of the request gets POLICY_VIOLATION.
+    for topics in [
+        vec![topic("huge", 0x0101_0101)],
+        vec![topic("half-a", 5_000), topic("half-b", 5_001)],
+    ] {
+        let resp = c.call(
+            7,
+            &CreateTopicsRequest::default().with_topics(topics.clone()),
+        );
+        assert_eq!(resp.topics.len(), topics.len());
+        for t in &resp.topics {
+            assert_eq!(t.error_code, 44, "POLICY_VIOLATION for {:?}", t.name);
+            assert_eq!(
+                t.error_message.as_deref(),
+                Some("Excessively large number of partitions per request.")
+            );
+        }
+    }
+    assert!(metadata_topics(&mut c).is_empty());
+    // CreatePartitions: the same limit on the partitions a request adds.
+    assert_eq!(create_topic(&mut c, "grow", 1, &[]), 0);
+    let resp = c.call(
+        3,
+        &CreatePartitionsRequest::default().with_topics(vec![CreatePartitionsTopic::default()
+            .with_name(name("grow"))
+            .with_count(10_002)]),
+    );
+    assert_eq!(resp.results[0].error_code, 44);
+    let md = c.call(12, &MetadataRequest::default().with_topics(None));
+    assert_eq!(md.topics[0].partitions.len(), 1, "nothing added");
+}
+
+#[test]
+fn partitions_beyond_half_the_open_file_limit_are_refused_up_front() {
+    // 200 descriptors: at most 100 partitions.
+    let mut broker = BrokerProcess::start_with_open_file_limit(200, &[]);
+    let mut c = broker.client();
+    assert_eq!(create_topic(&mut c, "fits", 90, &[]), 0);
+    let resp = c.call(
+        7,
+        &CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+            .with_name(name("too-many"))
+            .with_num_partitions(20)
+            .with_replication_factor(1)]),
+    );
+    assert_eq!(resp.topics[0].error_code, 44, "POLICY_VIOLATION");
+    let message = resp.topics[0].error_message.as_deref().unwrap_or_default();
+    assert!(message.contains("open-file limit (200)"), "{message}");
+    let resp = c.call(
+        3,
+        &CreatePartitionsRequest::default().with_topics(vec![CreatePartitionsTopic::default()
+            .with_name(name("fits"))
+            .with_count(120)
+            .with_assignments(None)]),
+    );
+    assert_eq!(resp.results[0].error_code, 44);
+    assert_eq!(metadata_topics(&mut c), vec!["fits".to_string()]);
+    // The broker still starts on what it holds.
+    drop(c);
+    assert!(broker.stop());
+    broker.restart();
+    let mut c = broker.client();
+    let md = c.call(12, &MetadataRequest::default().with_topics(None));
+    assert_eq!(md.topics[0].partitions.len(), 90);
+}
+
+#[test]
+fn a_topic_whose_logs_cannot_be_opened_is_rolled_back() {
+    let mut broker = BrokerProcess::start(&[]);
+    let mut c = broker.client();
+    // A regular file where partition 1's directory must go: its log cannot be created.
+    let blocker = broker.data_dir().join("blocked-1");
+    std::fs::write(&blocker, b"not a directory").unwrap();
+    let resp = c.call(
+        7,
+        &CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+            .with_name(name("blocked"))
+            .with_num_partitions(3)
+            .with_replication_factor(1)]),
+    );
+    assert_ne!(resp.topics[0].error_code, 0);
+    let message = resp.topics[0].error_message.as_deref().unwrap_or_default();
+    assert!(message.contains("the topic was not created"), "{message}");
+    assert!(metadata_topics(&mut c).is_empty(), "rolled back");
+    assert!(
+        !broker.data_dir().join("blocked-0").exists(),
+        "its other logs removed"
+    );
+    assert_eq!(std::fs::read(&blocker).unwrap(), b"not a directory");
+    // The broker goes on creating topics, and starts again.
+    assert_eq!(create_topic(&mut c, "fine", 2, &[]), 0);
+    drop(c);
+    assert!(broker.stop());
+    broker.restart();
+    let mut c = broker.client();
+    assert_eq!(metadata_topics(&mut c), vec!["fine".to_string()]);
+}

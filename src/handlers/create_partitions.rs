@@ -25,6 +25,30 @@ pub async fn handle(
         .map(|t| t.name.0.to_string())
         .filter(|n| !names.insert(n.clone()))
         .collect();
+    // Kafka refuses the whole request when it would add more than its per-request limit.
+    let image = broker.image();
+    let added: i64 = req
+        .topics
+        .iter()
+        .filter_map(|t| {
+            let current = image.topic(&t.name.0)?.partitions.len() as i64;
+            Some((i64::from(t.count) - current).max(0))
+        })
+        .sum();
+    if added > topic_admin::MAX_PARTITIONS_PER_REQUEST {
+        let e = topic_admin::excessive_partitions();
+        let results = req
+            .topics
+            .into_iter()
+            .map(|t| {
+                CreatePartitionsTopicResult::default()
+                    .with_name(t.name)
+                    .with_error_code(e.error_code())
+                    .with_error_message(Some(str_bytes(e.to_string())))
+            })
+            .collect();
+        return CreatePartitionsResponse::default().with_results(results);
+    }
     let mut results = Vec::with_capacity(req.topics.len());
     for topic in req.topics {
         let name = topic.name.0.to_string();

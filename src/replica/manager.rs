@@ -26,7 +26,7 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use super::partition::{Partition, PartitionError};
-use crate::config::{topic_settings, BrokerConfig};
+use crate::config::{topic_settings, BrokerConfig, TopicSettings};
 use crate::metadata::{kafka_uuid_string, parse_kafka_uuid, MetadataImage, TopicMetadata};
 
 /// The replicas of one topic on this broker, indexed by partition number.
@@ -220,6 +220,34 @@ impl ReplicaManager {
             .filter(|r| r.id == topic.id)
             .map(|r| r.partitions.clone())
             .unwrap_or_default();
+        // Directories this call creates: if a later partition fails to open, they are
+        // removed again (they hold nothing yet), so that a failed creation leaves no trace.
+        let mut created: Vec<PathBuf> = Vec::new();
+        let opened = self.open_partitions(name, topic, &settings, &mut partitions, &mut created);
+        if let Err(e) = opened {
+            for dir in created {
+                if let Err(r) = std::fs::remove_dir_all(&dir) {
+                    warn!(dir = %dir.display(), error = %r, "removing a log directory of a failed open failed");
+                }
+            }
+            return Err(e);
+        }
+        Ok(TopicReplicas {
+            id: topic.id,
+            partitions,
+            applied: topic.clone(),
+        })
+    }
+
+    /// Opens the replicas of `topic` that this broker hosts and `partitions` lacks.
+    fn open_partitions(
+        &self,
+        name: &str,
+        topic: &Arc<TopicMetadata>,
+        settings: &TopicSettings,
+        partitions: &mut Vec<Option<Arc<Partition>>>,
+        created: &mut Vec<PathBuf>,
+    ) -> Result<(), PartitionError> {
         for (index, meta) in topic.partitions.iter().enumerate() {
             if partitions.len() <= index {
                 partitions.resize(index + 1, None);
@@ -241,7 +269,9 @@ impl ReplicaManager {
                 continue;
             }
             let dir = self.log_dir.join(format!("{name}-{index}"));
-            claim_partition_dir(&dir, topic.id)?;
+            if claim_partition_dir(&dir, topic.id)? {
+                created.push(dir.clone());
+            }
             let p = Partition::open_with(
                 &dir,
                 name,
@@ -254,11 +284,7 @@ impl ReplicaManager {
             p.set_leadership(leads, meta.leader_epoch)?;
             partitions[index] = Some(Arc::new(p));
         }
-        Ok(TopicReplicas {
-            id: topic.id,
-            partitions,
-            applied: topic.clone(),
-        })
+        Ok(())
     }
 
     /// Flushes and closes every log, then writes the checkpoints (graceful shutdown; the
@@ -359,17 +385,18 @@ fn delete_partition(p: Arc<Partition>) {
 
 const PARTITION_METADATA: &str = "partition.metadata";
 
-/// Makes `dir` the home of topic `id` (Kafka's `PartitionMetadataFile`): creates it with a
+/// Makes `dir` the home of topic `id` (Kafka's `PartitionMetadataFile`), and says whether it
+/// had to create the directory: creates it with a
 /// `partition.metadata` naming the topic id; keeps it when its file names `id` (whatever its
 /// whitespace: Kafka writes no final newline); renames it aside when the file names another
 /// id (a deleted topic of the same name). A file that cannot be read as a topic id is an
 /// error, never a reason to move data aside: the directory may hold this very topic.
-fn claim_partition_dir(dir: &Path, id: Uuid) -> Result<(), PartitionError> {
+fn claim_partition_dir(dir: &Path, id: Uuid) -> Result<bool, PartitionError> {
     let io = |e: std::io::Error| PartitionError::Log(e.into());
     let file = dir.join(PARTITION_METADATA);
     match std::fs::read(&file) {
         Ok(bytes) => match parse_partition_metadata(&bytes) {
-            Ok(found) if found == id => return Ok(()),
+            Ok(found) if found == id => return Ok(false),
             Ok(found) => {
                 let aside = dir.with_file_name(format!(
                     "{}.{}-stray",
@@ -394,10 +421,11 @@ fn claim_partition_dir(dir: &Path, id: Uuid) -> Result<(), PartitionError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io(e)),
     }
+    let existed = dir.is_dir();
     std::fs::create_dir_all(dir).map_err(io)?;
     let text = format!("version: 0\ntopic_id: {}", kafka_uuid_string(id.as_bytes()));
     gregor_log::checkpoint::write_file_atomically(&file, text.as_bytes())?;
-    Ok(())
+    Ok(!existed)
 }
 
 /// The topic id in a `partition.metadata` file: `version: 0` then `topic_id: <id>`, each on

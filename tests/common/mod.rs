@@ -23,6 +23,8 @@ pub struct BrokerProcess {
     _tmp: Option<tempfile::TempDir>,
     child: Option<Child>,
     overrides: Vec<String>,
+    /// The open-file limit the broker runs under (util-linux `prlimit`), if not inherited.
+    open_file_limit: Option<u32>,
 }
 
 fn free_port() -> u16 {
@@ -41,6 +43,22 @@ impl BrokerProcess {
             _tmp: Some(tmp),
             child: None,
             overrides: overrides.iter().map(|s| s.to_string()).collect(),
+            open_file_limit: None,
+        };
+        b.spawn();
+        b
+    }
+
+    /// A broker whose soft and hard open-file limits are both `limit`.
+    pub fn start_with_open_file_limit(limit: u32, overrides: &[&str]) -> BrokerProcess {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut b = BrokerProcess {
+            port: free_port(),
+            dir: tmp.path().to_path_buf(),
+            _tmp: Some(tmp),
+            child: None,
+            overrides: overrides.iter().map(|s| s.to_string()).collect(),
+            open_file_limit: Some(limit),
         };
         b.spawn();
         b
@@ -55,7 +73,15 @@ impl BrokerProcess {
     /// Starts the broker process and waits until it listens; if it exits (or has not
     /// listened after 20 s) instead, its log.
     fn try_spawn(&mut self) -> Result<(), String> {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gregor"));
+        let mut cmd = match self.open_file_limit {
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}"))
+                    .arg(env!("CARGO_BIN_EXE_gregor"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_gregor")),
+        };
         cmd.arg("--override")
             .arg(format!("listeners=PLAINTEXT://127.0.0.1:{}", self.port))
             .arg("--override")
