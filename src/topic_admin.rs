@@ -51,20 +51,22 @@ pub fn excessive_partitions() -> AdminError {
     AdminError::PolicyViolation("Excessively large number of partitions per request.".into())
 }
 
-/// Every hosted partition keeps at least one segment file open, and connections need
-/// descriptors too: a broker takes at most half its open-file limit in partitions, so that a
-/// creation is refused up front instead of failing half way with "Too many open files".
+/// Every hosted partition keeps at least one segment file open (one per segment), and
+/// connections need descriptors too: a broker takes at most three quarters of its open-file
+/// limit in partitions, so that a creation is refused up front instead of failing half way
+/// with "Too many open files". (10,000 partitions need a limit of at least 13,334.)
 fn check_open_file_budget(broker: &Broker, new_here: usize) -> Result<(), AdminError> {
     if new_here == 0 {
         return Ok(());
     }
     let limit = open_file_limit();
-    let budget = limit / 2;
+    let budget = limit / 4 * 3;
     let hosted = broker.replicas.all_partitions().len();
     if hosted + new_here > budget {
         return Err(AdminError::PolicyViolation(format!(
-            "Broker {} hosts {hosted} partitions and would host {}: more than half of its \
-             open-file limit ({limit}) allows. Raise the limit (ulimit -n) to create them.",
+            "Broker {} hosts {hosted} partitions and would host {}: more than three quarters \
+             of its open-file limit ({limit}) allows. Raise the limit (ulimit -n) to create \
+             them.",
             broker.config.broker_id,
             hosted + new_here
         )));

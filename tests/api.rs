@@ -1127,11 +1127,11 @@ fn a_request_for_more_than_ten_thousand_partitions_is_refused_as_kafka_refuses_i
 }
 
 #[test]
-fn partitions_beyond_half_the_open_file_limit_are_refused_up_front() {
-    // 200 descriptors: at most 100 partitions.
+fn partitions_beyond_three_quarters_of_the_open_file_limit_are_refused_up_front() {
+    // 200 descriptors: at most 150 partitions.
     let mut broker = BrokerProcess::start_with_open_file_limit(200, &[]);
     let mut c = broker.client();
-    assert_eq!(create_topic(&mut c, "fits", 90, &[]), 0);
+    assert_eq!(create_topic(&mut c, "fits", 140, &[]), 0);
     let resp = c.call(
         7,
         &CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
@@ -1146,7 +1146,7 @@ fn partitions_beyond_half_the_open_file_limit_are_refused_up_front() {
         3,
         &CreatePartitionsRequest::default().with_topics(vec![CreatePartitionsTopic::default()
             .with_name(name("fits"))
-            .with_count(120)
+            .with_count(160)
             .with_assignments(None)]),
     );
     assert_eq!(resp.results[0].error_code, 44);
@@ -1157,7 +1157,7 @@ fn partitions_beyond_half_the_open_file_limit_are_refused_up_front() {
     broker.restart();
     let mut c = broker.client();
     let md = c.call(12, &MetadataRequest::default().with_topics(None));
-    assert_eq!(md.topics[0].partitions.len(), 90);
+    assert_eq!(md.topics[0].partitions.len(), 140);
 }
 
 #[test]
