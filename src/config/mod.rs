@@ -8,6 +8,7 @@
 
 pub mod broker;
 pub mod group;
+mod properties;
 pub mod topic;
 
 pub use broker::{BrokerConfig, CliAction, Listener};
