@@ -7,6 +7,7 @@
 //! This module also holds the shared DescribeConfigs row types and value checks.
 
 pub mod broker;
+mod broker_keys;
 pub mod group;
 mod properties;
 pub mod topic;

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use super::broker::broker_key;
+use super::broker_keys::broker_key;
 use super::{
     check_value, parse_bool, parse_int, split_list, BrokerConfig, Check, ConfigEntry, ConfigSource,
     ConfigSynonym, ConfigType, INT_MAX,
