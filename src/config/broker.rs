@@ -4,8 +4,9 @@
 //! BROKER.
 //!
 //! Only the keys in the key table (`broker_keys.rs`) are known; any other key is kept verbatim in
-//! [`BrokerConfig::explicit`] and reported by [`BrokerConfig::warnings`]. gregor-specific
-//! defaults (where they differ from Kafka's) are said so in the table's docs.
+//! [`BrokerConfig::explicit`] and reported by [`BrokerConfig::warnings`], with the known key it is
+//! probably a typo of. gregor-specific defaults (where they differ from Kafka's) are said so in
+//! the table's docs.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -13,7 +14,7 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context};
 
-use super::broker_keys::{broker_key, BrokerKey, BROKER_KEYS, LONG_MAX};
+use super::broker_keys::{broker_key, closest_key, BrokerKey, BROKER_KEYS, LONG_MAX};
 use super::properties::{decode_properties_bytes, parse_override, parse_properties};
 use super::{
     check_value, parse_bool, parse_int, split_list, ConfigEntry, ConfigSource, ConfigSynonym,
@@ -98,7 +99,7 @@ pub struct BrokerConfig {
     /// `log.flush.interval.ms`; `None` (unset) means `log.flush.scheduler.interval.ms` applies.
     pub log_flush_interval_ms: Option<u64>,
     /// Effective retention: `log.retention.ms`, else `log.retention.minutes`, else
-    /// `log.retention.hours`; any negative result is -1 (unlimited), as in Kafka.
+    /// `log.retention.hours`; any negative result is -1 (unlimited), as in Kafka (0 is refused).
     pub log_retention_ms: i64,
     /// `log.retention.bytes`.
     pub log_retention_bytes: i64,
@@ -238,14 +239,18 @@ impl BrokerConfig {
         Self::from_explicit(BTreeMap::new()).expect("the key table's defaults are valid")
     }
 
-    /// Things worth telling the operator: unknown (ignored) keys, and listeners that are not
-    /// plaintext (gregor serves every listener as PLAINTEXT).
+    /// Things worth telling the operator: unknown (ignored) keys, with the known key they are
+    /// probably a typo of, and listeners that are not plaintext (gregor serves every listener as
+    /// PLAINTEXT).
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
         for key in self.explicit.keys() {
             if broker_key(key).is_none() {
+                let hint = closest_key(key)
+                    .map(|known| format!(" (did you mean {known}?)"))
+                    .unwrap_or_default();
                 out.push(format!(
-                    "ignoring unknown or unsupported config key '{key}'"
+                    "ignoring unknown or unsupported config key '{key}'{hint}"
                 ));
             }
         }
@@ -427,17 +432,30 @@ impl BrokerConfig {
         }
 
         // Kafka's precedence: log.retention.ms, else .minutes, else .hours. A negative result
-        // means unlimited (-1).
-        let retention = match (
+        // means unlimited (-1); zero is refused, as Kafka's KafkaConfig does.
+        let (retention_key, retention) = match (
             v.opt_num::<i64>("log.retention.ms")?,
             v.opt_num::<i64>("log.retention.minutes")?,
         ) {
-            (Some(ms), _) => ms,
-            (None, Some(minutes)) => minutes.saturating_mul(60_000),
-            (None, None) => v
-                .num::<i64>("log.retention.hours")?
-                .saturating_mul(3_600_000),
+            (Some(ms), _) => ("log.retention.ms", ms),
+            (None, Some(minutes)) => ("log.retention.minutes", minutes.saturating_mul(60_000)),
+            (None, None) => (
+                "log.retention.hours",
+                v.num::<i64>("log.retention.hours")?
+                    .saturating_mul(3_600_000),
+            ),
         };
+        if retention == 0 {
+            bail!("Invalid value 0 for configuration {retention_key}: the retention time must be unlimited (-1) or at least 1 ms");
+        }
+
+        // Kafka: at least 1 MiB of dedupe buffer per cleaner thread. With 0 threads gregor runs
+        // no cleaner, so there is nothing to check.
+        let cleaner_threads: i64 = v.num("log.cleaner.threads")?;
+        let dedupe_buffer: i64 = v.num("log.cleaner.dedupe.buffer.size")?;
+        if cleaner_threads > 0 && dedupe_buffer / cleaner_threads <= 1024 * 1024 {
+            bail!("Invalid value {dedupe_buffer} for configuration log.cleaner.dedupe.buffer.size: must be more than 1 MiB per cleaner thread (log.cleaner.threads={cleaner_threads})");
+        }
 
         Ok(BrokerConfig {
             broker_id,
@@ -836,6 +854,7 @@ mod tests {
         let w = c.warnings();
         assert_eq!(w.len(), 1);
         assert!(w[0].contains("num.io.threads"));
+        assert!(!w[0].contains("did you mean"), "{}", w[0]);
         assert!(c
             .describe(Some(&["num.io.threads".to_string()]), true, true)
             .is_empty());
@@ -956,6 +975,72 @@ mod tests {
         let l = c.describe(Some(&["listeners".to_string()]), false, false);
         assert_eq!(l[0].value.as_deref(), Some("PLAINTEXT://127.0.0.1:9092"));
         assert_eq!(l[0].source, ConfigSource::DefaultConfig);
+    }
+
+    #[test]
+    fn a_typo_of_a_known_key_suggests_it() {
+        let w = parse("log.flush.interval.message=1\n").warnings();
+        assert_eq!(
+            w,
+            vec![
+                "ignoring unknown or unsupported config key 'log.flush.interval.message' \
+                  (did you mean log.flush.interval.messages?)"
+                    .to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn values_kafka_refuses_are_refused_naming_key_and_value() {
+        // Kafka 3.9's validators (ConfigDef ranges and KafkaConfig's cross-key checks); the
+        // refused key and value are those of the last line.
+        for text in [
+            "log.retention.ms=0",
+            "log.retention.minutes=0",
+            "log.retention.hours=0",
+            "log.index.interval.bytes=-1",
+            "num.partitions=0",
+            "log.segment.bytes=13",
+            "log.roll.ms=0",
+            "log.roll.hours=0",
+            "log.retention.check.interval.ms=0",
+            "log.flush.interval.messages=0",
+            "message.max.bytes=-1",
+            "socket.request.max.bytes=0",
+            "min.insync.replicas=0",
+            "offsets.topic.replication.factor=0",
+            "offsets.topic.num.partitions=0",
+            "offsets.retention.minutes=0",
+            "group.max.size=0",
+            "group.consumer.heartbeat.interval.ms=0",
+            "log.cleaner.threads=-1",
+            "log.cleaner.backoff.ms=-1",
+            "log.cleaner.min.cleanable.ratio=1.5",
+            "log.cleaner.max.compaction.lag.ms=0",
+            "log.cleaner.dedupe.buffer.size=1048576",
+            "log.cleaner.threads=2\nlog.cleaner.dedupe.buffer.size=2097152",
+            "compression.type=brotli",
+            "log.message.timestamp.type=Now",
+            "broker.id=-2",
+            "broker.id=1001",
+            "node.id=1001",
+        ] {
+            let last = text.lines().last().unwrap_or_default();
+            let (key, value) = last.split_once('=').unwrap_or_default();
+            let e = err(text);
+            assert!(
+                e.contains(&format!("Invalid value {value} for configuration {key}")),
+                "{text}: {e}"
+            );
+        }
+        assert_eq!(parse("broker.id=1000").broker_id, 1000);
+        // Negative retention is unlimited in Kafka, not refused; 0 threads turns the cleaner off.
+        assert_eq!(parse("log.retention.ms=-5").log_retention_ms, -1);
+        assert!(BrokerConfig::from_properties_text(
+            "log.cleaner.threads=0\nlog.cleaner.dedupe.buffer.size=1024",
+            &[]
+        )
+        .is_ok());
     }
 
     #[test]

@@ -30,6 +30,10 @@ pub(crate) struct BrokerKey {
 
 pub(crate) const LONG_MAX: &str = "9223372036854775807";
 
+/// Kafka's `reserved.broker.max.id` default: explicit broker ids may not exceed it, generated
+/// ones (`broker.id=-1`) start above it.
+const RESERVED_BROKER_MAX_ID: i64 = 1000;
+
 const fn int(min: i64) -> Check {
     Check::Int { min, max: INT_MAX }
 }
@@ -46,9 +50,9 @@ pub(crate) const BROKER_KEYS: &[BrokerKey] = &[
     BrokerKey { name: "auto.create.topics.enable", ty: ConfigType::Boolean, default: Some("true"), check: Check::Bool, synonyms: &[],
         summary: Some("create unknown topics on Metadata requests"),
         doc: "Enable auto creation of topic on the server." },
-    BrokerKey { name: "broker.id", ty: ConfigType::Int, default: Some("0"), check: int(-1), synonyms: &[],
+    BrokerKey { name: "broker.id", ty: ConfigType::Int, default: Some("0"), check: Check::Int { min: -1, max: RESERVED_BROKER_MAX_ID }, synonyms: &[],
         summary: Some("this broker's id (`node.id` is a synonym); -1 with `zookeeper.connect`: a generated id above 1000"),
-        doc: "The broker id for this server. gregor's default is 0; -1 (with zookeeper.connect) takes a generated id above 1000 from /brokers/seqid, kept in meta.properties, as Kafka does." },
+        doc: "The broker id for this server. gregor's default is 0; -1 (with zookeeper.connect) takes a generated id above 1000 from /brokers/seqid, kept in meta.properties, as Kafka does; an explicit id may not exceed 1000 (Kafka's reserved.broker.max.id)." },
     BrokerKey { name: "broker.rack", ty: ConfigType::String, default: None, check: Check::Str, synonyms: &[],
         summary: Some("rack of this broker; replica assignment alternates racks when every broker has one"),
         doc: "Rack of the broker. This will be used in rack aware replication assignment for fault tolerance. Examples: RACK1, us-east-1d" },
@@ -172,7 +176,7 @@ pub(crate) const BROKER_KEYS: &[BrokerKey] = &[
     BrokerKey { name: "min.insync.replicas", ty: ConfigType::Int, default: Some("1"), check: int(1), synonyms: &[],
         summary: Some("acks=all needs this many in-sync replicas (topic: `min.insync.replicas`)"),
         doc: "When a producer sets acks to \"all\" (or \"-1\"), min.insync.replicas specifies the minimum number of replicas that must acknowledge a write for the write to be considered successful." },
-    BrokerKey { name: "node.id", ty: ConfigType::Int, default: None, check: int(0), synonyms: &[],
+    BrokerKey { name: "node.id", ty: ConfigType::Int, default: None, check: Check::Int { min: 0, max: RESERVED_BROKER_MAX_ID }, synonyms: &[],
         summary: None,
         doc: "The node ID; gregor accepts it as a synonym of broker.id (they must agree if both are set)." },
     BrokerKey { name: "num.partitions", ty: ConfigType::Int, default: Some("1"), check: int(1), synonyms: &[],
@@ -215,6 +219,33 @@ pub(crate) fn broker_key(name: &str) -> Option<&'static BrokerKey> {
     BROKER_KEYS.iter().find(|k| k.name == name)
 }
 
+/// The known key closest to an unknown `name`, if it is near enough to be a typo of it: at most
+/// 3 edits, and fewer than a quarter of the name's length (so `num.io.threads`, a Kafka key gregor
+/// does not honour, suggests nothing).
+pub(crate) fn closest_key(name: &str) -> Option<&'static str> {
+    let (distance, key) = BROKER_KEYS
+        .iter()
+        .map(|k| (edit_distance(name, k.name), k.name))
+        .min()?;
+    (distance > 0 && distance <= 3 && distance * 4 < name.len()).then_some(key)
+}
+
+/// Levenshtein distance between two strings, in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    // previous[j]: distance between the prefix of `a` seen so far (minus one char) and b[..j].
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,6 +280,53 @@ mod tests {
                     key.name
                 );
             }
+        }
+    }
+
+    #[test]
+    fn edit_distances() {
+        assert_eq!(edit_distance("", ""), 0);
+        assert_eq!(edit_distance("abc", ""), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(
+            edit_distance("log.flush.interval.message", "log.flush.interval.messages"),
+            1
+        );
+    }
+
+    #[test]
+    fn typos_suggest_the_key_and_other_kafka_keys_do_not() {
+        assert_eq!(
+            closest_key("log.flush.interval.message"),
+            Some("log.flush.interval.messages")
+        );
+        assert_eq!(closest_key("num.partition"), Some("num.partitions"));
+        assert_eq!(
+            closest_key("log.retention.hour"),
+            Some("log.retention.hours")
+        );
+        assert_eq!(closest_key("zookeeper.conect"), Some("zookeeper.connect"));
+        assert_eq!(closest_key("num.partitions"), None);
+        // Kafka keys of a usual server.properties that gregor does not honour.
+        for kafka_key in [
+            "num.io.threads",
+            "num.network.threads",
+            "socket.send.buffer.bytes",
+            "socket.receive.buffer.bytes",
+            "num.recovery.threads.per.data.dir",
+            "transaction.state.log.replication.factor",
+            "transaction.state.log.min.isr",
+            "zookeeper.connection.timeout.ms",
+            "group.consumer.min.session.timeout.ms",
+            "log.roll.jitter.hours",
+            "log.local.retention.ms",
+            "log.cleaner.io.buffer.size",
+            "log.preallocate",
+            "replica.lag.time.max.ms",
+            "retention.ms",
+            "x",
+        ] {
+            assert_eq!(closest_key(kafka_key), None, "{kafka_key}");
         }
     }
 }
