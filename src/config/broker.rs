@@ -14,11 +14,11 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context};
 
-use super::broker_keys::{broker_key, closest_key, BrokerKey, BROKER_KEYS, LONG_MAX};
+use super::broker_keys::{broker_key, closest_key, BrokerKey, BROKER_KEYS};
 use super::properties::{decode_properties_bytes, parse_override, parse_properties};
 use super::{
     check_value, parse_bool, parse_int, split_list, ConfigEntry, ConfigSource, ConfigSynonym,
-    ConfigType,
+    ConfigType, LONG_MAX,
 };
 
 /// One `NAME://host:port` endpoint from `listeners` or `advertised.listeners`.

@@ -7,7 +7,7 @@
 //! in `--help` and README (then paste the README row the `readme_key_table` test prints), and, if
 //! the broker needs it typed, a field in `BrokerConfig` filled in `BrokerConfig::from_explicit`.
 
-use super::{Check, ConfigType, INT_MAX};
+use super::{int, long, Check, ConfigType, LONG_MAX};
 
 /// One broker key.
 #[derive(Clone, Copy, Debug)]
@@ -28,19 +28,9 @@ pub(crate) struct BrokerKey {
     pub doc: &'static str,
 }
 
-pub(crate) const LONG_MAX: &str = "9223372036854775807";
-
 /// Kafka's `reserved.broker.max.id` default: explicit broker ids may not exceed it, generated
 /// ones (`broker.id=-1`) start above it.
 const RESERVED_BROKER_MAX_ID: i64 = 1000;
-
-const fn int(min: i64) -> Check {
-    Check::Int { min, max: INT_MAX }
-}
-
-const fn long(min: i64) -> Check {
-    Check::Long { min, max: i64::MAX }
-}
 
 /// Every broker key gregor honours, sorted by name (DescribeConfigs lists them in this order).
 pub(crate) const BROKER_KEYS: &[BrokerKey] = &[

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 
 use super::broker_keys::broker_key;
 use super::{
-    check_value, parse_bool, parse_int, split_list, BrokerConfig, Check, ConfigEntry, ConfigSource,
-    ConfigSynonym, ConfigType, INT_MAX,
+    check_value, int, long, parse_bool, parse_int, split_list, BrokerConfig, Check, ConfigEntry,
+    ConfigSource, ConfigSynonym, ConfigType, LONG_MAX,
 };
 
 /// The effective settings of one topic: topic overrides (from CreateTopics configs / stored), else
@@ -73,16 +73,6 @@ struct TopicKey {
     /// Kafka's broker synonyms, highest precedence first; only those gregor honours are used.
     synonyms: &'static [(&'static str, Conv)],
     doc: &'static str,
-}
-
-const LONG_MAX: &str = "9223372036854775807";
-
-const fn int(min: i64) -> Check {
-    Check::Int { min, max: INT_MAX }
-}
-
-const fn long(min: i64) -> Check {
-    Check::Long { min, max: i64::MAX }
 }
 
 const COMPRESSION_TYPES: &[&str] = &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
