@@ -22,10 +22,6 @@ fn main() -> anyhow::Result<()> {
     let config = match BrokerConfig::from_args(std::env::args().skip(1))? {
         CliAction::Help(text) => {
             print!("{text}");
-            println!("\nConfiguration keys (with their defaults):");
-            for entry in BrokerConfig::default_standalone().describe(None, false, false) {
-                println!("  {}={}", entry.name, entry.value.unwrap_or_default());
-            }
             return Ok(());
         }
         CliAction::Run(config) => config,

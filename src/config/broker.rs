@@ -1,10 +1,12 @@
 //! The broker's static configuration: the command line (`gregor [server.properties] [--override
-//! key=value ...]`, as Kafka's `kafka-server-start.sh`), a parser for Java `.properties` text, the typed
-//! [`BrokerConfig`] built from them, and the DescribeConfigs rows for resource type BROKER.
+//! key=value ...]`, as Kafka's `kafka-server-start.sh`), the typed [`BrokerConfig`] built from the
+//! file (read by `properties`) and the overrides, and the DescribeConfigs rows for resource type
+//! BROKER.
 //!
-//! Only keys gregor actually honours are known here; any other key is kept verbatim in
-//! [`BrokerConfig::explicit`] and reported by [`BrokerConfig::warnings`]. gregor-specific defaults
-//! (where they differ from Kafka's) are documented on the fields.
+//! Only the keys in the key table (`broker_keys.rs`) are known; any other key is kept verbatim in
+//! [`BrokerConfig::explicit`] and reported by [`BrokerConfig::warnings`], with the known key it is
+//! probably a typo of. gregor-specific defaults (where they differ from Kafka's) are said so in
+//! the table's docs.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -12,9 +14,11 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context};
 
+use super::broker_keys::{broker_key, closest_key, BrokerKey, BROKER_KEYS};
+use super::properties::{decode_properties_bytes, parse_override, parse_properties};
 use super::{
-    check_value, parse_bool, parse_int, split_list, Check, ConfigEntry, ConfigSource,
-    ConfigSynonym, ConfigType, INT_MAX,
+    check_value, parse_bool, parse_int, split_list, ConfigEntry, ConfigSource, ConfigSynonym,
+    ConfigType, LONG_MAX,
 };
 
 /// One `NAME://host:port` endpoint from `listeners` or `advertised.listeners`.
@@ -46,12 +50,15 @@ impl fmt::Display for Listener {
     }
 }
 
-/// The broker's configuration. Build it with [`BrokerConfig::from_args`],
-/// [`BrokerConfig::from_properties_text`] or [`BrokerConfig::default_standalone`].
+/// The broker's configuration, typed. Build it with [`BrokerConfig::from_args`],
+/// [`BrokerConfig::from_properties_text`] or [`BrokerConfig::default_standalone`]. Each field is
+/// filled from its key (explicit value, else the default in `BROKER_KEYS`) in `from_explicit`;
+/// keys without a field are read with `raw_value`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BrokerConfig {
     /// `broker.id` (or its synonym `node.id`). Kafka's default is -1 (generate one); gregor's is 0,
-    /// so that a standalone broker needs no configuration. Must be >= 0.
+    /// so that a standalone broker needs no configuration. -1 is replaced by a generated id
+    /// in cluster mode.
     pub broker_id: i32,
     /// `listeners`; gregor's default is `PLAINTEXT://127.0.0.1:9092` (Kafka's is `PLAINTEXT://:9092`,
     /// all interfaces).
@@ -65,40 +72,40 @@ pub struct BrokerConfig {
     pub log_dirs: Vec<PathBuf>,
     /// `zookeeper.connect`; `None` when unset or empty.
     pub zookeeper_connect: Option<String>,
-    /// `zookeeper.session.timeout.ms`, default 18000.
+    /// `zookeeper.session.timeout.ms`.
     pub zookeeper_session_timeout_ms: u64,
-    /// `num.partitions`, default 1.
+    /// `num.partitions`.
     pub num_partitions: i32,
-    /// `default.replication.factor`, default 1.
+    /// `default.replication.factor`.
     pub default_replication_factor: i16,
-    /// `min.insync.replicas`, default 1.
+    /// `min.insync.replicas`.
     pub min_insync_replicas: i32,
-    /// `auto.create.topics.enable`, default true.
+    /// `auto.create.topics.enable`.
     pub auto_create_topics_enable: bool,
-    /// `delete.topic.enable`, default true.
+    /// `delete.topic.enable`.
     pub delete_topic_enable: bool,
-    /// `message.max.bytes`, default 1048588.
+    /// `message.max.bytes`.
     pub message_max_bytes: i32,
-    /// `socket.request.max.bytes`, default 104857600.
+    /// `socket.request.max.bytes`.
     pub socket_request_max_bytes: usize,
-    /// `connections.max.idle.ms`, default 600000.
+    /// `connections.max.idle.ms`.
     pub connections_max_idle_ms: u64,
-    /// `log.segment.bytes`, default 1073741824.
+    /// `log.segment.bytes`.
     pub log_segment_bytes: u64,
-    /// `log.index.interval.bytes`, default 4096.
+    /// `log.index.interval.bytes`.
     pub log_index_interval_bytes: u32,
-    /// `log.flush.interval.messages`, default Long.MAX_VALUE (9223372036854775807).
+    /// `log.flush.interval.messages`.
     pub log_flush_interval_messages: u64,
     /// `log.flush.interval.ms`; `None` (unset) means `log.flush.scheduler.interval.ms` applies.
     pub log_flush_interval_ms: Option<u64>,
     /// Effective retention: `log.retention.ms`, else `log.retention.minutes`, else
-    /// `log.retention.hours` (default 168); any negative result is -1 (unlimited), as in Kafka.
+    /// `log.retention.hours`; any negative result is -1 (unlimited), as in Kafka (0 is refused).
     pub log_retention_ms: i64,
-    /// `log.retention.bytes`, default -1 (unlimited).
+    /// `log.retention.bytes`.
     pub log_retention_bytes: i64,
-    /// `log.cleanup.policy`, default `delete`; stored normalised (`compact,delete`, no spaces).
+    /// `log.cleanup.policy`, stored normalised (`compact,delete`, no spaces).
     pub log_cleanup_policy: String,
-    /// `log.retention.check.interval.ms`, default 300000: how often retention runs.
+    /// `log.retention.check.interval.ms`: how often retention runs.
     pub log_retention_check_interval_ms: u64,
     /// `broker.rack`; `None` when unset or empty.
     pub broker_rack: Option<String>,
@@ -121,163 +128,6 @@ pub enum CliAction {
     Help(String),
 }
 
-/// A broker key that gregor honours.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct BrokerKey {
-    pub name: &'static str,
-    pub ty: ConfigType,
-    /// The default as DescribeConfigs shows it; `None` for Kafka's null default.
-    pub default: Option<&'static str>,
-    pub check: Check,
-    pub doc: &'static str,
-}
-
-const LONG_MAX: &str = "9223372036854775807";
-
-const fn int(min: i64) -> Check {
-    Check::Int { min, max: INT_MAX }
-}
-
-const fn long(min: i64) -> Check {
-    Check::Long { min, max: i64::MAX }
-}
-
-/// Every broker key gregor honours, with Kafka's type, default (gregor's where noted), range and doc.
-pub(crate) const BROKER_KEYS: &[BrokerKey] = &[
-    BrokerKey { name: "advertised.listeners", ty: ConfigType::String, default: None, check: Check::Special,
-        doc: "Listeners to publish to ZooKeeper for clients to use, if different than the listeners config property. Default: the listeners; gregor advertises 127.0.0.1 for a listener bound to all interfaces." },
-    BrokerKey { name: "auto.create.topics.enable", ty: ConfigType::Boolean, default: Some("true"), check: Check::Bool,
-        doc: "Enable auto creation of topic on the server." },
-    BrokerKey { name: "broker.id", ty: ConfigType::Int, default: Some("0"), check: int(-1),
-        doc: "The broker id for this server. gregor's default is 0; -1 (with zookeeper.connect) takes a generated id above 1000 from /brokers/seqid, kept in meta.properties, as Kafka does." },
-    BrokerKey { name: "broker.rack", ty: ConfigType::String, default: None, check: Check::Str,
-        doc: "Rack of the broker. This will be used in rack aware replication assignment for fault tolerance. Examples: RACK1, us-east-1d" },
-    BrokerKey { name: "cluster.id", ty: ConfigType::String, default: None, check: Check::Str,
-        doc: "gregor only: the cluster id to use instead of the one generated and stored in meta.properties." },
-    BrokerKey { name: "compression.type", ty: ConfigType::String, default: Some("producer"),
-        check: Check::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
-        doc: "Specify the final compression type for a given topic. This configuration accepts the standard compression codecs ('gzip', 'snappy', 'lz4', 'zstd'). It additionally accepts 'uncompressed' which is equivalent to no compression; and 'producer' which means retain the original compression codec set by the producer." },
-    BrokerKey { name: "connections.max.idle.ms", ty: ConfigType::Long, default: Some("600000"), check: long(0),
-        doc: "Idle connections timeout: the server socket processor threads close the connections that idle more than this." },
-    BrokerKey { name: "default.replication.factor", ty: ConfigType::Int, default: Some("1"),
-        check: Check::Int { min: 1, max: i16::MAX as i64 },
-        doc: "The replication factor for automatically created topics, and for topics created with -1 as the replication factor." },
-    BrokerKey { name: "delete.topic.enable", ty: ConfigType::Boolean, default: Some("true"), check: Check::Bool,
-        doc: "Enables delete topic. Delete topic through the admin tool will have no effect if this config is turned off." },
-    BrokerKey { name: "group.consumer.assignors", ty: ConfigType::List, default: Some("uniform,range"), check: Check::ListOf(&["uniform", "range"]),
-        doc: "The server-side assignors as a list of either names for builtin assignors or full class names for customer assignors. The first one in the list is considered as the default assignor to be used in the case where the consumer does not specify an assignor. gregor has the builtin uniform and range assignors." },
-    BrokerKey { name: "group.consumer.heartbeat.interval.ms", ty: ConfigType::Int, default: Some("5000"), check: int(1),
-        doc: "The heartbeat interval given to the members of a consumer group." },
-    BrokerKey { name: "group.consumer.max.size", ty: ConfigType::Int, default: Some("2147483647"), check: int(1),
-        doc: "The maximum number of consumers that a single consumer group can accommodate." },
-    BrokerKey { name: "group.consumer.session.timeout.ms", ty: ConfigType::Int, default: Some("45000"), check: int(1),
-        doc: "The timeout to detect client failures when using the consumer group protocol." },
-    BrokerKey { name: "group.initial.rebalance.delay.ms", ty: ConfigType::Int, default: Some("3000"), check: int(0),
-        doc: "The amount of time the group coordinator will wait for more consumers to join a new group before performing the first rebalance. A longer delay means potentially fewer rebalances, but increases the time until processing begins." },
-    BrokerKey { name: "group.max.session.timeout.ms", ty: ConfigType::Int, default: Some("1800000"), check: int(0),
-        doc: "The maximum allowed session timeout for registered consumers. Longer timeouts give consumers more time to process messages in between heartbeats at the cost of a longer time to detect failures." },
-    BrokerKey { name: "group.max.size", ty: ConfigType::Int, default: Some("2147483647"), check: int(1),
-        doc: "The maximum number of consumers that a single consumer group can accommodate." },
-    BrokerKey { name: "group.min.session.timeout.ms", ty: ConfigType::Int, default: Some("6000"), check: int(0),
-        doc: "The minimum allowed session timeout for registered consumers. Shorter timeouts result in quicker failure detection at the cost of more frequent consumer heartbeating, which can overwhelm broker resources." },
-    BrokerKey { name: "listeners", ty: ConfigType::String, default: Some("PLAINTEXT://127.0.0.1:9092"), check: Check::Special,
-        doc: "Listener List - Comma-separated list of URIs we will listen on and the listener names. Specify hostname as 0.0.0.0 to bind to all interfaces; leave hostname empty to bind to all interfaces too. Examples: PLAINTEXT://myhost:9092,SSL://:9091. gregor's default is PLAINTEXT://127.0.0.1:9092." },
-    BrokerKey { name: "log.cleaner.backoff.ms", ty: ConfigType::Long, default: Some("15000"), check: long(0),
-        doc: "The amount of time to sleep when there are no logs to clean" },
-    BrokerKey { name: "log.cleaner.dedupe.buffer.size", ty: ConfigType::Long, default: Some("134217728"), check: long(1024),
-        doc: "The total memory used for log deduplication across all cleaner threads" },
-    BrokerKey { name: "log.cleaner.delete.retention.ms", ty: ConfigType::Long, default: Some("86400000"), check: long(0),
-        doc: "The amount of time to retain tombstone message markers for log compacted topics." },
-    BrokerKey { name: "log.cleaner.enable", ty: ConfigType::Boolean, default: Some("true"), check: Check::Bool,
-        doc: "Enable the log cleaner process to run on the server. Should be enabled if using any topics with a cleanup.policy=compact including the internal offsets topic." },
-    BrokerKey { name: "log.cleaner.max.compaction.lag.ms", ty: ConfigType::Long, default: Some(LONG_MAX), check: long(1),
-        doc: "The maximum time a message will remain ineligible for compaction in the log. Only applicable for logs that are being compacted." },
-    BrokerKey { name: "log.cleaner.min.cleanable.ratio", ty: ConfigType::Double, default: Some("0.5"), check: Check::Double { min: 0.0, max: 1.0 },
-        doc: "The minimum ratio of dirty log to total log for a log to eligible for cleaning." },
-    BrokerKey { name: "log.cleaner.min.compaction.lag.ms", ty: ConfigType::Long, default: Some("0"), check: long(0),
-        doc: "The minimum time a message will remain uncompacted in the log. Only applicable for logs that are being compacted." },
-    BrokerKey { name: "log.cleaner.threads", ty: ConfigType::Int, default: Some("1"), check: int(0),
-        doc: "The number of background threads to use for log cleaning (gregor runs one when this is above 0)." },
-    BrokerKey { name: "log.cleanup.policy", ty: ConfigType::List, default: Some("delete"),
-        check: Check::ListOf(&["compact", "delete"]),
-        doc: "The default cleanup policy for segments beyond the retention window. A comma separated list of valid policies. Valid policies are: \"delete\" and \"compact\"" },
-    BrokerKey { name: "log.dir", ty: ConfigType::String, default: Some("./gregor-data"), check: Check::Special,
-        doc: "The directory in which the log data is kept (supplemental for log.dirs property). gregor's default is ./gregor-data, relative to the working directory." },
-    BrokerKey { name: "log.dirs", ty: ConfigType::String, default: None, check: Check::Special,
-        doc: "A comma-separated list of the directories where the log data is stored. If not set, the value in log.dir is used." },
-    BrokerKey { name: "log.flush.interval.messages", ty: ConfigType::Long, default: Some(LONG_MAX), check: long(1),
-        doc: "The number of messages accumulated on a log partition before messages are flushed to disk." },
-    BrokerKey { name: "log.flush.interval.ms", ty: ConfigType::Long, default: None, check: long(0),
-        doc: "The maximum time in ms that a message in any topic is kept in memory before flushed to disk. If not set, the value in log.flush.scheduler.interval.ms is used." },
-    BrokerKey { name: "log.flush.scheduler.interval.ms", ty: ConfigType::Long, default: Some(LONG_MAX), check: long(0),
-        doc: "The frequency in ms that the log flusher checks whether any log needs to be flushed to disk" },
-    BrokerKey { name: "log.index.interval.bytes", ty: ConfigType::Int, default: Some("4096"), check: int(0),
-        doc: "The interval with which we add an entry to the offset index." },
-    BrokerKey { name: "log.message.timestamp.type", ty: ConfigType::String, default: Some("CreateTime"),
-        check: Check::OneOf(&["CreateTime", "LogAppendTime"]),
-        doc: "Define whether the timestamp in the message is message create time or log append time. The value should be either CreateTime or LogAppendTime." },
-    BrokerKey { name: "log.retention.bytes", ty: ConfigType::Long, default: Some("-1"), check: long(i64::MIN),
-        doc: "The maximum size of the log before deleting it" },
-    BrokerKey { name: "log.retention.check.interval.ms", ty: ConfigType::Long, default: Some("300000"), check: long(1),
-        doc: "The frequency in milliseconds that the log cleaner checks whether any log is eligible for deletion" },
-    BrokerKey { name: "log.retention.hours", ty: ConfigType::Int, default: Some("168"), check: int(i32::MIN as i64),
-        doc: "The number of hours to keep a log file before deleting it (in hours), tertiary to log.retention.ms property" },
-    BrokerKey { name: "log.retention.minutes", ty: ConfigType::Int, default: None, check: int(i32::MIN as i64),
-        doc: "The number of minutes to keep a log file before deleting it (in minutes), secondary to log.retention.ms property. If not set, the value in log.retention.hours is used" },
-    BrokerKey { name: "log.retention.ms", ty: ConfigType::Long, default: None, check: long(i64::MIN),
-        doc: "The number of milliseconds to keep a log file before deleting it (in milliseconds), If not set, the value in log.retention.minutes is used. If set to -1, no time limit is applied." },
-    BrokerKey { name: "log.roll.hours", ty: ConfigType::Int, default: Some("168"), check: int(1),
-        doc: "The maximum time before a new log segment is rolled out (in hours), secondary to log.roll.ms property" },
-    BrokerKey { name: "log.roll.ms", ty: ConfigType::Long, default: None, check: long(1),
-        doc: "The maximum time before a new log segment is rolled out (in milliseconds). If not set, the value in log.roll.hours is used" },
-    BrokerKey { name: "log.segment.bytes", ty: ConfigType::Int, default: Some("1073741824"), check: int(14),
-        doc: "The maximum size of a single log file" },
-    BrokerKey { name: "message.max.bytes", ty: ConfigType::Int, default: Some("1048588"), check: int(0),
-        doc: "The largest record batch size allowed by Kafka (after compression if compression is enabled). This can be set per topic with the topic level max.message.bytes config." },
-    BrokerKey { name: "min.insync.replicas", ty: ConfigType::Int, default: Some("1"), check: int(1),
-        doc: "When a producer sets acks to \"all\" (or \"-1\"), min.insync.replicas specifies the minimum number of replicas that must acknowledge a write for the write to be considered successful." },
-    BrokerKey { name: "node.id", ty: ConfigType::Int, default: None, check: int(0),
-        doc: "The node ID; gregor accepts it as a synonym of broker.id (they must agree if both are set)." },
-    BrokerKey { name: "num.partitions", ty: ConfigType::Int, default: Some("1"), check: int(1),
-        doc: "The default number of log partitions per topic" },
-    BrokerKey { name: "offset.metadata.max.bytes", ty: ConfigType::Int, default: Some("4096"), check: int(0),
-        doc: "The maximum size for a metadata entry associated with an offset commit." },
-    BrokerKey { name: "offsets.retention.check.interval.ms", ty: ConfigType::Long, default: Some("600000"), check: long(1),
-        doc: "Frequency at which to check for stale offsets" },
-    BrokerKey { name: "offsets.retention.minutes", ty: ConfigType::Int, default: Some("10080"), check: int(1),
-        doc: "For subscribed consumers, committed offset of a specific partition will be expired and discarded when 1) this retention period has elapsed after the consumer group loses all its consumers (i.e. becomes empty); 2) this retention period has elapsed since the last time an offset is committed for the partition and the group is no longer subscribed to the corresponding topic. For standalone consumers (using manual assignment), offsets will be expired after this retention period has elapsed since the time of last commit." },
-    BrokerKey { name: "offsets.topic.num.partitions", ty: ConfigType::Int, default: Some("50"), check: int(1),
-        doc: "The number of partitions for the offset commit topic (should not change after deployment)." },
-    BrokerKey { name: "offsets.topic.replication.factor", ty: ConfigType::Short, default: Some("3"), check: Check::Int { min: 1, max: i16::MAX as i64 },
-        doc: "The replication factor for the offsets topic (set higher to ensure availability). gregor caps it at the number of live brokers when it creates the topic (Kafka would wait until enough brokers are up)." },
-    BrokerKey { name: "offsets.topic.segment.bytes", ty: ConfigType::Int, default: Some("104857600"), check: int(1),
-        doc: "The offsets topic segment bytes should be kept relatively small in order to facilitate faster log compaction and cache loads." },
-    BrokerKey { name: "socket.request.max.bytes", ty: ConfigType::Int, default: Some("104857600"), check: int(1),
-        doc: "The maximum number of bytes in a socket request" },
-    BrokerKey { name: "unclean.leader.election.enable", ty: ConfigType::Boolean, default: Some("false"), check: Check::Bool,
-        doc: "Indicates whether to enable replicas not in the ISR set to be elected as leader as a last resort, even though doing so may result in data loss" },
-    BrokerKey { name: "zookeeper.connect", ty: ConfigType::String, default: None, check: Check::Str,
-        doc: "Specifies the ZooKeeper connection string in the form hostname:port where host and port are the host and port of a ZooKeeper server, optionally followed by a chroot path (e.g. host1:2181,host2:2181/kafka)." },
-    BrokerKey { name: "zookeeper.session.timeout.ms", ty: ConfigType::Int, default: Some("18000"), check: int(0),
-        doc: "Zookeeper session timeout" },
-];
-
-/// Groups of broker keys that are synonyms, highest precedence first (Kafka's brokerConfigSynonyms).
-const SYNONYM_GROUPS: &[&[&str]] = &[
-    &[
-        "log.retention.ms",
-        "log.retention.minutes",
-        "log.retention.hours",
-    ],
-    &["log.roll.ms", "log.roll.hours"],
-    &["log.flush.interval.ms", "log.flush.scheduler.interval.ms"],
-];
-
-/// The definition of a broker key gregor honours, if it is one.
-pub(crate) fn broker_key(name: &str) -> Option<&'static BrokerKey> {
-    BROKER_KEYS.iter().find(|k| k.name == name)
-}
-
 const USAGE: &str = "\
 Usage: gregor [server.properties] [--override key=value ...]
 
@@ -287,13 +137,42 @@ listeners, advertised.listeners, log.dirs, zookeeper.connect, num.partitions,
 log.retention.hours, ...). Each --override key=value (or --override=key=value)
 sets one key and takes precedence over the file; later overrides win.
 
-Without zookeeper.connect the broker runs standalone. Defaults: broker.id=0,
-listeners=PLAINTEXT://127.0.0.1:9092, log.dirs=./gregor-data.
+Without zookeeper.connect the broker runs standalone.
 
 Options:
   --override key=value   set a configuration key
   -h, --help             print this help
 ";
+
+/// `--help`: the usage, the keys with a summary (the rows of README's key table), then every
+/// other key gregor honours with its default.
+pub(crate) fn help_text() -> String {
+    let mut out = USAGE.to_string();
+    out.push_str("\nConfiguration keys:\n");
+    for key in BROKER_KEYS {
+        if let Some(summary) = key.summary {
+            out.push_str(&format!(
+                "  {} (default: {})\n      {summary}\n",
+                key.name,
+                default_for_people(key)
+            ));
+        }
+    }
+    out.push_str("\nOther keys gregor honours, with Kafka's meaning (default):\n");
+    for key in BROKER_KEYS.iter().filter(|k| k.summary.is_none()) {
+        out.push_str(&format!("  {} ({})\n", key.name, default_for_people(key)));
+    }
+    out
+}
+
+/// A key's default for people: `unset` for Kafka's null, `never` for Long.MAX_VALUE.
+fn default_for_people(key: &BrokerKey) -> String {
+    match key.default {
+        None => "unset".to_string(),
+        Some(LONG_MAX) => "never".to_string(),
+        Some(d) => d.to_string(),
+    }
+}
 
 impl BrokerConfig {
     /// Interprets the command line (the arguments after the program name):
@@ -305,7 +184,7 @@ impl BrokerConfig {
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             if arg == "-h" || arg == "--help" {
-                return Ok(CliAction::Help(USAGE.to_string()));
+                return Ok(CliAction::Help(help_text()));
             } else if arg == "--override" {
                 let Some(kv) = args.next() else {
                     bail!("--override needs an argument of the form key=value");
@@ -353,50 +232,25 @@ impl BrokerConfig {
         Self::from_explicit(explicit)
     }
 
-    /// The configuration with nothing set: gregor's defaults (see the field docs).
+    /// The configuration with nothing set: every key at its default in the key table.
     pub fn default_standalone() -> BrokerConfig {
-        let listener = Listener {
-            name: "PLAINTEXT".to_string(),
-            host: "127.0.0.1".to_string(),
-            port: 9092,
-        };
-        BrokerConfig {
-            broker_id: 0,
-            listeners: vec![listener.clone()],
-            advertised_listeners: vec![listener],
-            log_dirs: vec![PathBuf::from("./gregor-data")],
-            zookeeper_connect: None,
-            zookeeper_session_timeout_ms: 18000,
-            num_partitions: 1,
-            default_replication_factor: 1,
-            min_insync_replicas: 1,
-            auto_create_topics_enable: true,
-            delete_topic_enable: true,
-            message_max_bytes: 1048588,
-            socket_request_max_bytes: 104857600,
-            connections_max_idle_ms: 600000,
-            log_segment_bytes: 1073741824,
-            log_index_interval_bytes: 4096,
-            log_flush_interval_messages: i64::MAX as u64,
-            log_flush_interval_ms: None,
-            log_retention_ms: 168 * 3_600_000,
-            log_retention_bytes: -1,
-            log_cleanup_policy: "delete".to_string(),
-            log_retention_check_interval_ms: 300_000,
-            broker_rack: None,
-            cluster_id: None,
-            explicit: BTreeMap::new(),
-        }
+        // The `broker_keys` tests check every default against its key's validator, and
+        // `defaults_match_kafka_or_documented_gregor_defaults` builds this very configuration.
+        Self::from_explicit(BTreeMap::new()).expect("the key table's defaults are valid")
     }
 
-    /// Things worth telling the operator: unknown (ignored) keys, and listeners that are not
-    /// plaintext (gregor serves every listener as PLAINTEXT).
+    /// Things worth telling the operator: unknown (ignored) keys, with the known key they are
+    /// probably a typo of, and listeners that are not plaintext (gregor serves every listener as
+    /// PLAINTEXT).
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
         for key in self.explicit.keys() {
             if broker_key(key).is_none() {
+                let hint = closest_key(key)
+                    .map(|known| format!(" (did you mean {known}?)"))
+                    .unwrap_or_default();
                 out.push(format!(
-                    "ignoring unknown or unsupported config key '{key}'"
+                    "ignoring unknown or unsupported config key '{key}'{hint}"
                 ));
             }
         }
@@ -411,8 +265,9 @@ impl BrokerConfig {
     }
 
     /// DescribeConfigs rows for resource type BROKER: every key gregor honours (see `BROKER_KEYS`),
-    /// or only those in `names` (unknown names are absent). All are read-only (no dynamic broker
-    /// configs); the source is StaticBrokerConfig when the key was set, else DefaultConfig.
+    /// or only those in `names` (unknown names are absent). All are read-only (gregor has no
+    /// dynamic broker configs); the source is StaticBrokerConfig when the key was set, else
+    /// DefaultConfig.
     pub fn describe(
         &self,
         names: Option<&[String]>,
@@ -432,13 +287,16 @@ impl BrokerConfig {
                 ConfigSource::DefaultConfig
             };
             let synonyms = if include_synonyms {
-                self.broker_synonyms(key.name)
+                // The key itself, then the keys it falls back to.
+                let mut names = vec![key.name];
+                names.extend_from_slice(key.synonyms);
+                self.synonyms_of(&names)
             } else {
                 Vec::new()
             };
             out.push(ConfigEntry {
                 name: key.name.to_string(),
-                value: self.current_value(key.name),
+                value: self.current_value(key),
                 source,
                 read_only: true,
                 sensitive: false,
@@ -459,64 +317,31 @@ impl BrokerConfig {
         }
     }
 
-    /// The value DescribeConfigs shows for a known key: taken from the typed fields where there is
-    /// one (so it is what the broker actually uses), else the raw value.
-    fn current_value(&self, name: &str) -> Option<String> {
+    /// The value DescribeConfigs shows for a key: what the broker uses. Keys derived from others
+    /// come from the typed fields; the rest are their configured value as Kafka prints it.
+    fn current_value(&self, key: &BrokerKey) -> Option<String> {
         let join = |ls: &[Listener]| {
             ls.iter()
                 .map(|l| l.to_string())
                 .collect::<Vec<_>>()
                 .join(",")
         };
-        Some(match name {
-            "broker.id" | "node.id" => self.broker_id.to_string(),
-            "listeners" => join(&self.listeners),
-            "advertised.listeners" => join(&self.advertised_listeners),
-            "log.dirs" => self
-                .log_dirs
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(","),
-            "zookeeper.connect" => return self.zookeeper_connect.clone(),
-            "zookeeper.session.timeout.ms" => self.zookeeper_session_timeout_ms.to_string(),
-            "num.partitions" => self.num_partitions.to_string(),
-            "default.replication.factor" => self.default_replication_factor.to_string(),
-            "min.insync.replicas" => self.min_insync_replicas.to_string(),
-            "auto.create.topics.enable" => self.auto_create_topics_enable.to_string(),
-            "delete.topic.enable" => self.delete_topic_enable.to_string(),
-            "message.max.bytes" => self.message_max_bytes.to_string(),
-            "socket.request.max.bytes" => self.socket_request_max_bytes.to_string(),
-            "connections.max.idle.ms" => self.connections_max_idle_ms.to_string(),
-            "log.segment.bytes" => self.log_segment_bytes.to_string(),
-            "log.index.interval.bytes" => self.log_index_interval_bytes.to_string(),
-            "log.flush.interval.messages" => self.log_flush_interval_messages.to_string(),
-            "log.flush.interval.ms" => return self.log_flush_interval_ms.map(|v| v.to_string()),
-            "log.retention.ms" => self.log_retention_ms.to_string(),
-            "log.retention.bytes" => self.log_retention_bytes.to_string(),
-            "log.cleanup.policy" => self.log_cleanup_policy.clone(),
-            "log.retention.check.interval.ms" => self.log_retention_check_interval_ms.to_string(),
-            "broker.rack" => return self.broker_rack.clone(),
-            "cluster.id" => return self.cluster_id.clone(),
-            _ => return self.raw_value(name),
-        })
-    }
-
-    /// Synonyms of a broker key for DescribeConfigs: the key itself and its lower-precedence
-    /// synonyms, first those set explicitly (StaticBrokerConfig), then those with a default
-    /// (DefaultConfig), each group in precedence order.
-    fn broker_synonyms(&self, name: &str) -> Vec<ConfigSynonym> {
-        let group: &[&str] = SYNONYM_GROUPS
-            .iter()
-            .find(|g| g.contains(&name))
-            .copied()
-            .unwrap_or(&[]);
-        let names: Vec<&str> = if group.is_empty() {
-            vec![name]
-        } else {
-            group.iter().copied().skip_while(|n| *n != name).collect()
-        };
-        self.synonyms_of(&names)
+        match key.name {
+            "broker.id" | "node.id" => Some(self.broker_id.to_string()),
+            "listeners" => Some(join(&self.listeners)),
+            "advertised.listeners" => Some(join(&self.advertised_listeners)),
+            "log.dirs" => Some(
+                self.log_dirs
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            "log.retention.ms" => Some(self.log_retention_ms.to_string()),
+            _ => self
+                .raw_value(key.name)
+                .and_then(|raw| shown_value(key, raw)),
+        }
     }
 
     /// Static then default synonym rows for the given broker keys (in the given order).
@@ -543,7 +368,7 @@ impl BrokerConfig {
         out
     }
 
-    /// Builds the typed config from the explicitly set keys.
+    /// Builds the typed config from the explicitly set keys and the key table's defaults.
     fn from_explicit(explicit: BTreeMap<String, String>) -> anyhow::Result<BrokerConfig> {
         // Check every known key's value first, so that errors name the key and value.
         for (key, value) in &explicit {
@@ -551,138 +376,175 @@ impl BrokerConfig {
                 check_value(key, value, def.check).map_err(|e| anyhow!(e))?;
             }
         }
-        let mut c = BrokerConfig::default_standalone();
-        let get = |k: &str| explicit.get(k).map(|v| v.trim());
-        // Values below passed check_value, so the parses cannot fail; `num` still reports an error
-        // rather than panicking should that ever change.
-        let num = |k: &str| -> anyhow::Result<Option<i64>> {
-            match get(k) {
-                Some(v) => parse_int(v)
-                    .map(Some)
-                    .map_err(|e| anyhow!("Invalid value {v} for configuration {k}: {e}")),
-                None => Ok(None),
-            }
+        let v = Values(&explicit);
+
+        // node.id is gregor's synonym of broker.id (Kafka: they must agree).
+        let node_id: Option<i32> = v.opt_num("node.id")?;
+        let broker_id: i32 = match node_id {
+            Some(n) if !explicit.contains_key("broker.id") => n,
+            _ => v.num("broker.id")?,
         };
-        let boolean = |k: &str| -> Option<bool> { get(k).and_then(|v| parse_bool(v).ok()) };
-
-        let broker_id = num("broker.id")?;
-        let node_id = num("node.id")?;
-        if let (Some(b), Some(n)) = (broker_id, node_id) {
-            if b != n {
-                bail!("broker.id ({b}) and node.id ({n}) are both set and differ; set only one");
+        if let Some(n) = node_id {
+            if n != broker_id {
+                bail!("broker.id ({broker_id}) and node.id ({n}) are both set and differ; set only one");
             }
-        }
-        if let Some(id) = broker_id.or(node_id) {
-            c.broker_id = id as i32;
         }
 
-        if let Some(v) = get("listeners") {
-            c.listeners = parse_listeners("listeners", v)?;
-            for l in &mut c.listeners {
-                if l.host.is_empty() {
-                    l.host = "0.0.0.0".to_string();
-                }
-            }
-            let mut ports = std::collections::BTreeSet::new();
-            for l in &c.listeners {
-                if l.port != 0 && !ports.insert(l.port) {
-                    bail!("Invalid value {v} for configuration listeners: Each listener must have a different port");
-                }
+        let listeners_value = v.str("listeners").unwrap_or_default();
+        let mut listeners = parse_listeners("listeners", listeners_value)?;
+        for l in &mut listeners {
+            if l.host.is_empty() {
+                l.host = "0.0.0.0".to_string();
             }
         }
-        c.advertised_listeners = match get("advertised.listeners") {
-            Some(v) => {
-                let ls = parse_listeners("advertised.listeners", v)?;
+        let mut ports = std::collections::BTreeSet::new();
+        for l in &listeners {
+            if l.port != 0 && !ports.insert(l.port) {
+                bail!("Invalid value {listeners_value} for configuration listeners: Each listener must have a different port");
+            }
+        }
+        let advertised_listeners = match v.str("advertised.listeners") {
+            Some(value) => {
+                let ls = parse_listeners("advertised.listeners", value)?;
                 for l in &ls {
                     if l.host == "0.0.0.0" || l.host == "::" {
-                        bail!("Invalid value {v} for configuration advertised.listeners: it cannot use the nonroutable meta-address {}; use a routable IP address", l.host);
+                        bail!("Invalid value {value} for configuration advertised.listeners: it cannot use the nonroutable meta-address {}; use a routable IP address", l.host);
                     }
-                    if !c.listeners.iter().any(|x| x.name == l.name) {
-                        bail!("Invalid value {v} for configuration advertised.listeners: listener name {} is not among the listeners", l.name);
+                    if !listeners.iter().any(|x| x.name == l.name) {
+                        bail!("Invalid value {value} for configuration advertised.listeners: listener name {} is not among the listeners", l.name);
                     }
                 }
                 ls.into_iter().map(advertisable).collect()
             }
-            None => c.listeners.iter().cloned().map(advertisable).collect(),
+            None => listeners.iter().cloned().map(advertisable).collect(),
         };
 
-        let dirs = get("log.dirs")
-            .map(|v| ("log.dirs", v))
-            .or(get("log.dir").map(|v| ("log.dir", v)));
-        if let Some((k, v)) = dirs {
-            let list = split_list(v);
-            if list.is_empty() {
-                bail!(
-                    "Invalid value {v} for configuration {k}: at least one directory is required"
-                );
-            }
-            c.log_dirs = list.into_iter().map(PathBuf::from).collect();
+        let (dirs_key, dirs_value) = match v.str("log.dirs") {
+            Some(value) => ("log.dirs", value),
+            None => ("log.dir", v.str("log.dir").unwrap_or_default()),
+        };
+        let log_dirs: Vec<PathBuf> = split_list(dirs_value)
+            .into_iter()
+            .map(PathBuf::from)
+            .collect();
+        if log_dirs.is_empty() {
+            bail!("Invalid value {dirs_value} for configuration {dirs_key}: at least one directory is required");
         }
 
-        let non_empty = |k: &str| get(k).filter(|v| !v.is_empty()).map(str::to_string);
-        c.zookeeper_connect = non_empty("zookeeper.connect");
-        c.broker_rack = non_empty("broker.rack");
-        c.cluster_id = non_empty("cluster.id");
-
-        if let Some(n) = num("zookeeper.session.timeout.ms")? {
-            c.zookeeper_session_timeout_ms = n as u64;
-        }
-        if let Some(n) = num("num.partitions")? {
-            c.num_partitions = n as i32;
-        }
-        if let Some(n) = num("default.replication.factor")? {
-            c.default_replication_factor = n as i16;
-        }
-        if let Some(n) = num("min.insync.replicas")? {
-            c.min_insync_replicas = n as i32;
-        }
-        if let Some(b) = boolean("auto.create.topics.enable") {
-            c.auto_create_topics_enable = b;
-        }
-        if let Some(b) = boolean("delete.topic.enable") {
-            c.delete_topic_enable = b;
-        }
-        if let Some(n) = num("message.max.bytes")? {
-            c.message_max_bytes = n as i32;
-        }
-        if let Some(n) = num("socket.request.max.bytes")? {
-            c.socket_request_max_bytes = n as usize;
-        }
-        if let Some(n) = num("connections.max.idle.ms")? {
-            c.connections_max_idle_ms = n as u64;
-        }
-        if let Some(n) = num("log.segment.bytes")? {
-            c.log_segment_bytes = n as u64;
-        }
-        if let Some(n) = num("log.index.interval.bytes")? {
-            c.log_index_interval_bytes = n as u32;
-        }
-        if let Some(n) = num("log.flush.interval.messages")? {
-            c.log_flush_interval_messages = n as u64;
-        }
-        c.log_flush_interval_ms = num("log.flush.interval.ms")?.map(|n| n as u64);
-        let retention = match (
-            num("log.retention.ms")?,
-            num("log.retention.minutes")?,
-            num("log.retention.hours")?,
+        // Kafka's precedence: log.retention.ms, else .minutes, else .hours. A negative result
+        // means unlimited (-1); zero is refused, as Kafka's KafkaConfig does.
+        let (retention_key, retention) = match (
+            v.opt_num::<i64>("log.retention.ms")?,
+            v.opt_num::<i64>("log.retention.minutes")?,
         ) {
-            (Some(ms), _, _) => ms,
-            (None, Some(minutes), _) => minutes * 60_000,
-            (None, None, Some(hours)) => hours * 3_600_000,
-            (None, None, None) => c.log_retention_ms,
+            (Some(ms), _) => ("log.retention.ms", ms),
+            (None, Some(minutes)) => ("log.retention.minutes", minutes.saturating_mul(60_000)),
+            (None, None) => (
+                "log.retention.hours",
+                v.num::<i64>("log.retention.hours")?
+                    .saturating_mul(3_600_000),
+            ),
         };
-        c.log_retention_ms = if retention < 0 { -1 } else { retention };
-        if let Some(n) = num("log.retention.bytes")? {
-            c.log_retention_bytes = n;
+        if retention == 0 {
+            bail!("Invalid value 0 for configuration {retention_key}: the retention time must be unlimited (-1) or at least 1 ms");
         }
-        if let Some(v) = get("log.cleanup.policy") {
-            c.log_cleanup_policy = split_list(v).join(",");
+
+        // Kafka: at least 1 MiB of dedupe buffer per cleaner thread. With 0 threads gregor runs
+        // no cleaner, so there is nothing to check.
+        let cleaner_threads: i64 = v.num("log.cleaner.threads")?;
+        let dedupe_buffer: i64 = v.num("log.cleaner.dedupe.buffer.size")?;
+        if cleaner_threads > 0 && dedupe_buffer / cleaner_threads <= 1024 * 1024 {
+            bail!("Invalid value {dedupe_buffer} for configuration log.cleaner.dedupe.buffer.size: must be more than 1 MiB per cleaner thread (log.cleaner.threads={cleaner_threads})");
         }
-        if let Some(n) = num("log.retention.check.interval.ms")? {
-            c.log_retention_check_interval_ms = n as u64;
+
+        Ok(BrokerConfig {
+            broker_id,
+            listeners,
+            advertised_listeners,
+            log_dirs,
+            zookeeper_connect: v.non_empty("zookeeper.connect"),
+            zookeeper_session_timeout_ms: v.num("zookeeper.session.timeout.ms")?,
+            num_partitions: v.num("num.partitions")?,
+            default_replication_factor: v.num("default.replication.factor")?,
+            min_insync_replicas: v.num("min.insync.replicas")?,
+            auto_create_topics_enable: v.bool("auto.create.topics.enable")?,
+            delete_topic_enable: v.bool("delete.topic.enable")?,
+            message_max_bytes: v.num("message.max.bytes")?,
+            socket_request_max_bytes: v.num("socket.request.max.bytes")?,
+            connections_max_idle_ms: v.num("connections.max.idle.ms")?,
+            log_segment_bytes: v.num("log.segment.bytes")?,
+            log_index_interval_bytes: v.num("log.index.interval.bytes")?,
+            log_flush_interval_messages: v.num("log.flush.interval.messages")?,
+            log_flush_interval_ms: v.opt_num("log.flush.interval.ms")?,
+            log_retention_ms: retention.max(-1),
+            log_retention_bytes: v.num("log.retention.bytes")?,
+            log_cleanup_policy: split_list(v.str("log.cleanup.policy").unwrap_or_default())
+                .join(","),
+            log_retention_check_interval_ms: v.num("log.retention.check.interval.ms")?,
+            broker_rack: v.non_empty("broker.rack"),
+            cluster_id: v.non_empty("cluster.id"),
+            explicit,
+        })
+    }
+}
+
+/// The configured keys read through the key table: a key's value is its explicit value (trimmed),
+/// else its default, else none. Values passed their key's check before they are read here, so a
+/// failing parse or conversion means the table and a `BrokerConfig` field disagree; it is still
+/// an error naming the key, not a panic.
+struct Values<'a>(&'a BTreeMap<String, String>);
+
+impl Values<'_> {
+    fn str(&self, name: &str) -> Option<&str> {
+        let key = broker_key(name);
+        debug_assert!(key.is_some(), "{name} is not in BROKER_KEYS");
+        match self.0.get(name) {
+            Some(v) => Some(v.trim()),
+            None => key.and_then(|k| k.default),
         }
-        c.explicit = explicit;
-        Ok(c)
+    }
+
+    /// A string value, `None` when unset or empty.
+    fn non_empty(&self, name: &str) -> Option<String> {
+        self.str(name).filter(|v| !v.is_empty()).map(str::to_string)
+    }
+
+    /// An integer value converted to the type of the field it fills.
+    fn opt_num<T: TryFrom<i64>>(&self, name: &str) -> anyhow::Result<Option<T>> {
+        let Some(value) = self.str(name) else {
+            return Ok(None);
+        };
+        let invalid = |why: &str| anyhow!("Invalid value {value} for configuration {name}: {why}");
+        let n = parse_int(value).map_err(|e| invalid(&e))?;
+        T::try_from(n)
+            .map(Some)
+            .map_err(|_| invalid("out of range"))
+    }
+
+    fn num<T: TryFrom<i64>>(&self, name: &str) -> anyhow::Result<T> {
+        self.opt_num(name)?
+            .ok_or_else(|| anyhow!("configuration {name} has no value and no default"))
+    }
+
+    fn bool(&self, name: &str) -> anyhow::Result<bool> {
+        let value = self.str(name).unwrap_or_default();
+        parse_bool(value)
+            .map_err(|e| anyhow!("Invalid value {value} for configuration {name}: {e}"))
+    }
+}
+
+/// A configured value as DescribeConfigs shows it, as Kafka prints the parsed value: numbers
+/// without `+` or leading zeros, booleans in lower case, lists without spaces; an empty string is
+/// unset (null).
+fn shown_value(key: &BrokerKey, raw: String) -> Option<String> {
+    match key.ty {
+        ConfigType::Int | ConfigType::Short | ConfigType::Long => {
+            Some(parse_int(&raw).map_or(raw, |n| n.to_string()))
+        }
+        ConfigType::Boolean => Some(parse_bool(&raw).map_or(raw, |b| b.to_string())),
+        ConfigType::List => Some(split_list(&raw).join(",")),
+        _ if raw.is_empty() => None,
+        _ => Some(raw),
     }
 }
 
@@ -755,128 +617,6 @@ fn parse_listeners(key: &str, value: &str) -> anyhow::Result<Vec<Listener>> {
     Ok(out)
 }
 
-/// Splits one `--override` argument `key=value`.
-fn parse_override(kv: &str) -> anyhow::Result<(String, String)> {
-    match kv.split_once('=') {
-        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
-        _ => bail!("--override needs key=value, got '{kv}'"),
-    }
-}
-
-/// Properties files are UTF-8 in practice; Java reads them as ISO-8859-1, so fall back to that.
-fn decode_properties_bytes(bytes: Vec<u8>) -> String {
-    match String::from_utf8(bytes) {
-        Ok(s) => s,
-        Err(e) => e.into_bytes().into_iter().map(char::from).collect(),
-    }
-}
-
-/// Parses Java `.properties` text into (key, value) pairs in file order, as
-/// `java.util.Properties.load` does: `#`/`!` comment lines, `key=value`, `key: value` or
-/// `key value`, a backslash at the end of a line continues it (leading whitespace of the next line
-/// is dropped), and escapes `\t \n \r \f \uXXXX \<char>`. Values keep trailing whitespace (typed
-/// values are trimmed when parsed). An empty key or a malformed `\u` escape is an error.
-pub(crate) fn parse_properties(text: &str) -> anyhow::Result<Vec<(String, String)>> {
-    let is_ws = |c: char| c == ' ' || c == '\t' || c == '\x0c';
-    let natural: Vec<&str> = text
-        .split('\n')
-        .map(|l| l.strip_suffix('\r').unwrap_or(l))
-        .collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < natural.len() {
-        let start_line = i + 1;
-        let first = natural[i].trim_start_matches(is_ws);
-        i += 1;
-        if first.is_empty() || first.starts_with('#') || first.starts_with('!') {
-            continue;
-        }
-        let mut logical = String::new();
-        let mut piece = first;
-        loop {
-            let trailing = piece.len() - piece.trim_end_matches('\\').len();
-            if trailing % 2 == 1 {
-                logical.push_str(&piece[..piece.len() - 1]);
-                if i >= natural.len() {
-                    break;
-                }
-                piece = natural[i].trim_start_matches(is_ws);
-                i += 1;
-            } else {
-                logical.push_str(piece);
-                break;
-            }
-        }
-        // Split the raw logical line into key and value at the first unescaped separator.
-        let chars: Vec<char> = logical.chars().collect();
-        let mut k = 0;
-        let mut escaped = false;
-        while k < chars.len() {
-            let ch = chars[k];
-            if escaped {
-                escaped = false;
-            } else if ch == '\\' {
-                escaped = true;
-            } else if ch == '=' || ch == ':' || is_ws(ch) {
-                break;
-            }
-            k += 1;
-        }
-        let raw_key: String = chars[..k].iter().collect();
-        let mut v = k;
-        while v < chars.len() && is_ws(chars[v]) {
-            v += 1;
-        }
-        if v < chars.len() && (chars[v] == '=' || chars[v] == ':') {
-            v += 1;
-            while v < chars.len() && is_ws(chars[v]) {
-                v += 1;
-            }
-        }
-        let raw_value: String = chars[v..].iter().collect();
-        let key = unescape(&raw_key).with_context(|| format!("line {start_line}"))?;
-        let value = unescape(&raw_value).with_context(|| format!("line {start_line}"))?;
-        if key.is_empty() {
-            bail!("line {start_line}: missing key before the separator in '{logical}'");
-        }
-        out.push((key, value));
-    }
-    Ok(out)
-}
-
-/// Resolves Java properties escapes.
-fn unescape(raw: &str) -> anyhow::Result<String> {
-    let mut out = String::with_capacity(raw.len());
-    let mut chars = raw.chars();
-    while let Some(ch) = chars.next() {
-        if ch != '\\' {
-            out.push(ch);
-            continue;
-        }
-        match chars.next() {
-            Some('t') => out.push('\t'),
-            Some('n') => out.push('\n'),
-            Some('r') => out.push('\r'),
-            Some('f') => out.push('\x0c'),
-            Some('u') => {
-                let hex: String = chars.by_ref().take(4).collect();
-                let code = if hex.len() == 4 {
-                    u32::from_str_radix(&hex, 16).ok()
-                } else {
-                    None
-                };
-                match code.and_then(char::from_u32) {
-                    Some(c) => out.push(c),
-                    None => bail!("malformed \\uxxxx escape '\\u{hex}'"),
-                }
-            }
-            Some(other) => out.push(other),
-            None => {}
-        }
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -894,56 +634,6 @@ mod tests {
 
     fn args(list: &[&str]) -> anyhow::Result<CliAction> {
         BrokerConfig::from_args(list.iter().map(|s| s.to_string()))
-    }
-
-    #[test]
-    fn properties_syntax() {
-        let text = "# comment\n\
-                    ! also a comment\n\
-                    \n   \t\n\
-                    a=1\n\
-                    b : 2\n\
-                    c 3\n\
-                    \x20\x20d\t=\t4  \n\
-                    e\\:x=5\n\
-                    long = one,\\\n      two,\\\n\t three\n\
-                    empty\n\
-                    uni=caf\\u00e9\\tx\n\
-                    bs=C:\\\\data\\\\\n\
-                    # trailing comment \\\n\
-                    after=ok\r\n\
-                    a=again\n";
-        let kv = parse_properties(text).unwrap();
-        let get = |k: &str| {
-            kv.iter()
-                .rev()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.as_str())
-        };
-        assert_eq!(get("a"), Some("again"));
-        assert_eq!(get("b"), Some("2"));
-        assert_eq!(get("c"), Some("3"));
-        assert_eq!(get("d"), Some("4  "));
-        assert_eq!(get("e:x"), Some("5"));
-        assert_eq!(get("long"), Some("one,two,three"));
-        assert_eq!(get("empty"), Some(""));
-        assert_eq!(get("uni"), Some("café\tx"));
-        assert_eq!(get("bs"), Some("C:\\data\\"));
-        assert_eq!(get("after"), Some("ok"));
-        assert_eq!(kv.len(), 11);
-    }
-
-    #[test]
-    fn properties_errors() {
-        assert!(
-            format!("{:#}", parse_properties("x=1\n=novalue\n").unwrap_err()).contains("line 2")
-        );
-        assert!(format!("{:#}", parse_properties("x=\\u12\n").unwrap_err()).contains("malformed"));
-        // A continuation at the end of the text just ends the line.
-        assert_eq!(
-            parse_properties("x=1\\").unwrap(),
-            vec![("x".to_string(), "1".to_string())]
-        );
     }
 
     #[test]
@@ -1164,6 +854,7 @@ mod tests {
         let w = c.warnings();
         assert_eq!(w.len(), 1);
         assert!(w[0].contains("num.io.threads"));
+        assert!(!w[0].contains("did you mean"), "{}", w[0]);
         assert!(c
             .describe(Some(&["num.io.threads".to_string()]), true, true)
             .is_empty());
@@ -1284,5 +975,185 @@ mod tests {
         let l = c.describe(Some(&["listeners".to_string()]), false, false);
         assert_eq!(l[0].value.as_deref(), Some("PLAINTEXT://127.0.0.1:9092"));
         assert_eq!(l[0].source, ConfigSource::DefaultConfig);
+    }
+
+    #[test]
+    fn a_typo_of_a_known_key_suggests_it() {
+        let w = parse("log.flush.interval.message=1\n").warnings();
+        assert_eq!(
+            w,
+            vec![
+                "ignoring unknown or unsupported config key 'log.flush.interval.message' \
+                  (did you mean log.flush.interval.messages?)"
+                    .to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn values_kafka_refuses_are_refused_naming_key_and_value() {
+        // Kafka 3.9's validators (ConfigDef ranges and KafkaConfig's cross-key checks); the
+        // refused key and value are those of the last line.
+        for text in [
+            "log.retention.ms=0",
+            "log.retention.minutes=0",
+            "log.retention.hours=0",
+            "log.index.interval.bytes=-1",
+            "num.partitions=0",
+            "log.segment.bytes=13",
+            "log.roll.ms=0",
+            "log.roll.hours=0",
+            "log.retention.check.interval.ms=0",
+            "log.flush.interval.messages=0",
+            "message.max.bytes=-1",
+            "socket.request.max.bytes=0",
+            "min.insync.replicas=0",
+            "offsets.topic.replication.factor=0",
+            "offsets.topic.num.partitions=0",
+            "offsets.retention.minutes=0",
+            "group.max.size=0",
+            "group.consumer.heartbeat.interval.ms=0",
+            "log.cleaner.threads=-1",
+            "log.cleaner.backoff.ms=-1",
+            "log.cleaner.min.cleanable.ratio=1.5",
+            "log.cleaner.max.compaction.lag.ms=0",
+            "log.cleaner.dedupe.buffer.size=1048576",
+            "log.cleaner.threads=2\nlog.cleaner.dedupe.buffer.size=2097152",
+            "compression.type=brotli",
+            "log.message.timestamp.type=Now",
+            "broker.id=-2",
+            "broker.id=1001",
+            "node.id=1001",
+        ] {
+            let last = text.lines().last().unwrap_or_default();
+            let (key, value) = last.split_once('=').unwrap_or_default();
+            let e = err(text);
+            assert!(
+                e.contains(&format!("Invalid value {value} for configuration {key}")),
+                "{text}: {e}"
+            );
+        }
+        assert_eq!(parse("broker.id=1000").broker_id, 1000);
+        // Negative retention is unlimited in Kafka, not refused; 0 threads turns the cleaner off.
+        assert_eq!(parse("log.retention.ms=-5").log_retention_ms, -1);
+        assert!(BrokerConfig::from_properties_text(
+            "log.cleaner.threads=0\nlog.cleaner.dedupe.buffer.size=1024",
+            &[]
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn describe_shows_values_as_kafka_prints_them() {
+        let c = parse(
+            "group.consumer.assignors=range, uniform\nlog.cleaner.enable=FALSE\n\
+             offsets.topic.num.partitions=+7\nzookeeper.connect=\n",
+        );
+        let value = |name: &str| {
+            c.describe(Some(&[name.to_string()]), false, false)[0]
+                .value
+                .clone()
+        };
+        assert_eq!(
+            value("group.consumer.assignors").as_deref(),
+            Some("range,uniform")
+        );
+        assert_eq!(value("log.cleaner.enable").as_deref(), Some("false"));
+        assert_eq!(value("offsets.topic.num.partitions").as_deref(), Some("7"));
+        assert_eq!(value("zookeeper.connect"), None);
+    }
+
+    /// README's key table (under "## Running it"): one row per key with a summary.
+    fn readme_key_table() -> String {
+        let mut out = String::from("| key | default | meaning |\n|---|---|---|\n");
+        for key in BROKER_KEYS {
+            if let Some(summary) = key.summary {
+                let default = match key.default {
+                    Some(d) if d != LONG_MAX => format!("`{d}`"),
+                    _ => default_for_people(key),
+                };
+                out.push_str(&format!("| `{}` | {default} | {summary} |\n", key.name));
+            }
+        }
+        out
+    }
+
+    /// The rows of the markdown table that starts with `header` in README's section `section`.
+    fn readme_table(section: &str, header: &str) -> String {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+            .expect("README.md is readable");
+        let body = readme
+            .split(&format!("\n{section}\n"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("README has no '{section}' section"));
+        let start = body
+            .find(header)
+            .unwrap_or_else(|| panic!("README's '{section}' has no table '{header}'"));
+        body[start..]
+            .lines()
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| format!("{}\n", l.trim_end()))
+            .collect()
+    }
+
+    #[test]
+    fn readme_key_table_and_help_list_the_summarised_keys_with_their_defaults() {
+        let expected = readme_key_table();
+        let readme = readme_table("## Running it", "| key | default | meaning |");
+        assert!(
+            readme == expected,
+            "README's key table under '## Running it' differs from the key table in \
+             src/config/broker_keys.rs; it should read:\n\n{expected}"
+        );
+
+        // (key, default) of each README row ...
+        let readme_rows: Vec<(String, String)> = readme
+            .lines()
+            .skip(2)
+            .map(|row| {
+                let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+                (
+                    cells[1].trim_matches('`').to_string(),
+                    cells[2].trim_matches('`').to_string(),
+                )
+            })
+            .collect();
+        // ... and of each key listed by --help before the other keys.
+        let help = help_text();
+        let main_keys = help
+            .split("\nConfiguration keys:\n")
+            .nth(1)
+            .and_then(|rest| rest.split("\n\n").next())
+            .expect("--help lists the configuration keys");
+        let help_rows: Vec<(String, String)> = main_keys
+            .lines()
+            .filter(|l| !l.starts_with("      "))
+            .map(|l| {
+                let (name, default) = l
+                    .trim()
+                    .split_once(" (default: ")
+                    .expect("key (default: x)");
+                (name.to_string(), default.trim_end_matches(')').to_string())
+            })
+            .collect();
+        assert_eq!(readme_rows, help_rows);
+        assert!(readme_rows.len() >= 30);
+        for (name, default) in &readme_rows {
+            let key = broker_key(name).unwrap_or_else(|| panic!("README lists unknown key {name}"));
+            let code_default = match key.default {
+                None => "unset",
+                Some(LONG_MAX) => "never",
+                Some(d) => d,
+            };
+            assert_eq!(default, code_default, "{name}");
+        }
+        // Every other key is in --help too, with its default.
+        for key in BROKER_KEYS.iter().filter(|k| k.summary.is_none()) {
+            assert!(
+                help.contains(&format!("\n  {} (", key.name)),
+                "{}",
+                key.name
+            );
+        }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::BrokerConfig;
+use super::{parse_int, BrokerConfig};
 
 #[derive(Clone, Debug)]
 pub struct GroupConfig {
@@ -38,40 +38,82 @@ pub struct GroupConfig {
 
 impl BrokerConfig {
     pub fn group_config(&self) -> GroupConfig {
-        let int = |key: &str, default: i64| -> i64 {
+        // Each of these keys has a default in the key table and a value that passed its check,
+        // so the fallback 0 is never used.
+        let int = |key: &str| -> i64 {
             self.raw_value(key)
-                .and_then(|v| v.parse::<i64>().ok())
-                .unwrap_or(default)
+                .and_then(|v| parse_int(&v).ok())
+                .unwrap_or_default()
         };
         GroupConfig {
             initial_rebalance_delay: Duration::from_millis(
-                int("group.initial.rebalance.delay.ms", 3000).max(0) as u64,
+                int("group.initial.rebalance.delay.ms").max(0) as u64,
             ),
-            min_session_timeout_ms: int("group.min.session.timeout.ms", 6000) as i32,
-            max_session_timeout_ms: int("group.max.session.timeout.ms", 1_800_000) as i32,
-            max_size: int("group.max.size", i32::MAX as i64).max(1) as usize,
-            offsets_topic_partitions: int("offsets.topic.num.partitions", 50).max(1) as i32,
-            offsets_topic_replication_factor: int("offsets.topic.replication.factor", 3).max(1)
-                as i16,
-            offsets_topic_segment_bytes: int("offsets.topic.segment.bytes", 104_857_600),
+            min_session_timeout_ms: int("group.min.session.timeout.ms") as i32,
+            max_session_timeout_ms: int("group.max.session.timeout.ms") as i32,
+            max_size: int("group.max.size").max(1) as usize,
+            offsets_topic_partitions: int("offsets.topic.num.partitions").max(1) as i32,
+            offsets_topic_replication_factor: int("offsets.topic.replication.factor").max(1) as i16,
+            offsets_topic_segment_bytes: int("offsets.topic.segment.bytes"),
             offsets_retention: Duration::from_secs(
-                int("offsets.retention.minutes", 10080).max(1) as u64 * 60,
+                int("offsets.retention.minutes").max(1) as u64 * 60,
             ),
             offsets_retention_check_interval: Duration::from_millis(
-                int("offsets.retention.check.interval.ms", 600_000).max(1) as u64,
+                int("offsets.retention.check.interval.ms").max(1) as u64,
             ),
-            offset_metadata_max_bytes: int("offset.metadata.max.bytes", 4096).max(0) as usize,
+            offset_metadata_max_bytes: int("offset.metadata.max.bytes").max(0) as usize,
             consumer_session_timeout: Duration::from_millis(
-                int("group.consumer.session.timeout.ms", 45_000).max(1) as u64,
+                int("group.consumer.session.timeout.ms").max(1) as u64,
             ),
-            consumer_heartbeat_interval_ms: int("group.consumer.heartbeat.interval.ms", 5000)
+            consumer_heartbeat_interval_ms: int("group.consumer.heartbeat.interval.ms")
                 .clamp(1, i32::MAX as i64) as i32,
             consumer_assignor: self
                 .raw_value("group.consumer.assignors")
                 .and_then(|v| v.split(',').next().map(|a| a.trim().to_string()))
                 .filter(|a| a == "uniform" || a == "range")
                 .unwrap_or_else(|| "uniform".to_string()),
-            consumer_max_size: int("group.consumer.max.size", i32::MAX as i64).max(1) as usize,
+            consumer_max_size: int("group.consumer.max.size").max(1) as usize,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_kafkas() {
+        let g = BrokerConfig::default_standalone().group_config();
+        assert_eq!(g.initial_rebalance_delay, Duration::from_millis(3000));
+        assert_eq!(
+            (g.min_session_timeout_ms, g.max_session_timeout_ms),
+            (6000, 1_800_000)
+        );
+        assert_eq!(g.max_size, i32::MAX as usize);
+        assert_eq!(g.offsets_topic_partitions, 50);
+        assert_eq!(g.offsets_topic_replication_factor, 3);
+        assert_eq!(g.offsets_topic_segment_bytes, 104_857_600);
+        assert_eq!(g.offsets_retention, Duration::from_secs(10080 * 60));
+        assert_eq!(
+            g.offsets_retention_check_interval,
+            Duration::from_millis(600_000)
+        );
+        assert_eq!(g.offset_metadata_max_bytes, 4096);
+        assert_eq!(g.consumer_session_timeout, Duration::from_millis(45_000));
+        assert_eq!(g.consumer_heartbeat_interval_ms, 5000);
+        assert_eq!(g.consumer_assignor, "uniform");
+        assert_eq!(g.consumer_max_size, i32::MAX as usize);
+    }
+
+    #[test]
+    fn set_values_are_read() {
+        let c = BrokerConfig::from_properties_text(
+            "group.max.size=7\noffsets.topic.num.partitions=3\ngroup.consumer.assignors=range\n",
+            &[],
+        )
+        .unwrap();
+        let g = c.group_config();
+        assert_eq!((g.max_size, g.offsets_topic_partitions), (7, 3));
+        assert_eq!(g.consumer_assignor, "range");
     }
 }

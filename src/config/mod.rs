@@ -7,7 +7,9 @@
 //! This module also holds the shared DescribeConfigs row types and value checks.
 
 pub mod broker;
+mod broker_keys;
 pub mod group;
+mod properties;
 pub mod topic;
 
 pub use broker::{BrokerConfig, CliAction, Listener};
@@ -109,6 +111,19 @@ pub(crate) enum Check {
 /// Integer bounds of Java's int.
 pub(crate) const INT_MIN: i64 = i32::MIN as i64;
 pub(crate) const INT_MAX: i64 = i32::MAX as i64;
+
+/// Java's Long.MAX_VALUE as a default: Kafka's "never" / "no limit".
+pub(crate) const LONG_MAX: &str = "9223372036854775807";
+
+/// An INT key with Kafka's `atLeast(min)` validator.
+pub(crate) const fn int(min: i64) -> Check {
+    Check::Int { min, max: INT_MAX }
+}
+
+/// A LONG key with Kafka's `atLeast(min)` validator.
+pub(crate) const fn long(min: i64) -> Check {
+    Check::Long { min, max: i64::MAX }
+}
 
 /// Splits a Kafka list value on commas, trimming items and dropping empty ones.
 pub(crate) fn split_list(value: &str) -> Vec<String> {

@@ -7,10 +7,10 @@
 
 use std::collections::BTreeMap;
 
-use super::broker::broker_key;
+use super::broker_keys::broker_key;
 use super::{
-    check_value, parse_bool, parse_int, split_list, BrokerConfig, Check, ConfigEntry, ConfigSource,
-    ConfigSynonym, ConfigType, INT_MAX,
+    check_value, int, long, parse_bool, parse_int, split_list, BrokerConfig, Check, ConfigEntry,
+    ConfigSource, ConfigSynonym, ConfigType, LONG_MAX,
 };
 
 /// The effective settings of one topic: topic overrides (from CreateTopics configs / stored), else
@@ -73,16 +73,6 @@ struct TopicKey {
     /// Kafka's broker synonyms, highest precedence first; only those gregor honours are used.
     synonyms: &'static [(&'static str, Conv)],
     doc: &'static str,
-}
-
-const LONG_MAX: &str = "9223372036854775807";
-
-const fn int(min: i64) -> Check {
-    Check::Int { min, max: INT_MAX }
-}
-
-const fn long(min: i64) -> Check {
-    Check::Long { min, max: i64::MAX }
 }
 
 const COMPRESSION_TYPES: &[&str] = &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
@@ -276,16 +266,19 @@ pub fn topic_settings(
     broker: &BrokerConfig,
 ) -> TopicSettings {
     let num = |name: &str| valid_override(overrides, name).and_then(|v| parse_int(v).ok());
-    // For keys without a typed broker field: the string value (override / broker / default) parsed;
-    // values were validated, so parse errors cannot occur and fall back to the given default.
-    let num_of = |name: &str, fallback: i64| {
-        parse_int(&value_of(name, overrides, broker)).unwrap_or(fallback)
+    // For keys without a typed broker field: the value (override, broker level, else the
+    // table's default) parsed. Every one of them was validated, so the parse cannot fail; should
+    // it, the table's default applies rather than a panic.
+    let num_of = |name: &str| -> i64 {
+        parse_int(&value_of(name, overrides, broker))
+            .or_else(|_| parse_int(topic_key(name).map_or("", |k| k.default)))
+            .unwrap_or_default()
     };
     TopicSettings {
         segment_bytes: num("segment.bytes").map_or(broker.log_segment_bytes, |n| n as u64),
-        segment_ms: num_of("segment.ms", 604_800_000),
-        segment_index_bytes: u32::try_from(num_of("segment.index.bytes", 10_485_760))
-            .unwrap_or(10_485_760),
+        segment_ms: num_of("segment.ms"),
+        // Validated as an int of at least 4, so it fits.
+        segment_index_bytes: u32::try_from(num_of("segment.index.bytes")).unwrap_or(u32::MAX),
         index_interval_bytes: num("index.interval.bytes")
             .map_or(broker.log_index_interval_bytes, |n| n as u32),
         flush_messages: num("flush.messages")
@@ -294,7 +287,7 @@ pub fn topic_settings(
             Some(n) => n,
             None => match broker.log_flush_interval_ms {
                 Some(ms) => i64::try_from(ms).unwrap_or(i64::MAX),
-                None => num_of("flush.ms", i64::MAX),
+                None => num_of("flush.ms"),
             },
         },
         max_message_bytes: num("max.message.bytes").map_or(broker.message_max_bytes, |n| n as i32),
@@ -314,13 +307,13 @@ pub fn topic_settings(
             broker,
         ))
         .unwrap_or(false),
-        delete_retention_ms: num_of("delete.retention.ms", 86_400_000),
+        delete_retention_ms: num_of("delete.retention.ms"),
         min_cleanable_dirty_ratio: value_of("min.cleanable.dirty.ratio", overrides, broker)
             .trim()
             .parse()
             .unwrap_or(0.5),
-        min_compaction_lag_ms: num_of("min.compaction.lag.ms", 0),
-        max_compaction_lag_ms: num_of("max.compaction.lag.ms", i64::MAX),
+        min_compaction_lag_ms: num_of("min.compaction.lag.ms"),
+        max_compaction_lag_ms: num_of("max.compaction.lag.ms"),
     }
 }
 

@@ -1,0 +1,322 @@
+//! The broker key table: every broker key gregor honours, in one place. Parsing and validation
+//! (`BrokerConfig::from_properties_text`), defaults (`BrokerConfig::default_standalone`),
+//! DescribeConfigs rows (`BrokerConfig::describe`), `--help` and README's key table all read it.
+//!
+//! To add a key: add a row here (Kafka 3.9's name, type, default, validator and doc; gregor's
+//! default where it differs, said so in the doc), give it a `summary` if operators should see it
+//! in `--help` and README (then paste the README row the `readme_key_table` test prints), and, if
+//! the broker needs it typed, a field in `BrokerConfig` filled in `BrokerConfig::from_explicit`.
+
+use super::{int, long, Check, ConfigType, LONG_MAX};
+
+/// One broker key.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BrokerKey {
+    pub name: &'static str,
+    pub ty: ConfigType,
+    /// The default as DescribeConfigs shows it; `None` for Kafka's null default (unset).
+    pub default: Option<&'static str>,
+    /// Kafka's validator for the value.
+    pub check: Check,
+    /// Lower-precedence keys that supply the value while this one is unset, highest first
+    /// (Kafka's broker config synonyms, e.g. `log.retention.ms` <- minutes <- hours).
+    pub synonyms: &'static [&'static str],
+    /// One line for `--help` and README's key table; `None` keeps the key out of both (it is still
+    /// honoured and listed by `--help` among the other keys).
+    pub summary: Option<&'static str>,
+    /// Kafka's documentation, for DescribeConfigs.
+    pub doc: &'static str,
+}
+
+/// Kafka's `reserved.broker.max.id` default: explicit broker ids may not exceed it, generated
+/// ones (`broker.id=-1`) start above it.
+const RESERVED_BROKER_MAX_ID: i64 = 1000;
+
+/// Every broker key gregor honours, sorted by name (DescribeConfigs lists them in this order).
+pub(crate) const BROKER_KEYS: &[BrokerKey] = &[
+    BrokerKey { name: "advertised.listeners", ty: ConfigType::String, default: None, check: Check::Special, synonyms: &[],
+        summary: Some("what clients are told to connect to; unset: `listeners` (a listener on all interfaces is advertised as 127.0.0.1)"),
+        doc: "Listeners to publish to ZooKeeper for clients to use, if different than the listeners config property. Default: the listeners; gregor advertises 127.0.0.1 for a listener bound to all interfaces." },
+    BrokerKey { name: "auto.create.topics.enable", ty: ConfigType::Boolean, default: Some("true"), check: Check::Bool, synonyms: &[],
+        summary: Some("create unknown topics on Metadata requests"),
+        doc: "Enable auto creation of topic on the server." },
+    BrokerKey { name: "broker.id", ty: ConfigType::Int, default: Some("0"), check: Check::Int { min: -1, max: RESERVED_BROKER_MAX_ID }, synonyms: &[],
+        summary: Some("this broker's id (`node.id` is a synonym); -1 with `zookeeper.connect`: a generated id above 1000"),
+        doc: "The broker id for this server. gregor's default is 0; -1 (with zookeeper.connect) takes a generated id above 1000 from /brokers/seqid, kept in meta.properties, as Kafka does; an explicit id may not exceed 1000 (Kafka's reserved.broker.max.id)." },
+    BrokerKey { name: "broker.rack", ty: ConfigType::String, default: None, check: Check::Str, synonyms: &[],
+        summary: Some("rack of this broker; replica assignment alternates racks when every broker has one"),
+        doc: "Rack of the broker. This will be used in rack aware replication assignment for fault tolerance. Examples: RACK1, us-east-1d" },
+    BrokerKey { name: "cluster.id", ty: ConfigType::String, default: None, check: Check::Str, synonyms: &[],
+        summary: Some("gregor only: use this cluster id instead of the generated one"),
+        doc: "gregor only: the cluster id to use instead of the one generated and stored in meta.properties." },
+    BrokerKey { name: "compression.type", ty: ConfigType::String, default: Some("producer"), check: Check::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]), synonyms: &[],
+        summary: None,
+        doc: "Specify the final compression type for a given topic. This configuration accepts the standard compression codecs ('gzip', 'snappy', 'lz4', 'zstd'). It additionally accepts 'uncompressed' which is equivalent to no compression; and 'producer' which means retain the original compression codec set by the producer." },
+    BrokerKey { name: "connections.max.idle.ms", ty: ConfigType::Long, default: Some("600000"), check: long(0), synonyms: &[],
+        summary: Some("idle connections are closed"),
+        doc: "Idle connections timeout: the server socket processor threads close the connections that idle more than this." },
+    BrokerKey { name: "default.replication.factor", ty: ConfigType::Int, default: Some("1"), check: Check::Int { min: 1, max: i16::MAX as i64 }, synonyms: &[],
+        summary: Some("replication factor of auto-created topics"),
+        doc: "The replication factor for automatically created topics, and for topics created with -1 as the replication factor." },
+    BrokerKey { name: "delete.topic.enable", ty: ConfigType::Boolean, default: Some("true"), check: Check::Bool, synonyms: &[],
+        summary: Some("allow DeleteTopics"),
+        doc: "Enables delete topic. Delete topic through the admin tool will have no effect if this config is turned off." },
+    BrokerKey { name: "group.consumer.assignors", ty: ConfigType::List, default: Some("uniform,range"), check: Check::ListOf(&["uniform", "range"]), synonyms: &[],
+        summary: Some("KIP-848 server-side assignors, the first is the default"),
+        doc: "The server-side assignors as a list of either names for builtin assignors or full class names for customer assignors. The first one in the list is considered as the default assignor to be used in the case where the consumer does not specify an assignor. gregor has the builtin uniform and range assignors." },
+    BrokerKey { name: "group.consumer.heartbeat.interval.ms", ty: ConfigType::Int, default: Some("5000"), check: int(1), synonyms: &[],
+        summary: Some("KIP-848 heartbeat interval"),
+        doc: "The heartbeat interval given to the members of a consumer group." },
+    BrokerKey { name: "group.consumer.max.size", ty: ConfigType::Int, default: Some("2147483647"), check: int(1), synonyms: &[],
+        summary: None,
+        doc: "The maximum number of consumers that a single consumer group can accommodate." },
+    BrokerKey { name: "group.consumer.session.timeout.ms", ty: ConfigType::Int, default: Some("45000"), check: int(1), synonyms: &[],
+        summary: Some("KIP-848 session timeout"),
+        doc: "The timeout to detect client failures when using the consumer group protocol." },
+    BrokerKey { name: "group.initial.rebalance.delay.ms", ty: ConfigType::Int, default: Some("3000"), check: int(0), synonyms: &[],
+        summary: Some("a new group waits this long for more members before its first rebalance"),
+        doc: "The amount of time the group coordinator will wait for more consumers to join a new group before performing the first rebalance. A longer delay means potentially fewer rebalances, but increases the time until processing begins." },
+    BrokerKey { name: "group.max.session.timeout.ms", ty: ConfigType::Int, default: Some("1800000"), check: int(0), synonyms: &[],
+        summary: Some("longest classic session timeout allowed"),
+        doc: "The maximum allowed session timeout for registered consumers. Longer timeouts give consumers more time to process messages in between heartbeats at the cost of a longer time to detect failures." },
+    BrokerKey { name: "group.max.size", ty: ConfigType::Int, default: Some("2147483647"), check: int(1), synonyms: &[],
+        summary: None,
+        doc: "The maximum number of consumers that a single consumer group can accommodate." },
+    BrokerKey { name: "group.min.session.timeout.ms", ty: ConfigType::Int, default: Some("6000"), check: int(0), synonyms: &[],
+        summary: Some("shortest classic session timeout allowed"),
+        doc: "The minimum allowed session timeout for registered consumers. Shorter timeouts result in quicker failure detection at the cost of more frequent consumer heartbeating, which can overwhelm broker resources." },
+    BrokerKey { name: "listeners", ty: ConfigType::String, default: Some("PLAINTEXT://127.0.0.1:9092"), check: Check::Special, synonyms: &[],
+        summary: Some("where to listen; an empty host means all interfaces"),
+        doc: "Listener List - Comma-separated list of URIs we will listen on and the listener names. Specify hostname as 0.0.0.0 to bind to all interfaces; leave hostname empty to bind to all interfaces too. Examples: PLAINTEXT://myhost:9092,SSL://:9091. gregor's default is PLAINTEXT://127.0.0.1:9092." },
+    BrokerKey { name: "log.cleaner.backoff.ms", ty: ConfigType::Long, default: Some("15000"), check: long(0), synonyms: &[],
+        summary: Some("pause when no log needs cleaning"),
+        doc: "The amount of time to sleep when there are no logs to clean" },
+    BrokerKey { name: "log.cleaner.dedupe.buffer.size", ty: ConfigType::Long, default: Some("134217728"), check: long(1024), synonyms: &[],
+        summary: Some("memory bound of the cleaner's offset map (key hash -> newest offset, 24 bytes per key)"),
+        doc: "The total memory used for log deduplication across all cleaner threads" },
+    BrokerKey { name: "log.cleaner.delete.retention.ms", ty: ConfigType::Long, default: Some("86400000"), check: long(0), synonyms: &[],
+        summary: Some("default of topic `delete.retention.ms` (tombstone lifetime)"),
+        doc: "The amount of time to retain tombstone message markers for log compacted topics." },
+    BrokerKey { name: "log.cleaner.enable", ty: ConfigType::Boolean, default: Some("true"), check: Check::Bool, synonyms: &[],
+        summary: Some("run the log cleaner (compaction of `cleanup.policy=compact` topics)"),
+        doc: "Enable the log cleaner process to run on the server. Should be enabled if using any topics with a cleanup.policy=compact including the internal offsets topic." },
+    BrokerKey { name: "log.cleaner.max.compaction.lag.ms", ty: ConfigType::Long, default: Some(LONG_MAX), check: long(1), synonyms: &[],
+        summary: Some("default of topic `max.compaction.lag.ms`"),
+        doc: "The maximum time a message will remain ineligible for compaction in the log. Only applicable for logs that are being compacted." },
+    BrokerKey { name: "log.cleaner.min.cleanable.ratio", ty: ConfigType::Double, default: Some("0.5"), check: Check::Double { min: 0.0, max: 1.0 }, synonyms: &[],
+        summary: Some("default of topic `min.cleanable.dirty.ratio`"),
+        doc: "The minimum ratio of dirty log to total log for a log to eligible for cleaning." },
+    BrokerKey { name: "log.cleaner.min.compaction.lag.ms", ty: ConfigType::Long, default: Some("0"), check: long(0), synonyms: &[],
+        summary: Some("default of topic `min.compaction.lag.ms`"),
+        doc: "The minimum time a message will remain uncompacted in the log. Only applicable for logs that are being compacted." },
+    BrokerKey { name: "log.cleaner.threads", ty: ConfigType::Int, default: Some("1"), check: int(0), synonyms: &[],
+        summary: Some("`0` turns the cleaner off; any higher value runs gregor's one cleaner thread"),
+        doc: "The number of background threads to use for log cleaning (gregor runs one when this is above 0)." },
+    BrokerKey { name: "log.cleanup.policy", ty: ConfigType::List, default: Some("delete"), check: Check::ListOf(&["compact", "delete"]), synonyms: &[],
+        summary: Some("`delete`, `compact` or both (topic: `cleanup.policy`)"),
+        doc: "The default cleanup policy for segments beyond the retention window. A comma separated list of valid policies. Valid policies are: \"delete\" and \"compact\"" },
+    BrokerKey { name: "log.dir", ty: ConfigType::String, default: Some("./gregor-data"), check: Check::Special, synonyms: &[],
+        summary: Some("data directory when `log.dirs` is unset"),
+        doc: "The directory in which the log data is kept (supplemental for log.dirs property). gregor's default is ./gregor-data, relative to the working directory." },
+    BrokerKey { name: "log.dirs", ty: ConfigType::String, default: None, check: Check::Special, synonyms: &[],
+        summary: Some("data directories, comma-separated (only the first is used for now); unset: `log.dir`"),
+        doc: "A comma-separated list of the directories where the log data is stored. If not set, the value in log.dir is used." },
+    BrokerKey { name: "log.flush.interval.messages", ty: ConfigType::Long, default: Some(LONG_MAX), check: long(1), synonyms: &[],
+        summary: Some("fsync after this many messages (topic: `flush.messages`); `1` = fsync before every acknowledgement"),
+        doc: "The number of messages accumulated on a log partition before messages are flushed to disk." },
+    BrokerKey { name: "log.flush.interval.ms", ty: ConfigType::Long, default: None, check: long(0), synonyms: &["log.flush.scheduler.interval.ms"],
+        summary: Some("fsync a log whose unflushed messages are older than this (topic: `flush.ms`); unset: `log.flush.scheduler.interval.ms`"),
+        doc: "The maximum time in ms that a message in any topic is kept in memory before flushed to disk. If not set, the value in log.flush.scheduler.interval.ms is used." },
+    BrokerKey { name: "log.flush.scheduler.interval.ms", ty: ConfigType::Long, default: Some(LONG_MAX), check: long(0), synonyms: &[],
+        summary: Some("how often `flush.ms` is checked (gregor checks at least every second)"),
+        doc: "The frequency in ms that the log flusher checks whether any log needs to be flushed to disk" },
+    BrokerKey { name: "log.index.interval.bytes", ty: ConfigType::Int, default: Some("4096"), check: int(0), synonyms: &[],
+        summary: Some("bytes between offset index entries (topic: `index.interval.bytes`)"),
+        doc: "The interval with which we add an entry to the offset index." },
+    BrokerKey { name: "log.message.timestamp.type", ty: ConfigType::String, default: Some("CreateTime"), check: Check::OneOf(&["CreateTime", "LogAppendTime"]), synonyms: &[],
+        summary: None,
+        doc: "Define whether the timestamp in the message is message create time or log append time. The value should be either CreateTime or LogAppendTime." },
+    BrokerKey { name: "log.retention.bytes", ty: ConfigType::Long, default: Some("-1"), check: long(i64::MIN), synonyms: &[],
+        summary: Some("delete old segments beyond this partition size (topic: `retention.bytes`); -1: no limit"),
+        doc: "The maximum size of the log before deleting it" },
+    BrokerKey { name: "log.retention.check.interval.ms", ty: ConfigType::Long, default: Some("300000"), check: long(1), synonyms: &[],
+        summary: Some("how often retention runs"),
+        doc: "The frequency in milliseconds that the log cleaner checks whether any log is eligible for deletion" },
+    BrokerKey { name: "log.retention.hours", ty: ConfigType::Int, default: Some("168"), check: int(i32::MIN as i64), synonyms: &[],
+        summary: Some("delete segments older than this (topic: `retention.ms`); -1: keep forever"),
+        doc: "The number of hours to keep a log file before deleting it (in hours), tertiary to log.retention.ms property" },
+    BrokerKey { name: "log.retention.minutes", ty: ConfigType::Int, default: None, check: int(i32::MIN as i64), synonyms: &["log.retention.hours"],
+        summary: Some("overrides `log.retention.hours`"),
+        doc: "The number of minutes to keep a log file before deleting it (in minutes), secondary to log.retention.ms property. If not set, the value in log.retention.hours is used" },
+    BrokerKey { name: "log.retention.ms", ty: ConfigType::Long, default: None, check: long(i64::MIN), synonyms: &["log.retention.minutes", "log.retention.hours"],
+        summary: Some("overrides `log.retention.minutes` and `log.retention.hours`; -1: keep forever"),
+        doc: "The number of milliseconds to keep a log file before deleting it (in milliseconds), If not set, the value in log.retention.minutes is used. If set to -1, no time limit is applied." },
+    BrokerKey { name: "log.roll.hours", ty: ConfigType::Int, default: Some("168"), check: int(1), synonyms: &[],
+        summary: None,
+        doc: "The maximum time before a new log segment is rolled out (in hours), secondary to log.roll.ms property" },
+    BrokerKey { name: "log.roll.ms", ty: ConfigType::Long, default: None, check: long(1), synonyms: &["log.roll.hours"],
+        summary: None,
+        doc: "The maximum time before a new log segment is rolled out (in milliseconds). If not set, the value in log.roll.hours is used" },
+    BrokerKey { name: "log.segment.bytes", ty: ConfigType::Int, default: Some("1073741824"), check: int(14), synonyms: &[],
+        summary: Some("segment roll size (topic: `segment.bytes`)"),
+        doc: "The maximum size of a single log file" },
+    BrokerKey { name: "message.max.bytes", ty: ConfigType::Int, default: Some("1048588"), check: int(0), synonyms: &[],
+        summary: Some("largest record batch accepted (topic: `max.message.bytes`)"),
+        doc: "The largest record batch size allowed by Kafka (after compression if compression is enabled). This can be set per topic with the topic level max.message.bytes config." },
+    BrokerKey { name: "min.insync.replicas", ty: ConfigType::Int, default: Some("1"), check: int(1), synonyms: &[],
+        summary: Some("acks=all needs this many in-sync replicas (topic: `min.insync.replicas`)"),
+        doc: "When a producer sets acks to \"all\" (or \"-1\"), min.insync.replicas specifies the minimum number of replicas that must acknowledge a write for the write to be considered successful." },
+    BrokerKey { name: "node.id", ty: ConfigType::Int, default: None, check: Check::Int { min: 0, max: RESERVED_BROKER_MAX_ID }, synonyms: &[],
+        summary: None,
+        doc: "The node ID; gregor accepts it as a synonym of broker.id (they must agree if both are set)." },
+    BrokerKey { name: "num.partitions", ty: ConfigType::Int, default: Some("1"), check: int(1), synonyms: &[],
+        summary: Some("partitions of auto-created topics"),
+        doc: "The default number of log partitions per topic" },
+    BrokerKey { name: "offset.metadata.max.bytes", ty: ConfigType::Int, default: Some("4096"), check: int(0), synonyms: &[],
+        summary: None,
+        doc: "The maximum size for a metadata entry associated with an offset commit." },
+    BrokerKey { name: "offsets.retention.check.interval.ms", ty: ConfigType::Long, default: Some("600000"), check: long(1), synonyms: &[],
+        summary: None,
+        doc: "Frequency at which to check for stale offsets" },
+    BrokerKey { name: "offsets.retention.minutes", ty: ConfigType::Int, default: Some("10080"), check: int(1), synonyms: &[],
+        summary: Some("offsets of an empty group expire this long after its last commit"),
+        doc: "For subscribed consumers, committed offset of a specific partition will be expired and discarded when 1) this retention period has elapsed after the consumer group loses all its consumers (i.e. becomes empty); 2) this retention period has elapsed since the last time an offset is committed for the partition and the group is no longer subscribed to the corresponding topic. For standalone consumers (using manual assignment), offsets will be expired after this retention period has elapsed since the time of last commit." },
+    BrokerKey { name: "offsets.topic.num.partitions", ty: ConfigType::Int, default: Some("50"), check: int(1), synonyms: &[],
+        summary: Some("partitions of `__consumer_offsets` (set before its first use)"),
+        doc: "The number of partitions for the offset commit topic (should not change after deployment)." },
+    BrokerKey { name: "offsets.topic.replication.factor", ty: ConfigType::Short, default: Some("3"), check: Check::Int { min: 1, max: i16::MAX as i64 }, synonyms: &[],
+        summary: Some("capped at the number of live brokers when the topic is created"),
+        doc: "The replication factor for the offsets topic (set higher to ensure availability). gregor caps it at the number of live brokers when it creates the topic (Kafka would wait until enough brokers are up)." },
+    BrokerKey { name: "offsets.topic.segment.bytes", ty: ConfigType::Int, default: Some("104857600"), check: int(1), synonyms: &[],
+        summary: None,
+        doc: "The offsets topic segment bytes should be kept relatively small in order to facilitate faster log compaction and cache loads." },
+    BrokerKey { name: "socket.request.max.bytes", ty: ConfigType::Int, default: Some("104857600"), check: int(1), synonyms: &[],
+        summary: Some("larger requests are refused and the connection closed"),
+        doc: "The maximum number of bytes in a socket request" },
+    BrokerKey { name: "unclean.leader.election.enable", ty: ConfigType::Boolean, default: Some("false"), check: Check::Bool, synonyms: &[],
+        summary: None,
+        doc: "Indicates whether to enable replicas not in the ISR set to be elected as leader as a last resort, even though doing so may result in data loss" },
+    BrokerKey { name: "zookeeper.connect", ty: ConfigType::String, default: None, check: Check::Str, synonyms: &[],
+        summary: Some("cluster mode: `host:port[,host:port...][/chroot]` (chroot created if missing)"),
+        doc: "Specifies the ZooKeeper connection string in the form hostname:port where host and port are the host and port of a ZooKeeper server, optionally followed by a chroot path (e.g. host1:2181,host2:2181/kafka)." },
+    BrokerKey { name: "zookeeper.session.timeout.ms", ty: ConfigType::Int, default: Some("18000"), check: int(0), synonyms: &[],
+        summary: Some("ZooKeeper session timeout: how long a dead broker keeps its registration (and leadership)"),
+        doc: "Zookeeper session timeout" },
+];
+
+/// The row of a broker key gregor honours, if it is one.
+pub(crate) fn broker_key(name: &str) -> Option<&'static BrokerKey> {
+    BROKER_KEYS.iter().find(|k| k.name == name)
+}
+
+/// The known key closest to an unknown `name`, if it is near enough to be a typo of it: at most
+/// 3 edits, and fewer than a quarter of the name's length (so `num.io.threads`, a Kafka key gregor
+/// does not honour, suggests nothing).
+pub(crate) fn closest_key(name: &str) -> Option<&'static str> {
+    let (distance, key) = BROKER_KEYS
+        .iter()
+        .map(|k| (edit_distance(name, k.name), k.name))
+        .min()?;
+    (distance > 0 && distance <= 3 && distance * 4 < name.len()).then_some(key)
+}
+
+/// Levenshtein distance between two strings, in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    // previous[j]: distance between the prefix of `a` seen so far (minus one char) and b[..j].
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::check_value;
+
+    #[test]
+    fn keys_are_sorted_unique_with_valid_defaults_and_known_synonyms() {
+        for pair in BROKER_KEYS.windows(2) {
+            assert!(
+                pair[0].name < pair[1].name,
+                "{} / {}",
+                pair[0].name,
+                pair[1].name
+            );
+        }
+        for key in BROKER_KEYS {
+            if let Some(default) = key.default {
+                assert!(
+                    matches!(key.check, Check::Special)
+                        || check_value(key.name, default, key.check).is_ok(),
+                    "{}: default {default} fails its own check",
+                    key.name
+                );
+            }
+            for s in key.synonyms {
+                assert!(broker_key(s).is_some(), "{}: unknown synonym {s}", key.name);
+            }
+            if let Some(summary) = key.summary {
+                assert!(
+                    !summary.contains('|'),
+                    "{}: a | would break README's table",
+                    key.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn edit_distances() {
+        assert_eq!(edit_distance("", ""), 0);
+        assert_eq!(edit_distance("abc", ""), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(
+            edit_distance("log.flush.interval.message", "log.flush.interval.messages"),
+            1
+        );
+    }
+
+    #[test]
+    fn typos_suggest_the_key_and_other_kafka_keys_do_not() {
+        assert_eq!(
+            closest_key("log.flush.interval.message"),
+            Some("log.flush.interval.messages")
+        );
+        assert_eq!(closest_key("num.partition"), Some("num.partitions"));
+        assert_eq!(
+            closest_key("log.retention.hour"),
+            Some("log.retention.hours")
+        );
+        assert_eq!(closest_key("zookeeper.conect"), Some("zookeeper.connect"));
+        assert_eq!(closest_key("num.partitions"), None);
+        // Kafka keys of a usual server.properties that gregor does not honour.
+        for kafka_key in [
+            "num.io.threads",
+            "num.network.threads",
+            "socket.send.buffer.bytes",
+            "socket.receive.buffer.bytes",
+            "num.recovery.threads.per.data.dir",
+            "transaction.state.log.replication.factor",
+            "transaction.state.log.min.isr",
+            "zookeeper.connection.timeout.ms",
+            "group.consumer.min.session.timeout.ms",
+            "log.roll.jitter.hours",
+            "log.local.retention.ms",
+            "log.cleaner.io.buffer.size",
+            "log.preallocate",
+            "replica.lag.time.max.ms",
+            "retention.ms",
+            "x",
+        ] {
+            assert_eq!(closest_key(kafka_key), None, "{kafka_key}");
+        }
+    }
+}
