@@ -731,6 +731,8 @@ mod tests {
     #[test]
     fn node_id_synonym() {
         assert_eq!(parse("node.id=7").broker_id, 7);
+        // KRaft's node.id has no reserved range; broker.id keeps ZooKeeper mode's.
+        assert_eq!(parse("node.id=5000").broker_id, 5000);
         assert_eq!(parse("node.id=7\nbroker.id=7").broker_id, 7);
         assert!(err("node.id=7\nbroker.id=8").contains("differ"));
         assert!(err("broker.id=-2").contains("at least -1"));
@@ -1023,7 +1025,7 @@ mod tests {
             "log.message.timestamp.type=Now",
             "broker.id=-2",
             "broker.id=1001",
-            "node.id=1001",
+            "node.id=-1",
         ] {
             let last = text.lines().last().unwrap_or_default();
             let (key, value) = last.split_once('=').unwrap_or_default();

@@ -166,7 +166,7 @@ pub(crate) const BROKER_KEYS: &[BrokerKey] = &[
     BrokerKey { name: "min.insync.replicas", ty: ConfigType::Int, default: Some("1"), check: int(1), synonyms: &[],
         summary: Some("acks=all needs this many in-sync replicas (topic: `min.insync.replicas`)"),
         doc: "When a producer sets acks to \"all\" (or \"-1\"), min.insync.replicas specifies the minimum number of replicas that must acknowledge a write for the write to be considered successful." },
-    BrokerKey { name: "node.id", ty: ConfigType::Int, default: None, check: Check::Int { min: 0, max: RESERVED_BROKER_MAX_ID }, synonyms: &[],
+    BrokerKey { name: "node.id", ty: ConfigType::Int, default: None, check: int(0), synonyms: &[],
         summary: None,
         doc: "The node ID; gregor accepts it as a synonym of broker.id (they must agree if both are set)." },
     BrokerKey { name: "num.partitions", ty: ConfigType::Int, default: Some("1"), check: int(1), synonyms: &[],
