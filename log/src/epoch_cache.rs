@@ -3,12 +3,11 @@
 //! "epoch start_offset" line per epoch). It answers OffsetForLeaderEpoch, which consumers
 //! use to detect truncation and followers use to truncate before fetching.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use tracing::warn;
 
-use crate::error::{at, LogError};
+use crate::error::LogError;
 
 pub const FILE_NAME: &str = "leader-epoch-checkpoint";
 
@@ -142,11 +141,7 @@ impl LeaderEpochFileCache {
         for (epoch, start) in &self.entries {
             text.push_str(&format!("{epoch} {start}\n"));
         }
-        let tmp = self.path.with_extension("tmp");
-        let mut f = std::fs::File::create(&tmp).map_err(at(&tmp))?;
-        f.write_all(text.as_bytes()).map_err(at(&tmp))?;
-        f.sync_all().map_err(at(&tmp))?;
-        std::fs::rename(&tmp, &self.path).map_err(at(&self.path))
+        crate::checkpoint::write_file_atomically(&self.path, text.as_bytes())
     }
 }
 

@@ -37,6 +37,17 @@ pub enum LogError {
     Producer(#[from] ProducerError),
 }
 
+impl LogError {
+    /// The file system is full (ENOSPC) or the quota is reached (EDQUOT).
+    pub fn is_out_of_space(&self) -> bool {
+        let io = match self {
+            LogError::Io(io) | LogError::IoAt { source: io, .. } => io,
+            _ => return false,
+        };
+        matches!(io.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+    }
+}
+
 /// Attaches a path to an I/O error.
 pub(crate) fn at(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> LogError + '_ {
     move |source| LogError::IoAt {

@@ -861,9 +861,14 @@ impl Log {
             info!(dir = %self.dir.display(), from = self.log_start_offset, to = offset,
                 "log start offset moved by DeleteRecords");
             self.log_start_offset = offset;
-            self.epochs.truncate_from_start(offset)?;
         }
         self.delete_below_log_start()?;
+        // After the segments: on a full disk, deleting them is what makes room. The cache
+        // is right in memory even if its file cannot be rewritten now; the file, which then
+        // still lists epochs below the log start (harmless), is rewritten at the next change.
+        if let Err(e) = self.epochs.truncate_from_start(self.log_start_offset) {
+            warn!(dir = %self.dir.display(), error = %e, "rewriting the leader-epoch checkpoint failed");
+        }
         Ok(self.log_start_offset)
     }
 

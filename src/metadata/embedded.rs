@@ -7,13 +7,21 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use futures_util::future::{BoxFuture, FutureExt};
+use gregor_log::LogError;
 use serde::{Deserialize, Serialize};
+use tracing::{debug, warn};
 
 use super::{
     BrokerEndpoint, MetadataError, MetadataImage, MetadataStore, PartitionMetadata, TopicMetadata,
 };
 
 const FILE_NAME: &str = "gregor-metadata.json";
+
+/// Space set aside for the metadata file: on a full disk, deleting a topic (the way to free
+/// space) needs a new metadata file written first, so this file is given up to make room
+/// for it and made again when space allows.
+const RESERVE_FILE_NAME: &str = ".gregor-metadata-reserve";
+const RESERVE_BYTES: usize = 4 << 20;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct StoredState {
@@ -33,6 +41,7 @@ impl StoredState {
 
 pub struct EmbeddedMetadata {
     path: PathBuf,
+    reserve: PathBuf,
     state: Mutex<StoredState>,
     image: RwLock<Arc<MetadataImage>>,
     cluster_id: String,
@@ -61,6 +70,7 @@ impl EmbeddedMetadata {
             Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
         };
         let store = EmbeddedMetadata {
+            reserve: dir.join(RESERVE_FILE_NAME),
             path,
             image: RwLock::new(Arc::new(MetadataImage::default())),
             state: Mutex::new(state),
@@ -71,7 +81,21 @@ impl EmbeddedMetadata {
             let state = store.lock_state();
             store.publish(&state);
         }
+        store.ensure_reserve();
         Ok(store)
+    }
+
+    /// Makes the reserve file if it is missing (best effort: a full disk can wait).
+    fn ensure_reserve(&self) {
+        if self.reserve.exists() {
+            return;
+        }
+        let made =
+            gregor_log::checkpoint::write_file_atomically(&self.reserve, &vec![0u8; RESERVE_BYTES]);
+        if let Err(e) = made {
+            let _ = std::fs::remove_file(&self.reserve);
+            debug!(path = %self.reserve.display(), error = %e, "cannot make the metadata reserve yet");
+        }
     }
 
     fn lock_state(&self) -> std::sync::MutexGuard<'_, StoredState> {
@@ -96,9 +120,17 @@ impl EmbeddedMetadata {
 
     /// Writes `next` durably, then makes it the current state and image.
     fn commit(&self, state: &mut StoredState, next: StoredState) -> Result<(), MetadataError> {
-        persist(&self.path, &next).map_err(|e| MetadataError::Storage(e.to_string()))?;
+        let persisted = match persist(&self.path, &next) {
+            Err(e) if e.is_out_of_space() && std::fs::remove_file(&self.reserve).is_ok() => {
+                warn!(path = %self.path.display(), "disk full: using the metadata reserve to write the metadata file");
+                persist(&self.path, &next)
+            }
+            other => other,
+        };
+        persisted.map_err(|e| MetadataError::Storage(e.to_string()))?;
         *state = next;
         self.publish(state);
+        self.ensure_reserve();
         Ok(())
     }
 
@@ -116,9 +148,9 @@ impl EmbeddedMetadata {
     }
 }
 
-fn persist(path: &Path, state: &StoredState) -> anyhow::Result<()> {
-    let bytes = serde_json::to_vec_pretty(state)?;
-    Ok(gregor_log::checkpoint::write_file_atomically(path, &bytes)?)
+fn persist(path: &Path, state: &StoredState) -> Result<(), LogError> {
+    let bytes = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
+    gregor_log::checkpoint::write_file_atomically(path, &bytes)
 }
 
 /// Without its metadata file a data directory must not hold partitions: starting empty

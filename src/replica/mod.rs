@@ -10,6 +10,7 @@ pub mod log_cleaner;
 pub mod log_flusher;
 pub mod manager;
 pub mod partition;
+pub mod storage_errors;
 
 pub use manager::ReplicaManager;
 pub use partition::{Partition, PartitionCheckpoint, PartitionError, PartitionRead};

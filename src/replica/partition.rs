@@ -265,7 +265,9 @@ impl Partition {
         } else {
             (records, -1)
         };
-        let mut info = st.log.append(&records, &headers, epoch)?;
+        let mut info = st.log.append(&records, &headers, epoch).inspect_err(|e| {
+            super::storage_errors::note_write_failure(st.log.dir(), e);
+        })?;
         if log_append_time && !info.duplicate {
             info.log_append_time = now;
         }

@@ -49,6 +49,20 @@ impl BrokerProcess {
         b
     }
 
+    /// A broker whose data directory is `dir` (which the caller owns).
+    pub fn start_in(dir: &Path, overrides: &[&str]) -> BrokerProcess {
+        let mut b = BrokerProcess {
+            port: free_port(),
+            dir: dir.to_path_buf(),
+            _tmp: None,
+            child: None,
+            overrides: overrides.iter().map(|s| s.to_string()).collect(),
+            open_file_limit: None,
+        };
+        b.spawn();
+        b
+    }
+
     /// A broker whose soft and hard open-file limits are both `limit`.
     pub fn start_with_open_file_limit(limit: u32, overrides: &[&str]) -> BrokerProcess {
         let tmp = tempfile::tempdir().expect("tempdir");
