@@ -1,20 +1,20 @@
-//! One classic consumer group: members, generation, chosen protocol, leader, assignments and
-//! committed offsets, and the state machine Kafka's `GroupMetadata` runs (Empty,
+//! One classic consumer group: members, generation, chosen protocol, leader and assignments,
+//! and the state machine Kafka's `GroupMetadata` runs (Empty,
 //! PreparingRebalance, CompletingRebalance, Stable, Dead).
 //!
 //! This module only changes memory: it never writes to disk and never waits. The coordinator
-//! (`coordinator.rs`) calls it under its lock, writes the records it asks for to
+//! (`coordinator.rs`, through `classic_membership.rs`) calls it under its lock, writes the records it asks for to
 //! `__consumer_offsets`, and hands members waiting in JoinGroup or SyncGroup their answer
 //! through the oneshot senders stored here.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError as E;
 use tokio::sync::oneshot;
 
-use super::records::{GroupMetadataValue, MemberMetadataValue, OffsetCommitValue};
+use super::records::{GroupMetadataValue, MemberMetadataValue};
 use crate::clock::now_ms;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,7 +149,6 @@ pub struct ClassicGroup {
     /// Member ids handed out with MEMBER_ID_REQUIRED, with the time by which they must join.
     pub pending_members: HashMap<String, Instant>,
     pub static_members: HashMap<String, String>,
-    pub offsets: BTreeMap<(String, i32), OffsetCommitValue>,
     join_timer: Option<JoinTimer>,
     sync_deadline: Option<Instant>,
     next_join_seq: u64,
@@ -169,7 +168,6 @@ impl ClassicGroup {
             members: HashMap::new(),
             pending_members: HashMap::new(),
             static_members: HashMap::new(),
-            offsets: BTreeMap::new(),
             join_timer: None,
             sync_deadline: None,
             next_join_seq: 0,

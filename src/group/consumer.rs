@@ -12,7 +12,7 @@
 //! assignment epoch is the group epoch the target assignment was computed for; each member's
 //! epoch says which target it has reconciled to. A stale epoch is fenced.
 //!
-//! Memory only, like `classic.rs`; the coordinator stores committed offsets. Membership is not
+//! Memory only, like `classic.rs`; committed offsets live in `offset_metadata_manager.rs`. Membership is not
 //! persisted: after a coordinator restart members get UNKNOWN_MEMBER_ID and rejoin.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -22,7 +22,6 @@ use kafka_protocol::error::ResponseError as E;
 use uuid::Uuid;
 
 use super::assignor::{self, AssignorMember, TopicAssignment};
-use super::records::OffsetCommitValue;
 use crate::clock::now_ms;
 
 /// Epoch of a member that left (-1) or a static member that left temporarily (-2).
@@ -90,7 +89,6 @@ pub struct ConsumerGroup {
     pub static_members: HashMap<String, String>,
     /// The subscribed topics' (id, partitions) the target was computed with.
     subscribed_topics: BTreeMap<Uuid, i32>,
-    pub offsets: BTreeMap<(String, i32), OffsetCommitValue>,
     pub state_timestamp_ms: i64,
     pub default_assignor: String,
 }
@@ -145,7 +143,6 @@ impl ConsumerGroup {
             target: BTreeMap::new(),
             static_members: HashMap::new(),
             subscribed_topics: BTreeMap::new(),
-            offsets: BTreeMap::new(),
             state_timestamp_ms: now_ms(),
             default_assignor: default_assignor.to_string(),
         }

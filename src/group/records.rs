@@ -77,6 +77,22 @@ pub struct GroupMetadataValue {
     pub members: Vec<MemberMetadataValue>,
 }
 
+/// One record for `__consumer_offsets`: a key and a value (None: a tombstone).
+pub type KeyValue = (Bytes, Option<Bytes>);
+
+/// Strings in `__consumer_offsets` records carry an int16 length: longer ones cannot be stored.
+pub fn fits_record(s: &str) -> bool {
+    s.len() <= i16::MAX as usize
+}
+
+/// A group's metadata record.
+pub fn group_metadata_record(group: &str, value: &GroupMetadataValue) -> KeyValue {
+    (
+        group_metadata_key(group),
+        Some(encode_group_metadata_value(value)),
+    )
+}
+
 pub fn offset_commit_key(group: &str, topic: &str, partition: i32) -> Bytes {
     let mut b = BytesMut::with_capacity(10 + group.len() + topic.len());
     b.put_i16(OFFSET_COMMIT_KEY_VERSION);
