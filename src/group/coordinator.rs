@@ -1064,6 +1064,23 @@ fn subscribed_topics(inner: &Inner, group_id: &str) -> Result<HashSet<String>, E
 }
 
 #[cfg(test)]
+impl GroupCoordinator {
+    /// Tests: lead offsets partition `index` (of `count`) backed by `log`, as
+    /// `on_replicas_changed` would after loading it.
+    pub(super) fn adopt_partition(&self, count: i32, index: i32, log: Arc<Partition>) {
+        let mut inner = self.lock();
+        inner.partition_count = count;
+        inner.owned.insert(
+            index,
+            OwnedPartition {
+                log,
+                writes: Arc::new(Mutex::new(())),
+            },
+        );
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

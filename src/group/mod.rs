@@ -28,4 +28,7 @@ pub mod offset_metadata_manager;
 pub mod offsets_topic;
 pub mod records;
 
+#[cfg(test)]
+mod tests;
+
 pub use coordinator::{GroupCoordinator, OFFSETS_TOPIC};
