@@ -15,12 +15,28 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// Both readings of one moment, handed down to code that sets deadlines and stamps state.
+#[derive(Clone, Copy, Debug)]
+pub struct Now {
+    /// Monotonic, for deadlines.
+    pub at: Instant,
+    /// Wall clock, milliseconds since the Unix epoch, for stored timestamps.
+    pub ms: i64,
+}
+
 /// A source of both kinds of time.
 pub trait Clock: Send + Sync {
     /// Monotonic time, for deadlines.
     fn now(&self) -> Instant;
     /// Wall-clock milliseconds since the Unix epoch, for stored timestamps.
     fn now_ms(&self) -> i64;
+
+    fn read(&self) -> Now {
+        Now {
+            at: self.now(),
+            ms: self.now_ms(),
+        }
+    }
 }
 
 /// The real clocks.

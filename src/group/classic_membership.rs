@@ -8,7 +8,7 @@
 //! Time comes in as `now`.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError as E;
@@ -17,6 +17,7 @@ use tracing::info;
 
 use super::classic::{ClassicGroup, GroupState, JoinResult, Member, SyncResult};
 use super::records::GroupMetadataValue;
+use crate::clock::Now;
 use crate::config::GroupConfig;
 
 /// One member's JoinGroup, as the handler decoded it.
@@ -90,7 +91,7 @@ pub fn join(
     group: &mut ClassicGroup,
     req: JoinRequest,
     cfg: &GroupConfig,
-    now: Instant,
+    now: Now,
 ) -> JoinOutcome {
     if group.state == GroupState::Dead {
         return JoinOutcome::ready(JoinResult::error(
@@ -127,7 +128,7 @@ fn join_new_member(
     group: &mut ClassicGroup,
     req: JoinRequest,
     cfg: &GroupConfig,
-    now: Instant,
+    now: Now,
 ) -> JoinOutcome {
     if group.members.len() + group.pending_members.len() >= cfg.max_size {
         return JoinOutcome::ready(JoinResult::error("", E::GroupMaxSizeReached));
@@ -141,7 +142,7 @@ fn join_new_member(
         let session = Duration::from_millis(req.session_timeout_ms.max(0) as u64);
         group
             .pending_members
-            .insert(member_id.clone(), now + session);
+            .insert(member_id.clone(), now.at + session);
         return JoinOutcome::ready(JoinResult::error(&member_id, E::MemberIdRequired));
     }
     add_member_and_rebalance(group, &req, member_id, cfg, now)
@@ -156,7 +157,7 @@ fn join_static_member(
     old_id: String,
     t: Timeouts,
     cfg: &GroupConfig,
-    now: Instant,
+    now: Now,
 ) -> JoinOutcome {
     let instance = req.group_instance_id.clone().unwrap_or_default();
     let new_id = format!("{instance}-{}", uuid::Uuid::new_v4());
@@ -201,7 +202,7 @@ fn join_known_member(
     req: JoinRequest,
     t: Timeouts,
     cfg: &GroupConfig,
-    now: Instant,
+    now: Now,
 ) -> JoinOutcome {
     let member_id = req.member_id.clone();
     if group.pending_members.remove(&member_id).is_some() {
@@ -246,7 +247,7 @@ fn new_member(
     req: &JoinRequest,
     member_id: String,
     waiter: oneshot::Sender<JoinResult>,
-    now: Instant,
+    now: Now,
 ) -> Member {
     Member {
         member_id,
@@ -260,7 +261,7 @@ fn new_member(
         assignment: Bytes::new(),
         awaiting_join: Some(waiter),
         awaiting_sync: None,
-        heartbeat_deadline: now,
+        heartbeat_deadline: now.at,
         join_seq: 0,
         is_new: true,
     }
@@ -273,7 +274,7 @@ fn add_member_and_rebalance(
     req: &JoinRequest,
     member_id: String,
     cfg: &GroupConfig,
-    now: Instant,
+    now: Now,
 ) -> JoinOutcome {
     let (tx, rx) = oneshot::channel();
     let was_empty = group.state == GroupState::Empty;
@@ -293,7 +294,7 @@ fn add_member_and_rebalance(
 }
 
 /// Ends the join phase if it can; returns the group's metadata to store if it became empty.
-pub fn try_complete_join(group: &mut ClassicGroup, now: Instant) -> Option<GroupMetadataValue> {
+pub fn try_complete_join(group: &mut ClassicGroup, now: Now) -> Option<GroupMetadataValue> {
     if group.can_complete_join(now) {
         group.complete_join(now)
     } else {
@@ -313,7 +314,7 @@ pub enum SyncOutcome {
 }
 
 /// SyncGroup: members wait for the leader's assignment, which is stored before anyone gets it.
-pub fn sync(group: &mut ClassicGroup, req: SyncRequest, now: Instant) -> Result<SyncOutcome, E> {
+pub fn sync(group: &mut ClassicGroup, req: SyncRequest, now: Now) -> Result<SyncOutcome, E> {
     if !group.members.contains_key(&req.member_id) {
         return Err(E::UnknownMemberId);
     }
@@ -377,17 +378,12 @@ pub fn sync(group: &mut ClassicGroup, req: SyncRequest, now: Instant) -> Result<
 /// Completes the leader's SyncGroup once its assignment is stored (or not): Stable and every
 /// waiting member answered, or everyone told the error and a new rebalance. Nothing happens
 /// if the group moved on to another generation meanwhile.
-pub fn finish_sync(
-    group: &mut ClassicGroup,
-    generation_id: i32,
-    stored: Result<(), E>,
-    now: Instant,
-) {
+pub fn finish_sync(group: &mut ClassicGroup, generation_id: i32, stored: Result<(), E>, now: Now) {
     if group.generation_id != generation_id || group.state != GroupState::CompletingRebalance {
         return;
     }
     match stored {
-        Ok(()) => group.finish_sync(),
+        Ok(()) => group.finish_sync(now),
         Err(e) => {
             for m in group.members.values_mut() {
                 if let Some(tx) = m.awaiting_sync.take() {
@@ -405,7 +401,7 @@ pub fn heartbeat(
     generation_id: i32,
     member_id: &str,
     instance: Option<&str>,
-    now: Instant,
+    now: Now,
 ) -> Option<E> {
     if group.is_fenced(member_id, instance) {
         return Some(E::FencedInstanceId);
@@ -432,7 +428,7 @@ pub fn heartbeat(
 pub fn leave(
     group: &mut ClassicGroup,
     members: &[(String, Option<String>)],
-    now: Instant,
+    now: Now,
 ) -> (Vec<Result<(), E>>, Option<GroupMetadataValue>) {
     let mut results = Vec::with_capacity(members.len());
     let mut removed_any = false;

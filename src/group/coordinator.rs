@@ -44,7 +44,7 @@ use super::consumer::{ConsumerGroup, HeartbeatRequest, HeartbeatResult, TopicVie
 use super::group_metadata_manager as store;
 use super::offset_metadata_manager::{FetchedOffsets, OffsetMetadataManager};
 use super::records::{self, fits_record, group_metadata_key, group_metadata_record, KeyValue};
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, Now, SystemClock};
 use crate::config::GroupConfig;
 use crate::metadata::MetadataImage;
 use crate::replica::{Partition, ReplicaManager};
@@ -242,7 +242,7 @@ impl GroupCoordinator {
             .filter(|(_, p)| p.leader == self.broker_id)
             .map(|(i, _)| i as i32)
             .collect();
-        let now = self.clock.now();
+        let now = self.clock.read();
         let mut inner = self.lock();
         let inner = &mut *inner;
         inner.partition_count = topic.partitions.len() as i32;
@@ -355,7 +355,7 @@ impl GroupCoordinator {
     }
 
     pub fn join(&self, req: JoinRequest) -> Pending<JoinResult> {
-        let now = self.clock.now();
+        let now = self.clock.read();
         let ready = |r: JoinResult| Pending::Ready(r);
         if req.group_id.is_empty() || !fits_record(&req.group_id) {
             return ready(JoinResult::error(&req.member_id, E::InvalidGroupId));
@@ -383,7 +383,7 @@ impl GroupCoordinator {
                 let group = inner
                     .groups
                     .entry(group_id.clone())
-                    .or_insert_with(|| ClassicGroup::new(group_id.clone(), partition));
+                    .or_insert_with(|| ClassicGroup::new(group_id.clone(), partition, now.ms));
                 let outcome = classic_membership::join(group, req, &self.config, now);
                 let recs = outcome
                     .store
@@ -403,7 +403,7 @@ impl GroupCoordinator {
     }
 
     pub fn sync(&self, req: SyncRequest) -> Pending<SyncResult> {
-        let now = self.clock.now();
+        let now = self.clock.read();
         if req.group_id.is_empty() {
             return Pending::Ready(SyncResult::error(E::InvalidGroupId));
         }
@@ -431,7 +431,7 @@ impl GroupCoordinator {
                             group,
                             generation,
                             stored,
-                            self.clock.now(),
+                            self.clock.read(),
                         );
                     }
                 }
@@ -461,7 +461,7 @@ impl GroupCoordinator {
         member_id: &str,
         instance: Option<&str>,
     ) -> Option<E> {
-        let now = self.clock.now();
+        let now = self.clock.read();
         if group_id.is_empty() {
             return Some(E::InvalidGroupId);
         }
@@ -481,7 +481,7 @@ impl GroupCoordinator {
         group_id: &str,
         members: &[(String, Option<String>)],
     ) -> Result<Vec<i16>, E> {
-        let now = self.clock.now();
+        let now = self.clock.read();
         if group_id.is_empty() {
             return Err(E::InvalidGroupId);
         }
@@ -512,8 +512,7 @@ impl GroupCoordinator {
         entries: &[CommitEntry],
         topic_exists: &dyn Fn(&str, i32) -> bool,
     ) -> Result<Vec<Result<(), E>>, E> {
-        let now = self.clock.now();
-        let now_ms = self.clock.now_ms();
+        let now = self.clock.read();
         if !fits_record(group_id) {
             return Err(E::InvalidGroupId);
         }
@@ -541,7 +540,7 @@ impl GroupCoordinator {
                     entries,
                     topic_exists,
                     self.config.offset_metadata_max_bytes,
-                    now_ms,
+                    now.ms,
                 );
                 Ok((std::mem::take(&mut commit.records), (partition, commit)))
             },
@@ -634,15 +633,14 @@ impl GroupCoordinator {
     /// One offsets partition at a time, each as a write (its `writes` held, the append
     /// outside `inner`).
     pub fn tick(&self, image: &MetadataImage) {
-        let now = self.clock.now();
-        let now_ms = self.clock.now_ms();
+        let now = self.clock.read();
         let topics = topic_view(image);
         let (work, expire) = {
             let mut inner = self.lock();
-            let expire = now.saturating_duration_since(inner.last_offset_expiry)
+            let expire = now.at.saturating_duration_since(inner.last_offset_expiry)
                 >= self.config.offsets_retention_check_interval;
             if expire {
-                inner.last_offset_expiry = now;
+                inner.last_offset_expiry = now.at;
             }
             let work: Vec<(i32, Arc<Partition>, Arc<Mutex<()>>)> = inner
                 .owned
@@ -658,12 +656,12 @@ impl GroupCoordinator {
                 if !inner.still_owns(partition, &log) {
                     continue;
                 }
-                self.tick_partition(&mut inner, partition, now, now_ms, expire, &topics)
+                self.tick_partition(&mut inner, partition, now, expire, &topics)
             };
             if recs.is_empty() {
                 continue;
             }
-            if let Err(e) = store::append(&log, recs, now_ms) {
+            if let Err(e) = store::append(&log, recs, now.ms) {
                 warn!(partition, error = %e, "cannot store group changes");
             }
         }
@@ -674,8 +672,7 @@ impl GroupCoordinator {
         &self,
         inner: &mut Inner,
         partition: i32,
-        now: Instant,
-        now_ms: i64,
+        now: Now,
         expire: bool,
         topics: &TopicView,
     ) -> Vec<KeyValue> {
@@ -694,7 +691,7 @@ impl GroupCoordinator {
             }
         }
         if expire {
-            recs.extend(self.expire_offsets(inner, partition, now_ms));
+            recs.extend(self.expire_offsets(inner, partition, now.ms));
         }
         recs
     }
@@ -751,7 +748,7 @@ impl GroupCoordinator {
         req: HeartbeatRequest,
         image: &MetadataImage,
     ) -> Result<HeartbeatResult, E> {
-        let now = self.clock.now();
+        let now = self.clock.read();
         if group_id.is_empty() {
             return Err(E::InvalidRequest);
         }
@@ -781,7 +778,7 @@ impl GroupCoordinator {
         group_id: &str,
         req: HeartbeatRequest,
         topics: &TopicView,
-        now: Instant,
+        now: Now,
     ) -> Result<HeartbeatResult, E> {
         if !inner.consumer_groups.contains_key(group_id) {
             if req.member_epoch != 0 {
@@ -801,6 +798,7 @@ impl GroupCoordinator {
                 group_id.to_string(),
                 partition,
                 &self.config.consumer_assignor,
+                now.ms,
             );
             inner.consumer_groups.insert(group_id.to_string(), group);
         }
@@ -984,7 +982,7 @@ fn validate_classic_commit(
     generation_id: i32,
     member_id: &str,
     instance: Option<&str>,
-    now: Instant,
+    now: Now,
 ) -> Result<(), E> {
     if !inner.groups.contains_key(group_id) {
         if generation_id >= 0 {
@@ -992,7 +990,7 @@ fn validate_classic_commit(
         }
         inner.groups.insert(
             group_id.to_string(),
-            ClassicGroup::new(group_id.to_string(), partition),
+            ClassicGroup::new(group_id.to_string(), partition, now.ms),
         );
     }
     let Some(group) = inner.groups.get_mut(group_id) else {

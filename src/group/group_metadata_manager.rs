@@ -6,7 +6,6 @@
 //! coordinator calls `append` with its lock released (see `coordinator.rs`).
 
 use std::collections::HashMap;
-use std::time::Instant;
 
 use bytes::BytesMut;
 use gregor_log::{parse_record_set, LogError};
@@ -22,6 +21,7 @@ use super::records::{
     decode_group_metadata_value, decode_key, decode_offset_commit_value, CoordinatorKey,
     GroupMetadataValue, KeyValue, OffsetCommitValue,
 };
+use crate::clock::Now;
 use crate::replica::{Partition, PartitionError};
 
 /// Why records could not be stored.
@@ -113,11 +113,7 @@ pub struct Loaded {
 
 /// Replays one `__consumer_offsets` partition: the last record of each key wins, tombstones
 /// delete.
-pub fn load_partition(
-    partition: &Partition,
-    index: i32,
-    now: Instant,
-) -> Result<Loaded, LoadError> {
+pub fn load_partition(partition: &Partition, index: i32, now: Now) -> Result<Loaded, LoadError> {
     let (start, high_watermark, _) = partition.offsets();
     let mut offset = start;
     let mut offsets: HashMap<(String, String, i32), Option<OffsetCommitValue>> = HashMap::new();
@@ -186,7 +182,7 @@ pub fn load_partition(
     let mut groups: HashMap<String, ClassicGroup> = HashMap::new();
     for (group, value) in metadata {
         if let Some(value) = value {
-            let mut g = ClassicGroup::new(group.clone(), index);
+            let mut g = ClassicGroup::new(group.clone(), index, now.ms);
             g.restore(value, now);
             groups.insert(group, g);
         }
@@ -198,7 +194,7 @@ pub fn load_partition(
     for (group, ..) in &offsets {
         groups
             .entry(group.clone())
-            .or_insert_with(|| ClassicGroup::new(group.clone(), index));
+            .or_insert_with(|| ClassicGroup::new(group.clone(), index, now.ms));
     }
     Ok(Loaded {
         groups: groups.into_values().collect(),
