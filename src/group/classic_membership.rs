@@ -469,3 +469,41 @@ pub fn leave(
     };
     (results, store)
 }
+
+/// Kafka's checks of an OffsetCommit to a classic group: a simple commit (generation -1, no
+/// member id) only to an Empty group; a member's commit from a current member of the current
+/// generation, not during CompletingRebalance.
+pub fn validate_commit(
+    group: &mut ClassicGroup,
+    generation_id: i32,
+    member_id: &str,
+    instance: Option<&str>,
+    now: Now,
+) -> Result<(), E> {
+    let simple = generation_id < 0 && member_id.is_empty();
+    if group.state == GroupState::Dead {
+        return Err(E::CoordinatorNotAvailable);
+    }
+    if simple {
+        if group.state != GroupState::Empty {
+            return Err(E::UnknownMemberId);
+        }
+    } else {
+        if group.is_fenced(member_id, instance) {
+            return Err(E::FencedInstanceId);
+        }
+        if group.state == GroupState::CompletingRebalance {
+            return Err(E::RebalanceInProgress);
+        }
+        if !group.members.contains_key(member_id) {
+            return Err(E::UnknownMemberId);
+        }
+        if generation_id != group.generation_id {
+            return Err(E::IllegalGeneration);
+        }
+        if let Some(m) = group.members.get_mut(member_id) {
+            m.touch(now);
+        }
+    }
+    Ok(())
+}

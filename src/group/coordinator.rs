@@ -33,14 +33,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use bytes::Bytes;
 use kafka_protocol::error::ResponseError as E;
 use tracing::{info, warn};
 
-use super::assignor::TopicAssignment;
-use super::classic::{ClassicGroup, GroupState, JoinResult, Member, SyncResult};
+use super::classic::{ClassicGroup, GroupState, JoinResult, SyncResult};
 use super::classic_membership::{self, JoinOutcome, SyncOutcome};
 use super::consumer::{ConsumerGroup, HeartbeatRequest, HeartbeatResult, TopicView};
+use super::describe;
 use super::group_metadata_manager as store;
 use super::offset_metadata_manager::{FetchedOffsets, OffsetMetadataManager};
 use super::records::{self, fits_record, group_metadata_key, group_metadata_record, KeyValue};
@@ -50,6 +49,10 @@ use crate::metadata::MetadataImage;
 use crate::replica::{Partition, ReplicaManager};
 
 pub use super::classic_membership::{JoinRequest, Pending, SyncRequest};
+pub use super::describe::{
+    ConsumerGroupDescription, ConsumerMemberDescription, DescribedMember, GroupDescription,
+    ListedGroup,
+};
 pub use super::offset_metadata_manager::CommitEntry;
 
 /// The error code for success.
@@ -73,58 +76,6 @@ pub fn partition_for_group(group_id: &str, partitions: i32) -> i32 {
 
 fn code(r: Result<(), E>) -> i16 {
     r.map_or_else(|e| e.code(), |()| NONE)
-}
-
-/// A group as DescribeGroups shows it.
-pub struct GroupDescription {
-    pub error: i16,
-    pub group_id: String,
-    pub state: &'static str,
-    pub protocol_type: String,
-    pub protocol: String,
-    /// (member id, instance id, client id, client host, metadata, assignment)
-    pub members: Vec<DescribedMember>,
-}
-
-pub struct DescribedMember {
-    pub member_id: String,
-    pub group_instance_id: Option<String>,
-    pub client_id: String,
-    pub client_host: String,
-    pub metadata: Bytes,
-    pub assignment: Bytes,
-}
-
-pub struct ListedGroup {
-    pub group_id: String,
-    pub protocol_type: String,
-    pub state: &'static str,
-    /// "classic" or "consumer" (KIP-848).
-    pub group_type: &'static str,
-}
-
-/// A KIP-848 group as ConsumerGroupDescribe shows it.
-pub struct ConsumerGroupDescription {
-    pub error: i16,
-    pub group_id: String,
-    pub state: &'static str,
-    pub group_epoch: i32,
-    pub assignment_epoch: i32,
-    pub assignor: String,
-    pub members: Vec<ConsumerMemberDescription>,
-}
-
-pub struct ConsumerMemberDescription {
-    pub member_id: String,
-    pub instance_id: Option<String>,
-    pub rack_id: Option<String>,
-    pub member_epoch: i32,
-    pub client_id: String,
-    pub client_host: String,
-    pub subscribed_topic_names: Vec<String>,
-    pub subscribed_topic_regex: Option<String>,
-    pub assignment: TopicAssignment,
-    pub target_assignment: TopicAssignment,
 }
 
 /// The topics a KIP-848 assignor may hand out: every non-internal topic by name.
@@ -217,10 +168,6 @@ impl GroupCoordinator {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn coordinator_partition(&self, inner: &Inner, group_id: &str) -> Result<i32, E> {
-        inner.partition_of(group_id)
     }
 
     /// Follows leadership of `__consumer_offsets`: loads the partitions this broker now
@@ -814,157 +761,39 @@ impl GroupCoordinator {
         group.heartbeat(req, topics, self.config.consumer_session_timeout, now)
     }
 
+    /// DescribeGroups, for one group.
     pub fn describe(&self, group_id: &str) -> GroupDescription {
         let inner = self.lock();
-        let mut d = GroupDescription {
-            error: 0,
-            group_id: group_id.to_string(),
-            state: GroupState::Dead.name(),
-            protocol_type: String::new(),
-            protocol: String::new(),
-            members: Vec::new(),
-        };
-        if let Err(e) = self.coordinator_partition(&inner, group_id) {
-            d.error = e.code();
-            return d;
+        if let Err(e) = inner.partition_of(group_id) {
+            return GroupDescription::error(group_id, e);
         }
-        if let Some(g) = inner.consumer_groups.get(group_id) {
-            d.state = g.state_name();
-            d.protocol_type = "consumer".to_string();
-            d.members = g
-                .members
-                .values()
-                .map(|m| DescribedMember {
-                    member_id: m.member_id.clone(),
-                    group_instance_id: m.instance_id.clone(),
-                    client_id: m.client_id.clone(),
-                    client_host: m.client_host.clone(),
-                    metadata: Bytes::new(),
-                    assignment: Bytes::new(),
-                })
-                .collect();
-            return d;
-        }
-        let Some(g) = inner.groups.get(group_id) else {
-            d.error = E::GroupIdNotFound.code();
-            return d;
-        };
-        d.state = g.state.name();
-        d.protocol_type = g.protocol_type.clone().unwrap_or_default();
-        let stable = g.state == GroupState::Stable;
-        if stable {
-            d.protocol = g.protocol_name.clone().unwrap_or_default();
-        }
-        let protocol = g.protocol_name.clone().unwrap_or_default();
-        let mut members: Vec<&Member> = g.members.values().collect();
-        members.sort_by_key(|m| m.join_seq);
-        d.members = members
-            .into_iter()
-            .map(|m| DescribedMember {
-                member_id: m.member_id.clone(),
-                group_instance_id: m.group_instance_id.clone(),
-                client_id: m.client_id.clone(),
-                client_host: m.client_host.clone(),
-                metadata: if stable {
-                    m.metadata_for(&protocol)
-                } else {
-                    Bytes::new()
-                },
-                assignment: if stable {
-                    m.assignment.clone()
-                } else {
-                    Bytes::new()
-                },
-            })
-            .collect();
-        d
+        describe::describe_group(
+            group_id,
+            inner.groups.get(group_id),
+            inner.consumer_groups.get(group_id),
+        )
     }
 
+    /// ListGroups: the groups this broker coordinates in one of `states` (all if empty).
     pub fn list(&self, states: &[String]) -> Vec<ListedGroup> {
         let inner = self.lock();
-        let mut out: Vec<ListedGroup> = inner
-            .groups
-            .values()
-            .filter(|g| g.state != GroupState::Dead)
-            .filter(|g| {
-                states.is_empty()
-                    || states
-                        .iter()
-                        .any(|s| s.eq_ignore_ascii_case(g.state.name()))
-            })
-            .map(|g| ListedGroup {
-                group_id: g.group_id.clone(),
-                protocol_type: g.protocol_type.clone().unwrap_or_default(),
-                state: g.state.name(),
-                group_type: "classic",
-            })
-            .collect();
-        out.extend(
-            inner
-                .consumer_groups
-                .values()
-                .filter(|g| {
-                    states.is_empty()
-                        || states
-                            .iter()
-                            .any(|s| s.eq_ignore_ascii_case(g.state_name()))
-                })
-                .map(|g| ListedGroup {
-                    group_id: g.group_id.clone(),
-                    protocol_type: "consumer".to_string(),
-                    state: g.state_name(),
-                    group_type: "consumer",
-                }),
-        );
-        out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
-        out
+        describe::list_groups(
+            inner.groups.values(),
+            inner.consumer_groups.values(),
+            states,
+        )
     }
 
     /// ConsumerGroupDescribe (KIP-848).
     pub fn consumer_describe(&self, group_id: &str) -> ConsumerGroupDescription {
         let inner = self.lock();
-        let mut d = ConsumerGroupDescription {
-            error: 0,
-            group_id: group_id.to_string(),
-            state: "Dead",
-            group_epoch: -1,
-            assignment_epoch: -1,
-            assignor: String::new(),
-            members: Vec::new(),
-        };
-        if let Err(e) = self.coordinator_partition(&inner, group_id) {
-            d.error = e.code();
-            return d;
+        if let Err(e) = inner.partition_of(group_id) {
+            return ConsumerGroupDescription::error(group_id, e);
         }
-        let Some(g) = inner.consumer_groups.get(group_id) else {
-            d.error = E::GroupIdNotFound.code();
-            return d;
-        };
-        d.state = g.state_name();
-        d.group_epoch = g.group_epoch;
-        d.assignment_epoch = g.assignment_epoch;
-        d.assignor = g
-            .members
-            .values()
-            .find_map(|m| m.server_assignor.clone())
-            .unwrap_or_else(|| g.default_assignor.clone());
-        d.members = g
-            .members
-            .values()
-            .map(|m| ConsumerMemberDescription {
-                member_id: m.member_id.clone(),
-                instance_id: m.instance_id.clone(),
-                rack_id: m.rack_id.clone(),
-                member_epoch: m.member_epoch,
-                client_id: m.client_id.clone(),
-                client_host: m.client_host.clone(),
-                subscribed_topic_names: m.subscribed_names.iter().cloned().collect(),
-                subscribed_topic_regex: m.subscribed_regex.clone(),
-                assignment: m.assigned.clone(),
-                target_assignment: g.target.get(&m.member_id).cloned().unwrap_or_default(),
-            })
-            .collect();
-        d
+        match inner.consumer_groups.get(group_id) {
+            Some(g) => describe::describe_consumer_group(g),
+            None => ConsumerGroupDescription::error(group_id, E::GroupIdNotFound),
+        }
     }
 
     /// Groups this broker coordinates (for tests and logs).
@@ -973,8 +802,8 @@ impl GroupCoordinator {
     }
 }
 
-/// Kafka's checks of a classic group's OffsetCommit; a simple (generation -1) commit to an
-/// unknown group creates it, Empty.
+/// A classic group's OffsetCommit: a simple (generation -1) commit to an unknown group
+/// creates it, Empty; then Kafka's checks (`classic_membership::validate_commit`).
 fn validate_classic_commit(
     inner: &mut Inner,
     partition: i32,
@@ -996,32 +825,7 @@ fn validate_classic_commit(
     let Some(group) = inner.groups.get_mut(group_id) else {
         return Err(E::CoordinatorNotAvailable);
     };
-    let simple = generation_id < 0 && member_id.is_empty();
-    if group.state == GroupState::Dead {
-        return Err(E::CoordinatorNotAvailable);
-    }
-    if simple {
-        if group.state != GroupState::Empty {
-            return Err(E::UnknownMemberId);
-        }
-    } else {
-        if group.is_fenced(member_id, instance) {
-            return Err(E::FencedInstanceId);
-        }
-        if group.state == GroupState::CompletingRebalance {
-            return Err(E::RebalanceInProgress);
-        }
-        if !group.members.contains_key(member_id) {
-            return Err(E::UnknownMemberId);
-        }
-        if generation_id != group.generation_id {
-            return Err(E::IllegalGeneration);
-        }
-        if let Some(m) = group.members.get_mut(member_id) {
-            m.touch(now);
-        }
-    }
-    Ok(())
+    classic_membership::validate_commit(group, generation_id, member_id, instance, now)
 }
 
 /// The topics a group still consumes, whose offsets OffsetDelete must keep; a classic group

@@ -9,6 +9,7 @@
 //!   the log with its lock released.
 //! - `classic_membership`: the classic protocol's APIs on one group (JoinGroup's new-member,
 //!   static-member and known-member paths, SyncGroup, Heartbeat, LeaveGroup).
+//! - `describe`: read-only views for DescribeGroups, ListGroups, ConsumerGroupDescribe.
 //! - `group_metadata_manager`: appending records to `__consumer_offsets` and replaying a
 //!   partition (Kafka's `GroupMetadataManager`).
 //! - `offset_metadata_manager`: committed offsets of either kind of group: commit, fetch,
@@ -23,6 +24,7 @@ pub mod classic;
 pub mod classic_membership;
 pub mod consumer;
 pub mod coordinator;
+pub mod describe;
 pub mod group_metadata_manager;
 pub mod offset_metadata_manager;
 pub mod offsets_topic;
