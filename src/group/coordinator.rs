@@ -58,8 +58,7 @@ pub use super::offset_metadata_manager::CommitEntry;
 /// The error code for success.
 pub const NONE: i16 = 0;
 
-/// Kafka's name for the offsets topic.
-pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+pub use super::records::OFFSETS_TOPIC;
 
 /// Java's `String.hashCode` over UTF-16 code units, as Kafka hashes group ids.
 pub fn java_string_hash(s: &str) -> i32 {

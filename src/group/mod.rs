@@ -16,8 +16,9 @@
 //!   delete, expire (Kafka's `OffsetMetadataManager`); it does not know group types.
 //! - `classic`: one classic group's state machine, in memory only.
 //! - `consumer` and `assignor`: KIP-848 consumer groups and their server-side assignors.
-//! - `records`: the key and value formats of `__consumer_offsets`.
-//! - `offsets_topic`: creating `__consumer_offsets` through a narrow topic-creation interface.
+//! - `offsets_topic`: creating `__consumer_offsets` through a narrow topic-creation interface
+//!   (`InternalTopicCreator`, implemented for `Broker` in `topic_admin.rs`).
+//! - `records`: the key and value formats of `__consumer_offsets`, and its name.
 
 pub mod assignor;
 pub mod classic;

@@ -12,7 +12,7 @@ use kafka_protocol::error::ResponseError as E;
 use thiserror::Error;
 use tracing::{info, warn};
 
-use super::OFFSETS_TOPIC;
+use super::records::OFFSETS_TOPIC;
 use crate::config::GroupConfig;
 
 /// An internal topic to create.

@@ -11,6 +11,9 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use thiserror::Error;
 
+/// Kafka's name for the offsets topic.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
 /// Key version of an offset commit as Kafka writes it.
 const OFFSET_COMMIT_KEY_VERSION: i16 = 1;
 const OFFSET_COMMIT_VALUE_VERSION: i16 = 3;
