@@ -34,10 +34,18 @@ struct Fixture {
 }
 
 fn fixture(tune: impl FnOnce(&mut GroupConfig)) -> Fixture {
+    fixture_with(|_| {}, tune)
+}
+
+fn fixture_with(
+    tune_log: impl FnOnce(&mut crate::config::TopicSettings),
+    tune: impl FnOnce(&mut GroupConfig),
+) -> Fixture {
     let dir = tempfile::tempdir().expect("temp dir");
     let broker = BrokerConfig::default_standalone();
     let mut settings = crate::config::topic_settings(&BTreeMap::new(), &broker);
     settings.cleanup_policy = "compact".to_string();
+    tune_log(&mut settings);
     let log = Arc::new(
         Partition::open(dir.path(), OFFSETS_TOPIC, 0, Uuid::new_v4(), 0, settings)
             .expect("open partition"),
@@ -462,4 +470,44 @@ fn commits_are_stored_then_visible_and_survive_a_reload() {
         offsets,
         vec![("t".to_string(), 0, 5), ("t".to_string(), 1, 6)]
     );
+}
+
+#[test]
+fn a_failed_append_is_reported_and_changes_nothing_visible() {
+    // The coordinator appends with acks=-1: an ISR (of one) below min.insync.replicas=2
+    // makes every append fail with NOT_ENOUGH_REPLICAS, which a client sees as
+    // COORDINATOR_NOT_AVAILABLE.
+    let f = fixture_with(
+        |s| s.min_insync_replicas = 2,
+        |c| c.initial_rebalance_delay = Duration::ZERO,
+    );
+    let exists = |_: &str, _: i32| true;
+    let entries = [CommitEntry {
+        topic: "t".to_string(),
+        partition: 0,
+        offset: 9,
+        leader_epoch: -1,
+        metadata: None,
+    }];
+    let r =
+        f.gc.commit_offsets("g", -1, "", None, &entries, &exists)
+            .expect("commit");
+    assert_eq!(r, vec![Err(E::CoordinatorNotAvailable)]);
+    let fetched =
+        f.gc.fetch_offsets("g", Some(vec![("t".to_string(), vec![0])]))
+            .expect("fetch");
+    assert!(fetched[0].1[0].1.is_none(), "not visible: never stored");
+    // The leader's SyncGroup: nobody gets an assignment that is not stored; a new rebalance.
+    let joined = answered(f.gc.join(join_req("h", "", None)));
+    assert_eq!(joined.generation_id, 1);
+    let synced = answered(f.gc.sync(sync_req(
+        "h",
+        1,
+        &joined.member_id,
+        &[(&joined.member_id, "a")],
+    )));
+    assert_eq!(synced.error, E::CoordinatorNotAvailable.code());
+    assert!(synced.assignment.is_empty());
+    assert_eq!(f.gc.describe("h").state, "PreparingRebalance");
+    assert!(f.reload().groups.is_empty());
 }
