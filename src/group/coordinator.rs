@@ -132,6 +132,9 @@ pub struct GroupCoordinator {
     config: GroupConfig,
     clock: Arc<dyn Clock>,
     inner: Mutex<Inner>,
+    /// Tests: runs between a write's append and its apply, to widen that window.
+    #[cfg(test)]
+    pub(super) after_append: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl GroupCoordinator {
@@ -158,6 +161,8 @@ impl GroupCoordinator {
                 offsets: OffsetMetadataManager::new(),
                 last_offset_expiry: now,
             }),
+            #[cfg(test)]
+            after_append: std::sync::OnceLock::new(),
         }
     }
 
@@ -288,6 +293,10 @@ impl GroupCoordinator {
                 e.response_error()
             })
         };
+        #[cfg(test)]
+        if let Some(hook) = self.after_append.get() {
+            hook();
+        }
         let mut inner = self.lock();
         // Leadership lost during the append: the partition's groups are gone from memory.
         let stored = stored.and_then(|()| {

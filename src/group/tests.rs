@@ -511,3 +511,62 @@ fn a_failed_append_is_reported_and_changes_nothing_visible() {
     assert_eq!(f.gc.describe("h").state, "PreparingRebalance");
     assert!(f.reload().groups.is_empty());
 }
+
+#[test]
+fn concurrent_commits_leave_memory_and_log_in_the_same_order() {
+    // Eight threads commit to the same partitions of one group; each write appends with the
+    // coordinator's lock released. (Without the partition's `writes` mutex held from prepare
+    // to apply, this fails: memory ends with one commit, the log with another.) Whatever the interleaving, the offset OffsetFetch shows must
+    // be the one the log ends with (what a new coordinator would load).
+    let f = Arc::new(fixture(|_| {}));
+    // Widen the window between append and apply, unevenly, so that without the ordering a
+    // later write would often overtake an earlier one there.
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    let _ = f.gc.after_append.set(Box::new(move || {
+        if n.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .is_multiple_of(2)
+        {
+            std::thread::sleep(Duration::from_micros(300));
+        }
+    }));
+    let threads: Vec<_> = (0..8i64)
+        .map(|t| {
+            let f = f.clone();
+            std::thread::spawn(move || {
+                let exists = |_: &str, _: i32| true;
+                for i in 0..100i64 {
+                    let entries: Vec<CommitEntry> = (0..3)
+                        .map(|p| CommitEntry {
+                            topic: "t".to_string(),
+                            partition: p,
+                            offset: t * 1_000 + i,
+                            leader_epoch: -1,
+                            metadata: None,
+                        })
+                        .collect();
+                    let r = f.gc.commit_offsets("g", -1, "", None, &entries, &exists);
+                    assert_eq!(r, Ok(vec![Ok(()); 3]));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("committer");
+    }
+    let fetched = f.gc.fetch_offsets("g", None).expect("fetch");
+    let in_memory: Vec<(i32, i64)> = fetched[0]
+        .1
+        .iter()
+        .map(|(p, v)| (*p, v.as_ref().map_or(-1, |v| v.offset)))
+        .collect();
+    let loaded = f.reload();
+    let mut in_log: Vec<(i32, i64)> = loaded
+        .offsets
+        .iter()
+        .map(|(_, _, p, v)| (*p, v.offset))
+        .collect();
+    in_log.sort_unstable();
+    assert_eq!(in_memory, in_log);
+    // One commit's three offsets are one batch: all three come from the same commit.
+    assert!(in_memory.iter().all(|(_, o)| *o == in_memory[0].1));
+}
