@@ -96,6 +96,10 @@ impl Broker {
         let Some(mut images) = self.metadata.subscribe() else {
             return;
         };
+        // A new receiver has seen the current image; one published between `Broker::open`
+        // and this subscription would be missed (a restarted broker never loading the
+        // offsets partitions it was just elected to lead): apply once at the start.
+        images.mark_changed();
         let broker = self.clone();
         tokio::spawn(async move {
             while images.changed().await.is_ok() {

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::broker::Broker;
 use crate::config::validate_topic_config;
+use crate::group::offsets_topic::{CreateTopicError, InternalTopic, InternalTopicCreator};
 use crate::metadata::{MetadataError, MetadataImage, PartitionMetadata, TopicMetadata};
 
 /// Kafka's limit on topic name length.
@@ -132,6 +133,36 @@ pub struct NewTopic {
     /// Explicit replica lists per partition, if the client gave them.
     pub assignments: Vec<Vec<i32>>,
     pub configs: BTreeMap<String, String>,
+}
+
+impl InternalTopicCreator for Broker {
+    fn topic_exists(&self, name: &str) -> bool {
+        self.image().topic(name).is_some()
+    }
+
+    fn live_brokers(&self) -> usize {
+        self.image().brokers.len()
+    }
+
+    fn create_internal_topic(
+        &self,
+        topic: InternalTopic,
+    ) -> impl std::future::Future<Output = Result<(), CreateTopicError>> + Send {
+        let topic = NewTopic {
+            name: topic.name,
+            num_partitions: topic.partitions,
+            replication_factor: topic.replication_factor,
+            assignments: Vec::new(),
+            configs: topic.configs,
+        };
+        async move {
+            match create_topic(self, topic, false).await {
+                Ok(_) => Ok(()),
+                Err(AdminError::TopicExists(_)) => Err(CreateTopicError::AlreadyExists),
+                Err(e) => Err(CreateTopicError::Failed(e.to_string())),
+            }
+        }
+    }
 }
 
 /// Kafka's topic name rules: 1..=249 characters of [a-zA-Z0-9._-], not "." or "..".

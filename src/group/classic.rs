@@ -1,21 +1,21 @@
-//! One classic consumer group: members, generation, chosen protocol, leader, assignments and
-//! committed offsets, and the state machine Kafka's `GroupMetadata` runs (Empty,
+//! One classic consumer group: members, generation, chosen protocol, leader and assignments,
+//! and the state machine Kafka's `GroupMetadata` runs (Empty,
 //! PreparingRebalance, CompletingRebalance, Stable, Dead).
 //!
 //! This module only changes memory: it never writes to disk and never waits. The coordinator
-//! (`coordinator.rs`) calls it under its lock, writes the records it asks for to
+//! (`coordinator.rs`, through `classic_membership.rs`) calls it under its lock, writes the records it asks for to
 //! `__consumer_offsets`, and hands members waiting in JoinGroup or SyncGroup their answer
 //! through the oneshot senders stored here.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError as E;
 use tokio::sync::oneshot;
 
-use super::records::{GroupMetadataValue, MemberMetadataValue, OffsetCommitValue};
-use crate::clock::now_ms;
+use super::records::{GroupMetadataValue, MemberMetadataValue};
+use crate::clock::Now;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GroupState {
@@ -115,8 +115,8 @@ impl Member {
         self.protocols == protocols
     }
 
-    pub fn touch(&mut self, now: Instant) {
-        self.heartbeat_deadline = now + self.session_timeout;
+    pub fn touch(&mut self, now: Now) {
+        self.heartbeat_deadline = now.at + self.session_timeout;
     }
 }
 
@@ -149,19 +149,19 @@ pub struct ClassicGroup {
     /// Member ids handed out with MEMBER_ID_REQUIRED, with the time by which they must join.
     pub pending_members: HashMap<String, Instant>,
     pub static_members: HashMap<String, String>,
-    pub offsets: BTreeMap<(String, i32), OffsetCommitValue>,
     join_timer: Option<JoinTimer>,
     sync_deadline: Option<Instant>,
     next_join_seq: u64,
 }
 
 impl ClassicGroup {
-    pub fn new(group_id: String, partition: i32) -> ClassicGroup {
+    /// A new, Empty group (since `now_ms`).
+    pub fn new(group_id: String, partition: i32, now_ms: i64) -> ClassicGroup {
         ClassicGroup {
             group_id,
             partition,
             state: GroupState::Empty,
-            state_timestamp_ms: now_ms(),
+            state_timestamp_ms: now_ms,
             protocol_type: None,
             protocol_name: None,
             generation_id: 0,
@@ -169,7 +169,6 @@ impl ClassicGroup {
             members: HashMap::new(),
             pending_members: HashMap::new(),
             static_members: HashMap::new(),
-            offsets: BTreeMap::new(),
             join_timer: None,
             sync_deadline: None,
             next_join_seq: 0,
@@ -179,7 +178,7 @@ impl ClassicGroup {
     /// Rebuilds a group from its stored metadata (loading `__consumer_offsets`): a group with
     /// members is Stable, as after its last SyncGroup, and its members get a full session
     /// timeout to heartbeat to the new coordinator.
-    pub fn restore(&mut self, value: GroupMetadataValue, now: Instant) {
+    pub fn restore(&mut self, value: GroupMetadataValue, now: Now) {
         self.protocol_type = Some(value.protocol_type.clone()).filter(|p| !p.is_empty());
         self.protocol_name = value.protocol.clone();
         self.generation_id = value.generation;
@@ -213,7 +212,7 @@ impl ClassicGroup {
                     assignment: m.assignment,
                     awaiting_join: None,
                     awaiting_sync: None,
-                    heartbeat_deadline: now + session_timeout,
+                    heartbeat_deadline: now.at + session_timeout,
                     join_seq: seq,
                     is_new: false,
                 },
@@ -230,9 +229,9 @@ impl ClassicGroup {
         self.members.is_empty() && self.pending_members.is_empty()
     }
 
-    fn transition(&mut self, state: GroupState) {
+    fn transition(&mut self, state: GroupState, now_ms: i64) {
         self.state = state;
-        self.state_timestamp_ms = now_ms();
+        self.state_timestamp_ms = now_ms;
     }
 
     /// The protocols every member supports (all of `protocols` if the group has no members).
@@ -293,7 +292,7 @@ impl ClassicGroup {
             .unwrap_or(Duration::ZERO)
     }
 
-    pub fn add_member(&mut self, mut member: Member, now: Instant) {
+    pub fn add_member(&mut self, mut member: Member, now: Now) {
         member.join_seq = self.next_join_seq;
         self.next_join_seq += 1;
         member.is_new = true;
@@ -322,7 +321,7 @@ impl ClassicGroup {
         session_timeout: Duration,
         rebalance_timeout: Duration,
         waiter: oneshot::Sender<JoinResult>,
-        now: Instant,
+        now: Now,
     ) {
         if let Some(m) = self.members.get_mut(member_id) {
             m.protocols = protocols;
@@ -342,7 +341,7 @@ impl ClassicGroup {
     }
 
     /// Starts a rebalance: members must rejoin (their heartbeats answer REBALANCE_IN_PROGRESS).
-    pub fn prepare_rebalance(&mut self, now: Instant, initial_delay: Duration) {
+    pub fn prepare_rebalance(&mut self, now: Now, initial_delay: Duration) {
         if self.state == GroupState::CompletingRebalance {
             for m in self.members.values_mut() {
                 m.assignment = Bytes::new();
@@ -357,18 +356,18 @@ impl ClassicGroup {
             if self.state == GroupState::Empty && !initial_delay.is_zero() {
                 let delay = initial_delay.min(rebalance_timeout);
                 JoinTimer::Initial {
-                    deadline: now + delay,
+                    deadline: now.at + delay,
                     delay,
                     remaining: rebalance_timeout.saturating_sub(delay),
                     new_member_added: false,
                 }
             } else {
                 JoinTimer::Rebalance {
-                    deadline: now + rebalance_timeout,
+                    deadline: now.at + rebalance_timeout,
                 }
             },
         );
-        self.transition(GroupState::PreparingRebalance);
+        self.transition(GroupState::PreparingRebalance, now.ms);
     }
 
     fn all_members_joined(&self) -> bool {
@@ -376,13 +375,15 @@ impl ClassicGroup {
     }
 
     /// Whether the join phase can end now (Kafka's DelayedJoin `tryComplete`).
-    pub fn can_complete_join(&self, now: Instant) -> bool {
+    pub fn can_complete_join(&self, now: Now) -> bool {
         if self.state != GroupState::PreparingRebalance {
             return false;
         }
         match self.join_timer {
             Some(JoinTimer::Initial { .. }) => false,
-            Some(JoinTimer::Rebalance { deadline }) => self.all_members_joined() || now >= deadline,
+            Some(JoinTimer::Rebalance { deadline }) => {
+                self.all_members_joined() || now.at >= deadline
+            }
             None => self.all_members_joined(),
         }
     }
@@ -390,7 +391,7 @@ impl ClassicGroup {
     /// Ends the join phase: drops members that did not rejoin, bumps the generation, picks
     /// the protocol and leader and answers every waiting JoinGroup. Returns the group's
     /// metadata to store when the group became empty (Kafka stores it then too).
-    pub fn complete_join(&mut self, now: Instant) -> Option<GroupMetadataValue> {
+    pub fn complete_join(&mut self, now: Now) -> Option<GroupMetadataValue> {
         let absent: Vec<String> = self
             .members
             .values()
@@ -405,7 +406,7 @@ impl ClassicGroup {
         if self.members.is_empty() {
             self.protocol_name = None;
             self.leader_id = None;
-            self.transition(GroupState::Empty);
+            self.transition(GroupState::Empty, now.ms);
             return Some(self.metadata_value());
         }
         self.protocol_name = self.select_protocol();
@@ -420,8 +421,8 @@ impl ClassicGroup {
                 .min_by_key(|m| m.join_seq)
                 .map(|m| m.member_id.clone());
         }
-        self.transition(GroupState::CompletingRebalance);
-        self.sync_deadline = Some(now + self.max_rebalance_timeout());
+        self.transition(GroupState::CompletingRebalance, now.ms);
+        self.sync_deadline = Some(now.at + self.max_rebalance_timeout());
         let protocol = self.protocol_name.clone().unwrap_or_default();
         let leader = self.leader_id.clone().unwrap_or_default();
         let mut all: Vec<&Member> = self.members.values().collect();
@@ -517,7 +518,7 @@ impl ClassicGroup {
 
     /// After a member left or expired: rebalance (Stable, CompletingRebalance) or see
     /// whether the join phase can now end (PreparingRebalance).
-    pub fn after_member_removed(&mut self, now: Instant) {
+    pub fn after_member_removed(&mut self, now: Now) {
         match self.state {
             GroupState::Stable | GroupState::CompletingRebalance => {
                 self.prepare_rebalance(now, Duration::ZERO)
@@ -562,9 +563,9 @@ impl ClassicGroup {
         }
     }
 
-    pub fn finish_sync(&mut self) {
+    pub fn finish_sync(&mut self, now: Now) {
         self.sync_deadline = None;
-        self.transition(GroupState::Stable);
+        self.transition(GroupState::Stable, now.ms);
         let protocol_type = self.protocol_type.clone();
         let protocol_name = self.protocol_name.clone();
         for m in self.members.values_mut() {
@@ -608,9 +609,10 @@ impl ClassicGroup {
 
     /// Advances the group's timers. Returns group metadata to store if the group changed
     /// in a way Kafka persists (it became empty).
-    pub fn tick(&mut self, now: Instant) -> Option<GroupMetadataValue> {
+    pub fn tick(&mut self, now: Now) -> Option<GroupMetadataValue> {
         // Members handed an id that never came back.
-        self.pending_members.retain(|_, deadline| *deadline > now);
+        self.pending_members
+            .retain(|_, deadline| *deadline > now.at);
         // Members whose session expired (parked requests keep a member alive).
         let expired: Vec<String> = self
             .members
@@ -618,7 +620,7 @@ impl ClassicGroup {
             .filter(|m| {
                 m.awaiting_join.is_none()
                     && m.awaiting_sync.is_none()
-                    && m.heartbeat_deadline <= now
+                    && m.heartbeat_deadline <= now.at
             })
             .map(|m| m.member_id.clone())
             .collect();
@@ -631,7 +633,7 @@ impl ClassicGroup {
         }
         // A leader that never sent SyncGroup: drop those who did not sync and start over.
         if self.state == GroupState::CompletingRebalance
-            && self.sync_deadline.is_some_and(|d| d <= now)
+            && self.sync_deadline.is_some_and(|d| d <= now.at)
         {
             let unsynced: Vec<String> = self
                 .members
@@ -652,11 +654,11 @@ impl ClassicGroup {
                 new_member_added,
             }) = self.join_timer
             {
-                if now >= deadline {
+                if now.at >= deadline {
                     if new_member_added && !remaining.is_zero() {
                         let next = delay.min(remaining);
                         self.join_timer = Some(JoinTimer::Initial {
-                            deadline: now + next,
+                            deadline: now.at + next,
                             delay,
                             remaining: remaining.saturating_sub(delay),
                             new_member_added: false,
@@ -664,7 +666,7 @@ impl ClassicGroup {
                     } else {
                         // The initial delay is over; from now on the group completes as soon
                         // as every member has joined.
-                        self.join_timer = Some(JoinTimer::Rebalance { deadline: now });
+                        self.join_timer = Some(JoinTimer::Rebalance { deadline: now.at });
                     }
                 }
             }

@@ -12,7 +12,7 @@
 //! assignment epoch is the group epoch the target assignment was computed for; each member's
 //! epoch says which target it has reconciled to. A stale epoch is fenced.
 //!
-//! Memory only, like `classic.rs`; the coordinator stores committed offsets. Membership is not
+//! Memory only, like `classic.rs`; committed offsets live in `offset_metadata_manager.rs`. Membership is not
 //! persisted: after a coordinator restart members get UNKNOWN_MEMBER_ID and rejoin.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -22,8 +22,7 @@ use kafka_protocol::error::ResponseError as E;
 use uuid::Uuid;
 
 use super::assignor::{self, AssignorMember, TopicAssignment};
-use super::records::OffsetCommitValue;
-use crate::clock::now_ms;
+use crate::clock::Now;
 
 /// Epoch of a member that left (-1) or a static member that left temporarily (-2).
 pub const LEAVE_EPOCH: i32 = -1;
@@ -90,7 +89,6 @@ pub struct ConsumerGroup {
     pub static_members: HashMap<String, String>,
     /// The subscribed topics' (id, partitions) the target was computed with.
     subscribed_topics: BTreeMap<Uuid, i32>,
-    pub offsets: BTreeMap<(String, i32), OffsetCommitValue>,
     pub state_timestamp_ms: i64,
     pub default_assignor: String,
 }
@@ -135,7 +133,13 @@ fn overlaps(a: &TopicAssignment, b: &TopicAssignment) -> bool {
 }
 
 impl ConsumerGroup {
-    pub fn new(group_id: String, partition: i32, default_assignor: &str) -> ConsumerGroup {
+    /// A new group with no members (since `now_ms`).
+    pub fn new(
+        group_id: String,
+        partition: i32,
+        default_assignor: &str,
+        now_ms: i64,
+    ) -> ConsumerGroup {
         ConsumerGroup {
             group_id,
             partition,
@@ -145,8 +149,7 @@ impl ConsumerGroup {
             target: BTreeMap::new(),
             static_members: HashMap::new(),
             subscribed_topics: BTreeMap::new(),
-            offsets: BTreeMap::new(),
-            state_timestamp_ms: now_ms(),
+            state_timestamp_ms: now_ms,
             default_assignor: default_assignor.to_string(),
         }
     }
@@ -190,9 +193,9 @@ impl ConsumerGroup {
             .collect()
     }
 
-    fn bump(&mut self) {
+    fn bump(&mut self, now_ms: i64) {
         self.group_epoch += 1;
-        self.state_timestamp_ms = now_ms();
+        self.state_timestamp_ms = now_ms;
     }
 
     /// Removes a member; the caller then recomputes the target so the others take its
@@ -214,7 +217,7 @@ impl ConsumerGroup {
     /// topics changed (partitions added, topics created or deleted).
     /// `member_changed`: this heartbeat changed the membership or a subscription. The group
     /// epoch moves at most once per heartbeat, as in Kafka.
-    fn maybe_update_target(&mut self, topics: &TopicView, member_changed: bool) {
+    fn maybe_update_target(&mut self, topics: &TopicView, member_changed: bool, now_ms: i64) {
         let subscribed: BTreeMap<Uuid, i32> = self
             .subscribed_topic_names(topics)
             .iter()
@@ -222,7 +225,7 @@ impl ConsumerGroup {
             .collect();
         if subscribed != self.subscribed_topics || member_changed {
             self.subscribed_topics = subscribed;
-            self.bump();
+            self.bump(now_ms);
         }
         if self.assignment_epoch >= self.group_epoch {
             return;
@@ -319,7 +322,7 @@ impl ConsumerGroup {
         req: HeartbeatRequest,
         topics: &TopicView,
         session_timeout: Duration,
-        now: Instant,
+        now: Now,
     ) -> Result<HeartbeatResult, E> {
         let full =
             req.member_epoch == 0 || req.owned.is_some() || req.subscribed_topic_names.is_some();
@@ -346,11 +349,11 @@ impl ConsumerGroup {
                         m.previous_member_epoch = m.member_epoch;
                     }
                     m.member_epoch = STATIC_LEAVE_EPOCH;
-                    m.heartbeat_deadline = now + session_timeout;
+                    m.heartbeat_deadline = now.at + session_timeout;
                 }
             } else {
                 let removed = self.remove_member(&id);
-                self.maybe_update_target(topics, removed);
+                self.maybe_update_target(topics, removed, now.ms);
             }
             return Ok(HeartbeatResult {
                 member_id: id,
@@ -360,7 +363,7 @@ impl ConsumerGroup {
         }
         let mut changed = false;
         let member_id = if req.member_epoch == 0 {
-            let (id, new_member) = self.join(&req, now)?;
+            let (id, new_member) = self.join(&req, now.at)?;
             changed = new_member;
             id
         } else {
@@ -410,14 +413,14 @@ impl ConsumerGroup {
             if req.rebalance_timeout_ms > 0 {
                 m.rebalance_timeout = Duration::from_millis(req.rebalance_timeout_ms as u64);
             }
-            m.heartbeat_deadline = now + session_timeout;
+            m.heartbeat_deadline = now.at + session_timeout;
         }
-        self.maybe_update_target(topics, changed);
+        self.maybe_update_target(topics, changed, now.ms);
         let before = self
             .members
             .get(&member_id)
             .map(|m| (m.member_epoch, m.assigned.clone()));
-        self.reconcile(&member_id, req.owned.as_ref(), now);
+        self.reconcile(&member_id, req.owned.as_ref(), now.at);
         let m = self.members.get(&member_id).ok_or(E::UnknownMemberId)?;
         let moved = before.is_none_or(|(e, a)| e != m.member_epoch || a != m.assigned);
         Ok(HeartbeatResult {
@@ -507,12 +510,12 @@ impl ConsumerGroup {
     }
 
     /// Session expiry and revocation deadlines. Returns whether anything changed.
-    pub fn tick(&mut self, now: Instant, topics: &TopicView) -> bool {
+    pub fn tick(&mut self, now: Now, topics: &TopicView) -> bool {
         let expired: Vec<String> = self
             .members
             .values()
             .filter(|m| {
-                m.heartbeat_deadline <= now || m.revocation_deadline.is_some_and(|d| d <= now)
+                m.heartbeat_deadline <= now.at || m.revocation_deadline.is_some_and(|d| d <= now.at)
             })
             .map(|m| m.member_id.clone())
             .collect();
@@ -521,7 +524,7 @@ impl ConsumerGroup {
             self.remove_member(id);
         }
         if !expired.is_empty() {
-            self.maybe_update_target(topics, true);
+            self.maybe_update_target(topics, true, now.ms);
         }
         !expired.is_empty()
     }

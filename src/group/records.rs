@@ -11,6 +11,9 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use thiserror::Error;
 
+/// Kafka's name for the offsets topic.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
 /// Key version of an offset commit as Kafka writes it.
 const OFFSET_COMMIT_KEY_VERSION: i16 = 1;
 const OFFSET_COMMIT_VALUE_VERSION: i16 = 3;
@@ -75,6 +78,22 @@ pub struct GroupMetadataValue {
     pub leader: Option<String>,
     pub current_state_timestamp: i64,
     pub members: Vec<MemberMetadataValue>,
+}
+
+/// One record for `__consumer_offsets`: a key and a value (None: a tombstone).
+pub type KeyValue = (Bytes, Option<Bytes>);
+
+/// Strings in `__consumer_offsets` records carry an int16 length: longer ones cannot be stored.
+pub fn fits_record(s: &str) -> bool {
+    s.len() <= i16::MAX as usize
+}
+
+/// A group's metadata record.
+pub fn group_metadata_record(group: &str, value: &GroupMetadataValue) -> KeyValue {
+    (
+        group_metadata_key(group),
+        Some(encode_group_metadata_value(value)),
+    )
 }
 
 pub fn offset_commit_key(group: &str, topic: &str, partition: i32) -> Bytes {

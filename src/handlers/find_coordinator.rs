@@ -73,7 +73,7 @@ async fn find(broker: &Broker, key_type: i8, key: &str) -> Result<BrokerEndpoint
     if key_type != KEY_TYPE_GROUP {
         return Err(E::CoordinatorNotAvailable);
     }
-    offsets_topic::ensure_exists(broker).await?;
+    offsets_topic::ensure_exists(broker, broker.groups.config()).await?;
     let image = broker.image();
     let topic = image
         .topic(OFFSETS_TOPIC)

@@ -6,6 +6,8 @@ use gregor_protocol::kafka_protocol::messages::offset_commit_response::{
 };
 use gregor_protocol::kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
+use gregor_protocol::kafka_protocol::error::ResponseError as E;
+
 use crate::broker::Broker;
 use crate::group::coordinator::CommitEntry;
 
@@ -26,7 +28,7 @@ pub fn handle(broker: &Broker, _version: i16, req: OffsetCommitRequest) -> Offse
     let image = broker.image();
     let exists = |topic: &str, partition: i32| image.has_partition(topic, partition);
     let instance = req.group_instance_id.as_ref().map(|s| s.to_string());
-    let codes: Vec<i16> = match broker.groups.commit_offsets(
+    let results: Vec<Result<(), E>> = match broker.groups.commit_offsets(
         &req.group_id.0,
         req.generation_id_or_member_epoch,
         &req.member_id,
@@ -35,9 +37,11 @@ pub fn handle(broker: &Broker, _version: i16, req: OffsetCommitRequest) -> Offse
         &exists,
     ) {
         Ok(per_partition) => per_partition,
-        Err(e) => vec![e.code(); entries.len()],
+        Err(e) => vec![Err(e); entries.len()],
     };
-    let mut codes = codes.into_iter();
+    // One result per entry, in request order; a missing one would be a coordinator bug and
+    // must not read as success.
+    let mut results = results.into_iter();
     let topics = req
         .topics
         .into_iter()
@@ -48,7 +52,12 @@ pub fn handle(broker: &Broker, _version: i16, req: OffsetCommitRequest) -> Offse
                 .map(|p| {
                     OffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
-                        .with_error_code(codes.next().unwrap_or(0))
+                        .with_error_code(
+                            results
+                                .next()
+                                .unwrap_or(Err(E::UnknownServerError))
+                                .map_or_else(|e| e.code(), |()| 0),
+                        )
                 })
                 .collect();
             OffsetCommitResponseTopic::default()
