@@ -8,11 +8,13 @@ use anyhow::Context;
 use tracing::info;
 
 use crate::config::BrokerConfig;
+use crate::group::offsets_topic::{CreateTopicError, InternalTopic, InternalTopicCreator};
 use crate::group::GroupCoordinator;
 use crate::metadata::embedded::EmbeddedMetadata;
 use crate::metadata::zookeeper::ZookeeperMetadata;
 use crate::metadata::{BrokerEndpoint, MetadataImage, MetadataStore};
 use crate::replica::ReplicaManager;
+use crate::topic_admin::{self, TopicAdminContext};
 use crate::txn::ProducerIdManager;
 
 pub struct Broker {
@@ -143,6 +145,66 @@ impl Broker {
     pub fn shutdown(&self) -> bool {
         self.metadata.shutdown();
         self.replicas.shutdown()
+    }
+}
+
+/// Topic administration works on the broker through this narrow view.
+impl TopicAdminContext for Broker {
+    fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    fn metadata(&self) -> &dyn MetadataStore {
+        self.metadata.as_ref()
+    }
+
+    fn replicas(&self) -> &ReplicaManager {
+        &self.replicas
+    }
+
+    fn admin_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.admin_lock
+    }
+
+    fn image(&self) -> Arc<MetadataImage> {
+        Broker::image(self)
+    }
+
+    fn sync_replicas(&self) -> Result<(), crate::replica::PartitionError> {
+        Broker::sync_replicas(self)
+    }
+}
+
+/// The group coordinator creates `__consumer_offsets` through topic administration.
+impl InternalTopicCreator for Broker {
+    fn topic_exists(&self, name: &str) -> bool {
+        self.image().topic(name).is_some()
+    }
+
+    fn live_brokers(&self) -> usize {
+        self.image().brokers.len()
+    }
+
+    fn create_internal_topic(
+        &self,
+        topic: InternalTopic,
+    ) -> impl std::future::Future<Output = Result<(), CreateTopicError>> + Send {
+        let topic = topic_admin::NewTopic {
+            name: topic.name,
+            num_partitions: topic.partitions,
+            replication_factor: topic.replication_factor,
+            assignments: Vec::new(),
+            configs: topic.configs,
+        };
+        async move {
+            match topic_admin::create_topic(self, topic, false).await {
+                Ok(_) => Ok(()),
+                Err(topic_admin::AdminError::TopicExists(_)) => {
+                    Err(CreateTopicError::AlreadyExists)
+                }
+                Err(e) => Err(CreateTopicError::Failed(e.to_string())),
+            }
+        }
     }
 }
 

@@ -70,9 +70,9 @@ pub fn load_or_create(
     }
 }
 
-/// Kafka's cluster ids are random UUIDs in its base64 form.
+/// Kafka's cluster ids are random UUIDs in its base64 form (never starting with '-').
 fn new_cluster_id() -> String {
-    crate::metadata::kafka_uuid_string(uuid::Uuid::new_v4().as_bytes())
+    gregor_zk::znode::new_kafka_uuid()
 }
 
 #[cfg(test)]

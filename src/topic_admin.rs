@@ -12,10 +12,11 @@ use thiserror::Error;
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use crate::broker::Broker;
-use crate::config::validate_topic_config;
-use crate::group::offsets_topic::{CreateTopicError, InternalTopic, InternalTopicCreator};
-use crate::metadata::{MetadataError, MetadataImage, PartitionMetadata, TopicMetadata};
+use crate::config::{validate_topic_config, BrokerConfig};
+use crate::metadata::{
+    MetadataError, MetadataImage, MetadataStore, PartitionMetadata, TopicMetadata,
+};
+use crate::replica::{PartitionError, ReplicaManager};
 
 /// Kafka's limit on topic name length.
 const MAX_NAME_LENGTH: usize = 249;
@@ -56,19 +57,22 @@ pub fn excessive_partitions() -> AdminError {
 /// connections need descriptors too: a broker takes at most three quarters of its open-file
 /// limit in partitions, so that a creation is refused up front instead of failing half way
 /// with "Too many open files". (10,000 partitions need a limit of at least 13,334.)
-fn check_open_file_budget(broker: &Broker, new_here: usize) -> Result<(), AdminError> {
+fn check_open_file_budget(
+    broker: &impl TopicAdminContext,
+    new_here: usize,
+) -> Result<(), AdminError> {
     if new_here == 0 {
         return Ok(());
     }
     let limit = open_file_limit();
     let budget = limit / 4 * 3;
-    let hosted = broker.replicas.all_partitions().len();
+    let hosted = broker.replicas().all_partitions().len();
     if hosted + new_here > budget {
         return Err(AdminError::PolicyViolation(format!(
             "Broker {} hosts {hosted} partitions and would host {}: more than three quarters \
              of its open-file limit ({limit}) allows. Raise the limit (ulimit -n) to create \
              them.",
-            broker.config.broker_id,
+            broker.config().broker_id,
             hosted + new_here
         )));
     }
@@ -90,8 +94,8 @@ fn open_file_limit() -> usize {
 }
 
 /// How many of `partitions` this broker would host.
-fn hosted_here(broker: &Broker, partitions: &[PartitionMetadata]) -> usize {
-    let id = broker.config.broker_id;
+fn hosted_here(broker: &impl TopicAdminContext, partitions: &[PartitionMetadata]) -> usize {
+    let id = broker.config().broker_id;
     partitions
         .iter()
         .filter(|p| p.replicas.contains(&id))
@@ -125,6 +129,19 @@ impl From<MetadataError> for AdminError {
     }
 }
 
+/// What topic administration needs of the broker (implemented by `Broker`), so that this
+/// module does not reach up into it.
+pub trait TopicAdminContext: Sync {
+    fn config(&self) -> &BrokerConfig;
+    fn metadata(&self) -> &dyn MetadataStore;
+    fn replicas(&self) -> &ReplicaManager;
+    /// One topic administration at a time on this broker.
+    fn admin_lock(&self) -> &tokio::sync::Mutex<()>;
+    fn image(&self) -> Arc<MetadataImage>;
+    /// Brings the hosted replicas (and their users) in line with the metadata store.
+    fn sync_replicas(&self) -> Result<(), PartitionError>;
+}
+
 /// A topic to create, as CreateTopics describes it (-1 = broker default).
 pub struct NewTopic {
     pub name: String,
@@ -133,36 +150,6 @@ pub struct NewTopic {
     /// Explicit replica lists per partition, if the client gave them.
     pub assignments: Vec<Vec<i32>>,
     pub configs: BTreeMap<String, String>,
-}
-
-impl InternalTopicCreator for Broker {
-    fn topic_exists(&self, name: &str) -> bool {
-        self.image().topic(name).is_some()
-    }
-
-    fn live_brokers(&self) -> usize {
-        self.image().brokers.len()
-    }
-
-    fn create_internal_topic(
-        &self,
-        topic: InternalTopic,
-    ) -> impl std::future::Future<Output = Result<(), CreateTopicError>> + Send {
-        let topic = NewTopic {
-            name: topic.name,
-            num_partitions: topic.partitions,
-            replication_factor: topic.replication_factor,
-            assignments: Vec::new(),
-            configs: topic.configs,
-        };
-        async move {
-            match create_topic(self, topic, false).await {
-                Ok(_) => Ok(()),
-                Err(AdminError::TopicExists(_)) => Err(CreateTopicError::AlreadyExists),
-                Err(e) => Err(CreateTopicError::Failed(e.to_string())),
-            }
-        }
-    }
 }
 
 /// Kafka's topic name rules: 1..=249 characters of [a-zA-Z0-9._-], not "." or "..".
@@ -307,7 +294,7 @@ fn new_partition(replicas: Vec<i32>) -> PartitionMetadata {
 
 /// Validates and (unless `validate_only`) creates a topic. Returns the topic as created.
 pub async fn create_topic(
-    broker: &Broker,
+    broker: &impl TopicAdminContext,
     topic: NewTopic,
     validate_only: bool,
 ) -> Result<TopicMetadata, AdminError> {
@@ -321,14 +308,14 @@ pub async fn create_topic(
 /// The valid ones are written to the metadata store together and their logs opened in
 /// one pass: a CreateTopics request of 100 topics is one metadata write, not 100.
 pub async fn create_topics(
-    broker: &Broker,
+    broker: &impl TopicAdminContext,
     topics: Vec<NewTopic>,
     validate_only: bool,
 ) -> Vec<Result<TopicMetadata, AdminError>> {
     let requested: i64 = topics
         .iter()
         .map(|t| match (t.assignments.len(), t.num_partitions) {
-            (0, -1) => i64::from(broker.config.num_partitions),
+            (0, -1) => i64::from(broker.config().num_partitions),
             (0, n) => i64::from(n.max(0)),
             (n, _) => n as i64,
         })
@@ -336,7 +323,7 @@ pub async fn create_topics(
     if requested > MAX_PARTITIONS_PER_REQUEST {
         return topics.iter().map(|_| Err(excessive_partitions())).collect();
     }
-    let _guard = broker.admin_lock.lock().await;
+    let _guard = broker.admin_lock().lock().await;
     let image = broker.image();
     let mut results: Vec<Result<TopicMetadata, AdminError>> = Vec::with_capacity(topics.len());
     let mut batch: Vec<String> = Vec::new();
@@ -361,7 +348,7 @@ pub async fn create_topics(
         return results;
     }
     let valid: Vec<TopicMetadata> = results.iter().flatten().cloned().collect();
-    let mut stored = broker.metadata.create_topics(valid).await.into_iter();
+    let mut stored = broker.metadata().create_topics(valid).await.into_iter();
     for r in results.iter_mut().filter(|r| r.is_ok()) {
         if let Some(Err(e)) = stored.next() {
             *r = Err(e.into());
@@ -371,7 +358,7 @@ pub async fn create_topics(
         // Topics whose logs cannot all be opened are taken back out of the metadata: a
         // topic that stays committed without its logs is one no restart can open.
         for created in results.iter().flatten() {
-            if let Err(d) = broker.metadata.delete_topic(created.name.clone()).await {
+            if let Err(d) = broker.metadata().delete_topic(created.name.clone()).await {
                 warn!(topic = %created.name, error = %d, "rolling back a topic whose logs failed failed too");
             }
         }
@@ -394,7 +381,7 @@ pub async fn create_topics(
 /// Checks a topic against the image and the names created earlier in the same request,
 /// and assigns its replicas.
 fn prepare_topic(
-    broker: &Broker,
+    broker: &impl TopicAdminContext,
     image: &MetadataImage,
     batch: &[String],
     topic: NewTopic,
@@ -409,7 +396,7 @@ fn prepare_topic(
     check_collision(image.topics.keys().chain(batch), &topic.name)?;
     let assignments = if topic.assignments.is_empty() {
         let partitions = match topic.num_partitions {
-            -1 => broker.config.num_partitions,
+            -1 => broker.config().num_partitions,
             n => n,
         };
         if partitions <= 0 {
@@ -418,7 +405,7 @@ fn prepare_topic(
             ));
         }
         let rf = match topic.replication_factor {
-            -1 => broker.config.default_replication_factor,
+            -1 => broker.config().default_replication_factor,
             n => n,
         };
         if rf <= 0 {
@@ -445,22 +432,22 @@ fn prepare_topic(
 }
 
 /// Opens and closes logs for the metadata just written (off the worker: see `blocking`).
-fn sync_replicas(broker: &Broker) -> Result<(), AdminError> {
+fn sync_replicas(broker: &impl TopicAdminContext) -> Result<(), AdminError> {
     crate::blocking::run(|| broker.sync_replicas()).map_err(|e| AdminError::Storage(e.to_string()))
 }
 
 /// Deletes a topic and its logs. Returns the deleted topic's id.
-pub async fn delete_topic(broker: &Broker, name: &str) -> Result<Uuid, AdminError> {
-    if !broker.config.delete_topic_enable {
+pub async fn delete_topic(broker: &impl TopicAdminContext, name: &str) -> Result<Uuid, AdminError> {
+    if !broker.config().delete_topic_enable {
         return Err(AdminError::DeletionDisabled);
     }
-    let _guard = broker.admin_lock.lock().await;
+    let _guard = broker.admin_lock().lock().await;
     let id = broker
         .image()
         .topic(name)
         .map(|t| t.id)
         .ok_or(AdminError::UnknownTopic)?;
-    broker.metadata.delete_topic(name.to_string()).await?;
+    broker.metadata().delete_topic(name.to_string()).await?;
     sync_replicas(broker)?;
     info!(topic = %name, "deleted topic");
     Ok(id)
@@ -468,13 +455,13 @@ pub async fn delete_topic(broker: &Broker, name: &str) -> Result<Uuid, AdminErro
 
 /// Grows a topic to `total` partitions.
 pub async fn create_partitions(
-    broker: &Broker,
+    broker: &impl TopicAdminContext,
     name: &str,
     total: i32,
     assignments: Option<Vec<Vec<i32>>>,
     validate_only: bool,
 ) -> Result<(), AdminError> {
-    let _guard = broker.admin_lock.lock().await;
+    let _guard = broker.admin_lock().lock().await;
     let image = broker.image();
     let topic: Arc<TopicMetadata> = image.topic(name).cloned().ok_or(AdminError::UnknownTopic)?;
     let current = topic.partitions.len();
@@ -509,7 +496,7 @@ pub async fn create_partitions(
         return Ok(());
     }
     broker
-        .metadata
+        .metadata()
         .add_partitions(name.to_string(), new)
         .await?;
     sync_replicas(broker)?;
@@ -520,12 +507,12 @@ pub async fn create_partitions(
 /// Changes a topic's config overrides with `change`, validates the result, and (unless
 /// `validate_only`) stores it; running partitions pick the new settings up at once.
 pub async fn alter_topic_configs(
-    broker: &Broker,
+    broker: &impl TopicAdminContext,
     name: &str,
     change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), AdminError>,
     validate_only: bool,
 ) -> Result<(), AdminError> {
-    let _guard = broker.admin_lock.lock().await;
+    let _guard = broker.admin_lock().lock().await;
     let topic = broker
         .image()
         .topic(name)
@@ -540,7 +527,7 @@ pub async fn alter_topic_configs(
         return Ok(());
     }
     broker
-        .metadata
+        .metadata()
         .set_topic_configs(name.to_string(), configs)
         .await?;
     sync_replicas(broker)?;

@@ -17,7 +17,7 @@
 //! - `classic`: one classic group's state machine, in memory only.
 //! - `consumer` and `assignor`: KIP-848 consumer groups and their server-side assignors.
 //! - `offsets_topic`: creating `__consumer_offsets` through a narrow topic-creation interface
-//!   (`InternalTopicCreator`, implemented for `Broker` in `topic_admin.rs`).
+//!   (`InternalTopicCreator`, implemented for `Broker` in `broker.rs`).
 //! - `records`: the key and value formats of `__consumer_offsets`, and its name.
 
 pub mod assignor;
