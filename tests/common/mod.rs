@@ -36,43 +36,40 @@ fn free_port() -> u16 {
 
 impl BrokerProcess {
     pub fn start(overrides: &[&str]) -> BrokerProcess {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let mut b = BrokerProcess {
-            port: free_port(),
-            dir: tmp.path().to_path_buf(),
-            _tmp: Some(tmp),
-            child: None,
-            overrides: overrides.iter().map(|s| s.to_string()).collect(),
-            open_file_limit: None,
-        };
-        b.spawn();
-        b
+        Self::start_with(None, None, overrides)
     }
 
     /// A broker whose data directory is `dir` (which the caller owns).
     pub fn start_in(dir: &Path, overrides: &[&str]) -> BrokerProcess {
-        let mut b = BrokerProcess {
-            port: free_port(),
-            dir: dir.to_path_buf(),
-            _tmp: None,
-            child: None,
-            overrides: overrides.iter().map(|s| s.to_string()).collect(),
-            open_file_limit: None,
-        };
-        b.spawn();
-        b
+        Self::start_with(Some(dir), None, overrides)
     }
 
     /// A broker whose soft and hard open-file limits are both `limit`.
     pub fn start_with_open_file_limit(limit: u32, overrides: &[&str]) -> BrokerProcess {
-        let tmp = tempfile::tempdir().expect("tempdir");
+        Self::start_with(None, Some(limit), overrides)
+    }
+
+    /// A broker on a free port, in `dir` or a temporary directory of its own.
+    fn start_with(
+        dir: Option<&Path>,
+        open_file_limit: Option<u32>,
+        overrides: &[&str],
+    ) -> BrokerProcess {
+        let tmp = match dir {
+            Some(_) => None,
+            None => Some(tempfile::tempdir().expect("tempdir")),
+        };
+        let dir = dir
+            .map(Path::to_path_buf)
+            .or_else(|| tmp.as_ref().map(|t| t.path().to_path_buf()))
+            .expect("a data directory");
         let mut b = BrokerProcess {
             port: free_port(),
-            dir: tmp.path().to_path_buf(),
-            _tmp: Some(tmp),
+            dir,
+            _tmp: tmp,
             child: None,
             overrides: overrides.iter().map(|s| s.to_string()).collect(),
-            open_file_limit: Some(limit),
+            open_file_limit,
         };
         b.spawn();
         b
