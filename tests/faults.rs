@@ -554,3 +554,39 @@ fn a_missing_metadata_file_beside_partitions_refuses_the_start() {
     assert_eq!(produce(&mut c, "orders", &[("c", "3")]), (0, 2));
     assert_eq!(read_all(&mut c, "orders").len(), 3);
 }
+
+#[test]
+fn an_unreachable_zookeeper_is_said_at_once_counted_down_and_named_when_the_start_fails() {
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap();
+    let connect = format!("127.0.0.1:{port}");
+    let started = Instant::now();
+    let mut broker = common::FailingBroker::spawn(&[
+        &format!("zookeeper.connect={connect}"),
+        "zookeeper.session.timeout.ms=5000",
+    ]);
+    // Said at once, not after the timeout.
+    let deadline = started + Duration::from_secs(2);
+    while !broker.log().contains("connecting to ZooKeeper") {
+        assert!(Instant::now() < deadline, "nothing said: {}", broker.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = broker
+        .wait_exit(Duration::from_secs(20))
+        .expect("the start gives up");
+    assert!(!status.success());
+    let log = broker.log();
+    let countdown: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("ZooKeeper not reachable yet"))
+        .collect();
+    assert!(countdown.len() >= 2, "{log}");
+    assert!(countdown[0].contains("seconds_left=3"), "{}", countdown[0]);
+    assert!(
+        log.contains(&format!("cannot connect to ZooKeeper at {connect}")),
+        "{log}"
+    );
+}
