@@ -129,15 +129,30 @@ pub fn request_schemas() -> &'static HashMap<i16, MessageSchema> {
 /// and every known tagged field fills exactly the size it announces. Trailing bytes after
 /// the last field are allowed, as Kafka allows them.
 pub fn check_body(api_key: i16, version: i16, body: &[u8]) -> Result<(), ShapeError> {
-    let schema = request_schemas()
-        .get(&api_key)
-        .ok_or_else(|| ShapeError::at(format!("no schema for api key {api_key}")))?;
-    let walk = Walk {
-        version,
-        flexible: within(schema.flexible, version),
-    };
+    let plan = plans()
+        .get(&(api_key, version))
+        .ok_or_else(|| ShapeError::at(format!("no schema for api key {api_key} v{version}")))?;
     let mut reader = Reader { buf: body };
-    walk.fields(&mut reader, &schema.fields)
+    plan.walk(&mut reader)
+}
+
+/// Every message's walk at every valid version, compiled once.
+fn plans() -> &'static HashMap<(i16, i16), Plan> {
+    static PLANS: OnceLock<HashMap<(i16, i16), Plan>> = OnceLock::new();
+    PLANS.get_or_init(|| {
+        let mut plans = HashMap::new();
+        for (key, schema) in request_schemas() {
+            let Some(valid) = schema.valid else { continue };
+            for version in valid.0..=valid.1 {
+                let flexible = within(schema.flexible, version);
+                plans.insert(
+                    (*key, version),
+                    Plan::compile(&schema.fields, version, flexible),
+                );
+            }
+        }
+        plans
+    })
 }
 
 struct Reader<'a> {
@@ -198,30 +213,77 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// The walk of one message at one version.
-struct Walk {
-    version: i16,
+/// A struct's fields at one version, as the walk needs them: consecutive fixed-width fields
+/// are one step (a Fetch partition's six numbers are one 32-byte skip), tagged fields are
+/// looked up by tag.
+struct Plan {
     flexible: bool,
+    steps: Vec<Step>,
+    /// Known tagged fields (flexible versions only).
+    tagged: Vec<(u32, Step)>,
 }
 
-impl Walk {
-    /// The fields of a struct in wire order, then (flexible versions) its tagged fields.
-    fn fields(&self, r: &mut Reader, fields: &[Field]) -> Result<(), ShapeError> {
-        for field in fields {
-            if !within(field.versions, self.version) || field.is_tagged_at(self.version) {
+/// One field (or run of fixed-width fields, named after the first).
+struct Step {
+    name: String,
+    shape: Shape,
+}
+
+enum Shape {
+    Fixed(usize),
+    String,
+    Bytes,
+    Array(Box<Shape>),
+    Struct { nullable: bool, plan: Plan },
+}
+
+impl Plan {
+    fn compile(fields: &[Field], version: i16, flexible: bool) -> Plan {
+        let mut steps: Vec<Step> = Vec::new();
+        let mut tagged = Vec::new();
+        for field in fields.iter().filter(|f| within(f.versions, version)) {
+            let nullable = within(field.nullable, version);
+            let step = Step {
+                name: field.name.clone(),
+                shape: Shape::compile(&field.ty, nullable, version, flexible),
+            };
+            if field.is_tagged_at(version) {
+                if let Some(tag) = field.tag {
+                    tagged.push((tag, step));
+                }
                 continue;
             }
-            let nullable = within(field.nullable, self.version);
-            self.value(r, &field.ty, nullable)
-                .map_err(|e| e.within(&field.name))?;
+            match (steps.last_mut(), &step.shape) {
+                (
+                    Some(Step {
+                        shape: Shape::Fixed(run),
+                        ..
+                    }),
+                    Shape::Fixed(n),
+                ) => *run += n,
+                _ => steps.push(step),
+            }
+        }
+        Plan {
+            flexible,
+            steps,
+            tagged,
+        }
+    }
+
+    /// The fields in wire order, then (flexible versions) the tagged fields.
+    fn walk(&self, r: &mut Reader) -> Result<(), ShapeError> {
+        for step in &self.steps {
+            self.value(r, &step.shape)
+                .map_err(|e| e.within(&step.name))?;
         }
         if self.flexible {
-            self.tagged_fields(r, fields)?;
+            self.tagged_fields(r)?;
         }
         Ok(())
     }
 
-    fn tagged_fields(&self, r: &mut Reader, fields: &[Field]) -> Result<(), ShapeError> {
+    fn tagged_fields(&self, r: &mut Reader) -> Result<(), ShapeError> {
         let count = r.uvarint()?;
         r.length_within(u64::from(count), "tagged field count")?;
         for _ in 0..count {
@@ -229,90 +291,103 @@ impl Walk {
             let size = r.uvarint()?;
             let size = r.length_within(u64::from(size), "tagged field")?;
             let window = r.take(size)?;
-            let known = fields
-                .iter()
-                .find(|f| f.tag == Some(tag) && f.is_tagged_at(self.version));
             // An unknown tag is skipped by its size, as the decoder skips it. A known one is
             // decoded from the frame itself, so it must use exactly the bytes it announced.
-            if let Some(field) = known {
+            if let Some((_, step)) = self.tagged.iter().find(|(t, _)| *t == tag) {
                 let mut inner = Reader { buf: window };
-                let nullable = within(field.nullable, self.version);
-                self.value(&mut inner, &field.ty, nullable)
-                    .map_err(|e| e.within(&field.name))?;
+                self.value(&mut inner, &step.shape)
+                    .map_err(|e| e.within(&step.name))?;
                 if !inner.buf.is_empty() {
                     return Err(ShapeError::at(format!(
                         "tagged field of {size} bytes has {} it does not use",
                         inner.buf.len()
                     ))
-                    .within(&field.name));
+                    .within(&step.name));
                 }
             }
         }
         Ok(())
     }
 
-    fn value(&self, r: &mut Reader, ty: &FieldType, nullable: bool) -> Result<(), ShapeError> {
-        match ty {
-            FieldType::Bool | FieldType::Int8 => r.take(1).map(drop),
-            FieldType::Int16 | FieldType::Uint16 => r.take(2).map(drop),
-            FieldType::Int32 => r.take(4).map(drop),
-            FieldType::Int64 | FieldType::Float64 => r.take(8).map(drop),
-            FieldType::Uuid => r.take(16).map(drop),
-            FieldType::String => {
+    fn value(&self, r: &mut Reader, shape: &Shape) -> Result<(), ShapeError> {
+        match shape {
+            Shape::Fixed(n) => r.take(*n).map(drop),
+            Shape::String => {
                 let length = if self.flexible {
-                    self.compact_length(r)?
+                    compact_length(r)?
                 } else {
                     non_negative(r.i16()?.into())?
                 };
-                self.skip(r, length, "string")
+                skip(r, length, "string")
             }
-            FieldType::Bytes | FieldType::Records => {
+            Shape::Bytes => {
                 let length = if self.flexible {
-                    self.compact_length(r)?
+                    compact_length(r)?
                 } else {
                     non_negative(r.i32()?)?
                 };
-                self.skip(r, length, "bytes")
+                skip(r, length, "bytes")
             }
-            FieldType::Array(element) => {
+            Shape::Array(element) => {
                 let count = if self.flexible {
-                    self.compact_length(r)?
+                    compact_length(r)?
                 } else {
                     non_negative(r.i32()?)?
                 };
                 let Some(count) = count else { return Ok(()) };
                 let count = r.length_within(count, "array")?;
                 for index in 0..count {
-                    self.value(r, element, false)
+                    self.value(r, element)
                         .map_err(|e| e.within(&format!("[{index}]")))?;
                 }
                 Ok(())
             }
-            FieldType::Struct(fields) => {
+            Shape::Struct { nullable, plan } => {
                 // A nullable struct is preceded by a marker byte: -1 null, 1 present.
-                if nullable && r.i8()? < 0 {
+                if *nullable && r.i8()? < 0 {
                     return Ok(());
                 }
-                self.fields(r, fields)
+                plan.walk(r)
             }
         }
     }
+}
 
-    /// A compact length: unsigned varint of length + 1, 0 meaning null.
-    fn compact_length(&self, r: &mut Reader) -> Result<Option<u64>, ShapeError> {
-        Ok(match r.uvarint()? {
-            0 => None,
-            n => Some(u64::from(n) - 1),
-        })
-    }
-
-    fn skip(&self, r: &mut Reader, length: Option<u64>, what: &str) -> Result<(), ShapeError> {
-        if let Some(length) = length {
-            let length = r.length_within(length, what)?;
-            r.take(length)?;
+impl Shape {
+    fn compile(ty: &FieldType, nullable: bool, version: i16, flexible: bool) -> Shape {
+        match ty {
+            FieldType::Bool | FieldType::Int8 => Shape::Fixed(1),
+            FieldType::Int16 | FieldType::Uint16 => Shape::Fixed(2),
+            FieldType::Int32 => Shape::Fixed(4),
+            FieldType::Int64 | FieldType::Float64 => Shape::Fixed(8),
+            FieldType::Uuid => Shape::Fixed(16),
+            FieldType::String => Shape::String,
+            FieldType::Bytes | FieldType::Records => Shape::Bytes,
+            FieldType::Array(element) => {
+                Shape::Array(Box::new(Shape::compile(element, false, version, flexible)))
+            }
+            FieldType::Struct(fields) => Shape::Struct {
+                nullable,
+                plan: Plan::compile(fields, version, flexible),
+            },
         }
-        Ok(())
     }
+}
+
+/// A compact length: unsigned varint of length + 1, 0 meaning null.
+fn compact_length(r: &mut Reader) -> Result<Option<u64>, ShapeError> {
+    Ok(match r.uvarint()? {
+        0 => None,
+        n => Some(u64::from(n) - 1),
+    })
+}
+
+fn skip(r: &mut Reader, length: Option<u64>, what: &str) -> Result<(), ShapeError> {
+    if let Some(length) = length {
+        let length = r.length_within(length, what)?;
+        r.take(length)?;
+    }
+    Ok(())
 }
 
 /// A body of `api_key`'s shape at `version` in which every array holds `elements` elements,
