@@ -107,6 +107,16 @@ pub struct BrokerConfig {
     pub log_cleanup_policy: String,
     /// `log.retention.check.interval.ms`: how often retention runs.
     pub log_retention_check_interval_ms: u64,
+    /// `log.flush.scheduler.interval.ms`: how often the flusher looks for `flush.ms`.
+    pub log_flush_scheduler_interval_ms: u64,
+    /// `log.cleaner.enable`.
+    pub log_cleaner_enable: bool,
+    /// `log.cleaner.threads` (0 or 1 honoured: 0 runs no cleaner).
+    pub log_cleaner_threads: i64,
+    /// `log.cleaner.backoff.ms`.
+    pub log_cleaner_backoff_ms: u64,
+    /// `log.cleaner.dedupe.buffer.size`.
+    pub log_cleaner_dedupe_buffer_size: usize,
     /// `broker.rack`; `None` when unset or empty.
     pub broker_rack: Option<String>,
     /// `cluster.id` (a gregor key, not Kafka's): overrides the cluster id that the broker otherwise
@@ -481,6 +491,11 @@ impl BrokerConfig {
             log_cleanup_policy: split_list(v.str("log.cleanup.policy").unwrap_or_default())
                 .join(","),
             log_retention_check_interval_ms: v.num("log.retention.check.interval.ms")?,
+            log_flush_scheduler_interval_ms: v.num("log.flush.scheduler.interval.ms")?,
+            log_cleaner_enable: v.bool("log.cleaner.enable")?,
+            log_cleaner_threads: cleaner_threads,
+            log_cleaner_backoff_ms: v.num("log.cleaner.backoff.ms")?,
+            log_cleaner_dedupe_buffer_size: v.num("log.cleaner.dedupe.buffer.size")?,
             broker_rack: v.non_empty("broker.rack"),
             cluster_id: v.non_empty("cluster.id"),
             explicit,

@@ -22,7 +22,6 @@ use uuid::Uuid;
 
 use super::{Partition, PartitionError, ReplicaManager};
 use crate::clock::now_ms;
-use crate::config::parse_bool;
 use crate::config::BrokerConfig;
 use crate::scheduler::{FirstRun, Scheduler};
 
@@ -42,20 +41,10 @@ pub struct CleanerConfig {
 
 impl CleanerConfig {
     pub fn from_broker(config: &BrokerConfig) -> CleanerConfig {
-        let num = |name: &str, default: i64| {
-            config
-                .raw_value(name)
-                .and_then(|v| v.trim().parse::<i64>().ok())
-                .unwrap_or(default)
-        };
-        let enable = config
-            .raw_value("log.cleaner.enable")
-            .and_then(|v| parse_bool(&v).ok())
-            .unwrap_or(true);
         CleanerConfig {
-            enabled: enable && num("log.cleaner.threads", 1) > 0,
-            backoff_ms: num("log.cleaner.backoff.ms", 15_000).max(0) as u64,
-            dedupe_buffer_size: num("log.cleaner.dedupe.buffer.size", 128 << 20).max(1024) as usize,
+            enabled: config.log_cleaner_enable && config.log_cleaner_threads > 0,
+            backoff_ms: config.log_cleaner_backoff_ms,
+            dedupe_buffer_size: config.log_cleaner_dedupe_buffer_size,
         }
     }
 }

@@ -20,11 +20,11 @@ const MAX_CHECK_INTERVAL_MS: u64 = 1_000;
 
 /// How often the flusher looks: `log.flush.scheduler.interval.ms`, at most a second.
 pub fn check_interval(config: &BrokerConfig) -> Duration {
-    let configured = config
-        .raw_value("log.flush.scheduler.interval.ms")
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(u64::MAX);
-    Duration::from_millis(configured.clamp(1, MAX_CHECK_INTERVAL_MS))
+    Duration::from_millis(
+        config
+            .log_flush_scheduler_interval_ms
+            .clamp(1, MAX_CHECK_INTERVAL_MS),
+    )
 }
 
 /// One check of every hosted partition. Blocking. Returns the number of logs flushed.
