@@ -61,9 +61,7 @@ pub fn load_or_create(
                 "#\n#{}\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\n",
                 "written by gregor"
             );
-            let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, text)?;
-            std::fs::rename(&tmp, &path)?;
+            gregor_log::checkpoint::write_file_atomically(&path, text.as_bytes())?;
             Ok(cluster_id)
         }
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
