@@ -9,52 +9,21 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{batch, BrokerProcess, Client};
-use gregor_protocol::kafka_protocol::messages::create_topics_request::CreatableTopic;
+use common::{create_topic, name, produce, BrokerProcess, Client};
 use gregor_protocol::kafka_protocol::messages::delete_records_request::{
     DeleteRecordsPartition, DeleteRecordsTopic,
 };
 use gregor_protocol::kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use gregor_protocol::kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use gregor_protocol::kafka_protocol::messages::produce_request::{
-    PartitionProduceData, TopicProduceData,
-};
 use gregor_protocol::kafka_protocol::messages::*;
-use gregor_protocol::kafka_protocol::protocol::StrBytes;
 
 const KAFKA_STORAGE_ERROR: i16 = 56;
-
-fn name(s: &str) -> TopicName {
-    TopicName(StrBytes::from_string(s.to_string()))
-}
-
-fn create_topic(c: &mut Client, topic: &str) {
-    let req = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
-        .with_name(name(topic))
-        .with_num_partitions(1)
-        .with_replication_factor(1)]);
-    assert_eq!(c.call(7, &req).topics[0].error_code, 0);
-}
-
-/// One batch of one 16 KiB record; (error code, base offset).
-fn produce(c: &mut Client, topic: &str, value: &str) -> (i16, i64) {
-    let req = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(name(topic))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(batch(&[("k", value)], None, 1_000)))])]);
-    let p = c.call(9, &req).responses[0].partition_responses[0].clone();
-    (p.error_code, p.base_offset)
-}
 
 /// Produces until the disk is full; the offsets acknowledged.
 fn fill(c: &mut Client, topic: &str, value: &str) -> Vec<i64> {
     let mut acked = Vec::new();
     for _ in 0..10_000 {
-        match produce(c, topic, value) {
+        match produce(c, topic, &[("k", value)]) {
             (0, offset) => acked.push(offset),
             (KAFKA_STORAGE_ERROR, _) => return acked,
             (code, _) => panic!("unexpected produce error {code}"),
@@ -134,7 +103,7 @@ fn a_full_disk_fails_writes_loudly_serves_reads_and_frees_space_on_delete() {
         &["log.segment.bytes=1048576", "log.cleaner.enable=false"],
     );
     let mut c = broker.client();
-    create_topic(&mut c, "fills");
+    create_topic(&mut c, "fills", &[]);
     let value = "x".repeat(16 * 1024);
     let acked = fill(&mut c, "fills", &value);
     assert!(acked.len() > 500, "only {} records fit", acked.len());
@@ -146,7 +115,10 @@ fn a_full_disk_fails_writes_loudly_serves_reads_and_frees_space_on_delete() {
     // More failures, then the log: one ERROR naming the directory and the free space, not
     // one per failed request.
     for _ in 0..50 {
-        assert_eq!(produce(&mut c, "fills", &value).0, KAFKA_STORAGE_ERROR);
+        assert_eq!(
+            produce(&mut c, "fills", &[("k", &value)]).0,
+            KAFKA_STORAGE_ERROR
+        );
     }
     let deadline = Instant::now() + Duration::from_secs(5);
     while !broker.log().contains("log directory is full") {
@@ -194,7 +166,10 @@ fn a_full_disk_fails_writes_loudly_serves_reads_and_frees_space_on_delete() {
         "{before} -> {freed} bytes free"
     );
     // Writes resume where the log ended.
-    assert_eq!(produce(&mut c, "fills", &value), (0, acked.len() as i64));
+    assert_eq!(
+        produce(&mut c, "fills", &[("k", &value)]),
+        (0, acked.len() as i64)
+    );
 
     // Fill again; DeleteTopics frees everything and answers success.
     fill(&mut c, "fills", &value);
@@ -216,8 +191,8 @@ fn a_full_disk_fails_writes_loudly_serves_reads_and_frees_space_on_delete() {
         after > before + 16 * 1024 * 1024,
         "{before} -> {after} bytes free"
     );
-    create_topic(&mut c, "after");
-    assert_eq!(produce(&mut c, "after", &value), (0, 0));
+    create_topic(&mut c, "after", &[]);
+    assert_eq!(produce(&mut c, "after", &[("k", &value)]), (0, 0));
     drop(c);
 
     // Every log closes: a clean shutdown, marked as such.

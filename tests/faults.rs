@@ -7,10 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{batch, BrokerProcess, Client};
-use gregor_protocol::kafka_protocol::messages::create_topics_request::{
-    CreatableTopic, CreatableTopicConfig,
-};
+use common::{create_topic, name, produce, BrokerProcess, Client};
 use gregor_protocol::kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use gregor_protocol::kafka_protocol::messages::produce_request::{
     PartitionProduceData, TopicProduceData,
@@ -18,44 +15,6 @@ use gregor_protocol::kafka_protocol::messages::produce_request::{
 use gregor_protocol::kafka_protocol::messages::*;
 use gregor_protocol::kafka_protocol::protocol::StrBytes;
 use gregor_protocol::kafka_protocol::records::RecordBatchDecoder;
-
-fn name(s: &str) -> TopicName {
-    TopicName(StrBytes::from_string(s.to_string()))
-}
-
-fn create_topic(c: &mut Client, topic: &str, configs: &[(&str, &str)]) {
-    let req = CreateTopicsRequest::default()
-        .with_timeout_ms(5000)
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(name(topic))
-            .with_num_partitions(1)
-            .with_replication_factor(1)
-            .with_configs(
-                configs
-                    .iter()
-                    .map(|(k, v)| {
-                        CreatableTopicConfig::default()
-                            .with_name(StrBytes::from_string(k.to_string()))
-                            .with_value(Some(StrBytes::from_string(v.to_string())))
-                    })
-                    .collect(),
-            )]);
-    assert_eq!(c.call(7, &req).topics[0].error_code, 0);
-}
-
-/// Produces one batch of (key, value) records; returns (error code, base offset).
-fn produce(c: &mut Client, topic: &str, records: &[(&str, &str)]) -> (i16, i64) {
-    let req = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(name(topic))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(batch(records, None, 1_000)))])]);
-    let p = c.call(9, &req).responses[0].partition_responses[0].clone();
-    (p.error_code, p.base_offset)
-}
 
 /// Every (offset, key, value) from `from`, fetch after fetch.
 fn read_all(c: &mut Client, topic: &str) -> Vec<(i64, String, String)> {

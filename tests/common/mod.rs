@@ -9,7 +9,15 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use gregor_protocol::kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use gregor_protocol::kafka_protocol::messages::create_topics_request::{
+    CreatableTopic, CreatableTopicConfig,
+};
+use gregor_protocol::kafka_protocol::messages::produce_request::{
+    PartitionProduceData, TopicProduceData,
+};
+use gregor_protocol::kafka_protocol::messages::{
+    ApiKey, CreateTopicsRequest, ProduceRequest, RequestHeader, ResponseHeader, TopicName,
+};
 use gregor_protocol::kafka_protocol::protocol::{
     Decodable, Encodable, HeaderVersion, Request, StrBytes,
 };
@@ -387,4 +395,45 @@ impl Drop for FailingBroker {
             let _ = child.wait();
         }
     }
+}
+
+/// A topic name for requests.
+pub fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+/// Creates a one-partition topic with `configs`; the request must succeed.
+pub fn create_topic(c: &mut Client, topic: &str, configs: &[(&str, &str)]) {
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(name(topic))
+            .with_num_partitions(1)
+            .with_replication_factor(1)
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, v)| {
+                        CreatableTopicConfig::default()
+                            .with_name(StrBytes::from_string(k.to_string()))
+                            .with_value(Some(StrBytes::from_string(v.to_string())))
+                    })
+                    .collect(),
+            )]);
+    assert_eq!(c.call(7, &req).topics[0].error_code, 0);
+}
+
+/// Produces one batch of (key, value) records to partition 0 with acks=all; returns
+/// (error code, base offset).
+pub fn produce(c: &mut Client, topic: &str, records: &[(&str, &str)]) -> (i16, i64) {
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(name(topic))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(batch(records, None, 1_000)))])]);
+    let p = c.call(9, &req).responses[0].partition_responses[0].clone();
+    (p.error_code, p.base_offset)
 }
