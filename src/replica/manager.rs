@@ -288,8 +288,7 @@ impl ReplicaManager {
     }
 
     /// Flushes and closes every log, then writes the checkpoints (graceful shutdown; the
-    /// recovery points are then the log end offsets).
-    /// Closes every log and writes the checkpoint files: true if all of it succeeded.
+    /// recovery points are then the log end offsets). True if all of it succeeded.
     pub fn shutdown(&self) -> bool {
         let closed = close_all(&self.all_partitions());
         match self.write_checkpoints() {
