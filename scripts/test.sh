@@ -3,7 +3,8 @@
 # tests (unit + integration), the fuzz targets for a bounded time (scripts/fuzz.sh), then the
 # client-compatibility suite (compat-tests/run_compat.py: confluent-kafka, kafka-python, kcat
 # and Java kafka-clients 4.x against a real broker), which prints the client x scenario
-# matrix, then the compaction test through confluent-kafka. Exits non-zero if anything failed.
+# matrix, then the compaction test through confluent-kafka, then replication under faults
+# (compat-tests/replication_test.py). Exits non-zero if anything failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -57,6 +58,12 @@ fi
 echo "=== compaction through confluent-kafka (100,000 updates over 1,000 keys)"
 if ! timeout 300 python3 compat-tests/compaction_test.py --broker target/release/gregor; then
     echo "compaction test FAILED"
+    status=1
+fi
+
+echo "=== replication under faults: 3 brokers on a real ZooKeeper, confluent-kafka (kill -9, SIGSTOP, truncation)"
+if ! timeout 900 python3 compat-tests/replication_test.py --broker target/release/gregor; then
+    echo "replication test FAILED"
     status=1
 fi
 

@@ -13,6 +13,7 @@ use crate::group::GroupCoordinator;
 use crate::metadata::embedded::EmbeddedMetadata;
 use crate::metadata::zookeeper::ZookeeperMetadata;
 use crate::metadata::{BrokerEndpoint, MetadataImage, MetadataStore};
+use crate::replica::replica_fetcher::FetcherSettings;
 use crate::replica::ReplicaManager;
 use crate::topic_admin::{self, TopicAdminContext};
 use crate::txn::ProducerIdManager;
@@ -68,7 +69,12 @@ impl Broker {
                 let store = EmbeddedMetadata::open(&log_dir, cluster_id.clone(), endpoint)?;
                 (Arc::new(store), cluster_id)
             };
-        let replicas = Arc::new(ReplicaManager::new(config.broker_id, log_dir.clone()));
+        let replicas = Arc::new(ReplicaManager::new(
+            config.broker_id,
+            log_dir.clone(),
+            fetcher_settings(&config),
+            metadata.clone(),
+        ));
         replicas
             .apply(&metadata.image(), &config)
             .context("opening partition logs")?;
@@ -205,6 +211,18 @@ impl InternalTopicCreator for Broker {
                 Err(e) => Err(CreateTopicError::Failed(e.to_string())),
             }
         }
+    }
+}
+
+/// How followers fetch from their leaders: `replica.fetch.*`.
+fn fetcher_settings(config: &BrokerConfig) -> FetcherSettings {
+    FetcherSettings {
+        broker_id: config.broker_id,
+        wait_max_ms: config.replica_fetch_wait_max_ms,
+        min_bytes: config.replica_fetch_min_bytes,
+        max_bytes: config.replica_fetch_max_bytes,
+        response_max_bytes: config.replica_fetch_response_max_bytes,
+        backoff: std::time::Duration::from_millis(config.replica_fetch_backoff_ms),
     }
 }
 

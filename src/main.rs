@@ -88,6 +88,16 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
             replicas.delete_old_segments();
         },
     );
+    // Kafka's ISR expiration: followers that have not caught up for
+    // `replica.lag.time.max.ms` leave the ISR of the partitions led here.
+    let replicas = broker.replicas.clone();
+    let lag_ms = broker.config.replica_lag_time_max_ms;
+    scheduler.schedule(
+        "isr expiration",
+        Duration::from_millis((lag_ms / 2).max(1) as u64),
+        FirstRun::AfterPeriod,
+        move || replicas.shrink_isrs(lag_ms),
+    );
     // The group coordinator's timers: session expiry, join and sync deadlines, offset expiry.
     let groups_broker = broker.clone();
     scheduler.schedule("group timers", GROUP_TICK, FirstRun::Now, move || {

@@ -124,7 +124,7 @@ impl From<MetadataError> for AdminError {
         match e {
             MetadataError::TopicExists(name) => AdminError::TopicExists(name),
             MetadataError::UnknownTopic(_) => AdminError::UnknownTopic,
-            MetadataError::Storage(s) => AdminError::Storage(s),
+            MetadataError::Storage(s) | MetadataError::StaleIsrChange(s) => AdminError::Storage(s),
         }
     }
 }

@@ -35,6 +35,10 @@ pub enum LogError {
     InvalidRecord(String),
     #[error(transparent)]
     Producer(#[from] ProducerError),
+    /// A follower was sent batches that do not continue its log (Kafka's
+    /// `UnexpectedAppendOffsetException`).
+    #[error("batches from offset {first_offset} do not continue the log ending at {log_end}")]
+    UnexpectedAppendOffset { first_offset: i64, log_end: i64 },
 }
 
 impl LogError {

@@ -496,6 +496,154 @@ impl Log {
         })
     }
 
+    /// Appends batches as a follower (Kafka's `appendAsFollower`): the leader's base offsets
+    /// and partition leader epochs are kept, nothing is checked against the producer state
+    /// (the leader did that), and the producer state and leader-epoch cache follow the
+    /// batches as recovery's replay would. The first batch must start at or after the log
+    /// end offset (a compacted leader may skip offsets), each later one after its predecessor.
+    pub fn append_as_follower(
+        &mut self,
+        records: &[u8],
+        headers: &[BatchHeader],
+    ) -> Result<AppendInfo, LogError> {
+        let expected_len: usize = headers.iter().map(|h| h.total_size()).sum();
+        let (Some(first), Some(last)) = (headers.first(), headers.last()) else {
+            return Err(LogError::CorruptBatch {
+                position: 0,
+                reason: "no batches to append".into(),
+            });
+        };
+        if expected_len != records.len() {
+            return Err(LogError::CorruptBatch {
+                position: 0,
+                reason: format!(
+                    "{} headers describe {expected_len} bytes but the record set has {}",
+                    headers.len(),
+                    records.len()
+                ),
+            });
+        }
+        let log_end = self.log_end_offset();
+        let mut next = log_end;
+        for h in headers {
+            if h.base_offset < next || h.last_offset_delta < 0 {
+                return Err(LogError::UnexpectedAppendOffset {
+                    first_offset: h.base_offset,
+                    log_end: next,
+                });
+            }
+            next = h.last_offset() + 1;
+        }
+        let now = now_ms();
+        self.maybe_roll(records.len() as u64, last.last_offset(), now)?;
+        let interval = self.config.index_interval_bytes;
+        let active = self
+            .segments
+            .values_mut()
+            .next_back()
+            .ok_or_else(|| LogError::Io(std::io::Error::other("log has no segment")))?;
+        active.append(records, headers, interval, now)?;
+        let mut max_timestamp = -1;
+        let mut record_count = 0i64;
+        for h in headers {
+            self.producers.replay(h);
+            let epoch = h.partition_leader_epoch;
+            if epoch >= 0 && self.epochs.latest_epoch().is_none_or(|e| e < epoch) {
+                self.epochs.assign(epoch, h.base_offset)?;
+            }
+            max_timestamp = max_timestamp.max(h.max_timestamp);
+            record_count += i64::from(h.record_count);
+        }
+        self.unflushed_messages += record_count.max(1) as u64;
+        if self.unflushed_messages >= self.config.flush_interval_messages && !self.defer_flush {
+            self.flush()?;
+        }
+        Ok(AppendInfo {
+            first_offset: first.base_offset,
+            last_offset: last.last_offset(),
+            max_timestamp,
+            log_append_time: -1,
+            log_start_offset: self.log_start_offset,
+            duplicate: false,
+            record_count,
+        })
+    }
+
+    /// Removes everything at and above `offset` (Kafka's `Log.truncateTo`, used by a follower
+    /// whose history diverged from its new leader's): later segments are deleted, the one
+    /// holding `offset` is cut before the batch holding it, and the leader-epoch cache, the
+    /// producer state and the recovery point follow. Below the log start offset the log is
+    /// emptied and starts at `offset`. Returns whether anything was removed.
+    pub fn truncate_to(&mut self, offset: i64) -> Result<bool, LogError> {
+        if offset >= self.log_end_offset() {
+            return Ok(false);
+        }
+        let keep = self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .map(|(b, _)| *b)
+            .filter(|_| offset >= self.log_start_offset);
+        let removed: Vec<i64> = self
+            .segments
+            .keys()
+            .copied()
+            .filter(|b| keep.is_none_or(|k| *b > k))
+            .collect();
+        for base in removed {
+            if let Some(segment) = self.segments.remove(&base) {
+                // Open fetches keep reading the unlinked file through their `Arc<File>`.
+                segment.delete_files()?;
+            }
+        }
+        match keep {
+            Some(base) => {
+                let config = self.config.clone();
+                if let Some(segment) = self.segments.get_mut(&base) {
+                    segment.truncate_to(offset, &config)?;
+                }
+            }
+            None => {
+                self.segments
+                    .insert(offset, LogSegment::create(&self.dir, offset, &self.config)?);
+                self.log_start_offset = offset;
+            }
+        }
+        let max_index_bytes = self.config.max_index_bytes;
+        if let Some(active) = self.segments.values_mut().next_back() {
+            active.make_active(max_index_bytes)?;
+        }
+        let leo = self.log_end_offset();
+        self.recovery_point = self.recovery_point.min(leo);
+        self.log_start_offset = self.log_start_offset.min(leo);
+        self.epochs.truncate_from_end(leo)?;
+        self.load_producer_state()?;
+        info!(dir = %self.dir.display(), requested = offset, log_end_offset = leo, "truncated log");
+        Ok(true)
+    }
+
+    /// Empties the log and starts it at `offset` (Kafka's `truncateFullyAndStartAt`): a
+    /// follower whose log ends below its leader's log start offset cannot catch up record by
+    /// record. The leader-epoch cache keeps only the epoch in force at `offset`; the producer
+    /// state starts empty.
+    pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), LogError> {
+        for (_, segment) in std::mem::take(&mut self.segments) {
+            segment.delete_files()?;
+        }
+        for snapshot in crate::producer_state::snapshots_below(&self.dir, i64::MAX)? {
+            std::fs::remove_file(&snapshot).map_err(at(&snapshot))?;
+        }
+        self.segments
+            .insert(offset, LogSegment::create(&self.dir, offset, &self.config)?);
+        self.log_start_offset = offset;
+        self.recovery_point = offset;
+        self.epochs.truncate_from_end(offset)?;
+        self.epochs.truncate_from_start(offset)?;
+        self.producers = ProducerStateManager::default();
+        info!(dir = %self.dir.display(), log_start_offset = offset, "emptied log to start at a new offset");
+        Ok(())
+    }
+
     /// Kafka's `shouldRoll`: a non-empty active segment rolls before an append of `incoming`
     /// bytes if they would overflow `segment.bytes` (or positions/offsets the 4-byte index
     /// fields cannot hold), if either index is full, or if `segment.ms` has passed since its

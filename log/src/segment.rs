@@ -407,6 +407,24 @@ impl LogSegment {
         self.time_index.flush()
     }
 
+    /// Cuts the segment before the batch holding `offset` (Kafka's `LogSegment.truncateTo`:
+    /// a batch is never split, so the segment may end below `offset`) and rebuilds its
+    /// indexes. Returns the bytes cut.
+    pub fn truncate_to(&mut self, offset: i64, config: &LogConfig) -> Result<u64, LogError> {
+        let Some((pos, _)) = self.find_batch(offset)? else {
+            return Ok(0);
+        };
+        let cut = self.size - pos;
+        self.file.set_len(pos).map_err(at(&self.path))?;
+        self.size = pos;
+        self.rebuild_indexes(config)?;
+        self.next_offset = self.scan_next_offset()?;
+        if self.size == 0 {
+            self.rolling_base_ms = None;
+        }
+        Ok(cut)
+    }
+
     fn scan_next_offset(&self) -> Result<i64, LogError> {
         let mut pos = self.index.lookup(i64::MAX);
         let mut next = self.base_offset;

@@ -10,6 +10,7 @@
 
 #[cfg(test)]
 mod alloc_guard;
+pub mod client;
 pub mod error;
 pub mod frame;
 pub mod header;

@@ -117,6 +117,18 @@ pub struct BrokerConfig {
     pub log_cleaner_backoff_ms: u64,
     /// `log.cleaner.dedupe.buffer.size`.
     pub log_cleaner_dedupe_buffer_size: usize,
+    /// `replica.lag.time.max.ms`.
+    pub replica_lag_time_max_ms: i64,
+    /// `replica.fetch.wait.max.ms`.
+    pub replica_fetch_wait_max_ms: i32,
+    /// `replica.fetch.min.bytes`.
+    pub replica_fetch_min_bytes: i32,
+    /// `replica.fetch.max.bytes`.
+    pub replica_fetch_max_bytes: i32,
+    /// `replica.fetch.response.max.bytes`.
+    pub replica_fetch_response_max_bytes: i32,
+    /// `replica.fetch.backoff.ms`.
+    pub replica_fetch_backoff_ms: u64,
     /// `broker.rack`; `None` when unset or empty.
     pub broker_rack: Option<String>,
     /// `cluster.id` (a gregor key, not Kafka's): overrides the cluster id that the broker otherwise
@@ -496,6 +508,12 @@ impl BrokerConfig {
             log_cleaner_threads: cleaner_threads,
             log_cleaner_backoff_ms: v.num("log.cleaner.backoff.ms")?,
             log_cleaner_dedupe_buffer_size: v.num("log.cleaner.dedupe.buffer.size")?,
+            replica_lag_time_max_ms: v.num("replica.lag.time.max.ms")?,
+            replica_fetch_wait_max_ms: v.num("replica.fetch.wait.max.ms")?,
+            replica_fetch_min_bytes: v.num("replica.fetch.min.bytes")?,
+            replica_fetch_max_bytes: v.num("replica.fetch.max.bytes")?,
+            replica_fetch_response_max_bytes: v.num("replica.fetch.response.max.bytes")?,
+            replica_fetch_backoff_ms: v.num("replica.fetch.backoff.ms")?,
             broker_rack: v.non_empty("broker.rack"),
             cluster_id: v.non_empty("cluster.id"),
             explicit,

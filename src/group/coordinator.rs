@@ -456,6 +456,29 @@ impl GroupCoordinator {
         )
     }
 
+    /// Waits until what this coordinator has appended for `group_id` so far is on every ISR
+    /// member of its offsets partition (Kafka answers commits and SyncGroup only then, with
+    /// `offsets.commit.timeout.ms`). Kafka's mapping of replication failures to group errors:
+    /// a lost leadership is NOT_COORDINATOR, anything else COORDINATOR_NOT_AVAILABLE.
+    pub async fn wait_until_stored(
+        &self,
+        group_id: &str,
+        timeout: std::time::Duration,
+    ) -> Result<(), E> {
+        let log = {
+            let inner = self.lock();
+            let p = inner.partition_of(group_id)?;
+            inner.owned.get(&p).ok_or(E::NotCoordinator)?.log.clone()
+        };
+        let (log_end, leader_term) = log.log_end_in_term();
+        log.wait_for_high_watermark(log_end, leader_term, timeout)
+            .await
+            .map_err(|e| match e {
+                crate::replica::PartitionError::NotLeader => E::NotCoordinator,
+                _ => E::CoordinatorNotAvailable,
+            })
+    }
+
     /// OffsetCommit: validates the member (unless it is a simple, generation -1 commit to a
     /// group without members) and stores the offsets in one batch. One result per entry.
     pub fn commit_offsets(

@@ -22,7 +22,7 @@ use super::records::{
     GroupMetadataValue, KeyValue, OffsetCommitValue,
 };
 use crate::clock::Now;
-use crate::replica::{Partition, PartitionError};
+use crate::replica::{Partition, PartitionError, ReadBound};
 
 /// Why records could not be stored.
 #[derive(Debug, Error)]
@@ -114,13 +114,15 @@ pub struct Loaded {
 /// Replays one `__consumer_offsets` partition: the last record of each key wins, tombstones
 /// delete.
 pub fn load_partition(partition: &Partition, index: i32, now: Now) -> Result<Loaded, LoadError> {
-    let (start, high_watermark, _) = partition.offsets();
+    // Kafka's coordinator loads up to the log end: a new leader's high watermark may lag
+    // until its followers fetch again.
+    let (start, _, log_end) = partition.offsets();
     let mut offset = start;
     let mut offsets: HashMap<(String, String, i32), Option<OffsetCommitValue>> = HashMap::new();
     let mut metadata: HashMap<String, Option<GroupMetadataValue>> = HashMap::new();
-    while offset < high_watermark {
+    while offset < log_end {
         let read = partition
-            .read(offset, 1 << 20, true)
+            .read_up_to(offset, 1 << 20, true, ReadBound::LogEnd)
             .map_err(|e| LoadError::Read(e.to_string()))?;
         let Some(slice) = read.records else {
             break;

@@ -8,6 +8,11 @@
 //! Smaller ones are read into memory, where one pread costs less than a sendfile and the
 //! extra write around it.
 //!
+//! A fetch with a replica id (a follower: `replica_id` before v15, `replica_state` after)
+//! reads up to the log end instead, tells the partition where the follower is
+//! (`Partition::record_follower_fetch`, which may move the high watermark and propose adding
+//! the follower to the ISR), and long-polls on the log end. It takes the same sendfile path.
+//!
 //! Fetch sessions (KIP-227) are declined: every answer carries session id 0, which tells
 //! the client to keep sending full requests. Records are never null in an answer
 //! (librdkafka rejects a null record set), only empty.
@@ -29,7 +34,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::broker::Broker;
-use crate::replica::{Partition, PartitionError};
+use crate::replica::{Partition, PartitionError, ReadBound};
 
 /// Fetch v4+: isolation level 1 is read_committed.
 const READ_COMMITTED: i8 = 1;
@@ -76,6 +81,17 @@ pub async fn handle(broker: &Broker, version: i16, req: FetchRequest) -> FetchAn
             .into();
     }
     let image = broker.image();
+    let replica_id = if version >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    };
+    let bound = if replica_id >= 0 {
+        ReadBound::LogEnd
+    } else {
+        ReadBound::HighWatermark
+    };
+    let now_ms = crate::clock::now_ms();
     let mut topics: Vec<FetchableTopicResponse> = Vec::with_capacity(req.topics.len());
     let mut wanted = Vec::new();
     for (topic_index, topic) in req.topics.iter().enumerate() {
@@ -101,13 +117,26 @@ pub async fn handle(broker: &Broker, version: i16, req: FetchRequest) -> FetchAn
                 .with_topic_id(topic.topic_id),
         );
         for p in &topic.partitions {
-            let replica = match &name {
+            let mut replica = match &name {
                 Some(n) => broker
                     .replicas
                     .partition(n, p.partition)
                     .ok_or_else(|| not_hosted_code(broker, n, p.partition, unknown_code)),
                 None => Err(unknown_code),
             };
+            if let (Ok(partition), true) = (&replica, replica_id >= 0) {
+                // The follower's fetch offset is its log end offset.
+                let recorded = partition
+                    .check_leader_epoch(p.current_leader_epoch)
+                    .and_then(|()| {
+                        partition.record_follower_fetch(replica_id, p.fetch_offset, now_ms)
+                    });
+                match recorded {
+                    Ok(Some(change)) => broker.replicas.alter_isr(partition.clone(), change),
+                    Ok(None) => {}
+                    Err(e) => replica = Err(e.error_code()),
+                }
+            }
             wanted.push(Wanted {
                 topic_index,
                 partition: p.partition,
@@ -123,14 +152,19 @@ pub async fn handle(broker: &Broker, version: i16, req: FetchRequest) -> FetchAn
     // Subscribe before the first read so that data arriving between read and wait wakes us.
     let mut watchers: Vec<watch::Receiver<i64>> = wanted
         .iter()
-        .filter_map(|w| w.replica.as_ref().ok().map(|p| p.subscribe()))
+        .filter_map(|w| {
+            w.replica.as_ref().ok().map(|p| match bound {
+                ReadBound::HighWatermark => p.subscribe(),
+                ReadBound::LogEnd => p.subscribe_log_end(),
+            })
+        })
         .collect();
     let mut watcher_closed = false;
     loop {
         for w in watchers.iter_mut() {
             w.borrow_and_update();
         }
-        let read = read_all(&wanted, req.max_bytes, req.isolation_level);
+        let read = read_all(&wanted, req.max_bytes, req.isolation_level, bound);
         let done = read.bytes >= i64::from(req.min_bytes.max(0))
             || read.any_error
             || watchers.is_empty()
@@ -178,7 +212,7 @@ struct ReadAll {
 }
 
 /// Reads every wanted partition once.
-fn read_all(wanted: &[Wanted], max_bytes: i32, isolation_level: i8) -> ReadAll {
+fn read_all(wanted: &[Wanted], max_bytes: i32, isolation_level: i8, bound: ReadBound) -> ReadAll {
     let mut remaining = i64::from(max_bytes.max(0));
     let mut total = 0i64;
     let mut any_error = false;
@@ -197,7 +231,9 @@ fn read_all(wanted: &[Wanted], max_bytes: i32, isolation_level: i8) -> ReadAll {
                 let min_one_batch = total == 0;
                 let read = p
                     .check_leader_epoch(w.current_leader_epoch)
-                    .and_then(|()| p.read(w.fetch_offset, limit as usize, min_one_batch))
+                    .and_then(|()| {
+                        p.read_up_to(w.fetch_offset, limit as usize, min_one_batch, bound)
+                    })
                     .and_then(|mut r| {
                         let records = match r.records.take() {
                             Some(slice) => record_set(slice, &mut file_ranges)?,

@@ -82,7 +82,7 @@ pub async fn handle(broker: &Broker, req: DecodedRequest, client_host: &str) -> 
             );
         }
         Request::Metadata(r) => Response::Metadata(metadata::handle(broker, v, r).await),
-        Request::Produce(r) => match produce::handle(broker, v, r) {
+        Request::Produce(r) => match produce::handle(broker, v, r).await {
             produce::Outcome::Respond(resp) => Response::Produce(resp),
             produce::Outcome::Silent => return Reply::Nothing,
             produce::Outcome::Close(reason) => return Reply::Close(reason),
@@ -138,7 +138,9 @@ pub async fn handle(broker: &Broker, req: DecodedRequest, client_host: &str) -> 
         Request::SyncGroup(r) => Response::SyncGroup(sync_group::handle(broker, v, r).await),
         Request::Heartbeat(r) => Response::Heartbeat(heartbeat::handle(broker, v, r)),
         Request::LeaveGroup(r) => Response::LeaveGroup(leave_group::handle(broker, v, r)),
-        Request::OffsetCommit(r) => Response::OffsetCommit(offset_commit::handle(broker, v, r)),
+        Request::OffsetCommit(r) => {
+            Response::OffsetCommit(offset_commit::handle(broker, v, r).await)
+        }
         Request::OffsetFetch(r) => Response::OffsetFetch(offset_fetch::handle(broker, v, r)),
         Request::DescribeGroups(r) => {
             Response::DescribeGroups(describe_groups::handle(broker, v, r))

@@ -1,5 +1,7 @@
 //! OffsetCommit (key 8): stores a group's consumed positions in `__consumer_offsets` and
-//! answers once they are in the log.
+//! answers once they are on every in-sync replica of the group's offsets partition.
+
+use std::time::Duration;
 
 use gregor_protocol::kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
@@ -11,7 +13,14 @@ use gregor_protocol::kafka_protocol::error::ResponseError as E;
 use crate::broker::Broker;
 use crate::group::coordinator::CommitEntry;
 
-pub fn handle(broker: &Broker, _version: i16, req: OffsetCommitRequest) -> OffsetCommitResponse {
+/// Kafka's `offsets.commit.timeout.ms` default: how long a commit waits for the replicas.
+const OFFSETS_COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub async fn handle(
+    broker: &Broker,
+    _version: i16,
+    req: OffsetCommitRequest,
+) -> OffsetCommitResponse {
     let entries: Vec<CommitEntry> = req
         .topics
         .iter()
@@ -36,7 +45,20 @@ pub fn handle(broker: &Broker, _version: i16, req: OffsetCommitRequest) -> Offse
         &entries,
         &exists,
     ) {
-        Ok(per_partition) => per_partition,
+        Ok(per_partition) => {
+            let stored = if per_partition.iter().any(Result::is_ok) {
+                broker
+                    .groups
+                    .wait_until_stored(&req.group_id.0, OFFSETS_COMMIT_TIMEOUT)
+                    .await
+            } else {
+                Ok(())
+            };
+            match stored {
+                Ok(()) => per_partition,
+                Err(e) => vec![Err(e); entries.len()],
+            }
+        }
         Err(e) => vec![Err(e); entries.len()],
     };
     // One result per entry, in request order; a missing one would be a coordinator bug and

@@ -2,6 +2,14 @@
 //! v3 on; structure, magic 2, CRC32C, size), check the idempotent producer's epoch and
 //! sequence, append, and answer with the base offset. Batches are stored as the client sent them, straight from the request's
 //! buffer; only the base offset and leader epoch in each header are written anew.
+//!
+//! acks=-1 answers once every ISR member has the batch: after all appends the handler
+//! waits for each partition's high watermark to pass its batch (Kafka's `DelayedProduce`),
+//! up to the request's timeout. The wait is an `.await` on a watch channel: it holds this
+//! connection (whose next request is not read meanwhile, as in Kafka) but no thread.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use gregor_log::{parse_record_set, LogError};
 use gregor_protocol::kafka_protocol::error::ResponseError as E;
@@ -14,7 +22,7 @@ use tracing::debug;
 
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::replica::PartitionError;
+use crate::replica::{LeaderAppend, Partition, PartitionError};
 
 pub enum Outcome {
     Respond(ProduceResponse),
@@ -24,20 +32,40 @@ pub enum Outcome {
     Close(String),
 }
 
-pub fn handle(broker: &Broker, _version: i16, req: ProduceRequest) -> Outcome {
+/// An acks=-1 append still waiting for the ISR: where its answer sits in the response.
+struct Waiting {
+    topic_index: usize,
+    partition_index: usize,
+    partition: Arc<Partition>,
+    appended: LeaderAppend,
+}
+
+pub async fn handle(broker: &Broker, _version: i16, req: ProduceRequest) -> Outcome {
     let acks = req.acks;
     let valid_acks = matches!(acks, -1..=1);
+    let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
     let mut failed = None;
+    let mut waiting = Vec::new();
     let mut responses = Vec::with_capacity(req.topic_data.len());
-    for topic in req.topic_data {
+    for (topic_index, topic) in req.topic_data.into_iter().enumerate() {
         let name = topic.name.0.to_string();
         let partition_responses = topic
             .partition_data
             .into_iter()
-            .map(|data| {
+            .enumerate()
+            .map(|(partition_index, data)| {
                 let index = data.index;
                 let resp = if valid_acks {
-                    produce_partition(broker, &name, data, acks)
+                    let (resp, appended) = produce_partition(broker, &name, data, acks);
+                    if let (-1, Some((partition, appended))) = (acks, appended) {
+                        waiting.push(Waiting {
+                            topic_index,
+                            partition_index,
+                            partition,
+                            appended,
+                        });
+                    }
+                    resp
                 } else {
                     error_response(index, E::InvalidRequiredAcks.code(), None)
                 };
@@ -57,6 +85,17 @@ pub fn handle(broker: &Broker, _version: i16, req: ProduceRequest) -> Outcome {
                 .with_partition_responses(partition_responses),
         );
     }
+    // One deadline for the whole request, as Kafka's timeout_ms.
+    let deadline = tokio::time::Instant::now() + timeout;
+    for w in waiting {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if let Err(e) = w.partition.wait_until_replicated(&w.appended, left).await {
+            let resp: &mut PartitionProduceResponse =
+                &mut responses[w.topic_index].partition_responses[w.partition_index];
+            debug!(topic = %w.partition.topic, partition = resp.index, error = %e, "acks=all produce failed");
+            *resp = error_response(resp.index, e.error_code(), Some(e.to_string()));
+        }
+    }
     if acks == 0 {
         return match failed {
             Some(reason) => Outcome::Close(reason),
@@ -66,29 +105,36 @@ pub fn handle(broker: &Broker, _version: i16, req: ProduceRequest) -> Outcome {
     Outcome::Respond(ProduceResponse::default().with_responses(responses))
 }
 
+/// Appends one partition's batch; with the partition and the append when it worked.
 fn produce_partition(
     broker: &Broker,
     topic: &str,
     data: PartitionProduceData,
     acks: i16,
-) -> PartitionProduceResponse {
+) -> (
+    PartitionProduceResponse,
+    Option<(Arc<Partition>, LeaderAppend)>,
+) {
     let index = data.index;
     if topic == crate::group::OFFSETS_TOPIC {
         // Kafka: clients may not append to internal topics.
-        return error_response(
-            index,
-            E::InvalidTopicException.code(),
-            Some(format!("Cannot append to internal topic {topic}")),
+        let message = format!("Cannot append to internal topic {topic}");
+        return (
+            error_response(index, E::InvalidTopicException.code(), Some(message)),
+            None,
         );
     }
     let Some(partition) = broker.replicas.partition(topic, index) else {
-        return error_response(index, broker.not_leader_code(topic, index), None);
+        return (
+            error_response(index, broker.not_leader_code(topic, index), None),
+            None,
+        );
     };
     let Some(records) = data.records else {
-        return error_response(
-            index,
-            E::CorruptMessage.code(),
-            Some("null record set".into()),
+        let message = Some("null record set".into());
+        return (
+            error_response(index, E::CorruptMessage.code(), message),
+            None,
         );
     };
     let result = parse_record_set(&records, partition.max_message_bytes())
@@ -102,14 +148,21 @@ fn produce_partition(
         .map_err(PartitionError::from)
         .and_then(|headers| partition.append(records, headers, acks));
     match result {
-        Ok(info) => PartitionProduceResponse::default()
-            .with_index(index)
-            .with_base_offset(info.first_offset)
-            .with_log_append_time_ms(info.log_append_time)
-            .with_log_start_offset(info.log_start_offset),
+        Ok(appended) => {
+            let info = &appended.info;
+            let resp = PartitionProduceResponse::default()
+                .with_index(index)
+                .with_base_offset(info.first_offset)
+                .with_log_append_time_ms(info.log_append_time)
+                .with_log_start_offset(info.log_start_offset);
+            (resp, Some((partition, appended)))
+        }
         Err(e) => {
             debug!(topic, partition = index, error = %e, "produce refused");
-            error_response(index, e.error_code(), Some(e.to_string()))
+            (
+                error_response(index, e.error_code(), Some(e.to_string())),
+                None,
+            )
         }
     }
 }

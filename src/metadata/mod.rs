@@ -89,6 +89,19 @@ impl MetadataImage {
     }
 }
 
+/// An ISR change a partition leader asks for (the data of Kafka's AlterPartition): valid
+/// only while the partition is still led by `leader` at `leader_epoch` and its state is at
+/// `partition_epoch`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IsrChange {
+    pub topic: String,
+    pub partition: i32,
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub isr: Vec<i32>,
+    pub partition_epoch: i32,
+}
+
 #[derive(Debug, Error)]
 pub enum MetadataError {
     #[error("topic '{0}' already exists")]
@@ -97,6 +110,9 @@ pub enum MetadataError {
     UnknownTopic(String),
     #[error("metadata storage failed: {0}")]
     Storage(String),
+    /// An ISR change whose leader or partition epoch is no longer current.
+    #[error("stale ISR change: {0}")]
+    StaleIsrChange(String),
 }
 
 /// Where cluster metadata is kept. Writes are asynchronous because the ZooKeeper store
@@ -125,6 +141,17 @@ pub trait MetadataStore: Send + Sync {
     ) -> BoxFuture<'_, Result<(), MetadataError>>;
     /// Reserves `count` producer ids and returns the first (Kafka: `/latest_producer_id_block`).
     fn allocate_producer_ids(&self, count: i64) -> BoxFuture<'_, Result<i64, MetadataError>>;
+    /// Writes a leader's ISR change, conditional on the partition still being where the
+    /// leader saw it (`IsrChange`); returns the new partition epoch. Only cluster mode has
+    /// followers, so only its store implements it.
+    fn alter_isr(&self, change: IsrChange) -> BoxFuture<'_, Result<i32, MetadataError>> {
+        let _ = change;
+        Box::pin(async {
+            Err(MetadataError::Storage(
+                "this metadata store keeps no ISR of several replicas".into(),
+            ))
+        })
+    }
     /// A stream of new images, for stores whose image changes without a local write
     /// (ZooKeeper: other brokers and the controller). `None`: only local writes change it.
     fn subscribe(&self) -> Option<tokio::sync::watch::Receiver<Arc<MetadataImage>>> {

@@ -25,9 +25,12 @@ use gregor_log::LogOpenOptions;
 use tracing::{info, warn};
 use uuid::Uuid;
 
-use super::partition::{Partition, PartitionError};
+use super::partition::{IsrChange, Leadership, Partition, PartitionError, RoleChange};
+use super::replica_fetcher::{FetcherSettings, ReplicaFetcherManager};
 use crate::config::{topic_settings, BrokerConfig, TopicSettings};
-use crate::metadata::{kafka_uuid_string, parse_kafka_uuid, MetadataImage, TopicMetadata};
+use crate::metadata::{
+    kafka_uuid_string, parse_kafka_uuid, MetadataImage, MetadataStore, TopicMetadata,
+};
 
 /// The replicas of one topic on this broker, indexed by partition number.
 pub struct TopicReplicas {
@@ -55,6 +58,7 @@ struct StartupState {
     clean_shutdown: bool,
     recovery_points: Mutex<Offsets>,
     log_start_offsets: Mutex<Offsets>,
+    high_watermarks: Mutex<Offsets>,
 }
 
 pub struct ReplicaManager {
@@ -66,13 +70,22 @@ pub struct ReplicaManager {
     checkpoint_lock: Mutex<()>,
     /// Serialises `apply`, the only writer of `topics`.
     apply_lock: Mutex<()>,
+    /// Followers' fetches from their leaders.
+    fetchers: ReplicaFetcherManager,
+    /// Where leaders write ISR changes.
+    metadata: Arc<dyn MetadataStore>,
 }
 
 impl ReplicaManager {
     /// Reads the clean-shutdown marker and the checkpoint files of `log_dir` (before the
     /// binary removes the marker). A malformed checkpoint is ignored with a warning: recovery
     /// then validates the whole log, as Kafka with no recovery point.
-    pub fn new(broker_id: i32, log_dir: PathBuf) -> Self {
+    pub fn new(
+        broker_id: i32,
+        log_dir: PathBuf,
+        fetcher: FetcherSettings,
+        metadata: Arc<dyn MetadataStore>,
+    ) -> Self {
         let clean_shutdown = log_dir.join(CLEAN_SHUTDOWN_FILE).exists();
         let read = |name: &str| match read_checkpoint(&log_dir.join(name)) {
             Ok(offsets) => offsets,
@@ -91,6 +104,7 @@ impl ReplicaManager {
             clean_shutdown,
             recovery_points: Mutex::new(recovery_points),
             log_start_offsets: Mutex::new(read(LOG_START_OFFSET_CHECKPOINT)),
+            high_watermarks: Mutex::new(read(REPLICATION_OFFSET_CHECKPOINT)),
         };
         ReplicaManager {
             broker_id,
@@ -99,6 +113,8 @@ impl ReplicaManager {
             startup,
             checkpoint_lock: Mutex::new(()),
             apply_lock: Mutex::new(()),
+            fetchers: ReplicaFetcherManager::new(fetcher),
+            metadata,
         }
     }
 
@@ -107,7 +123,8 @@ impl ReplicaManager {
         self.startup.clean_shutdown
     }
 
-    fn open_options(&self, topic: &str, index: i32) -> LogOpenOptions {
+    /// What the start's checkpoints say of one log: how to open it, and its high watermark.
+    fn open_options(&self, topic: &str, index: i32) -> (LogOpenOptions, Option<i64>) {
         let key = (topic.to_string(), index);
         let take = |offsets: &Mutex<Offsets>| {
             offsets
@@ -115,11 +132,12 @@ impl ReplicaManager {
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&key)
         };
-        LogOpenOptions {
+        let options = LogOpenOptions {
             recovery_point: take(&self.startup.recovery_points),
             clean_shutdown: self.startup.clean_shutdown,
             log_start_offset: take(&self.startup.log_start_offsets),
-        }
+        };
+        (options, take(&self.startup.high_watermarks))
     }
 
     /// The partition if this broker hosts it *and leads it*: the only replicas that serve
@@ -155,6 +173,13 @@ impl ReplicaManager {
     ) -> Result<(), PartitionError> {
         // One apply at a time: each reads the map, works unlocked, then writes its result.
         let _applying = self.apply_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.fetchers.set_endpoints(
+            image
+                .brokers
+                .iter()
+                .map(|b| (b.id, (b.host.clone(), b.port)))
+                .collect(),
+        );
         // Topics gone from the image (or recreated under a new id): close and delete.
         let gone: Vec<String> = self
             .topics
@@ -179,6 +204,7 @@ impl ReplicaManager {
                     Err(shared) => shared.partitions.clone(),
                 };
                 for p in partitions.into_iter().flatten() {
+                    self.fetchers.unfollow(&p.topic, p.index);
                     delete_partition(p);
                 }
             }
@@ -258,38 +284,102 @@ impl ReplicaManager {
             if meta.leader_epoch < 0 {
                 continue; // cluster mode: the controller has not created its state yet
             }
-            let leads = meta.leader == self.broker_id;
-            if let Some(p) = &partitions[index] {
-                p.set_settings(settings.clone());
-                if p.is_leader() != leads || p.leader_epoch() < meta.leader_epoch {
-                    info!(topic = %name, partition = index, leader = leads,
-                        leader_epoch = meta.leader_epoch, "replica role changed");
+            let leadership = Leadership {
+                leader: meta.leader,
+                leader_epoch: meta.leader_epoch,
+                isr: meta.isr.clone(),
+                replicas: meta.replicas.clone(),
+                partition_epoch: meta.partition_epoch,
+            };
+            let p = match &partitions[index] {
+                Some(p) => {
+                    p.set_settings(settings.clone());
+                    p.clone()
                 }
-                p.set_leadership(leads, meta.leader_epoch)?;
-                continue;
+                None => {
+                    let dir = self.log_dir.join(format!("{name}-{index}"));
+                    if claim_partition_dir(&dir, topic.id)? {
+                        created.push(dir.clone());
+                    }
+                    let (options, high_watermark) = self.open_options(name, index as i32);
+                    let p = Arc::new(Partition::open_with(
+                        &dir,
+                        name,
+                        index as i32,
+                        topic.id,
+                        meta.leader_epoch,
+                        settings.clone(),
+                        options,
+                        high_watermark,
+                    )?);
+                    partitions[index] = Some(p.clone());
+                    p
+                }
+            };
+            let change = p.apply_leadership(self.broker_id, &leadership)?;
+            if change != RoleChange::Unchanged {
+                info!(topic = %name, partition = index, leader = meta.leader,
+                    leader_epoch = meta.leader_epoch, isr = ?meta.isr, "replica role changed");
             }
-            let dir = self.log_dir.join(format!("{name}-{index}"));
-            if claim_partition_dir(&dir, topic.id)? {
-                created.push(dir.clone());
+            match change {
+                RoleChange::Unchanged => {}
+                RoleChange::BecameLeader | RoleChange::BecameFollower { leader: -1 } => {
+                    self.fetchers.unfollow(name, index as i32)
+                }
+                RoleChange::BecameFollower { leader } => {
+                    self.fetchers.follow(p, leader, meta.leader_epoch)
+                }
             }
-            let p = Partition::open_with(
-                &dir,
-                name,
-                index as i32,
-                topic.id,
-                meta.leader_epoch,
-                settings.clone(),
-                self.open_options(name, index as i32),
-            )?;
-            p.set_leadership(leads, meta.leader_epoch)?;
-            partitions[index] = Some(Arc::new(p));
         }
         Ok(())
+    }
+
+    /// Writes a leader's ISR change in the background and tells the partition the outcome.
+    pub fn alter_isr(&self, partition: Arc<Partition>, change: IsrChange) {
+        let metadata = self.metadata.clone();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            partition.complete_isr_change(&change, None);
+            return;
+        };
+        runtime.spawn(async move {
+            let written = match metadata.alter_isr(change.clone()).await {
+                Ok(epoch) => {
+                    info!(topic = %change.topic, partition = change.partition, isr = ?change.isr,
+                        partition_epoch = epoch, "ISR changed");
+                    Some(epoch)
+                }
+                Err(e) => {
+                    warn!(topic = %change.topic, partition = change.partition, isr = ?change.isr,
+                        error = %e, "ISR change not written");
+                    None
+                }
+            };
+            partition.complete_isr_change(&change, written);
+        });
+    }
+
+    /// Kafka's `maybeShrinkIsr` over every partition led here: followers that have not
+    /// caught up for `lag_ms` leave the ISR. Called every `lag_ms / 2`.
+    pub fn shrink_isrs(&self, lag_ms: i64) {
+        let now = crate::clock::now_ms();
+        for p in self.all_partitions() {
+            if let Some(change) = p.isr_shrink(now, lag_ms) {
+                info!(topic = %p.topic, partition = p.index, isr = ?change.isr,
+                    "followers fell behind for replica.lag.time.max.ms: shrinking the ISR");
+                self.alter_isr(p, change);
+            }
+        }
+    }
+
+    /// The partitions this broker follows, with their leader.
+    pub fn followed(&self) -> Vec<(String, i32, i32)> {
+        self.fetchers.followed()
     }
 
     /// Flushes and closes every log, then writes the checkpoints (graceful shutdown; the
     /// recovery points are then the log end offsets). True if all of it succeeded.
     pub fn shutdown(&self) -> bool {
+        self.fetchers.shutdown();
         let closed = close_all(&self.all_partitions());
         match self.write_checkpoints() {
             Ok(()) => closed,
@@ -373,11 +463,24 @@ fn delete_partition(p: Arc<Partition>) {
                 warn!(%topic, partition = index, error = %e, "deleting log failed");
             }
         }
-        // A request still holds it; its directory is removed by the rename-aside path the
-        // next time a topic of this name is created, or at the next start.
+        // A request still holds it (a follower's or a consumer's long poll, always there
+        // in a replicated cluster). Its directory is renamed aside, so that a topic of the
+        // same name created next gets a fresh one, and removed now: the holder keeps reading
+        // the unlinked files through its descriptors until it lets go (Kafka renames to
+        // `-delete` and removes later as well).
         Err(p) => {
             let _ = p.close();
-            warn!(%topic, partition = index, "partition busy during delete; directory left for cleanup");
+            let dir = p.dir();
+            let doomed = dir.with_file_name(format!(
+                "{topic}-{index}.{}-delete",
+                Uuid::new_v4().simple()
+            ));
+            let removed =
+                std::fs::rename(&dir, &doomed).and_then(|()| std::fs::remove_dir_all(&doomed));
+            if let Err(e) = removed {
+                warn!(%topic, partition = index, dir = %dir.display(), error = %e,
+                    "removing the directory of a deleted partition in use failed");
+            }
         }
     }
 }

@@ -10,7 +10,10 @@ pub mod log_cleaner;
 pub mod log_flusher;
 pub mod manager;
 pub mod partition;
+pub mod replica_fetcher;
 pub mod storage_errors;
 
 pub use manager::ReplicaManager;
-pub use partition::{Partition, PartitionCheckpoint, PartitionError, PartitionRead};
+pub use partition::{
+    LeaderAppend, Partition, PartitionCheckpoint, PartitionError, PartitionRead, ReadBound,
+};

@@ -1,9 +1,18 @@
-//! One partition replica: its log, leader epoch and high watermark, behind one short lock.
+//! One partition replica: its log, leader epoch, ISR and high watermark, behind one short
+//! lock (Kafka's `Partition`).
 //!
 //! The lock is held only to validate, append and compute read positions; the bytes of a
 //! fetch are read from the segment file after it is released, so a long read never blocks
-//! appends. Waiting fetchers subscribe to the high watermark through a `watch` channel.
+//! appends. Waiting consumers and acks=all producers subscribe to the high watermark, waiting
+//! followers to the log end offset, through `watch` channels.
+//!
+//! As leader it tracks what each follower has shown in its fetches (its log end offset and
+//! when it last caught up), moves the high watermark to the smallest log end offset in the
+//! ISR, and proposes ISR changes (`IsrChange`), which the replica manager writes to the
+//! metadata store and reports back (`complete_isr_change`). As follower it appends the
+//! leader's batches unchanged and takes the leader's high watermark.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,6 +27,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::config::TopicSettings;
+pub use crate::metadata::IsrChange;
 
 #[derive(Debug, Error)]
 pub enum PartitionError {
@@ -25,6 +35,16 @@ pub enum PartitionError {
     Log(#[from] LogError),
     #[error("ISR has {isr} members, fewer than min.insync.replicas={min}")]
     NotEnoughReplicas { isr: usize, min: i32 },
+    #[error(
+        "the ISR shrank to {isr} members, fewer than min.insync.replicas={min}, after the append"
+    )]
+    NotEnoughReplicasAfterAppend { isr: usize, min: i32 },
+    #[error("this broker stopped leading the partition after the append")]
+    NotLeader,
+    #[error("the ISR did not reach the append before the request's timeout")]
+    ReplicationTimedOut,
+    #[error("broker {0} is not a replica of this partition")]
+    UnknownReplica(i32),
     #[error("leader epoch {requested} is older than the current {current}")]
     FencedLeaderEpoch { requested: i32, current: i32 },
     #[error("leader epoch {requested} is newer than the current {current}")]
@@ -65,6 +85,13 @@ impl PartitionError {
                 _ => E::KafkaStorageError.code(),
             },
             PartitionError::NotEnoughReplicas { .. } => E::NotEnoughReplicas.code(),
+            PartitionError::NotEnoughReplicasAfterAppend { .. } => {
+                E::NotEnoughReplicasAfterAppend.code()
+            }
+            PartitionError::NotLeader | PartitionError::UnknownReplica(_) => {
+                E::NotLeaderOrFollower.code()
+            }
+            PartitionError::ReplicationTimedOut => E::RequestTimedOut.code(),
             PartitionError::FencedLeaderEpoch { .. } => E::FencedLeaderEpoch.code(),
             PartitionError::UnknownLeaderEpoch { .. } => E::UnknownLeaderEpoch.code(),
             PartitionError::TransactionsUnsupported => E::InvalidTxnState.code(),
@@ -82,12 +109,107 @@ pub struct PartitionRead {
     pub log_start_offset: i64,
 }
 
+/// How far a read may go: consumers stop at the high watermark, followers at the log end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadBound {
+    HighWatermark,
+    LogEnd,
+}
+
+/// The partition's leadership as the metadata gives it (Kafka's LeaderAndIsr state).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Leadership {
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub isr: Vec<i32>,
+    pub replicas: Vec<i32>,
+    pub partition_epoch: i32,
+}
+
+/// What applying a `Leadership` changed for this replica.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoleChange {
+    /// Nothing the fetchers need to know.
+    Unchanged,
+    /// This broker now leads (at a new epoch).
+    BecameLeader,
+    /// This broker follows `leader` (-1: no leader) at a new epoch: truncate, then fetch.
+    BecameFollower { leader: i32 },
+}
+
+/// A leader's view of one follower, from its fetches (Kafka's `Replica` state).
+#[derive(Clone, Copy, Debug)]
+struct FollowerState {
+    log_end_offset: i64,
+    /// The last time the follower was known to have had everything the leader had.
+    last_caught_up_ms: i64,
+    /// The leader's log end offset and the time at the follower's previous fetch.
+    last_fetch_leader_log_end: i64,
+    last_fetch_ms: i64,
+}
+
+/// An acks=-1 append: where it ended and the leadership term it was written in, for
+/// `wait_until_replicated`.
+#[derive(Clone, Debug)]
+pub struct LeaderAppend {
+    pub info: AppendInfo,
+    pub leader_term: u64,
+}
+
 struct PartitionState {
     log: Log,
     leader_epoch: i32,
     high_watermark: i64,
-    isr_size: usize,
     settings: TopicSettings,
+    /// This broker's id (-1 until the first `apply_leadership`: a lone leader).
+    local_id: i32,
+    leader_id: i32,
+    is_leader: bool,
+    /// Counts the times this broker became leader (from follower). An append waits for
+    /// replication only within its term: a leader that stays leader across epoch bumps
+    /// (an ISR shrink by the controller) never truncates, so its appends stay valid; one
+    /// that was follower in between may have truncated them.
+    leader_term: u64,
+    /// The ISR as last applied or written by this leader; empty means this broker alone.
+    isr: Vec<i32>,
+    replicas: Vec<i32>,
+    partition_epoch: i32,
+    /// Leader only: each follower's fetch progress.
+    followers: HashMap<i32, FollowerState>,
+    /// Leader only: the log end offset when this epoch began (a follower joins the ISR
+    /// only once it has reached it, as in Kafka).
+    leader_epoch_start_offset: i64,
+    /// An ISR change is being written; no other is proposed meanwhile.
+    isr_change_in_flight: bool,
+}
+
+impl PartitionState {
+    fn isr_len(&self) -> usize {
+        self.isr.len().max(1)
+    }
+
+    /// Kafka's `maybeIncrementLeaderHW`: the smallest log end offset in the ISR; a member
+    /// that has not fetched since this broker became leader holds it where it is. Returns
+    /// whether it moved.
+    fn maybe_increment_high_watermark(&mut self) -> bool {
+        if !self.is_leader {
+            return false;
+        }
+        let mut hw = self.log.log_end_offset();
+        for member in &self.isr {
+            if *member == self.local_id {
+                continue;
+            }
+            let known = self.followers.get(member).map(|f| f.log_end_offset);
+            hw = hw.min(known.unwrap_or(self.high_watermark));
+        }
+        if hw > self.high_watermark {
+            self.high_watermark = hw;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 pub struct Partition {
@@ -96,6 +218,8 @@ pub struct Partition {
     pub topic_id: Uuid,
     state: Mutex<PartitionState>,
     high_watermark_tx: watch::Sender<i64>,
+    /// Wakes followers' long-polling fetches when the log grows.
+    log_end_tx: watch::Sender<i64>,
     /// Whether this broker leads the partition (cluster mode; always true standalone).
     /// Only leaders serve clients: see `ReplicaManager::partition`.
     leader: AtomicBool,
@@ -143,12 +267,22 @@ impl Partition {
             recovery_point: Some(i64::MAX),
             ..LogOpenOptions::default()
         };
-        Self::open_with(dir, topic, index, topic_id, leader_epoch, settings, options)
+        Self::open_with(
+            dir,
+            topic,
+            index,
+            topic_id,
+            leader_epoch,
+            settings,
+            options,
+            None,
+        )
     }
 
     /// Opens the partition's log with what the checkpoints and the clean-shutdown marker say
-    /// (`Log::open_with`). The high watermark starts at the log end offset: this broker leads
-    /// with an ISR of itself, so everything in its log is committed.
+    /// (`Log::open_with`). The high watermark starts at `high_watermark` (from
+    /// `replication-offset-checkpoint`; none: the log end offset, what a lone leader has).
+    #[allow(clippy::too_many_arguments)]
     pub fn open_with(
         dir: &Path,
         topic: &str,
@@ -157,15 +291,17 @@ impl Partition {
         leader_epoch: i32,
         settings: TopicSettings,
         options: LogOpenOptions,
+        high_watermark: Option<i64>,
     ) -> Result<Partition, PartitionError> {
         let mut log = Log::open_with(dir, log_config(&settings), options)?;
         log.set_deferred_flush(true);
-        // Kafka records the start offset of each leader epoch when a replica becomes leader.
-        if log.latest_epoch().is_none_or(|e| e < leader_epoch) {
-            let leo = log.log_end_offset();
-            log.assign_epoch_start_offset(leader_epoch, leo)?;
-        }
-        let high_watermark = log.log_end_offset();
+        // The epoch's start offset is recorded by `apply_leadership` if this replica leads:
+        // a follower that recorded it would claim its own unreplicated tail for that epoch
+        // and never truncate it.
+        let leo = log.log_end_offset();
+        let high_watermark = high_watermark
+            .unwrap_or(leo)
+            .clamp(log.log_start_offset(), leo);
         Ok(Partition {
             topic: topic.to_string(),
             index,
@@ -174,10 +310,20 @@ impl Partition {
                 log,
                 leader_epoch,
                 high_watermark,
-                isr_size: 1,
                 settings,
+                local_id: -1,
+                leader_id: -1,
+                is_leader: true,
+                leader_term: 0,
+                isr: Vec::new(),
+                replicas: Vec::new(),
+                partition_epoch: -1,
+                followers: HashMap::new(),
+                leader_epoch_start_offset: leo,
+                isr_change_in_flight: false,
             }),
             high_watermark_tx: watch::Sender::new(high_watermark),
+            log_end_tx: watch::Sender::new(leo),
             leader: AtomicBool::new(true),
             flushed: Mutex::new(0),
         })
@@ -191,20 +337,89 @@ impl Partition {
         self.leader.load(Ordering::Acquire)
     }
 
-    /// Applies the leadership the metadata gives this replica: leader or follower, and the
-    /// partition's leader epoch. A new leader records the epoch's start offset in its
-    /// leader-epoch cache, as Kafka's `Partition.makeLeader`.
-    pub fn set_leadership(&self, leader: bool, leader_epoch: i32) -> Result<(), PartitionError> {
+    /// Applies the leadership the metadata gives this replica (`local` is this broker), as
+    /// Kafka's `Partition.makeLeader` / `makeFollower`. An older leader epoch than the one
+    /// applied is ignored, and so is an ISR older than the one this leader wrote itself
+    /// (by partition epoch). A new leader records the epoch's start offset in its
+    /// leader-epoch cache and forgets its followers' positions (the ISR members count as
+    /// caught up now); a lone leader commits its whole log at once.
+    pub fn apply_leadership(
+        &self,
+        local: i32,
+        l: &Leadership,
+    ) -> Result<RoleChange, PartitionError> {
+        let now = crate::clock::now_ms();
         let mut st = self.lock();
-        if leader_epoch > st.leader_epoch {
-            st.leader_epoch = leader_epoch;
-            if leader && st.log.latest_epoch().is_none_or(|e| e < leader_epoch) {
-                let leo = st.log.log_end_offset();
-                st.log.assign_epoch_start_offset(leader_epoch, leo)?;
-            }
+        st.local_id = local;
+        if l.leader_epoch < st.leader_epoch {
+            return Ok(RoleChange::Unchanged);
         }
-        self.leader.store(leader, Ordering::Release);
-        Ok(())
+        let new_epoch = l.leader_epoch > st.leader_epoch;
+        let leads = l.leader == local;
+        let role_changed = new_epoch || leads != st.is_leader || l.leader != st.leader_id;
+        if l.partition_epoch >= st.partition_epoch || new_epoch {
+            st.isr = l.isr.clone();
+            st.replicas = l.replicas.clone();
+            st.partition_epoch = l.partition_epoch;
+        }
+        st.leader_epoch = l.leader_epoch;
+        st.leader_id = l.leader;
+        let change = if leads {
+            if !st.is_leader {
+                st.leader_term += 1;
+            }
+            if role_changed {
+                let leo = st.log.log_end_offset();
+                if st.log.latest_epoch().is_none_or(|e| e < l.leader_epoch) {
+                    st.log.assign_epoch_start_offset(l.leader_epoch, leo)?;
+                }
+                st.leader_epoch_start_offset = leo;
+                st.followers.clear();
+                for member in l.isr.iter().filter(|m| **m != local) {
+                    st.followers.insert(
+                        *member,
+                        FollowerState {
+                            log_end_offset: -1,
+                            last_caught_up_ms: now,
+                            last_fetch_leader_log_end: -1,
+                            last_fetch_ms: now,
+                        },
+                    );
+                }
+                st.isr_change_in_flight = false;
+            }
+            st.is_leader = true;
+            self.leader.store(true, Ordering::Release);
+            // Followers' log end offsets are unknown until they fetch; a lone leader's high
+            // watermark is its log end.
+            if st.isr.iter().all(|m| *m == local) {
+                st.high_watermark = st.high_watermark.max(st.log.log_end_offset());
+            }
+            if role_changed {
+                RoleChange::BecameLeader
+            } else {
+                RoleChange::Unchanged
+            }
+        } else {
+            st.is_leader = false;
+            self.leader.store(false, Ordering::Release);
+            st.followers.clear();
+            if role_changed {
+                RoleChange::BecameFollower { leader: l.leader }
+            } else {
+                RoleChange::Unchanged
+            }
+        };
+        let hw = st.high_watermark;
+        drop(st);
+        // Wakes acks=-1 waiters (they re-check leadership) and long polls.
+        self.high_watermark_tx.send_replace(hw);
+        Ok(change)
+    }
+
+    /// The partition's directory.
+    pub fn dir(&self) -> std::path::PathBuf {
+        self.lock().log.dir().to_path_buf()
     }
 
     pub fn leader_epoch(&self) -> i32 {
@@ -228,13 +443,14 @@ impl Partition {
     }
 
     /// Appends a validated record set as leader. `required_acks` = -1 also requires the ISR
-    /// to have at least min.insync.replicas members, as Kafka does.
+    /// to have at least min.insync.replicas members, as Kafka does; the caller then waits
+    /// for the ISR to have it (`wait_until_replicated`).
     pub fn append(
         &self,
         records: Bytes,
         mut headers: Vec<gregor_log::BatchHeader>,
         required_acks: i16,
-    ) -> Result<AppendInfo, PartitionError> {
+    ) -> Result<LeaderAppend, PartitionError> {
         if headers
             .iter()
             .any(|h| h.is_transactional() || h.is_control())
@@ -248,13 +464,17 @@ impl Partition {
             gregor_log::records::check_keys(&records, &headers)?;
         }
         let mut st = self.lock();
-        if required_acks == -1 && (st.isr_size as i32) < st.settings.min_insync_replicas {
+        if !st.is_leader {
+            return Err(PartitionError::NotLeader);
+        }
+        if required_acks == -1 && (st.isr_len() as i32) < st.settings.min_insync_replicas {
             return Err(PartitionError::NotEnoughReplicas {
-                isr: st.isr_size,
+                isr: st.isr_len(),
                 min: st.settings.min_insync_replicas,
             });
         }
         let epoch = st.leader_epoch;
+        let leader_term = st.leader_term;
         let log_append_time = st.settings.message_timestamp_type == "LogAppendTime";
         let (records, now) = if log_append_time {
             let now = crate::clock::now_ms();
@@ -271,17 +491,293 @@ impl Partition {
         if log_append_time && !info.duplicate {
             info.log_append_time = now;
         }
-        // The ISR is this broker alone: what is in our log is committed.
-        st.high_watermark = st.log.log_end_offset();
-        let hw = st.high_watermark;
+        // With the ISR this broker alone, what is in our log is committed at once.
+        let hw_moved = st.maybe_increment_high_watermark();
+        let (hw, leo) = (st.high_watermark, st.log.log_end_offset());
         let flush_due = st.log.flush_due() && !info.duplicate;
         drop(st);
         if flush_due {
             // `flush.messages` reached: fsync before acknowledging (1 = every append).
             self.flush_to(info.last_offset + 1)?;
         }
+        self.log_end_tx.send_replace(leo);
+        if hw_moved {
+            self.high_watermark_tx.send_replace(hw);
+        }
+        Ok(LeaderAppend { info, leader_term })
+    }
+
+    /// acks=-1: waits until the high watermark passes the append (every ISR member has the
+    /// batch), answering as Kafka's `DelayedProduce` (see `wait_for_high_watermark`).
+    pub async fn wait_until_replicated(
+        &self,
+        appended: &LeaderAppend,
+        timeout: std::time::Duration,
+    ) -> Result<(), PartitionError> {
+        let required = appended.info.last_offset + 1;
+        self.wait_for_high_watermark(required, appended.leader_term, timeout)
+            .await
+    }
+
+    /// The log end offset and leadership term now: whoever appended before this call waits
+    /// for its records with `wait_for_high_watermark(log end, term, ..)`.
+    pub fn log_end_in_term(&self) -> (i64, u64) {
+        let st = self.lock();
+        (st.log.log_end_offset(), st.leader_term)
+    }
+
+    /// Waits until the high watermark reaches `required` while this broker still leads in
+    /// `leader_term`: NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank below
+    /// min.insync.replicas meanwhile, NOT_LEADER_OR_FOLLOWER if this broker stopped leading
+    /// in between, REQUEST_TIMED_OUT at `timeout`.
+    pub async fn wait_for_high_watermark(
+        &self,
+        required: i64,
+        leader_term: u64,
+        timeout: std::time::Duration,
+    ) -> Result<(), PartitionError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut changes = self.high_watermark_tx.subscribe();
+        loop {
+            changes.borrow_and_update();
+            {
+                let st = self.lock();
+                if !st.is_leader || st.leader_term != leader_term {
+                    return Err(PartitionError::NotLeader);
+                }
+                if st.high_watermark >= required {
+                    let min = st.settings.min_insync_replicas;
+                    if (st.isr_len() as i32) < min {
+                        return Err(PartitionError::NotEnoughReplicasAfterAppend {
+                            isr: st.isr_len(),
+                            min,
+                        });
+                    }
+                    return Ok(());
+                }
+            }
+            match tokio::time::timeout_at(deadline, changes.changed()).await {
+                Err(_) => return Err(PartitionError::ReplicationTimedOut),
+                Ok(Err(_)) => return Err(PartitionError::NotLeader),
+                Ok(Ok(())) => {}
+            }
+        }
+    }
+
+    /// Leader: records a follower's fetch from `fetch_offset` (its log end offset), as
+    /// Kafka's `updateFollowerFetchState`: it caught up if it asked for the leader's log end,
+    /// or for at least the log end the leader had at its previous fetch (then it caught up
+    /// at that time). The high watermark may move. Returns an ISR expansion to write if the
+    /// follower is out of the ISR and has reached the high watermark and this epoch's start.
+    pub fn record_follower_fetch(
+        &self,
+        replica: i32,
+        fetch_offset: i64,
+        now_ms: i64,
+    ) -> Result<Option<IsrChange>, PartitionError> {
+        let mut st = self.lock();
+        if !st.is_leader {
+            return Err(PartitionError::NotLeader);
+        }
+        if !st.replicas.contains(&replica) || replica == st.local_id {
+            return Err(PartitionError::UnknownReplica(replica));
+        }
+        let leo = st.log.log_end_offset();
+        let previous = st.followers.get(&replica).copied();
+        let caught_up_at = if fetch_offset >= leo {
+            Some(now_ms)
+        } else {
+            previous
+                .filter(|p| {
+                    p.last_fetch_leader_log_end >= 0 && fetch_offset >= p.last_fetch_leader_log_end
+                })
+                .map(|p| p.last_fetch_ms)
+        };
+        let last_caught_up_ms = match (caught_up_at, previous) {
+            (Some(t), Some(p)) => t.max(p.last_caught_up_ms),
+            (Some(t), None) => t,
+            (None, Some(p)) => p.last_caught_up_ms,
+            (None, None) => 0,
+        };
+        st.followers.insert(
+            replica,
+            FollowerState {
+                log_end_offset: fetch_offset.min(leo),
+                last_caught_up_ms,
+                last_fetch_leader_log_end: leo,
+                last_fetch_ms: now_ms,
+            },
+        );
+        let hw_moved = st.maybe_increment_high_watermark();
+        let expand = !st.isr_change_in_flight
+            && !st.isr.is_empty()
+            && !st.isr.contains(&replica)
+            && fetch_offset >= st.high_watermark
+            && fetch_offset >= st.leader_epoch_start_offset;
+        let change = expand.then(|| {
+            st.isr_change_in_flight = true;
+            let mut isr = st.isr.clone();
+            isr.push(replica);
+            self.isr_change(&st, isr)
+        });
+        let hw = st.high_watermark;
+        drop(st);
+        if hw_moved {
+            self.high_watermark_tx.send_replace(hw);
+        }
+        Ok(change)
+    }
+
+    fn isr_change(&self, st: &PartitionState, isr: Vec<i32>) -> IsrChange {
+        IsrChange {
+            topic: self.topic.clone(),
+            partition: self.index,
+            leader: st.local_id,
+            leader_epoch: st.leader_epoch,
+            isr,
+            partition_epoch: st.partition_epoch,
+        }
+    }
+
+    /// Leader: the ISR without the followers that have not caught up for `lag_ms` (Kafka's
+    /// `maybeShrinkIsr` with `replica.lag.time.max.ms`), if any must go.
+    pub fn isr_shrink(&self, now_ms: i64, lag_ms: i64) -> Option<IsrChange> {
+        let mut st = self.lock();
+        if !st.is_leader || st.isr_change_in_flight || st.isr.len() <= 1 {
+            return None;
+        }
+        let local = st.local_id;
+        let lagging = |m: &i32| {
+            *m != local
+                && st
+                    .followers
+                    .get(m)
+                    .is_none_or(|f| now_ms - f.last_caught_up_ms > lag_ms)
+        };
+        if !st.isr.iter().any(lagging) {
+            return None;
+        }
+        let isr: Vec<i32> = st.isr.iter().copied().filter(|m| !lagging(m)).collect();
+        st.isr_change_in_flight = true;
+        Some(self.isr_change(&st, isr))
+    }
+
+    /// The outcome of writing `change`: the new partition epoch if it was written (the ISR
+    /// takes effect now, and the high watermark may move), `None` if it was refused (the
+    /// metadata will bring the state that won).
+    pub fn complete_isr_change(&self, change: &IsrChange, written: Option<i32>) {
+        let mut st = self.lock();
+        st.isr_change_in_flight = false;
+        let Some(partition_epoch) = written else {
+            return;
+        };
+        if !st.is_leader || st.leader_epoch != change.leader_epoch {
+            return;
+        }
+        st.isr = change.isr.clone();
+        st.partition_epoch = partition_epoch;
+        st.maybe_increment_high_watermark();
+        let hw = st.high_watermark;
+        drop(st);
+        // Also wakes acks=-1 waiters to re-check min.insync.replicas.
         self.high_watermark_tx.send_replace(hw);
-        Ok(info)
+    }
+
+    /// The ISR as this replica knows it (empty: this broker alone).
+    pub fn isr(&self) -> Vec<i32> {
+        self.lock().isr.clone()
+    }
+
+    /// Follower: appends batches fetched from the leader with the leader's offsets and
+    /// epochs, then takes the leader's high watermark (bounded by this log's end) and log
+    /// start offset.
+    pub fn append_as_follower(
+        &self,
+        records: &[u8],
+        headers: &[gregor_log::BatchHeader],
+    ) -> Result<(), PartitionError> {
+        let mut st = self.lock();
+        if st.is_leader {
+            return Err(PartitionError::NotLeader);
+        }
+        let info = st
+            .log
+            .append_as_follower(records, headers)
+            .inspect_err(|e| {
+                super::storage_errors::note_write_failure(st.log.dir(), e);
+            })?;
+        let flush_due = st.log.flush_due();
+        let leo = st.log.log_end_offset();
+        drop(st);
+        if flush_due {
+            self.flush_to(info.last_offset + 1)?;
+        }
+        self.log_end_tx.send_replace(leo);
+        Ok(())
+    }
+
+    /// Follower: the leader's high watermark and log start offset from a fetch answer.
+    pub fn update_from_leader(
+        &self,
+        leader_high_watermark: i64,
+        leader_log_start_offset: i64,
+    ) -> Result<(), PartitionError> {
+        let (hw, files) = {
+            let mut st = self.lock();
+            if st.is_leader {
+                return Ok(());
+            }
+            let leo = st.log.log_end_offset();
+            st.high_watermark = leader_high_watermark
+                .min(leo)
+                .max(st.log.log_start_offset());
+            let start = leader_log_start_offset.min(st.high_watermark);
+            if start > st.log.log_start_offset() {
+                st.log.delete_records_before(start)?;
+            }
+            (st.high_watermark, st.log.take_deleted_files())
+        };
+        gregor_log::remove_deleted_files(&files);
+        self.high_watermark_tx.send_if_modified(|v| {
+            let changed = *v != hw;
+            *v = hw;
+            changed
+        });
+        Ok(())
+    }
+
+    /// Follower: removes everything at and above `offset` (history that diverged from the
+    /// leader's). The high watermark follows the log end down if need be.
+    pub fn truncate_to(&self, offset: i64) -> Result<bool, PartitionError> {
+        let mut st = self.lock();
+        let truncated = st.log.truncate_to(offset)?;
+        let leo = st.log.log_end_offset();
+        st.high_watermark = st.high_watermark.min(leo);
+        let hw = st.high_watermark;
+        drop(st);
+        *self.flushed.lock().unwrap_or_else(|p| p.into_inner()) = 0;
+        self.log_end_tx.send_replace(leo);
+        self.high_watermark_tx.send_replace(hw);
+        Ok(truncated)
+    }
+
+    /// Follower: empties the log to start at the leader's log start offset (this log ends
+    /// below it: the records in between are gone on the leader).
+    pub fn truncate_fully_and_start_at(&self, offset: i64) -> Result<(), PartitionError> {
+        let mut st = self.lock();
+        st.log.truncate_fully_and_start_at(offset)?;
+        st.high_watermark = offset;
+        drop(st);
+        *self.flushed.lock().unwrap_or_else(|p| p.into_inner()) = 0;
+        self.log_end_tx.send_replace(offset);
+        self.high_watermark_tx.send_replace(offset);
+        Ok(())
+    }
+
+    /// (log end offset, latest leader epoch in the log) — what a follower asks its leader about.
+    pub fn log_end_and_latest_epoch(&self) -> (i64, Option<i32>) {
+        let st = self.lock();
+        (st.log.log_end_offset(), st.log.latest_epoch())
     }
 
     /// Group fsync: makes every offset below `target` durable. One thread at a time fsyncs,
@@ -322,10 +818,24 @@ impl Partition {
         max_bytes: usize,
         min_one_batch: bool,
     ) -> Result<PartitionRead, PartitionError> {
+        self.read_up_to(offset, max_bytes, min_one_batch, ReadBound::HighWatermark)
+    }
+
+    /// Reads from `offset` up to `bound`: the high watermark for consumers, the log end for
+    /// followers (and the group coordinator's load, as Kafka's).
+    pub fn read_up_to(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+        bound: ReadBound,
+    ) -> Result<PartitionRead, PartitionError> {
         let st = self.lock();
-        let records = st
-            .log
-            .read(offset, max_bytes, st.high_watermark, min_one_batch)?;
+        let max_offset = match bound {
+            ReadBound::HighWatermark => st.high_watermark,
+            ReadBound::LogEnd => i64::MAX,
+        };
+        let records = st.log.read(offset, max_bytes, max_offset, min_one_batch)?;
         Ok(PartitionRead {
             records,
             high_watermark: st.high_watermark,
@@ -367,6 +877,11 @@ impl Partition {
     /// A receiver that wakes when the high watermark moves (fetch long polls).
     pub fn subscribe(&self) -> watch::Receiver<i64> {
         self.high_watermark_tx.subscribe()
+    }
+
+    /// A receiver that wakes when the log grows (followers' long polls).
+    pub fn subscribe_log_end(&self) -> watch::Receiver<i64> {
+        self.log_end_tx.subscribe()
     }
 
     pub fn close(&self) -> Result<(), PartitionError> {
@@ -509,7 +1024,7 @@ mod tests {
         )
         .unwrap();
         let headers = gregor_log::parse_record_set(&buf, 1 << 20).unwrap();
-        p.append(buf.freeze(), headers, 1)
+        p.append(buf.freeze(), headers, 1).map(|a| a.info)
     }
 
     #[test]

@@ -34,7 +34,9 @@ use gregor_zk::{
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use super::{MetadataError, MetadataImage, MetadataStore, PartitionMetadata, TopicMetadata};
+use super::{
+    IsrChange, MetadataError, MetadataImage, MetadataStore, PartitionMetadata, TopicMetadata,
+};
 use crate::config::BrokerConfig;
 use cluster_state::ClusterState;
 
@@ -519,6 +521,54 @@ impl MetadataStore for ZookeeperMetadata {
                 image.topic(&name).is_some_and(|t| t.configs == configs)
             })
             .await
+        }
+        .boxed()
+    }
+
+    /// A leader's ISR change, written as Kafka's leaders did before KIP-497: read the state
+    /// znode, check that it is still the one the leader saw (leader, leader epoch, zkVersion
+    /// = partition epoch), and write it back conditional on that zkVersion, keeping the
+    /// controller epoch it holds. A controller that changed the partition meanwhile wins.
+    /// One attempt: the leader proposes again if it still needs the change.
+    fn alter_isr(&self, change: IsrChange) -> BoxFuture<'_, Result<i32, MetadataError>> {
+        async move {
+            let zk = self.client().await?;
+            let (topic, partition) = (change.topic.as_str(), change.partition);
+            let current = zk
+                .get_partition_state(topic, partition)
+                .await
+                .map_err(zk_err)?
+                .ok_or_else(|| MetadataError::UnknownTopic(topic.to_string()))?;
+            let state = &current.value;
+            if current.zk_version != change.partition_epoch
+                || state.leader != change.leader
+                || state.leader_epoch != change.leader_epoch
+            {
+                return Err(MetadataError::StaleIsrChange(format!(
+                    "{topic}-{partition} is at leader {} epoch {} partition epoch {}, the change \
+                     was for leader {} epoch {} partition epoch {}",
+                    state.leader,
+                    state.leader_epoch,
+                    current.zk_version,
+                    change.leader,
+                    change.leader_epoch,
+                    change.partition_epoch
+                )));
+            }
+            let new = gregor_zk::PartitionState::new(
+                change.leader,
+                change.leader_epoch,
+                change.isr.clone(),
+                state.controller_epoch,
+            );
+            zk.set_partition_state(topic, partition, &new, current.zk_version, None)
+                .await
+                .map_err(|e| match e {
+                    ZkError::BadVersion { .. } => MetadataError::StaleIsrChange(format!(
+                        "{topic}-{partition} changed meanwhile"
+                    )),
+                    e => zk_err(e),
+                })
         }
         .boxed()
     }

@@ -1,0 +1,474 @@
+#!/usr/bin/env python3
+"""Replication under faults: a real ZooKeeper, three gregor brokers, confluent-kafka clients.
+
+Each scenario gets a fresh cluster (its own ZooKeeper from scripts/zookeeper.sh and three
+brokers on free ports) and a topic with replication factor 3 and min.insync.replicas=2:
+
+  leader-kill9      an idempotent acks=all producer sends unique values while the leader of
+                    partition 0 is killed with SIGKILL and later restarted; failover time is
+                    printed (kill to the first acknowledged write on the new leader).
+  follower-lag      a follower is SIGSTOPped past replica.lag.time.max.ms: it leaves the ISR
+                    (writes go on), and rejoins once resumed and caught up.
+  isr-of-one        the 2013 Jepsen scenario: both followers stopped, the ISR shrinks to the
+                    leader, acks=all writes are refused (NOT_ENOUGH_REPLICAS), the leader is
+                    killed, the followers resume, the leader returns: no acknowledged write lost.
+  zombie-leader     the leader is SIGSTOPped past the ZooKeeper session timeout (another broker
+                    takes over) and resumed: it must not acknowledge what the new leader lacks.
+  divergent-tail    the leader appends acks=1 records no follower fetched, then dies; a follower
+                    takes over at a new leader epoch and takes writes; the old leader returns
+                    and must truncate its divergent tail (KIP-101) instead of keeping it.
+
+After each scenario: every acknowledged value is read back once, at the offset its
+acknowledgement named (lost / duplicated / moved counts), the ISR is whole again, and the
+three replicas of every partition hold the same bytes (segment files compared byte for
+byte). Any difference fails the run. Prints one line per scenario; exit 0 only if all pass.
+
+usage: compat-tests/replication_test.py [--broker target/release/gregor] [--only NAME,...]
+"""
+import argparse
+import glob
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+TOPIC = "replicated"
+PARTITIONS = 3
+SESSION_TIMEOUT_MS = 4000
+LAG_MS = 3000
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def eventually(what, timeout, check, interval=0.2):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+class Cluster:
+    """ZooKeeper and three brokers, ids 1-3, each with its own data directory."""
+
+    def __init__(self, binary, root):
+        self.binary = binary
+        self.root = root
+        env = dict(os.environ, ZK_TICK_MS="500", ZK_FORCE_SYNC="no", ZK_OWNER_PID=str(os.getpid()))
+        self.zk_dir = os.path.join(root, "zk")
+        out = subprocess.run([os.path.join(REPO, "scripts/zookeeper.sh"), "start", self.zk_dir],
+                             env=env, check=True, capture_output=True, text=True)
+        self.zk = out.stdout.strip() + "/gregor"
+        self.ports = {i: free_port() for i in (1, 2, 3)}
+        self.procs = {}
+        self._starts = {}
+        self.stopped = set()
+        for i in (1, 2, 3):
+            self.start(i)
+        for i in (1, 2, 3):
+            self.wait_serving(i)
+        self.bootstrap = ",".join(f"127.0.0.1:{p}" for p in self.ports.values())
+
+    def log_path(self, i):
+        return os.path.join(self.root, f"broker{i}.log")
+
+    def data_dir(self, i):
+        return os.path.join(self.root, f"broker{i}")
+
+    def start(self, i):
+        args = [self.binary,
+                "--override", f"broker.id={i}",
+                "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.ports[i]}",
+                "--override", f"log.dirs={self.data_dir(i)}",
+                "--override", f"zookeeper.connect={self.zk}",
+                "--override", f"zookeeper.session.timeout.ms={SESSION_TIMEOUT_MS}",
+                "--override", f"replica.lag.time.max.ms={LAG_MS}",
+                "--override", "replica.fetch.backoff.ms=200",
+                "--override", "offsets.topic.num.partitions=3"]
+        log = open(self.log_path(i), "a")
+        self.procs[i] = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=log)
+
+    def wait_serving(self, i):
+        def serving():
+            if self.procs[i].poll() is not None:
+                raise AssertionError(f"broker {i} exited: {self.tail(i)}")
+            with open(self.log_path(i)) as f:
+                return f.read().count("gregor is serving") >= self.starts(i)
+        eventually(f"broker {i} serving", 60, serving, 0.1)
+
+    def starts(self, i):
+        """How many times broker `i` has been started in this cluster."""
+        return self._starts.get(i, 1)
+
+    def tail(self, i, n=15):
+        with open(self.log_path(i)) as f:
+            return "".join(f.readlines()[-n:])
+
+    def kill9(self, i):
+        self.procs[i].kill()
+        self.procs[i].wait()
+        self.stopped.add(i)
+
+    def restart(self, i):
+        self._starts[i] = self._starts.get(i, 1) + 1
+        self.start(i)
+        self.wait_serving(i)
+        self.stopped.discard(i)
+
+    def stop_signal(self, i):
+        self.procs[i].send_signal(signal.SIGSTOP)
+        self.stopped.add(i)
+
+    def cont_signal(self, i):
+        self.procs[i].send_signal(signal.SIGCONT)
+        self.stopped.discard(i)
+
+    def admin(self):
+        """An admin client of the brokers that are running (a stopped one answers nothing)."""
+        live = [f"127.0.0.1:{p}" for i, p in self.ports.items() if i not in self.stopped]
+        return AdminClient({"bootstrap.servers": ",".join(live)})
+
+    def close(self):
+        for p in self.procs.values():
+            try:
+                p.send_signal(signal.SIGCONT)
+                p.terminate()
+                p.wait(timeout=15)
+            except Exception:
+                p.kill()
+        subprocess.run([os.path.join(REPO, "scripts/zookeeper.sh"), "stop", self.zk_dir],
+                       capture_output=True)
+
+    # -- metadata ---------------------------------------------------------------------
+
+    def partitions(self):
+        """partition -> (leader, replicas, isr) as the cluster answers it now."""
+        md = self.admin().list_topics(TOPIC, timeout=10).topics[TOPIC]
+        return {p: (m.leader, list(m.replicas), sorted(m.isrs)) for p, m in md.partitions.items()}
+
+    def leader(self, partition):
+        return eventually(f"a leader for partition {partition}", 30,
+                          lambda: (lambda l: l if l > 0 else None)(self.partitions()[partition][0]))
+
+    def create_topic(self):
+        admin = self.admin()  # kept alive until the futures are done
+        fs = admin.create_topics([NewTopic(TOPIC, PARTITIONS, 3, config={"min.insync.replicas": "2"})])
+        for f in fs.values():
+            f.result(timeout=30)
+        eventually("the topic's ISRs", 30,
+                   lambda: all(len(v[2]) == 3 for v in self.partitions().values()))
+
+    def wait_isr_whole(self, timeout=40):
+        eventually("every ISR whole again", timeout,
+                   lambda: all(v[2] == [1, 2, 3] and v[0] > 0 for v in self.partitions().values()))
+
+
+
+class Recorder:
+    """An acks=all idempotent producer that records what was acknowledged, and where."""
+
+    def __init__(self, bootstrap, acks="all", idempotent=True, timeout_ms=60000):
+        conf = {"bootstrap.servers": bootstrap, "acks": acks, "linger.ms": 2,
+                "message.timeout.ms": timeout_ms, "retry.backoff.ms": 100,
+                # A request to a stopped broker is given up on (and retried elsewhere) after
+                # 10 s instead of librdkafka's 30 s; acks=all requests carry it as their timeout.
+                "request.timeout.ms": 10000}
+        if idempotent:
+            conf["enable.idempotence"] = True
+        self.p = Producer(conf)
+        self.acked = {}       # value -> (partition, offset or None)
+        self.ack_times = {}   # value -> time acknowledged
+        self.errors = []
+        self.n = 0
+
+    def _cb(self, err, msg):
+        if err:
+            self.errors.append(err)
+        else:
+            v = msg.value().decode()
+            off = msg.offset()
+            self.acked[v] = (msg.partition(), off if off is not None and off >= 0 else None)
+            self.ack_times[v] = time.time()
+
+    def send(self, prefix, count, partition=None, pause=0.0):
+        sent = []
+        for _ in range(count):
+            v = f"{prefix}-{self.n}"
+            self.n += 1
+            kw = {"partition": partition} if partition is not None else {}
+            self.p.produce(TOPIC, key=v.encode(), value=v.encode(), callback=self._cb, **kw)
+            sent.append(v)
+            self.p.poll(0)
+            if pause:
+                time.sleep(pause)
+        return sent
+
+    def flush(self, timeout=90):
+        left = self.p.flush(timeout)
+        assert left == 0, f"{left} messages never answered"
+
+
+def drain(bootstrap):
+    """Every record of the topic: value -> list of (partition, offset)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{time.time()}",
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    c.assign([TopicPartition(TOPIC, p, 0) for p in range(PARTITIONS)])
+    seen = {}
+    idle = time.time()
+    while time.time() - idle < 6:
+        m = c.poll(0.5)
+        if m is None:
+            continue
+        if m.error():
+            continue
+        idle = time.time()
+        seen.setdefault(m.value().decode(), []).append((m.partition(), m.offset()))
+    c.close()
+    return seen
+
+
+def check_acknowledged(rec, seen, allow_absent=()):
+    lost = [v for v in rec.acked if v not in seen]
+    dups = [v for v, places in seen.items() if len(places) > 1]
+    moved = [v for v, (p, o) in rec.acked.items()
+             if v in seen and o is not None and seen[v][0] != (p, o)]
+    unknown_offset = sum(1 for (_, o) in rec.acked.values() if o is None)
+    summary = (f"acknowledged {len(rec.acked)} (of them {unknown_offset} without an offset), read "
+               f"{len(seen)}: lost {len(lost)}, duplicated {len(dups)}, moved {len(moved)}")
+    assert not lost, f"{summary}; lost e.g. {lost[:5]}"
+    assert not dups, f"{summary}; duplicated e.g. {dups[:5]}"
+    assert not moved, f"{summary}; moved e.g. {[(v, rec.acked[v], seen[v]) for v in moved[:5]]}"
+    return summary
+
+
+def segment_bytes(data_dir, partition):
+    files = sorted(glob.glob(os.path.join(data_dir, f"{TOPIC}-{partition}", "*.log")))
+    return b"".join(open(f, "rb").read() for f in files)
+
+
+def check_converged(cluster):
+    """The three replicas of each partition hold the same bytes (waits while they catch up)."""
+    def same():
+        for p in range(PARTITIONS):
+            copies = [segment_bytes(cluster.data_dir(i), p) for i in (1, 2, 3)]
+            if not (copies[0] == copies[1] == copies[2]):
+                return None
+        return True
+    try:
+        eventually("identical replicas", 30, same, 0.5)
+    except AssertionError:
+        sizes = {p: [len(segment_bytes(cluster.data_dir(i), p)) for i in (1, 2, 3)] for p in range(PARTITIONS)}
+        raise AssertionError(f"replicas differ: segment bytes per broker {sizes}")
+    total = sum(len(segment_bytes(cluster.data_dir(1), p)) for p in range(PARTITIONS))
+    return f"replicas identical ({total} bytes per broker)"
+
+
+# ---- scenarios ----------------------------------------------------------------------------
+
+def leader_kill9(cluster):
+    rec = Recorder(cluster.bootstrap)
+    rec.send("before", 3000, pause=0.0002)
+    rec.flush()
+    victim = cluster.leader(0)
+    killed = time.time()
+    cluster.kill9(victim)
+    after = rec.send("after", 3000, partition=0, pause=0.001)
+    rec.flush()
+    first_ack = min(rec.ack_times[v] for v in after if v in rec.ack_times)
+    failover = first_ack - killed
+    new_leader = cluster.leader(0)
+    assert new_leader != victim, f"partition 0 still led by the killed broker {victim}"
+    cluster.restart(victim)
+    rec.send("back", 1000)
+    rec.flush()
+    cluster.wait_isr_whole()
+    summary = check_acknowledged(rec, drain(cluster.bootstrap))
+    assert not rec.errors, f"producer errors: {rec.errors[:3]}"
+    assert failover < SESSION_TIMEOUT_MS / 1000 + 1.5, f"failover took {failover:.1f}s"
+    return f"{summary}; failover {failover:.2f}s (kill -9 of broker {victim} to the first ack on broker {new_leader}); {check_converged(cluster)}"
+
+
+def follower_lag(cluster):
+    rec = Recorder(cluster.bootstrap)
+    leader = cluster.leader(0)
+    follower = [b for b in cluster.partitions()[0][1] if b != leader][0]
+    cluster.stop_signal(follower)
+    stopped = time.time()
+    rec.send("during", 2000, partition=0, pause=0.001)
+    rec.flush()
+    eventually("the stopped follower out of the ISR", 20,
+               lambda: follower not in cluster.partitions()[0][2])
+    shrunk = time.time() - stopped
+    cluster.cont_signal(follower)
+    resumed = time.time()
+    cluster.wait_isr_whole()
+    rejoined = time.time() - resumed
+    summary = check_acknowledged(rec, drain(cluster.bootstrap))
+    assert not rec.errors, f"producer errors: {rec.errors[:3]}"
+    return f"{summary}; follower {follower} left the ISR {shrunk:.1f}s after SIGSTOP (lag {LAG_MS} ms), rejoined {rejoined:.1f}s after SIGCONT; {check_converged(cluster)}"
+
+
+def isr_of_one(cluster):
+    rec = Recorder(cluster.bootstrap)
+    rec.send("whole", 500, partition=0)
+    rec.flush()
+    leader = cluster.leader(0)
+    followers = [b for b in (1, 2, 3) if b != leader]
+    for f in followers:
+        cluster.stop_signal(f)
+    eventually("the ISR shrunk to the leader", 20, lambda: cluster.partitions()[0][2] == [leader])
+    # acks=all with one in-sync replica of min.insync.replicas=2: refused, never stored.
+    refused = Producer({"bootstrap.servers": f"127.0.0.1:{cluster.ports[leader]}", "acks": "all",
+                        "message.timeout.ms": 3000, "retries": 0})
+    errors = []
+    for i in range(20):
+        refused.produce(TOPIC, value=f"refused-{i}".encode(), partition=0,
+                        callback=lambda err, msg: errors.append(err))
+    refused.flush(10)
+    codes = {e.name() if e else "OK" for e in errors}
+    assert len(errors) == 20 and codes <= {"NOT_ENOUGH_REPLICAS", "_MSG_TIMED_OUT"}, codes
+    assert "NOT_ENOUGH_REPLICAS" in codes, codes
+    cluster.kill9(leader)
+    for f in followers:
+        cluster.cont_signal(f)
+    # The only ISR member is dead: the partition has no leader until it returns.
+    time.sleep(SESSION_TIMEOUT_MS / 1000 + 1)
+    offline = cluster.partitions()[0][0]
+    cluster.restart(leader)
+    cluster.wait_isr_whole()
+    seen = drain(cluster.bootstrap)
+    summary = check_acknowledged(rec, seen)
+    stored_refused = [v for v in seen if v.startswith("refused-")]
+    assert not stored_refused, f"refused writes were stored: {stored_refused[:3]}"
+    return f"{summary}; 20/20 acks=all writes refused with {sorted(codes)}; leader while its only ISR member was dead: {offline}; {check_converged(cluster)}"
+
+
+def zombie_leader(cluster):
+    # librdkafka keeps sending to the stopped leader until its metadata moves on: messages
+    # that wait too long expire unacknowledged (counted, not lost).
+    rec = Recorder(cluster.bootstrap, timeout_ms=20000)
+    rec.send("before", 1000, partition=0)
+    rec.flush()
+    zombie = cluster.leader(0)
+    # A producer that talks to the zombie only: its requests wait in the stopped process.
+    stuck = Recorder(f"127.0.0.1:{cluster.ports[zombie]}", idempotent=False, timeout_ms=15000)
+    cluster.stop_signal(zombie)
+    stuck.send("to-zombie", 200, partition=0)
+    stuck.p.poll(0.5)
+    new_leader = eventually("another leader", 30,
+                            lambda: (lambda l: l if l not in (zombie, -1) else None)(cluster.partitions()[0][0]))
+    rec.send("new-leader", 1000, partition=0, pause=0.001)
+    rec.flush()
+    cluster.cont_signal(zombie)
+    stuck.flush(30)
+    rec.send("after", 500)
+    rec.flush()
+    cluster.wait_isr_whole()
+    seen = drain(cluster.bootstrap)
+    summary = check_acknowledged(rec, seen)
+    zombie_summary = check_acknowledged(stuck, seen)
+    expired = sum(1 for e in rec.errors if e.name() == "_MSG_TIMED_OUT")
+    assert len(rec.errors) == expired, f"producer errors: {rec.errors[:3]}"
+    return (f"{summary}; {expired} expired unacknowledged in the client; zombie {zombie} (new leader {new_leader}) acknowledged {len(stuck.acked)} "
+            f"of 200 writes sent to it while stopped, every acknowledged one kept ({zombie_summary}); "
+            f"{check_converged(cluster)}")
+
+
+def divergent_tail(cluster):
+    rec = Recorder(cluster.bootstrap)
+    rec.send("replicated", 500, partition=0)
+    rec.flush()
+    old = cluster.leader(0)
+    followers = [b for b in (1, 2, 3) if b != old]
+    for f in followers:
+        cluster.stop_signal(f)
+    # Their fetches in flight end (empty) within replica.fetch.wait.max.ms; stopped, they
+    # send no more, so nothing written from now on reaches them. The leader drops them from
+    # the ISR only after replica.lag.time.max.ms (3 s): it is killed before that.
+    time.sleep(1.0)
+    lonely = Recorder(f"127.0.0.1:{cluster.ports[old]}", acks="1", idempotent=False)
+    lonely.send("unreplicated", 50, partition=0)
+    lonely.flush(1.5)
+    assert len(lonely.acked) == 50, f"acks=1 writes: {len(lonely.acked)} acknowledged"
+    cluster.kill9(old)
+    for f in followers:
+        cluster.cont_signal(f)
+    new = eventually("a new leader", 30,
+                     lambda: (lambda l: l if l not in (old, -1) else None)(cluster.partitions()[0][0]))
+    rec.send("new-epoch", 500, partition=0)
+    rec.flush()
+    cluster.restart(old)
+    cluster.wait_isr_whole()
+    seen = drain(cluster.bootstrap)
+    summary = check_acknowledged(rec, seen)
+    kept = [v for v in lonely.acked if v in seen]
+    with open(cluster.log_path(old)) as f:
+        truncated = "follower truncated its log" in f.read()
+    assert truncated, f"broker {old} did not report a truncation"
+    converged = check_converged(cluster)
+    assert not kept, f"acks=1 records no follower fetched came back: {kept[:3]}"
+    return (f"{summary}; the 50 acks=1 records only the dead leader had are gone (Kafka's contract "
+            f"for acks=1), broker {old} truncated them instead of keeping a divergent tail; {converged}")
+
+
+SCENARIOS = [
+    ("leader-kill9", leader_kill9),
+    ("follower-lag", follower_lag),
+    ("isr-of-one", isr_of_one),
+    ("zombie-leader", zombie_leader),
+    ("divergent-tail", divergent_tail),
+]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--broker", default=os.path.join(REPO, "target/release/gregor"))
+    ap.add_argument("--only", default="")
+    args = ap.parse_args()
+    only = set(filter(None, args.only.split(",")))
+    passed = failed = 0
+    for name, scenario in SCENARIOS:
+        if only and name not in only:
+            continue
+        root = tempfile.mkdtemp(prefix=f"gregor-replication-{name}-")
+        cluster = None
+        started = time.time()
+        try:
+            cluster = Cluster(args.broker, root)
+            cluster.create_topic()
+            result = scenario(cluster)
+            print(f"PASS {name} ({time.time() - started:.0f}s): {result}", flush=True)
+            passed += 1
+        except Exception as e:
+            failed += 1
+            print(f"FAIL {name} ({time.time() - started:.0f}s): {e}", flush=True)
+            traceback.print_exc()
+            if cluster:
+                for i in (1, 2, 3):
+                    print(f"--- broker {i} log tail ({cluster.log_path(i)})\n{cluster.tail(i)}", flush=True)
+        finally:
+            if cluster:
+                cluster.close()
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(0 if failed == 0 and passed > 0 else 1)
+
+
+if __name__ == "__main__":
+    main()

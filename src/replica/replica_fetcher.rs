@@ -1,0 +1,563 @@
+//! Followers fetch from their leaders (Kafka's `ReplicaFetcherManager` and
+//! `ReplicaFetcherThread`): one task per leader broker fetches every partition this broker
+//! follows there, in one long-polling Fetch with this broker's id as replica id.
+//!
+//! A partition that becomes follower (or sees a new leader epoch) first asks its leader,
+//! with OffsetForLeaderEpoch, where its latest epoch ends there, and truncates whatever it
+//! holds past that point (KIP-101/279): history written by a deposed leader that the new
+//! one never had. Only then is it fetched. Fetched batches are appended with the leader's
+//! offsets and epochs (`Partition::append_as_follower`), and the answer's high watermark and
+//! log start offset are taken over. The leader learns the follower's position from the
+//! fetch offset of its next request.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use gregor_log::{parse_record_set, BatchHeader};
+use gregor_protocol::client::{decode_response, encode_request};
+use gregor_protocol::kafka_protocol::error::ResponseError as E;
+use gregor_protocol::kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use gregor_protocol::kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
+use gregor_protocol::kafka_protocol::messages::{
+    BrokerId, FetchRequest, OffsetForLeaderEpochRequest, TopicName,
+};
+use gregor_protocol::kafka_protocol::protocol::{Request, StrBytes};
+use gregor_protocol::FrameReader;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use super::partition::{Partition, PartitionError};
+
+/// Fetch v12: topics by name, replica id in the body, leader epochs (the newest version
+/// before topic ids and KIP-903's replica state).
+const FETCH_VERSION: i16 = 12;
+/// OffsetForLeaderEpoch v3: the first with a replica id.
+const OFFSET_FOR_LEADER_EPOCH_VERSION: i16 = 3;
+/// A leader that answers nothing for this long past the fetch's own wait is given up on.
+const SOCKET_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `replica.fetch.*` and this broker's id.
+#[derive(Clone, Debug)]
+pub struct FetcherSettings {
+    pub broker_id: i32,
+    pub wait_max_ms: i32,
+    pub min_bytes: i32,
+    pub max_bytes: i32,
+    pub response_max_bytes: i32,
+    pub backoff: Duration,
+}
+
+/// One partition this broker follows. Weak: the replica manager owns partitions, and a
+/// deleted topic's partition must not be kept alive (its directory kept) by a fetch in
+/// flight; a fetcher upgrades it only while it works on it, never across an await.
+#[derive(Clone)]
+struct Followed {
+    partition: Weak<Partition>,
+    leader: i32,
+    leader_epoch: i32,
+    /// Truncated against this leader epoch: fetching may begin.
+    truncated: bool,
+}
+
+/// A followed partition by (topic, partition).
+type PartitionKey = (String, i32);
+/// Where a broker listens: (host, port).
+type Endpoint = (String, u16);
+/// One partition a fetcher round works on.
+type Target = (PartitionKey, Followed);
+
+#[derive(Default)]
+struct FetcherState {
+    followed: HashMap<PartitionKey, Followed>,
+    /// Where each broker listens (from the metadata image).
+    endpoints: HashMap<i32, Endpoint>,
+    /// The leaders a fetcher task runs for.
+    running: HashMap<i32, tokio::task::JoinHandle<()>>,
+}
+
+struct Shared {
+    settings: FetcherSettings,
+    state: Mutex<FetcherState>,
+    /// Wakes fetchers when a partition is added (they sleep only in backoffs).
+    changed: watch::Sender<u64>,
+}
+
+pub struct ReplicaFetcherManager {
+    shared: Arc<Shared>,
+}
+
+impl ReplicaFetcherManager {
+    pub fn new(settings: FetcherSettings) -> Self {
+        ReplicaFetcherManager {
+            shared: Arc::new(Shared {
+                settings,
+                state: Mutex::new(FetcherState::default()),
+                changed: watch::Sender::new(0),
+            }),
+        }
+    }
+
+    /// The brokers' endpoints, from each new metadata image.
+    pub fn set_endpoints(&self, endpoints: HashMap<i32, Endpoint>) {
+        self.shared.lock().endpoints = endpoints;
+    }
+
+    /// Follows `partition` from `leader` at `leader_epoch`: truncation first, then fetching.
+    /// Starts the leader's fetcher task if none runs (needs a tokio runtime).
+    pub fn follow(&self, partition: Arc<Partition>, leader: i32, leader_epoch: i32) {
+        let key = (partition.topic.clone(), partition.index);
+        let mut st = self.shared.lock();
+        st.followed.insert(
+            key,
+            Followed {
+                partition: Arc::downgrade(&partition),
+                leader,
+                leader_epoch,
+                truncated: false,
+            },
+        );
+        let running = st.running.get(&leader).is_some_and(|t| !t.is_finished());
+        if !running {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    let task = runtime.spawn(run_fetcher(self.shared.clone(), leader));
+                    st.running.insert(leader, task);
+                }
+                Err(_) => warn!(leader, "no runtime to fetch from the leader on"),
+            }
+        }
+        drop(st);
+        self.shared.changed.send_modify(|n| *n += 1);
+    }
+
+    /// Stops following a partition (it became leader, or left this broker).
+    pub fn unfollow(&self, topic: &str, index: i32) {
+        self.shared
+            .lock()
+            .followed
+            .remove(&(topic.to_string(), index));
+    }
+
+    /// The partitions followed, with their leader (tests and diagnostics).
+    pub fn followed(&self) -> Vec<(String, i32, i32)> {
+        let st = self.shared.lock();
+        st.followed
+            .iter()
+            .map(|((t, p), f)| (t.clone(), *p, f.leader))
+            .collect()
+    }
+
+    /// Stops every fetcher task (broker shutdown, before the logs close). A task is only
+    /// ever stopped at an await, never inside an append.
+    pub fn shutdown(&self) {
+        let mut st = self.shared.lock();
+        st.followed.clear();
+        for (_, task) in st.running.drain() {
+            task.abort();
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, FetcherState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What the fetcher of `leader` works on now, and where that leader listens. Empty:
+    /// the task ends (and unregisters itself under the same lock, so that a `follow`
+    /// racing with it starts a new one).
+    fn targets(&self, leader: i32) -> (Vec<Target>, Option<Endpoint>) {
+        let mut st = self.lock();
+        let targets: Vec<_> = st
+            .followed
+            .iter()
+            .filter(|(_, f)| f.leader == leader)
+            .map(|(k, f)| (k.clone(), f.clone()))
+            .collect();
+        if targets.is_empty() {
+            st.running.remove(&leader);
+        }
+        (targets, st.endpoints.get(&leader).cloned())
+    }
+
+    /// Records a finished truncation, unless the partition moved on meanwhile.
+    fn mark_truncated(&self, key: &PartitionKey, leader: i32, leader_epoch: i32) {
+        if let Some(f) = self.lock().followed.get_mut(key) {
+            if f.leader == leader && f.leader_epoch == leader_epoch {
+                f.truncated = true;
+            }
+        }
+    }
+
+    /// Asks for another truncation round (the leader said our offset is out of range).
+    fn mark_untruncated(&self, key: &PartitionKey) {
+        if let Some(f) = self.lock().followed.get_mut(key) {
+            f.truncated = false;
+        }
+    }
+}
+
+/// Why one round with the leader failed; the fetcher backs off and reconnects.
+#[derive(Debug, thiserror::Error)]
+enum FetchError {
+    #[error("leader {0} has no known endpoint")]
+    NoEndpoint(i32),
+    #[error("connection to the leader: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("leader's answer: {0}")]
+    Protocol(#[from] gregor_protocol::ProtocolError),
+    #[error("leader's answer: {0}")]
+    Frame(String),
+    #[error("the leader did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// One connection to a leader: requests go one at a time.
+struct LeaderConnection {
+    reader: FrameReader<tokio::net::tcp::OwnedReadHalf>,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+    correlation_id: i32,
+    client_id: String,
+}
+
+impl LeaderConnection {
+    async fn connect(endpoint: &Endpoint, broker_id: i32) -> Result<LeaderConnection, FetchError> {
+        let stream = tokio::time::timeout(
+            SOCKET_TIMEOUT,
+            TcpStream::connect((endpoint.0.as_str(), endpoint.1)),
+        )
+        .await
+        .map_err(|_| FetchError::Timeout(SOCKET_TIMEOUT))??;
+        stream.set_nodelay(true)?;
+        let (read, writer) = stream.into_split();
+        Ok(LeaderConnection {
+            reader: FrameReader::new(read, usize::MAX >> 1),
+            writer,
+            correlation_id: 0,
+            client_id: format!("gregor-replica-fetcher-{broker_id}"),
+        })
+    }
+
+    async fn call<R: Request>(
+        &mut self,
+        version: i16,
+        req: &R,
+        wait: Duration,
+    ) -> Result<R::Response, FetchError> {
+        self.correlation_id = self.correlation_id.wrapping_add(1);
+        let frame = encode_request(version, self.correlation_id, &self.client_id, req)?;
+        self.writer.write_all(&frame).await?;
+        let limit = wait + SOCKET_TIMEOUT;
+        let read = tokio::time::timeout(limit, self.reader.read_frame())
+            .await
+            .map_err(|_| FetchError::Timeout(limit))?;
+        let frame = match read {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return Err(FetchError::Frame("connection closed".into())),
+            Err(e) => return Err(FetchError::Frame(e.to_string())),
+        };
+        let (correlation_id, response) = decode_response::<R>(version, frame.freeze())?;
+        if correlation_id != self.correlation_id {
+            return Err(FetchError::Frame(format!(
+                "correlation id {correlation_id}, expected {}",
+                self.correlation_id
+            )));
+        }
+        Ok(response)
+    }
+}
+
+/// The fetcher task of one leader: until no partition is followed there any more.
+async fn run_fetcher(shared: Arc<Shared>, leader: i32) {
+    let settings = shared.settings.clone();
+    let mut changed = shared.changed.subscribe();
+    let mut connection: Option<LeaderConnection> = None;
+    info!(leader, "replica fetcher started");
+    loop {
+        let (targets, endpoint) = shared.targets(leader);
+        if targets.is_empty() {
+            info!(
+                leader,
+                "replica fetcher stopped: nothing left to follow there"
+            );
+            return;
+        }
+        let round = async {
+            if connection.is_none() {
+                let endpoint = endpoint.ok_or(FetchError::NoEndpoint(leader))?;
+                connection = Some(LeaderConnection::connect(&endpoint, settings.broker_id).await?);
+            }
+            let Some(conn) = connection.as_mut() else {
+                return Err(FetchError::NoEndpoint(leader));
+            };
+            let untruncated: Vec<_> = targets.iter().filter(|(_, f)| !f.truncated).collect();
+            if !untruncated.is_empty() {
+                truncate(&shared, conn, leader, &untruncated).await?;
+            }
+            let ready: Vec<_> = targets.iter().filter(|(_, f)| f.truncated).collect();
+            if ready.is_empty() {
+                return Ok(false);
+            }
+            fetch(&shared, &settings, conn, &ready).await
+        };
+        match round.await {
+            Ok(true) => {}
+            Ok(false) => {
+                // Nothing fetchable yet (truncation pending an answer): wait for a change.
+                let _ = tokio::time::timeout(settings.backoff, changed.changed()).await;
+            }
+            Err(e) => {
+                warn!(leader, error = %e, "fetching from the leader failed; backing off");
+                connection = None;
+                tokio::time::sleep(settings.backoff).await;
+            }
+        }
+    }
+}
+
+/// KIP-101/279 truncation: asks the leader where our latest epoch ends there and cuts our
+/// log to that point (Kafka's `getOffsetTruncationState`).
+async fn truncate(
+    shared: &Shared,
+    conn: &mut LeaderConnection,
+    leader: i32,
+    targets: &[&Target],
+) -> Result<(), FetchError> {
+    let mut by_topic: HashMap<&str, Vec<OffsetForLeaderPartition>> = HashMap::new();
+    for ((topic, index), f) in targets.iter().map(|t| (&t.0, &t.1)) {
+        let Some(p) = f.partition.upgrade() else {
+            continue;
+        };
+        let (_, latest) = p.log_end_and_latest_epoch();
+        by_topic.entry(topic.as_str()).or_default().push(
+            OffsetForLeaderPartition::default()
+                .with_partition(*index)
+                .with_current_leader_epoch(f.leader_epoch)
+                .with_leader_epoch(latest.unwrap_or(-1)),
+        );
+    }
+    let req = OffsetForLeaderEpochRequest::default()
+        .with_replica_id(BrokerId(shared.settings.broker_id))
+        .with_topics(
+            by_topic
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    OffsetForLeaderTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                        .with_partitions(partitions)
+                })
+                .collect(),
+        );
+    let resp = conn
+        .call(OFFSET_FOR_LEADER_EPOCH_VERSION, &req, Duration::ZERO)
+        .await?;
+    for topic in resp.topics {
+        let name = topic.topic.0.to_string();
+        for answer in topic.partitions {
+            let key = (name.clone(), answer.partition);
+            let Some((_, f)) = targets
+                .iter()
+                .map(|t| (&t.0, &t.1))
+                .find(|(k, _)| **k == key)
+            else {
+                continue;
+            };
+            if answer.error_code != 0 {
+                debug!(topic = %name, partition = answer.partition, error_code = answer.error_code,
+                    "leader refused OffsetForLeaderEpoch; retrying after the next metadata");
+                continue;
+            }
+            let Some(p) = f.partition.upgrade() else {
+                continue;
+            };
+            let (log_end, _) = p.log_end_and_latest_epoch();
+            let hw = p.offsets().1;
+            let target = if answer.leader_epoch < 0 || answer.end_offset < 0 {
+                // The leader knows no such epoch (or we have none): Kafka falls back to the
+                // high watermark.
+                hw
+            } else {
+                let ours = p.end_offset_for_epoch(answer.leader_epoch);
+                if ours.leader_epoch == answer.leader_epoch {
+                    answer.end_offset.min(log_end)
+                } else {
+                    // We do not have the leader's epoch: cut to where ours ends; the next
+                    // round asks again about our (now older) latest epoch.
+                    let cut = ours.end_offset.max(0).min(log_end);
+                    if let Err(e) = p.truncate_to(cut) {
+                        warn!(topic = %name, partition = answer.partition, error = %e, "truncation failed");
+                    }
+                    continue;
+                }
+            };
+            match p.truncate_to(target) {
+                Ok(truncated) => {
+                    if truncated {
+                        info!(topic = %name, partition = answer.partition, leader,
+                            leader_epoch = f.leader_epoch, offset = target,
+                            "follower truncated its log to the leader's history");
+                    }
+                    shared.mark_truncated(&key, leader, f.leader_epoch);
+                }
+                Err(e) => {
+                    warn!(topic = %name, partition = answer.partition, error = %e, "truncation failed")
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One Fetch round; true if the leader answered (data or not).
+async fn fetch(
+    shared: &Shared,
+    settings: &FetcherSettings,
+    conn: &mut LeaderConnection,
+    targets: &[&Target],
+) -> Result<bool, FetchError> {
+    let mut by_topic: HashMap<&str, Vec<FetchPartition>> = HashMap::new();
+    for ((topic, index), f) in targets.iter().map(|t| (&t.0, &t.1)) {
+        let Some(p) = f.partition.upgrade() else {
+            continue;
+        };
+        let (log_start, _, log_end) = p.offsets();
+        by_topic.entry(topic.as_str()).or_default().push(
+            FetchPartition::default()
+                .with_partition(*index)
+                .with_current_leader_epoch(f.leader_epoch)
+                .with_fetch_offset(log_end)
+                .with_last_fetched_epoch(-1)
+                .with_log_start_offset(log_start)
+                .with_partition_max_bytes(settings.max_bytes),
+        );
+    }
+    let req = FetchRequest::default()
+        .with_replica_id(BrokerId(settings.broker_id))
+        .with_max_wait_ms(settings.wait_max_ms)
+        .with_min_bytes(settings.min_bytes)
+        .with_max_bytes(settings.response_max_bytes)
+        .with_isolation_level(0)
+        .with_session_id(0)
+        .with_session_epoch(-1)
+        .with_topics(
+            by_topic
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    FetchTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                        .with_partitions(partitions)
+                })
+                .collect(),
+        );
+    let wait = Duration::from_millis(settings.wait_max_ms.max(0) as u64);
+    let resp = conn.call(FETCH_VERSION, &req, wait).await?;
+    if resp.error_code != 0 {
+        return Err(FetchError::Frame(format!(
+            "fetch error code {}",
+            resp.error_code
+        )));
+    }
+    let mut backoff = false;
+    for topic in resp.responses {
+        let name = topic.topic.0.to_string();
+        for data in topic.partitions {
+            let key = (name.clone(), data.partition_index);
+            let Some((_, f)) = targets
+                .iter()
+                .map(|t| (&t.0, &t.1))
+                .find(|(k, _)| **k == key)
+            else {
+                continue;
+            };
+            let Some(p) = f.partition.upgrade() else {
+                continue;
+            };
+            let p = &p;
+            let result = match data.error_code {
+                0 => apply_fetched(p, data.records.unwrap_or_default()).and_then(|()| {
+                    p.update_from_leader(data.high_watermark, data.log_start_offset)
+                }),
+                code if code == E::OffsetOutOfRange.code() => {
+                    let (_, _, log_end) = p.offsets();
+                    if data.log_start_offset > log_end {
+                        // The leader no longer has what comes after our log end.
+                        warn!(topic = %name, partition = data.partition_index, log_end,
+                            leader_log_start = data.log_start_offset,
+                            "follower is behind the leader's log start: starting over there");
+                        p.truncate_fully_and_start_at(data.log_start_offset)
+                    } else {
+                        shared.mark_untruncated(&key);
+                        Ok(())
+                    }
+                }
+                code => {
+                    // Not (or no longer) the leader at our epoch: the metadata will say.
+                    debug!(topic = %name, partition = data.partition_index, error_code = code,
+                        "leader refused the fetch");
+                    backoff = true;
+                    Ok(())
+                }
+            };
+            if let Err(e) = result {
+                warn!(topic = %name, partition = data.partition_index, error = %e,
+                    "appending fetched records failed");
+                shared.mark_untruncated(&key);
+                backoff = true;
+            }
+        }
+    }
+    if backoff {
+        tokio::time::sleep(settings.backoff).await;
+    }
+    Ok(true)
+}
+
+/// Appends the whole batches of a fetched record set (a fetch may end inside a batch), after
+/// checking each one's CRC.
+fn apply_fetched(p: &Partition, records: Bytes) -> Result<(), PartitionError> {
+    let whole = whole_batches_len(&records);
+    if whole == 0 {
+        return Ok(());
+    }
+    let records = records.slice(..whole);
+    let headers = parse_record_set(&records, u32::MAX)?;
+    p.append_as_follower(&records, &headers)
+}
+
+/// The length of the whole batches at the front of `bytes`.
+fn whole_batches_len(bytes: &[u8]) -> usize {
+    let mut pos = 0;
+    while let Some(h) = bytes.get(pos..).and_then(BatchHeader::parse) {
+        if h.batch_length < 0 || pos + h.total_size() > bytes.len() {
+            break;
+        }
+        pos += h.total_size();
+    }
+    pos
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gregor_log::batch::test_batches::batch;
+
+    #[test]
+    fn a_record_set_cut_inside_a_batch_yields_only_its_whole_batches() {
+        let mut set = batch(3, 1).to_vec();
+        let first = set.len();
+        set.extend_from_slice(&batch(2, 5));
+        assert_eq!(whole_batches_len(&set), set.len());
+        for cut in [0, 10, first - 1] {
+            assert_eq!(whole_batches_len(&set[..cut]), 0, "cut at {cut}");
+        }
+        for cut in [first, first + 1, set.len() - 1] {
+            assert_eq!(whole_batches_len(&set[..cut]), first, "cut at {cut}");
+        }
+    }
+}
