@@ -7,6 +7,8 @@ brokers on free ports) and a topic with replication factor 3 and min.insync.repl
   leader-kill9      an idempotent acks=all producer sends unique values while the leader of
                     partition 0 is killed with SIGKILL and later restarted; failover time is
                     printed (kill to the first acknowledged write on the new leader).
+  controlled-shutdown  the same with SIGTERM: the leader hands its leaderships over before it
+                    stops serving (the hand-over time is printed), then comes back.
   follower-lag      a follower is SIGSTOPped past replica.lag.time.max.ms: it leaves the ISR
                     (writes go on), and rejoins once resumed and caught up.
   isr-of-one        the 2013 Jepsen scenario: both followers stopped, the ISR shrinks to the
@@ -225,6 +227,13 @@ class Recorder:
         assert left == 0, f"{left} messages never answered"
 
 
+def longest_pause(rec, values):
+    """The longest time between two consecutive acknowledgements of `values`, from the
+    acknowledgement before the first of them: how long writes stalled."""
+    times = sorted(rec.ack_times[v] for v in values if v in rec.ack_times)
+    return max((b - a for a, b in zip(times, times[1:])), default=0.0)
+
+
 def drain(bootstrap):
     """Every record of the topic: value -> list of (partition, offset)."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{time.time()}",
@@ -293,6 +302,7 @@ def leader_kill9(cluster):
     rec.flush()
     first_ack = min(rec.ack_times[v] for v in after if v in rec.ack_times)
     failover = first_ack - killed
+    pause = longest_pause(rec, after)
     new_leader = cluster.leader(0)
     assert new_leader != victim, f"partition 0 still led by the killed broker {victim}"
     cluster.restart(victim)
@@ -302,7 +312,7 @@ def leader_kill9(cluster):
     summary = check_acknowledged(rec, drain(cluster.bootstrap))
     assert not rec.errors, f"producer errors: {rec.errors[:3]}"
     assert failover < SESSION_TIMEOUT_MS / 1000 + 1.5, f"failover took {failover:.1f}s"
-    return f"{summary}; failover {failover:.2f}s (kill -9 of broker {victim} to the first ack on broker {new_leader}); {check_converged(cluster)}"
+    return f"{summary}; failover {failover:.2f}s (kill -9 of broker {victim} to the first ack on broker {new_leader}, longest pause {pause:.2f}s); {check_converged(cluster)}"
 
 
 def follower_lag(cluster):
@@ -428,8 +438,37 @@ def divergent_tail(cluster):
             f"for acks=1), broker {old} truncated them instead of keeping a divergent tail; {converged}")
 
 
+def controlled_shutdown(cluster):
+    rec = Recorder(cluster.bootstrap)
+    rec.send("before", 2000, partition=0, pause=0.0005)
+    rec.flush()
+    leader = cluster.leader(0)
+    terminated = time.time()
+    cluster.procs[leader].send_signal(signal.SIGTERM)
+    after = rec.send("after", 3000, partition=0, pause=0.001)
+    rec.flush()
+    code = cluster.procs[leader].wait(timeout=30)
+    exited = time.time() - terminated
+    assert code == 0, f"broker {leader} exited with {code}"
+    cluster.stopped.add(leader)
+    handover = longest_pause(rec, after)
+    with open(cluster.log_path(leader)) as f:
+        log = f.read()
+    assert "no leadership left to move" in log, "the broker did not wait for its leaderships to move"
+    new_leader = cluster.leader(0)
+    assert new_leader != leader
+    cluster.restart(leader)
+    cluster.wait_isr_whole()
+    summary = check_acknowledged(rec, drain(cluster.bootstrap))
+    assert not rec.errors, f"producer errors: {rec.errors[:3]}"
+    assert handover < 1.0, f"writes stalled {handover:.2f}s"
+    return (f"{summary}; SIGTERM of leader {leader} (new leader {new_leader}): writes paused at most "
+            f"{handover:.2f}s, the broker exited {exited:.1f}s after SIGTERM; {check_converged(cluster)}")
+
+
 SCENARIOS = [
     ("leader-kill9", leader_kill9),
+    ("controlled-shutdown", controlled_shutdown),
     ("follower-lag", follower_lag),
     ("isr-of-one", isr_of_one),
     ("zombie-leader", zombie_leader),

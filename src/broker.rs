@@ -147,6 +147,49 @@ impl Broker {
         result
     }
 
+    /// Kafka's controlled shutdown, before the listener closes: leaves the cluster (the
+    /// controller then moves every leadership held here to another in-sync replica) and
+    /// waits, serving meanwhile, until this broker's image shows no partition it leads that
+    /// another live replica could lead, or `timeout`. Clients see NOT_LEADER_OR_FOLLOWER and
+    /// refresh their metadata instead of finding a closed port. No-op standalone.
+    pub async fn controlled_shutdown(&self, timeout: std::time::Duration) {
+        let Some(mut images) = self.metadata.subscribe() else {
+            return;
+        };
+        let started = std::time::Instant::now();
+        self.metadata.leave_cluster().await;
+        let id = self.config.broker_id;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let image = images.borrow_and_update().clone();
+            let movable = image
+                .topics
+                .values()
+                .flat_map(|t| t.partitions.iter())
+                .filter(|p| {
+                    p.leader == id && p.isr.iter().any(|r| *r != id && image.broker(*r).is_some())
+                })
+                .count();
+            if movable == 0 {
+                info!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "controlled shutdown: no leadership left to move"
+                );
+                return;
+            }
+            if tokio::time::timeout_at(deadline, images.changed())
+                .await
+                .map_or(true, |r| r.is_err())
+            {
+                tracing::warn!(
+                    partitions = movable,
+                    "controlled shutdown: leaderships not moved in time; closing anyway"
+                );
+                return;
+            }
+        }
+    }
+
     /// Leaves the metadata store and closes every log; false if a log failed to close.
     pub fn shutdown(&self) -> bool {
         self.metadata.shutdown();

@@ -17,6 +17,8 @@ use tracing::{info, warn};
 
 /// How often group timers are checked: the precision of session and rebalance timeouts.
 const GROUP_TICK: Duration = Duration::from_millis(100);
+/// How long a controlled shutdown waits for the controller to move leaderships away.
+const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn main() -> anyhow::Result<()> {
     let config = match BrokerConfig::from_args(std::env::args().skip(1))? {
@@ -118,9 +120,14 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     info!(address = %bind, broker_id = broker.config.broker_id, "gregor is serving");
 
     let (trigger, shutdown) = server::shutdown::channel();
+    let leaving = broker.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
         info!("shutdown requested");
+        // Leaderships move to other replicas while this broker still answers.
+        leaving
+            .controlled_shutdown(CONTROLLED_SHUTDOWN_TIMEOUT)
+            .await;
         trigger.trigger();
     });
     server::run(listener, broker.clone(), shutdown).await;

@@ -157,6 +157,13 @@ pub trait MetadataStore: Send + Sync {
     fn subscribe(&self) -> Option<tokio::sync::watch::Receiver<Arc<MetadataImage>>> {
         None
     }
+    /// The first step of a controlled shutdown: stop being a member of the cluster (ZooKeeper:
+    /// resign as controller, delete the registration, stand for no election) while the
+    /// session and the image keep going, so that the controller moves this broker's
+    /// leaderships to other replicas while it still serves. No-op without a cluster.
+    fn leave_cluster(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
     /// Leaves the cluster (ZooKeeper: resign, close the session). Blocking, bounded.
     fn shutdown(&self) {}
 }

@@ -61,6 +61,8 @@ struct Shared {
     image: watch::Sender<Arc<MetadataImage>>,
     /// The current session; replaced after an expiry, taken at shutdown.
     client: RwLock<Option<ZkClient>>,
+    /// Controlled shutdown has begun: registration deleted, no more elections.
+    leaving: std::sync::atomic::AtomicBool,
 }
 
 /// What `open` found out: the store, and the broker id and cluster id to run with.
@@ -211,6 +213,7 @@ impl ZookeeperMetadata {
             cluster_id: cluster_id.clone(),
             image,
             client: RwLock::new(Some(zk.clone())),
+            leaving: std::sync::atomic::AtomicBool::new(false),
         });
         info!(broker_id, broker_epoch = epoch, cluster_id = %cluster_id, "joined the cluster");
         let (stop, stop_rx) = watch::channel(false);
@@ -367,6 +370,32 @@ impl MetadataStore for ZookeeperMetadata {
 
     fn subscribe(&self) -> Option<watch::Receiver<Arc<MetadataImage>>> {
         Some(self.shared.image.subscribe())
+    }
+
+    fn leave_cluster(&self) -> BoxFuture<'_, ()> {
+        async move {
+            self.shared
+                .leaving
+                .store(true, std::sync::atomic::Ordering::Release);
+            let Ok(zk) = self.client().await else {
+                return;
+            };
+            if let Err(e) = zk.resign_controller().await {
+                debug!(error = %e, "resigning as controller failed");
+            }
+            let path = gregor_zk::paths::broker_id(self.shared.broker_id);
+            if let Ok(Some((_, stat))) = zk.get_raw(&path).await {
+                if stat.ephemeral_owner == zk.session_id() {
+                    match zk.raw().delete(&path, Some(stat.version)).await {
+                        Ok(()) => {
+                            info!("left the cluster: registration deleted, leaderships move away")
+                        }
+                        Err(e) => warn!(error = %e, "deleting the registration failed"),
+                    }
+                }
+            }
+        }
+        .boxed()
     }
 
     fn shutdown(&self) {
@@ -621,6 +650,10 @@ async fn run_sessions(
                 info!("left the cluster; ZooKeeper session closed");
                 return;
             }
+            SessionEnd::Expired if shared.leaving.load(std::sync::atomic::Ordering::Acquire) => {
+                info!("ZooKeeper session expired while shutting down; not registering again");
+                return;
+            }
             SessionEnd::Expired => {
                 warn!(
                     session_id = format_args!("0x{:x}", zk.session_id()),
@@ -771,6 +804,13 @@ async fn refresh(
             false
         }
     });
+    if shared.leaving.load(std::sync::atomic::Ordering::Acquire) {
+        if controller.take().is_some() || state.controller == Some(shared.broker_id) {
+            zk.resign_controller().await?;
+            info!("resigned as controller: shutting down");
+        }
+        return Ok(false);
+    }
     match state.controller {
         None => {
             *controller = zk.try_elect_controller(shared.broker_id).await?;
