@@ -117,6 +117,12 @@ pub struct BrokerConfig {
     pub log_cleaner_backoff_ms: u64,
     /// `log.cleaner.dedupe.buffer.size`.
     pub log_cleaner_dedupe_buffer_size: usize,
+    /// `auto.leader.rebalance.enable`.
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds`.
+    pub leader_imbalance_check_interval_seconds: i64,
+    /// `leader.imbalance.per.broker.percentage`.
+    pub leader_imbalance_per_broker_percentage: i32,
     /// `replica.lag.time.max.ms`.
     pub replica_lag_time_max_ms: i64,
     /// `replica.fetch.wait.max.ms`.
@@ -508,6 +514,11 @@ impl BrokerConfig {
             log_cleaner_threads: cleaner_threads,
             log_cleaner_backoff_ms: v.num("log.cleaner.backoff.ms")?,
             log_cleaner_dedupe_buffer_size: v.num("log.cleaner.dedupe.buffer.size")?,
+            auto_leader_rebalance_enable: v.bool("auto.leader.rebalance.enable")?,
+            leader_imbalance_check_interval_seconds: v
+                .num("leader.imbalance.check.interval.seconds")?,
+            leader_imbalance_per_broker_percentage: v
+                .num("leader.imbalance.per.broker.percentage")?,
             replica_lag_time_max_ms: v.num("replica.lag.time.max.ms")?,
             replica_fetch_wait_max_ms: v.num("replica.fetch.wait.max.ms")?,
             replica_fetch_min_bytes: v.num("replica.fetch.min.bytes")?,

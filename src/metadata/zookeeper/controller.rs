@@ -17,7 +17,14 @@
 //! - follower lost: removed from the ISR (`leader_epoch + 1`, as Kafka's ZK mode does);
 //! - offline partition whose ISR member returns: it leads again (`leader_epoch + 1`);
 //! - topics in `/admin/delete_topics`: their znodes removed (brokers drop their logs when
-//!   the topic leaves their image).
+//!   the topic leaves their image);
+//! - with `auto.leader.rebalance.enable`, every `leader.imbalance.check.interval.seconds`:
+//!   leadership back to the preferred replica (the first in the assignment) when it is live
+//!   and in the ISR, for every broker leading less than its share of its preferred
+//!   partitions (`rebalance_leaders`, Kafka's `checkAndTriggerAutoLeaderRebalance`).
+//!
+//! Leaders change their partitions' ISR themselves (conditional writes, see
+//! `ZookeeperMetadata::alter_isr`); the controller's own ISR change is removing a dead broker.
 
 use futures_util::future::{BoxFuture, FutureExt};
 use futures_util::StreamExt;
@@ -155,6 +162,92 @@ pub async fn reconcile(
             }
         }
     }
+    writes += write_states(zk, fence, &planned).await?;
+    Ok(writes)
+}
+
+/// Kafka's automatic preferred-leader election: for each broker, the partitions whose
+/// preferred replica (first in the assignment) it is, live and in the ISR, but led by
+/// another live broker; if they are more than `imbalance_pct` percent of the broker's
+/// preferred partitions, each moves back to it (`leader_epoch + 1`, same ISR). Returns the
+/// number of partitions moved.
+pub async fn rebalance_leaders(
+    zk: &ZkClient,
+    fence: &ControllerEpoch,
+    state: &ClusterState,
+    imbalance_pct: i32,
+) -> Result<usize, ZkError> {
+    let planned = preferred_elections(state, imbalance_pct, fence.epoch);
+    for (name, partition, write) in &planned {
+        if let StateWrite::Update(new, _) = write {
+            info!(topic = %name, partition, leader = new.leader, leader_epoch = new.leader_epoch,
+                "controller moved leadership back to the preferred replica");
+        }
+    }
+    write_states(zk, fence, &planned).await
+}
+
+/// The preferred-replica elections `rebalance_leaders` makes (see there).
+fn preferred_elections(
+    state: &ClusterState,
+    imbalance_pct: i32,
+    controller_epoch: i32,
+) -> Vec<(&str, i32, StateWrite)> {
+    use std::collections::BTreeMap;
+    // broker -> (preferred partitions, those it could lead but does not)
+    let mut per_broker: BTreeMap<i32, (usize, Vec<(&str, i32, StateWrite)>)> = BTreeMap::new();
+    for (name, topic) in &state.topics {
+        if state.deleting.contains(name) {
+            continue;
+        }
+        for (partition, replicas) in &topic.assignment.value.partitions {
+            let Some(&preferred) = replicas.first() else {
+                continue;
+            };
+            let entry = per_broker.entry(preferred).or_default();
+            entry.0 += 1;
+            let Some(current) = topic.partitions.get(partition).and_then(Option::as_ref) else {
+                continue;
+            };
+            let s = &current.value;
+            let movable = s.leader != preferred
+                && s.leader >= 0
+                && state.is_live(s.leader)
+                && state.is_live(preferred)
+                && s.isr.contains(&preferred);
+            if movable {
+                let new = PartitionState::new(
+                    preferred,
+                    s.leader_epoch + 1,
+                    s.isr.clone(),
+                    controller_epoch,
+                );
+                entry.1.push((
+                    name,
+                    *partition,
+                    StateWrite::Update(new, current.zk_version),
+                ));
+            }
+        }
+    }
+    per_broker
+        .into_values()
+        .filter(|(total, moves)| {
+            !moves.is_empty() && moves.len() * 100 > *total * imbalance_pct.max(0) as usize
+        })
+        .flat_map(|(_, moves)| moves)
+        .collect()
+}
+
+/// Writes partition states side by side, each fenced by the controller epoch and
+/// conditional on its own zkVersion. A state that changed meanwhile is left for the next
+/// pass. Returns the number written (or found changed).
+async fn write_states(
+    zk: &ZkClient,
+    fence: &ControllerEpoch,
+    planned: &[(&str, i32, StateWrite)],
+) -> Result<usize, ZkError> {
+    let mut writes = 0;
     // Each write is fenced and conditional on its own, so they may run side by side. (Boxed:
     // the unboxed stream's future is not provably Send inside the spawned session task.)
     let writes_in_order: Vec<BoxFuture<'_, _>> = planned
@@ -239,6 +332,77 @@ mod tests {
         assert!(next_state(&cluster(&[2]), &[1], &offline, 1).is_none());
         let back = next_state(&cluster(&[1, 2]), &[1], &offline, 1).expect("back");
         assert_eq!((back.leader, back.leader_epoch, back.isr), (1, 2, vec![1]));
+    }
+
+    /// A topic whose partition `p` is assigned `replicas[p]` and led as `states[p]` says.
+    fn with_topic(
+        mut state: ClusterState,
+        replicas: &[&[i32]],
+        states: &[PartitionState],
+    ) -> ClusterState {
+        use super::super::cluster_state::TopicState;
+        let assignment = gregor_zk::TopicAssignment::new(
+            replicas
+                .iter()
+                .enumerate()
+                .map(|(p, r)| (p as i32, r.to_vec()))
+                .collect(),
+        );
+        let partitions = states
+            .iter()
+            .enumerate()
+            .map(|(p, s)| {
+                let versioned = Versioned {
+                    value: s.clone(),
+                    zk_version: 3,
+                    czxid: 1,
+                    ephemeral_owner: 0,
+                };
+                (p as i32, Some(versioned))
+            })
+            .collect();
+        let topic = TopicState {
+            assignment: Versioned {
+                value: assignment,
+                zk_version: 0,
+                czxid: 1,
+                ephemeral_owner: 0,
+            },
+            configs: Default::default(),
+            partitions,
+        };
+        state.topics.insert("t".into(), topic);
+        state
+    }
+
+    #[test]
+    fn leadership_returns_to_the_preferred_replica_once_it_is_in_sync() {
+        let replicas: &[&[i32]] = &[&[1, 2, 3], &[2, 3, 1], &[3, 1, 2], &[1, 3, 2]];
+        // Broker 1 came back: it leads none of its two preferred partitions; it is in the
+        // ISR of the first only.
+        let states = [
+            PartitionState::new(2, 5, vec![2, 3, 1], 1),
+            PartitionState::new(2, 0, vec![2, 3, 1], 1),
+            PartitionState::new(3, 0, vec![3, 1, 2], 1),
+            PartitionState::new(3, 4, vec![3, 2], 1),
+        ];
+        let state = with_topic(cluster(&[1, 2, 3]), replicas, &states);
+        let moves = preferred_elections(&state, 10, 7);
+        assert_eq!(moves.len(), 1, "only where broker 1 is in the ISR");
+        let (topic, partition, StateWrite::Update(new, zk_version)) = &moves[0] else {
+            panic!("an update");
+        };
+        assert_eq!((*topic, *partition, *zk_version), ("t", 0, 3));
+        assert_eq!(
+            (new.leader, new.leader_epoch, new.controller_epoch),
+            (1, 6, 7)
+        );
+        assert_eq!(new.isr, vec![2, 3, 1], "the ISR stays");
+        // Below the imbalance threshold (1 of 2 preferred partitions = 50%): nothing moves.
+        assert!(preferred_elections(&state, 50, 7).is_empty());
+        // A preferred replica that is not live is never elected.
+        let state = with_topic(cluster(&[2, 3]), replicas, &states);
+        assert!(preferred_elections(&state, 10, 7).is_empty());
     }
 
     #[test]

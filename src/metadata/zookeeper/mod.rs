@@ -63,6 +63,8 @@ struct Shared {
     client: RwLock<Option<ZkClient>>,
     /// Controlled shutdown has begun: registration deleted, no more elections.
     leaving: std::sync::atomic::AtomicBool,
+    /// `auto.leader.rebalance.enable`: how often, and the imbalance that triggers it.
+    leader_rebalance: Option<(Duration, i32)>,
 }
 
 /// What `open` found out: the store, and the broker id and cluster id to run with.
@@ -214,6 +216,14 @@ impl ZookeeperMetadata {
             image,
             client: RwLock::new(Some(zk.clone())),
             leaving: std::sync::atomic::AtomicBool::new(false),
+            leader_rebalance: config.auto_leader_rebalance_enable.then(|| {
+                (
+                    Duration::from_secs(
+                        config.leader_imbalance_check_interval_seconds.max(1) as u64
+                    ),
+                    config.leader_imbalance_per_broker_percentage,
+                )
+            }),
         });
         info!(broker_id, broker_epoch = epoch, cluster_id = %cluster_id, "joined the cluster");
         let (stop, stop_rx) = watch::channel(false);
@@ -722,6 +732,7 @@ async fn serve_session(
     let mut tick = tokio::time::interval(RELOAD_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut controller: Option<ControllerEpoch> = None;
+    let mut last_rebalance = Instant::now();
     let mut dirty = true;
     let mut rewatch = false;
     loop {
@@ -743,7 +754,7 @@ async fn serve_session(
         }
         if dirty {
             dirty = false;
-            match refresh(shared, zk, &mut controller).await {
+            match refresh(shared, zk, &mut controller, &mut last_rebalance).await {
                 Ok(again) => dirty = again,
                 Err(e) if e.is_session_expired() => return SessionEnd::Expired,
                 Err(e) => {
@@ -787,6 +798,7 @@ async fn refresh(
     shared: &Shared,
     zk: &ZkClient,
     controller: &mut Option<ControllerEpoch>,
+    last_rebalance: &mut Instant,
 ) -> Result<bool, ZkError> {
     let started = Instant::now();
     let state = ClusterState::load(zk).await?;
@@ -832,7 +844,18 @@ async fn refresh(
     let Some(fence) = *controller else {
         return Ok(false);
     };
-    match controller::reconcile(zk, &fence, &state).await {
+    let reconciled = match controller::reconcile(zk, &fence, &state).await {
+        // Preferred-leader elections only over a settled state (nothing just written).
+        Ok(0) => match shared.leader_rebalance {
+            Some((interval, pct)) if last_rebalance.elapsed() >= interval => {
+                *last_rebalance = Instant::now();
+                controller::rebalance_leaders(zk, &fence, &state, pct).await
+            }
+            _ => Ok(0),
+        },
+        other => other,
+    };
+    match reconciled {
         Ok(_) => Ok(false),
         Err(ZkError::ControllerMoved { .. }) => {
             warn!(epoch = fence.epoch, "controller epoch moved on; resigning");
