@@ -84,6 +84,9 @@ fn next_state(
 /// 100 topics of 10 partitions with RF 3 took 22 s).
 const PIPELINED_WRITES: usize = 64;
 
+/// A state write for one partition: (topic, partition, write).
+type PlannedWrite<'a> = (&'a str, i32, StateWrite);
+
 /// A partition state write decided by `reconcile`.
 enum StateWrite {
     Create(PartitionState),
@@ -192,10 +195,10 @@ fn preferred_elections(
     state: &ClusterState,
     imbalance_pct: i32,
     controller_epoch: i32,
-) -> Vec<(&str, i32, StateWrite)> {
+) -> Vec<PlannedWrite<'_>> {
     use std::collections::BTreeMap;
     // broker -> (preferred partitions, those it could lead but does not)
-    let mut per_broker: BTreeMap<i32, (usize, Vec<(&str, i32, StateWrite)>)> = BTreeMap::new();
+    let mut per_broker: BTreeMap<i32, (usize, Vec<PlannedWrite>)> = BTreeMap::new();
     for (name, topic) in &state.topics {
         if state.deleting.contains(name) {
             continue;
@@ -245,7 +248,7 @@ fn preferred_elections(
 async fn write_states(
     zk: &ZkClient,
     fence: &ControllerEpoch,
-    planned: &[(&str, i32, StateWrite)],
+    planned: &[PlannedWrite<'_>],
 ) -> Result<usize, ZkError> {
     let mut writes = 0;
     // Each write is fenced and conditional on its own, so they may run side by side. (Boxed:
