@@ -768,8 +768,17 @@ fn controller_kill9_moves_controller_and_leaders_then_the_broker_returns() {
         );
     }
     // The single-replica partition is offline (no leader), not silently moved.
-    let offline = partitions(&metadata(&mut sc), "single")[lone as usize].clone();
+    let md = metadata(&mut sc);
+    let offline = partitions(&md, "single")[lone as usize].clone();
     assert_eq!((offline.0, offline.3.clone()), (-1, vec![controller]));
+    // Metadata names the dead broker as an offline replica (v5+), wherever it is assigned.
+    for t in &md.topics {
+        for p in &t.partitions {
+            let offline: Vec<i32> = p.offline_replicas.iter().map(|b| b.0).collect();
+            let assigned = p.replica_nodes.iter().any(|b| b.0 == controller);
+            assert_eq!(offline, if assigned { vec![controller] } else { vec![] });
+        }
+    }
     assert_eq!(
         produce(&mut sc, "single", lone, "x").error_code,
         NOT_LEADER_OR_FOLLOWER

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::metadata::TopicMetadata;
+use crate::metadata::{MetadataImage, TopicMetadata};
 use crate::topic_admin::{self, AdminError, NewTopic};
 
 pub async fn handle(broker: &Broker, version: i16, req: MetadataRequest) -> MetadataResponse {
@@ -29,7 +29,7 @@ pub async fn handle(broker: &Broker, version: i16, req: MetadataRequest) -> Meta
     match requested {
         None => {
             let image = broker.image();
-            topics.extend(image.topics.values().map(topic_entry));
+            topics.extend(image.topics.values().map(|t| topic_entry(t, &image)));
         }
         Some(list) => {
             for wanted in list {
@@ -38,6 +38,11 @@ pub async fn handle(broker: &Broker, version: i16, req: MetadataRequest) -> Meta
                     None => topic_by_id(broker, wanted.topic_id),
                 });
             }
+        }
+    }
+    if version < 5 {
+        for p in topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
+            p.offline_replicas.clear();
         }
     }
     let image = broker.image();
@@ -75,7 +80,7 @@ async fn named_topic(
 ) -> MetadataResponseTopic {
     let name_str = name.0.to_string();
     if let Some(t) = broker.image().topic(&name_str) {
-        return topic_entry(t);
+        return topic_entry(t, &broker.image());
     }
     let error_entry = |code: E| {
         MetadataResponseTopic::default()
@@ -97,7 +102,7 @@ async fn named_topic(
     };
     match topic_admin::create_topic(broker, new, false).await {
         Ok(_) | Err(AdminError::TopicExists(_)) => match broker.image().topic(&name_str) {
-            Some(t) => topic_entry(t),
+            Some(t) => topic_entry(t, &broker.image()),
             None => error_entry(E::LeaderNotAvailable),
         },
         Err(e) => {
@@ -108,15 +113,18 @@ async fn named_topic(
 }
 
 fn topic_by_id(broker: &Broker, id: Uuid) -> MetadataResponseTopic {
-    match broker.image().topic_by_id(&id) {
-        Some(t) => topic_entry(t),
+    let image = broker.image();
+    match image.topic_by_id(&id) {
+        Some(t) => topic_entry(t, &image),
         None => MetadataResponseTopic::default()
             .with_topic_id(id)
             .with_error_code(E::UnknownTopicId.code()),
     }
 }
 
-fn topic_entry(t: &Arc<TopicMetadata>) -> MetadataResponseTopic {
+/// One topic as the image has it. Offline replicas are the assigned ones not registered
+/// (Kafka's answer from v5 on; `handle` clears them for older versions).
+fn topic_entry(t: &Arc<TopicMetadata>, image: &MetadataImage) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(str_bytes(t.name.clone()))))
         .with_topic_id(t.id)
@@ -139,6 +147,13 @@ fn topic_entry(t: &Arc<TopicMetadata>) -> MetadataResponseTopic {
                         .with_leader_epoch(p.leader_epoch)
                         .with_replica_nodes(p.replicas.iter().map(|r| (*r).into()).collect())
                         .with_isr_nodes(p.isr.iter().map(|r| (*r).into()).collect())
+                        .with_offline_replicas(
+                            p.replicas
+                                .iter()
+                                .filter(|r| image.broker(**r).is_none())
+                                .map(|r| (*r).into())
+                                .collect(),
+                        )
                 })
                 .collect(),
         )
