@@ -14,6 +14,8 @@ brokers on free ports) and a topic with replication factor 3 and min.insync.repl
   isr-of-one        the 2013 Jepsen scenario: both followers stopped, the ISR shrinks to the
                     leader, acks=all writes are refused (NOT_ENOUGH_REPLICAS), the leader is
                     killed, the followers resume, the leader returns: no acknowledged write lost.
+  coordinator-kill9 a consumer group commits, its coordinator's broker is killed: a new member
+                    resumes at exactly the committed offsets on the new coordinator.
   zombie-leader     the leader is SIGSTOPped past the ZooKeeper session timeout (another broker
                     takes over) and resumed: it must not acknowledge what the new leader lacks.
   divergent-tail    the leader appends acks=1 records no follower fetched, then dies; a follower
@@ -471,11 +473,74 @@ def controlled_shutdown(cluster):
             f"{handover:.2f}s, the broker exited {exited:.1f}s after SIGTERM; {check_converged(cluster)}")
 
 
+def coordinator_kill9(cluster):
+    rec = Recorder(cluster.bootstrap)
+    rec.send("g", 3000)
+    rec.flush()
+    group = "survivors"
+    conf = {"bootstrap.servers": cluster.bootstrap, "group.id": group, "enable.auto.commit": False,
+            "auto.offset.reset": "earliest", "session.timeout.ms": 10000}
+    first = Consumer(conf)
+    first.subscribe([TOPIC])
+    consumed = []
+    deadline = time.time() + 60
+    while len(consumed) < 1500 and time.time() < deadline:
+        m = first.poll(0.5)
+        if m is not None and not m.error():
+            consumed.append(m.value().decode())
+    first.commit(asynchronous=False)
+    tps = [TopicPartition(TOPIC, p) for p in range(PARTITIONS)]
+    committed = {tp.partition: tp.offset for tp in first.committed(tps, timeout=10)}
+    first.close()
+    admin = cluster.admin()
+    coordinator = admin.describe_consumer_groups([group])[group].result(timeout=10).coordinator.id
+    cluster.kill9(coordinator)
+    killed = time.time()
+    # A new member of the group, served by the coordinator's successor, starts exactly where
+    # the group had committed: the commits were on the other replicas.
+    second = Consumer(conf)
+    def offsets():
+        try:
+            return {tp.partition: tp.offset for tp in second.committed(tps, timeout=5)}
+        except KafkaException:
+            return None  # the coordinator is still being replaced
+    resumed = eventually("the group's offsets from the new coordinator", 30, offsets)
+    assert resumed == committed, f"committed before the kill {committed}, after {resumed}"
+    second.subscribe([TOPIC])
+    deadline = time.time() + 60
+    rest = []
+    while len(consumed) + len(rest) < 3000 and time.time() < deadline:
+        m = second.poll(0.5)
+        if m is not None and not m.error():
+            rest.append(m.value().decode())
+    def commit():
+        try:
+            return second.commit(asynchronous=False)
+        except KafkaException:
+            return None
+    commit_again = eventually("a commit on the new coordinator", 30, commit)
+    committed_after = {tp.partition: tp.offset for tp in commit_again if tp.offset >= 0}
+    second.close()
+    everything = consumed + rest
+    dups = len(everything) - len(set(everything))
+    missing = set(rec.acked) - set(everything)
+    assert not dups and not missing, f"consumed {len(everything)}: {dups} twice, {len(missing)} never"
+    admin = cluster.admin()  # kept alive until the future is done
+    new_coordinator = admin.describe_consumer_groups([group])[group].result(timeout=10).coordinator.id
+    cluster.restart(coordinator)
+    cluster.wait_isr_whole()
+    return (f"group consumed 1500 and committed {committed}, coordinator "
+            f"{coordinator} killed; {time.time() - killed:.1f}s later the group had resumed on "
+            f"coordinator {new_coordinator} at exactly the committed offsets, consumed the other "
+            f"{len(rest)} (none twice, none missing) and committed again {committed_after}")
+
+
 SCENARIOS = [
     ("leader-kill9", leader_kill9),
     ("controlled-shutdown", controlled_shutdown),
     ("follower-lag", follower_lag),
     ("isr-of-one", isr_of_one),
+    ("coordinator-kill9", coordinator_kill9),
     ("zombie-leader", zombie_leader),
     ("divergent-tail", divergent_tail),
 ]
