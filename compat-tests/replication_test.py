@@ -18,6 +18,8 @@ brokers on free ports) and a topic with replication factor 3 and min.insync.repl
                     resumes at exactly the committed offsets on the new coordinator.
   zombie-leader     the leader is SIGSTOPped past the ZooKeeper session timeout (another broker
                     takes over) and resumed: it must not acknowledge what the new leader lacks.
+  zookeeper-restart ZooKeeper is stopped under acks=all load and started again: replication
+                    goes on without it, and nothing is lost.
   divergent-tail    the leader appends acks=1 records no follower fetched, then dies; a follower
                     takes over at a new leader epoch and takes writes; the old leader returns
                     and must truncate its divergent tail (KIP-101) instead of keeping it.
@@ -535,6 +537,29 @@ def coordinator_kill9(cluster):
             f"{len(rest)} (none twice, none missing) and committed again {committed_after}")
 
 
+def zookeeper_restart(cluster):
+    rec = Recorder(cluster.bootstrap)
+    rec.send("before", 1000)
+    rec.flush()
+    env = dict(os.environ, ZK_TICK_MS="500", ZK_FORCE_SYNC="no", ZK_OWNER_PID=str(os.getpid()))
+    script = os.path.join(REPO, "scripts/zookeeper.sh")
+    subprocess.run([script, "stop", cluster.zk_dir], env=env, check=True, capture_output=True)
+    stopped = time.time()
+    # Leaders and followers need no ZooKeeper to replicate: acks=all goes on.
+    during = rec.send("zk-down", 1500, pause=0.001)
+    rec.flush()
+    acked_while_down = sum(1 for v in during if v in rec.ack_times and rec.ack_times[v] - stopped < 10)
+    port = cluster.zk.split("/")[0].rsplit(":", 1)[1]
+    subprocess.run([script, "start", cluster.zk_dir, port], env=env, check=True, capture_output=True)
+    rec.send("after", 1000)
+    rec.flush()
+    cluster.wait_isr_whole()
+    summary = check_acknowledged(rec, drain(cluster.bootstrap))
+    assert not rec.errors, f"producer errors: {rec.errors[:3]}"
+    return (f"{summary}; {acked_while_down} of 1500 acks=all writes acknowledged while ZooKeeper "
+            f"was down; {check_converged(cluster)}")
+
+
 SCENARIOS = [
     ("leader-kill9", leader_kill9),
     ("controlled-shutdown", controlled_shutdown),
@@ -542,6 +567,7 @@ SCENARIOS = [
     ("isr-of-one", isr_of_one),
     ("coordinator-kill9", coordinator_kill9),
     ("zombie-leader", zombie_leader),
+    ("zookeeper-restart", zookeeper_restart),
     ("divergent-tail", divergent_tail),
 ]
 
