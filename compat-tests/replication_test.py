@@ -20,6 +20,8 @@ brokers on free ports) and a topic with replication factor 3 and min.insync.repl
                     takes over) and resumed: it must not acknowledge what the new leader lacks.
   zookeeper-restart ZooKeeper is stopped under acks=all load and started again: replication
                     goes on without it, and nothing is lost.
+  elect-leaders     with automatic rebalancing off, a preferred-leader election through the
+                    admin API (ElectLeaders, what kafka-leader-election.sh sends).
   divergent-tail    the leader appends acks=1 records no follower fetched, then dies; a follower
                     takes over at a new leader epoch and takes writes; the old leader returns
                     and must truncate its divergent tail (KIP-101) instead of keeping it.
@@ -43,6 +45,7 @@ import time
 import traceback
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import ElectionType
 from confluent_kafka.admin import AdminClient, NewTopic
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -73,8 +76,9 @@ def eventually(what, timeout, check, interval=0.2):
 class Cluster:
     """ZooKeeper and three brokers, ids 1-3, each with its own data directory."""
 
-    def __init__(self, binary, root):
+    def __init__(self, binary, root, overrides=()):
         self.binary = binary
+        self.overrides = list(overrides)
         self.root = root
         env = dict(os.environ, ZK_TICK_MS="500", ZK_FORCE_SYNC="no", ZK_OWNER_PID=str(os.getpid()))
         self.zk_dir = os.path.join(root, "zk")
@@ -108,6 +112,8 @@ class Cluster:
                 "--override", "replica.fetch.backoff.ms=200",
                 "--override", "leader.imbalance.check.interval.seconds=5",
                 "--override", "offsets.topic.num.partitions=3"]
+        for o in self.overrides:
+            args += ["--override", o]
         log = open(self.log_path(i), "a")
         self.procs[i] = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                          stderr=log)
@@ -321,7 +327,7 @@ def leader_kill9(cluster):
     summary = check_acknowledged(rec, drain(cluster.bootstrap))
     assert not rec.errors, f"producer errors: {rec.errors[:3]}"
     assert failover < SESSION_TIMEOUT_MS / 1000 + 1.5, f"failover took {failover:.1f}s"
-    return f"{summary}; failover {failover:.2f}s (kill -9 of broker {victim} to the first ack on broker {new_leader}); preferred leaders restored {rebalanced:.1f}s after the ISR was whole); {check_converged(cluster)}"
+    return f"{summary}; failover {failover:.2f}s (kill -9 of broker {victim} to the first ack on broker {new_leader}); preferred leaders restored {rebalanced:.1f}s after the ISR was whole; {check_converged(cluster)}"
 
 
 def follower_lag(cluster):
@@ -560,6 +566,49 @@ def zookeeper_restart(cluster):
             f"was down; {check_converged(cluster)}")
 
 
+def elect_leaders(cluster):
+    rec = Recorder(cluster.bootstrap)
+    rec.send("before", 1000)
+    rec.flush()
+    preferred = cluster.partitions()[0][1][0]
+    if cluster.leader(0) == preferred:
+        cluster.kill9(preferred)
+        eventually("another leader", 30,
+                   lambda: (lambda l: l if l not in (preferred, -1) else None)(cluster.partitions()[0][0]))
+        cluster.restart(preferred)
+    cluster.wait_isr_whole()
+    assert cluster.leader(0) != preferred, "auto.leader.rebalance.enable=false, yet leadership moved back"
+    admin = cluster.admin()
+    tp = TopicPartition(TOPIC, 0)
+    lib = os.environ.get("KAFKA_TOOLS_LIB", os.path.join(REPO, "target", "kafka-tools-lib"))
+    if glob.glob(os.path.join(lib, "kafka-tools-*.jar")):
+        # Kafka's own kafka-leader-election.sh (its class, with the jars log/tests fetched).
+        live = ",".join(f"127.0.0.1:{p}" for i, p in cluster.ports.items() if i not in cluster.stopped)
+        out = subprocess.run(
+            ["java", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-cp", os.path.join(lib, "*"),
+             "org.apache.kafka.tools.LeaderElectionCommand", "--bootstrap-server", live,
+             "--election-type", "PREFERRED", "--topic", TOPIC, "--partition", "0"],
+            capture_output=True, text=True, timeout=120)
+        said = out.stdout.strip()
+        assert f"Successfully completed leader election (PREFERRED) for partitions {TOPIC}-0" in said, said + out.stderr
+        how = "kafka-leader-election.sh"
+    else:
+        result = admin.elect_leaders(ElectionType.PREFERRED, [tp]).result(timeout=30)
+        assert result[tp] is None, f"election failed: {result}"
+        how = f"confluent-kafka's elect_leaders (Kafka's tools not in {lib})"
+    leader = cluster.leader(0)
+    assert leader == preferred, f"partition 0 led by {leader}, preferred {preferred}"
+    again = admin.elect_leaders(ElectionType.PREFERRED, [tp]).result(timeout=30)
+    assert again[tp] is not None and again[tp].name() == "ELECTION_NOT_NEEDED", again
+    everything = admin.elect_leaders(ElectionType.PREFERRED, None).result(timeout=30)
+    rec.send("after", 1000)
+    rec.flush()
+    summary = check_acknowledged(rec, drain(cluster.bootstrap))
+    return (f"{summary}; {how} moved partition 0 back to preferred replica {preferred}, "
+            f"then answered ELECTION_NOT_NEEDED; for all partitions it elected "
+            f"{len([k for k, v in everything.items() if v is None])} more; {check_converged(cluster)}")
+
+
 SCENARIOS = [
     ("leader-kill9", leader_kill9),
     ("controlled-shutdown", controlled_shutdown),
@@ -568,8 +617,13 @@ SCENARIOS = [
     ("coordinator-kill9", coordinator_kill9),
     ("zombie-leader", zombie_leader),
     ("zookeeper-restart", zookeeper_restart),
+    ("elect-leaders", elect_leaders),
     ("divergent-tail", divergent_tail),
 ]
+
+
+# Broker settings of single scenarios.
+SCENARIO_OVERRIDES = {"elect-leaders": ["auto.leader.rebalance.enable=false"]}
 
 
 def main():
@@ -586,7 +640,8 @@ def main():
         cluster = None
         started = time.time()
         try:
-            cluster = Cluster(args.broker, root)
+            overrides = SCENARIO_OVERRIDES.get(name, ())
+            cluster = Cluster(args.broker, root, overrides)
             cluster.create_topic()
             result = scenario(cluster)
             print(f"PASS {name} ({time.time() - started:.0f}s): {result}", flush=True)

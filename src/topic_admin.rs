@@ -125,6 +125,7 @@ impl From<MetadataError> for AdminError {
             MetadataError::TopicExists(name) => AdminError::TopicExists(name),
             MetadataError::UnknownTopic(_) => AdminError::UnknownTopic,
             MetadataError::Storage(s) | MetadataError::StaleIsrChange(s) => AdminError::Storage(s),
+            MetadataError::NotController => AdminError::Storage(e.to_string()),
         }
     }
 }

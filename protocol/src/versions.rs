@@ -48,6 +48,8 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     api(ApiKey::AlterConfigs, 0, 2),
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
     api(ApiKey::CreatePartitions, 0, 3),
+    // Preferred or unclean elections on request (kafka-leader-election.sh), at the controller.
+    api(ApiKey::ElectLeaders, 0, 2),
     api(ApiKey::DescribeCluster, 0, 2),
     // Groups only (transactional ids get COORDINATOR_NOT_AVAILABLE until transactions exist).
     // librdkafka also infers LZ4 support (a 0.8.2 feature) from its presence.

@@ -14,6 +14,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -148,6 +149,9 @@ pub async fn handle(broker: &Broker, req: DecodedRequest, client_host: &str) -> 
         Request::ListGroups(r) => Response::ListGroups(list_groups::handle(broker, v, r)),
         Request::DeleteGroups(r) => Response::DeleteGroups(delete_groups::handle(broker, v, r)),
         Request::OffsetDelete(r) => Response::OffsetDelete(offset_delete::handle(broker, v, r)),
+        Request::ElectLeaders(r) => {
+            Response::ElectLeaders(elect_leaders::handle(broker, v, r).await)
+        }
         Request::ConsumerGroupHeartbeat(r) => Response::ConsumerGroupHeartbeat(
             consumer_group_heartbeat::handle(broker, v, r, &client),
         ),

@@ -102,6 +102,33 @@ pub struct IsrChange {
     pub partition_epoch: i32,
 }
 
+/// The election ElectLeaders asks for (Kafka's `ElectionType`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ElectionType {
+    /// Leadership to the first assigned replica, if it is live and in the ISR.
+    Preferred,
+    /// A leader for a partition that has none, from outside the ISR if need be (may lose
+    /// committed records, as in Kafka).
+    Unclean,
+}
+
+/// What an election on request did for one partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ElectionOutcome {
+    Elected {
+        leader: i32,
+    },
+    /// The partition already has the leader this election would give it.
+    NotNeeded,
+    /// Preferred election: the preferred replica is not live or not in the ISR.
+    PreferredNotAvailable,
+    /// Unclean election: no live replica to lead.
+    EligibleLeadersNotAvailable,
+    UnknownPartition,
+    /// The write failed (the state changed meanwhile, or ZooKeeper did).
+    Failed(String),
+}
+
 #[derive(Debug, Error)]
 pub enum MetadataError {
     #[error("topic '{0}' already exists")]
@@ -113,6 +140,9 @@ pub enum MetadataError {
     /// An ISR change whose leader or partition epoch is no longer current.
     #[error("stale ISR change: {0}")]
     StaleIsrChange(String),
+    /// A controller operation asked of a broker that is not the controller.
+    #[error("this broker is not the controller")]
+    NotController,
 }
 
 /// Where cluster metadata is kept. Writes are asynchronous because the ZooKeeper store
@@ -156,6 +186,30 @@ pub trait MetadataStore: Send + Sync {
     /// (ZooKeeper: other brokers and the controller). `None`: only local writes change it.
     fn subscribe(&self) -> Option<tokio::sync::watch::Receiver<Arc<MetadataImage>>> {
         None
+    }
+    /// ElectLeaders at the controller: for each partition (`None`: every partition), the
+    /// election asked for, written and visible in the image before the answer. Standalone,
+    /// each partition has its only replica as leader: nothing is ever needed.
+    fn elect_leaders(
+        &self,
+        election: ElectionType,
+        partitions: Option<Vec<(String, i32)>>,
+    ) -> BoxFuture<'_, Result<Vec<((String, i32), ElectionOutcome)>, MetadataError>> {
+        let _ = election;
+        let image = self.image();
+        let results = partitions
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(topic, p)| {
+                let outcome = if image.has_partition(&topic, p) {
+                    ElectionOutcome::NotNeeded
+                } else {
+                    ElectionOutcome::UnknownPartition
+                };
+                ((topic, p), outcome)
+            })
+            .collect();
+        Box::pin(async move { Ok(results) })
     }
     /// The first step of a controlled shutdown: stop being a member of the cluster (ZooKeeper:
     /// resign as controller, delete the registration, stand for no election) while the

@@ -33,6 +33,7 @@ use gregor_zk::{ControllerEpoch, PartitionState, ZkClient, ZkError};
 use tracing::{info, warn};
 
 use super::cluster_state::{topic_id, ClusterState};
+use crate::metadata::{ElectionOutcome, ElectionType};
 
 /// What the partition state should become, if anything changes.
 fn next_state(
@@ -242,6 +243,71 @@ fn preferred_elections(
         .collect()
 }
 
+/// An election on request (ElectLeaders) for one partition: the state to write, with the
+/// zkVersion it is conditional on, or why there is none. Preferred: leadership to the
+/// first assigned replica if it is live and in the ISR. Unclean: only for a partition with
+/// no live leader: the first live ISR member in assignment order, else (Kafka's unclean
+/// election) the first live replica, which becomes the whole ISR.
+pub fn election_on_request(
+    state: &ClusterState,
+    topic: &str,
+    partition: i32,
+    election: ElectionType,
+    controller_epoch: i32,
+) -> Result<(PartitionState, i32), ElectionOutcome> {
+    let t = state
+        .topics
+        .get(topic)
+        .filter(|_| !state.deleting.contains(topic))
+        .ok_or(ElectionOutcome::UnknownPartition)?;
+    let replicas = t
+        .assignment
+        .value
+        .partitions
+        .get(&partition)
+        .ok_or(ElectionOutcome::UnknownPartition)?;
+    let current = t
+        .partitions
+        .get(&partition)
+        .and_then(Option::as_ref)
+        .ok_or(ElectionOutcome::EligibleLeadersNotAvailable)?;
+    let s = &current.value;
+    let elect = |leader: i32, isr: Vec<i32>| {
+        let new = PartitionState::new(leader, s.leader_epoch + 1, isr, controller_epoch);
+        Ok((new, current.zk_version))
+    };
+    match election {
+        ElectionType::Preferred => {
+            let preferred = *replicas.first().ok_or(ElectionOutcome::UnknownPartition)?;
+            if s.leader == preferred {
+                Err(ElectionOutcome::NotNeeded)
+            } else if state.is_live(preferred) && s.isr.contains(&preferred) {
+                elect(preferred, s.isr.clone())
+            } else {
+                Err(ElectionOutcome::PreferredNotAvailable)
+            }
+        }
+        ElectionType::Unclean => {
+            if s.leader >= 0 && state.is_live(s.leader) {
+                return Err(ElectionOutcome::NotNeeded);
+            }
+            let live_isr: Vec<i32> = s
+                .isr
+                .iter()
+                .copied()
+                .filter(|b| state.is_live(*b))
+                .collect();
+            if let Some(leader) = replicas.iter().copied().find(|r| live_isr.contains(r)) {
+                return elect(leader, live_isr);
+            }
+            match replicas.iter().copied().find(|r| state.is_live(*r)) {
+                Some(leader) => elect(leader, vec![leader]),
+                None => Err(ElectionOutcome::EligibleLeadersNotAvailable),
+            }
+        }
+    }
+}
+
 /// Writes partition states side by side, each fenced by the controller epoch and
 /// conditional on its own zkVersion. A state that changed meanwhile is left for the next
 /// pass. Returns the number written (or found changed).
@@ -406,6 +472,46 @@ mod tests {
         // A preferred replica that is not live is never elected.
         let state = with_topic(cluster(&[2, 3]), replicas, &states);
         assert!(preferred_elections(&state, 10, 7).is_empty());
+    }
+
+    #[test]
+    fn elections_on_request_follow_kafka() {
+        use ElectionOutcome as O;
+        let replicas: &[&[i32]] = &[&[1, 2, 3], &[2, 3, 1], &[3, 1, 2]];
+        let states = [
+            PartitionState::new(2, 5, vec![2, 3, 1], 1),
+            PartitionState::new(2, 0, vec![2, 3], 1),
+            PartitionState::new(-1, 3, vec![3], 1),
+        ];
+        let state = with_topic(cluster(&[1, 2]), replicas, &states);
+        let elect = |p, e| election_on_request(&state, "t", p, e, 9);
+        let (new, zk_version) = elect(0, ElectionType::Preferred).expect("preferred 1 is in sync");
+        assert_eq!(
+            (new.leader, new.leader_epoch, new.isr, zk_version),
+            (1, 6, vec![2, 3, 1], 3)
+        );
+        assert_eq!(elect(1, ElectionType::Preferred).unwrap_err(), O::NotNeeded);
+        assert_eq!(
+            elect(2, ElectionType::Preferred).unwrap_err(),
+            O::PreferredNotAvailable
+        );
+        assert_eq!(
+            elect(0, ElectionType::Unclean).unwrap_err(),
+            O::NotNeeded,
+            "it has a leader"
+        );
+        // Partition 2's only ISR member (3) is dead: unclean takes the first live replica.
+        let (new, _) = elect(2, ElectionType::Unclean).expect("a live replica");
+        assert_eq!((new.leader, new.leader_epoch, new.isr), (1, 4, vec![1]));
+        assert_eq!(
+            elect(7, ElectionType::Preferred).unwrap_err(),
+            O::UnknownPartition
+        );
+        let nobody = with_topic(cluster(&[]), replicas, &states);
+        assert_eq!(
+            election_on_request(&nobody, "t", 2, ElectionType::Unclean, 9).unwrap_err(),
+            O::EligibleLeadersNotAvailable
+        );
     }
 
     #[test]

@@ -35,7 +35,8 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use super::{
-    IsrChange, MetadataError, MetadataImage, MetadataStore, PartitionMetadata, TopicMetadata,
+    ElectionOutcome, ElectionType, IsrChange, MetadataError, MetadataImage, MetadataStore,
+    PartitionMetadata, TopicMetadata,
 };
 use crate::config::BrokerConfig;
 use cluster_state::ClusterState;
@@ -380,6 +381,76 @@ impl MetadataStore for ZookeeperMetadata {
 
     fn subscribe(&self) -> Option<watch::Receiver<Arc<MetadataImage>>> {
         Some(self.shared.image.subscribe())
+    }
+
+    /// ElectLeaders at the controller: checks that this broker holds `/controller`, reads the
+    /// cluster, and writes each election fenced by the controller epoch and conditional on
+    /// the partition's zkVersion (`controller::election_on_request`), then waits until this
+    /// broker's image shows the new leaders.
+    fn elect_leaders(
+        &self,
+        election: ElectionType,
+        partitions: Option<Vec<(String, i32)>>,
+    ) -> BoxFuture<'_, Result<Vec<((String, i32), ElectionOutcome)>, MetadataError>> {
+        async move {
+            let zk = self.client().await?;
+            let holder = zk.get_controller().await.map_err(zk_err)?;
+            if holder.map(|c| c.value.brokerid) != Some(self.shared.broker_id) {
+                return Err(MetadataError::NotController);
+            }
+            let fence = zk
+                .get_controller_epoch()
+                .await
+                .map_err(zk_err)?
+                .ok_or(MetadataError::NotController)?;
+            let state = ClusterState::load(&zk).await.map_err(zk_err)?;
+            let wanted = partitions.unwrap_or_else(|| {
+                state
+                    .topics
+                    .iter()
+                    .flat_map(|(t, s)| s.assignment.value.partitions.keys().map(|p| (t.clone(), *p)))
+                    .collect()
+            });
+            let mut results = Vec::with_capacity(wanted.len());
+            for (topic, partition) in wanted {
+                let outcome =
+                    match controller::election_on_request(&state, &topic, partition, election, fence.epoch) {
+                        Err(outcome) => outcome,
+                        Ok((new, zk_version)) => {
+                            match zk
+                                .set_partition_state(&topic, partition, &new, zk_version, Some(&fence))
+                                .await
+                            {
+                                Ok(_) => {
+                                    info!(topic = %topic, partition, leader = new.leader,
+                                        leader_epoch = new.leader_epoch, ?election, "elected on request");
+                                    ElectionOutcome::Elected { leader: new.leader }
+                                }
+                                Err(e) => ElectionOutcome::Failed(e.to_string()),
+                            }
+                        }
+                    };
+                results.push(((topic, partition), outcome));
+            }
+            let elected: Vec<(String, i32, i32)> = results
+                .iter()
+                .filter_map(|((t, p), o)| match o {
+                    ElectionOutcome::Elected { leader } => Some((t.clone(), *p, *leader)),
+                    _ => None,
+                })
+                .collect();
+            self.wait_until("the elected leaders", |image| {
+                elected.iter().all(|(t, p, leader)| {
+                    image
+                        .topic(t)
+                        .and_then(|m| m.partitions.get(*p as usize))
+                        .is_some_and(|m| m.leader == *leader)
+                })
+            })
+            .await?;
+            Ok(results)
+        }
+        .boxed()
     }
 
     fn leave_cluster(&self) -> BoxFuture<'_, ()> {
