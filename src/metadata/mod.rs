@@ -129,6 +129,9 @@ pub enum ElectionOutcome {
     Failed(String),
 }
 
+/// Each partition an election was asked for, with its outcome.
+pub type ElectionResults = Vec<((String, i32), ElectionOutcome)>;
+
 #[derive(Debug, Error)]
 pub enum MetadataError {
     #[error("topic '{0}' already exists")]
@@ -194,7 +197,7 @@ pub trait MetadataStore: Send + Sync {
         &self,
         election: ElectionType,
         partitions: Option<Vec<(String, i32)>>,
-    ) -> BoxFuture<'_, Result<Vec<((String, i32), ElectionOutcome)>, MetadataError>> {
+    ) -> BoxFuture<'_, Result<ElectionResults, MetadataError>> {
         let _ = election;
         let image = self.image();
         let results = partitions

@@ -35,8 +35,8 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use super::{
-    ElectionOutcome, ElectionType, IsrChange, MetadataError, MetadataImage, MetadataStore,
-    PartitionMetadata, TopicMetadata,
+    ElectionOutcome, ElectionResults, ElectionType, IsrChange, MetadataError, MetadataImage,
+    MetadataStore, PartitionMetadata, TopicMetadata,
 };
 use crate::config::BrokerConfig;
 use cluster_state::ClusterState;
@@ -391,7 +391,7 @@ impl MetadataStore for ZookeeperMetadata {
         &self,
         election: ElectionType,
         partitions: Option<Vec<(String, i32)>>,
-    ) -> BoxFuture<'_, Result<Vec<((String, i32), ElectionOutcome)>, MetadataError>> {
+    ) -> BoxFuture<'_, Result<ElectionResults, MetadataError>> {
         async move {
             let zk = self.client().await?;
             let holder = zk.get_controller().await.map_err(zk_err)?;
