@@ -90,6 +90,17 @@ impl LeaderEpochFileCache {
         Ok(())
     }
 
+    /// Drops every entry starting at or after `offset`, the latest too (a follower whose
+    /// newest epochs hold no records asks its leader about the epoch its records are in).
+    pub fn remove_from(&mut self, offset: i64) -> Result<(), LogError> {
+        let before = self.entries.len();
+        self.entries.retain(|&(_, start)| start < offset);
+        if self.entries.len() != before {
+            self.write()?;
+        }
+        Ok(())
+    }
+
     /// The log now starts at `offset` (retention, DeleteRecords): as Kafka's
     /// `truncateFromStart`, entries starting at or below it are dropped except the newest of
     /// them, which is kept as starting at `offset`.

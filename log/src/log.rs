@@ -622,6 +622,14 @@ impl Log {
         Ok(true)
     }
 
+    /// Forgets the leader epochs that start at or after the log end offset: epochs this
+    /// replica began as leader without writing a record in them. A follower drops them when
+    /// its leader does not know them, so that it asks about the epoch its records are in.
+    pub fn forget_empty_epochs(&mut self) -> Result<(), LogError> {
+        let leo = self.log_end_offset();
+        self.epochs.remove_from(leo)
+    }
+
     /// Empties the log and starts it at `offset` (Kafka's `truncateFullyAndStartAt`): a
     /// follower whose log ends below its leader's log start offset cannot catch up record by
     /// record. The leader-epoch cache keeps only the epoch in force at `offset`; the producer

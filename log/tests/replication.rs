@@ -241,3 +241,24 @@ fn a_follower_behind_the_leaders_log_start_starts_over_there() {
     let log = Log::open(&dir, config()).unwrap();
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (500, 503));
 }
+
+#[test]
+fn epochs_begun_without_a_record_can_be_forgotten() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("p");
+    let mut log = Log::open(&dir, config()).unwrap();
+    for _ in 0..3 {
+        append(&mut log, &batch(2, 1), 1);
+    }
+    // Leader at epoch 4 and 6 without writing anything (the epochs start at the log end).
+    log.assign_epoch_start_offset(4, 6).unwrap();
+    log.assign_epoch_start_offset(6, 6).unwrap();
+    assert_eq!(log.latest_epoch(), Some(6));
+    log.forget_empty_epochs().unwrap();
+    assert_eq!(log.latest_epoch(), Some(1), "the epoch its records are in");
+    assert_eq!(log.end_offset_for_epoch(1).end_offset, 6);
+    assert_eq!(log.log_end_offset(), 6, "no record removed");
+    drop(log);
+    let log = Log::open(&dir, config()).unwrap();
+    assert_eq!(log.latest_epoch(), Some(1), "forgotten on disk too");
+}

@@ -371,11 +371,6 @@ impl ReplicaManager {
         }
     }
 
-    /// The partitions this broker follows, with their leader.
-    pub fn followed(&self) -> Vec<(String, i32, i32)> {
-        self.fetchers.followed()
-    }
-
     /// Flushes and closes every log, then writes the checkpoints (graceful shutdown; the
     /// recovery points are then the log end offsets). True if all of it succeeded.
     pub fn shutdown(&self) -> bool {

@@ -774,6 +774,11 @@ impl Partition {
         Ok(())
     }
 
+    /// Follower: forgets leader epochs that hold no record (see `Log::forget_empty_epochs`).
+    pub fn forget_empty_epochs(&self) -> Result<(), PartitionError> {
+        Ok(self.lock().log.forget_empty_epochs()?)
+    }
+
     /// (log end offset, latest leader epoch in the log) — what a follower asks its leader about.
     pub fn log_end_and_latest_epoch(&self) -> (i64, Option<i32>) {
         let st = self.lock();

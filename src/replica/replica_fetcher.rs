@@ -144,15 +144,6 @@ impl ReplicaFetcherManager {
             .remove(&(topic.to_string(), index));
     }
 
-    /// The partitions followed, with their leader (tests and diagnostics).
-    pub fn followed(&self) -> Vec<(String, i32, i32)> {
-        let st = self.shared.lock();
-        st.followed
-            .iter()
-            .map(|((t, p), f)| (t.clone(), *p, f.leader))
-            .collect()
-    }
-
     /// Stops every fetcher task (broker shutdown, before the logs close). A task is only
     /// ever stopped at an await, never inside an append.
     pub fn shutdown(&self) {
@@ -297,19 +288,22 @@ async fn run_fetcher(shared: Arc<Shared>, leader: i32) {
                 return Err(FetchError::NoEndpoint(leader));
             };
             let untruncated: Vec<_> = targets.iter().filter(|(_, f)| !f.truncated).collect();
+            let mut progressed = false;
             if !untruncated.is_empty() {
-                truncate(&shared, conn, leader, &untruncated).await?;
+                progressed = truncate(&shared, conn, leader, &untruncated).await? > 0;
             }
             let ready: Vec<_> = targets.iter().filter(|(_, f)| f.truncated).collect();
             if ready.is_empty() {
-                return Ok(false);
+                // Partitions just truncated are fetched in the next round, at once.
+                return Ok(progressed);
             }
             fetch(&shared, &settings, conn, &ready).await
         };
         match round.await {
             Ok(true) => {}
             Ok(false) => {
-                // Nothing fetchable yet (truncation pending an answer): wait for a change.
+                // Nothing fetchable (the leader refused the truncation round): wait for a
+                // change or the backoff.
                 let _ = tokio::time::timeout(settings.backoff, changed.changed()).await;
             }
             Err(e) => {
@@ -322,13 +316,15 @@ async fn run_fetcher(shared: Arc<Shared>, leader: i32) {
 }
 
 /// KIP-101/279 truncation: asks the leader where our latest epoch ends there and cuts our
-/// log to that point (Kafka's `getOffsetTruncationState`).
+/// log to that point (Kafka's `getOffsetTruncationState`). Returns how many partitions may
+/// now be fetched (or need one more round, after a cut to an older epoch's end).
 async fn truncate(
     shared: &Shared,
     conn: &mut LeaderConnection,
     leader: i32,
     targets: &[&Target],
-) -> Result<(), FetchError> {
+) -> Result<usize, FetchError> {
+    let mut progressed = 0;
     let mut by_topic: HashMap<&str, Vec<OffsetForLeaderPartition>> = HashMap::new();
     for ((topic, index), f) in targets.iter().map(|t| (&t.0, &t.1)) {
         let Some(p) = f.partition.upgrade() else {
@@ -384,14 +380,28 @@ async fn truncate(
                 hw
             } else {
                 let ours = p.end_offset_for_epoch(answer.leader_epoch);
-                if ours.leader_epoch == answer.leader_epoch {
-                    answer.end_offset.min(log_end)
+                if ours.end_offset < 0 {
+                    // An answer about an epoch newer than ours (a leader does not send
+                    // one): the high watermark is what we know to be shared.
+                    hw
+                } else if ours.leader_epoch == answer.leader_epoch {
+                    // Both have the epoch: cut where the first of the two ends it.
+                    ours.end_offset.min(answer.end_offset).min(log_end)
                 } else {
-                    // We do not have the leader's epoch: cut to where ours ends; the next
-                    // round asks again about our (now older) latest epoch.
+                    // We do not have the leader's epoch: cut to where our epochs after it
+                    // begin (or, if they begin at our log end, forget those empty epochs);
+                    // the next round asks again about our (now older) latest epoch.
                     let cut = ours.end_offset.max(0).min(log_end);
-                    if let Err(e) = p.truncate_to(cut) {
-                        warn!(topic = %name, partition = answer.partition, error = %e, "truncation failed");
+                    let done = if cut < log_end {
+                        p.truncate_to(cut).map(|_| ())
+                    } else {
+                        p.forget_empty_epochs()
+                    };
+                    match done {
+                        Ok(()) => progressed += 1,
+                        Err(e) => {
+                            warn!(topic = %name, partition = answer.partition, error = %e, "truncation failed")
+                        }
                     }
                     continue;
                 }
@@ -404,6 +414,7 @@ async fn truncate(
                             "follower truncated its log to the leader's history");
                     }
                     shared.mark_truncated(&key, leader, f.leader_epoch);
+                    progressed += 1;
                 }
                 Err(e) => {
                     warn!(topic = %name, partition = answer.partition, error = %e, "truncation failed")
@@ -411,7 +422,7 @@ async fn truncate(
             }
         }
     }
-    Ok(())
+    Ok(progressed)
 }
 
 /// One Fetch round; true if the leader answered (data or not).
