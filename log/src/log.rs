@@ -403,17 +403,7 @@ impl Log {
         headers: &[BatchHeader],
         leader_epoch: i32,
     ) -> Result<AppendInfo, LogError> {
-        let expected_len: usize = headers.iter().map(|h| h.total_size()).sum();
-        if headers.is_empty() || expected_len != records.len() {
-            return Err(LogError::CorruptBatch {
-                position: 0,
-                reason: format!(
-                    "{} headers describe {expected_len} bytes but the record set has {}",
-                    headers.len(),
-                    records.len()
-                ),
-            });
-        }
+        check_headers_cover(records, headers)?;
         // Producer checks first: nothing is written unless every batch passes. `pending`
         // holds each producer's state as updated by the earlier batches of this append.
         let first_offset = self.log_end_offset();
@@ -506,23 +496,13 @@ impl Log {
         records: &[u8],
         headers: &[BatchHeader],
     ) -> Result<AppendInfo, LogError> {
-        let expected_len: usize = headers.iter().map(|h| h.total_size()).sum();
+        check_headers_cover(records, headers)?;
         let (Some(first), Some(last)) = (headers.first(), headers.last()) else {
             return Err(LogError::CorruptBatch {
                 position: 0,
                 reason: "no batches to append".into(),
             });
         };
-        if expected_len != records.len() {
-            return Err(LogError::CorruptBatch {
-                position: 0,
-                reason: format!(
-                    "{} headers describe {expected_len} bytes but the record set has {}",
-                    headers.len(),
-                    records.len()
-                ),
-            });
-        }
         let log_end = self.log_end_offset();
         let mut next = log_end;
         for h in headers {
@@ -1270,6 +1250,22 @@ fn complete_interrupted_swaps(dir: &Path) -> Result<(), LogError> {
         std::fs::rename(&swap, &target).map_err(at(&target))?;
     }
     sync_dir(dir)
+}
+
+/// An append's headers must describe the record set exactly (at least one batch).
+fn check_headers_cover(records: &[u8], headers: &[BatchHeader]) -> Result<(), LogError> {
+    let expected_len: usize = headers.iter().map(|h| h.total_size()).sum();
+    if headers.is_empty() || expected_len != records.len() {
+        return Err(LogError::CorruptBatch {
+            position: 0,
+            reason: format!(
+                "{} headers describe {expected_len} bytes but the record set has {}",
+                headers.len(),
+                records.len()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Removes files listed by `Log::take_deleted_files` (Kafka's asynchronous delete step; the

@@ -315,6 +315,11 @@ async fn run_fetcher(shared: Arc<Shared>, leader: i32) {
     }
 }
 
+/// The round's entry for a partition a leader answered about (none: not asked, ignore it).
+fn followed_in<'a>(targets: &[&'a Target], key: &PartitionKey) -> Option<&'a Followed> {
+    targets.iter().find(|t| t.0 == *key).map(|t| &t.1)
+}
+
 /// KIP-101/279 truncation: asks the leader where our latest epoch ends there and cuts our
 /// log to that point (Kafka's `getOffsetTruncationState`). Returns how many partitions may
 /// now be fetched (or need one more round, after a cut to an older epoch's end).
@@ -357,11 +362,7 @@ async fn truncate(
         let name = topic.topic.0.to_string();
         for answer in topic.partitions {
             let key = (name.clone(), answer.partition);
-            let Some((_, f)) = targets
-                .iter()
-                .map(|t| (&t.0, &t.1))
-                .find(|(k, _)| **k == key)
-            else {
+            let Some(f) = followed_in(targets, &key) else {
                 continue;
             };
             if answer.error_code != 0 {
@@ -479,11 +480,7 @@ async fn fetch(
         let name = topic.topic.0.to_string();
         for data in topic.partitions {
             let key = (name.clone(), data.partition_index);
-            let Some((_, f)) = targets
-                .iter()
-                .map(|t| (&t.0, &t.1))
-                .find(|(k, _)| **k == key)
-            else {
+            let Some(f) = followed_in(targets, &key) else {
                 continue;
             };
             let Some(p) = f.partition.upgrade() else {
