@@ -7,10 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{batch, BrokerProcess, Client};
-use gregor_protocol::kafka_protocol::messages::create_topics_request::{
-    CreatableTopic, CreatableTopicConfig,
-};
+use common::{batch, create_topic, name, BrokerProcess, Client};
 use gregor_protocol::kafka_protocol::messages::delete_records_request::{
     DeleteRecordsPartition, DeleteRecordsTopic,
 };
@@ -22,38 +19,13 @@ use gregor_protocol::kafka_protocol::messages::produce_request::{
     PartitionProduceData, TopicProduceData,
 };
 use gregor_protocol::kafka_protocol::messages::*;
-use gregor_protocol::kafka_protocol::protocol::StrBytes;
 use gregor_protocol::kafka_protocol::records::RecordBatchDecoder;
-
-fn name(s: &str) -> TopicName {
-    TopicName(StrBytes::from_string(s.to_string()))
-}
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
-}
-
-fn create_topic(c: &mut Client, topic: &str, configs: &[(&str, &str)]) -> i16 {
-    let req = CreateTopicsRequest::default()
-        .with_timeout_ms(5000)
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(name(topic))
-            .with_num_partitions(1)
-            .with_replication_factor(1)
-            .with_configs(
-                configs
-                    .iter()
-                    .map(|(k, v)| {
-                        CreatableTopicConfig::default()
-                            .with_name(StrBytes::from_string(k.to_string()))
-                            .with_value(Some(StrBytes::from_string(v.to_string())))
-                    })
-                    .collect(),
-            )]);
-    c.call(7, &req).topics[0].error_code
 }
 
 /// Produces one batch of `n` records and returns its base offset.
@@ -157,7 +129,7 @@ fn segment_files(broker: &BrokerProcess, topic: &str) -> Vec<String> {
 fn delete_records_moves_the_low_watermark_and_earliest_offset() {
     let mut broker = BrokerProcess::start(&[]);
     let mut c = broker.client();
-    assert_eq!(create_topic(&mut c, "dr", &[("segment.bytes", "300")]), 0);
+    create_topic(&mut c, "dr", &[("segment.bytes", "300")]);
     for _ in 0..6 {
         produce(&mut c, "dr", 5);
     }
@@ -199,13 +171,11 @@ fn delete_records_moves_the_low_watermark_and_earliest_offset() {
 fn background_retention_deletes_old_segments_by_size() {
     let broker = BrokerProcess::start(&["log.retention.check.interval.ms=200"]);
     let mut c = broker.client();
-    assert_eq!(
-        create_topic(
-            &mut c,
-            "rb",
-            &[("segment.bytes", "400"), ("retention.bytes", "1000")]
-        ),
-        0
+    // Asserts that the creation succeeds.
+    create_topic(
+        &mut c,
+        "rb",
+        &[("segment.bytes", "400"), ("retention.bytes", "1000")],
     );
     for _ in 0..20 {
         produce(&mut c, "rb", 5);

@@ -458,15 +458,7 @@ impl Log {
             offset = a.last_offset() + 1;
             assigned.push(a);
         }
-        let now = now_ms();
-        self.maybe_roll(records.len() as u64, next - 1, now)?;
-        let interval = self.config.index_interval_bytes;
-        let active = self
-            .segments
-            .values_mut()
-            .next_back()
-            .ok_or_else(|| LogError::Io(std::io::Error::other("log has no segment")))?;
-        active.append(records, &assigned, interval, now)?;
+        self.write_to_active(records, &assigned, next - 1)?;
         self.producers.apply(pending);
         if leader_epoch >= 0 && self.epochs.latest_epoch().is_none_or(|e| e < leader_epoch) {
             self.epochs.assign(leader_epoch, first_offset)?;
@@ -514,15 +506,7 @@ impl Log {
             }
             next = h.last_offset() + 1;
         }
-        let now = now_ms();
-        self.maybe_roll(records.len() as u64, last.last_offset(), now)?;
-        let interval = self.config.index_interval_bytes;
-        let active = self
-            .segments
-            .values_mut()
-            .next_back()
-            .ok_or_else(|| LogError::Io(std::io::Error::other("log has no segment")))?;
-        active.append(records, headers, interval, now)?;
+        self.write_to_active(records, headers, last.last_offset())?;
         let mut max_timestamp = -1;
         let mut record_count = 0i64;
         for h in headers {
@@ -630,6 +614,26 @@ impl Log {
         self.producers = ProducerStateManager::default();
         info!(dir = %self.dir.display(), log_start_offset = offset, "emptied log to start at a new offset");
         Ok(())
+    }
+
+    /// Writes batches whose headers carry their final base offsets and epochs to the active
+    /// segment, rolling first if they would not fit (`maybe_roll`); `last_offset` is the
+    /// last offset they hold.
+    fn write_to_active(
+        &mut self,
+        records: &[u8],
+        headers: &[BatchHeader],
+        last_offset: i64,
+    ) -> Result<(), LogError> {
+        let now = now_ms();
+        self.maybe_roll(records.len() as u64, last_offset, now)?;
+        let interval = self.config.index_interval_bytes;
+        let active = self
+            .segments
+            .values_mut()
+            .next_back()
+            .ok_or_else(|| LogError::Io(std::io::Error::other("log has no segment")))?;
+        active.append(records, headers, interval, now)
     }
 
     /// Kafka's `shouldRoll`: a non-empty active segment rolls before an append of `incoming`
