@@ -6,10 +6,15 @@ frame: field names, types, the versions each field is present, nullable and tagg
 each message's flexible versions. Descriptions, defaults and comments are left out; structs
 named in commonStructs are written inline where they are used.
 
-Usage: scripts/extract-request-schemas.py [KAFKA_CLIENTS_JAR]
+Usage: scripts/extract-request-schemas.py [--controller-apis] [KAFKA_CLIENTS_JAR]
 Without a jar it downloads kafka-clients VERSION (below) from Maven Central. The version must
 be the Kafka release the kafka-protocol crate was generated from, so that both read a frame the
 same way (protocol/src/schema.rs checks the served ranges against it).
+
+With --controller-apis it writes protocol/schema/controller-requests.json instead: the
+ZooKeeper-mode controller-to-broker requests (LeaderAndIsr, StopReplica, UpdateMetadata,
+ControlledShutdown; Kafka 4 removed them) from kafka-clients CONTROLLER_APIS_VERSION, the
+release the older kafka-protocol that gregor decodes them with was generated from.
 """
 import io
 import json
@@ -23,6 +28,9 @@ VERSION = "4.1.1"
 URL = (f"https://repo1.maven.org/maven2/org/apache/kafka/kafka-clients/{VERSION}/"
        f"kafka-clients-{VERSION}.jar")
 OUT = Path(__file__).resolve().parent.parent / "protocol" / "schema" / "requests.json"
+CONTROLLER_APIS_VERSION = "3.8.0"
+CONTROLLER_APIS = {4, 5, 6, 7}
+CONTROLLER_OUT = OUT.parent / "controller-requests.json"
 MAX = 32767
 
 
@@ -71,10 +79,15 @@ def strip_comments(text):
 
 
 def main():
-    if len(sys.argv) > 1:
-        data = Path(sys.argv[1]).read_bytes()
+    args = sys.argv[1:]
+    controller_apis = "--controller-apis" in args
+    args = [a for a in args if a != "--controller-apis"]
+    version, out = (CONTROLLER_APIS_VERSION, CONTROLLER_OUT) if controller_apis else (VERSION, OUT)
+    if args:
+        data = Path(args[0]).read_bytes()
     else:
-        data = urllib.request.urlopen(URL, timeout=120).read()
+        url = URL.replace(VERSION, version)
+        data = urllib.request.urlopen(url, timeout=120).read()
     messages = []
     with zipfile.ZipFile(io.BytesIO(data)) as jar:
         for name in sorted(jar.namelist()):
@@ -82,6 +95,8 @@ def main():
                 continue
             spec = json.loads(strip_comments(jar.read(name).decode()))
             if spec.get("type") != "request":
+                continue
+            if controller_apis != (spec["apiKey"] in CONTROLLER_APIS):
                 continue
             common = {s["name"]: s["fields"] for s in spec.get("commonStructs", [])}
             messages.append({
@@ -92,13 +107,13 @@ def main():
                 "fields": [field(f, common) for f in spec.get("fields", [])],
             })
     messages.sort(key=lambda m: m["api_key"])
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    with OUT.open("w") as f:
-        f.write(f'{{"source": "kafka-clients {VERSION}, common/message/*Request.json",\n')
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w") as f:
+        f.write(f'{{"source": "kafka-clients {version}, common/message/*Request.json",\n')
         f.write(' "messages": [\n')
         f.write(",\n".join(json.dumps(m, separators=(",", ":")) for m in messages))
         f.write("\n]}\n")
-    print(f"{OUT}: {len(messages)} request messages")
+    print(f"{out}: {len(messages)} request messages")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
 # client-compatibility suite (compat-tests/run_compat.py: confluent-kafka, kafka-python, kcat
 # and Java kafka-clients 4.x against a real broker), which prints the client x scenario
 # matrix, then the compaction test through confluent-kafka, then replication under faults
-# (compat-tests/replication_test.py). Exits non-zero if anything failed.
+# (compat-tests/replication_test.py), then gregor and Apache Kafka 3.9 in one ZooKeeper-mode
+# cluster (compat-tests/kafka39_interop_test.py). Exits non-zero if anything failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -64,6 +65,12 @@ fi
 echo "=== replication under faults: 3 brokers on a real ZooKeeper, confluent-kafka (kill -9, SIGSTOP, truncation)"
 if ! timeout 900 python3 compat-tests/replication_test.py --broker target/release/gregor; then
     echo "replication test FAILED"
+    status=1
+fi
+
+echo "=== gregor and Kafka 3.9 in one cluster: Kafka's ZooKeeper-mode controller protocol both ways"
+if ! timeout 900 python3 compat-tests/kafka39_interop_test.py --broker target/release/gregor; then
+    echo "Kafka 3.9 interop test FAILED"
     status=1
 fi
 

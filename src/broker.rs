@@ -147,19 +147,21 @@ impl Broker {
         result
     }
 
-    /// Kafka's controlled shutdown, before the listener closes: leaves the cluster (the
-    /// controller then moves every leadership held here to another in-sync replica) and
-    /// waits, serving meanwhile, until this broker's image shows no partition it leads that
-    /// another live replica could lead, or `timeout`. Clients see NOT_LEADER_OR_FOLLOWER and
+    /// Kafka's controlled shutdown, before the listener closes: asks the controller
+    /// (ControlledShutdown; itself if it is the controller) to move every leadership held
+    /// here to another in-sync replica, until none is left or `timeout`, then leaves the
+    /// cluster and waits, serving meanwhile, until this broker's image shows no partition it
+    /// leads that another live replica could lead. Clients see NOT_LEADER_OR_FOLLOWER and
     /// refresh their metadata instead of finding a closed port. No-op standalone.
     pub async fn controlled_shutdown(&self, timeout: std::time::Duration) {
         let Some(mut images) = self.metadata.subscribe() else {
             return;
         };
         let started = std::time::Instant::now();
+        let deadline = tokio::time::Instant::now() + timeout;
+        self.ask_controller_to_move_leaderships(deadline).await;
         self.metadata.leave_cluster().await;
         let id = self.config.broker_id;
-        let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let image = images.borrow_and_update().clone();
             let movable = image
@@ -190,11 +192,90 @@ impl Broker {
         }
     }
 
+    /// ControlledShutdown until the controller answers that no partition is left to move
+    /// (as Kafka's broker asks, again after a pause while some are), or until `deadline`.
+    async fn ask_controller_to_move_leaderships(&self, deadline: tokio::time::Instant) {
+        const PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
+        let id = self.config.broker_id;
+        loop {
+            let image = self.metadata.image();
+            let controller = image.controller_id;
+            let epoch = self.metadata.broker_epoch();
+            let answer = if controller == id {
+                self.metadata
+                    .controlled_shutdown(id, epoch)
+                    .await
+                    .map_err(|e| e.to_string())
+            } else if let Some(b) = image.broker(controller) {
+                let endpoint = (b.host.clone(), b.port);
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                tokio::time::timeout(left, send_controlled_shutdown(&endpoint, id, epoch))
+                    .await
+                    .unwrap_or_else(|_| Err("no answer in time".into()))
+            } else {
+                Err("no controller is known".into())
+            };
+            match answer {
+                Ok(remaining) if remaining.is_empty() => {
+                    info!(
+                        controller,
+                        "controlled shutdown: the controller moved every leadership"
+                    );
+                    return;
+                }
+                Ok(remaining) => info!(
+                    controller,
+                    remaining = remaining.len(),
+                    "controlled shutdown: partitions still led here; asking again"
+                ),
+                Err(e) => {
+                    tracing::warn!(controller, error = %e, "controlled shutdown request failed")
+                }
+            }
+            if tokio::time::Instant::now() + PAUSE >= deadline {
+                return;
+            }
+            tokio::time::sleep(PAUSE).await;
+        }
+    }
+
     /// Leaves the metadata store and closes every log; false if a log failed to close.
     pub fn shutdown(&self) -> bool {
         self.metadata.shutdown();
         self.replicas.shutdown()
     }
+}
+
+/// One ControlledShutdown (v3) to the controller at `endpoint`: the partitions it says this
+/// broker still leads.
+async fn send_controlled_shutdown(
+    endpoint: &crate::inter_broker::Endpoint,
+    broker_id: i32,
+    broker_epoch: i64,
+) -> Result<Vec<(String, i32)>, String> {
+    use gregor_protocol::controller_api::zk_messages::{BrokerId, ControlledShutdownRequest};
+    let mut conn = crate::inter_broker::BrokerConnection::connect(
+        endpoint,
+        format!("gregor-controlled-shutdown-{broker_id}"),
+        crate::inter_broker::SOCKET_TIMEOUT,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let request = ControlledShutdownRequest::default()
+        .with_broker_id(BrokerId(broker_id))
+        .with_broker_epoch(broker_epoch);
+    let response = conn
+        .call_controller_api(3, &request, std::time::Duration::ZERO)
+        .await
+        .map_err(|e| e.to_string())?;
+    if response.error_code != 0 {
+        return Err(format!("error code {}", response.error_code));
+    }
+    Ok(response
+        .remaining_partitions
+        .into_iter()
+        .map(|p| (p.topic_name.0.to_string(), p.partition_index))
+        .collect())
 }
 
 /// Topic administration works on the broker through this narrow view.

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod group;
 pub mod handlers;
+pub mod inter_broker;
 pub mod meta_properties;
 pub mod metadata;
 pub mod replica;

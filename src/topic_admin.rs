@@ -124,7 +124,9 @@ impl From<MetadataError> for AdminError {
         match e {
             MetadataError::TopicExists(name) => AdminError::TopicExists(name),
             MetadataError::UnknownTopic(_) => AdminError::UnknownTopic,
-            MetadataError::Storage(s) | MetadataError::StaleIsrChange(s) => AdminError::Storage(s),
+            MetadataError::Storage(s)
+            | MetadataError::StaleIsrChange(s)
+            | MetadataError::StaleBrokerEpoch(s) => AdminError::Storage(s),
             MetadataError::NotController => AdminError::Storage(e.to_string()),
         }
     }

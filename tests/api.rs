@@ -562,6 +562,56 @@ fn list_offsets_and_offset_for_leader_epoch() {
     );
 }
 
+/// KIP-320: a Fetch (v12+) names the epoch of the last batch the fetcher has; if this log
+/// ends that epoch earlier (or never had it), the answer carries no records but the epoch and
+/// offset to truncate to, as Kafka's does. Kafka 3.9 followers rely on it instead of
+/// OffsetForLeaderEpoch.
+#[test]
+fn a_fetch_whose_last_fetched_epoch_diverges_is_told_where_to_truncate() {
+    let broker = BrokerProcess::start(&[]);
+    let mut c = broker.client();
+    assert_eq!(create_topic(&mut c, "div", 1, &[]), 0);
+    let keys: Vec<(String, &str)> = (0..8).map(|i| (format!("k{i}"), "")).collect();
+    let keys: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    produce(&mut c, "div", 0, batch(&keys, None, 1000), 1);
+    let fetch = |c: &mut Client, offset: i64, last_fetched_epoch: i32| {
+        let mut req = fetch_req("div", 0, offset, 0, 0);
+        req.topics[0].partitions[0].last_fetched_epoch = last_fetched_epoch;
+        req.topics[0].partitions[0].current_leader_epoch = 0;
+        let p = c.call(12, &req).responses[0].partitions[0].clone();
+        let records = records_of(p.records.as_ref().unwrap());
+        (
+            p.error_code,
+            p.diverging_epoch.epoch,
+            p.diverging_epoch.end_offset,
+            p.high_watermark,
+            records.last().map(|r| r.0),
+        )
+    };
+    assert_eq!(
+        fetch(&mut c, 3, 0),
+        (0, -1, -1, 8, Some(7)),
+        "in step: records"
+    );
+    assert_eq!(
+        fetch(&mut c, 8, 0),
+        (0, -1, -1, 8, None),
+        "at the end: nothing yet"
+    );
+    assert_eq!(
+        fetch(&mut c, 10, 0),
+        (0, 0, 8, 8, None),
+        "past the end of epoch 0: truncate to 8"
+    );
+    assert_eq!(
+        fetch(&mut c, 8, 4),
+        (0, -1, -1, 8, None),
+        "an epoch this log never had: no end offset known for it"
+    );
+    // Without the field (-1, as before v12 and from consumers that do not send it): records.
+    assert_eq!(fetch(&mut c, 3, -1), (0, -1, -1, 8, Some(7)));
+}
+
 /// One CreateTopics request with good and bad topics: each answered on its own (in order),
 /// the good ones created together and still there after a restart.
 #[test]

@@ -11,6 +11,7 @@
 #[cfg(test)]
 mod alloc_guard;
 pub mod client;
+pub mod controller_api;
 pub mod error;
 pub mod frame;
 pub mod header;

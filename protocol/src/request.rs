@@ -4,6 +4,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::Decodable;
 
+use crate::controller_api::{self, ControllerRequest};
 use crate::header::peek_header;
 use crate::schema::check_body;
 use crate::versions::{is_served, served_range};
@@ -18,6 +19,9 @@ macro_rules! requests {
             /// An ApiVersions request at a version we do not know: answered with
             /// UNSUPPORTED_VERSION and the v0 body so that the client can downgrade.
             ApiVersionsUnsupported,
+            /// A ZooKeeper-mode controller RPC (`controller_api`), which kafka-protocol 0.18
+            /// no longer knows.
+            Controller(ControllerRequest),
         }
 
         fn decode_body(key: ApiKey, body: &mut Bytes, version: i16) -> anyhow::Result<Request> {
@@ -34,7 +38,9 @@ macro_rules! requests {
             let mut out = BytesMut::new();
             match request {
                 $(Request::$variant(body) => body.encode(&mut out, version)?,)*
-                Request::ApiVersionsUnsupported => anyhow::bail!("nothing to encode"),
+                Request::ApiVersionsUnsupported | Request::Controller(_) => {
+                    anyhow::bail!("not encoded here")
+                }
             }
             Ok(out)
         }
@@ -71,12 +77,14 @@ requests! {
     ElectLeaders(ElectLeadersRequest),
     ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest),
     ConsumerGroupDescribe(ConsumerGroupDescribeRequest),
+    AlterPartition(AlterPartitionRequest),
 }
 
 /// A request with the header fields the handlers need.
 #[derive(Debug)]
 pub struct DecodedRequest {
-    pub api_key: ApiKey,
+    /// The raw key: the controller RPCs have none in kafka-protocol 0.18's `ApiKey`.
+    pub api_key: i16,
     pub api_version: i16,
     pub correlation_id: i32,
     pub client_id: Option<String>,
@@ -86,6 +94,9 @@ pub struct DecodedRequest {
 /// Decodes one frame into a request, or says precisely why it cannot be served.
 pub fn decode_request(frame: BytesMut) -> Result<DecodedRequest, ProtocolError> {
     let info = peek_header(&frame)?;
+    if controller_api::served_range(info.api_key).is_some() {
+        return decode_controller_request(frame, info);
+    }
     let unknown = || ProtocolError::UnknownApiKey {
         api_key: info.api_key,
         correlation_id: info.correlation_id,
@@ -111,7 +122,7 @@ pub fn decode_request(frame: BytesMut) -> Result<DecodedRequest, ProtocolError> 
     // all we need from it is the correlation id, which `peek_header` already read.
     if !served {
         return Ok(DecodedRequest {
-            api_key,
+            api_key: info.api_key,
             api_version: info.api_version,
             correlation_id: info.correlation_id,
             client_id: None,
@@ -127,11 +138,48 @@ pub fn decode_request(frame: BytesMut) -> Result<DecodedRequest, ProtocolError> 
     let request =
         decode_body(api_key, &mut buf, info.api_version).map_err(|e| malformed("body", e))?;
     Ok(DecodedRequest {
-        api_key,
+        api_key: info.api_key,
         api_version: info.api_version,
         correlation_id: info.correlation_id,
         client_id: header.client_id.map(|s| s.to_string()),
         request,
+    })
+}
+
+/// `decode_request` for the controller RPCs: the same header, the same length walk, the
+/// decoder of `controller_api`.
+fn decode_controller_request(
+    frame: BytesMut,
+    info: crate::RequestHeaderInfo,
+) -> Result<DecodedRequest, ProtocolError> {
+    let served = controller_api::served_range(info.api_key)
+        .is_some_and(|(min, max)| (min..=max).contains(&info.api_version));
+    let header_version = controller_api::request_header_version(info.api_key, info.api_version);
+    let (true, Some(header_version)) = (served, header_version) else {
+        return Err(ProtocolError::UnsupportedVersion {
+            api_key: info.api_key,
+            api_version: info.api_version,
+            correlation_id: info.correlation_id,
+        });
+    };
+    let malformed = |what: &'static str, e: anyhow::Error| ProtocolError::Malformed {
+        what,
+        api_key: info.api_key,
+        api_version: info.api_version,
+        reason: e.to_string(),
+    };
+    let mut buf = frame.freeze();
+    let header = RequestHeader::decode(&mut buf, header_version)
+        .map_err(|e| malformed("request header", e))?;
+    check_body(info.api_key, info.api_version, &buf).map_err(|e| malformed("body", e.into()))?;
+    let request = controller_api::decode_request_body(info.api_key, info.api_version, &mut buf)
+        .map_err(|e| malformed("body", e))?;
+    Ok(DecodedRequest {
+        api_key: info.api_key,
+        api_version: info.api_version,
+        correlation_id: info.correlation_id,
+        client_id: header.client_id.map(|s| s.to_string()),
+        request: Request::Controller(request),
     })
 }
 

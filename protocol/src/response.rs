@@ -58,6 +58,7 @@ responses! {
     ElectLeaders(ElectLeadersResponse),
     ConsumerGroupHeartbeat(ConsumerGroupHeartbeatResponse),
     ConsumerGroupDescribe(ConsumerGroupDescribeResponse),
+    AlterPartition(AlterPartitionResponse),
 }
 
 /// Encodes `size | response header | body`. The header version follows the request's API

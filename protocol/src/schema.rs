@@ -114,13 +114,22 @@ struct SchemaFile {
     messages: Vec<MessageSchema>,
 }
 
-/// The request schemas by API key, parsed once from the file compiled into the binary.
+/// The request schemas by API key, parsed once from the files compiled into the binary:
+/// Kafka 4's requests, and the ZooKeeper-mode controller requests Kafka 4 removed (from the
+/// Kafka release `controller_api`'s decoder was generated from).
 pub fn request_schemas() -> &'static HashMap<i16, MessageSchema> {
     static SCHEMAS: OnceLock<HashMap<i16, MessageSchema>> = OnceLock::new();
     SCHEMAS.get_or_init(|| {
-        let file: SchemaFile = serde_json::from_str(include_str!("../schema/requests.json"))
-            .expect("protocol/schema/requests.json is valid (checked by the unit tests)");
-        file.messages.into_iter().map(|m| (m.api_key, m)).collect()
+        let parse = |text: &str| -> Vec<MessageSchema> {
+            let file: SchemaFile = serde_json::from_str(text)
+                .expect("protocol/schema/*.json is valid (checked by the unit tests)");
+            file.messages
+        };
+        parse(include_str!("../schema/requests.json"))
+            .into_iter()
+            .chain(parse(include_str!("../schema/controller-requests.json")))
+            .map(|m| (m.api_key, m))
+            .collect()
     })
 }
 

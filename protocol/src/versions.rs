@@ -68,6 +68,8 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     // KIP-848 consumer groups (`group.protocol=consumer`).
     api(ApiKey::ConsumerGroupHeartbeat, 0, 1),
     api(ApiKey::ConsumerGroupDescribe, 0, 1),
+    // A leader's ISR change (KIP-497), served at the controller (NOT_CONTROLLER elsewhere).
+    api(ApiKey::AlterPartition, 2, 3),
 ];
 
 /// The served range of an API key, if gregor serves it at all.

@@ -26,7 +26,7 @@ use futures_util::FutureExt;
 use gregor_log::{FetchSlice, LogError};
 use gregor_protocol::kafka_protocol::error::ResponseError as E;
 use gregor_protocol::kafka_protocol::messages::fetch_response::{
-    FetchableTopicResponse, PartitionData,
+    EpochEndOffset, FetchableTopicResponse, PartitionData,
 };
 use gregor_protocol::kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use gregor_protocol::stand_in;
@@ -66,6 +66,9 @@ struct Wanted {
     current_leader_epoch: i32,
     partition_max_bytes: i32,
     replica: Result<Arc<Partition>, i16>,
+    /// The fetcher's log diverges from ours (KIP-320, v12+): the epoch and end offset it
+    /// must truncate to, answered instead of records.
+    diverging: Option<(i32, i64)>,
 }
 
 pub async fn handle(broker: &Broker, version: i16, req: FetchRequest) -> FetchAnswer {
@@ -124,7 +127,18 @@ pub async fn handle(broker: &Broker, version: i16, req: FetchRequest) -> FetchAn
                     .ok_or_else(|| not_hosted_code(broker, n, p.partition, unknown_code)),
                 None => Err(unknown_code),
             };
-            if let (Ok(partition), true) = (&replica, replica_id >= 0) {
+            // Kafka's check of the epoch the fetcher last fetched in: if this log's end
+            // for that epoch is an earlier epoch or an earlier offset, the fetcher holds
+            // records that are not ours and is told where to truncate.
+            let diverging = match &replica {
+                Ok(partition) if version >= 12 && p.last_fetched_epoch >= 0 => {
+                    let found = partition.end_offset_for_epoch(p.last_fetched_epoch);
+                    (found.leader_epoch < p.last_fetched_epoch || found.end_offset < p.fetch_offset)
+                        .then_some((found.leader_epoch, found.end_offset))
+                }
+                _ => None,
+            };
+            if let (Ok(partition), true, None) = (&replica, replica_id >= 0, diverging) {
                 // The follower's fetch offset is its log end offset.
                 let recorded = partition
                     .check_leader_epoch(p.current_leader_epoch)
@@ -144,6 +158,7 @@ pub async fn handle(broker: &Broker, version: i16, req: FetchRequest) -> FetchAn
                 current_leader_epoch: p.current_leader_epoch,
                 partition_max_bytes: p.partition_max_bytes,
                 replica,
+                diverging,
             });
         }
     }
@@ -166,7 +181,7 @@ pub async fn handle(broker: &Broker, version: i16, req: FetchRequest) -> FetchAn
         }
         let read = read_all(&wanted, req.max_bytes, req.isolation_level, bound);
         let done = read.bytes >= i64::from(req.min_bytes.max(0))
-            || read.any_error
+            || read.answer_now
             || watchers.is_empty()
             || watcher_closed
             || Instant::now() >= deadline;
@@ -208,23 +223,40 @@ struct ReadAll {
     file_ranges: Vec<FetchSlice>,
     /// Record bytes in the answer.
     bytes: i64,
-    any_error: bool,
+    /// A partition's answer cannot wait (an error, a diverging epoch).
+    answer_now: bool,
 }
 
 /// Reads every wanted partition once.
 fn read_all(wanted: &[Wanted], max_bytes: i32, isolation_level: i8, bound: ReadBound) -> ReadAll {
     let mut remaining = i64::from(max_bytes.max(0));
     let mut total = 0i64;
-    let mut any_error = false;
+    let mut answer_now = false;
     let mut out = Vec::with_capacity(wanted.len());
     let mut file_ranges = Vec::new();
     for w in wanted {
-        let data = match &w.replica {
-            Err(code) => {
-                any_error = true;
+        let data = match (&w.replica, w.diverging) {
+            (Err(code), _) => {
+                answer_now = true;
                 error_data(w.partition, *code)
             }
-            Ok(p) => {
+            (Ok(p), Some((epoch, end_offset))) => {
+                answer_now = true;
+                let (log_start, hw, _) = p.offsets();
+                PartitionData::default()
+                    .with_partition_index(w.partition)
+                    .with_high_watermark(hw)
+                    .with_last_stable_offset(hw)
+                    .with_log_start_offset(log_start)
+                    .with_diverging_epoch(
+                        EpochEndOffset::default()
+                            .with_epoch(epoch)
+                            .with_end_offset(end_offset),
+                    )
+                    .with_preferred_read_replica((-1).into())
+                    .with_records(Some(Bytes::new()))
+            }
+            (Ok(p), None) => {
                 let limit = remaining.min(i64::from(w.partition_max_bytes.max(0)));
                 // Kafka (KIP-74): the first partition with data returns at least one whole
                 // batch even if it exceeds the limits, so a large batch cannot stall a consumer.
@@ -258,7 +290,7 @@ fn read_all(wanted: &[Wanted], max_bytes: i32, isolation_level: i8, bound: ReadB
                             .with_records(Some(records))
                     }
                     Err(e) => {
-                        any_error = true;
+                        answer_now = true;
                         let (log_start, hw, _) = p.offsets();
                         error_data(w.partition, e.error_code())
                             .with_high_watermark(hw)
@@ -274,7 +306,7 @@ fn read_all(wanted: &[Wanted], max_bytes: i32, isolation_level: i8, bound: ReadB
         partitions: out,
         file_ranges,
         bytes: total,
-        any_error,
+        answer_now,
     }
 }
 

@@ -3,9 +3,11 @@
 //! its module and encodes the answer at the request's version.
 
 pub mod alter_configs;
+pub mod alter_partition;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
+pub mod controlled_shutdown;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
@@ -21,6 +23,7 @@ pub mod heartbeat;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod join_group;
+pub mod leader_and_isr;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
@@ -30,10 +33,14 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod stop_replica;
 pub mod sync_group;
+pub mod update_metadata;
 
 use bytes::Bytes;
 use gregor_log::FetchSlice;
+use gregor_protocol::controller_api::{self, ControllerRequest, ControllerResponse};
+use gregor_protocol::kafka_protocol::error::ResponseError as E;
 use gregor_protocol::kafka_protocol::messages::ApiKey;
 use gregor_protocol::kafka_protocol::protocol::StrBytes;
 use gregor_protocol::{encode_response_parts, DecodedRequest, FramePart, Request, Response};
@@ -92,7 +99,7 @@ pub async fn handle(broker: &Broker, req: DecodedRequest, client_host: &str) -> 
             let answer = fetch::handle(broker, v, r).await;
             let response = Response::Fetch(answer.response);
             return encode_with_files(
-                req.api_key,
+                ApiKey::Fetch,
                 v,
                 req.correlation_id,
                 &response,
@@ -158,8 +165,54 @@ pub async fn handle(broker: &Broker, req: DecodedRequest, client_host: &str) -> 
         Request::ConsumerGroupDescribe(r) => {
             Response::ConsumerGroupDescribe(consumer_group_describe::handle(broker, v, r))
         }
+        Request::AlterPartition(r) => {
+            Response::AlterPartition(alter_partition::handle(broker, v, r).await)
+        }
+        Request::Controller(r) => {
+            let response = match r {
+                ControllerRequest::LeaderAndIsr(r) => {
+                    ControllerResponse::LeaderAndIsr(leader_and_isr::handle(broker, v, r).await)
+                }
+                ControllerRequest::UpdateMetadata(r) => {
+                    ControllerResponse::UpdateMetadata(update_metadata::handle(broker, r).await)
+                }
+                ControllerRequest::StopReplica(r) => {
+                    ControllerResponse::StopReplica(stop_replica::handle(broker, v, r).await)
+                }
+                ControllerRequest::ControlledShutdown(r) => ControllerResponse::ControlledShutdown(
+                    controlled_shutdown::handle(broker, r).await,
+                ),
+            };
+            return match controller_api::encode_response(v, req.correlation_id, &response) {
+                Ok(frame) => Reply::Send(vec![ResponsePart::Bytes(frame)]),
+                Err(e) => {
+                    error!(error = %e, "response encoding failed");
+                    Reply::Close(e.to_string())
+                }
+            };
+        }
     };
-    encode(req.api_key, v, req.correlation_id, &response)
+    match ApiKey::try_from(req.api_key) {
+        Ok(key) => encode(key, v, req.correlation_id, &response),
+        Err(_) => Reply::Close(format!("no response encoding for api key {}", req.api_key)),
+    }
+}
+
+/// The fence of every controller request, as Kafka checks it: a broker epoch older than
+/// this broker's registration (-1: not checked) is STALE_BROKER_EPOCH, a controller epoch
+/// older than the newest heard from is STALE_CONTROLLER_EPOCH. None: accepted.
+pub(crate) fn controller_fence(
+    broker: &Broker,
+    controller_epoch: i32,
+    broker_epoch: i64,
+) -> Option<i16> {
+    if broker_epoch != -1 && broker_epoch < broker.metadata.broker_epoch() {
+        return Some(E::StaleBrokerEpoch.code());
+    }
+    if !broker.replicas.accept_controller_epoch(controller_epoch) {
+        return Some(E::StaleControllerEpoch.code());
+    }
+    None
 }
 
 fn encode(api_key: ApiKey, version: i16, correlation_id: i32, response: &Response) -> Reply {

@@ -10,7 +10,7 @@
 pub mod embedded;
 pub mod zookeeper;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
@@ -65,6 +65,11 @@ pub struct MetadataImage {
     pub brokers: Vec<BrokerEndpoint>,
     pub topics: BTreeMap<String, Arc<TopicMetadata>>,
     pub topic_names_by_id: HashMap<Uuid, String>,
+    /// Topics marked for deletion (Kafka: `/admin/delete_topics/<t>`) and not deleted yet:
+    /// still listed in `topics` for clients, but no broker keeps their replicas.
+    pub topics_being_deleted: BTreeSet<String>,
+    /// Each live broker's epoch (cluster mode; Kafka: its registration's czxid).
+    pub broker_epochs: BTreeMap<i32, i64>,
 }
 
 impl MetadataImage {
@@ -146,6 +151,9 @@ pub enum MetadataError {
     /// A controller operation asked of a broker that is not the controller.
     #[error("this broker is not the controller")]
     NotController,
+    /// A broker's request carries an epoch older than its registration, or it is not live.
+    #[error("stale broker epoch: {0}")]
+    StaleBrokerEpoch(String),
 }
 
 /// Where cluster metadata is kept. Writes are asynchronous because the ZooKeeper store
@@ -221,6 +229,28 @@ pub trait MetadataStore: Send + Sync {
     fn leave_cluster(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {})
     }
+    /// ControlledShutdown at the controller: marks `broker` (at `broker_epoch`) as shutting
+    /// down, so that its leaderships move to other in-sync replicas and it leaves the ISRs,
+    /// and returns the partitions it still leads (those without another in-sync replica;
+    /// a partition with one replica is never counted, as in Kafka).
+    fn controlled_shutdown(
+        &self,
+        broker: i32,
+        broker_epoch: i64,
+    ) -> BoxFuture<'_, Result<Vec<(String, i32)>, MetadataError>> {
+        let _ = (broker, broker_epoch);
+        Box::pin(async { Err(MetadataError::NotController) })
+    }
     /// Leaves the cluster (ZooKeeper: resign, close the session). Blocking, bounded.
     fn shutdown(&self) {}
+    /// This broker's epoch (Kafka: the czxid of its registration znode, new with every
+    /// session); -1 without a cluster. Controller requests carrying an older one are stale.
+    fn broker_epoch(&self) -> i64 {
+        -1
+    }
+    /// Brings `image()` up to date with the store now: returns once an image read after the
+    /// call has been published (a controller's request names state it wrote before sending).
+    fn sync(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }

@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -72,8 +73,21 @@ pub struct ReplicaManager {
     apply_lock: Mutex<()>,
     /// Followers' fetches from their leaders.
     fetchers: ReplicaFetcherManager,
-    /// Where leaders write ISR changes.
+    /// The image (controller, endpoints, epochs) that ISR changes are sent by.
     metadata: Arc<dyn MetadataStore>,
+    /// The newest controller epoch a controller request came with.
+    controller_epoch: AtomicI32,
+}
+
+/// What became of one partition state of a LeaderAndIsr request.
+#[derive(Debug)]
+pub enum LeaderAndIsrOutcome {
+    Applied,
+    /// This replica already serves a newer leader epoch.
+    StaleLeaderEpoch,
+    /// No replica of it here (the topic is not in this broker's image).
+    NotHosted,
+    Failed(PartitionError),
 }
 
 impl ReplicaManager {
@@ -115,6 +129,7 @@ impl ReplicaManager {
             apply_lock: Mutex::new(()),
             fetchers: ReplicaFetcherManager::new(fetcher),
             metadata,
+            controller_epoch: AtomicI32::new(-1),
         }
     }
 
@@ -186,7 +201,10 @@ impl ReplicaManager {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .filter(|(name, r)| image.topic(name).is_none_or(|t| t.id != r.id))
+            .filter(|(name, r)| {
+                image.topic(name).is_none_or(|t| t.id != r.id)
+                    || image.topics_being_deleted.contains(*name)
+            })
             .map(|(name, _)| name.clone())
             .collect();
         for name in gone {
@@ -210,6 +228,9 @@ impl ReplicaManager {
             }
         }
         for (name, topic) in &image.topics {
+            if image.topics_being_deleted.contains(name) {
+                continue;
+            }
             let existing = self
                 .topics
                 .read()
@@ -316,33 +337,113 @@ impl ReplicaManager {
                     p
                 }
             };
-            let change = p.apply_leadership(self.broker_id, &leadership)?;
-            if change != RoleChange::Unchanged {
-                info!(topic = %name, partition = index, leader = meta.leader,
-                    leader_epoch = meta.leader_epoch, isr = ?meta.isr, "replica role changed");
-            }
-            match change {
-                RoleChange::Unchanged => {}
-                RoleChange::BecameLeader | RoleChange::BecameFollower { leader: -1 } => {
-                    self.fetchers.unfollow(name, index as i32)
-                }
-                RoleChange::BecameFollower { leader } => {
-                    self.fetchers.follow(p, leader, meta.leader_epoch)
-                }
-            }
+            self.change_role(&p, &leadership)?;
         }
         Ok(())
     }
 
-    /// Writes a leader's ISR change in the background and tells the partition the outcome.
+    /// Gives a hosted replica the leadership it is told of (from the image or from the
+    /// controller's LeaderAndIsr; an older leader epoch changes nothing) and starts or stops
+    /// its fetcher accordingly.
+    fn change_role(
+        &self,
+        p: &Arc<Partition>,
+        leadership: &Leadership,
+    ) -> Result<RoleChange, PartitionError> {
+        let change = p.apply_leadership(self.broker_id, leadership)?;
+        if change != RoleChange::Unchanged {
+            info!(topic = %p.topic, partition = p.index, leader = leadership.leader,
+                leader_epoch = leadership.leader_epoch, isr = ?leadership.isr, "replica role changed");
+        }
+        match change {
+            RoleChange::Unchanged => {}
+            RoleChange::BecameLeader | RoleChange::BecameFollower { leader: -1 } => {
+                self.fetchers.unfollow(&p.topic, p.index)
+            }
+            RoleChange::BecameFollower { leader } => {
+                self.fetchers
+                    .follow(p.clone(), leader, leadership.leader_epoch)
+            }
+        }
+        Ok(change)
+    }
+
+    /// Kafka's controller epoch check: a request from a controller older than the newest
+    /// one heard from is stale (false); a newer one is remembered.
+    pub fn accept_controller_epoch(&self, epoch: i32) -> bool {
+        self.controller_epoch.fetch_max(epoch, Ordering::AcqRel) <= epoch
+    }
+
+    /// One partition state of a LeaderAndIsr request, applied to the hosted replica (opened
+    /// beforehand by `apply` from an image that shows the topic).
+    pub fn apply_leader_and_isr(
+        &self,
+        topic: &str,
+        index: i32,
+        leadership: &Leadership,
+    ) -> LeaderAndIsrOutcome {
+        let Some(p) = self.hosted(topic, index) else {
+            return LeaderAndIsrOutcome::NotHosted;
+        };
+        if leadership.leader_epoch < p.leader_epoch() {
+            return LeaderAndIsrOutcome::StaleLeaderEpoch;
+        }
+        match self.change_role(&p, leadership) {
+            Ok(_) => LeaderAndIsrOutcome::Applied,
+            Err(e) => LeaderAndIsrOutcome::Failed(e),
+        }
+    }
+
+    /// StopReplica for one partition: its fetcher stops; with `delete`, the replica is
+    /// closed and its directory deleted (a partition not hosted has nothing to stop).
+    pub fn stop_replica(&self, topic: &str, index: i32, delete: bool) {
+        self.fetchers.unfollow(topic, index);
+        if !delete {
+            return;
+        }
+        let _applying = self.apply_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut topics = self.topics.write().unwrap_or_else(|p| p.into_inner());
+        let Some(replicas) = topics.get(topic).cloned() else {
+            return;
+        };
+        let slot = usize::try_from(index).ok();
+        let Some(p) = slot.and_then(|i| replicas.partitions.get(i).cloned().flatten()) else {
+            return;
+        };
+        let mut partitions = replicas.partitions.clone();
+        if let Some(i) = slot {
+            partitions[i] = None;
+        }
+        topics.insert(
+            topic.to_string(),
+            Arc::new(TopicReplicas {
+                id: replicas.id,
+                partitions,
+                applied: replicas.applied.clone(),
+            }),
+        );
+        drop(topics);
+        info!(
+            topic,
+            partition = index,
+            "StopReplica: deleting the replica"
+        );
+        delete_partition(p);
+    }
+
+    /// Sends a leader's ISR change to the controller (AlterPartition) in the background and
+    /// tells the partition the outcome.
     pub fn alter_isr(&self, partition: Arc<Partition>, change: IsrChange) {
         let metadata = self.metadata.clone();
+        let broker_id = self.broker_id;
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             partition.complete_isr_change(&change, None);
             return;
         };
         runtime.spawn(async move {
-            let written = match metadata.alter_isr(change.clone()).await {
+            let sent =
+                super::alter_partition::send(&metadata, broker_id, partition.topic_id, &change);
+            let written = match sent.await {
                 Ok(epoch) => {
                     info!(topic = %change.topic, partition = change.partition, isr = ?change.isr,
                         partition_epoch = epoch, "ISR changed");

@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gregor_log::{parse_record_set, BatchHeader};
-use gregor_protocol::client::{decode_response, encode_request};
 use gregor_protocol::kafka_protocol::error::ResponseError as E;
 use gregor_protocol::kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use gregor_protocol::kafka_protocol::messages::offset_for_leader_epoch_request::{
@@ -25,22 +24,18 @@ use gregor_protocol::kafka_protocol::messages::offset_for_leader_epoch_request::
 use gregor_protocol::kafka_protocol::messages::{
     BrokerId, FetchRequest, OffsetForLeaderEpochRequest, TopicName,
 };
-use gregor_protocol::kafka_protocol::protocol::{Request, StrBytes};
-use gregor_protocol::FrameReader;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use gregor_protocol::kafka_protocol::protocol::StrBytes;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use super::partition::{Partition, PartitionError};
+use crate::inter_broker::{BrokerConnection, Endpoint, InterBrokerError, SOCKET_TIMEOUT};
 
 /// Fetch v12: topics by name, replica id in the body, leader epochs (the newest version
 /// before topic ids and KIP-903's replica state).
 const FETCH_VERSION: i16 = 12;
 /// OffsetForLeaderEpoch v3: the first with a replica id.
 const OFFSET_FOR_LEADER_EPOCH_VERSION: i16 = 3;
-/// A leader that answers nothing for this long past the fetch's own wait is given up on.
-const SOCKET_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `replica.fetch.*` and this broker's id.
 #[derive(Clone, Debug)]
@@ -67,8 +62,6 @@ struct Followed {
 
 /// A followed partition by (topic, partition).
 type PartitionKey = (String, i32);
-/// Where a broker listens: (host, port).
-type Endpoint = (String, u16);
 /// One partition a fetcher round works on.
 type Target = (PartitionKey, Followed);
 
@@ -194,81 +187,11 @@ impl Shared {
     }
 }
 
-/// Why one round with the leader failed; the fetcher backs off and reconnects.
-#[derive(Debug, thiserror::Error)]
-enum FetchError {
-    #[error("leader {0} has no known endpoint")]
-    NoEndpoint(i32),
-    #[error("connection to the leader: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("leader's answer: {0}")]
-    Protocol(#[from] gregor_protocol::ProtocolError),
-    #[error("leader's answer: {0}")]
-    Frame(String),
-    #[error("the leader did not answer within {0:?}")]
-    Timeout(Duration),
-}
-
-/// One connection to a leader: requests go one at a time.
-struct LeaderConnection {
-    reader: FrameReader<tokio::net::tcp::OwnedReadHalf>,
-    writer: tokio::net::tcp::OwnedWriteHalf,
-    correlation_id: i32,
-    client_id: String,
-}
-
-impl LeaderConnection {
-    async fn connect(endpoint: &Endpoint, broker_id: i32) -> Result<LeaderConnection, FetchError> {
-        let stream = tokio::time::timeout(
-            SOCKET_TIMEOUT,
-            TcpStream::connect((endpoint.0.as_str(), endpoint.1)),
-        )
-        .await
-        .map_err(|_| FetchError::Timeout(SOCKET_TIMEOUT))??;
-        stream.set_nodelay(true)?;
-        let (read, writer) = stream.into_split();
-        Ok(LeaderConnection {
-            reader: FrameReader::new(read, usize::MAX >> 1),
-            writer,
-            correlation_id: 0,
-            client_id: format!("gregor-replica-fetcher-{broker_id}"),
-        })
-    }
-
-    async fn call<R: Request>(
-        &mut self,
-        version: i16,
-        req: &R,
-        wait: Duration,
-    ) -> Result<R::Response, FetchError> {
-        self.correlation_id = self.correlation_id.wrapping_add(1);
-        let frame = encode_request(version, self.correlation_id, &self.client_id, req)?;
-        self.writer.write_all(&frame).await?;
-        let limit = wait + SOCKET_TIMEOUT;
-        let read = tokio::time::timeout(limit, self.reader.read_frame())
-            .await
-            .map_err(|_| FetchError::Timeout(limit))?;
-        let frame = match read {
-            Ok(Some(frame)) => frame,
-            Ok(None) => return Err(FetchError::Frame("connection closed".into())),
-            Err(e) => return Err(FetchError::Frame(e.to_string())),
-        };
-        let (correlation_id, response) = decode_response::<R>(version, frame.freeze())?;
-        if correlation_id != self.correlation_id {
-            return Err(FetchError::Frame(format!(
-                "correlation id {correlation_id}, expected {}",
-                self.correlation_id
-            )));
-        }
-        Ok(response)
-    }
-}
-
 /// The fetcher task of one leader: until no partition is followed there any more.
 async fn run_fetcher(shared: Arc<Shared>, leader: i32) {
     let settings = shared.settings.clone();
     let mut changed = shared.changed.subscribe();
-    let mut connection: Option<LeaderConnection> = None;
+    let mut connection: Option<BrokerConnection> = None;
     info!(leader, "replica fetcher started");
     loop {
         let (targets, endpoint) = shared.targets(leader);
@@ -281,11 +204,18 @@ async fn run_fetcher(shared: Arc<Shared>, leader: i32) {
         }
         let round = async {
             if connection.is_none() {
-                let endpoint = endpoint.ok_or(FetchError::NoEndpoint(leader))?;
-                connection = Some(LeaderConnection::connect(&endpoint, settings.broker_id).await?);
+                let endpoint = endpoint.ok_or(InterBrokerError::NoEndpoint(leader))?;
+                connection = Some(
+                    BrokerConnection::connect(
+                        &endpoint,
+                        format!("gregor-replica-fetcher-{}", settings.broker_id),
+                        SOCKET_TIMEOUT,
+                    )
+                    .await?,
+                );
             }
             let Some(conn) = connection.as_mut() else {
-                return Err(FetchError::NoEndpoint(leader));
+                return Err(InterBrokerError::NoEndpoint(leader));
             };
             let untruncated: Vec<_> = targets.iter().filter(|(_, f)| !f.truncated).collect();
             let mut progressed = false;
@@ -325,10 +255,10 @@ fn followed_in<'a>(targets: &[&'a Target], key: &PartitionKey) -> Option<&'a Fol
 /// now be fetched (or need one more round, after a cut to an older epoch's end).
 async fn truncate(
     shared: &Shared,
-    conn: &mut LeaderConnection,
+    conn: &mut BrokerConnection,
     leader: i32,
     targets: &[&Target],
-) -> Result<usize, FetchError> {
+) -> Result<usize, InterBrokerError> {
     let mut progressed = 0;
     let mut by_topic: HashMap<&str, Vec<OffsetForLeaderPartition>> = HashMap::new();
     for ((topic, index), f) in targets.iter().map(|t| (&t.0, &t.1)) {
@@ -430,9 +360,9 @@ async fn truncate(
 async fn fetch(
     shared: &Shared,
     settings: &FetcherSettings,
-    conn: &mut LeaderConnection,
+    conn: &mut BrokerConnection,
     targets: &[&Target],
-) -> Result<bool, FetchError> {
+) -> Result<bool, InterBrokerError> {
     let mut by_topic: HashMap<&str, Vec<FetchPartition>> = HashMap::new();
     for ((topic, index), f) in targets.iter().map(|t| (&t.0, &t.1)) {
         let Some(p) = f.partition.upgrade() else {
@@ -470,7 +400,7 @@ async fn fetch(
     let wait = Duration::from_millis(settings.wait_max_ms.max(0) as u64);
     let resp = conn.call(FETCH_VERSION, &req, wait).await?;
     if resp.error_code != 0 {
-        return Err(FetchError::Frame(format!(
+        return Err(InterBrokerError::Frame(format!(
             "fetch error code {}",
             resp.error_code
         )));

@@ -69,6 +69,9 @@ pub struct ClusterState {
     pub topics: BTreeMap<String, TopicState>,
     /// Children of `/admin/delete_topics`.
     pub deleting: BTreeSet<String>,
+    /// Brokers in a controlled shutdown (not in ZooKeeper: the controller's own record, set
+    /// before it reconciles).
+    pub shutting_down: BTreeSet<i32>,
 }
 
 impl ClusterState {
@@ -89,6 +92,7 @@ impl ClusterState {
                 .into_iter()
                 .collect(),
             topics: BTreeMap::new(),
+            shutting_down: BTreeSet::new(),
         };
         // All topics are read side by side: the client pipelines the requests, so a reload
         // costs a few round trips, not two or three per topic (every broker reloads after
@@ -105,8 +109,14 @@ impl ClusterState {
         Ok(state)
     }
 
+    /// Registered and not shutting down: may lead and be in an ISR.
     pub fn is_live(&self, broker: i32) -> bool {
-        self.brokers.contains_key(&broker)
+        self.brokers.contains_key(&broker) && !self.shutting_down.contains(&broker)
+    }
+
+    /// Registered but shutting down (ControlledShutdown): keeps what nobody else can take.
+    pub fn is_shutting_down(&self, broker: i32) -> bool {
+        self.brokers.contains_key(&broker) && self.shutting_down.contains(&broker)
     }
 
     /// The image clients see. Topics without a (valid) topic id, or whose partitions are
@@ -190,6 +200,8 @@ impl ClusterState {
             brokers,
             topics,
             topic_names_by_id,
+            topics_being_deleted: self.deleting.clone(),
+            broker_epochs: self.brokers.iter().map(|(id, b)| (*id, b.czxid)).collect(),
         }
     }
 }

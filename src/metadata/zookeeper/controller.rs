@@ -15,9 +15,12 @@
 //! - leader lost: first live ISR member in assignment order, ISR without the dead,
 //!   `leader_epoch + 1`; none left: leader -1 with the last ISR kept (offline partition);
 //! - follower lost: removed from the ISR (`leader_epoch + 1`, as Kafka's ZK mode does);
+//! - broker in a controlled shutdown (ControlledShutdown): as if lost, except that a
+//!   partition no other in-sync replica can lead stays with it;
 //! - offline partition whose ISR member returns: it leads again (`leader_epoch + 1`);
-//! - topics in `/admin/delete_topics`: their znodes removed (brokers drop their logs when
-//!   the topic leaves their image);
+//! - topics in `/admin/delete_topics`: their znodes removed once every live broker holding
+//!   a replica has answered StopReplica (`controller_channel`; brokers drop their replicas
+//!   as soon as the topic is marked);
 //! - with `auto.leader.rebalance.enable`, every `leader.imbalance.check.interval.seconds`:
 //!   leadership back to the preferred replica (the first in the assignment) when it is live
 //!   and in the ISR, for every broker leading less than its share of its preferred
@@ -25,6 +28,8 @@
 //!
 //! Leaders change their partitions' ISR themselves (conditional writes, see
 //! `ZookeeperMetadata::alter_isr`); the controller's own ISR change is removing a dead broker.
+
+use std::collections::BTreeMap;
 
 use futures_util::future::{BoxFuture, FutureExt};
 use futures_util::StreamExt;
@@ -68,6 +73,8 @@ fn next_state(
                 PartitionState::new(leader, current.leader_epoch + 1, live_isr, controller_epoch)
             }
             None if current.leader == -1 => return None, // still offline
+            // A leader in a controlled shutdown keeps what no other replica can take.
+            None if state.is_shutting_down(current.leader) => return None,
             // No live ISR member: leaderless, keep the ISR (Kafka keeps the last member).
             None => PartitionState::new(
                 -1,
@@ -85,6 +92,10 @@ fn next_state(
 /// 100 topics of 10 partitions with RF 3 took 22 s).
 const PIPELINED_WRITES: usize = 64;
 
+/// Whether a topic being deleted (with its replicas per partition) may lose its znodes now:
+/// every live broker holding a replica has answered StopReplica.
+pub type Deletable<'a> = dyn Fn(&str, &BTreeMap<i32, Vec<i32>>) -> bool + Sync + 'a;
+
 /// A state write for one partition: (topic, partition, write).
 type PlannedWrite<'a> = (&'a str, i32, StateWrite);
 
@@ -101,9 +112,17 @@ pub async fn reconcile(
     zk: &ZkClient,
     fence: &ControllerEpoch,
     state: &ClusterState,
+    deletable: &Deletable<'_>,
 ) -> Result<usize, ZkError> {
     let mut writes = 0;
     for name in &state.deleting {
+        let ready = state
+            .topics
+            .get(name)
+            .is_none_or(|t| deletable(name, &t.assignment.value.partitions));
+        if !ready {
+            continue; // StopReplica not answered by every live replica yet
+        }
         zk.delete_topic_znodes(name, Some(fence)).await?;
         info!(topic = %name, "controller deleted topic");
         writes += 1;

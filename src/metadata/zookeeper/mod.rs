@@ -19,8 +19,11 @@
 
 pub mod cluster_state;
 pub mod controller;
+pub mod controller_channel;
 
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -31,7 +34,7 @@ use gregor_zk::{
     BrokerRegistration, ControllerEpoch, Endpoint, SessionEvent, TopicAssignment, ZkClient,
     ZkError, ZkEvent, DEFAULT_RESERVED_BROKER_MAX_ID,
 };
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tracing::{debug, info, warn};
 
 use super::{
@@ -40,6 +43,7 @@ use super::{
 };
 use crate::config::BrokerConfig;
 use cluster_state::ClusterState;
+use controller_channel::{ControllerChannelManager, ControllerView};
 
 /// How long a write waits for its effect to show in this broker's image.
 const VISIBILITY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -66,6 +70,16 @@ struct Shared {
     leaving: std::sync::atomic::AtomicBool,
     /// `auto.leader.rebalance.enable`: how often, and the imbalance that triggers it.
     leader_rebalance: Option<(Duration, i32)>,
+    /// The czxid of our current registration (Kafka's broker epoch).
+    broker_epoch: AtomicI64,
+    /// `sync`: asks the session task for a reload now.
+    reload_requested: Arc<Notify>,
+    /// Reloads begun so far; a reload carries the number it began as.
+    reloads_begun: AtomicU64,
+    /// The number of the last reload whose image is published.
+    reloaded: watch::Sender<u64>,
+    /// Controller: brokers in a controlled shutdown, with the epoch they asked at.
+    shutting_down: Mutex<BTreeMap<i32, i64>>,
 }
 
 /// What `open` found out: the store, and the broker id and cluster id to run with.
@@ -225,6 +239,11 @@ impl ZookeeperMetadata {
                     config.leader_imbalance_per_broker_percentage,
                 )
             }),
+            broker_epoch: AtomicI64::new(epoch),
+            reload_requested: Arc::new(Notify::new()),
+            reloads_begun: AtomicU64::new(0),
+            reloaded: watch::channel(0).0,
+            shutting_down: Mutex::new(BTreeMap::new()),
         });
         info!(broker_id, broker_epoch = epoch, cluster_id = %cluster_id, "joined the cluster");
         let (stop, stop_rx) = watch::channel(false);
@@ -453,11 +472,86 @@ impl MetadataStore for ZookeeperMetadata {
         .boxed()
     }
 
+    fn broker_epoch(&self) -> i64 {
+        self.shared.broker_epoch.load(Ordering::Acquire)
+    }
+
+    /// Asks the session task for a reload and waits (bounded) until one begun after this
+    /// call has published its image.
+    fn sync(&self) -> BoxFuture<'_, ()> {
+        async move {
+            let wanted = self.shared.reloads_begun.load(Ordering::Acquire) + 1;
+            let mut reloaded = self.shared.reloaded.subscribe();
+            self.shared.reload_requested.notify_one();
+            let waited = tokio::time::timeout(
+                VISIBILITY_TIMEOUT,
+                reloaded.wait_for(|done| *done >= wanted),
+            )
+            .await;
+            if !matches!(waited, Ok(Ok(_))) {
+                warn!("no metadata reload completed within {VISIBILITY_TIMEOUT:?} of a request for one");
+            }
+        }
+        .boxed()
+    }
+
+    /// Marks the broker, then waits for two reloads: the first reconciles with the mark (the
+    /// controller runs right after publishing its image), the second shows what it wrote.
+    fn controlled_shutdown(
+        &self,
+        broker: i32,
+        broker_epoch: i64,
+    ) -> BoxFuture<'_, Result<Vec<(String, i32)>, MetadataError>> {
+        async move {
+            let image = self.image();
+            if image.controller_id != self.shared.broker_id {
+                return Err(MetadataError::NotController);
+            }
+            let epoch = match image.broker_epochs.get(&broker) {
+                Some(e) if broker_epoch == -1 || broker_epoch >= *e => *e,
+                Some(e) => {
+                    return Err(MetadataError::StaleBrokerEpoch(format!(
+                        "broker {broker} is at epoch {e}, the request at {broker_epoch}"
+                    )))
+                }
+                None => {
+                    return Err(MetadataError::StaleBrokerEpoch(format!(
+                        "broker {broker} is not registered"
+                    )))
+                }
+            };
+            self.shared
+                .shutting_down
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(broker, epoch);
+            info!(
+                broker,
+                broker_epoch = epoch,
+                "controlled shutdown: moving leaderships away"
+            );
+            self.sync().await;
+            self.sync().await;
+            let image = self.image();
+            Ok(image
+                .topics
+                .values()
+                .filter(|t| !image.topics_being_deleted.contains(&t.name))
+                .flat_map(|t| {
+                    t.partitions
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, p)| p.leader == broker && p.replicas.len() > 1)
+                        .map(|(i, _)| (t.name.clone(), i as i32))
+                })
+                .collect())
+        }
+        .boxed()
+    }
+
     fn leave_cluster(&self) -> BoxFuture<'_, ()> {
         async move {
-            self.shared
-                .leaving
-                .store(true, std::sync::atomic::Ordering::Release);
+            self.shared.leaving.store(true, Ordering::Release);
             let Ok(zk) = self.client().await else {
                 return;
             };
@@ -731,7 +825,7 @@ async fn run_sessions(
                 info!("left the cluster; ZooKeeper session closed");
                 return;
             }
-            SessionEnd::Expired if shared.leaving.load(std::sync::atomic::Ordering::Acquire) => {
+            SessionEnd::Expired if shared.leaving.load(Ordering::Acquire) => {
                 info!("ZooKeeper session expired while shutting down; not registering again");
                 return;
             }
@@ -764,6 +858,7 @@ async fn run_sessions(
                                 broker_epoch = epoch,
                                 "re-registered after session expiry"
                             );
+                            shared.broker_epoch.store(epoch, Ordering::Release);
                             zk = renewed;
                             *shared.client.write().unwrap_or_else(|p| p.into_inner()) =
                                 Some(zk.clone());
@@ -803,6 +898,7 @@ async fn serve_session(
     let mut tick = tokio::time::interval(RELOAD_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut controller: Option<ControllerEpoch> = None;
+    let mut channel: Option<ControllerChannelManager> = None;
     let mut last_rebalance = Instant::now();
     let mut dirty = true;
     let mut rewatch = false;
@@ -825,7 +921,14 @@ async fn serve_session(
         }
         if dirty {
             dirty = false;
-            match refresh(shared, zk, &mut controller, &mut last_rebalance).await {
+            let refreshed = refresh(
+                shared,
+                zk,
+                &mut controller,
+                &mut channel,
+                &mut last_rebalance,
+            );
+            match refreshed.await {
                 Ok(again) => dirty = again,
                 Err(e) if e.is_session_expired() => return SessionEnd::Expired,
                 Err(e) => {
@@ -859,6 +962,7 @@ async fn serve_session(
                 }
             },
             _ = tick.tick() => dirty = true,
+            _ = shared.reload_requested.notified() => dirty = true,
         }
     }
 }
@@ -869,10 +973,21 @@ async fn refresh(
     shared: &Shared,
     zk: &ZkClient,
     controller: &mut Option<ControllerEpoch>,
+    channel: &mut Option<ControllerChannelManager>,
     last_rebalance: &mut Instant,
 ) -> Result<bool, ZkError> {
     let started = Instant::now();
-    let state = ClusterState::load(zk).await?;
+    let number = shared.reloads_begun.fetch_add(1, Ordering::AcqRel) + 1;
+    let mut state = ClusterState::load(zk).await?;
+    {
+        // A broker that left or registered again (a new epoch) is no longer shutting down.
+        let mut shutting_down = shared
+            .shutting_down
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        shutting_down.retain(|id, epoch| state.brokers.get(id).is_some_and(|b| b.czxid == *epoch));
+        state.shutting_down = shutting_down.keys().copied().collect();
+    }
     debug!(
         topics = state.topics.len(),
         elapsed_ms = started.elapsed().as_millis() as u64,
@@ -887,7 +1002,9 @@ async fn refresh(
             false
         }
     });
-    if shared.leaving.load(std::sync::atomic::Ordering::Acquire) {
+    shared.reloaded.send_replace(number);
+    if shared.leaving.load(Ordering::Acquire) {
+        *channel = None;
         if controller.take().is_some() || state.controller == Some(shared.broker_id) {
             zk.resign_controller().await?;
             info!("resigned as controller: shutting down");
@@ -901,6 +1018,7 @@ async fn refresh(
             return Ok(true);
         }
         Some(id) if id != shared.broker_id => {
+            *channel = None;
             if controller.take().is_some() {
                 info!(controller = id, "no longer controller");
             }
@@ -915,7 +1033,18 @@ async fn refresh(
     let Some(fence) = *controller else {
         return Ok(false);
     };
-    let reconciled = match controller::reconcile(zk, &fence, &state).await {
+    let channel = channel.get_or_insert_with(|| {
+        ControllerChannelManager::new(shared.broker_id, shared.reload_requested.clone())
+    });
+    channel.update(Arc::new(ControllerView::build(
+        &state,
+        shared.broker_id,
+        fence.epoch,
+    )));
+    let deletable = |topic: &str, replicas: &BTreeMap<i32, Vec<i32>>| {
+        channel.stop_replica_done(topic, replicas)
+    };
+    let reconciled = match controller::reconcile(zk, &fence, &state, &deletable).await {
         // Preferred-leader elections only over a settled state (nothing just written).
         Ok(0) => match shared.leader_rebalance {
             Some((interval, pct)) if last_rebalance.elapsed() >= interval => {
@@ -942,6 +1071,8 @@ async fn refresh(
 fn image_differs(a: &MetadataImage, b: &MetadataImage) -> bool {
     a.controller_id != b.controller_id
         || a.brokers != b.brokers
+        || a.broker_epochs != b.broker_epochs
+        || a.topics_being_deleted != b.topics_being_deleted
         || a.topics.len() != b.topics.len()
         || a.topics.iter().zip(b.topics.iter()).any(|(x, y)| x != y)
 }

@@ -1,0 +1,436 @@
+#!/usr/bin/env python3
+"""gregor and Apache Kafka 3.9 (ZooKeeper mode) in one cluster, on one real ZooKeeper.
+
+Kafka's ZooKeeper-mode controller protocol both ways: Kafka's controller drives gregor brokers
+(UpdateMetadata, LeaderAndIsr, StopReplica to gregor; AlterPartition and ControlledShutdown
+from gregor), and a gregor controller drives a Kafka broker (the same requests the other way).
+Each scenario starts a fresh ZooKeeper (scripts/zookeeper.sh) and three brokers, ids 1-3:
+broker 1 is Apache Kafka 3.9.2 (jars fetched from Maven Central once, compat-tests/kafka39/
+pom.xml into target/kafka39-lib), brokers 2 and 3 are gregor. The broker started first wins
+the controller election.
+
+  kafka-controller   Kafka 1 first (controller), then gregor 2 and 3. A topic with RF 3 and
+                     min.insync.replicas=2 is created through gregor with leaders on all three;
+                     an idempotent acks=all producer writes throughout while
+                     - gregor 3 is SIGSTOPped past replica.lag.time.max.ms (not the session):
+                       it leaves the ISR of the partitions led by Kafka 1 and by gregor 2 (gregor
+                       sends AlterPartition to the Kafka controller) and rejoins once resumed;
+                     - gregor 2 gets SIGTERM: ControlledShutdown to the Kafka controller moves
+                       its leaderships away before it stops (pause printed), then it returns;
+                     - a second topic is deleted through gregor: the Kafka controller's
+                       StopReplica deletes gregor's replicas and the deletion completes.
+  gregor-controller  gregor 2 first (controller), then gregor 3 and Kafka 1. The topic is
+                     created through the Kafka broker (it waits for the gregor controller's
+                     UpdateMetadata); then
+                     - gregor 3 is SIGSTOPped past the lag time: Kafka 1, as leader, sends
+                       AlterPartition to the gregor controller, and 3 rejoins once resumed;
+                     - Kafka 1 gets SIGTERM: its ControlledShutdown to the gregor controller
+                       moves its leaderships away (pause printed), then it returns and leads
+                       again after a preferred-leader election;
+                     - a second topic is deleted through Kafka: the gregor controller's
+                       StopReplica deletes Kafka's replicas before the topic's znodes go.
+
+After each: every acknowledged value is read back once at its offset, the three replicas of
+every partition hold the same bytes (Kafka's and gregor's segment files compared byte for
+byte), and neither side floods its log with refused or dropped connections.
+
+usage: compat-tests/kafka39_interop_test.py [--broker target/release/gregor] [--only NAME,...]
+"""
+import argparse
+import glob
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+import replication_test as rt
+from replication_test import Recorder, check_acknowledged, drain, eventually, free_port, longest_pause
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+KAFKA_LIB = os.path.join(REPO, "target", "kafka39-lib")
+TOPIC = rt.TOPIC
+PARTITIONS = 6
+SESSION_TIMEOUT_MS = 10000  # the most a 500 ms tick allows: ISR shrinks (3 s lag) must not be expiries
+LAG_MS = 3000
+KAFKA = 1
+GREGOR = (2, 3)
+
+LOG4J = """log4j.rootLogger=INFO, file
+log4j.appender.file=org.apache.log4j.FileAppender
+log4j.appender.file.File={path}
+log4j.appender.file.layout=org.apache.log4j.PatternLayout
+log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.org.apache.zookeeper=WARN
+log4j.logger.kafka.controller=INFO
+log4j.logger.state.change.logger=INFO
+"""
+
+
+def fetch_kafka():
+    if os.path.isdir(KAFKA_LIB) and any(f.startswith("kafka_2.13-3.9") for f in os.listdir(KAFKA_LIB)):
+        return
+    print("fetching Apache Kafka 3.9 jars with Maven (once) ...", flush=True)
+    subprocess.run(["mvn", "-q", "-B", "-f", os.path.join(HERE, "kafka39", "pom.xml"),
+                    "dependency:copy-dependencies", f"-DoutputDirectory={KAFKA_LIB}"], check=True)
+
+
+class MixedCluster:
+    """ZooKeeper, Kafka 3.9 broker 1 and gregor brokers 2 and 3, started in `order`."""
+
+    def __init__(self, binary, root, order):
+        self.binary = binary
+        self.root = root
+        env = dict(os.environ, ZK_TICK_MS="500", ZK_FORCE_SYNC="no", ZK_OWNER_PID=str(os.getpid()))
+        self.zk_dir = os.path.join(root, "zk")
+        out = subprocess.run([os.path.join(REPO, "scripts/zookeeper.sh"), "start", self.zk_dir],
+                             env=env, check=True, capture_output=True, text=True)
+        self.zk = out.stdout.strip() + "/mixed"
+        self.ports = {i: free_port() for i in (1, 2, 3)}
+        self.procs = {}
+        self.starts = {}
+        self.stopped = set()
+        for i in order:
+            self.start(i)
+            self.wait_serving(i)
+        self.bootstrap = ",".join(f"127.0.0.1:{p}" for p in self.ports.values())
+
+    def log_path(self, i):
+        return os.path.join(self.root, f"broker{i}.log")
+
+    def data_dir(self, i):
+        return os.path.join(self.root, f"broker{i}")
+
+    def start(self, i):
+        self.starts[i] = self.starts.get(i, 0) + 1
+        if i == KAFKA:
+            props = os.path.join(self.root, "kafka.properties")
+            with open(props, "w") as f:
+                f.write("\n".join([
+                    f"broker.id={i}",
+                    f"listeners=PLAINTEXT://127.0.0.1:{self.ports[i]}",
+                    f"log.dirs={self.data_dir(i)}",
+                    f"zookeeper.connect={self.zk}",
+                    f"zookeeper.session.timeout.ms={SESSION_TIMEOUT_MS}",
+                    f"replica.lag.time.max.ms={LAG_MS}",
+                    "offsets.topic.replication.factor=3",
+                    "offsets.topic.num.partitions=3",
+                    "group.initial.rebalance.delay.ms=0",
+                    "leader.imbalance.check.interval.seconds=5",
+                    "controlled.shutdown.retry.backoff.ms=500",
+                    "replica.fetch.backoff.ms=200",
+                ]) + "\n")
+            log4j = os.path.join(self.root, "log4j.properties")
+            with open(log4j, "w") as f:
+                f.write(LOG4J.format(path=self.log_path(i)))
+            args = ["java", "-Xmx512m", "-Xms128m", "-cp", os.path.join(KAFKA_LIB, "*"),
+                    f"-Dlog4j.configuration=file:{log4j}", "kafka.Kafka", props]
+        else:
+            args = [self.binary,
+                    "--override", f"broker.id={i}",
+                    "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.ports[i]}",
+                    "--override", f"log.dirs={self.data_dir(i)}",
+                    "--override", f"zookeeper.connect={self.zk}",
+                    "--override", f"zookeeper.session.timeout.ms={SESSION_TIMEOUT_MS}",
+                    "--override", f"replica.lag.time.max.ms={LAG_MS}",
+                    "--override", "replica.fetch.backoff.ms=200",
+                    "--override", "leader.imbalance.check.interval.seconds=5",
+                    "--override", "offsets.topic.num.partitions=3"]
+        log = open(self.log_path(i) + (".out" if i == KAFKA else ""), "a")
+        self.procs[i] = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=log)
+
+    def wait_serving(self, i):
+        marker = "started (kafka.server.KafkaServer)" if i == KAFKA else "gregor is serving"
+
+        def serving():
+            if self.procs[i].poll() is not None:
+                raise AssertionError(f"broker {i} exited: {self.tail(i)}")
+            if not os.path.exists(self.log_path(i)):
+                return False
+            with open(self.log_path(i)) as f:
+                return f.read().count(marker) >= self.starts[i]
+        eventually(f"broker {i} serving", 90, serving, 0.2)
+
+    def tail(self, i, n=15):
+        for path in (self.log_path(i), self.log_path(i) + ".out"):
+            if os.path.exists(path):
+                with open(path) as f:
+                    return "".join(f.readlines()[-n:])
+        return ""
+
+    def log(self, i):
+        with open(self.log_path(i)) as f:
+            return f.read()
+
+    def terminate(self, i):
+        """SIGTERM and wait for the exit; returns seconds from the signal to the exit."""
+        t0 = time.time()
+        self.procs[i].send_signal(signal.SIGTERM)
+        self.procs[i].wait(timeout=60)
+        self.stopped.add(i)
+        return time.time() - t0
+
+    def restart(self, i):
+        self.start(i)
+        self.wait_serving(i)
+        self.stopped.discard(i)
+
+    def stop_signal(self, i):
+        self.procs[i].send_signal(signal.SIGSTOP)
+        self.stopped.add(i)
+
+    def cont_signal(self, i):
+        self.procs[i].send_signal(signal.SIGCONT)
+        self.stopped.discard(i)
+
+    def admin(self, only=None):
+        ids = [only] if only else [i for i in self.ports if i not in self.stopped]
+        return AdminClient({"bootstrap.servers": ",".join(f"127.0.0.1:{self.ports[i]}" for i in ids)})
+
+    def partitions(self, topic=TOPIC, via=None):
+        md = self.admin(via).list_topics(topic, timeout=10).topics[topic]
+        if md.error is not None:
+            return {}
+        return {p: (m.leader, list(m.replicas), sorted(m.isrs)) for p, m in md.partitions.items()}
+
+    def create_topic(self, name, via):
+        admin = self.admin(via)
+        fs = admin.create_topics([NewTopic(name, PARTITIONS, 3, config={"min.insync.replicas": "2"})])
+        for f in fs.values():
+            f.result(timeout=60)
+
+    def wait_isr_whole(self, topic=TOPIC, timeout=60):
+        eventually(f"every ISR of {topic} whole", timeout,
+                   lambda: (lambda ps: len(ps) == PARTITIONS and all(
+                       v[2] == [1, 2, 3] and v[0] > 0 for v in ps.values()))(self.partitions(topic)))
+
+    def close(self):
+        for p in self.procs.values():
+            try:
+                p.send_signal(signal.SIGCONT)
+                p.terminate()
+                p.wait(timeout=30)
+            except Exception:
+                p.kill()
+        subprocess.run([os.path.join(REPO, "scripts/zookeeper.sh"), "stop", self.zk_dir],
+                       capture_output=True)
+
+
+def controller_of(cluster):
+    return cluster.admin().list_topics(timeout=10).controller_id
+
+
+def segment_bytes(data_dir, topic, partition):
+    files = sorted(glob.glob(os.path.join(data_dir, f"{topic}-{partition}", "*.log")))
+    return b"".join(open(f, "rb").read() for f in files)
+
+
+def check_converged(cluster, topic=TOPIC):
+    def same():
+        for p in range(PARTITIONS):
+            copies = [segment_bytes(cluster.data_dir(i), topic, p) for i in (1, 2, 3)]
+            if not (copies[0] == copies[1] == copies[2]) or not copies[0]:
+                return None
+        return True
+    try:
+        eventually("identical replicas", 30, same, 0.5)
+    except AssertionError:
+        sizes = {p: [len(segment_bytes(cluster.data_dir(i), topic, p)) for i in (1, 2, 3)]
+                 for p in range(PARTITIONS)}
+        raise AssertionError(f"replicas differ: segment bytes per broker (Kafka 1, gregor 2, 3) {sizes}")
+    total = sum(len(segment_bytes(cluster.data_dir(1), topic, p)) for p in range(PARTITIONS))
+    return f"Kafka's and gregor's replicas identical ({total} bytes per broker)"
+
+
+def drain_all(bootstrap):
+    saved = rt.PARTITIONS
+    rt.PARTITIONS = PARTITIONS
+    try:
+        return drain(bootstrap)
+    finally:
+        rt.PARTITIONS = saved
+
+
+def check_quiet_logs(cluster):
+    """No connection refused or closed over a request either side does not understand, and
+    no flood of failed controller connections."""
+    for i in GREGOR:
+        text = cluster.log(i)
+        bad = [l for l in text.splitlines()
+               if "cannot serve request" in l or "bad frame" in l]
+        assert not bad, f"gregor {i} closed connections: {bad[:3]}"
+    kafka = cluster.log(KAFKA)
+    flood = [l for l in kafka.splitlines() if " WARN " in l and
+             any(f"targetBrokerId={g}" in l or f"id: {g} rack" in l for g in GREGOR)]
+    assert len(flood) < 20, f"Kafka logged {len(flood)} warnings about gregor brokers, e.g. {flood[:3]}"
+    errors = [l for l in kafka.splitlines() if " ERROR " in l]
+    # Kafka's controller interrupts its sender to a broker that has left with a request in
+    # flight (the StopReplica it sends after a controlled shutdown) and logs that as an ERROR,
+    # whichever kind of broker left.
+    departed = [l for l in errors if "fails to send a request to broker" in l]
+    others = [l for l in errors if l not in departed]
+    assert not others, f"Kafka logged errors: {others[:3]}"
+    assert len(departed) <= 2, f"Kafka failed to send to departed brokers {len(departed)} times"
+    return (f"Kafka logged {len(flood)} warnings about gregor brokers and "
+            f"{len(departed)} interrupted sends to a departed broker, no other errors")
+
+
+def leaders_spread(cluster):
+    eventually("leaders on all three brokers", 60,
+               lambda: {v[0] for v in cluster.partitions().values()} == {1, 2, 3})
+
+
+def follower_lag(cluster, rec, stopped, watched_leader):
+    """SIGSTOP `stopped` past the lag time (not the session): it leaves the ISRs of the
+    partitions `watched_leader` leads, and rejoins once resumed."""
+    led = [p for p, v in cluster.partitions().items() if v[0] == watched_leader]
+    assert led, f"broker {watched_leader} leads nothing"
+    t0 = time.time()
+    cluster.stop_signal(stopped)
+    rec.send("lag", 400, pause=0.005)
+    eventually(f"broker {stopped} out of the ISRs led by {watched_leader}", SESSION_TIMEOUT_MS / 1000 - 0.5,
+               lambda: all(stopped not in cluster.partitions()[p][2] for p in led), 0.1)
+    left = time.time() - t0
+    cluster.cont_signal(stopped)
+    t1 = time.time()
+    eventually(f"broker {stopped} back in the ISRs", 30,
+               lambda: all(stopped in cluster.partitions()[p][2] for p in led), 0.2)
+    return (f"follower {stopped} left the ISRs led by {watched_leader} {left:.1f}s after SIGSTOP, "
+            f"rejoined {time.time() - t1:.1f}s after SIGCONT")
+
+
+def controlled_shutdown(cluster, rec, broker):
+    before = cluster.partitions()
+    led = [p for p, v in before.items() if v[0] == broker]
+    assert led, f"broker {broker} leads nothing"
+    values = []
+    t0 = time.time()
+    cluster.procs[broker].send_signal(signal.SIGTERM)
+    while cluster.procs[broker].poll() is None and time.time() - t0 < 60:
+        values += rec.send("cs", 20, pause=0.002)
+    exited = time.time() - t0
+    cluster.stopped.add(broker)
+    values += rec.send("cs", 200, pause=0.002)
+    rec.flush()
+    after = cluster.partitions()
+    assert all(after[p][0] != broker for p in led), f"still led by {broker}: {after}"
+    pause = longest_pause(rec, values)
+    cluster.restart(broker)
+    cluster.wait_isr_whole()
+    return f"SIGTERM of {broker}: writes paused at most {pause:.2f}s, exited {exited:.1f}s after the signal"
+
+
+def delete_topic(cluster, via):
+    name = "doomed"
+    cluster.create_topic(name, via)
+    cluster.wait_isr_whole(name)
+    t0 = time.time()
+    admin = cluster.admin(via)
+    for f in admin.delete_topics([name]).values():
+        f.result(timeout=60)
+
+    def gone():
+        dirs = [d for i in (1, 2, 3) for d in glob.glob(os.path.join(cluster.data_dir(i), f"{name}-*"))
+                if not d.endswith("-delete")]
+        listed = any(name in cluster.admin(i).list_topics(timeout=10).topics for i in (1, 2, 3))
+        return not dirs and not listed
+    eventually(f"topic {name} deleted on every broker", 60, gone, 0.5)
+    return f"deletion through broker {via} completed on all three in {time.time() - t0:.1f}s"
+
+
+def run_load(cluster, rec, body):
+    rec.send("before", 1000, pause=0.0005)
+    notes = body()
+    rec.send("after", 1000, pause=0.0005)
+    rec.flush()
+    seen = drain_all(cluster.bootstrap)
+    summary = check_acknowledged(rec, seen)
+    return notes, summary
+
+
+def kafka_controller(cluster):
+    assert controller_of(cluster) == KAFKA, f"controller is {controller_of(cluster)}"
+    cluster.create_topic(TOPIC, via=2)
+    cluster.wait_isr_whole()
+    leaders_spread(cluster)
+    rec = Recorder(cluster.bootstrap)
+
+    def body():
+        return [follower_lag(cluster, rec, 3, watched_leader=2),
+                controlled_shutdown(cluster, rec, 2),
+                delete_topic(cluster, via=3)]
+    notes, summary = run_load(cluster, rec, body)
+    log2 = cluster.log(2)
+    assert "the controller moved every leadership controller=1" in log2, \
+        "gregor 2 did not hear from the Kafka controller that its leaderships moved"
+    return "; ".join([summary] + notes + [check_converged(cluster), check_quiet_logs(cluster)])
+
+
+def gregor_controller(cluster):
+    assert controller_of(cluster) == 2, f"controller is {controller_of(cluster)}"
+    # A Kafka broker knows the other brokers only from its controller's UpdateMetadata.
+    eventually("the Kafka broker knowing all three brokers", 30,
+               lambda: len(cluster.admin(KAFKA).list_topics(timeout=10).brokers) == 3)
+    cluster.create_topic(TOPIC, via=KAFKA)
+    cluster.wait_isr_whole()
+    leaders_spread(cluster)
+    rec = Recorder(cluster.bootstrap)
+
+    def body():
+        notes = [follower_lag(cluster, rec, 3, watched_leader=KAFKA),
+                 controlled_shutdown(cluster, rec, KAFKA)]
+        eventually("Kafka 1 leading again (preferred leader)", 60,
+                   lambda: KAFKA in {v[0] for v in cluster.partitions().values()})
+        notes.append(delete_topic(cluster, via=KAFKA))
+        return notes
+    notes, summary = run_load(cluster, rec, body)
+    kafka = cluster.log(KAFKA)
+    assert "Controlled shutdown request returned successfully" in kafka or \
+        "Controlled shutdown succeeded" in kafka, "Kafka's controlled shutdown did not succeed"
+    return "; ".join([summary] + notes + [check_converged(cluster), check_quiet_logs(cluster)])
+
+
+SCENARIOS = {
+    "kafka-controller": (kafka_controller, (KAFKA, 2, 3)),
+    "gregor-controller": (gregor_controller, (2, 3, KAFKA)),
+}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--broker", default=os.path.join(REPO, "target", "release", "gregor"))
+    ap.add_argument("--only", default="")
+    args = ap.parse_args()
+    fetch_kafka()
+    names = [n for n in args.only.split(",") if n] or list(SCENARIOS)
+    failed = 0
+    for name in names:
+        fn, order = SCENARIOS[name]
+        root = tempfile.mkdtemp(prefix=f"gregor-kafka39-{name}-")
+        t0 = time.time()
+        cluster = None
+        try:
+            cluster = MixedCluster(os.path.abspath(args.broker), root, order)
+            detail = fn(cluster)
+            print(f"PASS {name} ({time.time() - t0:.0f}s): {detail}", flush=True)
+        except Exception as e:
+            failed += 1
+            print(f"FAIL {name} ({time.time() - t0:.0f}s): {e}", flush=True)
+            traceback.print_exc()
+            if cluster:
+                for i in (1, 2, 3):
+                    print(f"--- broker {i} log tail ({root}) ---\n{cluster.tail(i, 25)}", flush=True)
+        finally:
+            if cluster:
+                cluster.close()
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

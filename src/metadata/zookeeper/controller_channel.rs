@@ -1,0 +1,602 @@
+//! The controller's requests to the other brokers (Kafka's `ControllerChannelManager`):
+//! UpdateMetadata, LeaderAndIsr and StopReplica, so that Kafka 3.9 brokers, which learn
+//! everything from their controller, can share a cluster with a gregor controller, and
+//! gregor brokers learn their roles at once rather than at their next reload.
+//!
+//! Level-triggered like the rest of the controller: after every reload the controller hands
+//! the channel a `ControllerView` (live brokers, every partition's state, topics being
+//! deleted). One task per live broker (restarted when its broker epoch changes) compares the
+//! view with what that broker has acknowledged and sends the difference, in Kafka's order:
+//! UpdateMetadata (everything at first contact, then the partitions that changed; the live
+//! brokers every time), LeaderAndIsr for the partitions the broker holds a replica of, and
+//! StopReplica with delete for the replicas of topics being deleted. A failed exchange is
+//! retried with the newest view after a pause; every request is fenced with the controller
+//! epoch and the broker's epoch.
+//!
+//! Topic deletion waits for it: `reconcile` removes a topic's znodes only once every live
+//! broker holding one of its replicas has answered StopReplica (`stop_replica_done`), as
+//! Kafka's TopicDeletionManager does for live brokers. (Kafka also waits for dead ones; a
+//! broker that is down during a deletion keeps its stray replica here.)
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gregor_protocol::controller_api::zk_messages::leader_and_isr_request::{
+    LeaderAndIsrLiveLeader, LeaderAndIsrPartitionState, LeaderAndIsrTopicState,
+};
+use gregor_protocol::controller_api::zk_messages::stop_replica_request::{
+    StopReplicaPartitionState, StopReplicaTopicState,
+};
+use gregor_protocol::controller_api::zk_messages::update_metadata_request::{
+    UpdateMetadataBroker, UpdateMetadataEndpoint, UpdateMetadataPartitionState,
+    UpdateMetadataTopicState,
+};
+use gregor_protocol::controller_api::zk_messages::{
+    BrokerId, LeaderAndIsrRequest, StopReplicaRequest, TopicName, UpdateMetadataRequest,
+};
+use gregor_protocol::controller_api::ZkStrBytes;
+use tokio::sync::{watch, Notify};
+use tracing::{debug, info, warn};
+use uuid::Uuid;
+
+use super::cluster_state::{topic_id, ClusterState};
+use crate::inter_broker::{BrokerConnection, InterBrokerError, SOCKET_TIMEOUT};
+
+/// The versions `inter.broker.protocol.version=3.9` implies.
+const LEADER_AND_ISR_VERSION: i16 = 7;
+const UPDATE_METADATA_VERSION: i16 = 8;
+const STOP_REPLICA_VERSION: i16 = 4;
+/// Between failed exchanges with one broker (Kafka's RequestSendThread waits 100 ms too).
+const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+/// Kafka's `LeaderAndIsr.LeaderDuringDelete`: the leader sent for a topic being deleted.
+const LEADER_DURING_DELETE: i32 = -2;
+/// Kafka's `LeaderAndIsr.EpochDuringDelete`: StopReplica's leader epoch for a deletion.
+const EPOCH_DURING_DELETE: i32 = -2;
+
+/// A live broker as the controller's requests describe it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LiveBroker {
+    pub id: i32,
+    pub epoch: i64,
+    pub rack: Option<String>,
+    /// (listener name, security protocol id, host, port), in listener order.
+    pub endpoints: Vec<(String, i16, String, i32)>,
+}
+
+/// One partition's state as the controller sends it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PartitionView {
+    pub topic_id: Uuid,
+    pub controller_epoch: i32,
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub isr: Vec<i32>,
+    pub partition_epoch: i32,
+    pub replicas: Vec<i32>,
+}
+
+/// What every broker should know, built from one reload.
+#[derive(Clone, Debug, Default)]
+pub struct ControllerView {
+    pub controller_id: i32,
+    pub controller_epoch: i32,
+    pub brokers: Vec<LiveBroker>,
+    /// Partitions with a state, of topics not being deleted.
+    pub partitions: BTreeMap<(String, i32), PartitionView>,
+    /// Topics being deleted: each partition's replicas.
+    pub deleting: BTreeMap<String, (Uuid, BTreeMap<i32, Vec<i32>>)>,
+}
+
+fn security_protocol_id(name: &str) -> i16 {
+    match name {
+        "SSL" => 1,
+        "SASL_PLAINTEXT" => 2,
+        "SASL_SSL" => 3,
+        _ => 0,
+    }
+}
+
+impl ControllerView {
+    pub fn build(state: &ClusterState, controller_id: i32, controller_epoch: i32) -> Self {
+        let brokers = state
+            .brokers
+            .values()
+            .map(|b| {
+                let path = gregor_zk::paths::broker_id(b.value.broker_id);
+                LiveBroker {
+                    id: b.value.broker_id,
+                    epoch: b.czxid,
+                    rack: b.value.rack.clone(),
+                    endpoints: b
+                        .value
+                        .parsed_endpoints(&path)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|e| {
+                            let protocol = security_protocol_id(&e.security_protocol);
+                            (e.listener_name, protocol, e.host, e.port)
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        let mut partitions = BTreeMap::new();
+        let mut deleting = BTreeMap::new();
+        for (name, topic) in &state.topics {
+            let Some(id) = topic_id(&topic.assignment.value) else {
+                continue;
+            };
+            if state.deleting.contains(name) {
+                deleting.insert(
+                    name.clone(),
+                    (id, topic.assignment.value.partitions.clone()),
+                );
+                continue;
+            }
+            for (p, replicas) in &topic.assignment.value.partitions {
+                let Some(s) = topic.partitions.get(p).and_then(Option::as_ref) else {
+                    continue;
+                };
+                partitions.insert(
+                    (name.clone(), *p),
+                    PartitionView {
+                        topic_id: id,
+                        controller_epoch: s.value.controller_epoch,
+                        leader: s.value.leader,
+                        leader_epoch: s.value.leader_epoch,
+                        isr: s.value.isr.clone(),
+                        partition_epoch: s.zk_version,
+                        replicas: replicas.clone(),
+                    },
+                );
+            }
+        }
+        ControllerView {
+            controller_id,
+            controller_epoch,
+            brokers,
+            partitions,
+            deleting,
+        }
+    }
+}
+
+struct BrokerSender {
+    epoch: i64,
+    view: watch::Sender<Arc<ControllerView>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The controller's senders, one per live broker other than itself. Owned by the session
+/// task while it is the controller; dropped (tasks stopped) when it no longer is.
+pub struct ControllerChannelManager {
+    controller_id: i32,
+    senders: HashMap<i32, BrokerSender>,
+    /// Per broker, the topics whose replicas there it has confirmed deleted.
+    stopped: Arc<Mutex<HashMap<i32, BTreeSet<String>>>>,
+    /// Asks the controller for another pass (a deletion may now complete).
+    reconcile_again: Arc<Notify>,
+}
+
+impl ControllerChannelManager {
+    pub fn new(controller_id: i32, reconcile_again: Arc<Notify>) -> Self {
+        ControllerChannelManager {
+            controller_id,
+            senders: HashMap::new(),
+            stopped: Arc::new(Mutex::new(HashMap::new())),
+            reconcile_again,
+        }
+    }
+
+    /// Hands every live broker's sender the new view; starts senders for new brokers (or new
+    /// epochs: a restarted broker knows nothing) and stops those of brokers gone.
+    pub fn update(&mut self, view: Arc<ControllerView>) {
+        let live: HashMap<i32, i64> = view
+            .brokers
+            .iter()
+            .filter(|b| b.id != self.controller_id)
+            .map(|b| (b.id, b.epoch))
+            .collect();
+        self.senders.retain(|id, s| {
+            let keep = live.get(id) == Some(&s.epoch);
+            if !keep {
+                s.task.abort();
+            }
+            keep
+        });
+        self.stopped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|id, _| live.contains_key(id));
+        for (id, epoch) in live {
+            match self.senders.get(&id) {
+                Some(s) => {
+                    s.view.send_replace(view.clone());
+                }
+                None => {
+                    let (tx, rx) = watch::channel(view.clone());
+                    let task = tokio::spawn(run_sender(
+                        self.controller_id,
+                        id,
+                        epoch,
+                        rx,
+                        self.stopped.clone(),
+                        self.reconcile_again.clone(),
+                    ));
+                    self.senders.insert(
+                        id,
+                        BrokerSender {
+                            epoch,
+                            view: tx,
+                            task,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// True once every live broker other than the controller that holds a replica of
+    /// `topic` (being deleted, with `replicas` per partition) has answered StopReplica.
+    pub fn stop_replica_done(&self, topic: &str, replicas: &BTreeMap<i32, Vec<i32>>) -> bool {
+        let stopped = self.stopped.lock().unwrap_or_else(|p| p.into_inner());
+        let holders: BTreeSet<i32> = replicas.values().flatten().copied().collect();
+        holders
+            .into_iter()
+            .filter(|b| self.senders.contains_key(b))
+            .all(|b| stopped.get(&b).is_some_and(|t| t.contains(topic)))
+    }
+}
+
+impl Drop for ControllerChannelManager {
+    fn drop(&mut self) {
+        for s in self.senders.values() {
+            s.task.abort();
+        }
+    }
+}
+
+/// What one broker has acknowledged.
+#[derive(Default)]
+struct Acknowledged {
+    brokers: Vec<LiveBroker>,
+    partitions: BTreeMap<(String, i32), PartitionView>,
+    /// Topics announced as being deleted (UpdateMetadata with LEADER_DURING_DELETE).
+    deleting_announced: BTreeSet<String>,
+    stopped: BTreeSet<String>,
+}
+
+async fn run_sender(
+    controller_id: i32,
+    broker: i32,
+    broker_epoch: i64,
+    mut views: watch::Receiver<Arc<ControllerView>>,
+    stopped: Arc<Mutex<HashMap<i32, BTreeSet<String>>>>,
+    reconcile_again: Arc<Notify>,
+) {
+    let mut acked = Acknowledged::default();
+    let mut conn: Option<BrokerConnection> = None;
+    let mut failures = 0u32;
+    loop {
+        let view = views.borrow_and_update().clone();
+        match sync_broker(
+            controller_id,
+            broker,
+            broker_epoch,
+            &view,
+            &mut conn,
+            &mut acked,
+        )
+        .await
+        {
+            Ok(()) => {
+                if failures > 0 {
+                    info!(broker, "controller requests reach the broker again");
+                }
+                failures = 0;
+                let previous = stopped
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(broker, acked.stopped.clone());
+                if acked
+                    .stopped
+                    .iter()
+                    .any(|t| previous.as_ref().is_none_or(|p| !p.contains(t)))
+                {
+                    reconcile_again.notify_one();
+                }
+                if views.changed().await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                conn = None;
+                failures += 1;
+                // Said once per outage, then quietly retried (Kafka floods its log here).
+                if failures == 1 {
+                    warn!(broker, error = %e, "controller request failed; retrying");
+                } else {
+                    debug!(broker, error = %e, failures, "controller request failed again");
+                }
+                tokio::time::sleep(RETRY_BACKOFF).await;
+            }
+        }
+    }
+}
+
+/// Why an exchange with a broker failed.
+#[derive(Debug, thiserror::Error)]
+enum SendError {
+    #[error("{0}")]
+    Connection(#[from] InterBrokerError),
+    #[error("{request} answered error code {code}")]
+    Refused { request: &'static str, code: i16 },
+}
+
+fn name(topic: &str) -> TopicName {
+    TopicName(ZkStrBytes::from_string(topic.to_string()))
+}
+
+fn ids(brokers: &[i32]) -> Vec<BrokerId> {
+    brokers.iter().copied().map(BrokerId).collect()
+}
+
+/// Brings one broker up to `view`: whatever it has not acknowledged.
+async fn sync_broker(
+    controller_id: i32,
+    broker: i32,
+    broker_epoch: i64,
+    view: &ControllerView,
+    conn: &mut Option<BrokerConnection>,
+    acked: &mut Acknowledged,
+) -> Result<(), SendError> {
+    let changed: Vec<(&(String, i32), &PartitionView)> = view
+        .partitions
+        .iter()
+        .filter(|(k, v)| acked.partitions.get(*k) != Some(*v))
+        .collect();
+    let newly_deleting: Vec<&String> = view
+        .deleting
+        .keys()
+        .filter(|t| !acked.deleting_announced.contains(*t))
+        .collect();
+    let to_stop: Vec<&String> = view
+        .deleting
+        .iter()
+        .filter(|(t, (_, parts))| {
+            !acked.stopped.contains(*t) && parts.values().any(|r| r.contains(&broker))
+        })
+        .map(|(t, _)| t)
+        .collect();
+    let brokers_changed = acked.brokers != view.brokers;
+    if changed.is_empty() && newly_deleting.is_empty() && to_stop.is_empty() && !brokers_changed {
+        return Ok(());
+    }
+    if conn.is_none() {
+        let b = view
+            .brokers
+            .iter()
+            .find(|b| b.id == broker)
+            .ok_or(InterBrokerError::NoEndpoint(broker))?;
+        let (_, _, host, port) = b
+            .endpoints
+            .first()
+            .ok_or(InterBrokerError::NoEndpoint(broker))?;
+        let endpoint = (host.clone(), u16::try_from(*port).unwrap_or(0));
+        *conn = Some(
+            BrokerConnection::connect(
+                &endpoint,
+                format!("gregor-controller-{controller_id}"),
+                SOCKET_TIMEOUT,
+            )
+            .await?,
+        );
+    }
+    let Some(c) = conn.as_mut() else {
+        return Err(InterBrokerError::NoEndpoint(broker).into());
+    };
+
+    // 1. UpdateMetadata: the live brokers, the partitions that changed, and the partitions
+    //    of topics now being deleted (leader -2: brokers drop them from their metadata).
+    let mut topics: BTreeMap<&str, UpdateMetadataTopicState> = BTreeMap::new();
+    for ((t, p), v) in &changed {
+        let offline: Vec<i32> = v
+            .replicas
+            .iter()
+            .copied()
+            .filter(|r| !view.brokers.iter().any(|b| b.id == *r))
+            .collect();
+        topics
+            .entry(t.as_str())
+            .or_insert_with(|| {
+                UpdateMetadataTopicState::default()
+                    .with_topic_name(name(t))
+                    .with_topic_id(v.topic_id)
+            })
+            .partition_states
+            .push(
+                UpdateMetadataPartitionState::default()
+                    .with_topic_name(name(t))
+                    .with_partition_index(*p)
+                    .with_controller_epoch(v.controller_epoch)
+                    .with_leader(BrokerId(v.leader))
+                    .with_leader_epoch(v.leader_epoch)
+                    .with_isr(ids(&v.isr))
+                    .with_zk_version(v.partition_epoch)
+                    .with_replicas(ids(&v.replicas))
+                    .with_offline_replicas(ids(&offline)),
+            );
+    }
+    for t in &newly_deleting {
+        let (id, parts) = &view.deleting[*t];
+        let state = topics.entry(t.as_str()).or_insert_with(|| {
+            UpdateMetadataTopicState::default()
+                .with_topic_name(name(t))
+                .with_topic_id(*id)
+        });
+        for (p, replicas) in parts {
+            state.partition_states.push(
+                UpdateMetadataPartitionState::default()
+                    .with_topic_name(name(t))
+                    .with_partition_index(*p)
+                    .with_controller_epoch(view.controller_epoch)
+                    .with_leader(BrokerId(LEADER_DURING_DELETE))
+                    .with_replicas(ids(replicas)),
+            );
+        }
+    }
+    let live_brokers = view
+        .brokers
+        .iter()
+        .map(|b| {
+            UpdateMetadataBroker::default()
+                .with_id(BrokerId(b.id))
+                .with_rack(b.rack.clone().map(ZkStrBytes::from_string))
+                .with_endpoints(
+                    b.endpoints
+                        .iter()
+                        .map(|(listener, protocol, host, port)| {
+                            UpdateMetadataEndpoint::default()
+                                .with_port(*port)
+                                .with_host(ZkStrBytes::from_string(host.clone()))
+                                .with_listener(ZkStrBytes::from_string(listener.clone()))
+                                .with_security_protocol(*protocol)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    let update = UpdateMetadataRequest::default()
+        .with_controller_id(BrokerId(controller_id))
+        .with_controller_epoch(view.controller_epoch)
+        .with_broker_epoch(broker_epoch)
+        .with_topic_states(topics.into_values().collect())
+        .with_live_brokers(live_brokers);
+    let answer = c
+        .call_controller_api(UPDATE_METADATA_VERSION, &update, Duration::ZERO)
+        .await?;
+    if answer.error_code != 0 {
+        return Err(SendError::Refused {
+            request: "UpdateMetadata",
+            code: answer.error_code,
+        });
+    }
+    acked.brokers = view.brokers.clone();
+    acked
+        .deleting_announced
+        .extend(newly_deleting.iter().map(|t| (*t).clone()));
+
+    // 2. LeaderAndIsr for the changed partitions this broker holds a replica of.
+    let mut lisr_topics: BTreeMap<&str, LeaderAndIsrTopicState> = BTreeMap::new();
+    let mut leaders: BTreeSet<i32> = BTreeSet::new();
+    for ((t, p), v) in changed.iter().filter(|(_, v)| v.replicas.contains(&broker)) {
+        leaders.insert(v.leader);
+        lisr_topics
+            .entry(t.as_str())
+            .or_insert_with(|| {
+                LeaderAndIsrTopicState::default()
+                    .with_topic_name(name(t))
+                    .with_topic_id(v.topic_id)
+            })
+            .partition_states
+            .push(
+                LeaderAndIsrPartitionState::default()
+                    .with_topic_name(name(t))
+                    .with_partition_index(*p)
+                    .with_controller_epoch(v.controller_epoch)
+                    .with_leader(BrokerId(v.leader))
+                    .with_leader_epoch(v.leader_epoch)
+                    .with_isr(ids(&v.isr))
+                    .with_partition_epoch(v.partition_epoch)
+                    .with_replicas(ids(&v.replicas)),
+            );
+    }
+    if !lisr_topics.is_empty() {
+        let live_leaders = view
+            .brokers
+            .iter()
+            .filter(|b| leaders.contains(&b.id))
+            .filter_map(|b| {
+                let (_, _, host, port) = b.endpoints.first()?;
+                Some(
+                    LeaderAndIsrLiveLeader::default()
+                        .with_broker_id(BrokerId(b.id))
+                        .with_host_name(ZkStrBytes::from_string(host.clone()))
+                        .with_port(*port),
+                )
+            })
+            .collect();
+        let request = LeaderAndIsrRequest::default()
+            .with_controller_id(BrokerId(controller_id))
+            .with_controller_epoch(view.controller_epoch)
+            .with_broker_epoch(broker_epoch)
+            .with_topic_states(lisr_topics.into_values().collect())
+            .with_live_leaders(live_leaders);
+        let answer = c
+            .call_controller_api(LEADER_AND_ISR_VERSION, &request, Duration::ZERO)
+            .await?;
+        if answer.error_code != 0 {
+            return Err(SendError::Refused {
+                request: "LeaderAndIsr",
+                code: answer.error_code,
+            });
+        }
+        for t in &answer.topics {
+            for e in t.partition_errors.iter().filter(|e| e.error_code != 0) {
+                debug!(broker, topic_id = %t.topic_id, partition = e.partition_index,
+                    error_code = e.error_code, "LeaderAndIsr partition answered with an error");
+            }
+        }
+    }
+    for (k, v) in changed {
+        acked.partitions.insert(k.clone(), v.clone());
+    }
+    acked
+        .partitions
+        .retain(|k, _| view.partitions.contains_key(k));
+
+    // 3. StopReplica with delete for the replicas here of topics being deleted.
+    if !to_stop.is_empty() {
+        let topic_states = to_stop
+            .iter()
+            .map(|t| {
+                let (_, parts) = &view.deleting[*t];
+                StopReplicaTopicState::default()
+                    .with_topic_name(name(t))
+                    .with_partition_states(
+                        parts
+                            .iter()
+                            .filter(|(_, r)| r.contains(&broker))
+                            .map(|(p, _)| {
+                                StopReplicaPartitionState::default()
+                                    .with_partition_index(*p)
+                                    .with_leader_epoch(EPOCH_DURING_DELETE)
+                                    .with_delete_partition(true)
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        let request = StopReplicaRequest::default()
+            .with_controller_id(BrokerId(controller_id))
+            .with_controller_epoch(view.controller_epoch)
+            .with_broker_epoch(broker_epoch)
+            .with_topic_states(topic_states);
+        let answer = c
+            .call_controller_api(STOP_REPLICA_VERSION, &request, Duration::ZERO)
+            .await?;
+        if answer.error_code != 0 {
+            return Err(SendError::Refused {
+                request: "StopReplica",
+                code: answer.error_code,
+            });
+        }
+        acked.stopped.extend(to_stop.into_iter().cloned());
+    }
+    acked.stopped.retain(|t| view.deleting.contains_key(t));
+    acked
+        .deleting_announced
+        .retain(|t| view.deleting.contains_key(t));
+    Ok(())
+}
