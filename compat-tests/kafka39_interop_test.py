@@ -12,6 +12,8 @@ the controller election.
   kafka-controller   Kafka 1 first (controller), then gregor 2 and 3. A topic with RF 3 and
                      min.insync.replicas=2 is created through gregor with leaders on all three;
                      an idempotent acks=all producer writes throughout while
+                     - a topic created through gregor gets partitions and a config change
+                       through Kafka, and every broker shows both;
                      - gregor 3 is SIGSTOPped past replica.lag.time.max.ms (not the session):
                        it leaves the ISR of the partitions led by Kafka 1 and by gregor 2 (gregor
                        sends AlterPartition to the Kafka controller) and rejoins once resumed;
@@ -19,9 +21,17 @@ the controller election.
                        its leaderships away before it stops (pause printed), then it returns;
                      - a second topic is deleted through gregor: the Kafka controller's
                        StopReplica deletes gregor's replicas and the deletion completes.
+  migration          three Kafka 3.9 brokers with a topic (RF 3), an idempotent producer's
+                     history and a group's committed offsets; each broker in turn is stopped
+                     and replaced by gregor on its id, port and data directory while the
+                     producer keeps writing, then each back to Kafka the same way. After each
+                     direction every acknowledged value is read once, the group's offsets are
+                     unchanged and the producer was told of no error.
   gregor-controller  gregor 2 first (controller), then gregor 3 and Kafka 1. The topic is
                      created through the Kafka broker (it waits for the gregor controller's
                      UpdateMetadata); then
+                     - a topic created through Kafka gets partitions and a config change
+                       through gregor, and every broker shows both;
                      - gregor 3 is SIGSTOPped past the lag time: Kafka 1, as leader, sends
                        AlterPartition to the gregor controller, and 3 rejoins once resumed;
                      - Kafka 1 gets SIGTERM: its ControlledShutdown to the gregor controller
@@ -81,11 +91,14 @@ def fetch_kafka():
 
 
 class MixedCluster:
-    """ZooKeeper, Kafka 3.9 broker 1 and gregor brokers 2 and 3, started in `order`."""
+    """ZooKeeper and brokers 1-3, each Kafka 3.9 or gregor (`kinds`; by default Kafka 1 and
+    gregor 2 and 3), started in `order`. A broker can be replaced by the other kind on the
+    same id, port and data directory (`replace`)."""
 
-    def __init__(self, binary, root, order):
+    def __init__(self, binary, root, order, kinds=None):
         self.binary = binary
         self.root = root
+        self.kinds = dict(kinds or {1: "kafka", 2: "gregor", 3: "gregor"})
         env = dict(os.environ, ZK_TICK_MS="500", ZK_FORCE_SYNC="no", ZK_OWNER_PID=str(os.getpid()))
         self.zk_dir = os.path.join(root, "zk")
         out = subprocess.run([os.path.join(REPO, "scripts/zookeeper.sh"), "start", self.zk_dir],
@@ -101,15 +114,16 @@ class MixedCluster:
         self.bootstrap = ",".join(f"127.0.0.1:{p}" for p in self.ports.values())
 
     def log_path(self, i):
-        return os.path.join(self.root, f"broker{i}.log")
+        return os.path.join(self.root, f"broker{i}-{self.kinds[i]}.log")
 
     def data_dir(self, i):
         return os.path.join(self.root, f"broker{i}")
 
     def start(self, i):
-        self.starts[i] = self.starts.get(i, 0) + 1
-        if i == KAFKA:
-            props = os.path.join(self.root, "kafka.properties")
+        key = (i, self.kinds[i])
+        self.starts[key] = self.starts.get(key, 0) + 1
+        if self.kinds[i] == "kafka":
+            props = os.path.join(self.root, f"kafka{i}.properties")
             with open(props, "w") as f:
                 f.write("\n".join([
                     f"broker.id={i}",
@@ -125,7 +139,7 @@ class MixedCluster:
                     "controlled.shutdown.retry.backoff.ms=500",
                     "replica.fetch.backoff.ms=200",
                 ]) + "\n")
-            log4j = os.path.join(self.root, "log4j.properties")
+            log4j = os.path.join(self.root, f"log4j{i}.properties")
             with open(log4j, "w") as f:
                 f.write(LOG4J.format(path=self.log_path(i)))
             args = ["java", "-Xmx512m", "-Xms128m", "-cp", os.path.join(KAFKA_LIB, "*"),
@@ -141,12 +155,13 @@ class MixedCluster:
                     "--override", "replica.fetch.backoff.ms=200",
                     "--override", "leader.imbalance.check.interval.seconds=5",
                     "--override", "offsets.topic.num.partitions=3"]
-        log = open(self.log_path(i) + (".out" if i == KAFKA else ""), "a")
+        log = open(self.log_path(i) + (".out" if self.kinds[i] == "kafka" else ""), "a")
         self.procs[i] = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                          stderr=log)
 
     def wait_serving(self, i):
-        marker = "started (kafka.server.KafkaServer)" if i == KAFKA else "gregor is serving"
+        kafka = self.kinds[i] == "kafka"
+        marker = "started (kafka.server.KafkaServer)" if kafka else "gregor is serving"
 
         def serving():
             if self.procs[i].poll() is not None:
@@ -154,7 +169,7 @@ class MixedCluster:
             if not os.path.exists(self.log_path(i)):
                 return False
             with open(self.log_path(i)) as f:
-                return f.read().count(marker) >= self.starts[i]
+                return f.read().count(marker) >= self.starts[(i, self.kinds[i])]
         eventually(f"broker {i} serving", 90, serving, 0.2)
 
     def tail(self, i, n=15):
@@ -180,6 +195,13 @@ class MixedCluster:
         self.start(i)
         self.wait_serving(i)
         self.stopped.discard(i)
+
+    def replace(self, i, kind):
+        """SIGTERM broker `i` and start a `kind` broker on its id, port and data directory."""
+        exited = self.terminate(i)
+        self.kinds[i] = kind
+        self.restart(i)
+        return exited
 
     def stop_signal(self, i):
         self.procs[i].send_signal(signal.SIGSTOP)
@@ -344,6 +366,44 @@ def delete_topic(cluster, via):
     return f"deletion through broker {via} completed on all three in {time.time() - t0:.1f}s"
 
 
+def admin_changes(cluster, via, then_via):
+    """A topic created through broker `via`, partitions added and a config changed through
+    `then_via`: every broker shows each change."""
+    from confluent_kafka.admin import ConfigResource, NewPartitions
+    name = "grown"
+    admin = cluster.admin(via)
+    for f in admin.create_topics([NewTopic(name, 2, 3)]).values():
+        f.result(timeout=60)
+    other = cluster.admin(then_via)
+    for f in other.create_partitions([NewPartitions(name, 4)]).values():
+        f.result(timeout=60)
+
+    def grown_everywhere():
+        for i in (1, 2, 3):
+            md = cluster.admin(i).list_topics(name, timeout=10).topics[name]
+            if md.error is not None or len(md.partitions) != 4:
+                return False
+            if any(p.leader < 1 or sorted(p.isrs) != [1, 2, 3] for p in md.partitions.values()):
+                return False
+        return True
+    eventually("4 in-sync partitions on every broker", 60, grown_everywhere, 0.5)
+    resource = ConfigResource(ConfigResource.Type.TOPIC, name, set_config={"retention.ms": "3600000"})
+    for f in other.alter_configs([resource]).values():
+        f.result(timeout=60)
+
+    def config_everywhere():
+        for i in (1, 2, 3):
+            asked = cluster.admin(i)  # kept alive until its future is done
+            got = asked.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, name)])
+            entries = list(got.values())[0].result(timeout=10)
+            if entries["retention.ms"].value != "3600000":
+                return False
+        return True
+    eventually("retention.ms=3600000 on every broker", 60, config_everywhere, 0.5)
+    return (f"topic created through broker {via}, partitions added and retention.ms changed "
+            f"through broker {then_via}: all three show both")
+
+
 def run_load(cluster, rec, body):
     rec.send("before", 1000, pause=0.0005)
     notes = body()
@@ -362,7 +422,8 @@ def kafka_controller(cluster):
     rec = Recorder(cluster.bootstrap)
 
     def body():
-        return [follower_lag(cluster, rec, 3, watched_leader=2),
+        return [admin_changes(cluster, via=2, then_via=KAFKA),
+                follower_lag(cluster, rec, 3, watched_leader=2),
                 controlled_shutdown(cluster, rec, 2),
                 delete_topic(cluster, via=3)]
     notes, summary = run_load(cluster, rec, body)
@@ -370,6 +431,23 @@ def kafka_controller(cluster):
     assert "the controller moved every leadership controller=1" in log2, \
         "gregor 2 did not hear from the Kafka controller that its leaderships moved"
     return "; ".join([summary] + notes + [check_converged(cluster), check_quiet_logs(cluster)])
+
+
+def kafka_producer_ids(cluster):
+    """An idempotent producer bootstrapped from the Kafka broker. Whenever a Kafka broker
+    answers InitProducerId it first asks the gregor controller for a block of ids
+    (AllocateProducerIds); had that failed, Kafka would have logged an ERROR, which
+    `check_quiet_logs` refuses. librdkafka picks the broker it asks, so the block is reported,
+    not required."""
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": f"127.0.0.1:{cluster.ports[KAFKA]}",
+                  "enable.idempotence": True, "acks": "all", "message.timeout.ms": 30000})
+    results = []
+    p.produce(TOPIC, value=b"via-kafka", on_delivery=lambda e, m: results.append(e))
+    assert p.flush(40) == 0 and results == [None], f"idempotent produce via Kafka: {results}"
+    blocks = cluster.log(2).count("allocated producer ids to a broker broker=1")
+    return (f"idempotent producer bootstrapped from Kafka acknowledged; the gregor controller "
+            f"handed the Kafka broker {blocks} block(s) of producer ids")
 
 
 def gregor_controller(cluster):
@@ -383,23 +461,111 @@ def gregor_controller(cluster):
     rec = Recorder(cluster.bootstrap)
 
     def body():
-        notes = [follower_lag(cluster, rec, 3, watched_leader=KAFKA),
+        notes = [admin_changes(cluster, via=KAFKA, then_via=3),
+                 follower_lag(cluster, rec, 3, watched_leader=KAFKA),
                  controlled_shutdown(cluster, rec, KAFKA)]
         eventually("Kafka 1 leading again (preferred leader)", 60,
                    lambda: KAFKA in {v[0] for v in cluster.partitions().values()})
         notes.append(delete_topic(cluster, via=KAFKA))
         return notes
     notes, summary = run_load(cluster, rec, body)
+    notes.append(kafka_producer_ids(cluster))
     kafka = cluster.log(KAFKA)
     assert "Controlled shutdown request returned successfully" in kafka or \
         "Controlled shutdown succeeded" in kafka, "Kafka's controlled shutdown did not succeed"
     return "; ".join([summary] + notes + [check_converged(cluster), check_quiet_logs(cluster)])
 
 
+def committed_offsets(cluster, group):
+    """The group's committed offset per partition of the topic, read by a fresh member."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": group,
+                  "enable.auto.commit": False})
+    try:
+        got = c.committed([TopicPartition(TOPIC, p) for p in range(PARTITIONS)], timeout=30)
+        return {tp.partition: tp.offset for tp in got}
+    finally:
+        c.close()
+
+
+def commit_some(cluster, group, count):
+    """A member of `group` reads `count` records from the start and commits where it is."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": group,
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    c.assign([TopicPartition(TOPIC, p, 0) for p in range(PARTITIONS)])
+    read = 0
+    deadline = time.time() + 60
+    while read < count and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            read += 1
+    c.commit(asynchronous=False)
+    c.close()
+    assert read == count, f"read {read} of {count}"
+    return committed_offsets(cluster, group)
+
+
+def check_files_read_cleanly(cluster):
+    """Neither kind complained about a file the other wrote: producer snapshots, checkpoints,
+    meta.properties, partition.metadata."""
+    gregor_complaints = ("unreadable leader epoch checkpoint", "corrupt producer state snapshot",
+                         "ignoring unreadable checkpoint", "truncated conflicting entries",
+                         "-stray", "recovery-aside")
+    for path in sorted(glob.glob(os.path.join(cluster.root, "broker*-*.log"))):
+        with open(path) as f:
+            lines = f.read().splitlines()
+        if path.endswith("-gregor.log"):
+            bad = [l for l in lines if any(c in l for c in gregor_complaints)]
+        else:
+            bad = [l for l in lines if (" WARN " in l or " ERROR " in l) and any(
+                w in l.lower() for w in ("snapshot", "checkpoint", "meta.properties",
+                                         "partition.metadata", "corrupt"))]
+        assert not bad, f"{os.path.basename(path)}: {bad[:3]}"
+    return "no complaint from either about the other's files"
+
+
+def migration(cluster):
+    """Three Kafka 3.9 brokers replaced by gregor one at a time, each on its predecessor's id,
+    port and data directory, while an idempotent producer keeps writing; then back to Kafka
+    the same way."""
+    eventually("the Kafka brokers knowing each other", 30,
+               lambda: len(cluster.admin(1).list_topics(timeout=10).brokers) == 3)
+    assert controller_of(cluster) == 1, f"controller is {controller_of(cluster)}"
+    cluster.create_topic(TOPIC, via=1)
+    cluster.wait_isr_whole()
+    rec = Recorder(cluster.bootstrap)
+    rec.send("kafka", 1500, pause=0.0005)
+    rec.flush()
+    group = "migrating"
+    committed = commit_some(cluster, group, 600)
+    assert sum(o for o in committed.values() if o >= 0) == 600, committed
+    notes = []
+    for kind in ("gregor", "kafka"):
+        t0 = time.time()
+        for i in (1, 2, 3):
+            rec.send(f"{kind}{i}-before", 300, pause=0.001)
+            cluster.replace(i, kind)
+            rec.send(f"{kind}{i}-after", 300, pause=0.001)
+            cluster.wait_isr_whole(timeout=90)
+        rec.flush()
+        assert not rec.errors, f"the producer was told {rec.errors[:3]}"
+        summary = check_acknowledged(rec, drain_all(cluster.bootstrap))
+        after = committed_offsets(cluster, group)
+        assert after == committed, f"group offsets {committed} became {after}"
+        notes.append(f"all three brokers to {'gregor' if kind == 'gregor' else 'Kafka 3.9'} in "
+                     f"{time.time() - t0:.0f}s: {summary}, the group's offsets kept, the "
+                     f"producer told of no error")
+    return "; ".join(notes + [check_converged(cluster), check_files_read_cleanly(cluster)])
+
+
 SCENARIOS = {
     "kafka-controller": (kafka_controller, (KAFKA, 2, 3)),
     "gregor-controller": (gregor_controller, (2, 3, KAFKA)),
+    "migration": (migration, (1, 2, 3)),
 }
+
+KINDS = {"migration": {1: "kafka", 2: "kafka", 3: "kafka"}}
 
 
 def main():
@@ -416,7 +582,7 @@ def main():
         t0 = time.time()
         cluster = None
         try:
-            cluster = MixedCluster(os.path.abspath(args.broker), root, order)
+            cluster = MixedCluster(os.path.abspath(args.broker), root, order, KINDS.get(name))
             detail = fn(cluster)
             print(f"PASS {name} ({time.time() - t0:.0f}s): {detail}", flush=True)
         except Exception as e:

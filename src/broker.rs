@@ -64,6 +64,7 @@ impl Broker {
                     &log_dir,
                     config.broker_id,
                     config.cluster_id.as_deref(),
+                    crate::meta_properties::Version::Standalone,
                 )?;
                 let endpoint = advertised_endpoint(&config)?;
                 let store = EmbeddedMetadata::open(&log_dir, cluster_id.clone(), endpoint)?;

@@ -945,7 +945,11 @@ fn ensemble_losing_one_node_keeps_working_and_ids_can_be_generated() {
     let md = metadata(&mut c);
     assert_eq!(broker_ids(&md), BTreeSet::from([1, 1001]), "seqid 1 + 1000");
     let props = std::fs::read_to_string(generated.dir.join("meta.properties")).unwrap();
-    assert!(props.contains("node.id=1001"), "{props}");
+    // Kafka's ZooKeeper-mode meta.properties: version 0, broker.id.
+    assert!(
+        props.contains("broker.id=1001") && props.contains("version=0"),
+        "{props}"
+    );
     assert_eq!(create_topic(&mut c, "before", 2, 2), 0);
 
     zk.kill9_node(1);

@@ -62,12 +62,15 @@ impl LeaderEpochFileCache {
                 return Ok(());
             }
         }
-        let before = self.entries.len();
-        self.entries
-            .retain(|&(e, start)| e < epoch && start < start_offset);
-        if self.entries.len() != before {
-            warn!(file = %self.path.display(), epoch, start_offset,
-                removed = before - self.entries.len(),
+        let (kept, removed): (Vec<_>, Vec<_>) = self
+            .entries
+            .iter()
+            .partition(|&&(e, start)| e < epoch && start < start_offset);
+        self.entries = kept;
+        // As Kafka: an epoch that began at the same offset and holds nothing is replaced
+        // quietly (a leader elected again before writing); anything else is worth a warning.
+        if removed.len() > 1 || removed.first().is_some_and(|&(_, s)| s != start_offset) {
+            warn!(file = %self.path.display(), epoch, start_offset, removed = ?removed,
                 "new leader epoch entry truncated conflicting entries");
         }
         self.entries.push((epoch, start_offset));
@@ -158,7 +161,11 @@ impl LeaderEpochFileCache {
 
 fn parse(text: &str) -> Option<Vec<(i32, i64)>> {
     let mut lines = text.lines();
-    if lines.next()?.trim() != "0" {
+    // An empty file is an empty cache, as Kafka reads it (Kafka creates the file empty).
+    let Some(version) = lines.next() else {
+        return Some(Vec::new());
+    };
+    if version.trim() != "0" {
         return None;
     }
     let count: usize = lines.next()?.trim().parse().ok()?;
@@ -251,6 +258,16 @@ mod tests {
         assert_eq!(c.entries, vec![(1, 10)]);
         let c = LeaderEpochFileCache::load(dir.path());
         assert_eq!(c.entries, vec![(1, 10)]);
+    }
+
+    #[test]
+    fn an_epoch_restarted_at_the_same_offset_replaces_the_empty_one() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(FILE_NAME), "").unwrap(); // as Kafka creates it
+        let mut c = LeaderEpochFileCache::load(dir.path());
+        c.assign(1, 0).unwrap();
+        c.assign(2, 0).unwrap(); // elected again before writing: no conflict to report
+        assert_eq!(c.entries, vec![(2, 0)]);
     }
 
     #[test]

@@ -6,6 +6,15 @@
 //! `NUM_BATCHES_TO_RETAIN`: a producer has at most 5 requests in flight). The state is
 //! snapshotted to `<offset>.snapshot` on roll and close and rebuilt after a crash by
 //! replaying batch headers from the newest snapshot, as Kafka does.
+//!
+//! Snapshots are in Kafka's format (version 1), so that Kafka 3.x and gregor each read the
+//! other's: `version: int16 = 1`, `crc: uint32` (CRC32C of everything after it), then an
+//! array (`int32` count) of entries `producer_id: int64, epoch: int16, last_sequence: int32,
+//! last_offset: int64, offset_delta: int32, timestamp: int64, coordinator_epoch: int32,
+//! current_txn_first_offset: int64`. Like Kafka's, an entry holds only a producer's last
+//! batch (its first sequence and offset are `offset_delta` before its last ones); batches
+//! after the snapshot are replayed from the log. Snapshots in gregor's earlier format
+//! (`GPS2`, every retained batch) are still read.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
@@ -18,7 +27,17 @@ use crate::batch::{increment_sequence, BatchHeader};
 use crate::error::{at, LogError};
 
 pub const BATCHES_TO_RETAIN: usize = 5;
-const SNAPSHOT_MAGIC: &[u8; 4] = b"GPS2";
+/// Kafka's producer snapshot version (`ProducerStateManager.PRODUCER_SNAPSHOT_VERSION`).
+const SNAPSHOT_VERSION: i16 = 1;
+/// version (2) + crc (4): the CRC covers what follows.
+const SNAPSHOT_ENTRIES_AT: usize = 6;
+/// One entry of Kafka's snapshot: 8 + 2 + 4 + 8 + 4 + 8 + 4 + 8 bytes.
+const SNAPSHOT_ENTRY_LEN: usize = 46;
+/// Kafka's "no transaction coordinator epoch" and "no ongoing transaction".
+const NO_COORDINATOR_EPOCH: i32 = -1;
+const NO_TXN_FIRST_OFFSET: i64 = -1;
+/// gregor's earlier snapshot format, read for upgrades only.
+const LEGACY_SNAPSHOT_MAGIC: &[u8; 4] = b"GPS2";
 const SNAPSHOTS_TO_KEEP: usize = 2;
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -201,26 +220,9 @@ impl ProducerStateManager {
         self.producers.get(&producer_id)
     }
 
-    /// Writes `<offset>.snapshot` atomically and prunes old ones.
+    /// Writes `<offset>.snapshot` (Kafka's format) atomically and prunes old ones.
     pub fn write_snapshot(&self, dir: &Path, offset: i64) -> Result<(), LogError> {
-        let mut buf = Vec::new();
-        buf.extend_from_slice(SNAPSHOT_MAGIC);
-        buf.extend_from_slice(&offset.to_be_bytes());
-        buf.extend_from_slice(&(self.producers.len() as u32).to_be_bytes());
-        for (pid, e) in &self.producers {
-            buf.extend_from_slice(&pid.to_be_bytes());
-            buf.extend_from_slice(&e.epoch.to_be_bytes());
-            buf.push(e.batches.len() as u8);
-            for b in &e.batches {
-                buf.extend_from_slice(&b.first_seq.to_be_bytes());
-                buf.extend_from_slice(&b.last_seq.to_be_bytes());
-                buf.extend_from_slice(&b.first_offset.to_be_bytes());
-                buf.extend_from_slice(&b.last_offset.to_be_bytes());
-                buf.extend_from_slice(&b.max_timestamp.to_be_bytes());
-            }
-        }
-        let crc = crc32c::crc32c(&buf);
-        buf.extend_from_slice(&crc.to_be_bytes());
+        let buf = encode_snapshot(&self.producers);
         let path = snapshot_path(dir, offset);
         let tmp = path.with_extension("snapshot.tmp");
         let mut f = std::fs::File::create(&tmp).map_err(at(&tmp))?;
@@ -294,8 +296,90 @@ fn list_snapshots(dir: &Path) -> Result<Vec<i64>, LogError> {
     Ok(out)
 }
 
+/// Kafka's snapshot of `producers` (see the module comment).
+fn encode_snapshot(producers: &BTreeMap<i64, ProducerEntry>) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(10 + producers.len() * SNAPSHOT_ENTRY_LEN);
+    buf.extend_from_slice(&SNAPSHOT_VERSION.to_be_bytes());
+    buf.extend_from_slice(&[0; 4]); // the CRC, filled in below
+    buf.extend_from_slice(&(producers.len() as i32).to_be_bytes());
+    for (pid, e) in producers {
+        // What Kafka writes for a producer without a data batch (only markers).
+        let (last_seq, last_offset, delta, timestamp) = match e.batches.back() {
+            Some(b) => (
+                b.last_seq,
+                b.last_offset,
+                (b.last_offset - b.first_offset) as i32,
+                b.max_timestamp,
+            ),
+            None => (-1, -1, 0, -1),
+        };
+        buf.extend_from_slice(&pid.to_be_bytes());
+        buf.extend_from_slice(&e.epoch.to_be_bytes());
+        buf.extend_from_slice(&last_seq.to_be_bytes());
+        buf.extend_from_slice(&last_offset.to_be_bytes());
+        buf.extend_from_slice(&delta.to_be_bytes());
+        buf.extend_from_slice(&timestamp.to_be_bytes());
+        buf.extend_from_slice(&NO_COORDINATOR_EPOCH.to_be_bytes());
+        buf.extend_from_slice(&NO_TXN_FIRST_OFFSET.to_be_bytes());
+    }
+    let crc = crc32c::crc32c(&buf[SNAPSHOT_ENTRIES_AT..]);
+    buf[2..SNAPSHOT_ENTRIES_AT].copy_from_slice(&crc.to_be_bytes());
+    buf
+}
+
 fn decode_snapshot(b: &[u8]) -> Option<ProducerStateManager> {
-    if b.len() < 20 || &b[..4] != SNAPSHOT_MAGIC {
+    if b.starts_with(LEGACY_SNAPSHOT_MAGIC) {
+        return decode_legacy_snapshot(b);
+    }
+    let mut r = Reader { b, pos: 0 };
+    if r.i16()? != SNAPSHOT_VERSION {
+        return None;
+    }
+    let crc = r.u32()?;
+    if crc32c::crc32c(b.get(SNAPSHOT_ENTRIES_AT..)?) != crc {
+        return None;
+    }
+    let count = usize::try_from(r.i32()?).ok()?;
+    if b.len() != SNAPSHOT_ENTRIES_AT + 4 + count.checked_mul(SNAPSHOT_ENTRY_LEN)? {
+        return None;
+    }
+    let mut producers = BTreeMap::new();
+    for _ in 0..count {
+        let pid = r.i64()?;
+        let epoch = r.i16()?;
+        let last_seq = r.i32()?;
+        let last_offset = r.i64()?;
+        let delta = r.i32()?;
+        let timestamp = r.i64()?;
+        let _coordinator_epoch = r.i32()?;
+        let _txn_first_offset = r.i64()?;
+        let mut batches = VecDeque::new();
+        if last_seq >= 0 && last_offset >= 0 && delta >= 0 {
+            batches.push_back(BatchMetadata {
+                first_seq: decrement_sequence(last_seq, delta),
+                last_seq,
+                first_offset: last_offset - i64::from(delta),
+                last_offset,
+                max_timestamp: timestamp,
+            });
+        }
+        producers.insert(pid, ProducerEntry { epoch, batches });
+    }
+    Some(ProducerStateManager { producers })
+}
+
+/// Kafka's `DefaultRecordBatch.decrementSequence`: sequences wrap from i32::MAX to 0.
+fn decrement_sequence(sequence: i32, decrement: i32) -> i32 {
+    if sequence < decrement {
+        i32::MAX - (decrement - sequence) + 1
+    } else {
+        sequence - decrement
+    }
+}
+
+/// gregor's earlier format: `GPS2`, offset, count, per producer every retained batch, CRC32C.
+fn decode_legacy_snapshot(b: &[u8]) -> Option<ProducerStateManager> {
+    if b.len() < 20 {
         return None;
     }
     let (body, crc) = b.split_at(b.len() - 4);
@@ -408,6 +492,20 @@ mod tests {
         ));
     }
 
+    /// What a snapshot keeps: per producer its epoch and last batch, as Kafka's does.
+    fn last_batches_only(m: &ProducerStateManager) -> BTreeMap<i64, ProducerEntry> {
+        m.producers
+            .iter()
+            .map(|(pid, e)| {
+                let mut e = e.clone();
+                while e.batches.len() > 1 {
+                    e.batches.pop_front();
+                }
+                (*pid, e)
+            })
+            .collect()
+    }
+
     #[test]
     fn snapshots_round_trip_and_corrupt_ones_are_skipped() {
         let dir = tempfile::tempdir().unwrap();
@@ -421,8 +519,31 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(at, 4);
-        assert_eq!(loaded.producers, m.producers);
-        assert_eq!(loaded.entry(1).unwrap().batches[1].max_timestamp, 9);
+        assert_eq!(loaded.producers, last_batches_only(&m));
+        let last = loaded.entry(1).unwrap().batches[0];
+        assert_eq!(
+            (
+                last.first_seq,
+                last.last_seq,
+                last.first_offset,
+                last.last_offset
+            ),
+            (2, 2, 3, 3)
+        );
+        assert_eq!(last.max_timestamp, 9);
+        // The last batch is recognised as a duplicate after the reload; the next one follows.
+        let mut reloaded = loaded;
+        assert!(matches!(
+            append(&mut reloaded, &header(1, 0, 2, 1, 3)),
+            Ok(SequenceCheck::Duplicate {
+                first_offset: 3,
+                ..
+            })
+        ));
+        assert_eq!(
+            append(&mut reloaded, &header(1, 0, 3, 1, 4)),
+            Ok(SequenceCheck::Append)
+        );
         // A newer snapshot above the log end (the log was cut) is dropped.
         let (_, at) = ProducerStateManager::load_latest(dir.path(), 3)
             .unwrap()
@@ -438,9 +559,70 @@ mod tests {
         assert!(ProducerStateManager::load_latest(dir.path(), 10)
             .unwrap()
             .is_none());
-        for garbage in [&b""[..], b"GPS2", &[0u8; 40]] {
+        for garbage in [
+            &b""[..],
+            b"GPS2",
+            &[0u8; 40],
+            &[0, 1, 0, 0, 0, 0, 0, 0, 0, 1],
+        ] {
             assert!(decode_snapshot(garbage).is_none());
         }
+    }
+
+    /// The bytes Kafka 3.x writes (`ProducerStateManager.writeSnapshot`): one producer whose
+    /// last batch held sequences 10..=14 at offsets 100..=104, written field by field here.
+    #[test]
+    fn a_snapshot_in_kafkas_layout_is_read_and_written_byte_for_byte() {
+        let mut entries = Vec::new();
+        entries.extend_from_slice(&1i32.to_be_bytes()); // one entry
+        entries.extend_from_slice(&4000i64.to_be_bytes()); // producer_id
+        entries.extend_from_slice(&3i16.to_be_bytes()); // epoch
+        entries.extend_from_slice(&14i32.to_be_bytes()); // last_sequence
+        entries.extend_from_slice(&104i64.to_be_bytes()); // last_offset
+        entries.extend_from_slice(&4i32.to_be_bytes()); // offset_delta
+        entries.extend_from_slice(&1_700_000_000_000i64.to_be_bytes()); // timestamp
+        entries.extend_from_slice(&(-1i32).to_be_bytes()); // coordinator_epoch
+        entries.extend_from_slice(&(-1i64).to_be_bytes()); // current_txn_first_offset
+        let mut file = vec![0, 1];
+        file.extend_from_slice(&crc32c::crc32c(&entries).to_be_bytes());
+        file.extend_from_slice(&entries);
+        let m = decode_snapshot(&file).expect("Kafka's snapshot");
+        let e = m.entry(4000).unwrap();
+        assert_eq!(e.epoch, 3);
+        assert_eq!(
+            e.batches.iter().copied().collect::<Vec<_>>(),
+            vec![BatchMetadata {
+                first_seq: 10,
+                last_seq: 14,
+                first_offset: 100,
+                last_offset: 104,
+                max_timestamp: 1_700_000_000_000
+            }]
+        );
+        assert_eq!(encode_snapshot(&m.producers), file);
+    }
+
+    #[test]
+    fn a_snapshot_in_gregors_earlier_format_is_still_read() {
+        let mut body = Vec::new();
+        body.extend_from_slice(LEGACY_SNAPSHOT_MAGIC);
+        body.extend_from_slice(&7i64.to_be_bytes());
+        body.extend_from_slice(&1u32.to_be_bytes());
+        body.extend_from_slice(&9i64.to_be_bytes());
+        body.extend_from_slice(&2i16.to_be_bytes());
+        body.push(2);
+        for (seq, off) in [(0i32, 0i64), (1, 1)] {
+            body.extend_from_slice(&seq.to_be_bytes());
+            body.extend_from_slice(&seq.to_be_bytes());
+            body.extend_from_slice(&off.to_be_bytes());
+            body.extend_from_slice(&off.to_be_bytes());
+            body.extend_from_slice(&5i64.to_be_bytes());
+        }
+        let crc = crc32c::crc32c(&body);
+        body.extend_from_slice(&crc.to_be_bytes());
+        let m = decode_snapshot(&body).unwrap();
+        assert_eq!(m.entry(9).unwrap().batches.len(), 2);
+        assert_eq!(m.entry(9).unwrap().epoch, 2);
     }
 
     #[test]

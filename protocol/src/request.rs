@@ -78,6 +78,7 @@ requests! {
     ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest),
     ConsumerGroupDescribe(ConsumerGroupDescribeRequest),
     AlterPartition(AlterPartitionRequest),
+    AllocateProducerIds(AllocateProducerIdsRequest),
 }
 
 /// A request with the header fields the handlers need.

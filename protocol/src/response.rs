@@ -59,6 +59,7 @@ responses! {
     ConsumerGroupHeartbeat(ConsumerGroupHeartbeatResponse),
     ConsumerGroupDescribe(ConsumerGroupDescribeResponse),
     AlterPartition(AlterPartitionResponse),
+    AllocateProducerIds(AllocateProducerIdsResponse),
 }
 
 /// Encodes `size | response header | body`. The header version follows the request's API

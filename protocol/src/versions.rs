@@ -70,6 +70,8 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     api(ApiKey::ConsumerGroupDescribe, 0, 1),
     // A leader's ISR change (KIP-497), served at the controller (NOT_CONTROLLER elsewhere).
     api(ApiKey::AlterPartition, 2, 3),
+    // A Kafka 3.x broker's block of producer ids (KIP-730), served at the controller.
+    api(ApiKey::AllocateProducerIds, 0, 0),
 ];
 
 /// The served range of an API key, if gregor serves it at all.

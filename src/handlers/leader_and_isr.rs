@@ -80,46 +80,54 @@ pub async fn handle(
         broker.metadata.sync().await;
     }
     let image = broker.metadata.image();
-    if let Err(e) = broker.replicas.apply(&image, &broker.config) {
-        warn!(error = %e, "opening the replicas of a LeaderAndIsr request failed");
-    }
-    let local = broker.config.broker_id;
-    let mut results = Vec::with_capacity(states.len());
-    for s in &states {
-        let st = &s.state;
-        let known = image
-            .topic(&s.topic)
-            .is_some_and(|t| s.topic_id.is_nil() || t.id == s.topic_id);
-        let code = if !st.replicas.iter().any(|r| r.0 == local) || !known {
-            E::UnknownTopicOrPartition.code()
-        } else {
-            let leadership = Leadership {
-                leader: st.leader.0,
-                leader_epoch: st.leader_epoch,
-                isr: st.isr.iter().map(|b| b.0).collect(),
-                replicas: st.replicas.iter().map(|b| b.0).collect(),
-                partition_epoch: st.partition_epoch,
-            };
-            match broker
-                .replicas
-                .apply_leader_and_isr(&s.topic, st.partition_index, &leadership)
-            {
-                LeaderAndIsrOutcome::Applied => 0,
-                // Kafka answers an older leader epoch so (and the controller only logs it).
-                LeaderAndIsrOutcome::StaleLeaderEpoch => E::StaleControllerEpoch.code(),
-                LeaderAndIsrOutcome::NotHosted => E::UnknownTopicOrPartition.code(),
-                LeaderAndIsrOutcome::Failed(e) => {
-                    warn!(topic = %s.topic, partition = st.partition_index, error = %e,
-                        "LeaderAndIsr: the replica could not change role");
-                    E::KafkaStorageError.code()
-                }
-            }
-        };
-        debug!(topic = %s.topic, partition = st.partition_index, leader = st.leader.0,
-            leader_epoch = st.leader_epoch, error_code = code, "LeaderAndIsr partition state");
-        results.push((s, code));
-    }
+    // Opening logs and changing roles is file work: off the worker's other tasks.
+    let results = crate::blocking::run(|| {
+        if let Err(e) = broker.replicas.apply(&image, &broker.config) {
+            warn!(error = %e, "opening the replicas of a LeaderAndIsr request failed");
+        }
+        states
+            .iter()
+            .map(|s| (s, apply_state(broker, &image, s)))
+            .collect::<Vec<_>>()
+    });
     response(version, 0, results)
+}
+
+/// One partition state applied to its replica here; the error code to answer with.
+fn apply_state(broker: &Broker, image: &crate::metadata::MetadataImage, s: &State) -> i16 {
+    let st = &s.state;
+    let local = broker.config.broker_id;
+    let known = image
+        .topic(&s.topic)
+        .is_some_and(|t| s.topic_id.is_nil() || t.id == s.topic_id);
+    let code = if !st.replicas.iter().any(|r| r.0 == local) || !known {
+        E::UnknownTopicOrPartition.code()
+    } else {
+        let leadership = Leadership {
+            leader: st.leader.0,
+            leader_epoch: st.leader_epoch,
+            isr: st.isr.iter().map(|b| b.0).collect(),
+            replicas: st.replicas.iter().map(|b| b.0).collect(),
+            partition_epoch: st.partition_epoch,
+        };
+        match broker
+            .replicas
+            .apply_leader_and_isr(&s.topic, st.partition_index, &leadership)
+        {
+            LeaderAndIsrOutcome::Applied => 0,
+            // Kafka answers an older leader epoch so (and the controller only logs it).
+            LeaderAndIsrOutcome::StaleLeaderEpoch => E::StaleControllerEpoch.code(),
+            LeaderAndIsrOutcome::NotHosted => E::UnknownTopicOrPartition.code(),
+            LeaderAndIsrOutcome::Failed(e) => {
+                warn!(topic = %s.topic, partition = st.partition_index, error = %e,
+                    "LeaderAndIsr: the replica could not change role");
+                E::KafkaStorageError.code()
+            }
+        }
+    };
+    debug!(topic = %s.topic, partition = st.partition_index, leader = st.leader.0,
+        leader_epoch = st.leader_epoch, error_code = code, "LeaderAndIsr partition state");
+    code
 }
 
 /// v0-4 answer per partition with the topic's name; v5+ per topic, by id.

@@ -2,6 +2,7 @@
 //! request is answered opens the file with its name. `handle` routes a decoded request to
 //! its module and encodes the answer at the request's version.
 
+pub mod allocate_producer_ids;
 pub mod alter_configs;
 pub mod alter_partition;
 pub mod api_versions;
@@ -167,6 +168,9 @@ pub async fn handle(broker: &Broker, req: DecodedRequest, client_host: &str) -> 
         }
         Request::AlterPartition(r) => {
             Response::AlterPartition(alter_partition::handle(broker, v, r).await)
+        }
+        Request::AllocateProducerIds(r) => {
+            Response::AllocateProducerIds(allocate_producer_ids::handle(broker, r).await)
         }
         Request::Controller(r) => {
             let response = match r {

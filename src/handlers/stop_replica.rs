@@ -71,32 +71,33 @@ pub async fn handle(broker: &Broker, version: i16, req: StopReplicaRequest) -> S
     }
     broker.metadata.sync().await;
     let image = broker.metadata.image();
-    if let Err(e) = broker.replicas.apply(&image, &broker.config) {
-        warn!(error = %e, "applying the image before StopReplica failed");
-    }
-    let mut errors = Vec::with_capacity(stops.len());
-    for (topic, index, leader_epoch, delete) in stops {
-        let name = topic.0.to_string();
-        let current = broker
-            .replicas
-            .hosted(&name, index)
-            .map(|p| p.leader_epoch());
-        let code = match current {
-            Some(current) if leader_epoch >= 0 && leader_epoch < current => {
-                E::FencedLeaderEpoch.code()
+    // Closing and deleting logs is file work: off the worker's other tasks.
+    let errors =
+        crate::blocking::run(|| {
+            if let Err(e) = broker.replicas.apply(&image, &broker.config) {
+                warn!(error = %e, "applying the image before StopReplica failed");
             }
-            _ => {
-                broker.replicas.stop_replica(&name, index, delete);
-                0
-            }
-        };
-        info!(topic = %name, partition = index, delete, error_code = code, "StopReplica");
-        errors.push(
-            StopReplicaPartitionError::default()
-                .with_topic_name(topic)
-                .with_partition_index(index)
-                .with_error_code(code),
-        );
-    }
+            stops
+            .into_iter()
+            .map(|(topic, index, leader_epoch, delete)| {
+                let name = topic.0.to_string();
+                let current = broker.replicas.hosted(&name, index).map(|p| p.leader_epoch());
+                let code = match current {
+                    Some(current) if leader_epoch >= 0 && leader_epoch < current => {
+                        E::FencedLeaderEpoch.code()
+                    }
+                    _ => {
+                        broker.replicas.stop_replica(&name, index, delete);
+                        0
+                    }
+                };
+                info!(topic = %name, partition = index, delete, error_code = code, "StopReplica");
+                StopReplicaPartitionError::default()
+                    .with_topic_name(topic)
+                    .with_partition_index(index)
+                    .with_error_code(code)
+            })
+            .collect()
+        });
     StopReplicaResponse::default().with_partition_errors(errors)
 }

@@ -382,6 +382,9 @@ impl ReplicaManager {
         index: i32,
         leadership: &Leadership,
     ) -> LeaderAndIsrOutcome {
+        // Role changes one at a time, with the image's: the fetcher calls of two changes
+        // must not interleave (a follow after the newer change's unfollow).
+        let _applying = self.apply_lock.lock().unwrap_or_else(|p| p.into_inner());
         let Some(p) = self.hosted(topic, index) else {
             return LeaderAndIsrOutcome::NotHosted;
         };

@@ -4,4 +4,4 @@
 
 pub mod producer_ids;
 
-pub use producer_ids::ProducerIdManager;
+pub use producer_ids::{ProducerIdManager, BLOCK_SIZE as PRODUCER_ID_BLOCK_SIZE};

@@ -8,7 +8,7 @@ use tokio::sync::Mutex;
 use crate::metadata::{MetadataError, MetadataStore};
 
 /// Kafka reserves producer ids in blocks of 1000.
-const BLOCK_SIZE: i64 = 1000;
+pub const BLOCK_SIZE: i64 = 1000;
 
 pub struct ProducerIdManager {
     store: Arc<dyn MetadataStore>,

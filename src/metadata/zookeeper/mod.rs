@@ -218,7 +218,12 @@ impl ZookeeperMetadata {
             info!(broker_id = id, "generated broker id from /brokers/seqid");
             id
         };
-        crate::meta_properties::load_or_create(log_dir, broker_id, Some(&cluster_id))?;
+        crate::meta_properties::load_or_create(
+            log_dir,
+            broker_id,
+            Some(&cluster_id),
+            crate::meta_properties::Version::ZooKeeper,
+        )?;
         let registration = registration(config, broker_id);
         let epoch = register(&zk, &registration, session_timeout).await?;
         let state = ClusterState::load(&zk)
