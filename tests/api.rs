@@ -612,6 +612,36 @@ fn a_fetch_whose_last_fetched_epoch_diverges_is_told_where_to_truncate() {
     assert_eq!(fetch(&mut c, 3, -1), (0, -1, -1, 8, Some(7)));
 }
 
+/// Kafka's controller requests are fenced by the controller epoch: once a broker has heard
+/// from a controller at epoch 5, a request at epoch 4 (a deposed controller's) is refused
+/// with STALE_CONTROLLER_EPOCH, and the broker keeps answering the newer one.
+#[test]
+fn a_controller_request_from_an_older_controller_epoch_is_refused() {
+    use gregor_protocol::controller_api::{self, zk_messages};
+    let broker = BrokerProcess::start(&[]);
+    let mut c = broker.client();
+    let update = |c: &mut Client, correlation: i32, controller_epoch: i32| -> i16 {
+        let req = zk_messages::UpdateMetadataRequest::default()
+            .with_controller_id(zk_messages::BrokerId(7))
+            .with_controller_epoch(controller_epoch)
+            .with_broker_epoch(-1);
+        let frame =
+            controller_api::encode_request(8, correlation, "test-controller", &req).unwrap();
+        c.send_raw(&frame);
+        let answer = c.read_frame().expect("an answer");
+        let (got, resp) =
+            controller_api::decode_response::<zk_messages::UpdateMetadataRequest>(8, answer)
+                .unwrap();
+        assert_eq!(got, correlation);
+        resp.error_code
+    };
+    assert_eq!(update(&mut c, 1, 5), 0, "the first controller epoch heard");
+    assert_eq!(update(&mut c, 2, 4), 11, "STALE_CONTROLLER_EPOCH");
+    assert_eq!(update(&mut c, 3, 5), 0, "the current one still");
+    assert_eq!(update(&mut c, 4, 6), 0, "a newer one");
+    assert_eq!(update(&mut c, 5, 5), 11, "the one before it, now stale");
+}
+
 /// One CreateTopics request with good and bad topics: each answered on its own (in order),
 /// the good ones created together and still there after a restart.
 #[test]

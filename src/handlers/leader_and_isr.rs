@@ -59,14 +59,14 @@ pub async fn handle(
             })
             .collect()
     };
-    if let Some(code) = controller_fence(broker, req.controller_epoch, req.broker_epoch) {
-        warn!(
-            controller = req.controller_id.0,
-            controller_epoch = req.controller_epoch,
-            broker_epoch = req.broker_epoch,
-            error_code = code,
-            "LeaderAndIsr refused"
-        );
+    let fence = controller_fence(
+        broker,
+        "LeaderAndIsr",
+        req.controller_id.0,
+        req.controller_epoch,
+        req.broker_epoch,
+    );
+    if let Some(code) = fence {
         return response(version, code, states.iter().map(|s| (s, code)).collect());
     }
     let unknown_topic = |image: &crate::metadata::MetadataImage| {

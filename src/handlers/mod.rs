@@ -204,19 +204,31 @@ pub async fn handle(broker: &Broker, req: DecodedRequest, client_host: &str) -> 
 
 /// The fence of every controller request, as Kafka checks it: a broker epoch older than
 /// this broker's registration (-1: not checked) is STALE_BROKER_EPOCH, a controller epoch
-/// older than the newest heard from is STALE_CONTROLLER_EPOCH. None: accepted.
+/// older than the newest heard from is STALE_CONTROLLER_EPOCH. None: accepted. A refusal is
+/// logged here, naming `api` and the controller.
 pub(crate) fn controller_fence(
     broker: &Broker,
+    api: &'static str,
+    controller_id: i32,
     controller_epoch: i32,
     broker_epoch: i64,
 ) -> Option<i16> {
-    if broker_epoch != -1 && broker_epoch < broker.metadata.broker_epoch() {
-        return Some(E::StaleBrokerEpoch.code());
-    }
-    if !broker.replicas.accept_controller_epoch(controller_epoch) {
-        return Some(E::StaleControllerEpoch.code());
-    }
-    None
+    let refused = if broker_epoch != -1 && broker_epoch < broker.metadata.broker_epoch() {
+        E::StaleBrokerEpoch.code()
+    } else if !broker.replicas.accept_controller_epoch(controller_epoch) {
+        E::StaleControllerEpoch.code()
+    } else {
+        return None;
+    };
+    tracing::warn!(
+        api,
+        controller = controller_id,
+        controller_epoch,
+        broker_epoch,
+        error_code = refused,
+        "controller request refused"
+    );
+    Some(refused)
 }
 
 fn encode(api_key: ApiKey, version: i16, correlation_id: i32, response: &Response) -> Reply {

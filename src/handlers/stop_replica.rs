@@ -59,14 +59,14 @@ pub async fn handle(broker: &Broker, version: i16, req: StopReplicaRequest) -> S
             })
             .collect(),
     };
-    if let Some(code) = controller_fence(broker, req.controller_epoch, req.broker_epoch) {
-        warn!(
-            controller = req.controller_id.0,
-            controller_epoch = req.controller_epoch,
-            broker_epoch = req.broker_epoch,
-            error_code = code,
-            "StopReplica refused"
-        );
+    let fence = controller_fence(
+        broker,
+        "StopReplica",
+        req.controller_id.0,
+        req.controller_epoch,
+        req.broker_epoch,
+    );
+    if let Some(code) = fence {
         return StopReplicaResponse::default().with_error_code(code);
     }
     broker.metadata.sync().await;

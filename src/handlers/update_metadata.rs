@@ -7,20 +7,20 @@
 //! not travel here but in LeaderAndIsr.
 
 use gregor_protocol::controller_api::zk_messages::{UpdateMetadataRequest, UpdateMetadataResponse};
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::controller_fence;
 use crate::broker::Broker;
 
 pub async fn handle(broker: &Broker, req: UpdateMetadataRequest) -> UpdateMetadataResponse {
-    if let Some(code) = controller_fence(broker, req.controller_epoch, req.broker_epoch) {
-        warn!(
-            controller = req.controller_id.0,
-            controller_epoch = req.controller_epoch,
-            broker_epoch = req.broker_epoch,
-            error_code = code,
-            "UpdateMetadata refused"
-        );
+    let fence = controller_fence(
+        broker,
+        "UpdateMetadata",
+        req.controller_id.0,
+        req.controller_epoch,
+        req.broker_epoch,
+    );
+    if let Some(code) = fence {
         return UpdateMetadataResponse::default().with_error_code(code);
     }
     debug!(

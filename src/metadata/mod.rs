@@ -182,9 +182,9 @@ pub trait MetadataStore: Send + Sync {
     ) -> BoxFuture<'_, Result<(), MetadataError>>;
     /// Reserves `count` producer ids and returns the first (Kafka: `/latest_producer_id_block`).
     fn allocate_producer_ids(&self, count: i64) -> BoxFuture<'_, Result<i64, MetadataError>>;
-    /// Writes a leader's ISR change, conditional on the partition still being where the
-    /// leader saw it (`IsrChange`); returns the new partition epoch. Only cluster mode has
-    /// followers, so only its store implements it.
+    /// At the controller (AlterPartition): writes a leader's ISR change, conditional on the
+    /// partition still being where the leader saw it (`IsrChange`); returns the new
+    /// partition epoch. Only cluster mode has followers, so only its store implements it.
     fn alter_isr(&self, change: IsrChange) -> BoxFuture<'_, Result<i32, MetadataError>> {
         let _ = change;
         Box::pin(async {

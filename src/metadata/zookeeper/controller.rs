@@ -6,8 +6,9 @@
 //! `reconcile` compares the snapshot with what should be and writes the difference. Every
 //! write is fenced by `/controller_epoch`'s zkVersion (a deposed controller's writes fail with
 //! `ControllerMoved`) and partition state writes are conditional on the state znode's
-//! zkVersion (the partition epoch). Brokers learn their role from the same znodes through
-//! their own watches (see ARCHITECTURE.md, "Cluster mode"): no controller-to-broker RPC.
+//! zkVersion (the partition epoch). Brokers learn their role from LeaderAndIsr
+//! (`controller_channel`) and from the same znodes through their own watches (see
+//! ARCHITECTURE.md, "Cluster mode").
 //!
 //! What it does, following Kafka's `KafkaController` / `PartitionStateMachine`:
 //! - topic ids for assignments written without one (KIP-516);
@@ -26,8 +27,8 @@
 //!   and in the ISR, for every broker leading less than its share of its preferred
 //!   partitions (`rebalance_leaders`, Kafka's `checkAndTriggerAutoLeaderRebalance`).
 //!
-//! Leaders change their partitions' ISR themselves (conditional writes, see
-//! `ZookeeperMetadata::alter_isr`); the controller's own ISR change is removing a dead broker.
+//! Leaders ask for ISR changes with AlterPartition, written by `ZookeeperMetadata::alter_isr`
+//! (conditional); `reconcile`'s own ISR change is removing a dead or stopping broker.
 
 use std::collections::BTreeMap;
 

@@ -734,11 +734,11 @@ impl MetadataStore for ZookeeperMetadata {
         .boxed()
     }
 
-    /// A leader's ISR change, written as Kafka's leaders did before KIP-497: read the state
-    /// znode, check that it is still the one the leader saw (leader, leader epoch, zkVersion
-    /// = partition epoch), and write it back conditional on that zkVersion, keeping the
-    /// controller epoch it holds. A controller that changed the partition meanwhile wins.
-    /// One attempt: the leader proposes again if it still needs the change.
+    /// A leader's ISR change, as the controller writes it for AlterPartition
+    /// (`handlers/alter_partition.rs`): read the state znode, check that it is still the one
+    /// the leader saw (leader, leader epoch, zkVersion = partition epoch), and write it back
+    /// conditional on that zkVersion, keeping the controller epoch it holds. A change made
+    /// meanwhile wins. One attempt: the leader proposes again if it still needs the change.
     fn alter_isr(&self, change: IsrChange) -> BoxFuture<'_, Result<i32, MetadataError>> {
         async move {
             let zk = self.client().await?;
