@@ -270,15 +270,6 @@ def check_converged(cluster, topic=TOPIC):
     return f"Kafka's and gregor's replicas identical ({total} bytes per broker)"
 
 
-def drain_all(bootstrap):
-    saved = rt.PARTITIONS
-    rt.PARTITIONS = PARTITIONS
-    try:
-        return drain(bootstrap)
-    finally:
-        rt.PARTITIONS = saved
-
-
 def check_quiet_logs(cluster):
     """No connection refused or closed over a request either side does not understand, and
     no flood of failed controller connections."""
@@ -413,7 +404,7 @@ def run_load(cluster, rec, body):
     notes = body()
     rec.send("after", 1000, pause=0.0005)
     rec.flush()
-    seen = drain_all(cluster.bootstrap)
+    seen = drain(cluster.bootstrap, PARTITIONS)
     summary = check_acknowledged(rec, seen)
     return notes, summary
 
@@ -554,7 +545,7 @@ def migration(cluster):
             cluster.wait_isr_whole(timeout=90)
         rec.flush()
         assert not rec.errors, f"the producer was told {rec.errors[:3]}"
-        summary = check_acknowledged(rec, drain_all(cluster.bootstrap))
+        summary = check_acknowledged(rec, drain(cluster.bootstrap, PARTITIONS))
         after = committed_offsets(cluster, group)
         assert after == committed, f"group offsets {committed} became {after}"
         notes.append(f"all three brokers to {'gregor' if kind == 'gregor' else 'Kafka 3.9'} in "

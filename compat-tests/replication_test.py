@@ -248,11 +248,12 @@ def longest_pause(rec, values):
     return max((b - a for a, b in zip(times, times[1:])), default=0.0)
 
 
-def drain(bootstrap):
-    """Every record of the topic: value -> list of (partition, offset)."""
+def drain(bootstrap, partitions=PARTITIONS):
+    """Every record of the topic's first `partitions` partitions: value -> list of
+    (partition, offset)."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{time.time()}",
                   "enable.auto.commit": False, "auto.offset.reset": "earliest"})
-    c.assign([TopicPartition(TOPIC, p, 0) for p in range(PARTITIONS)])
+    c.assign([TopicPartition(TOPIC, p, 0) for p in range(partitions)])
     seen = {}
     idle = time.time()
     while time.time() - idle < 6:
