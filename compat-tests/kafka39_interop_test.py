@@ -14,6 +14,8 @@ the controller election.
                      an idempotent acks=all producer writes throughout while
                      - a topic created through gregor gets partitions and a config change
                        through Kafka, and every broker shows both;
+                     - a dynamic broker config default set through Kafka is in force on
+                       gregor's leaders, one removed through gregor is gone on Kafka;
                      - gregor 3 is SIGSTOPped past replica.lag.time.max.ms (not the session):
                        it leaves the ISR of the partitions led by Kafka 1 and by gregor 2 (gregor
                        sends AlterPartition to the Kafka controller) and rejoins once resumed;
@@ -40,7 +42,20 @@ the controller election.
                      - a second topic is deleted through Kafka: the gregor controller's
                        StopReplica deletes Kafka's replicas before the topic's znodes go.
 
-After each: every acknowledged value is read back once at its offset, the three replicas of
+  znodes             Kafka 1 and gregor 2, each broker id 1 and alone in its own chroot
+                     (/kafka, /gregor), get the same operations: topics created, grown,
+                     reconfigured and deleted, dynamic broker configs at both levels, an
+                     idempotent producer and a group's commit. The two ZooKeeper trees must
+                     agree znode by znode, field by field (ids, times, ports masked; Kafka's
+                     null container data against gregor's empty data is the one difference
+                     allowed), DescribeConfigs of a topic must be Kafka's (keys, values,
+                     sources), every broker key gregor reports must be Kafka's with Kafka's
+                     default, and after a clean stop both data directories must hold the same
+                     files, Kafka's DumpLogSegments must read each of gregor's log, index and
+                     snapshot files exactly as the Kafka broker's own, and the checkpoints
+                     must hold the same entries.
+
+After each mixed scenario: every acknowledged value is read back once at its offset, the three replicas of
 every partition hold the same bytes (Kafka's and gregor's segment files compared byte for
 byte), and neither side floods its log with refused or dropped connections.
 
@@ -48,7 +63,9 @@ usage: compat-tests/kafka39_interop_test.py [--broker target/release/gregor] [--
 """
 import argparse
 import glob
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -95,16 +112,21 @@ class MixedCluster:
     gregor 2 and 3), started in `order`. A broker can be replaced by the other kind on the
     same id, port and data directory (`replace`)."""
 
-    def __init__(self, binary, root, order, kinds=None):
+    def __init__(self, binary, root, order, kinds=None, chroots=None, ids=None, extra=()):
         self.binary = binary
         self.root = root
         self.kinds = dict(kinds or {1: "kafka", 2: "gregor", 3: "gregor"})
+        # Slot -> broker.id and ZooKeeper chroot (by default: the slot, one cluster "/mixed").
+        self.ids = dict(ids or {i: i for i in self.kinds})
+        self.chroots = dict(chroots or {i: "/mixed" for i in self.kinds})
+        self.extra = list(extra)  # key=value settings for every broker of either kind
         env = dict(os.environ, ZK_TICK_MS="500", ZK_FORCE_SYNC="no", ZK_OWNER_PID=str(os.getpid()))
         self.zk_dir = os.path.join(root, "zk")
         out = subprocess.run([os.path.join(REPO, "scripts/zookeeper.sh"), "start", self.zk_dir],
                              env=env, check=True, capture_output=True, text=True)
-        self.zk = out.stdout.strip() + "/mixed"
-        self.ports = {i: free_port() for i in (1, 2, 3)}
+        self.zk_servers = out.stdout.strip()
+        self.zk = self.zk_servers + "/mixed"
+        self.ports = {i: free_port() for i in self.kinds}
         self.procs = {}
         self.starts = {}
         self.stopped = set()
@@ -126,10 +148,10 @@ class MixedCluster:
             props = os.path.join(self.root, f"kafka{i}.properties")
             with open(props, "w") as f:
                 f.write("\n".join([
-                    f"broker.id={i}",
+                    f"broker.id={self.ids[i]}",
                     f"listeners=PLAINTEXT://127.0.0.1:{self.ports[i]}",
                     f"log.dirs={self.data_dir(i)}",
-                    f"zookeeper.connect={self.zk}",
+                    f"zookeeper.connect={self.zk_servers}{self.chroots[i]}",
                     f"zookeeper.session.timeout.ms={SESSION_TIMEOUT_MS}",
                     f"replica.lag.time.max.ms={LAG_MS}",
                     "offsets.topic.replication.factor=3",
@@ -138,7 +160,7 @@ class MixedCluster:
                     "leader.imbalance.check.interval.seconds=5",
                     "controlled.shutdown.retry.backoff.ms=500",
                     "replica.fetch.backoff.ms=200",
-                ]) + "\n")
+                ] + self.extra) + "\n")
             log4j = os.path.join(self.root, f"log4j{i}.properties")
             with open(log4j, "w") as f:
                 f.write(LOG4J.format(path=self.log_path(i)))
@@ -146,15 +168,17 @@ class MixedCluster:
                     f"-Dlog4j.configuration=file:{log4j}", "kafka.Kafka", props]
         else:
             args = [self.binary,
-                    "--override", f"broker.id={i}",
+                    "--override", f"broker.id={self.ids[i]}",
                     "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.ports[i]}",
                     "--override", f"log.dirs={self.data_dir(i)}",
-                    "--override", f"zookeeper.connect={self.zk}",
+                    "--override", f"zookeeper.connect={self.zk_servers}{self.chroots[i]}",
                     "--override", f"zookeeper.session.timeout.ms={SESSION_TIMEOUT_MS}",
                     "--override", f"replica.lag.time.max.ms={LAG_MS}",
                     "--override", "replica.fetch.backoff.ms=200",
                     "--override", "leader.imbalance.check.interval.seconds=5",
                     "--override", "offsets.topic.num.partitions=3"]
+            for kv in self.extra:
+                args += ["--override", kv]
         log = open(self.log_path(i) + (".out" if self.kinds[i] == "kafka" else ""), "a")
         self.procs[i] = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                          stderr=log)
@@ -399,6 +423,110 @@ def admin_changes(cluster, via, then_via):
             f"through broker {then_via}: all three show both")
 
 
+def config_command(cluster, via, *args):
+    """Kafka's own kafka-configs.sh (its ConfigCommand class, from the 3.9 jars) through
+    broker `via`: (exit code, output)."""
+    out = subprocess.run(
+        ["java", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-cp", os.path.join(KAFKA_LIB, "*"),
+         "kafka.admin.ConfigCommand", "--bootstrap-server", f"127.0.0.1:{cluster.ports[via]}",
+         *args], capture_output=True, text=True, timeout=120)
+    return out.returncode, out.stdout + out.stderr
+
+
+def default_broker_configs(cluster, via):
+    """`kafka-configs.sh --entity-type brokers --entity-default --describe`: {key: value}."""
+    code, out = config_command(cluster, via, "--entity-type", "brokers", "--entity-default",
+                               "--describe")
+    assert code == 0, out
+    return dict(line.strip().split(" ", 1)[0].split("=", 1) for line in out.splitlines()
+                if line.startswith("  ") and "=" in line)
+
+
+def described(cluster, via, kind, name, key=None):
+    """DescribeConfigs through broker `via`: {key: (value, source name)}."""
+    from confluent_kafka.admin import ConfigResource, ConfigSource
+    admin = cluster.admin(via)  # kept alive until the future is done
+    types = {"topic": ConfigResource.Type.TOPIC, "broker": ConfigResource.Type.BROKER}
+    got = admin.describe_configs([ConfigResource(types[kind], name)])
+    entries = list(got.values())[0].result(timeout=10)
+    return {k: (e.value, ConfigSource(e.source).name) for k, e in entries.items()
+            if key is None or k == key}
+
+
+def timestamp_types(cluster, topic, partitions, start):
+    """The timestamp type of the record at `start[p]` of each partition (confluent's codes:
+    1 CreateTime, 2 LogAppendTime)."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "stamps",
+                  "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, p, start[p]) for p in range(partitions)])
+    types = {}
+    deadline = time.time() + 30
+    while len(types) < partitions and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            types[m.partition()] = m.timestamp()[0]
+    c.close()
+    return types
+
+
+def dynamic_broker_configs(cluster):
+    """Kafka's dynamic broker configs shared through ZooKeeper both ways: a cluster default
+    set through Kafka is in force on gregor's leaders (and reported with Kafka's source), one
+    removed through gregor is gone from Kafka's; both refuse a static key alike."""
+    from confluent_kafka import Producer
+    name = "stamped"
+    admin = cluster.admin(2)
+    for f in admin.create_topics([NewTopic(name, 3, 3)]).values():
+        f.result(timeout=60)
+    eventually(f"{name} led by both kinds", 60,
+               lambda: {v[0] for v in cluster.partitions(name).values()} & {KAFKA} and
+               {v[0] for v in cluster.partitions(name).values()} & set(GREGOR))
+    code, out = config_command(cluster, KAFKA, "--entity-type", "brokers", "--entity-default",
+                               "--alter", "--add-config",
+                               "log.retention.ms=86400000,log.message.timestamp.type=LogAppendTime")
+    assert code == 0, f"Kafka refused the default: {out}"
+    want = ("86400000", "DYNAMIC_DEFAULT_BROKER_CONFIG")
+    eventually("retention.ms from the dynamic default on every broker", 30,
+               lambda: all(described(cluster, i, "topic", name, "retention.ms")["retention.ms"] == want
+                           for i in (1, 2, 3)), 0.5)
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
+
+    def produce_one_each():
+        offsets = {}
+        for part in range(3):
+            p.produce(name, value=b"stamp", partition=part, timestamp=1000,
+                      on_delivery=lambda e, m: offsets.__setitem__(m.partition(), m.offset()))
+        assert p.flush(30) == 0 and len(offsets) == 3, offsets
+        return offsets
+    stamped = timestamp_types(cluster, name, 3, produce_one_each())
+    assert stamped == {0: 2, 1: 2, 2: 2}, f"timestamp types with LogAppendTime in force: {stamped}"
+    # Removed through gregor: Kafka's brokers follow the /config/changes notification.
+    code, out = config_command(cluster, 3, "--entity-type", "brokers", "--entity-default",
+                               "--alter", "--delete-config", "log.message.timestamp.type")
+    assert code == 0, f"gregor refused the removal: {out}"
+    assert default_broker_configs(cluster, 2) == {"log.retention.ms": "86400000"}
+    eventually("Kafka's default resource without the removed key", 30,
+               lambda: default_broker_configs(cluster, KAFKA) == {"log.retention.ms": "86400000"}, 0.5)
+    created = timestamp_types(cluster, name, 3, produce_one_each())
+    assert created == {0: 1, 1: 1, 2: 1}, f"timestamp types after the removal: {created}"
+    refused = {i: config_command(cluster, i, "--entity-type", "brokers", "--entity-default",
+                                 "--alter", "--add-config", "num.partitions=7") for i in (KAFKA, 2)}
+    for i, (code, out) in refused.items():
+        assert code != 0 and "InvalidRequestException" in out and \
+            "Cannot update these configs dynamically: Set(num.partitions)" in out, f"broker {i}: {out}"
+    code, out = config_command(cluster, 2, "--entity-type", "brokers", "--entity-default",
+                               "--alter", "--delete-config", "log.retention.ms")
+    assert code == 0, out
+    eventually("no dynamic default left", 30, lambda: not default_broker_configs(cluster, KAFKA), 0.5)
+    for f in admin.delete_topics([name]).values():
+        f.result(timeout=60)
+    return ("kafka-configs.sh: a dynamic default set through Kafka is in force on gregor's "
+            "leaders (LogAppendTime stamps, retention.ms reported as DYNAMIC_DEFAULT_BROKER_CONFIG "
+            "on all three), one removed through gregor is gone on Kafka; num.partitions refused "
+            "by both alike")
+
+
 def run_load(cluster, rec, body):
     rec.send("before", 1000, pause=0.0005)
     notes = body()
@@ -418,6 +546,7 @@ def kafka_controller(cluster):
 
     def body():
         return [admin_changes(cluster, via=2, then_via=KAFKA),
+                dynamic_broker_configs(cluster),
                 follower_lag(cluster, rec, 3, watched_leader=2),
                 controlled_shutdown(cluster, rec, 2),
                 delete_topic(cluster, via=3)]
@@ -554,11 +683,230 @@ def migration(cluster):
     return "; ".join(notes + [check_converged(cluster), check_files_read_cleanly(cluster)])
 
 
+def same_operations(cluster, slot):
+    """The operations the znode comparison makes on each one-broker cluster, through its
+    broker: topics created, grown, reconfigured and deleted, dynamic broker configs at both
+    levels, an idempotent producer and a group's commit."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions
+    admin = cluster.admin(slot)
+    for f in admin.create_topics([NewTopic("t", 3, 1, config={"retention.ms": "3600000"}),
+                                  NewTopic("gone", 1, 1)]).values():
+        f.result(timeout=60)
+    for f in admin.create_partitions([NewPartitions("t", 4)]).values():
+        f.result(timeout=60)
+    res = ConfigResource(ConfigResource.Type.TOPIC, "t", incremental_configs=[
+        ConfigEntry("segment.bytes", "1048576", incremental_operation=AlterConfigOpType.SET)])
+    for f in admin.incremental_alter_configs([res]).values():
+        f.result(timeout=60)
+    for f in admin.delete_topics(["gone"]).values():
+        f.result(timeout=60)
+    eventually("topic gone deleted", 60,
+               lambda: "gone" not in cluster.admin(slot).list_topics(timeout=10).topics, 0.5)
+    for args in (("--entity-default", "--add-config", "log.retention.ms=86400000"),
+                 ("--entity-name", str(cluster.ids[slot]), "--add-config", "message.max.bytes=2000000")):
+        code, out = config_command(cluster, slot, "--entity-type", "brokers", "--alter", *args)
+        assert code == 0, out
+    bootstrap = f"127.0.0.1:{cluster.ports[slot]}"
+    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    for part in range(4):
+        p.produce("t", value=b"v", key=b"k", partition=part)
+    assert p.flush(30) == 0
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "g", "enable.auto.commit": False})
+    c.commit(offsets=[TopicPartition("t", 0, 1)], asynchronous=False)
+    c.close()
+
+
+def znode_tree(cluster, chroot):
+    """Every znode under `chroot`: path -> (data, ephemeral)."""
+    from kazoo.client import KazooClient
+    zk = KazooClient(hosts=cluster.zk_servers + chroot)
+    zk.start(timeout=30)
+    try:
+        tree = {}
+
+        def walk(path):
+            data, stat = zk.get(path)
+            tree[path] = (data, stat.ephemeralOwner != 0)
+            for child in sorted(zk.get_children(path)):
+                walk(path.rstrip("/") + "/" + child)
+        walk("/")
+        return tree
+    finally:
+        zk.stop()
+        zk.close()
+
+
+# Values that differ between any two clusters (random ids, times, ports, session ids).
+VOLATILE_FIELDS = {"timestamp", "topic_id", "id", "port", "jmx_port", "endpoints", "host"}
+
+
+def znode_shape(path, data):
+    """What must agree: null or empty data, else the JSON with volatile values masked (or the
+    raw text)."""
+    if data is None:
+        return "null"
+    if data == b"":
+        return "empty"
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return data.decode(errors="replace")
+
+    def mask(v, key=None):
+        if key in VOLATILE_FIELDS:
+            return "<volatile>"
+        if isinstance(v, dict):
+            return {k: mask(x, k) for k, x in v.items()}
+        if isinstance(v, list):
+            return [mask(x) for x in v]
+        return v
+    return mask(value)
+
+
+def compare_trees(kafka, gregor):
+    """Field-by-field differences between two trees; sequential names are compared as the
+    multiset of what they hold."""
+    def normal(tree):
+        out, sequential = {}, {}
+        for path, (data, ephemeral) in tree.items():
+            base = re.sub(r"_\d{10}$", "_<seq>", path)
+            shape = (znode_shape(path, data), ephemeral)
+            if base != path:
+                sequential.setdefault(base, []).append(json.dumps(shape, sort_keys=True))
+            else:
+                out[path] = shape
+        for base, shapes in sequential.items():
+            out[base] = sorted(shapes)
+        return out
+    k, g = normal(kafka), normal(gregor)
+    diffs, dataless = [], []
+    for path in sorted(set(k) | set(g)):
+        if path not in g:
+            diffs.append(f"{path}: only Kafka has it: {k[path]}")
+        elif path not in k:
+            diffs.append(f"{path}: only gregor has it: {g[path]}")
+        elif k[path] == ("null", False) and g[path] == ("empty", False):
+            # Kafka creates containers with null data; the Rust ZooKeeper client can only
+            # send a byte array, so gregor's are empty. Nothing reads their data.
+            dataless.append(path)
+        elif k[path] != g[path]:
+            diffs.append(f"{path}: Kafka {k[path]} gregor {g[path]}")
+    return diffs, dataless
+
+
+def znodes(cluster):
+    """Kafka 3.9 and gregor, each alone in its own chroot of one ZooKeeper, after the same
+    operations: the two trees agree znode by znode, field by field."""
+    for slot in (1, 2):
+        same_operations(cluster, slot)
+    # Let both controllers settle (deletions, config-change handling).
+    time.sleep(3)
+    kafka, gregor = znode_tree(cluster, "/kafka"), znode_tree(cluster, "/gregor")
+    diffs, dataless = compare_trees(kafka, gregor)
+    assert not diffs, "znode trees differ:\n  " + "\n  ".join(diffs)
+    assert "/feature" in gregor, "no /feature"
+    described_alike = compare_described_configs(cluster)
+    for slot in (1, 2):
+        cluster.terminate(slot)
+    return (f"Kafka's and gregor's trees agree: {len(kafka)} znodes each, every field alike "
+            f"except ids, times and ports ({len(dataless)} containers hold empty data where "
+            f"Kafka's hold null); {described_alike}; {compare_data_dirs(cluster)}")
+
+
+def dump_log_segments(files):
+    """Kafka's DumpLogSegments (deep iteration, record data, offsets decoded) of `files`:
+    file name -> its dump, with times and checksums masked."""
+    out = subprocess.run(
+        ["java", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-cp", os.path.join(KAFKA_LIB, "*"),
+         "kafka.tools.DumpLogSegments", "--deep-iteration", "--print-data-log",
+         "--offsets-decoder", "--files", ",".join(files)],
+        capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    dumps, current = {}, None
+    root = os.path.dirname(os.path.dirname(files[0]))
+    for line in out.stdout.replace(root, "<dir>").splitlines():
+        if line.startswith("Dumping "):
+            current = line[len("Dumping <dir>/"):]
+            dumps[current] = []
+        elif current is not None:
+            line = re.sub(r"(CreateTime|crc|timestamp|lastTimestamp|Timestamp)(\W+)-?\d+", r"\1\2<n>", line)
+            dumps[current].append(line)
+    return dumps
+
+
+def compare_data_dirs(cluster):
+    """After the same operations and a clean stop, Kafka's and gregor's data directories hold
+    the same files, and Kafka's DumpLogSegments reads each of gregor's files (log, indexes,
+    producer snapshot, group offsets) exactly as the Kafka broker's own, times and checksums
+    aside. Kafka keeps a deleted topic's directory a minute longer (file.delete.delay.ms)."""
+    def files(slot):
+        root = cluster.data_dir(slot)
+        return sorted(os.path.relpath(f, root) for f in glob.glob(os.path.join(root, "**"), recursive=True)
+                      if os.path.isfile(f) and "-delete" not in f)
+    kafka, gregor = files(1), files(2)
+    assert kafka == gregor, (f"files only Kafka wrote: {sorted(set(kafka) - set(gregor))}, "
+                             f"only gregor: {sorted(set(gregor) - set(kafka))}")
+    dumpable = [f for f in kafka if re.search(r"\.(log|index|timeindex|snapshot)$", f)]
+    dumps = {slot: dump_log_segments([os.path.join(cluster.data_dir(slot), f) for f in dumpable])
+             for slot in (1, 2)}
+    differ = [f for f in dumpable if dumps[1].get(f) != dumps[2].get(f)]
+    assert not differ, "DumpLogSegments differs:\n" + "\n".join(
+        f"{f}:\n  Kafka  {dumps[1].get(f)}\n  gregor {dumps[2].get(f)}" for f in differ[:3])
+    batches = sum(1 for d in dumps[2].values() for line in d if line.startswith("baseOffset:"))
+    assert batches >= 5, f"only {batches} batches dumped"
+    # Checkpoints: the same entries (Kafka writes them in hash order).
+    checkpoints = [f for f in kafka if f.endswith("checkpoint")]
+    for f in checkpoints:
+        lines = {slot: sorted(open(os.path.join(cluster.data_dir(slot), f)).read().splitlines())
+                 for slot in (1, 2)}
+        assert lines[1] == lines[2], f"{f}: Kafka {lines[1]} gregor {lines[2]}"
+    return (f"the data directories hold the same {len(kafka)} files; Kafka's DumpLogSegments "
+            f"reads all {len(dumpable)} log, index and snapshot files of gregor's ({batches} "
+            f"batches) as Kafka's own, and the {len(checkpoints)} checkpoints hold the same entries")
+
+
+# Broker keys whose default gregor changes on purpose (each says so in its documentation).
+GREGOR_DEFAULTS = {"broker.id", "listeners", "log.dir", "log.dirs", "advertised.listeners",
+                   "node.id"}
+
+
+def compare_described_configs(cluster):
+    """DescribeConfigs through Kafka 3.9 and through gregor: a topic's key set and values are
+    Kafka 3.9's; every broker key gregor reports is one of Kafka's, with Kafka's default."""
+    kafka_topic, gregor_topic = (described(cluster, slot, "topic", "t") for slot in (1, 2))
+    assert set(kafka_topic) == set(gregor_topic), (
+        f"topic keys only Kafka reports: {sorted(set(kafka_topic) - set(gregor_topic))}, "
+        f"only gregor: {sorted(set(gregor_topic) - set(kafka_topic))}")
+    differ = {k: (kafka_topic[k], gregor_topic[k]) for k in kafka_topic
+              if kafka_topic[k] != gregor_topic[k]}
+    assert not differ, f"topic config values (Kafka, gregor): {differ}"
+    kafka_broker = described(cluster, 1, "broker", "1")
+    gregor_broker = described(cluster, 2, "broker", "1")
+    unknown = sorted(set(gregor_broker) - set(kafka_broker) - {"cluster.id"})
+    assert not unknown, f"broker keys Kafka 3.9 does not have: {unknown}"
+    # Keys set in either configuration are the test's choices, not defaults.
+    differ = {k: (kafka_broker[k], v) for k, v in gregor_broker.items()
+              if k in kafka_broker and k not in GREGOR_DEFAULTS and kafka_broker[k] != v
+              and "STATIC_BROKER_CONFIG" not in (kafka_broker[k][1], v[1])}
+    assert not differ, f"broker config values (Kafka, gregor): {differ}"
+    return (f"DescribeConfigs: the topic's {len(kafka_topic)} keys, values and sources are "
+            f"Kafka's; gregor's {len(gregor_broker)} broker keys are Kafka's with its values")
+
+
 SCENARIOS = {
     "kafka-controller": (kafka_controller, (KAFKA, 2, 3)),
     "gregor-controller": (gregor_controller, (2, 3, KAFKA)),
     "migration": (migration, (1, 2, 3)),
+    "znodes": (znodes, (1, 2)),
 }
+
+# One broker of each kind, each the only broker (id 1) of its own cluster.
+SEPARATE = {"znodes": dict(kinds={1: "kafka", 2: "gregor"}, chroots={1: "/kafka", 2: "/gregor"},
+                           ids={1: 1, 2: 1},
+                           extra=["offsets.topic.replication.factor=1",
+                                  "transaction.state.log.replication.factor=1",
+                                  "transaction.state.log.min.isr=1"])}
 
 KINDS = {"migration": {1: "kafka", 2: "kafka", 3: "kafka"}}
 
@@ -577,7 +925,8 @@ def main():
         t0 = time.time()
         cluster = None
         try:
-            cluster = MixedCluster(os.path.abspath(args.broker), root, order, KINDS.get(name))
+            layout = SEPARATE.get(name) or {"kinds": KINDS.get(name)}
+            cluster = MixedCluster(os.path.abspath(args.broker), root, order, **layout)
             detail = fn(cluster)
             print(f"PASS {name} ({time.time() - t0:.0f}s): {detail}", flush=True)
         except Exception as e:
@@ -585,7 +934,7 @@ def main():
             print(f"FAIL {name} ({time.time() - t0:.0f}s): {e}", flush=True)
             traceback.print_exc()
             if cluster:
-                for i in (1, 2, 3):
+                for i in cluster.kinds:
                     print(f"--- broker {i} log tail ({root}) ---\n{cluster.tail(i, 25)}", flush=True)
         finally:
             if cluster:

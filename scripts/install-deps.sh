@@ -26,6 +26,7 @@ PY_PKGS=(
     "python-snappy==0.7.3"   # kafka-python's snappy codec
     "lz4==4.4.5"             # kafka-python's lz4 codec
     "zstandard==0.25.0"      # kafka-python's zstd codec
+    "kazoo==2.11.0"          # the interop test reads ZooKeeper trees
 )
 if ! python3 - "${PY_PKGS[@]}" <<'PYEOF'
 import sys

@@ -139,6 +139,12 @@ impl Broker {
         self.metadata.image()
     }
 
+    /// The configuration in force: the static one with the dynamic broker configs of the
+    /// current image on top.
+    pub fn effective_config(&self) -> BrokerConfig {
+        self.config.effective(&self.image().dynamic_broker_configs)
+    }
+
     /// Brings the hosted replicas in line with the current metadata.
     /// The group coordinator follows: it loads the offsets partitions this broker now leads.
     pub fn sync_replicas(&self) -> Result<(), crate::replica::PartitionError> {

@@ -6,6 +6,7 @@
 
 pub mod blocking;
 pub mod broker;
+pub mod broker_config_admin;
 pub mod clock;
 pub mod config;
 pub mod group;

@@ -37,6 +37,12 @@ pub enum AdminError {
     InvalidReplicaAssignment(String),
     #[error("{0}")]
     InvalidConfig(String),
+    /// Kafka's INVALID_REQUEST (e.g. a broker config update Kafka refuses).
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// Kafka's REQUEST_TIMED_OUT: the change was made but is not complete yet.
+    #[error("{0}")]
+    Timeout(String),
     #[error("Topic deletion is disabled.")]
     DeletionDisabled,
     #[error("{0}")]
@@ -112,6 +118,8 @@ impl AdminError {
             AdminError::InvalidReplicationFactor(_) => E::InvalidReplicationFactor.code(),
             AdminError::InvalidReplicaAssignment(_) => E::InvalidReplicaAssignment.code(),
             AdminError::InvalidConfig(_) => E::InvalidConfig.code(),
+            AdminError::InvalidRequest(_) => E::InvalidRequest.code(),
+            AdminError::Timeout(_) => E::RequestTimedOut.code(),
             AdminError::DeletionDisabled => E::TopicDeletionDisabled.code(),
             AdminError::PolicyViolation(_) => E::PolicyViolation.code(),
             AdminError::Storage(_) => E::UnknownServerError.code(),

@@ -1122,6 +1122,208 @@ fn topic_configs_change_live_through_both_alter_apis() {
     );
 }
 
+/// IncrementalAlterConfigs of one BROKER resource ("" is the cluster-wide default):
+/// (error code, error message).
+fn alter_broker_config(
+    c: &mut Client,
+    resource: &str,
+    ops: &[(&str, i8, Option<&str>)],
+) -> (i16, String) {
+    use gregor_protocol::kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(4)
+            .with_resource_name(StrBytes::from_string(resource.to_string()))
+            .with_configs(
+                ops.iter()
+                    .map(|(k, op, v)| {
+                        AlterableConfig::default()
+                            .with_name(StrBytes::from_string(k.to_string()))
+                            .with_config_operation(*op)
+                            .with_value(v.map(|v| StrBytes::from_string(v.to_string())))
+                    })
+                    .collect(),
+            ),
+    ]);
+    let r = c.call(1, &req);
+    let r = &r.responses[0];
+    (
+        r.error_code,
+        r.error_message
+            .as_ref()
+            .map(|m| m.to_string())
+            .unwrap_or_default(),
+    )
+}
+
+/// One DescribeConfigs row: (name, value, source, read-only, synonym sources).
+type ConfigRow = (String, Option<String>, i8, bool, Vec<i8>);
+
+/// DescribeConfigs of one BROKER resource.
+fn broker_configs(c: &mut Client, resource: &str, keys: Option<&[&str]>) -> Vec<ConfigRow> {
+    let req = DescribeConfigsRequest::default()
+        .with_include_synonyms(true)
+        .with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(4)
+            .with_resource_name(StrBytes::from_string(resource.to_string()))
+            .with_configuration_keys(keys.map(|ks| {
+                ks.iter()
+                    .map(|k| StrBytes::from_string(k.to_string()))
+                    .collect()
+            }))]);
+    let resp = c.call(4, &req);
+    assert_eq!(
+        resp.results[0].error_code, 0,
+        "{:?}",
+        resp.results[0].error_message
+    );
+    resp.results[0]
+        .configs
+        .iter()
+        .map(|e| {
+            (
+                e.name.to_string(),
+                e.value.as_ref().map(|v| v.to_string()),
+                e.config_source,
+                e.read_only,
+                e.synonyms.iter().map(|s| s.source).collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn dynamic_broker_configs_apply_live_and_survive_a_restart() {
+    let mut broker = BrokerProcess::start(&["message.max.bytes=100000"]);
+    let mut c = broker.client();
+    assert_eq!(create_topic(&mut c, "dyn", 1, &[]), 0);
+    let big = "x".repeat(3000);
+    let big_batch = batch(&[("k", big.as_str())], None, 1);
+    assert_eq!(
+        produce(&mut c, "dyn", 0, big_batch.clone(), 1).error_code,
+        0
+    );
+    assert_eq!(
+        topic_config(&mut c, "dyn", "max.message.bytes"),
+        (Some("100000".into()), 4)
+    );
+
+    // The cluster-wide default applies to the running partition at once.
+    assert_eq!(
+        alter_broker_config(&mut c, "", &[("message.max.bytes", 0, Some("1000"))]).0,
+        0
+    );
+    assert_eq!(
+        topic_config(&mut c, "dyn", "max.message.bytes"),
+        (Some("1000".into()), 3)
+    );
+    assert_eq!(
+        produce(&mut c, "dyn", 0, big_batch.clone(), 1).error_code,
+        10
+    );
+    assert_eq!(
+        broker_configs(&mut c, "", None),
+        vec![(
+            "message.max.bytes".to_string(),
+            Some("1000".to_string()),
+            3,
+            false,
+            vec![3]
+        )]
+    );
+    // This broker's own entry wins over the default; DescribeConfigs shows every layer.
+    assert_eq!(
+        alter_broker_config(&mut c, "0", &[("message.max.bytes", 0, Some("5000"))]).0,
+        0
+    );
+    assert_eq!(
+        topic_config(&mut c, "dyn", "max.message.bytes"),
+        (Some("5000".into()), 2)
+    );
+    assert_eq!(
+        produce(&mut c, "dyn", 0, big_batch.clone(), 1).error_code,
+        0
+    );
+    assert_eq!(
+        broker_configs(&mut c, "0", Some(&["message.max.bytes", "broker.id"])),
+        vec![
+            (
+                "broker.id".to_string(),
+                Some("0".to_string()),
+                5,
+                true,
+                vec![5]
+            ),
+            (
+                "message.max.bytes".to_string(),
+                Some("5000".to_string()),
+                2,
+                false,
+                vec![2, 3, 4, 5]
+            ),
+        ]
+    );
+
+    // What Kafka refuses is refused, with its messages; nothing is stored.
+    let (code, message) = alter_broker_config(&mut c, "", &[("broker.id", 0, Some("9"))]);
+    assert_eq!(code, 42, "{message}");
+    assert!(
+        message.contains("Cannot update these configs dynamically: Set(broker.id)"),
+        "{message}"
+    );
+    let (code, message) = alter_broker_config(&mut c, "7", &[("message.max.bytes", 0, Some("1"))]);
+    assert_eq!(
+        (code, message.as_str()),
+        (42, "Unexpected broker id, expected 0, but received 7")
+    );
+    let (code, message) = alter_broker_config(&mut c, "", &[("log.retention.ms", 0, Some("0"))]);
+    assert_eq!(code, 42, "{message}");
+    let (code, message) = alter_broker_config(&mut c, "", &[("log.retention.ms", 2, Some("1"))]);
+    assert_eq!(code, 42);
+    assert!(
+        message.contains("append is not allowed for config key: log.retention.ms"),
+        "{message}"
+    );
+    assert_eq!(broker_configs(&mut c, "", None).len(), 1);
+
+    // Stored durably: a restarted broker has them before any client asks.
+    assert!(broker.stop());
+    broker.restart();
+    let mut c = broker.client();
+    assert_eq!(
+        topic_config(&mut c, "dyn", "max.message.bytes"),
+        (Some("5000".into()), 2)
+    );
+    assert_eq!(
+        alter_broker_config(&mut c, "0", &[("message.max.bytes", 1, None)]).0,
+        0
+    );
+    assert_eq!(
+        topic_config(&mut c, "dyn", "max.message.bytes"),
+        (Some("1000".into()), 3)
+    );
+    assert_eq!(
+        produce(&mut c, "dyn", 0, big_batch.clone(), 1).error_code,
+        10
+    );
+    // Legacy AlterConfigs replaces the default entity's whole set: back to the static value.
+    use gregor_protocol::kafka_protocol::messages::alter_configs_request as legacy;
+    let req =
+        AlterConfigsRequest::default()
+            .with_resources(vec![legacy::AlterConfigsResource::default()
+                .with_resource_type(4)
+                .with_resource_name(StrBytes::from_static_str(""))]);
+    assert_eq!(c.call(1, &req).responses[0].error_code, 0);
+    assert_eq!(
+        topic_config(&mut c, "dyn", "max.message.bytes"),
+        (Some("100000".into()), 4)
+    );
+    assert_eq!(produce(&mut c, "dyn", 0, big_batch, 1).error_code, 0);
+    assert!(broker_configs(&mut c, "", None).is_empty());
+}
+
 #[test]
 fn graceful_shutdown_answers_the_request_in_flight() {
     let mut broker = BrokerProcess::start(&[]);

@@ -39,6 +39,7 @@ use serde_json::Value;
 const SESSION_TIMEOUT_MS: u64 = 4000;
 const ZK_JAR: &str = "/usr/share/java/zookeeper.jar";
 const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+const REQUEST_TIMED_OUT: i16 = 7;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -707,6 +708,13 @@ fn controller_kill9_moves_controller_and_leaders_then_the_broker_returns() {
     let mut c = brokers[0].client();
     assert_eq!(create_topic(&mut c, "replicated", 6, 3), 0);
     assert_eq!(create_topic(&mut c, "single", 3, 1), 0);
+    assert_eq!(create_topic(&mut c, "doomed", 2, 3), 0);
+    eventually("doomed's replicas on every broker", Duration::from_secs(10), || {
+        brokers
+            .iter()
+            .all(|b| b.dir.join("doomed-0").exists() && b.dir.join("doomed-1").exists())
+            .then_some(())
+    });
     let md = metadata(&mut c);
     let controller = md.controller_id.0;
     let before = partitions(&md, "replicated");
@@ -784,8 +792,38 @@ fn controller_kill9_moves_controller_and_leaders_then_the_broker_returns() {
         NOT_LEADER_OR_FOLLOWER
     );
 
+    // A topic deleted while one of its replicas' brokers is down stays marked for deletion
+    // (Kafka: ineligible for deletion) and the request times out, as in Kafka; it completes
+    // when that broker returns and answers StopReplica.
+    let del = DeleteTopicsRequest::default()
+        .with_timeout_ms(3000)
+        .with_topic_names(vec![name("doomed")]);
+    assert_eq!(sc.call(5, &del).responses[0].error_code, REQUEST_TIMED_OUT);
+    assert_eq!(
+        zk.children("/admin/delete_topics"),
+        vec!["doomed".to_owned()]
+    );
+    assert!(zk
+        .children("/brokers/topics")
+        .contains(&"doomed".to_owned()));
+    assert!(brokers[victim].dir.join("doomed-0").exists());
+
     // The killed broker comes back: registered again, leads its partition, data intact.
     brokers[victim].restart();
+    eventually(
+        "the pending deletion completed",
+        Duration::from_secs(20),
+        || {
+            let gone = !zk
+                .children("/brokers/topics")
+                .contains(&"doomed".to_owned())
+                && zk.children("/admin/delete_topics").is_empty()
+                && brokers
+                    .iter()
+                    .all(|b| !b.dir.join("doomed-0").exists() && !b.dir.join("doomed-1").exists());
+            gone.then_some(())
+        },
+    );
     let back = eventually("the partition back online", Duration::from_secs(20), || {
         let ps = partitions(&metadata(&mut sc), "single");
         (ps[lone as usize].0 == controller).then(|| ps[lone as usize].clone())

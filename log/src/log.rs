@@ -368,6 +368,15 @@ impl Log {
         self.log_start_offset
     }
 
+    /// The base offset of the oldest segment (the log end offset if there is none).
+    pub fn first_segment_base(&self) -> i64 {
+        self.segments
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or_else(|| self.log_end_offset())
+    }
+
     /// Kafka's recovery point: every offset below it is fsynced (checkpointed by the broker
     /// in `recovery-point-offset-checkpoint`).
     pub fn recovery_point(&self) -> i64 {
@@ -930,8 +939,9 @@ impl Log {
             active.flush()?;
         }
         let leo = self.log_end_offset();
-        // A snapshot at the log end already holds this state (nothing was appended since).
-        if crate::producer_state::has_snapshot_at(&self.dir, leo) {
+        // A snapshot at the log end already holds this state (nothing was appended since);
+        // an empty log has no state to keep (Kafka writes none either).
+        if leo == 0 || crate::producer_state::has_snapshot_at(&self.dir, leo) {
             return Ok(());
         }
         self.producers.write_snapshot(&self.dir, leo)

@@ -52,7 +52,7 @@ impl fmt::Display for Listener {
 
 /// The broker's configuration, typed. Build it with [`BrokerConfig::from_args`],
 /// [`BrokerConfig::from_properties_text`] or [`BrokerConfig::default_standalone`]. Each field is
-/// filled from its key (explicit value, else the default in `BROKER_KEYS`) in `from_explicit`;
+/// filled from its key (explicit value, else the default in `BROKER_KEYS`) in `from_layers`;
 /// keys without a field are read with `raw_value`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BrokerConfig {
@@ -143,6 +143,12 @@ pub struct BrokerConfig {
     /// Every key explicitly set (file, then `--override`; later wins), verbatim, for DescribeConfigs
     /// sources and for unknown-key warnings.
     pub explicit: BTreeMap<String, String>,
+    /// Dynamic configs in force from `/config/brokers/<default>` (only keys gregor updates
+    /// live, with valid values; see `config::dynamic`). They take precedence over `explicit`.
+    pub dynamic_default: BTreeMap<String, String>,
+    /// Dynamic configs in force from `/config/brokers/<this broker's id>`; they take
+    /// precedence over `dynamic_default`.
+    pub dynamic_broker: BTreeMap<String, String>,
 }
 
 /// What the command line asks for.
@@ -257,14 +263,15 @@ impl BrokerConfig {
         for (key, value) in overrides {
             explicit.insert(key.clone(), value.clone());
         }
-        Self::from_explicit(explicit)
+        Self::from_layers(explicit, BTreeMap::new(), BTreeMap::new())
     }
 
     /// The configuration with nothing set: every key at its default in the key table.
     pub fn default_standalone() -> BrokerConfig {
         // The `broker_keys` tests check every default against its key's validator, and
         // `defaults_match_kafka_or_documented_gregor_defaults` builds this very configuration.
-        Self::from_explicit(BTreeMap::new()).expect("the key table's defaults are valid")
+        Self::from_layers(BTreeMap::new(), BTreeMap::new(), BTreeMap::new())
+            .expect("the key table's defaults are valid")
     }
 
     /// Things worth telling the operator: unknown (ignored) keys, with the known key they are
@@ -292,10 +299,10 @@ impl BrokerConfig {
         out
     }
 
-    /// DescribeConfigs rows for resource type BROKER: every key gregor honours (see `BROKER_KEYS`),
-    /// or only those in `names` (unknown names are absent). All are read-only (gregor has no
-    /// dynamic broker configs); the source is StaticBrokerConfig when the key was set, else
-    /// DefaultConfig.
+    /// DescribeConfigs rows for resource type BROKER with this broker's id: every key gregor
+    /// honours (see `BROKER_KEYS`), or only those in `names` (unknown names are absent). Keys
+    /// gregor updates live are not read-only; the source is where the value comes from
+    /// (dynamic per broker, dynamic default, static, else default), as in Kafka.
     pub fn describe(
         &self,
         names: Option<&[String]>,
@@ -309,11 +316,9 @@ impl BrokerConfig {
                     continue;
                 }
             }
-            let source = if self.explicit.contains_key(key.name) {
-                ConfigSource::StaticBrokerConfig
-            } else {
-                ConfigSource::DefaultConfig
-            };
+            let source = self
+                .configured(key.name)
+                .map_or(ConfigSource::DefaultConfig, |(_, source)| source);
             let synonyms = if include_synonyms {
                 // The key itself, then the keys it falls back to.
                 let mut names = vec![key.name];
@@ -326,7 +331,7 @@ impl BrokerConfig {
                 name: key.name.to_string(),
                 value: self.current_value(key),
                 source,
-                read_only: true,
+                read_only: !super::dynamic::is_live(key.name),
                 sensitive: false,
                 config_type: key.ty,
                 documentation: include_documentation.then(|| key.doc.to_string()),
@@ -336,13 +341,28 @@ impl BrokerConfig {
         out
     }
 
-    /// The raw value of a known broker key as configured: the explicit value (trimmed), else the
-    /// key's default. This is what synonyms show.
+    /// The raw value of a known broker key as configured: the dynamic or explicit value
+    /// (trimmed), else the key's default. This is what synonyms show.
     pub(crate) fn raw_value(&self, name: &str) -> Option<String> {
-        match self.explicit.get(name) {
-            Some(v) => Some(v.trim().to_string()),
+        match self.configured(name) {
+            Some((v, _)) => Some(v.to_string()),
             None => broker_key(name).and_then(|k| k.default.map(str::to_string)),
         }
+    }
+
+    /// Where `name` is set, highest precedence first: this broker's dynamic config, the
+    /// dynamic default, the static configuration. `None` when it is not set anywhere.
+    pub(crate) fn configured(&self, name: &str) -> Option<(&str, ConfigSource)> {
+        [
+            (&self.dynamic_broker, ConfigSource::DynamicBrokerConfig),
+            (
+                &self.dynamic_default,
+                ConfigSource::DynamicDefaultBrokerConfig,
+            ),
+            (&self.explicit, ConfigSource::StaticBrokerConfig),
+        ]
+        .into_iter()
+        .find_map(|(layer, source)| layer.get(name).map(|v| (v.trim(), source)))
     }
 
     /// The value DescribeConfigs shows for a key: what the broker uses. Keys derived from others
@@ -358,7 +378,8 @@ impl BrokerConfig {
             "broker.id" | "node.id" => Some(self.broker_id.to_string()),
             "listeners" => Some(join(&self.listeners)),
             "advertised.listeners" => Some(join(&self.advertised_listeners)),
-            "log.dirs" => Some(
+            // log.dir shows the directories in use too (Kafka shows its unused default).
+            "log.dirs" | "log.dir" => Some(
                 self.log_dirs
                     .iter()
                     .map(|p| p.display().to_string())
@@ -372,16 +393,26 @@ impl BrokerConfig {
         }
     }
 
-    /// Static then default synonym rows for the given broker keys (in the given order).
+    /// Synonym rows for the given broker keys, as Kafka orders them: every dynamic per-broker
+    /// row, then dynamic default, static, default (each layer in the given key order).
     pub(crate) fn synonyms_of(&self, names: &[&str]) -> Vec<ConfigSynonym> {
         let mut out = Vec::new();
-        for n in names {
-            if let Some(v) = self.explicit.get(*n) {
-                out.push(ConfigSynonym {
-                    name: n.to_string(),
-                    value: Some(v.trim().to_string()),
-                    source: ConfigSource::StaticBrokerConfig,
-                });
+        for (layer, source) in [
+            (&self.dynamic_broker, ConfigSource::DynamicBrokerConfig),
+            (
+                &self.dynamic_default,
+                ConfigSource::DynamicDefaultBrokerConfig,
+            ),
+            (&self.explicit, ConfigSource::StaticBrokerConfig),
+        ] {
+            for n in names {
+                if let Some(v) = layer.get(*n) {
+                    out.push(ConfigSynonym {
+                        name: n.to_string(),
+                        value: Some(v.trim().to_string()),
+                        source,
+                    });
+                }
             }
         }
         for n in names {
@@ -396,15 +427,23 @@ impl BrokerConfig {
         out
     }
 
-    /// Builds the typed config from the explicitly set keys and the key table's defaults.
-    fn from_explicit(explicit: BTreeMap<String, String>) -> anyhow::Result<BrokerConfig> {
+    /// Builds the typed config from the explicitly set keys, the dynamic layers over them
+    /// (default, then this broker's) and the key table's defaults.
+    pub(crate) fn from_layers(
+        explicit: BTreeMap<String, String>,
+        dynamic_default: BTreeMap<String, String>,
+        dynamic_broker: BTreeMap<String, String>,
+    ) -> anyhow::Result<BrokerConfig> {
+        let mut merged = explicit.clone();
+        merged.extend(dynamic_default.clone());
+        merged.extend(dynamic_broker.clone());
         // Check every known key's value first, so that errors name the key and value.
-        for (key, value) in &explicit {
+        for (key, value) in &merged {
             if let Some(def) = broker_key(key) {
                 check_value(key, value, def.check).map_err(|e| anyhow!(e))?;
             }
         }
-        let v = Values(&explicit);
+        let v = Values(&merged);
 
         // node.id is gregor's synonym of broker.id (Kafka: they must agree).
         let node_id: Option<i32> = v.opt_num("node.id")?;
@@ -528,6 +567,8 @@ impl BrokerConfig {
             broker_rack: v.non_empty("broker.rack"),
             cluster_id: v.non_empty("cluster.id"),
             explicit,
+            dynamic_default,
+            dynamic_broker,
         })
     }
 }
@@ -963,10 +1004,12 @@ mod tests {
         let c = parse("log.retention.minutes=10\nnum.partitions=3\n");
         let all = c.describe(None, false, true);
         assert_eq!(all.len(), BROKER_KEYS.len());
-        assert!(all.iter().all(|e| e.read_only
-            && !e.sensitive
-            && e.documentation.is_some()
-            && e.synonyms.is_empty()));
+        assert!(all
+            .iter()
+            .all(|e| e.read_only != super::super::dynamic::is_live(&e.name)
+                && !e.sensitive
+                && e.documentation.is_some()
+                && e.synonyms.is_empty()));
 
         let names = vec![
             "num.partitions".to_string(),

@@ -5,7 +5,8 @@
 //! To add a key: add a row here (Kafka 3.9's name, type, default, validator and doc; gregor's
 //! default where it differs, said so in the doc), give it a `summary` if operators should see it
 //! in `--help` and README (then paste the README row the `readme_key_table` test prints), and, if
-//! the broker needs it typed, a field in `BrokerConfig` filled in `BrokerConfig::from_explicit`.
+//! the broker needs it typed, a field in `BrokerConfig` filled in `BrokerConfig::from_layers`.
+//! A key that gregor should update while running also goes into `dynamic::LIVE_KEYS`.
 
 use super::{int, long, Check, ConfigType, LONG_MAX};
 
@@ -31,6 +32,17 @@ pub(crate) struct BrokerKey {
 /// Kafka's `reserved.broker.max.id` default: explicit broker ids may not exceed it, generated
 /// ones (`broker.id=-1`) start above it.
 const RESERVED_BROKER_MAX_ID: i64 = 1000;
+
+/// The KIP-848 assignors gregor has, by name and by Kafka's class name.
+pub(crate) const CONSUMER_ASSIGNORS: &[&str] = &[
+    "uniform",
+    "range",
+    "org.apache.kafka.coordinator.group.assignor.UniformAssignor",
+    "org.apache.kafka.coordinator.group.assignor.RangeAssignor",
+];
+
+/// Kafka 3.9's default of `group.consumer.assignors` (class names; Kafka 4 shows `uniform,range`).
+const CONSUMER_ASSIGNORS_DEFAULT: &str = "org.apache.kafka.coordinator.group.assignor.UniformAssignor,org.apache.kafka.coordinator.group.assignor.RangeAssignor";
 
 /// Every broker key gregor honours, sorted by name (DescribeConfigs lists them in this order).
 pub(crate) const BROKER_KEYS: &[BrokerKey] = &[
@@ -64,8 +76,8 @@ pub(crate) const BROKER_KEYS: &[BrokerKey] = &[
     BrokerKey { name: "delete.topic.enable", ty: ConfigType::Boolean, default: Some("true"), check: Check::Bool, synonyms: &[],
         summary: Some("allow DeleteTopics"),
         doc: "Enables delete topic. Delete topic through the admin tool will have no effect if this config is turned off." },
-    BrokerKey { name: "group.consumer.assignors", ty: ConfigType::List, default: Some("uniform,range"), check: Check::ListOf(&["uniform", "range"]), synonyms: &[],
-        summary: Some("KIP-848 server-side assignors, the first is the default"),
+    BrokerKey { name: "group.consumer.assignors", ty: ConfigType::List, default: Some(CONSUMER_ASSIGNORS_DEFAULT), check: Check::ListOf(CONSUMER_ASSIGNORS), synonyms: &[],
+        summary: Some("KIP-848 server-side assignors, the first is the default (`uniform` or `range`, or their class names)"),
         doc: "The server-side assignors as a list of either names for builtin assignors or full class names for customer assignors. The first one in the list is considered as the default assignor to be used in the case where the consumer does not specify an assignor. gregor has the builtin uniform and range assignors." },
     BrokerKey { name: "group.consumer.heartbeat.interval.ms", ty: ConfigType::Int, default: Some("5000"), check: int(1), synonyms: &[],
         summary: Some("KIP-848 heartbeat interval"),

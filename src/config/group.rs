@@ -30,7 +30,7 @@ pub struct GroupConfig {
     pub consumer_session_timeout: Duration,
     /// KIP-848: `group.consumer.heartbeat.interval.ms`, told to members in every heartbeat.
     pub consumer_heartbeat_interval_ms: i32,
-    /// KIP-848: the first of `group.consumer.assignors` (`uniform` or `range`).
+    /// KIP-848: the first of `group.consumer.assignors`, by name (`uniform` or `range`).
     pub consumer_assignor: String,
     /// KIP-848: `group.consumer.max.size`.
     pub consumer_max_size: usize,
@@ -70,7 +70,15 @@ impl BrokerConfig {
             consumer_assignor: self
                 .raw_value("group.consumer.assignors")
                 .and_then(|v| v.split(',').next().map(|a| a.trim().to_string()))
-                .filter(|a| a == "uniform" || a == "range")
+                .and_then(|a| match a.as_str() {
+                    "uniform" | "org.apache.kafka.coordinator.group.assignor.UniformAssignor" => {
+                        Some("uniform".to_string())
+                    }
+                    "range" | "org.apache.kafka.coordinator.group.assignor.RangeAssignor" => {
+                        Some("range".to_string())
+                    }
+                    _ => None,
+                })
                 .unwrap_or_else(|| "uniform".to_string()),
             consumer_max_size: int("group.consumer.max.size").max(1) as usize,
         }
@@ -115,5 +123,12 @@ mod tests {
         let g = c.group_config();
         assert_eq!((g.max_size, g.offsets_topic_partitions), (7, 3));
         assert_eq!(g.consumer_assignor, "range");
+        // Kafka 3.9's class names name the same assignors.
+        let c = BrokerConfig::from_properties_text(
+            "group.consumer.assignors=org.apache.kafka.coordinator.group.assignor.RangeAssignor\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.group_config().consumer_assignor, "range");
     }
 }

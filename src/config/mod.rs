@@ -8,11 +8,13 @@
 
 pub mod broker;
 mod broker_keys;
+pub mod dynamic;
 pub mod group;
 mod properties;
 pub mod topic;
 
 pub use broker::{BrokerConfig, CliAction, Listener};
+pub use dynamic::{BrokerEntity, DynamicBrokerConfigs};
 pub use group::GroupConfig;
 pub use topic::{describe_topic_configs, topic_settings, validate_topic_config, TopicSettings};
 
@@ -126,7 +128,7 @@ pub(crate) const fn long(min: i64) -> Check {
 }
 
 /// Splits a Kafka list value on commas, trimming items and dropping empty ones.
-pub(crate) fn split_list(value: &str) -> Vec<String> {
+pub fn split_list(value: &str) -> Vec<String> {
     value
         .split(',')
         .map(str::trim)

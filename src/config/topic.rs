@@ -231,12 +231,13 @@ fn convert(value: &str, conv: Conv) -> String {
     }
 }
 
-/// The broker-level value of a topic key from the broker's explicit keys or their defaults (first
-/// explicit honoured synonym, else the first honoured synonym with a default), converted.
+/// The broker-level value of a topic key from the broker's dynamic or explicit keys or their
+/// defaults (first configured honoured synonym, else the first honoured synonym with a
+/// default), converted.
 fn broker_level_value(key: &TopicKey, broker: &BrokerConfig) -> Option<String> {
     let synonyms = honoured_synonyms(key);
     for (name, conv) in &synonyms {
-        if let Some(v) = broker.explicit.get(*name) {
+        if let Some((v, _)) = broker.configured(name) {
             return Some(convert(v, *conv));
         }
     }
@@ -340,9 +341,9 @@ fn settings_value(s: &TopicSettings, name: &str) -> Option<String> {
 
 /// DescribeConfigs rows for resource type TOPIC: every topic config (or only those in `names`;
 /// unknown names are absent), with the effective value and its source: TopicConfig when
-/// overridden, StaticBrokerConfig when an honoured broker synonym is set explicitly, else
-/// DefaultConfig. Synonyms (when asked): the topic override, then the explicitly set broker
-/// synonyms, then the broker synonyms' defaults.
+/// overridden, else the layer of the first honoured broker synonym that is set (dynamic per
+/// broker, dynamic default, static), else DefaultConfig. Synonyms (when asked): the topic
+/// override, then the broker synonyms layer by layer, then their defaults.
 pub fn describe_topic_configs(
     overrides: &BTreeMap<String, String>,
     broker: &BrokerConfig,
@@ -360,15 +361,12 @@ pub fn describe_topic_configs(
         }
         let synonym_names: Vec<&str> = honoured_synonyms(key).iter().map(|(n, _)| *n).collect();
         let over = valid_override(overrides, key.name);
+        // Kafka: the source of the first synonym (topic override, then the broker layers).
+        let broker_source = broker.synonyms_of(&synonym_names).first().map(|s| s.source);
         let source = if over.is_some() {
             ConfigSource::TopicConfig
-        } else if synonym_names
-            .iter()
-            .any(|n| broker.explicit.contains_key(*n))
-        {
-            ConfigSource::StaticBrokerConfig
         } else {
-            ConfigSource::DefaultConfig
+            broker_source.unwrap_or(ConfigSource::DefaultConfig)
         };
         let value = settings_value(&settings, key.name)
             .unwrap_or_else(|| value_of(key.name, overrides, broker));

@@ -80,8 +80,9 @@ pub fn append(
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            // The encoder keeps records in one batch while offset - sequence is constant.
-            sequence: i as i32 - 1,
+            // The encoder keeps records in one batch while offset - sequence is constant;
+            // base sequence 0, as Kafka's group coordinator writes it.
+            sequence: i as i32,
             timestamp: timestamp_ms,
             key: Some(key),
             value,

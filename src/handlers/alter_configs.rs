@@ -1,5 +1,6 @@
 //! AlterConfigs (key 33), the legacy form: the given configs REPLACE all of a topic's
-//! overrides (keys not listed return to their defaults), as in Kafka.
+//! overrides, or all of a broker entity's dynamic configs (keys not listed return to their
+//! defaults), as in Kafka.
 
 use std::collections::BTreeMap;
 
@@ -9,9 +10,11 @@ use gregor_protocol::kafka_protocol::messages::{AlterConfigsRequest, AlterConfig
 
 use super::str_bytes;
 use crate::broker::Broker;
+use crate::broker_config_admin::alter_broker_configs;
 use crate::topic_admin::{self, AdminError};
 
 const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
 
 pub async fn handle(
     broker: &Broker,
@@ -23,12 +26,13 @@ pub async fn handle(
         let base = AlterConfigsResourceResponse::default()
             .with_resource_type(r.resource_type)
             .with_resource_name(r.resource_name.clone());
-        if r.resource_type != RESOURCE_TOPIC {
+        if r.resource_type != RESOURCE_TOPIC && r.resource_type != RESOURCE_BROKER {
             responses.push(
                 base.with_error_code(E::InvalidRequest.code())
-                    .with_error_message(Some(str_bytes(
-                    "Only topic configs can be altered; dynamic broker configs are not supported",
-                ))),
+                    .with_error_message(Some(str_bytes(format!(
+                        "AlterConfigs is only supported for topics and brokers, but resource type is {}",
+                        r.resource_type
+                    )))),
             );
             continue;
         }
@@ -43,9 +47,24 @@ pub async fn handle(
             }
         }
         let result = match null_value {
+            Some(key) if r.resource_type == RESOURCE_BROKER => Err(AdminError::InvalidRequest(
+                format!("Null value not supported for : {key}"),
+            )),
             Some(key) => Err(AdminError::InvalidConfig(format!(
                 "Null value not supported for {key}"
             ))),
+            None if r.resource_type == RESOURCE_BROKER => {
+                alter_broker_configs(
+                    broker,
+                    &r.resource_name,
+                    |configs| {
+                        *configs = replacement;
+                        Ok(())
+                    },
+                    req.validate_only,
+                )
+                .await
+            }
             None => {
                 topic_admin::alter_topic_configs(
                     broker,

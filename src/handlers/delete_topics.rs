@@ -9,7 +9,8 @@ use uuid::Uuid;
 
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::topic_admin;
+use crate::topic_admin::{self, AdminError};
+use std::time::Duration;
 
 pub async fn handle(
     broker: &Broker,
@@ -41,7 +42,25 @@ pub async fn handle(
             responses.push(base.with_error_code(E::UnknownTopicId.code()));
             continue;
         };
-        responses.push(match topic_admin::delete_topic(broker, &topic).await {
+        // Kafka answers REQUEST_TIMED_OUT when the deletion is not complete within the
+        // request's timeout (a replica's broker is down); the topic stays marked for
+        // deletion and goes once that broker returns.
+        // A timeout of 0 or less would end the call before the topic is even marked: that
+        // one waits as long as the metadata store does (30 s).
+        let deleted = match u64::try_from(req.timeout_ms).ok().filter(|ms| *ms > 0) {
+            None => topic_admin::delete_topic(broker, &topic).await,
+            Some(ms) => tokio::time::timeout(
+                Duration::from_millis(ms),
+                topic_admin::delete_topic(broker, &topic),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(AdminError::Timeout(format!(
+                    "Deletion of topic {topic} did not complete within {ms} ms"
+                )))
+            }),
+        };
+        responses.push(match deleted {
             Ok(deleted_id) => base
                 .with_name(Some(TopicName(str_bytes(topic))))
                 .with_topic_id(deleted_id),

@@ -1,6 +1,6 @@
 //! DescribeConfigs (key 32): topic and broker configs with their values, sources (topic
-//! override, static broker config, default), synonyms and documentation, as Kafka reports
-//! them.
+//! override, dynamic broker config, dynamic default, static broker config, default),
+//! synonyms and documentation, as Kafka reports them.
 
 use gregor_protocol::kafka_protocol::error::ResponseError as E;
 use gregor_protocol::kafka_protocol::messages::describe_configs_response::{
@@ -10,6 +10,7 @@ use gregor_protocol::kafka_protocol::messages::{DescribeConfigsRequest, Describe
 
 use super::str_bytes;
 use crate::broker::Broker;
+use crate::config::dynamic::describe_default;
 use crate::config::{describe_topic_configs, ConfigEntry};
 
 /// Kafka's ConfigResource.Type codes.
@@ -39,7 +40,7 @@ pub fn handle(
                 .with_resource_name(r.resource_name);
             let entries = match r.resource_type {
                 RESOURCE_TOPIC => match broker.image().topic(&name) {
-                    Some(t) => describe_topic_configs(&t.configs, &broker.config, keys.as_deref(), synonyms, docs),
+                    Some(t) => describe_topic_configs(&t.configs, &broker.effective_config(), keys.as_deref(), synonyms, docs),
                     None => {
                         return base
                             .with_error_code(E::UnknownTopicOrPartition.code())
@@ -47,11 +48,16 @@ pub fn handle(
                     }
                 },
                 RESOURCE_BROKER => {
-                    // "" names the cluster-wide default resource, which has no dynamic configs here.
+                    // "" names the cluster-wide default: the configs stored there.
                     if name.is_empty() {
-                        Vec::new()
+                        describe_default(
+                            &broker.image().dynamic_broker_configs.default,
+                            keys.as_deref(),
+                            synonyms,
+                            docs,
+                        )
                     } else if name == broker.config.broker_id.to_string() {
-                        broker.config.describe(keys.as_deref(), synonyms, docs)
+                        broker.effective_config().describe(keys.as_deref(), synonyms, docs)
                     } else {
                         return base
                             .with_error_code(E::InvalidRequest.code())

@@ -1,6 +1,6 @@
 //! IncrementalAlterConfigs (key 44): SET, DELETE, APPEND and SUBTRACT individual topic
-//! configs (what `kafka-configs.sh --alter` and the Admin client send). Changes apply to
-//! running partitions at once. Dynamic broker configs are not supported.
+//! configs or dynamic broker configs (what `kafka-configs.sh --alter` and the Admin client
+//! send). Changes apply to running partitions at once.
 
 use gregor_protocol::kafka_protocol::error::ResponseError as E;
 use gregor_protocol::kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig;
@@ -11,10 +11,13 @@ use gregor_protocol::kafka_protocol::messages::{
 
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::config::{describe_topic_configs, ConfigType};
+use crate::broker_config_admin::alter_broker_configs;
+use crate::config::dynamic::list_default;
+use crate::config::{describe_topic_configs, split_list, ConfigType};
 use crate::topic_admin::{self, AdminError};
 
 const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
 const SET: i8 = 0;
 const DELETE: i8 = 1;
 const APPEND: i8 = 2;
@@ -30,17 +33,39 @@ pub async fn handle(
         let base = AlterConfigsResourceResponse::default()
             .with_resource_type(r.resource_type)
             .with_resource_name(r.resource_name.clone());
-        if r.resource_type != RESOURCE_TOPIC {
+        if r.resource_type != RESOURCE_TOPIC && r.resource_type != RESOURCE_BROKER {
             responses.push(
                 base.with_error_code(E::InvalidRequest.code())
-                    .with_error_message(Some(str_bytes(
-                    "Only topic configs can be altered; dynamic broker configs are not supported",
-                ))),
+                    .with_error_message(Some(str_bytes(format!(
+                        "AlterConfigs is only supported for topics and brokers, but resource type is {}",
+                        r.resource_type
+                    )))),
             );
             continue;
         }
         let name = r.resource_name.to_string();
         let ops = r.configs;
+        if r.resource_type == RESOURCE_BROKER {
+            let result = match check_ops(&ops) {
+                Err(e) => Err(e),
+                Ok(()) => {
+                    alter_broker_configs(
+                        broker,
+                        &name,
+                        |configs| ops.iter().try_for_each(|op| apply_to_broker(configs, op)),
+                        req.validate_only,
+                    )
+                    .await
+                }
+            };
+            responses.push(match result {
+                Ok(()) => base,
+                Err(e) => base
+                    .with_error_code(e.error_code())
+                    .with_error_message(Some(str_bytes(e.to_string()))),
+            });
+            continue;
+        }
         let result = topic_admin::alter_topic_configs(
             broker,
             &name,
@@ -61,6 +86,93 @@ pub async fn handle(
         });
     }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+/// Kafka's checks of a whole request before any change: no key twice, no null value except
+/// for DELETE.
+fn check_ops(ops: &[AlterableConfig]) -> Result<(), AdminError> {
+    let mut seen = std::collections::BTreeSet::new();
+    let duplicates: std::collections::BTreeSet<&str> = ops
+        .iter()
+        .filter(|op| !seen.insert(op.name.as_str()))
+        .map(|op| op.name.as_str())
+        .collect();
+    if !duplicates.is_empty() {
+        return Err(AdminError::InvalidRequest(format!(
+            "Error due to duplicate config keys : {}",
+            duplicates.into_iter().collect::<Vec<_>>().join(",")
+        )));
+    }
+    let nulls: Vec<String> = ops
+        .iter()
+        .filter(|op| op.value.is_none() && op.config_operation != DELETE)
+        .map(|op| format!("{}:{}", op_name(op.config_operation), op.name.as_str()))
+        .collect();
+    if !nulls.is_empty() {
+        return Err(AdminError::InvalidRequest(format!(
+            "Null value not supported for : {}",
+            nulls.join(",")
+        )));
+    }
+    Ok(())
+}
+
+fn op_name(op: i8) -> &'static str {
+    match op {
+        SET => "SET",
+        DELETE => "DELETE",
+        APPEND => "APPEND",
+        _ => "SUBTRACT",
+    }
+}
+
+/// One operation on a broker entity's stored dynamic configs. APPEND and SUBTRACT start
+/// from the stored value, else the key's default, as Kafka's `prepareIncrementalConfigs`.
+fn apply_to_broker(
+    configs: &mut std::collections::BTreeMap<String, String>,
+    op: &AlterableConfig,
+) -> Result<(), AdminError> {
+    let key = op.name.to_string();
+    let value = op.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
+    match op.config_operation {
+        SET => {
+            configs.insert(key, value);
+        }
+        DELETE => {
+            configs.remove(&key);
+        }
+        APPEND | SUBTRACT => {
+            let verb = if op.config_operation == APPEND {
+                "append"
+            } else {
+                "subtract"
+            };
+            let default = list_default(&key).ok_or_else(|| {
+                AdminError::InvalidRequest(format!(
+                    "Config value {verb} is not allowed for config key: {key}"
+                ))
+            })?;
+            let old = configs
+                .get(&key)
+                .map(String::as_str)
+                .or(default)
+                .unwrap_or("");
+            let mut items = split_list(old);
+            let given = split_list(&value);
+            if op.config_operation == APPEND {
+                items.extend(given);
+            } else {
+                items.retain(|i| !given.contains(i));
+            }
+            configs.insert(key, items.join(","));
+        }
+        other => {
+            return Err(AdminError::InvalidRequest(format!(
+                "Unknown config operation {other} for {key}"
+            )))
+        }
+    }
+    Ok(())
 }
 
 fn apply(
@@ -84,7 +196,7 @@ fn apply(
             // Only list-typed configs (e.g. cleanup.policy) can be appended to or subtracted from.
             let current = describe_topic_configs(
                 configs,
-                &broker.config,
+                &broker.effective_config(),
                 Some(std::slice::from_ref(&key)),
                 false,
                 false,

@@ -11,6 +11,8 @@ use gregor_log::LogError;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, warn};
 
+use crate::config::{BrokerEntity, DynamicBrokerConfigs};
+
 use super::{
     BrokerEndpoint, MetadataError, MetadataImage, MetadataStore, PartitionMetadata, TopicMetadata,
 };
@@ -28,6 +30,9 @@ struct StoredState {
     version: u32,
     topics: Vec<TopicMetadata>,
     next_producer_id: i64,
+    /// Dynamic broker configs (AlterConfigs on BROKER resources); absent in older files.
+    #[serde(default)]
+    dynamic_broker_configs: DynamicBrokerConfigs,
 }
 
 impl StoredState {
@@ -109,6 +114,7 @@ impl EmbeddedMetadata {
             cluster_id: self.cluster_id.clone(),
             controller_id: self.broker.id,
             brokers: vec![self.broker.clone()],
+            dynamic_broker_configs: state.dynamic_broker_configs.clone(),
             ..Default::default()
         };
         for t in &state.topics {
@@ -253,6 +259,18 @@ impl MetadataStore for EmbeddedMetadata {
         let result = self.update(|s| {
             let topic = s.topic_mut(&name)?;
             topic.configs = configs;
+            Ok(())
+        });
+        async move { result }.boxed()
+    }
+
+    fn set_broker_configs(
+        &self,
+        entity: BrokerEntity,
+        configs: std::collections::BTreeMap<String, String>,
+    ) -> BoxFuture<'_, Result<(), MetadataError>> {
+        let result = self.update(|s| {
+            s.dynamic_broker_configs.set(entity, configs);
             Ok(())
         });
         async move { result }.boxed()

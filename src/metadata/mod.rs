@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use uuid::Uuid;
 
+use crate::config::{BrokerEntity, DynamicBrokerConfigs};
+
 /// Kafka's text form of a Uuid (topic ids, cluster ids): one implementation, the znodes'.
 pub use gregor_zk::znode::{kafka_uuid_string, parse_kafka_uuid};
 
@@ -70,6 +72,8 @@ pub struct MetadataImage {
     pub topics_being_deleted: BTreeSet<String>,
     /// Each live broker's epoch (cluster mode; Kafka: its registration's czxid).
     pub broker_epochs: BTreeMap<i32, i64>,
+    /// Dynamic broker configs as stored (Kafka: `/config/brokers/<default>` and `/<id>`).
+    pub dynamic_broker_configs: DynamicBrokerConfigs,
 }
 
 impl MetadataImage {
@@ -178,6 +182,13 @@ pub trait MetadataStore: Send + Sync {
     fn set_topic_configs(
         &self,
         name: String,
+        configs: BTreeMap<String, String>,
+    ) -> BoxFuture<'_, Result<(), MetadataError>>;
+    /// Replaces the dynamic broker configs of `entity` (Kafka: `/config/brokers/<entity>`,
+    /// announced in `/config/changes`); returns once the image shows them.
+    fn set_broker_configs(
+        &self,
+        entity: BrokerEntity,
         configs: BTreeMap<String, String>,
     ) -> BoxFuture<'_, Result<(), MetadataError>>;
     /// Reserves `count` producer ids and returns the first (Kafka: `/latest_producer_id_block`).

@@ -256,6 +256,12 @@ pub fn schedule(scheduler: &mut Scheduler, replicas: Arc<ReplicaManager>, config
         return;
     }
     let cleaner = LogCleaner::new(replicas.log_dir(), config);
+    // Kafka's cleaner creates its (empty) checkpoint file at start.
+    if !cleaner.checkpoint_path.exists() {
+        if let Err(e) = write_checkpoint(&cleaner.checkpoint_path, &Offsets::new()) {
+            warn!(error = %e, "creating the cleaner checkpoint failed");
+        }
+    }
     let backoff = Duration::from_millis(config.backoff_ms.max(10));
     scheduler.schedule_blocking("log cleaner", backoff, FirstRun::Now, move || {
         let mut cleaned = 0;

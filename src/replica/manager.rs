@@ -71,6 +71,9 @@ pub struct ReplicaManager {
     checkpoint_lock: Mutex<()>,
     /// Serialises `apply`, the only writer of `topics`.
     apply_lock: Mutex<()>,
+    /// The effective broker configuration (static plus dynamic) the hosted topics' settings
+    /// were last computed from; locked only inside `apply_lock`.
+    applied_config: Mutex<Option<BrokerConfig>>,
     /// Followers' fetches from their leaders.
     fetchers: ReplicaFetcherManager,
     /// The image (controller, endpoints, epochs) that ISR changes are sent by.
@@ -127,6 +130,7 @@ impl ReplicaManager {
             startup,
             checkpoint_lock: Mutex::new(()),
             apply_lock: Mutex::new(()),
+            applied_config: Mutex::new(None),
             fetchers: ReplicaFetcherManager::new(fetcher),
             metadata,
             controller_epoch: AtomicI32::new(-1),
@@ -181,6 +185,9 @@ impl ReplicaManager {
     /// Files are opened and deleted with no lock held on the topic map: every produce and
     /// fetch looks its partition up there, and creating 100 topics once held it for a second.
     /// The map is only locked to swap a topic's entry.
+    ///
+    /// `config` is the static configuration; the image's dynamic broker configs go on top,
+    /// and when the result changes every hosted topic takes its new settings.
     pub fn apply(
         &self,
         image: &MetadataImage,
@@ -188,6 +195,18 @@ impl ReplicaManager {
     ) -> Result<(), PartitionError> {
         // One apply at a time: each reads the map, works unlocked, then writes its result.
         let _applying = self.apply_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let config = &config.effective(&image.dynamic_broker_configs);
+        let config_changed = {
+            let mut applied = self
+                .applied_config
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let changed = applied.as_ref() != Some(config);
+            if changed {
+                *applied = Some(config.clone());
+            }
+            changed
+        };
         self.fetchers.set_endpoints(
             image
                 .brokers
@@ -238,10 +257,10 @@ impl ReplicaManager {
                 .get(name)
                 .cloned();
             // `applied` includes the topic id: a recreated topic never compares equal.
-            if existing
+            let unchanged = existing
                 .as_ref()
-                .is_some_and(|r| Arc::ptr_eq(&r.applied, topic) || *r.applied == **topic)
-            {
+                .is_some_and(|r| Arc::ptr_eq(&r.applied, topic) || *r.applied == **topic);
+            if unchanged && !config_changed {
                 continue;
             }
             let replicas = self.open_topic(name, topic, existing.as_deref(), config)?;
@@ -406,11 +425,16 @@ impl ReplicaManager {
         }
         let _applying = self.apply_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut topics = self.topics.write().unwrap_or_else(|p| p.into_inner());
-        let Some(replicas) = topics.get(topic).cloned() else {
-            return;
-        };
         let slot = usize::try_from(index).ok();
-        let Some(p) = slot.and_then(|i| replicas.partitions.get(i).cloned().flatten()) else {
+        let open = topics.get(topic).cloned().and_then(|replicas| {
+            let p = slot.and_then(|i| replicas.partitions.get(i).cloned().flatten())?;
+            Some((replicas, p))
+        });
+        let Some((replicas, p)) = open else {
+            drop(topics);
+            // Not open here (e.g. a broker that was down when the topic was marked for
+            // deletion does not open it at start): its directory goes all the same.
+            self.delete_unopened_replica(topic, index);
             return;
         };
         let mut partitions = replicas.partitions.clone();
@@ -432,6 +456,22 @@ impl ReplicaManager {
             "StopReplica: deleting the replica"
         );
         delete_partition(p);
+    }
+
+    /// Removes the directory of a replica this broker has not opened, if there is one.
+    fn delete_unopened_replica(&self, topic: &str, index: i32) {
+        let dir = self.log_dir.join(format!("{topic}-{index}"));
+        if !dir.is_dir() {
+            return;
+        }
+        info!(
+            topic,
+            partition = index,
+            "StopReplica: deleting the replica's directory"
+        );
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            warn!(dir = %dir.display(), error = %e, "deleting a replica directory failed");
+        }
     }
 
     /// Sends a leader's ISR change to the controller (AlterPartition) in the background and
@@ -545,7 +585,9 @@ impl ReplicaManager {
             let key = (p.topic.clone(), p.index);
             recovery.insert(key.clone(), c.recovery_point);
             hw.insert(key.clone(), c.high_watermark);
-            start.insert(key, c.log_start_offset);
+            if let Some(log_start_offset) = c.log_start_offset {
+                start.insert(key, log_start_offset);
+            }
         }
         write_checkpoint(&self.log_dir.join(RECOVERY_POINT_CHECKPOINT), &recovery)?;
         write_checkpoint(&self.log_dir.join(REPLICATION_OFFSET_CHECKPOINT), &hw)?;

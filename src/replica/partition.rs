@@ -250,7 +250,9 @@ pub fn log_config(settings: &TopicSettings) -> LogConfig {
 pub struct PartitionCheckpoint {
     pub recovery_point: i64,
     pub high_watermark: i64,
-    pub log_start_offset: i64,
+    /// Only when above the first segment's base offset (as Kafka checkpoints it): otherwise
+    /// the log starts where its first segment does.
+    pub log_start_offset: Option<i64>,
 }
 
 impl Partition {
@@ -905,7 +907,8 @@ impl Partition {
         Ok(PartitionCheckpoint {
             recovery_point: st.log.recovery_point(),
             high_watermark: st.high_watermark,
-            log_start_offset: st.log.log_start_offset(),
+            log_start_offset: Some(st.log.log_start_offset())
+                .filter(|start| *start > st.log.first_segment_base()),
         })
     }
 

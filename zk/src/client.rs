@@ -23,8 +23,8 @@ use crate::paths;
 use crate::watch::{self as zkwatch, SessionEvent, ZkEvent};
 use crate::znode::{
     decode_controller_epoch, encode_controller_epoch, new_kafka_uuid, BrokerRegistration,
-    ClusterIdZnode, ConfigChangeNotification, ControllerZnode, EntityConfig, PartitionState,
-    ProducerIdBlock, TopicAssignment,
+    ClusterIdZnode, ConfigChangeNotification, ControllerZnode, EntityConfig, FeatureZnode,
+    PartitionState, ProducerIdBlock, TopicAssignment,
 };
 
 const PERSISTENT: CreateOptions<'static> = CreateMode::Persistent.with_acls(Acls::anyone_all());
@@ -756,35 +756,48 @@ impl ZkClient {
         name: &str,
         config: &BTreeMap<String, String>,
     ) -> Result<()> {
-        let path = paths::topic_config(name);
+        self.write_entity_config(&paths::topic_config(name), config)
+            .await
+    }
+
+    /// Writes `/config/<type>/<name>` (creating it and its parents if needed).
+    async fn write_entity_config(
+        &self,
+        path: &str,
+        config: &BTreeMap<String, String>,
+    ) -> Result<()> {
         let data = EntityConfig::new(config.clone()).encode();
-        match self.inner.client.set_data(&path, &data, None).await {
+        match self.inner.client.set_data(path, &data, None).await {
             Ok(_) => Ok(()),
             Err(ClientError::NoNode) => {
-                match self.create_with_parents(&path, &data, &PERSISTENT).await {
+                match self.create_with_parents(path, &data, &PERSISTENT).await {
                     Ok(_) => Ok(()),
                     Err(ZkError::NodeExists { .. }) => self
                         .inner
                         .client
-                        .set_data(&path, &data, None)
+                        .set_data(path, &data, None)
                         .await
                         .map(|_| ())
-                        .map_err(|e| ZkError::from_client(&path, None, e)),
+                        .map_err(|e| ZkError::from_client(path, None, e)),
                     Err(e) => Err(e),
                 }
             }
-            Err(e) => Err(ZkError::from_client(&path, None, e)),
+            Err(e) => Err(ZkError::from_client(path, None, e)),
+        }
+    }
+
+    /// The configs of `/config/<type>/<name>`, empty if it is absent or has no data.
+    async fn get_entity_config(&self, path: &str) -> Result<BTreeMap<String, String>> {
+        match self.get_raw(path).await? {
+            None => Ok(BTreeMap::new()),
+            Some((data, _)) if data.is_empty() => Ok(BTreeMap::new()),
+            Some((data, _)) => Ok(EntityConfig::decode(path, &data)?.config),
         }
     }
 
     /// `/config/topics/<t>`'s overrides, empty if none.
     pub async fn get_topic_config(&self, name: &str) -> Result<BTreeMap<String, String>> {
-        let path = paths::topic_config(name);
-        match self.get_raw(&path).await? {
-            None => Ok(BTreeMap::new()),
-            Some((data, _)) if data.is_empty() => Ok(BTreeMap::new()),
-            Some((data, _)) => Ok(EntityConfig::decode(&path, &data)?.config),
-        }
+        self.get_entity_config(&paths::topic_config(name)).await
     }
 
     /// Replaces a topic's overrides and announces it with a sequential
@@ -796,7 +809,38 @@ impl ZkClient {
         config: &BTreeMap<String, String>,
     ) -> Result<String> {
         self.write_topic_config(name, config).await?;
-        let notification = ConfigChangeNotification::new(format!("topics/{name}"));
+        self.announce_config_change(&format!("topics/{name}")).await
+    }
+
+    /// Every `/config/brokers/<entity>` (a broker id or `<default>`) with its configs:
+    /// Kafka's dynamic broker configs.
+    pub async fn get_broker_configs(&self) -> Result<BTreeMap<String, BTreeMap<String, String>>> {
+        let mut out = BTreeMap::new();
+        for entity in self.get_children(paths::CONFIG_BROKERS).await? {
+            let config = self
+                .get_entity_config(&paths::broker_config(&entity))
+                .await?;
+            out.insert(entity, config);
+        }
+        Ok(out)
+    }
+
+    /// Replaces the dynamic configs of `entity` (a broker id or `<default>`) and announces it
+    /// as Kafka's `AdminZkClient.changeBrokerConfig` does (`"entity_path":"brokers/<entity>"`).
+    pub async fn set_broker_config(
+        &self,
+        entity: &str,
+        config: &BTreeMap<String, String>,
+    ) -> Result<String> {
+        self.write_entity_config(&paths::broker_config(entity), config)
+            .await?;
+        self.announce_config_change(&format!("brokers/{entity}"))
+            .await
+    }
+
+    /// Creates `/config/changes/config_change_<seq>` naming `entity_path`; returns its name.
+    async fn announce_config_change(&self, entity_path: &str) -> Result<String> {
+        let notification = ConfigChangeNotification::new(entity_path.to_string());
         let prefix = format!("{}/{}", paths::CONFIG_CHANGES, paths::CONFIG_CHANGE_PREFIX);
         let mut attempt = 0;
         let sequence = loop {
@@ -861,6 +905,39 @@ impl ZkClient {
             _ => Err(ZkError::ControllerMoved {
                 expected_zk_version: fence.zk_version,
             }),
+        }
+    }
+
+    /// What a Kafka 3.9 controller does on election (`enableFeatureVersioning`, IBP 3.9):
+    /// `/feature` enabled, created with no finalized feature if absent, a disabled one
+    /// enabled with the features it holds.
+    pub async fn ensure_feature_versioning(&self) -> Result<()> {
+        match self.get_raw(paths::FEATURE).await? {
+            None => {
+                let data = FeatureZnode::enabled(Default::default()).encode();
+                match self
+                    .inner
+                    .client
+                    .create(paths::FEATURE, &data, &PERSISTENT)
+                    .await
+                {
+                    Ok(_) | Err(ClientError::NodeExists) => Ok(()),
+                    Err(e) => Err(ZkError::from_client(paths::FEATURE, None, e)),
+                }
+            }
+            Some((data, stat)) => {
+                let current = FeatureZnode::decode(paths::FEATURE, &data)?;
+                let wanted = FeatureZnode::enabled(current.features.clone());
+                if current == wanted {
+                    return Ok(());
+                }
+                self.inner
+                    .client
+                    .set_data(paths::FEATURE, &wanted.encode(), Some(stat.version))
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| ZkError::from_client(paths::FEATURE, Some(stat.version), e))
+            }
         }
     }
 

@@ -21,7 +21,7 @@ pub use error::{Result, ZkError};
 pub use watch::{SessionEvent, ZkEvent};
 pub use znode::{
     BrokerRegistration, ClusterIdZnode, ConfigChangeNotification, ControllerZnode, Endpoint,
-    EntityConfig, FeatureRange, PartitionState, ProducerIdBlock, TopicAssignment,
+    EntityConfig, FeatureRange, FeatureZnode, PartitionState, ProducerIdBlock, TopicAssignment,
 };
 
 /// Kafka's znode paths (ZooKeeper mode, 3.x), relative to the chroot.
@@ -32,10 +32,14 @@ pub mod paths {
     pub const CONTROLLER: &str = "/controller";
     pub const CONTROLLER_EPOCH: &str = "/controller_epoch";
     pub const CONFIG_TOPICS: &str = "/config/topics";
+    pub const CONFIG_BROKERS: &str = "/config/brokers";
+    /// The entity name of the cluster-wide default (`/config/brokers/<default>`).
+    pub const DEFAULT_ENTITY: &str = "<default>";
     pub const CONFIG_CHANGES: &str = "/config/changes";
     pub const ADMIN_DELETE_TOPICS: &str = "/admin/delete_topics";
     pub const CLUSTER_ID: &str = "/cluster/id";
     pub const LATEST_PRODUCER_ID_BLOCK: &str = "/latest_producer_id_block";
+    pub const FEATURE: &str = "/feature";
 
     pub const CONFIG: &str = "/config";
     pub const ADMIN: &str = "/admin";
@@ -81,6 +85,11 @@ pub mod paths {
     /// `/config/topics/<topic>`
     pub fn topic_config(topic: &str) -> String {
         format!("{CONFIG_TOPICS}/{topic}")
+    }
+
+    /// `/config/brokers/<entity>`: a broker id, or [`DEFAULT_ENTITY`].
+    pub fn broker_config(entity: &str) -> String {
+        format!("{CONFIG_BROKERS}/{entity}")
     }
 
     /// `/admin/delete_topics/<topic>`

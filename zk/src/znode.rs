@@ -372,6 +372,38 @@ impl EntityConfig {
     }
 }
 
+/// `/feature` (KIP-584), as a Kafka 3.9 controller writes it: `{"features":{},"version":2,
+/// "status":1}` (status 1 = enabled; in ZooKeeper mode no feature is finalized).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureZnode {
+    /// Finalized features, `{"<name>":{"max_version_level":N}}`, kept as written.
+    pub features: serde_json::Map<String, serde_json::Value>,
+    pub version: i32,
+    pub status: i32,
+}
+
+impl FeatureZnode {
+    pub const VERSION: i32 = 2;
+    pub const ENABLED: i32 = 1;
+
+    /// Enabled, with the given finalized features.
+    pub fn enabled(features: serde_json::Map<String, serde_json::Value>) -> Self {
+        FeatureZnode {
+            features,
+            version: Self::VERSION,
+            status: Self::ENABLED,
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        encode_json(self)
+    }
+
+    pub fn decode(path: &str, bytes: &[u8]) -> Result<Self> {
+        decode_json(path, bytes)
+    }
+}
+
 /// `/config/changes/config_change_<seq>`: `{"version":2,"entity_path":"topics/<t>"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConfigChangeNotification {
@@ -460,6 +492,21 @@ impl ProducerIdBlock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn feature_znode_is_kafkas() {
+        let z = FeatureZnode::enabled(Default::default());
+        assert_eq!(
+            z.encode(),
+            br#"{"features":{},"version":2,"status":1}"#.to_vec()
+        );
+        let v1 = FeatureZnode::decode(
+            "/feature",
+            br#"{"version":1,"status":0,"features":{"x":{"min_version_level":1,"max_version_level":2}}}"#,
+        )
+        .unwrap();
+        assert_eq!((v1.version, v1.status, v1.features.len()), (1, 0, 1));
+    }
 
     #[test]
     fn partition_state_omits_recovered_state() {

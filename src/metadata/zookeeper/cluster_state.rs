@@ -1,6 +1,6 @@
 //! The whole cluster as ZooKeeper holds it, read in one pass: live brokers with their epochs,
 //! the controller, every topic's assignment, configs and partition states (with their
-//! zkVersions), and the topics marked for deletion.
+//! zkVersions), the topics marked for deletion, and the dynamic broker configs.
 //!
 //! Both the broker's `MetadataImage` (what clients are told) and the controller's decisions
 //! are derived from this one snapshot, so they never disagree about what ZooKeeper said.
@@ -16,6 +16,7 @@ use gregor_zk::{
 use tracing::warn;
 use uuid::Uuid;
 
+use crate::config::{BrokerEntity, DynamicBrokerConfigs};
 use crate::metadata::{BrokerEndpoint, MetadataImage, PartitionMetadata, TopicMetadata};
 
 /// One topic: `/brokers/topics/<t>`, `/config/topics/<t>` and its partition state znodes.
@@ -72,6 +73,8 @@ pub struct ClusterState {
     /// Brokers in a controlled shutdown (not in ZooKeeper: the controller's own record, set
     /// before it reconciles).
     pub shutting_down: BTreeSet<i32>,
+    /// `/config/brokers/<default>` and `/config/brokers/<id>`.
+    pub broker_configs: DynamicBrokerConfigs,
 }
 
 impl ClusterState {
@@ -93,7 +96,16 @@ impl ClusterState {
                 .collect(),
             topics: BTreeMap::new(),
             shutting_down: BTreeSet::new(),
+            broker_configs: DynamicBrokerConfigs::default(),
         };
+        for (name, configs) in zk.get_broker_configs().await? {
+            match BrokerEntity::from_zk_name(&name) {
+                Some(entity) => state.broker_configs.set(entity, configs),
+                None => {
+                    warn!(path = %gregor_zk::paths::broker_config(&name), "not a broker id or <default>: ignored")
+                }
+            }
+        }
         // All topics are read side by side: the client pipelines the requests, so a reload
         // costs a few round trips, not two or three per topic (every broker reloads after
         // every burst of changes; at 300 topics, median 0.6 s one topic at a time, 0.3 s so).
@@ -202,6 +214,7 @@ impl ClusterState {
             topic_names_by_id,
             topics_being_deleted: self.deleting.clone(),
             broker_epochs: self.brokers.iter().map(|(id, b)| (*id, b.czxid)).collect(),
+            dynamic_broker_configs: self.broker_configs.clone(),
         }
     }
 }

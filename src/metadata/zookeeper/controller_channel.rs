@@ -237,15 +237,19 @@ impl ControllerChannelManager {
         }
     }
 
-    /// True once every live broker other than the controller that holds a replica of
-    /// `topic` (being deleted, with `replicas` per partition) has answered StopReplica.
+    /// True once every broker other than the controller that holds a replica of `topic`
+    /// (being deleted, with `replicas` per partition) has answered StopReplica. As in Kafka,
+    /// a replica on a broker that is down keeps the deletion pending until it returns and
+    /// answers (its files would otherwise outlive the topic).
     pub fn stop_replica_done(&self, topic: &str, replicas: &BTreeMap<i32, Vec<i32>>) -> bool {
         let stopped = self.stopped.lock().unwrap_or_else(|p| p.into_inner());
         let holders: BTreeSet<i32> = replicas.values().flatten().copied().collect();
         holders
             .into_iter()
-            .filter(|b| self.senders.contains_key(b))
-            .all(|b| stopped.get(&b).is_some_and(|t| t.contains(topic)))
+            .filter(|b| *b != self.controller_id)
+            .all(|b| {
+                self.senders.contains_key(&b) && stopped.get(&b).is_some_and(|t| t.contains(topic))
+            })
     }
 }
 

@@ -80,6 +80,8 @@ struct Shared {
     reloaded: watch::Sender<u64>,
     /// Controller: brokers in a controlled shutdown, with the epoch they asked at.
     shutting_down: Mutex<BTreeMap<i32, i64>>,
+    /// Dynamic broker config entries already logged as not acted on (each is said once).
+    reported_configs: Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// What `open` found out: the store, and the broker id and cluster id to run with.
@@ -249,7 +251,10 @@ impl ZookeeperMetadata {
             reloads_begun: AtomicU64::new(0),
             reloaded: watch::channel(0).0,
             shutting_down: Mutex::new(BTreeMap::new()),
+            reported_configs: Mutex::new(Default::default()),
         });
+        report_unused_znodes(&zk).await;
+        report_dynamic_configs(&shared, &state.broker_configs);
         info!(broker_id, broker_epoch = epoch, cluster_id = %cluster_id, "joined the cluster");
         let (stop, stop_rx) = watch::channel(false);
         let (done_tx, done_rx) = std::sync::mpsc::channel();
@@ -782,6 +787,28 @@ impl MetadataStore for ZookeeperMetadata {
         .boxed()
     }
 
+    fn set_broker_configs(
+        &self,
+        entity: crate::config::BrokerEntity,
+        configs: BTreeMap<String, String>,
+    ) -> BoxFuture<'_, Result<(), MetadataError>> {
+        async move {
+            let name = entity.zk_name();
+            let new = &configs;
+            self.call(|zk| {
+                let name = name.clone();
+                async move { zk.set_broker_config(&name, new).await }
+            })
+            .await
+            .map_err(zk_err)?;
+            self.wait_until(&format!("configs of {entity}"), |image| {
+                image.dynamic_broker_configs.of(entity) == configs
+            })
+            .await
+        }
+        .boxed()
+    }
+
     fn allocate_producer_ids(&self, count: i64) -> BoxFuture<'_, Result<i64, MetadataError>> {
         async move {
             let broker_id = self.shared.broker_id;
@@ -998,6 +1025,7 @@ async fn refresh(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "cluster state reloaded"
     );
+    report_dynamic_configs(shared, &state.broker_configs);
     let image = Arc::new(state.to_image(&shared.cluster_id));
     shared.image.send_if_modified(|current| {
         if image_differs(current, &image) {
@@ -1019,6 +1047,12 @@ async fn refresh(
     match state.controller {
         None => {
             *controller = zk.try_elect_controller(shared.broker_id).await?;
+            if controller.is_some() {
+                // As a Kafka 3.9 controller does on election.
+                if let Err(e) = zk.ensure_feature_versioning().await {
+                    warn!(error = %e, "cannot write /feature");
+                }
+            }
             // Reload with ourselves (or the winner) as controller.
             return Ok(true);
         }
@@ -1071,6 +1105,64 @@ async fn refresh(
     }
 }
 
+/// Logs, once each, the dynamic broker config entries this broker reads but does not act on.
+fn report_dynamic_configs(shared: &Shared, configs: &crate::config::DynamicBrokerConfigs) {
+    let mut reported = shared
+        .reported_configs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    for line in configs.not_acted_on(shared.broker_id) {
+        if reported.insert(line.clone()) {
+            warn!("dynamic broker config: {line}");
+        }
+    }
+}
+
+/// Kafka state in ZooKeeper that gregor reads nothing from: said once at start, by path, so
+/// that nobody believes it is in force (quotas, ACLs, delegation tokens, reassignments).
+async fn report_unused_znodes(zk: &ZkClient) {
+    const UNUSED: &[(&str, &str)] = &[
+        ("/config/clients", "client quotas are not enforced"),
+        (
+            "/config/users",
+            "user quotas and SCRAM credentials are not used",
+        ),
+        ("/config/ips", "connection-rate quotas are not enforced"),
+        ("/kafka-acl", "ACLs are not enforced"),
+        (
+            "/delegation_token/tokens",
+            "delegation tokens are not accepted",
+        ),
+    ];
+    for (path, what) in UNUSED {
+        match zk.get_children(path).await {
+            Ok(children) if !children.is_empty() => {
+                warn!(
+                    path,
+                    entries = children.len(),
+                    "gregor does not act on this: {what}"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => debug!(path, error = %e, "cannot list"),
+        }
+    }
+    for (path, what) in [
+        (
+            "/admin/reassign_partitions",
+            "partition reassignment is not carried out",
+        ),
+        (
+            "/admin/preferred_replica_election",
+            "use the ElectLeaders API (kafka-leader-election.sh)",
+        ),
+    ] {
+        if let Ok(Some(_)) = zk.get_raw(path).await {
+            warn!(path, "gregor does not act on this: {what}");
+        }
+    }
+}
+
 /// Images are rebuilt on every reload; only publish (and wake the replica manager) when
 /// something clients can see changed.
 fn image_differs(a: &MetadataImage, b: &MetadataImage) -> bool {
@@ -1078,6 +1170,7 @@ fn image_differs(a: &MetadataImage, b: &MetadataImage) -> bool {
         || a.brokers != b.brokers
         || a.broker_epochs != b.broker_epochs
         || a.topics_being_deleted != b.topics_being_deleted
+        || a.dynamic_broker_configs != b.dynamic_broker_configs
         || a.topics.len() != b.topics.len()
         || a.topics.iter().zip(b.topics.iter()).any(|(x, y)| x != y)
 }
