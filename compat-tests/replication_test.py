@@ -171,26 +171,27 @@ class Cluster:
 
     # -- metadata ---------------------------------------------------------------------
 
-    def partitions(self):
+    def partitions(self, topic=TOPIC):
         """partition -> (leader, replicas, isr) as the cluster answers it now."""
-        md = self.admin().list_topics(TOPIC, timeout=10).topics[TOPIC]
+        md = self.admin().list_topics(topic, timeout=10).topics[topic]
         return {p: (m.leader, list(m.replicas), sorted(m.isrs)) for p, m in md.partitions.items()}
 
-    def leader(self, partition):
+    def leader(self, partition, topic=TOPIC):
         return eventually(f"a leader for partition {partition}", 30,
-                          lambda: (lambda l: l if l > 0 else None)(self.partitions()[partition][0]))
+                          lambda: (lambda l: l if l > 0 else None)(self.partitions(topic)[partition][0]))
 
-    def create_topic(self):
+    def create_topic(self, topic=TOPIC, partitions=PARTITIONS):
         admin = self.admin()  # kept alive until the futures are done
-        fs = admin.create_topics([NewTopic(TOPIC, PARTITIONS, 3, config={"min.insync.replicas": "2"})])
+        fs = admin.create_topics([NewTopic(topic, partitions, 3, config={"min.insync.replicas": "2"})])
         for f in fs.values():
             f.result(timeout=30)
         eventually("the topic's ISRs", 30,
-                   lambda: all(len(v[2]) == 3 for v in self.partitions().values()))
+                   lambda: (lambda ps: len(ps) == partitions and all(len(v[2]) == 3 for v in ps.values()))(
+                       self.partitions(topic)))
 
-    def wait_isr_whole(self, timeout=40):
+    def wait_isr_whole(self, timeout=40, topic=TOPIC):
         eventually("every ISR whole again", timeout,
-                   lambda: all(v[2] == [1, 2, 3] and v[0] > 0 for v in self.partitions().values()))
+                   lambda: all(v[2] == [1, 2, 3] and v[0] > 0 for v in self.partitions(topic).values()))
 
 
 
@@ -620,6 +621,49 @@ def elect_leaders(cluster):
             f"{len([k for k, v in everything.items() if v is None])} more; {check_converged(cluster)}")
 
 
+def clients_across_kill9(cluster):
+    """Each client of compat-tests (confluent-kafka, kafka-python, kcat, Java kafka-clients)
+    produces with acks=all and idempotence to its own topic (6 partitions, RF 3,
+    min.insync.replicas=2): half of the messages, then the leader of partition 0 is killed
+    with -9 and the client produces the other half through the failover, then reads every
+    partition back from offset 0 while that broker is still down: every message exactly once,
+    in order, with its key, value, headers and timestamp. Then the broker returns."""
+    from compat.data import compare, make_messages
+    from run_cluster import make_client
+    partitions, count = 6, 600
+    notes = []
+    for name in ("confluent-kafka", "kafka-python", "kcat", "java"):
+        topic = f"kill9-{name.replace('-', '')}"
+        cluster.create_topic(topic, partitions)
+        writer = make_client(name, cluster.bootstrap)
+        base = int(time.time() * 1000) - 3_600_000 if writer.timestamps else None
+        msgs = make_messages(count, partitions, base, writer.header_mode, big=False)
+        t0 = int(time.time() * 1000)
+        writer.produce(topic, msgs[:count // 2], idempotent=True)
+        victim = cluster.leader(0, topic)
+        cluster.kill9(victim)
+        killed = time.time()
+        writer.produce(topic, msgs[count // 2:], idempotent=True)
+        across = time.time() - killed
+        t1 = int(time.time() * 1000)
+        new_leader = cluster.leader(0, topic)
+        assert new_leader != victim, f"{name}: partition 0 still led by the killed broker"
+        # Read back while the killed broker is still down (its bootstrap address too).
+        reader = make_client(name, cluster.bootstrap)
+        problems = []
+        for p in range(partitions):
+            want = sum(1 for m in msgs if m.partition == p)
+            got = reader.consume(topic, p, 0, want)
+            window = None if writer.timestamps else (t0 - 1000, t1 + 1000)
+            problems += compare(msgs, got, p, check_ts=writer.timestamps, ts_window=window)
+        assert not problems, f"{name}: read-back differs:\n    " + "\n    ".join(problems[:10])
+        cluster.restart(victim)
+        cluster.wait_isr_whole(topic=topic)
+        notes.append(f"{name}: {count} exactly once, the second half produced in {across:.1f}s "
+                     f"across the kill of broker {victim}, all read back with it down")
+    return "; ".join(notes)
+
+
 SCENARIOS = [
     ("leader-kill9", leader_kill9),
     ("controlled-shutdown", controlled_shutdown),
@@ -630,6 +674,7 @@ SCENARIOS = [
     ("zookeeper-restart", zookeeper_restart),
     ("elect-leaders", elect_leaders),
     ("divergent-tail", divergent_tail),
+    ("clients-kill9", clients_across_kill9),
 ]
 
 

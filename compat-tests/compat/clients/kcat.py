@@ -62,8 +62,14 @@ class KcatClient:
             lines = b"".join(m.key + KEY_DELIM.encode() + m.value + b"\n" for m in msgs if m.partition == part)
             _, err = self._run(["-P", "-t", topic, "-p", str(part), "-K", KEY_DELIM, "-X", "acks=all"]
                                + hargs + extra, stdin=lines)
-            if "fail" in err.lower() or "error" in err.lower():
-                raise ClientError(f"kcat reported: {err[-1500:]}")
+            # kcat's own reports ("% Delivery failed for message: ...", "% ERROR: ...") fail
+            # the call; librdkafka's log lines ("%3|<time>|FAIL|...") and its transient
+            # errors about a broker that is down (retried by the client) do not.
+            transient = ("Local: Broker transport failure", "Local: All broker connections are down")
+            reported = [line for line in err.splitlines() if not re.match(r"%\d\|", line)
+                        and not any(t in line for t in transient)]
+            if any("fail" in line.lower() or "error" in line.lower() for line in reported):
+                raise ClientError(f"kcat reported: {reported[-5:]}")
         return None
 
     def consume(self, topic, partition, start, count, timeout=60):
