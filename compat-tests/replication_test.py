@@ -22,6 +22,13 @@ brokers on free ports) and a topic with replication factor 3 and min.insync.repl
                     goes on without it, and nothing is lost.
   elect-leaders     with automatic rebalancing off, a preferred-leader election through the
                     admin API (ElectLeaders, what kafka-leader-election.sh sends).
+  zookeeper-cut-leader  the leader's ZooKeeper connection stalls (a proxy the test holds)
+                    past the session timeout while its clients still reach it: another broker
+                    takes over; the cut leader must not acknowledge what the new leader lacks,
+                    and follows it once ZooKeeper is back.
+  clients-kill9     each compat client (confluent-kafka, kafka-python, kcat, Java) produces
+                    acks=all across a leader's kill -9 and reads everything back, once, while
+                    that broker is still down.
   divergent-tail    the leader appends acks=1 records no follower fetched, then dies; a follower
                     takes over at a new leader epoch and takes writes; the old leader returns
                     and must truncate its divergent tail (KIP-101) instead of keeping it.
@@ -41,6 +48,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -73,10 +81,62 @@ def eventually(what, timeout, check, interval=0.2):
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+class StallableProxy:
+    """A TCP proxy between one broker and ZooKeeper. `stall()` stops forwarding in both
+    directions without closing anything: the broker is cut off from ZooKeeper, yet sees
+    nothing but silence (its sessions expire on the server), while its clients still reach
+    it. `resume()` forwards again what was held."""
+
+    def __init__(self, upstream):
+        host, port = upstream.rsplit(":", 1)
+        self.upstream = (host, int(port))
+        self.flowing = threading.Event()
+        self.flowing.set()
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.address = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+                server = socket.create_connection(self.upstream, timeout=10)
+                server.settimeout(None)
+            except OSError:
+                return
+            for src, dst in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _pump(self, src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                self.flowing.wait()
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def stall(self):
+        self.flowing.clear()
+
+    def resume(self):
+        self.flowing.set()
+
+
 class Cluster:
     """ZooKeeper and three brokers, ids 1-3, each with its own data directory."""
 
-    def __init__(self, binary, root, overrides=()):
+    def __init__(self, binary, root, overrides=(), zk_proxies=False):
         self.binary = binary
         self.overrides = list(overrides)
         self.root = root
@@ -85,6 +145,9 @@ class Cluster:
         out = subprocess.run([os.path.join(REPO, "scripts/zookeeper.sh"), "start", self.zk_dir],
                              env=env, check=True, capture_output=True, text=True)
         self.zk = out.stdout.strip() + "/gregor"
+        # With zk_proxies each broker reaches ZooKeeper through its own StallableProxy.
+        self.proxies = {i: StallableProxy(out.stdout.strip().split(",")[0]) for i in (1, 2, 3)} \
+            if zk_proxies else {}
         self.ports = {i: free_port() for i in (1, 2, 3)}
         self.procs = {}
         self._starts = {}
@@ -94,6 +157,13 @@ class Cluster:
         for i in (1, 2, 3):
             self.wait_serving(i)
         self.bootstrap = ",".join(f"127.0.0.1:{p}" for p in self.ports.values())
+        if self.proxies:
+            # Behind a proxy a broker has been seen to miss the watch event of the first
+            # election and learn the controller from its 10 s reload: start from a settled
+            # cluster.
+            eventually("every broker knowing the controller", 30, lambda: all(
+                AdminClient({"bootstrap.servers": f"127.0.0.1:{self.ports[i]}"})
+                .list_topics(timeout=10).controller_id > 0 for i in (1, 2, 3)), 0.5)
 
     def log_path(self, i):
         return os.path.join(self.root, f"broker{i}.log")
@@ -106,7 +176,7 @@ class Cluster:
                 "--override", f"broker.id={i}",
                 "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.ports[i]}",
                 "--override", f"log.dirs={self.data_dir(i)}",
-                "--override", f"zookeeper.connect={self.zk}",
+                "--override", f"zookeeper.connect={self.zk_connect(i)}",
                 "--override", f"zookeeper.session.timeout.ms={SESSION_TIMEOUT_MS}",
                 "--override", f"replica.lag.time.max.ms={LAG_MS}",
                 "--override", "replica.fetch.backoff.ms=200",
@@ -117,6 +187,11 @@ class Cluster:
         log = open(self.log_path(i), "a")
         self.procs[i] = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                          stderr=log)
+
+    def zk_connect(self, i):
+        if i in self.proxies:
+            return self.proxies[i].address + "/gregor"
+        return self.zk
 
     def wait_serving(self, i):
         def serving():
@@ -621,6 +696,46 @@ def elect_leaders(cluster):
             f"{len([k for k, v in everything.items() if v is None])} more; {check_converged(cluster)}")
 
 
+def zookeeper_cut_leader(cluster):
+    """The leader of partition 0 loses ZooKeeper (its proxy stalls) past the session timeout
+    while its clients still reach it: the controller elects another leader, and the cut
+    broker must not acknowledge an acks=all write the new leader lacks. Then its ZooKeeper
+    comes back and it follows the new leader."""
+    rec = Recorder(cluster.bootstrap, timeout_ms=30000)
+    rec.send("before", 1000, partition=0)
+    rec.flush()
+    zombie = cluster.leader(0)
+    # A producer that talks to the cut leader only.
+    stuck = Recorder(f"127.0.0.1:{cluster.ports[zombie]}", idempotent=False, timeout_ms=20000)
+    cluster.proxies[zombie].stall()
+    cluster.stopped.add(zombie)  # its metadata is stale: ask the others
+    cut = time.time()
+    while time.time() - cut < SESSION_TIMEOUT_MS / 1000 + 4:
+        stuck.send("to-cut-leader", 10, partition=0, pause=0.01)
+        stuck.p.poll(0)
+    new_leader = eventually("another leader", 30,
+                            lambda: (lambda l: l if l not in (zombie, -1) else None)(cluster.partitions()[0][0]))
+    rec.send("new-leader", 1000, partition=0, pause=0.001)
+    rec.flush()
+    cluster.proxies[zombie].resume()
+    cluster.stopped.discard(zombie)
+    stuck.flush(40)
+    rec.send("after", 500)
+    rec.flush()
+    cluster.wait_isr_whole()
+    seen = drain(cluster.bootstrap)
+    summary = check_acknowledged(rec, seen)
+    cut_summary = check_acknowledged(stuck, seen)
+    late = sum(1 for v in stuck.acked if stuck.ack_times[v] - cut > SESSION_TIMEOUT_MS / 1000 + 1)
+    expired = sum(1 for e in rec.errors if e.name() == "_MSG_TIMED_OUT")
+    assert len(rec.errors) == expired, f"producer errors: {rec.errors[:3]}"
+    sent = stuck.n
+    return (f"{summary}; {expired} expired unacknowledged in the client (it kept asking the cut "
+            f"leader, which still claims the partition); leader {zombie} cut from ZooKeeper (new leader {new_leader}) acknowledged "
+            f"{len(stuck.acked)} of {sent} writes sent to it, {late} of them later than the session "
+            f"timeout + 1 s, every acknowledged one kept ({cut_summary}); {check_converged(cluster)}")
+
+
 def clients_across_kill9(cluster):
     """Each client of compat-tests (confluent-kafka, kafka-python, kcat, Java kafka-clients)
     produces with acks=all and idempotence to its own topic (6 partitions, RF 3,
@@ -675,11 +790,15 @@ SCENARIOS = [
     ("elect-leaders", elect_leaders),
     ("divergent-tail", divergent_tail),
     ("clients-kill9", clients_across_kill9),
+    ("zookeeper-cut-leader", zookeeper_cut_leader),
 ]
 
 
 # Broker settings of single scenarios.
 SCENARIO_OVERRIDES = {"elect-leaders": ["auto.leader.rebalance.enable=false"]}
+
+# Scenarios whose brokers reach ZooKeeper through a StallableProxy each.
+ZK_PROXIES = {"zookeeper-cut-leader"}
 
 
 def main():
@@ -697,7 +816,7 @@ def main():
         started = time.time()
         try:
             overrides = SCENARIO_OVERRIDES.get(name, ())
-            cluster = Cluster(args.broker, root, overrides)
+            cluster = Cluster(args.broker, root, overrides, zk_proxies=name in ZK_PROXIES)
             cluster.create_topic()
             result = scenario(cluster)
             print(f"PASS {name} ({time.time() - started:.0f}s): {result}", flush=True)
