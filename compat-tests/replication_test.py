@@ -26,6 +26,10 @@ brokers on free ports) and a topic with replication factor 3 and min.insync.repl
                     past the session timeout while its clients still reach it: another broker
                     takes over; the cut leader must not acknowledge what the new leader lacks,
                     and follows it once ZooKeeper is back.
+  nemesis           one idempotent acks=all producer writes all along while the faults above
+                    come one after another (kill -9 of a leader, a follower stopped past the
+                    lag, a zombie leader, a broker restarted, ZooKeeper restarted): lost,
+                    duplicated and reordered counts must all be 0.
   clients-kill9     each compat client (confluent-kafka, kafka-python, kcat, Java) produces
                     acks=all across a leader's kill -9 and reads everything back, once, while
                     that broker is still down.
@@ -736,6 +740,82 @@ def zookeeper_cut_leader(cluster):
             f"timeout + 1 s, every acknowledged one kept ({cut_summary}); {check_converged(cluster)}")
 
 
+def restart_zookeeper(cluster):
+    """Stops the ZooKeeper server and starts it again on the same port and data."""
+    env = dict(os.environ, ZK_TICK_MS="500", ZK_FORCE_SYNC="no", ZK_OWNER_PID=str(os.getpid()))
+    script = os.path.join(REPO, "scripts/zookeeper.sh")
+    subprocess.run([script, "stop", cluster.zk_dir], env=env, check=True, capture_output=True)
+    port = cluster.zk.split("/")[0].rsplit(":", 1)[1]
+    time.sleep(2)
+    subprocess.run([script, "start", cluster.zk_dir, port], env=env, check=True, capture_output=True)
+
+
+def nemesis(cluster):
+    """Jepsen's Kafka queue workload in small: one idempotent acks=all producer writes to
+    every partition all along while a nemesis, one fault after another, kills -9 a leader,
+    SIGSTOPs a follower past the lag time, SIGSTOPs a leader past the session timeout (a
+    zombie), restarts a broker with SIGTERM and restarts ZooKeeper, healing after each.
+    Then: acknowledged / lost / duplicated / reordered counts, and identical replicas."""
+    rec = Recorder(cluster.bootstrap, timeout_ms=60000)
+    stop = threading.Event()
+
+    def produce():
+        while not stop.is_set():
+            rec.send("q", 10, pause=0.002)
+        rec.flush(120)
+    writer = threading.Thread(target=produce)
+    writer.start()
+    done = []
+    try:
+        time.sleep(2)
+        victim = cluster.leader(0)
+        cluster.kill9(victim)
+        time.sleep(SESSION_TIMEOUT_MS / 1000 + 2)
+        cluster.restart(victim)
+        cluster.wait_isr_whole()
+        done.append(f"kill -9 of leader {victim}")
+        leader = cluster.leader(1)
+        follower = [b for b in cluster.partitions()[1][1] if b != leader][0]
+        cluster.stop_signal(follower)
+        time.sleep(LAG_MS / 1000 + 2)
+        cluster.cont_signal(follower)
+        cluster.wait_isr_whole()
+        done.append(f"SIGSTOP of follower {follower} past the lag time")
+        zombie = cluster.leader(2)
+        cluster.stop_signal(zombie)
+        time.sleep(SESSION_TIMEOUT_MS / 1000 + 3)
+        cluster.cont_signal(zombie)
+        cluster.wait_isr_whole()
+        done.append(f"SIGSTOP of leader {zombie} past the session timeout")
+        restarted = cluster.leader(0)
+        cluster.procs[restarted].send_signal(signal.SIGTERM)
+        cluster.procs[restarted].wait(timeout=30)
+        cluster.stopped.add(restarted)
+        cluster.restart(restarted)
+        cluster.wait_isr_whole()
+        done.append(f"SIGTERM and restart of broker {restarted}")
+        restart_zookeeper(cluster)
+        cluster.wait_isr_whole()
+        done.append("ZooKeeper restarted")
+        time.sleep(2)
+    finally:
+        stop.set()
+        writer.join(180)
+    seen = drain(cluster.bootstrap)
+    summary = check_acknowledged(rec, seen)
+    # Reordered: two acknowledged values of one partition whose offsets are in the opposite
+    # order of their sending (the producer is idempotent: there must be none).
+    reordered = 0
+    for p in range(PARTITIONS):
+        sent = sorted((int(v.split("-")[1]), o) for v, (part, o) in rec.acked.items()
+                      if part == p and o is not None)
+        reordered += sum(1 for a, b in zip(sent, sent[1:]) if b[1] < a[1])
+    assert reordered == 0, f"{summary}; {reordered} reordered"
+    assert not rec.errors, f"producer errors: {rec.errors[:3]}"
+    return (f"{summary}, reordered 0, producer told of no error, through: {', '.join(done)}; "
+            f"{check_converged(cluster)}")
+
+
 def clients_across_kill9(cluster):
     """Each client of compat-tests (confluent-kafka, kafka-python, kcat, Java kafka-clients)
     produces with acks=all and idempotence to its own topic (6 partitions, RF 3,
@@ -791,6 +871,7 @@ SCENARIOS = [
     ("divergent-tail", divergent_tail),
     ("clients-kill9", clients_across_kill9),
     ("zookeeper-cut-leader", zookeeper_cut_leader),
+    ("nemesis", nemesis),
 ]
 
 
