@@ -26,6 +26,11 @@ brokers on free ports) and a topic with replication factor 3 and min.insync.repl
                     past the session timeout while its clients still reach it: another broker
                     takes over; the cut leader must not acknowledge what the new leader lacks,
                     and follows it once ZooKeeper is back.
+  network-partition the brokers run in network namespaces the test makes (veth pairs on a
+                    bridge): the leader is isolated while a producer inside its namespace still
+                    reaches it, the majority elects another and takes writes, nothing the
+                    isolated leader acknowledged may be lost; then a follower is isolated past
+                    the lag time and rejoins. Skipped, and said so, without root/iproute2.
   nemesis           one idempotent acks=all producer writes all along while the faults above
                     come one after another (kill -9 of a leader, a follower stopped past the
                     lag, a zombie leader, a broker restarted, ZooKeeper restarted): lost,
@@ -46,6 +51,7 @@ usage: compat-tests/replication_test.py [--broker target/release/gregor] [--only
 """
 import argparse
 import glob
+import json
 import os
 import signal
 import socket
@@ -137,14 +143,77 @@ class StallableProxy:
         self.flowing.set()
 
 
+def sh(*args):
+    subprocess.run(list(args), check=True, capture_output=True, text=True)
+
+
+class Network:
+    """A bridge in the test's network namespace and one namespace per broker, joined to the
+    bridge by a veth pair: broker i is 10.77.0.i, the test (and ZooKeeper) 10.77.0.254.
+    `isolate(i)` takes broker i's link down: it reaches nobody and nobody reaches it, except
+    what runs inside its namespace."""
+    BRIDGE = "gregorbr0"
+    HOST = "10.77.0.254"
+
+    @staticmethod
+    def available():
+        """Whether this machine lets the test make network namespaces (root and iproute2)."""
+        try:
+            sh("ip", "netns", "add", "gregor-probe")
+            sh("ip", "netns", "del", "gregor-probe")
+            return True
+        except (OSError, subprocess.CalledProcessError):
+            return False
+
+    def __init__(self, ids):
+        self.ids = list(ids)
+        self.close()  # what a killed earlier run left
+        sh("ip", "link", "add", self.BRIDGE, "type", "bridge")
+        sh("ip", "addr", "add", f"{self.HOST}/24", "dev", self.BRIDGE)
+        sh("ip", "link", "set", self.BRIDGE, "up")
+        for i in self.ids:
+            ns = self.namespace(i)
+            sh("ip", "netns", "add", ns)
+            sh("ip", "link", "add", f"gveth{i}", "type", "veth", "peer", "name", "eth0", "netns", ns)
+            sh("ip", "link", "set", f"gveth{i}", "master", self.BRIDGE)
+            sh("ip", "link", "set", f"gveth{i}", "up")
+            sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{self.host(i)}/24", "dev", "eth0")
+            sh("ip", "netns", "exec", ns, "ip", "link", "set", "eth0", "up")
+            sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+
+    @staticmethod
+    def namespace(i):
+        return f"gregorns{i}"
+
+    @staticmethod
+    def host(i):
+        return f"10.77.0.{i}"
+
+    def isolate(self, i):
+        sh("ip", "link", "set", f"gveth{i}", "down")
+
+    def heal(self, i):
+        sh("ip", "link", "set", f"gveth{i}", "up")
+
+    def close(self):
+        for i in self.ids:
+            subprocess.run(["ip", "netns", "del", self.namespace(i)], capture_output=True)
+            subprocess.run(["ip", "link", "del", f"gveth{i}"], capture_output=True)
+        subprocess.run(["ip", "link", "del", self.BRIDGE], capture_output=True)
+
+
 class Cluster:
     """ZooKeeper and three brokers, ids 1-3, each with its own data directory."""
 
-    def __init__(self, binary, root, overrides=(), zk_proxies=False):
+    def __init__(self, binary, root, overrides=(), zk_proxies=False, network=None):
         self.binary = binary
         self.overrides = list(overrides)
         self.root = root
+        # With a Network each broker runs in its own namespace at its own address.
+        self.network = network
         env = dict(os.environ, ZK_TICK_MS="500", ZK_FORCE_SYNC="no", ZK_OWNER_PID=str(os.getpid()))
+        if network:
+            env["ZK_ADDRESS"] = network.HOST
         self.zk_dir = os.path.join(root, "zk")
         out = subprocess.run([os.path.join(REPO, "scripts/zookeeper.sh"), "start", self.zk_dir],
                              env=env, check=True, capture_output=True, text=True)
@@ -152,7 +221,8 @@ class Cluster:
         # With zk_proxies each broker reaches ZooKeeper through its own StallableProxy.
         self.proxies = {i: StallableProxy(out.stdout.strip().split(",")[0]) for i in (1, 2, 3)} \
             if zk_proxies else {}
-        self.ports = {i: free_port() for i in (1, 2, 3)}
+        self.ports = {i: (9092 if network else free_port()) for i in (1, 2, 3)}
+        self.hosts = {i: (network.host(i) if network else "127.0.0.1") for i in (1, 2, 3)}
         self.procs = {}
         self._starts = {}
         self.stopped = set()
@@ -160,14 +230,18 @@ class Cluster:
             self.start(i)
         for i in (1, 2, 3):
             self.wait_serving(i)
-        self.bootstrap = ",".join(f"127.0.0.1:{p}" for p in self.ports.values())
+        self.bootstrap = ",".join(self.address(i) for i in (1, 2, 3))
         if self.proxies:
             # Behind a proxy a broker has been seen to miss the watch event of the first
             # election and learn the controller from its 10 s reload: start from a settled
             # cluster.
             eventually("every broker knowing the controller", 30, lambda: all(
-                AdminClient({"bootstrap.servers": f"127.0.0.1:{self.ports[i]}"})
+                AdminClient({"bootstrap.servers": self.address(i)})
                 .list_topics(timeout=10).controller_id > 0 for i in (1, 2, 3)), 0.5)
+
+    def address(self, i):
+        """Broker i's listener, host:port."""
+        return f"{self.hosts[i]}:{self.ports[i]}"
 
     def log_path(self, i):
         return os.path.join(self.root, f"broker{i}.log")
@@ -176,9 +250,10 @@ class Cluster:
         return os.path.join(self.root, f"broker{i}")
 
     def start(self, i):
-        args = [self.binary,
+        inside = ["ip", "netns", "exec", self.network.namespace(i)] if self.network else []
+        args = inside + [self.binary,
                 "--override", f"broker.id={i}",
-                "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.ports[i]}",
+                "--override", f"listeners=PLAINTEXT://{self.address(i)}",
                 "--override", f"log.dirs={self.data_dir(i)}",
                 "--override", f"zookeeper.connect={self.zk_connect(i)}",
                 "--override", f"zookeeper.session.timeout.ms={SESSION_TIMEOUT_MS}",
@@ -234,7 +309,7 @@ class Cluster:
 
     def admin(self):
         """An admin client of the brokers that are running (a stopped one answers nothing)."""
-        live = [f"127.0.0.1:{p}" for i, p in self.ports.items() if i not in self.stopped]
+        live = [self.address(i) for i in self.ports if i not in self.stopped]
         return AdminClient({"bootstrap.servers": ",".join(live)})
 
     def close(self):
@@ -447,7 +522,7 @@ def isr_of_one(cluster):
         cluster.stop_signal(f)
     eventually("the ISR shrunk to the leader", 20, lambda: cluster.partitions()[0][2] == [leader])
     # acks=all with one in-sync replica of min.insync.replicas=2: refused, never stored.
-    refused = Producer({"bootstrap.servers": f"127.0.0.1:{cluster.ports[leader]}", "acks": "all",
+    refused = Producer({"bootstrap.servers": cluster.address(leader), "acks": "all",
                         "message.timeout.ms": 3000, "retries": 0})
     errors = []
     for i in range(20):
@@ -480,7 +555,7 @@ def zombie_leader(cluster):
     rec.flush()
     zombie = cluster.leader(0)
     # A producer that talks to the zombie only: its requests wait in the stopped process.
-    stuck = Recorder(f"127.0.0.1:{cluster.ports[zombie]}", idempotent=False, timeout_ms=15000)
+    stuck = Recorder(cluster.address(zombie), idempotent=False, timeout_ms=15000)
     cluster.stop_signal(zombie)
     stuck.send("to-zombie", 200, partition=0)
     stuck.p.poll(0.5)
@@ -515,7 +590,7 @@ def divergent_tail(cluster):
     # send no more, so nothing written from now on reaches them. The leader drops them from
     # the ISR only after replica.lag.time.max.ms (3 s): it is killed before that.
     time.sleep(1.0)
-    lonely = Recorder(f"127.0.0.1:{cluster.ports[old]}", acks="1", idempotent=False)
+    lonely = Recorder(cluster.address(old), acks="1", idempotent=False)
     lonely.send("unreplicated", 50, partition=0)
     lonely.flush(1.5)
     assert len(lonely.acked) == 50, f"acks=1 writes: {len(lonely.acked)} acknowledged"
@@ -674,7 +749,7 @@ def elect_leaders(cluster):
     lib = os.environ.get("KAFKA_TOOLS_LIB", os.path.join(REPO, "target", "kafka-tools-lib"))
     if glob.glob(os.path.join(lib, "kafka-tools-*.jar")):
         # Kafka's own kafka-leader-election.sh (its class, with the jars log/tests fetched).
-        live = ",".join(f"127.0.0.1:{p}" for i, p in cluster.ports.items() if i not in cluster.stopped)
+        live = ",".join(cluster.address(i) for i in cluster.ports if i not in cluster.stopped)
         out = subprocess.run(
             ["java", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-cp", os.path.join(lib, "*"),
              "org.apache.kafka.tools.LeaderElectionCommand", "--bootstrap-server", live,
@@ -710,7 +785,7 @@ def zookeeper_cut_leader(cluster):
     rec.flush()
     zombie = cluster.leader(0)
     # A producer that talks to the cut leader only.
-    stuck = Recorder(f"127.0.0.1:{cluster.ports[zombie]}", idempotent=False, timeout_ms=20000)
+    stuck = Recorder(cluster.address(zombie), idempotent=False, timeout_ms=20000)
     cluster.proxies[zombie].stall()
     cluster.stopped.add(zombie)  # its metadata is stale: ask the others
     cut = time.time()
@@ -816,6 +891,95 @@ def nemesis(cluster):
             f"{check_converged(cluster)}")
 
 
+# Run inside the isolated leader's namespace: acks=all writes to partition 0 through that
+# broker alone; prints {value: [partition, offset]} of what was acknowledged.
+INSIDE_PRODUCER = """
+import json, sys, time
+from confluent_kafka import Producer
+p = Producer({"bootstrap.servers": sys.argv[1], "acks": "all", "enable.idempotence": False,
+              "message.timeout.ms": 20000, "linger.ms": 5})
+acked, errors = {}, {}
+def cb(err, msg):
+    if err is None:
+        acked[msg.value().decode()] = [msg.partition(), msg.offset()]
+    else:
+        errors[err.name()] = errors.get(err.name(), 0) + 1
+for k in range(int(sys.argv[3])):
+    p.produce(sys.argv[2], value=f"inside-{k}".encode(), partition=0, on_delivery=cb)
+    p.poll(0)
+    time.sleep(0.02)
+p.flush(60)
+print(json.dumps({"acked": acked, "errors": errors, "broker": p.list_topics(timeout=5).orig_broker_id}))
+"""
+
+
+class Acknowledged:
+    """What check_acknowledged needs of a producer: value -> (partition, offset)."""
+
+    def __init__(self, acked):
+        self.acked = acked
+
+
+def network_partition(cluster):
+    """Real network partitions between brokers, in network namespaces the test makes. The
+    leader of partition 0 is isolated (its link down) while a producer inside its namespace
+    still reaches it: the others elect a new leader, the majority side takes writes, and the
+    isolated leader must not acknowledge an acks=all write the new leader lacks. Healed, it
+    follows. Then a follower of partition 1 is isolated past the lag time: it leaves the ISR
+    while writes go on, and rejoins once healed."""
+    net = cluster.network
+    rec = Recorder(cluster.bootstrap, timeout_ms=30000)
+    rec.send("before", 1000)
+    rec.flush()
+    old = cluster.leader(0)
+    net.isolate(old)
+    cluster.stopped.add(old)  # unreachable from here: ask the others
+    cut = time.time()
+    inside = subprocess.Popen(["ip", "netns", "exec", net.namespace(old), sys.executable, "-c",
+                               INSIDE_PRODUCER, cluster.address(old), TOPIC, "300"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    new = eventually("a leader on the majority side", 30,
+                     lambda: (lambda l: l if l not in (old, -1) else None)(cluster.partitions()[0][0]))
+    elected = time.time() - cut
+    rec.send("majority", 1000, partition=0, pause=0.001)
+    rec.flush()
+    time.sleep(max(0.0, 8 - (time.time() - cut)))  # the inside producer writes ~6 s
+    net.heal(old)
+    cluster.stopped.discard(old)
+    out, _ = inside.communicate(timeout=120)
+    report = json.loads(out)
+    inside_acked = {v: tuple(po) for v, po in report["acked"].items()}
+    # It did reach the isolated broker: every write was answered by it or expired waiting.
+    assert report["broker"] == old, report
+    assert len(inside_acked) + sum(report["errors"].values()) == 300, report
+    cluster.wait_isr_whole()
+
+    follower = [b for b in cluster.partitions()[1][1] if b != cluster.leader(1)][0]
+    net.isolate(follower)
+    cluster.stopped.add(follower)
+    t0 = time.time()
+
+    def shrunk():
+        rec.send("follower-cut", 50, partition=1, pause=0.002)
+        return follower not in cluster.partitions()[1][2]
+    eventually(f"follower {follower} out of the ISR", 30, shrunk, 0.1)
+    left = time.time() - t0
+    net.heal(follower)
+    cluster.stopped.discard(follower)
+    rec.flush()
+    cluster.wait_isr_whole()
+    seen = drain(cluster.bootstrap)
+    summary = check_acknowledged(rec, seen)
+    inside_summary = check_acknowledged(Acknowledged(inside_acked), seen)
+    expired = sum(1 for e in rec.errors if e.name() == "_MSG_TIMED_OUT")
+    assert len(rec.errors) == expired, f"producer errors: {rec.errors[:3]}"
+    return (f"{summary} ({expired} expired unacknowledged in the client); leader {old} isolated: broker {new} elected {elected:.1f}s later; the "
+            f"isolated leader acknowledged {len(inside_acked)} of 300 writes from inside its "
+            f"namespace (the others failed: {report['errors']}), every acknowledged one kept "
+            f"({inside_summary}); follower {follower} isolated left the "
+            f"ISR {left:.1f}s later and rejoined when healed; {check_converged(cluster)}")
+
+
 def clients_across_kill9(cluster):
     """Each client of compat-tests (confluent-kafka, kafka-python, kcat, Java kafka-clients)
     produces with acks=all and idempotence to its own topic (6 partitions, RF 3,
@@ -872,6 +1036,7 @@ SCENARIOS = [
     ("clients-kill9", clients_across_kill9),
     ("zookeeper-cut-leader", zookeeper_cut_leader),
     ("nemesis", nemesis),
+    ("network-partition", network_partition),
 ]
 
 
@@ -881,6 +1046,10 @@ SCENARIO_OVERRIDES = {"elect-leaders": ["auto.leader.rebalance.enable=false"]}
 # Scenarios whose brokers reach ZooKeeper through a StallableProxy each.
 ZK_PROXIES = {"zookeeper-cut-leader"}
 
+# Scenarios whose brokers run in network namespaces of their own (skipped, and said so, where
+# the machine does not allow them).
+NETWORK = {"network-partition"}
+
 
 def main():
     ap = argparse.ArgumentParser()
@@ -888,16 +1057,25 @@ def main():
     ap.add_argument("--only", default="")
     args = ap.parse_args()
     only = set(filter(None, args.only.split(",")))
-    passed = failed = 0
+    passed = failed = skipped = 0
     for name, scenario in SCENARIOS:
         if only and name not in only:
             continue
         root = tempfile.mkdtemp(prefix=f"gregor-replication-{name}-")
         cluster = None
+        network = None
         started = time.time()
         try:
             overrides = SCENARIO_OVERRIDES.get(name, ())
-            cluster = Cluster(args.broker, root, overrides, zk_proxies=name in ZK_PROXIES)
+            if name in NETWORK:
+                if not Network.available():
+                    skipped += 1
+                    print(f"SKIPPED {name}: this machine does not allow network namespaces "
+                          f"(needs root and iproute2); network partitions were NOT tested", flush=True)
+                    continue
+                network = Network((1, 2, 3))
+            cluster = Cluster(args.broker, root, overrides, zk_proxies=name in ZK_PROXIES,
+                              network=network)
             cluster.create_topic()
             result = scenario(cluster)
             print(f"PASS {name} ({time.time() - started:.0f}s): {result}", flush=True)
@@ -912,7 +1090,9 @@ def main():
         finally:
             if cluster:
                 cluster.close()
-    print(f"{passed} passed, {failed} failed")
+            if network:
+                network.close()
+    print(f"{passed} passed, {failed} failed, {skipped} skipped")
     sys.exit(0 if failed == 0 and passed > 0 else 1)
 
 

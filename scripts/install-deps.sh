@@ -12,6 +12,12 @@ if ! command -v kcat >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y kcat
 fi
 
+# --- iproute2 (`ip netns`, for the replication test's network partitions) --------------------
+if ! command -v ip >/dev/null 2>&1; then
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y iproute2
+fi
+
 # --- ZooKeeper (Debian 3.8.0, run by scripts/zookeeper.sh with java directly) ---------------
 if [[ ! -f /usr/share/java/zookeeper.jar ]]; then
     apt-get update

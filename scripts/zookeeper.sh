@@ -19,7 +19,8 @@
 # Environment: ZK_TICK_MS (default 2000; session timeouts are clamped to [2, 20] ticks),
 # ZK_FORCE_SYNC (default yes; tests set no to skip fsync), ZK_HEAP (default 256m),
 # ZK_START_TIMEOUT (seconds, default 30), ZK_OWNER_PID (stop the nodes when that process exits:
-# test harnesses set it to their own pid).
+# test harnesses set it to their own pid), ZK_ADDRESS (the standalone server's client address,
+# default 127.0.0.1; the network-partition test uses a bridge address its namespaces reach).
 # `start` prints the connect string on stdout (and nothing else), so callers can capture it.
 set -euo pipefail
 
@@ -58,14 +59,14 @@ for s in socks:
 PYEOF
 }
 
-# Sends a four-letter word to 127.0.0.1:PORT and prints the answer (empty if unreachable).
+# Sends a four-letter word to ADDRESS:PORT and prints the answer (empty if unreachable).
 four_letter() {
-    local port=$1 word=$2
+    local address=$1 port=$2 word=$3
     timeout 3 bash -c '
-        exec 3<>"/dev/tcp/127.0.0.1/$0" || exit 1
-        printf "%s" "$1" >&3
+        exec 3<>"/dev/tcp/$0/$1" || exit 1
+        printf "%s" "$2" >&3
         cat <&3
-    ' "$port" "$word" 2>/dev/null || true
+    ' "$address" "$port" "$word" 2>/dev/null || true
 }
 
 node_dirs() {
@@ -75,9 +76,10 @@ node_dirs() {
 }
 
 client_port_of() { sed -n 's/^clientPort=//p' "$1/zoo.cfg"; }
+client_address_of() { sed -n 's/^clientPortAddress=//p' "$1/zoo.cfg"; }
 
 write_config() {
-    local node_dir=$1 port=$2 servers=$3
+    local node_dir=$1 port=$2 servers=$3 address=${4:-127.0.0.1}
     mkdir -p "$node_dir/data"
     cat >"$node_dir/zoo.cfg" <<EOF
 # written by scripts/zookeeper.sh
@@ -86,7 +88,7 @@ initLimit=10
 syncLimit=5
 dataDir=$node_dir/data
 clientPort=$port
-clientPortAddress=127.0.0.1
+clientPortAddress=$address
 admin.enableServer=false
 4lw.commands.whitelist=*
 forceSync=$FORCE_SYNC
@@ -131,8 +133,8 @@ wait_healthy() {
                 tail -n 30 "$node/zookeeper.log" >&2 || true
                 return 1
             fi
-            if [[ $(four_letter "$port" ruok) == imok ]] &&
-                four_letter "$port" srvr | grep -Eq "^Mode: ($expect_mode)"; then
+            if [[ $(four_letter "$(client_address_of "$node")" "$port" ruok) == imok ]] &&
+                four_letter "$(client_address_of "$node")" "$port" srvr | grep -Eq "^Mode: ($expect_mode)"; then
                 break
             fi
             if ((SECONDS >= deadline)); then
@@ -152,14 +154,15 @@ cmd_start() {
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
     [[ -n $port ]] || port=$(free_ports 1)
-    write_config "$dir/node1" "$port" ""
+    local address=${ZK_ADDRESS:-127.0.0.1}
+    write_config "$dir/node1" "$port" "" "$address"
     start_node "$dir/node1"
-    echo "127.0.0.1:$port" >"$dir/connect-string"
+    echo "$address:$port" >"$dir/connect-string"
     if ! wait_healthy "$dir" standalone; then
         cmd_stop "$dir"
         die "standalone ZooKeeper did not start"
     fi
-    log "standalone ZooKeeper on 127.0.0.1:$port (pid $(cat "$dir/node1/zookeeper.pid"), dir $dir)"
+    log "standalone ZooKeeper on $address:$port (pid $(cat "$dir/node1/zookeeper.pid"), dir $dir)"
     cat "$dir/connect-string"
 }
 
@@ -227,7 +230,7 @@ cmd_status() {
         any=1
         local port answer
         port=$(client_port_of "$node")
-        answer=$(four_letter "$port" srvr | sed -n 's/^Mode: //p')
+        answer=$(four_letter "$(client_address_of "$node")" "$port" srvr | sed -n 's/^Mode: //p')
         if [[ -n $answer ]]; then
             echo "$(basename "$node") 127.0.0.1:$port pid $(cat "$node/zookeeper.pid" 2>/dev/null || echo '?') $answer"
         else
