@@ -31,6 +31,8 @@ brokers on free ports) and a topic with replication factor 3 and min.insync.repl
                     reaches it, the majority elects another and takes writes, nothing the
                     isolated leader acknowledged may be lost; then a follower is isolated past
                     the lag time and rejoins. Skipped, and said so, without root/iproute2.
+  unclean-election  with unclean.leader.election.enable=true the controller elects a live
+                    out-of-sync replica on its own when the whole ISR is dead.
   nemesis           one idempotent acks=all producer writes all along while the faults above
                     come one after another (kill -9 of a leader, a follower stopped past the
                     lag, a zombie leader, a broker restarted, ZooKeeper restarted): lost,
@@ -329,6 +331,9 @@ class Cluster:
         """partition -> (leader, replicas, isr) as the cluster answers it now."""
         md = self.admin().list_topics(topic, timeout=10).topics[topic]
         return {p: (m.leader, list(m.replicas), sorted(m.isrs)) for p, m in md.partitions.items()}
+
+    def controller(self):
+        return self.admin().list_topics(timeout=10).controller_id
 
     def leader(self, partition, topic=TOPIC):
         return eventually(f"a leader for partition {partition}", 30,
@@ -980,6 +985,48 @@ def network_partition(cluster):
             f"ISR {left:.1f}s later and rejoined when healed; {check_converged(cluster)}")
 
 
+def unclean_election(cluster):
+    """unclean.leader.election.enable=true on the topic: the ISR of partition 0 shrinks to its
+    leader (both followers stopped), the leader is killed, the followers resume. The controller
+    elects one of them on its own (Kafka's unclean election) instead of leaving the partition
+    offline; what was acknowledged with acks=all before is on it, and the old leader returns
+    as a follower of the new history."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+    admin = cluster.admin()
+    res = ConfigResource(ConfigResource.Type.TOPIC, TOPIC, incremental_configs=[
+        ConfigEntry("unclean.leader.election.enable", "true",
+                    incremental_operation=AlterConfigOpType.SET)])
+    for f in admin.incremental_alter_configs([res]).values():
+        f.result(timeout=30)
+    rec = Recorder(cluster.bootstrap)
+    rec.send("whole", 500, partition=0)
+    rec.flush()
+    leader = cluster.leader(0)
+    followers = [b for b in (1, 2, 3) if b != leader]
+    for f in followers:
+        cluster.stop_signal(f)
+    eventually("the ISR shrunk to the leader", 20, lambda: cluster.partitions()[0][2] == [leader])
+    cluster.kill9(leader)
+    killed = time.time()
+    for f in followers:
+        cluster.cont_signal(f)
+    # (The other follower may be back in its ISR a moment later.)
+    new = eventually("an unclean leader", 30,
+                     lambda: (lambda l: l if l in followers else None)(cluster.partitions()[0][0]))
+    elected = time.time() - killed
+    rec.send("unclean", 500, partition=0)
+    rec.flush()
+    cluster.restart(leader)
+    cluster.wait_isr_whole()
+    summary = check_acknowledged(rec, drain(cluster.bootstrap))
+    assert not rec.errors, f"producer errors: {rec.errors[:3]}"
+    with open(cluster.log_path(cluster.controller())) as f:
+        said = "unclean leader election" in f.read()
+    assert said, "the controller did not report an unclean election"
+    return (f"{summary}; leader {leader} killed with an ISR of itself: the controller elected "
+            f"{new} uncleanly {elected:.1f}s later; {check_converged(cluster)}")
+
+
 def clients_across_kill9(cluster):
     """Each client of compat-tests (confluent-kafka, kafka-python, kcat, Java kafka-clients)
     produces with acks=all and idempotence to its own topic (6 partitions, RF 3,
@@ -1037,6 +1084,7 @@ SCENARIOS = [
     ("zookeeper-cut-leader", zookeeper_cut_leader),
     ("nemesis", nemesis),
     ("network-partition", network_partition),
+    ("unclean-election", unclean_election),
 ]
 
 

@@ -62,8 +62,8 @@ if ! timeout 300 python3 compat-tests/compaction_test.py --broker target/release
     status=1
 fi
 
-echo "=== replication under faults: 3 brokers on a real ZooKeeper, confluent-kafka (kill -9, SIGSTOP, truncation)"
-if ! timeout 900 python3 compat-tests/replication_test.py --broker target/release/gregor; then
+echo "=== replication under faults: 3 brokers on a real ZooKeeper (kill -9, SIGSTOP, a cut from ZooKeeper, network partitions, truncation, the four clients)"
+if ! timeout 1200 python3 compat-tests/replication_test.py --broker target/release/gregor; then
     echo "replication test FAILED"
     status=1
 fi

@@ -709,12 +709,16 @@ fn controller_kill9_moves_controller_and_leaders_then_the_broker_returns() {
     assert_eq!(create_topic(&mut c, "replicated", 6, 3), 0);
     assert_eq!(create_topic(&mut c, "single", 3, 1), 0);
     assert_eq!(create_topic(&mut c, "doomed", 2, 3), 0);
-    eventually("doomed's replicas on every broker", Duration::from_secs(10), || {
-        brokers
-            .iter()
-            .all(|b| b.dir.join("doomed-0").exists() && b.dir.join("doomed-1").exists())
-            .then_some(())
-    });
+    eventually(
+        "doomed's replicas on every broker",
+        Duration::from_secs(10),
+        || {
+            brokers
+                .iter()
+                .all(|b| b.dir.join("doomed-0").exists() && b.dir.join("doomed-1").exists())
+                .then_some(())
+        },
+    );
     let md = metadata(&mut c);
     let controller = md.controller_id.0;
     let before = partitions(&md, "replicated");

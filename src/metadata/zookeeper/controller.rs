@@ -14,7 +14,9 @@
 //! - topic ids for assignments written without one (KIP-516);
 //! - new partitions: state with leader = first live replica, ISR = live replicas, epoch 0;
 //! - leader lost: first live ISR member in assignment order, ISR without the dead,
-//!   `leader_epoch + 1`; none left: leader -1 with the last ISR kept (offline partition);
+//!   `leader_epoch + 1`; none left: leader -1 with the last ISR kept (offline partition),
+//!   unless the topic allows unclean election (`unclean.leader.election.enable`): then the
+//!   first live replica leads with an ISR of itself;
 //! - follower lost: removed from the ISR (`leader_epoch + 1`, as Kafka's ZK mode does);
 //! - broker in a controlled shutdown (ControlledShutdown): as if lost, except that a
 //!   partition no other in-sync replica can lead stays with it;
@@ -41,12 +43,14 @@ use tracing::{info, warn};
 use super::cluster_state::{topic_id, ClusterState};
 use crate::metadata::{ElectionOutcome, ElectionType};
 
-/// What the partition state should become, if anything changes.
+/// What the partition state should become, if anything changes. `unclean`: the topic's
+/// `unclean.leader.election.enable`.
 fn next_state(
     state: &ClusterState,
     replicas: &[i32],
     current: &PartitionState,
     controller_epoch: i32,
+    unclean: bool,
 ) -> Option<PartitionState> {
     let live_isr: Vec<i32> = current
         .isr
@@ -69,13 +73,29 @@ fn next_state(
     } else {
         // Offline-partition election: first replica (assignment order) live and in ISR.
         let candidate = replicas.iter().copied().find(|r| live_isr.contains(r));
+        // Kafka's unclean election: no live ISR member, so the first live replica leads
+        // alone (what only the old ISR held is lost, as the topic's config allows).
+        let unclean_candidate = replicas
+            .iter()
+            .copied()
+            .find(|r| unclean && state.is_live(*r));
         match candidate {
             Some(leader) => {
                 PartitionState::new(leader, current.leader_epoch + 1, live_isr, controller_epoch)
             }
-            None if current.leader == -1 => return None, // still offline
             // A leader in a controlled shutdown keeps what no other replica can take.
-            None if state.is_shutting_down(current.leader) => return None,
+            None if current.leader >= 0 && state.is_shutting_down(current.leader) => return None,
+            None if unclean_candidate.is_some() => {
+                let leader = unclean_candidate.unwrap_or(-1);
+                warn!(leader, isr = ?current.isr, "unclean leader election: no in-sync replica is live");
+                PartitionState::new(
+                    leader,
+                    current.leader_epoch + 1,
+                    vec![leader],
+                    controller_epoch,
+                )
+            }
+            None if current.leader == -1 => return None, // still offline
             // No live ISR member: leaderless, keep the ISR (Kafka keeps the last member).
             None => PartitionState::new(
                 -1,
@@ -97,6 +117,10 @@ const PIPELINED_WRITES: usize = 64;
 /// every live broker holding a replica has answered StopReplica.
 pub type Deletable<'a> = dyn Fn(&str, &BTreeMap<i32, Vec<i32>>) -> bool + Sync + 'a;
 
+/// Whether a topic allows unclean leader election (its `unclean.leader.election.enable`,
+/// else the brokers' dynamic or static default).
+pub type UncleanElection<'a> = dyn Fn(&str) -> bool + Sync + 'a;
+
 /// A state write for one partition: (topic, partition, write).
 type PlannedWrite<'a> = (&'a str, i32, StateWrite);
 
@@ -114,6 +138,7 @@ pub async fn reconcile(
     fence: &ControllerEpoch,
     state: &ClusterState,
     deletable: &Deletable<'_>,
+    unclean: &UncleanElection<'_>,
 ) -> Result<usize, ZkError> {
     let mut writes = 0;
     for name in &state.deleting {
@@ -165,7 +190,9 @@ pub async fn reconcile(
                     planned.push((name, *partition, StateWrite::Create(new)));
                 }
                 Some(current) => {
-                    let Some(new) = next_state(state, replicas, &current.value, fence.epoch) else {
+                    let Some(new) =
+                        next_state(state, replicas, &current.value, fence.epoch, unclean(name))
+                    else {
                         continue;
                     };
                     info!(
@@ -400,26 +427,44 @@ mod tests {
     #[test]
     fn leader_loss_elects_the_next_live_isr_member_and_bumps_the_epoch() {
         let current = PartitionState::new(1, 4, vec![1, 2, 3], 1);
-        let next = next_state(&cluster(&[2, 3]), &[1, 2, 3], &current, 2).expect("change");
+        let next = next_state(&cluster(&[2, 3]), &[1, 2, 3], &current, 2, false).expect("change");
         assert_eq!(
             (next.leader, next.leader_epoch, next.isr.clone()),
             (2, 5, vec![2, 3])
         );
         assert_eq!(next.controller_epoch, 2);
         // Nothing to do once settled.
-        assert!(next_state(&cluster(&[2, 3]), &[1, 2, 3], &next, 2).is_none());
+        assert!(next_state(&cluster(&[2, 3]), &[1, 2, 3], &next, 2, false).is_none());
+    }
+
+    #[test]
+    fn unclean_election_takes_the_first_live_replica_only_when_allowed() {
+        // The ISR had shrunk to broker 3, which died; 1 and 2 are live but out of sync.
+        let current = PartitionState::new(3, 7, vec![3], 1);
+        let clean = next_state(&cluster(&[1, 2]), &[3, 1, 2], &current, 2, false).expect("offline");
+        assert_eq!((clean.leader, clean.isr.clone()), (-1, vec![3]));
+        let unclean =
+            next_state(&cluster(&[1, 2]), &[3, 1, 2], &current, 2, true).expect("elected");
+        assert_eq!(
+            (unclean.leader, unclean.leader_epoch, unclean.isr.clone()),
+            (1, 8, vec![1])
+        );
+        // An offline partition is elected uncleanly once the config allows it.
+        let later = next_state(&cluster(&[2]), &[3, 1, 2], &clean, 2, true).expect("elected");
+        assert_eq!((later.leader, later.isr.clone()), (2, vec![2]));
+        assert!(next_state(&cluster(&[]), &[3, 1, 2], &clean, 2, true).is_none());
     }
 
     #[test]
     fn single_replica_goes_offline_and_comes_back() {
         let current = PartitionState::new(1, 0, vec![1], 1);
-        let offline = next_state(&cluster(&[2]), &[1], &current, 1).expect("offline");
+        let offline = next_state(&cluster(&[2]), &[1], &current, 1, false).expect("offline");
         assert_eq!(
             (offline.leader, offline.leader_epoch, offline.isr.clone()),
             (-1, 1, vec![1])
         );
-        assert!(next_state(&cluster(&[2]), &[1], &offline, 1).is_none());
-        let back = next_state(&cluster(&[1, 2]), &[1], &offline, 1).expect("back");
+        assert!(next_state(&cluster(&[2]), &[1], &offline, 1, false).is_none());
+        let back = next_state(&cluster(&[1, 2]), &[1], &offline, 1, false).expect("back");
         assert_eq!((back.leader, back.leader_epoch, back.isr), (1, 2, vec![1]));
     }
 
@@ -537,7 +582,7 @@ mod tests {
     #[test]
     fn follower_loss_shrinks_the_isr() {
         let current = PartitionState::new(1, 0, vec![1, 2], 1);
-        let next = next_state(&cluster(&[1]), &[1, 2], &current, 1).expect("shrink");
+        let next = next_state(&cluster(&[1]), &[1, 2], &current, 1, false).expect("shrink");
         assert_eq!((next.leader, next.leader_epoch, next.isr), (1, 1, vec![1]));
     }
 }

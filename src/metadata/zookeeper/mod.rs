@@ -80,6 +80,9 @@ struct Shared {
     reloaded: watch::Sender<u64>,
     /// Controller: brokers in a controlled shutdown, with the epoch they asked at.
     shutting_down: Mutex<BTreeMap<i32, i64>>,
+    /// The static configuration (the controller's topic defaults come from it and the
+    /// dynamic broker configs).
+    config: BrokerConfig,
     /// Dynamic broker config entries already logged as not acted on (each is said once).
     reported_configs: Mutex<std::collections::BTreeSet<String>>,
 }
@@ -252,6 +255,7 @@ impl ZookeeperMetadata {
             reloaded: watch::channel(0).0,
             shutting_down: Mutex::new(BTreeMap::new()),
             reported_configs: Mutex::new(Default::default()),
+            config: config.clone(),
         });
         report_unused_znodes(&zk).await;
         report_dynamic_configs(&shared, &state.broker_configs);
@@ -1083,7 +1087,15 @@ async fn refresh(
     let deletable = |topic: &str, replicas: &BTreeMap<i32, Vec<i32>>| {
         channel.stop_replica_done(topic, replicas)
     };
-    let reconciled = match controller::reconcile(zk, &fence, &state, &deletable).await {
+    // Topic configs over the brokers' defaults, dynamic ones included (Kafka's controller
+    // reads unclean.leader.election.enable the same way).
+    let defaults = shared.config.effective(&state.broker_configs);
+    let unclean = |topic: &str| {
+        state.topics.get(topic).is_some_and(|t| {
+            crate::config::topic_settings(&t.configs, &defaults).unclean_leader_election_enable
+        })
+    };
+    let reconciled = match controller::reconcile(zk, &fence, &state, &deletable, &unclean).await {
         // Preferred-leader elections only over a settled state (nothing just written).
         Ok(0) => match shared.leader_rebalance {
             Some((interval, pct)) if last_rebalance.elapsed() >= interval => {
