@@ -1,5 +1,7 @@
 //! DeleteTopics (key 20): by name (v1-v5) or by name or topic id (v6).
 
+use std::time::Duration;
+
 use gregor_protocol::kafka_protocol::error::ResponseError as E;
 use gregor_protocol::kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use gregor_protocol::kafka_protocol::messages::{
@@ -10,7 +12,6 @@ use uuid::Uuid;
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::topic_admin::{self, AdminError};
-use std::time::Duration;
 
 pub async fn handle(
     broker: &Broker,

@@ -79,14 +79,15 @@ fn next_state(
             .iter()
             .copied()
             .find(|r| unclean && state.is_live(*r));
-        match candidate {
-            Some(leader) => {
+        match (candidate, unclean_candidate) {
+            (Some(leader), _) => {
                 PartitionState::new(leader, current.leader_epoch + 1, live_isr, controller_epoch)
             }
             // A leader in a controlled shutdown keeps what no other replica can take.
-            None if current.leader >= 0 && state.is_shutting_down(current.leader) => return None,
-            None if unclean_candidate.is_some() => {
-                let leader = unclean_candidate.unwrap_or(-1);
+            (None, _) if current.leader >= 0 && state.is_shutting_down(current.leader) => {
+                return None
+            }
+            (None, Some(leader)) => {
                 warn!(leader, isr = ?current.isr, "unclean leader election: no in-sync replica is live");
                 PartitionState::new(
                     leader,
@@ -95,9 +96,9 @@ fn next_state(
                     controller_epoch,
                 )
             }
-            None if current.leader == -1 => return None, // still offline
+            (None, None) if current.leader == -1 => return None, // still offline
             // No live ISR member: leaderless, keep the ISR (Kafka keeps the last member).
-            None => PartitionState::new(
+            (None, None) => PartitionState::new(
                 -1,
                 current.leader_epoch + 1,
                 current.isr.clone(),
