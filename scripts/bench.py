@@ -20,6 +20,10 @@ turn, alternating brokers between repeats:
 - full runs also: a large consume from the page cache and from cold segments (page cache
   dropped, where the kernel lets us), many partitions on one broker (create, RSS, Metadata
   time, clean restart, restart after kill -9), and 10,000 idle connections;
+- cluster rows (full runs, or --cluster-only): three gregor brokers on one ZooKeeper against
+  three Kafka nodes in KRaft combined mode, RF 3 and min.insync.replicas=2, acks=all and 1,
+  1 KB and 100 B, 1 and 16 partitions: throughput, CPU per GB and RSS summed over the three
+  brokers, produce latency at half of Kafka's maximum;
 - physical limits in the same run: raw sequential disk write (with and without fdatasync)
   and loopback TCP bandwidth, with gregor's throughput as a fraction of them.
 
@@ -105,19 +109,30 @@ class Broker:
     """One broker process (gregor or Kafka) that can be stopped and started again on the
     same data directory."""
 
-    def __init__(self, name, cmd, port, log_path, data):
+    def __init__(self, name, cmd, port, log_path, data, wait=True):
         self.name, self.cmd, self.port, self.log_path, self.data = name, cmd, port, log_path, data
         self.bootstrap = f"127.0.0.1:{port}"
         self.proc = None
-        self.start()
+        if wait:
+            self.start()
+        else:
+            self.launch()
 
-    def start(self):
-        """Starts the process; returns seconds until Metadata answers."""
-        t0 = time.monotonic()
+    def launch(self):
         log = open(self.log_path, "a")
         self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True, preexec_fn=raise_fd_limit)
         log.close()
+
+    def start(self):
+        """Starts the process; returns seconds until Metadata answers."""
+        t0 = time.monotonic()
+        self.launch()
+        self.wait_ready()
+        return time.monotonic() - t0
+
+    def wait_ready(self):
+        """Waits until the port is open and Metadata answers."""
         deadline = time.monotonic() + 180
         while True:
             if self.proc.poll() is not None:
@@ -130,7 +145,6 @@ class Broker:
                     raise SystemExit(f"{self.name} did not open port {self.port}")
                 time.sleep(0.01)
         metadata_ready(self.bootstrap)
-        return time.monotonic() - t0
 
     def stats(self):
         return proc_stats(self.proc.pid)
@@ -193,11 +207,92 @@ group.initial.rebalance.delay.ms=0
                   port, os.path.join(tmp, f"kafka{tag}.log"), data)
 
 
-def create_topics(bootstrap, names, partitions):
+class ClusterOf:
+    """Three brokers of one kind, measured together: CPU and RSS are their sums."""
+
+    def __init__(self, name, brokers, on_stop=None):
+        self.name, self.brokers, self.on_stop = name, brokers, on_stop
+        self.bootstrap = ",".join(b.bootstrap for b in brokers)
+
+    def stats(self):
+        s = [b.stats() for b in self.brokers]
+        return sum(x[0] for x in s), sum(x[1] for x in s), sum(x[2] for x in s)
+
+    def stop(self):
+        for b in self.brokers:
+            b.stop()
+        if self.on_stop:
+            self.on_stop()
+            self.on_stop = None
+
+
+def start_gregor_cluster(tmp):
+    """Three gregor brokers on one ZooKeeper (scripts/zookeeper.sh, Debian's package)."""
+    zk_dir = os.path.join(tmp, "zk")
+    script = os.path.join(ROOT, "scripts", "zookeeper.sh")
+    subprocess.run([script, "install"], check=True, capture_output=True)
+    connect = subprocess.run([script, "start", zk_dir], check=True, capture_output=True,
+                             text=True).stdout.strip() + "/gregor"
+    binary = os.path.join(ROOT, "target", "release", "gregor")
+    brokers = []
+    for i in (1, 2, 3):
+        port = free_port()
+        data = os.path.join(tmp, f"gregor-cluster-{i}")
+        brokers.append(Broker("gregor", [binary, "--override", f"broker.id={i}",
+                                         "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}",
+                                         "--override", f"log.dirs={data}",
+                                         "--override", f"zookeeper.connect={connect}",
+                                         "--override", "group.initial.rebalance.delay.ms=0"],
+                              port, os.path.join(tmp, f"gregor-cluster-{i}.log"), data))
+    return ClusterOf("gregor", brokers, lambda: subprocess.run([script, "stop", zk_dir],
+                                                                capture_output=True))
+
+
+def start_kafka_cluster(tmp):
+    """Three Kafka nodes in KRaft combined mode (broker and controller each), one quorum."""
+    ports = {i: (free_port(), free_port()) for i in (1, 2, 3)}
+    voters = ",".join(f"{i}@127.0.0.1:{c}" for i, (_, c) in ports.items())
+    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    log4j = os.path.join(tmp, "log4j2.properties")
+    with open(log4j, "w") as f:
+        f.write("rootLogger.level=WARN\nrootLogger.appenderRef.stdout.ref=STDOUT\n"
+                "appender.stdout.type=Console\nappender.stdout.name=STDOUT\n"
+                "appender.stdout.layout.type=PatternLayout\nappender.stdout.layout.pattern=%d %p %m%n\n")
+    jvm = [f"-Dlog4j2.configurationFile={log4j}", "-cp", os.path.join(LIB, "*")]
+    brokers = []
+    for i, (port, cport) in ports.items():
+        data = os.path.join(tmp, f"kafka-cluster-{i}")
+        cfg = os.path.join(tmp, f"kafka-cluster-{i}.properties")
+        with open(cfg, "w") as f:
+            f.write(f"""process.roles=broker,controller
+node.id={i}
+controller.quorum.voters={voters}
+listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs={data}
+num.partitions=1
+group.initial.rebalance.delay.ms=0
+""")
+        subprocess.run(["java"] + jvm + ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", cfg],
+                       check=True, stdout=subprocess.DEVNULL)
+        brokers.append(Broker("kafka", ["java", "-Xms1g", "-Xmx1g", "-XX:+UseG1GC"] + jvm + ["kafka.Kafka", cfg],
+                              port, os.path.join(tmp, f"kafka-cluster-{i}.log"), data, wait=False))
+    # The quorum needs its voters up before any node answers Metadata.
+    for b in brokers:
+        b.wait_ready()
+    return ClusterOf("kafka", brokers)
+
+
+def create_topics(bootstrap, names, partitions, rf=1):
     from confluent_kafka.admin import AdminClient, NewTopic
     admin = AdminClient({"bootstrap.servers": bootstrap})
+    # Replicated topics want two in-sync copies for acks=all, as the cluster rows' goal says.
+    config = {"min.insync.replicas": "2"} if rf > 1 else {}
     for first in range(0, len(names), 100):
-        futs = admin.create_topics([NewTopic(n, partitions, 1) for n in names[first:first + 100]],
+        futs = admin.create_topics([NewTopic(n, partitions, rf, config=config)
+                                    for n in names[first:first + 100]],
                                    request_timeout=180)
         for fut in futs.values():
             fut.result(300)
@@ -371,7 +466,7 @@ def throughput(res, brokers, w, repeat):
     for rep in range(repeat):
         for b in (brokers if rep % 2 == 0 else brokers[::-1]):
             topic = topic_name(name, rep)
-            create_topics(b.bootstrap, [topic], w["partitions"])
+            create_topics(b.bootstrap, [topic], w["partitions"], w.get("rf", 1))
             # Every run starts with no dirty pages: the writeback of the last run's gigabyte
             # otherwise throttles this one's writes, whichever broker made them.
             os.sync()
@@ -451,7 +546,7 @@ def jvm_end_to_end(res, brokers, size, records, repeat):
             print(f"{wl} #{rep + 1} {b.name}: avg {avg.group(1)} ms, p99 {pct.group(2)} ms", flush=True)
 
 
-def fixed_load_latency(res, brokers, base, size, acks, rate, seconds, repeat, e2e_rates):
+def fixed_load_latency(res, brokers, base, size, acks, rate, seconds, repeat, e2e_rates, rf=1):
     """Produce latency at a fixed offered load (records/s), and end-to-end latency at lower
     fixed rates with one record per request (linger 0): 5,000/s, which both brokers keep up
     with, and 20,000/s, which is above what Kafka serves here one record at a time (its
@@ -462,7 +557,7 @@ def fixed_load_latency(res, brokers, base, size, acks, rate, seconds, repeat, e2
     for rep in range(repeat):
         for b in (brokers if rep % 2 == 0 else brokers[::-1]):
             topic = topic_name(wl, rep)
-            create_topics(b.bootstrap, [topic], 1)
+            create_topics(b.bootstrap, [topic], 1, rf)
             os.sync()  # no dirty pages left by the last run (see throughput)
             r = rdkafka("produce", "-b", b.bootstrap, "-t", topic, "-n", records, "-s", size,
                         "-a", acks, "-r", int(rate))
@@ -479,8 +574,9 @@ def fixed_load_latency(res, brokers, base, size, acks, rate, seconds, repeat, e2
                 for q in ("p50_ms", "p99_ms", "p999_ms"):
                     res.add(e2e_wl, f"e2e_{q}", "ms", False, b.name, e[q])
                 e2e.append(f"{e['p99_ms']:.2f} ms at {e2e_rate:,}/s")
+            e2e_note = f"; e2e p99 {', '.join(e2e)}" if e2e else ""
             print(f"{wl} #{rep + 1} {b.name}: p50 {r['p50_ms']:.2f} p99 {r['p99_ms']:.2f} "
-                  f"p99.9 {r['p999_ms']:.2f} ms; e2e p99 {', '.join(e2e)}", flush=True)
+                  f"p99.9 {r['p999_ms']:.2f} ms{e2e_note}", flush=True)
 
 
 def big_consume(res, brokers, gb):
@@ -602,6 +698,41 @@ def idle_connections(res, brokers, count):
         print(f"{wl} {b.name}: RSS +{rss1 - rss0:.0f} MiB, idle CPU {cpu1 - cpu0:.2f} s", flush=True)
 
 
+def cluster_rows(res, tmp, n, repeat, only):
+    """Three gregor brokers on one ZooKeeper against three Kafka nodes (KRaft), RF 3 and
+    min.insync.replicas=2: produce and consume throughput, CPU per GB and RSS summed over the
+    three brokers, and produce latency at half of Kafka's maximum."""
+    matrix = [dict(name=f"cluster RF3 {label} acks={acks} {p}p", size=size, records=n(records),
+                   acks=acks, partitions=p, producers=1, rf=3)
+              for label, size, records in (("1 KB", 1024, 200_000), ("100 B", 100, 1_000_000))
+              for acks in ("all", 1) for p in (1, 16)]
+    if only:
+        matrix = [w for w in matrix if only in w["name"]]
+    if not matrix:
+        return
+    clusters = []
+    try:
+        clusters = [start_gregor_cluster(tmp), start_kafka_cluster(tmp)]
+        for c in clusters:
+            # Not measured: the JVMs compile their hot paths, both warm their caches.
+            create_topics(c.bootstrap, ["cluster-warm-up"], 1, 3)
+            rdkafka("produce", "-b", c.bootstrap, "-t", "cluster-warm-up", "-n", n(200_000), "-s", 1024, "-a", "all")
+            rdkafka("consume", "-b", c.bootstrap, "-t", "cluster-warm-up", "-p", 1, "-n", n(200_000))
+        for w in matrix:
+            throughput(res, clusters, w, repeat)
+        for w in matrix:
+            if w["partitions"] != 1:
+                continue
+            kmax = res.median(w["name"], "produce_msgs", "kafka")
+            if kmax:
+                fixed_load_latency(res, clusters, w["name"], w["size"], w["acks"],
+                                   round(kmax / 2, -3), seconds=10, repeat=repeat, e2e_rates=(),
+                                   rf=3)
+    finally:
+        for c in clusters:
+            c.stop()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="1 KB and 100 B, acks=1, 1 partition (< 5 min)")
@@ -614,6 +745,8 @@ def main():
     ap.add_argument("--only", help="run only workloads whose name contains this")
     ap.add_argument("--partitions-only", action="store_true",
                     help="run only the many-partitions rows (see --partition-topics)")
+    ap.add_argument("--cluster-only", action="store_true",
+                    help="run only the cluster rows: 3 gregor brokers on ZooKeeper against 3 Kafka nodes, RF 3")
     args = ap.parse_args()
     raise_fd_limit()
     if not os.path.exists(os.path.join(ROOT, "target", "release", "gregor")):
@@ -656,7 +789,7 @@ def main():
     try:
         disk = disk_bandwidth(tmp, 1024)
         loop = loopback_bandwidth()
-        if not args.partitions_only:
+        if not (args.partitions_only or args.cluster_only):
             brokers = [start_gregor(tmp), start_kafka(tmp)]
             for b in brokers:
                 # Not measured: lets the JVM compile its hot paths (and both warm their caches).
@@ -685,9 +818,11 @@ def main():
             for b in brokers:
                 b.stop()
             brokers = []
-        if args.partitions_only or not (args.quick or args.only):
+        if args.partitions_only or not (args.quick or args.only or args.cluster_only):
             for topics in args.partition_topics:
                 many_partitions(res, tmp, (start_gregor, start_kafka), topics)
+        if args.cluster_only or not (args.quick or args.partitions_only):
+            cluster_rows(res, tmp, n, args.repeat, args.only)
         for name in ("no_fsync", "fsync"):
             res.add("physical limit", f"disk sequential write ({name.replace('_', ' ')})", "MB/s", None,
                     "gregor", disk[name])
