@@ -23,7 +23,7 @@ turn, alternating brokers between repeats:
 - cluster rows (full runs, or --cluster-only): three gregor brokers on one ZooKeeper against
   three Kafka nodes in KRaft combined mode, RF 3 and min.insync.replicas=2, acks=all and 1,
   1 KB and 100 B, 1 and 16 partitions: throughput, CPU per GB and RSS summed over the three
-  brokers, produce latency at half of Kafka's maximum;
+  brokers, produce latency at half of Kafka's maximum; one cluster runs at a time;
 - physical limits in the same run: raw sequential disk write (with and without fdatasync)
   and loopback TCP bandwidth, with gregor's throughput as a fraction of them.
 
@@ -213,6 +213,14 @@ class ClusterOf:
     def __init__(self, name, brokers, on_stop=None):
         self.name, self.brokers, self.on_stop = name, brokers, on_stop
         self.bootstrap = ",".join(b.bootstrap for b in brokers)
+        # Each broker answering Metadata is not yet all three registered (KRaft).
+        from confluent_kafka.admin import AdminClient
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
+        deadline = time.monotonic() + 180
+        while len(admin.list_topics(timeout=30).brokers) < len(brokers):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{name}: not all {len(brokers)} brokers registered")
+            time.sleep(0.5)
 
     def stats(self):
         s = [b.stats() for b in self.brokers]
@@ -226,9 +234,9 @@ class ClusterOf:
             self.on_stop = None
 
 
-def start_gregor_cluster(tmp):
+def start_gregor_cluster(tmp, tag=""):
     """Three gregor brokers on one ZooKeeper (scripts/zookeeper.sh, Debian's package)."""
-    zk_dir = os.path.join(tmp, "zk")
+    zk_dir = os.path.join(tmp, f"zk{tag}")
     script = os.path.join(ROOT, "scripts", "zookeeper.sh")
     subprocess.run([script, "install"], check=True, capture_output=True)
     connect = subprocess.run([script, "start", zk_dir], check=True, capture_output=True,
@@ -237,18 +245,18 @@ def start_gregor_cluster(tmp):
     brokers = []
     for i in (1, 2, 3):
         port = free_port()
-        data = os.path.join(tmp, f"gregor-cluster-{i}")
+        data = os.path.join(tmp, f"gregor-cluster{tag}-{i}")
         brokers.append(Broker("gregor", [binary, "--override", f"broker.id={i}",
                                          "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}",
                                          "--override", f"log.dirs={data}",
                                          "--override", f"zookeeper.connect={connect}",
                                          "--override", "group.initial.rebalance.delay.ms=0"],
-                              port, os.path.join(tmp, f"gregor-cluster-{i}.log"), data))
+                              port, os.path.join(tmp, f"gregor-cluster{tag}-{i}.log"), data))
     return ClusterOf("gregor", brokers, lambda: subprocess.run([script, "stop", zk_dir],
                                                                 capture_output=True))
 
 
-def start_kafka_cluster(tmp):
+def start_kafka_cluster(tmp, tag=""):
     """Three Kafka nodes in KRaft combined mode (broker and controller each), one quorum."""
     ports = {i: (free_port(), free_port()) for i in (1, 2, 3)}
     voters = ",".join(f"{i}@127.0.0.1:{c}" for i, (_, c) in ports.items())
@@ -261,8 +269,8 @@ def start_kafka_cluster(tmp):
     jvm = [f"-Dlog4j2.configurationFile={log4j}", "-cp", os.path.join(LIB, "*")]
     brokers = []
     for i, (port, cport) in ports.items():
-        data = os.path.join(tmp, f"kafka-cluster-{i}")
-        cfg = os.path.join(tmp, f"kafka-cluster-{i}.properties")
+        data = os.path.join(tmp, f"kafka-cluster{tag}-{i}")
+        cfg = os.path.join(tmp, f"kafka-cluster{tag}-{i}.properties")
         with open(cfg, "w") as f:
             f.write(f"""process.roles=broker,controller
 node.id={i}
@@ -278,7 +286,7 @@ group.initial.rebalance.delay.ms=0
         subprocess.run(["java"] + jvm + ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", cfg],
                        check=True, stdout=subprocess.DEVNULL)
         brokers.append(Broker("kafka", ["java", "-Xms1g", "-Xmx1g", "-XX:+UseG1GC"] + jvm + ["kafka.Kafka", cfg],
-                              port, os.path.join(tmp, f"kafka-cluster-{i}.log"), data, wait=False))
+                              port, os.path.join(tmp, f"kafka-cluster{tag}-{i}.log"), data, wait=False))
     # The quorum needs its voters up before any node answers Metadata.
     for b in brokers:
         b.wait_ready()
@@ -701,7 +709,9 @@ def idle_connections(res, brokers, count):
 def cluster_rows(res, tmp, n, repeat, only):
     """Three gregor brokers on one ZooKeeper against three Kafka nodes (KRaft), RF 3 and
     min.insync.replicas=2: produce and consume throughput, CPU per GB and RSS summed over the
-    three brokers, and produce latency at half of Kafka's maximum."""
+    three brokers, and produce latency at half of Kafka's maximum. Unlike the single-node
+    rows, only one cluster runs at a time (a fresh one for each repeat): an idle three-node
+    Kafka beside the measured cluster is enough to move tail latencies on two cores."""
     matrix = [dict(name=f"cluster RF3 {label} acks={acks} {p}p", size=size, records=n(records),
                    acks=acks, partitions=p, producers=1, rf=3)
               for label, size, records in (("1 KB", 1024, 200_000), ("100 B", 100, 1_000_000))
@@ -710,27 +720,32 @@ def cluster_rows(res, tmp, n, repeat, only):
         matrix = [w for w in matrix if only in w["name"]]
     if not matrix:
         return
-    clusters = []
-    try:
-        clusters = [start_gregor_cluster(tmp), start_kafka_cluster(tmp)]
-        for c in clusters:
+    starters = {"gregor": start_gregor_cluster, "kafka": start_kafka_cluster}
+
+    def measure(kind, tag, body):
+        cluster = starters[kind](tmp, tag)
+        try:
             # Not measured: the JVMs compile their hot paths, both warm their caches.
-            create_topics(c.bootstrap, ["cluster-warm-up"], 1, 3)
-            rdkafka("produce", "-b", c.bootstrap, "-t", "cluster-warm-up", "-n", n(200_000), "-s", 1024, "-a", "all")
-            rdkafka("consume", "-b", c.bootstrap, "-t", "cluster-warm-up", "-p", 1, "-n", n(200_000))
-        for w in matrix:
-            throughput(res, clusters, w, repeat)
-        for w in matrix:
-            if w["partitions"] != 1:
-                continue
-            kmax = res.median(w["name"], "produce_msgs", "kafka")
-            if kmax:
-                fixed_load_latency(res, clusters, w["name"], w["size"], w["acks"],
-                                   round(kmax / 2, -3), seconds=10, repeat=repeat, e2e_rates=(),
-                                   rf=3)
-    finally:
-        for c in clusters:
-            c.stop()
+            create_topics(cluster.bootstrap, ["cluster-warm-up"], 1, 3)
+            rdkafka("produce", "-b", cluster.bootstrap, "-t", "cluster-warm-up", "-n", n(200_000),
+                    "-s", 1024, "-a", "all")
+            rdkafka("consume", "-b", cluster.bootstrap, "-t", "cluster-warm-up", "-p", 1,
+                    "-n", n(200_000))
+            body(cluster)
+        finally:
+            cluster.stop()
+    for rep in range(repeat):
+        for kind in (("gregor", "kafka") if rep % 2 == 0 else ("kafka", "gregor")):
+            measure(kind, f"-{rep}", lambda c: [throughput(res, [c], w, 1) for w in matrix])
+    for kind in ("gregor", "kafka"):
+        def latency(c):
+            for w in matrix:
+                kmax = res.median(w["name"], "produce_msgs", "kafka")
+                if w["partitions"] == 1 and kmax:
+                    fixed_load_latency(res, [c], w["name"], w["size"], w["acks"],
+                                       round(kmax / 2, -3), seconds=10, repeat=repeat,
+                                       e2e_rates=(), rf=3)
+        measure(kind, "-latency", latency)
 
 
 def main():
