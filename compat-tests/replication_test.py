@@ -517,7 +517,9 @@ def follower_lag(cluster):
     return f"{summary}; follower {follower} left the ISR {shrunk:.1f}s after SIGSTOP (lag {LAG_MS} ms), rejoined {rejoined:.1f}s after SIGCONT; {check_converged(cluster)}"
 
 
-def isr_of_one(cluster):
+def shrink_isr_to_leader(cluster):
+    """Writes 500 acks=all records to partition 0, then SIGSTOPs both followers until the
+    ISR is the leader alone. Returns (the recorder, the leader, the stopped followers)."""
     rec = Recorder(cluster.bootstrap)
     rec.send("whole", 500, partition=0)
     rec.flush()
@@ -526,6 +528,11 @@ def isr_of_one(cluster):
     for f in followers:
         cluster.stop_signal(f)
     eventually("the ISR shrunk to the leader", 20, lambda: cluster.partitions()[0][2] == [leader])
+    return rec, leader, followers
+
+
+def isr_of_one(cluster):
+    rec, leader, followers = shrink_isr_to_leader(cluster)
     # acks=all with one in-sync replica of min.insync.replicas=2: refused, never stored.
     refused = Producer({"bootstrap.servers": cluster.address(leader), "acks": "all",
                         "message.timeout.ms": 3000, "retries": 0})
@@ -998,14 +1005,7 @@ def unclean_election(cluster):
                     incremental_operation=AlterConfigOpType.SET)])
     for f in admin.incremental_alter_configs([res]).values():
         f.result(timeout=30)
-    rec = Recorder(cluster.bootstrap)
-    rec.send("whole", 500, partition=0)
-    rec.flush()
-    leader = cluster.leader(0)
-    followers = [b for b in (1, 2, 3) if b != leader]
-    for f in followers:
-        cluster.stop_signal(f)
-    eventually("the ISR shrunk to the leader", 20, lambda: cluster.partitions()[0][2] == [leader])
+    rec, leader, followers = shrink_isr_to_leader(cluster)
     cluster.kill9(leader)
     killed = time.time()
     for f in followers:
