@@ -298,12 +298,70 @@ def create_topics(bootstrap, names, partitions, rf=1):
     admin = AdminClient({"bootstrap.servers": bootstrap})
     # Replicated topics want two in-sync copies for acks=all, as the cluster rows' goal says.
     config = {"min.insync.replicas": "2"} if rf > 1 else {}
+    from confluent_kafka import KafkaError, KafkaException
     for first in range(0, len(names), 100):
-        futs = admin.create_topics([NewTopic(n, partitions, rf, config=config)
-                                    for n in names[first:first + 100]],
-                                   request_timeout=180)
-        for fut in futs.values():
-            fut.result(300)
+        batch = names[first:first + 100]
+        deadline = time.monotonic() + 30
+        while batch:
+            futs = admin.create_topics([NewTopic(n, partitions, rf, config=config) for n in batch],
+                                       request_timeout=180)
+            retry = []
+            for n, fut in futs.items():
+                try:
+                    fut.result(300)
+                except KafkaException as e:
+                    # A just-started cluster's controller may not have seen every broker
+                    # register yet, though a Metadata answer listed them all.
+                    if (e.args[0].code() == KafkaError.INVALID_REPLICATION_FACTOR
+                            and time.monotonic() < deadline):
+                        retry.append(n)
+                    else:
+                        raise
+            if retry:
+                time.sleep(0.5)
+            batch = retry
+    if rf > 1:
+        wait_in_sync(admin, names, rf)
+
+
+def wait_in_sync(admin, names, rf, timeout=120):
+    """Until every partition of `names` has a leader and all `rf` replicas in its ISR: a
+    produce that starts earlier measures the followers' first fetch, not the steady state."""
+    deadline = time.time() + timeout
+    while True:
+        md = admin.list_topics(timeout=30).topics
+        lagging = []
+        for n in names:
+            if n not in md or md[n].error or not md[n].partitions:
+                lagging.append(n)
+                continue
+            lagging += [f"{n}-{p.id}" for p in md[n].partitions.values()
+                        if p.leader < 0 or len(p.isrs) < rf]
+        if not lagging:
+            return
+        if time.time() > deadline:
+            raise SystemExit(f"partitions not fully in sync after {timeout} s: {lagging[:5]}")
+        time.sleep(0.2)
+
+
+def wait_committed(bootstrap, topic, partitions, records, timeout=300):
+    """Seconds until the high watermarks of `topic` add up to `records`: after an acks=1
+    produce to a replicated topic, the time the followers need to catch up (consumers read
+    only below the high watermark)."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-watermarks"})
+    start = time.time()
+    try:
+        while True:
+            committed = sum(c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                            for p in range(partitions))
+            if committed >= records:
+                return time.time() - start
+            if time.time() - start > timeout:
+                raise SystemExit(f"{topic}: high watermarks at {committed} of {records} after {timeout} s")
+            time.sleep(0.05)
+    finally:
+        c.close()
 
 
 # ---- clients ------------------------------------------------------------------------------
@@ -493,6 +551,12 @@ def throughput(res, brokers, w, repeat):
                 if w.get("keyed"):
                     args.append("-k")
                 prod = rdkafka("produce", *args)
+                catch_up = None
+                if w.get("rf", 1) > 1:
+                    # The consume measures reading committed records, not the followers'
+                    # catching up after an acks=1 produce: that is timed on its own.
+                    catch_up = wait_committed(b.bootstrap, topic, w["partitions"], w["records"])
+                    res.add(name, "catch_up_s", "s", None, b.name, catch_up)  # not comparable: the produces differ
                 cons = rdkafka("consume", "-b", b.bootstrap, "-t", topic, "-p", w["partitions"],
                                "-n", w["records"])
             cpu1, peak, _ = b.stats()
@@ -505,7 +569,9 @@ def throughput(res, brokers, w, repeat):
             res.add(name, "peak_rss_mib", "MiB", False, b.name, peak)
             print(f"{name} #{rep + 1} {b.name}: produce {prod['msgs']:,.0f} msg/s {prod['mbs']:.1f} MB/s; "
                   f"consume {cons['msgs']:,.0f} msg/s {cons['mbs']:.1f} MB/s; "
-                  f"cpu {(cpu1 - cpu0) / gb:.2f} s/GB; peak RSS {peak:.0f} MiB", flush=True)
+                  f"cpu {(cpu1 - cpu0) / gb:.2f} s/GB; peak RSS {peak:.0f} MiB"
+                  + (f"; followers caught up {catch_up:.2f} s after the produce" if catch_up is not None else ""),
+                  flush=True)
 
 
 def jvm_tools(res, brokers, name, size, records, repeat):

@@ -44,7 +44,7 @@ impl Broker {
                 "several log.dirs are configured; only the first is used for now"
             );
         }
-        std::fs::create_dir_all(&log_dir)
+        gregor_log::durable::create_dir_all(&log_dir)
             .with_context(|| format!("cannot create log dir {}", log_dir.display()))?;
         let (metadata, cluster_id): (Arc<dyn MetadataStore>, String) =
             if config.zookeeper_connect.is_some() {

@@ -67,6 +67,11 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let marker = broker.log_dir.join(CLEAN_SHUTDOWN_FILE);
     if std::fs::remove_file(&marker).is_err() {
         info!("no clean-shutdown marker: the previous run did not stop cleanly (or this is the first)");
+    } else {
+        // A marker brought back by a power loss would let the next start skip recovery of
+        // logs written after this point.
+        gregor_log::durable::sync_dir(&broker.log_dir)
+            .with_context(|| format!("removing {}", marker.display()))?;
     }
     let mut scheduler = Scheduler::new();
     let replicas = broker.replicas.clone();
@@ -135,7 +140,8 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     // The marker tells the next start that every log was closed with its indexes and
     // checkpoints written, so nothing needs validating: it is written only when that is true.
     if tokio::task::block_in_place(|| broker.shutdown()) {
-        std::fs::write(&marker, b"").context("writing the clean-shutdown marker")?;
+        gregor_log::checkpoint::write_file_atomically(&marker, b"")
+            .context("writing the clean-shutdown marker")?;
         info!("shut down cleanly");
     } else {
         warn!("shut down, but some logs did not close: no clean-shutdown marker, the next start validates them");

@@ -2,8 +2,8 @@
 //! is killed (-9) mid-load and restarted, at the offset it was acknowledged with, and nothing
 //! torn is served. What this proves is recovery and offset assignment across a crash of the
 //! process: the killed process's writes stay in the page cache, so it passes with or without
-//! the fsync that `log.flush.interval.messages=1` asks for. Proving the fsync needs a power
-//! loss (a filesystem that forgets unsynced writes), which no test does yet.
+//! the fsync that `log.flush.interval.messages=1` asks for. The power-loss test
+//! (`tests/power_loss/`, on a filesystem that forgets unsynced writes) proves the fsync.
 
 mod common;
 

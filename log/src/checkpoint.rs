@@ -124,9 +124,7 @@ pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<(), LogError> 
     }
     std::fs::rename(&tmp, path).map_err(at(path))?;
     if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(at(dir))?;
+        crate::durable::sync_dir(dir).map_err(at(dir))?;
     }
     Ok(())
 }

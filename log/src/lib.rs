@@ -13,6 +13,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod cleaner;
 pub mod config;
+pub mod durable;
 pub mod epoch_cache;
 pub mod error;
 pub mod index;

@@ -175,6 +175,8 @@ pub struct Log {
     /// Files renamed to `.deleted` (and stale producer snapshots) waiting to be removed by
     /// whoever calls `take_deleted_files`, outside the partition lock.
     pending_deletes: Vec<PathBuf>,
+    /// A segment file was created since the directory was last fsynced.
+    dir_unsynced: bool,
 }
 
 impl Log {
@@ -207,7 +209,7 @@ impl Log {
         config: LogConfig,
         options: LogOpenOptions,
     ) -> Result<Log, LogError> {
-        std::fs::create_dir_all(dir).map_err(at(dir))?;
+        crate::durable::create_dir_all(dir).map_err(at(dir))?;
         complete_interrupted_swaps(dir)?;
         let mut bases = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(at(dir))? {
@@ -281,7 +283,8 @@ impl Log {
                 break;
             }
         }
-        if segments.is_empty() {
+        let created_first = segments.is_empty();
+        if created_first {
             segments.insert(0, LogSegment::create(dir, 0, &config)?);
         }
         // Closed segments' indexes hold exactly their entries (a preallocated tail left by a
@@ -307,6 +310,7 @@ impl Log {
             defer_flush: false,
             last_flush_ms: now_ms(),
             pending_deletes: Vec::new(),
+            dir_unsynced: created_first,
         };
         let leo = log.log_end_offset();
         if let Some(start) = options.log_start_offset {
@@ -579,6 +583,7 @@ impl Log {
             None => {
                 self.segments
                     .insert(offset, LogSegment::create(&self.dir, offset, &self.config)?);
+                self.dir_unsynced = true;
                 self.log_start_offset = offset;
             }
         }
@@ -616,6 +621,7 @@ impl Log {
         }
         self.segments
             .insert(offset, LogSegment::create(&self.dir, offset, &self.config)?);
+        self.dir_unsynced = true;
         self.log_start_offset = offset;
         self.recovery_point = offset;
         self.epochs.truncate_from_end(offset)?;
@@ -679,6 +685,7 @@ impl Log {
         }
         self.producers.write_snapshot(&self.dir, base)?;
         let segment = LogSegment::create(&self.dir, base, &self.config)?;
+        self.dir_unsynced = true;
         debug!(dir = %self.dir.display(), base_offset = base, "rolled new segment");
         self.segments.insert(base, segment);
         Ok(())
@@ -869,7 +876,19 @@ impl Log {
                 segment.flush()?;
             }
         }
+        self.sync_dir_if_unsynced()?;
         self.recovery_point = target;
+        Ok(())
+    }
+
+    /// A segment file created since the last flush is only an entry in the partition
+    /// directory: its data is not reachable after a power loss until the directory is
+    /// fsynced too (Kafka's `LocalLog.flush` flushes the directory for new segments).
+    fn sync_dir_if_unsynced(&mut self) -> Result<(), LogError> {
+        if self.dir_unsynced {
+            sync_dir(&self.dir)?;
+            self.dir_unsynced = false;
+        }
         Ok(())
     }
 
@@ -905,6 +924,7 @@ impl Log {
     pub fn begin_flush(&mut self) -> Result<FlushJob, LogError> {
         let active_base = self.active().map_or(0, |s| s.base_offset);
         self.flush_below(active_base)?;
+        self.sync_dir_if_unsynced()?;
         self.unflushed_messages = 0;
         Ok(FlushJob {
             file: self.active().map(|s| s.file().clone()),
@@ -1109,6 +1129,7 @@ impl Log {
         }
         self.producers.write_snapshot(&self.dir, base)?;
         let segment = LogSegment::create(&self.dir, base, &self.config)?;
+        self.dir_unsynced = true;
         debug!(dir = %self.dir.display(), base_offset = base, "rolled new segment for retention");
         self.segments.insert(base, segment);
         Ok(())
@@ -1192,7 +1213,7 @@ impl Log {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), LogError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(at(dir))
+    crate::durable::sync_dir(dir).map_err(at(dir))
 }
 
 fn remove_if_present(path: &Path) -> Result<(), LogError> {

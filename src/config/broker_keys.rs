@@ -212,7 +212,7 @@ pub(crate) const BROKER_KEYS: &[BrokerKey] = &[
         summary: None,
         doc: "The offsets topic segment bytes should be kept relatively small in order to facilitate faster log compaction and cache loads." },
     BrokerKey { name: "replica.fetch.backoff.ms", ty: ConfigType::Int, default: Some("1000"), check: int(0), synonyms: &[],
-        summary: Some("a follower waits this long after a failed fetch from its leader"),
+        summary: Some("a follower waits this long after a failed connection to its leader; a partition the leader refuses is retried after 25 ms, doubling up to this"),
         doc: "The amount of time to sleep when fetch partition error occurs." },
     BrokerKey { name: "replica.fetch.max.bytes", ty: ConfigType::Int, default: Some("1048576"), check: int(0), synonyms: &[],
         summary: Some("bytes a follower asks for per partition in one fetch"),

@@ -665,7 +665,8 @@ fn claim_partition_dir(dir: &Path, id: Uuid) -> Result<bool, PartitionError> {
         Err(e) => return Err(io(e)),
     }
     let existed = dir.is_dir();
-    std::fs::create_dir_all(dir).map_err(io)?;
+    // The partition directory's own entry in the log directory must survive a power loss.
+    gregor_log::durable::create_dir_all(dir).map_err(io)?;
     let text = format!("version: 0\ntopic_id: {}", kafka_uuid_string(id.as_bytes()));
     gregor_log::checkpoint::write_file_atomically(&file, text.as_bytes())?;
     Ok(!existed)

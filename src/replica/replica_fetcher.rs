@@ -9,10 +9,16 @@
 //! offsets and epochs (`Partition::append_as_follower`), and the answer's high watermark and
 //! log start offset are taken over. The leader learns the follower's position from the
 //! fetch offset of its next request.
+//!
+//! A partition the leader refuses (it has not learnt its leadership yet, or lost it) waits
+//! on its own, 25 ms at first and twice as long at each refusal up to
+//! `replica.fetch.backoff.ms`, while the leader's other partitions go on being fetched: a
+//! new topic's followers start within milliseconds of its leader, and no other partition's
+//! acks=all waits for it. Only a failed connection backs the whole fetcher off.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gregor_log::{parse_record_set, BatchHeader};
@@ -58,7 +64,14 @@ struct Followed {
     leader_epoch: i32,
     /// Truncated against this leader epoch: fetching may begin.
     truncated: bool,
+    /// Refused by the leader: not asked again before this.
+    retry_at: Option<Instant>,
+    /// Refusals in a row (the next delay doubles with each).
+    refusals: u32,
 }
+
+/// The first delay of a refused partition; it doubles up to `replica.fetch.backoff.ms`.
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(25);
 
 /// A followed partition by (topic, partition).
 type PartitionKey = (String, i32);
@@ -113,6 +126,8 @@ impl ReplicaFetcherManager {
                 leader,
                 leader_epoch,
                 truncated: false,
+                retry_at: None,
+                refusals: 0,
             },
         );
         let running = st.running.get(&leader).is_some_and(|t| !t.is_finished());
@@ -170,6 +185,24 @@ impl Shared {
         (targets, st.endpoints.get(&leader).cloned())
     }
 
+    /// Whether `leader` now has a followed partition, or leader epoch, that `asked` lacks.
+    fn follows_more_than(&self, leader: i32, asked: &HashMap<&PartitionKey, i32>) -> bool {
+        self.lock()
+            .followed
+            .iter()
+            .any(|(k, f)| f.leader == leader && asked.get(k) != Some(&f.leader_epoch))
+    }
+
+    /// The earliest retry of a refused partition followed from `leader`.
+    fn next_retry(&self, leader: i32) -> Option<Instant> {
+        self.lock()
+            .followed
+            .values()
+            .filter(|f| f.leader == leader)
+            .filter_map(|f| f.retry_at)
+            .min()
+    }
+
     /// Records a finished truncation, unless the partition moved on meanwhile.
     fn mark_truncated(&self, key: &PartitionKey, leader: i32, leader_epoch: i32) {
         if let Some(f) = self.lock().followed.get_mut(key) {
@@ -185,6 +218,25 @@ impl Shared {
             f.truncated = false;
         }
     }
+
+    /// The leader refused the partition: it waits before being asked about again.
+    fn delay(&self, key: &PartitionKey) {
+        if let Some(f) = self.lock().followed.get_mut(key) {
+            let delay = FIRST_RETRY_DELAY
+                .saturating_mul(1 << f.refusals.min(16))
+                .min(self.settings.backoff.max(FIRST_RETRY_DELAY));
+            f.retry_at = Some(Instant::now() + delay);
+            f.refusals = f.refusals.saturating_add(1);
+        }
+    }
+
+    /// The leader answered for the partition: no more delays.
+    fn clear_delay(&self, key: &PartitionKey) {
+        if let Some(f) = self.lock().followed.get_mut(key) {
+            f.retry_at = None;
+            f.refusals = 0;
+        }
+    }
 }
 
 /// The fetcher task of one leader: until no partition is followed there any more.
@@ -194,6 +246,8 @@ async fn run_fetcher(shared: Arc<Shared>, leader: i32) {
     let mut connection: Option<BrokerConnection> = None;
     info!(leader, "replica fetcher started");
     loop {
+        // Everything followed so far is in the targets read next.
+        changed.borrow_and_update();
         let (targets, endpoint) = shared.targets(leader);
         if targets.is_empty() {
             info!(
@@ -201,6 +255,17 @@ async fn run_fetcher(shared: Arc<Shared>, leader: i32) {
                 "replica fetcher stopped: nothing left to follow there"
             );
             return;
+        }
+        // Partitions the leader refused recently sit this round out.
+        let now = Instant::now();
+        let (due, delayed): (Vec<&Target>, Vec<&Target>) = targets
+            .iter()
+            .partition(|(_, f)| f.retry_at.is_none_or(|t| t <= now));
+        let next_retry = delayed.iter().filter_map(|(_, f)| f.retry_at).min();
+        if due.is_empty() {
+            let until = next_retry.map_or(settings.backoff, |t| t.saturating_duration_since(now));
+            let _ = tokio::time::timeout(until, changed.changed()).await;
+            continue;
         }
         let round = async {
             if connection.is_none() {
@@ -217,24 +282,57 @@ async fn run_fetcher(shared: Arc<Shared>, leader: i32) {
             let Some(conn) = connection.as_mut() else {
                 return Err(InterBrokerError::NoEndpoint(leader));
             };
-            let untruncated: Vec<_> = targets.iter().filter(|(_, f)| !f.truncated).collect();
-            let mut progressed = false;
-            if !untruncated.is_empty() {
-                progressed = truncate(&shared, conn, leader, &untruncated).await? > 0;
+            let untruncated: Vec<_> = due.iter().copied().filter(|(_, f)| !f.truncated).collect();
+            if !untruncated.is_empty() && truncate(&shared, conn, leader, &untruncated).await? > 0 {
+                // The next round starts at once: it fetches the partitions just truncated,
+                // and no long poll of this round's snapshot keeps them (or a refused
+                // partition's retry) waiting.
+                return Ok(true);
             }
-            let ready: Vec<_> = targets.iter().filter(|(_, f)| f.truncated).collect();
+            let ready: Vec<_> = due.iter().copied().filter(|(_, f)| f.truncated).collect();
             if ready.is_empty() {
-                // Partitions just truncated are fetched in the next round, at once.
-                return Ok(progressed);
+                return Ok(false);
             }
-            fetch(&shared, &settings, conn, &ready).await
+            // A long poll must not outlast the retry of a refused partition.
+            let wait = next_retry.map(|t| t.saturating_duration_since(now));
+            fetch(&shared, &settings, conn, &ready, wait).await
         };
-        match round.await {
+        // A partition newly followed here must not wait for the long poll in flight (up to
+        // `replica.fetch.wait.max.ms`): the round is dropped, with its connection (an answer
+        // may still come on it), and the next one asks for the new partition too. Nothing
+        // is lost: appends happen only after a whole answer, and no await follows them.
+        let asked: HashMap<&PartitionKey, i32> =
+            targets.iter().map(|(k, f)| (k, f.leader_epoch)).collect();
+        let outcome = {
+            let mut round = std::pin::pin!(round);
+            loop {
+                tokio::select! {
+                    r = &mut round => break Some(r),
+                    _ = changed.changed() => {
+                        if shared.follows_more_than(leader, &asked) {
+                            break None;
+                        }
+                    }
+                }
+            }
+        };
+        let Some(outcome) = outcome else {
+            debug!(leader, "newly followed partitions: restarting the fetch");
+            connection = None;
+            continue;
+        };
+        match outcome {
             Ok(true) => {}
             Ok(false) => {
-                // Nothing fetchable (the leader refused the truncation round): wait for a
-                // change or the backoff.
-                let _ = tokio::time::timeout(settings.backoff, changed.changed()).await;
+                // Nothing fetched and nothing truncated: the leader refused every partition
+                // asked about (each now waits for its retry), or they went away. A change
+                // of what is followed, or the backoff, ends the wait.
+                let retry = shared.next_retry(leader);
+                let until = retry.map_or(settings.backoff, |t| {
+                    t.saturating_duration_since(Instant::now())
+                        .min(settings.backoff)
+                });
+                let _ = tokio::time::timeout(until, changed.changed()).await;
             }
             Err(e) => {
                 warn!(leader, error = %e, "fetching from the leader failed; backing off");
@@ -251,15 +349,16 @@ fn followed_in<'a>(targets: &[&'a Target], key: &PartitionKey) -> Option<&'a Fol
 }
 
 /// KIP-101/279 truncation: asks the leader where our latest epoch ends there and cuts our
-/// log to that point (Kafka's `getOffsetTruncationState`). Returns how many partitions may
-/// now be fetched (or need one more round, after a cut to an older epoch's end).
+/// log to that point (Kafka's `getOffsetTruncationState`). Returns how many partitions were
+/// settled: may now be fetched, need one more round (after a cut to an older epoch's end),
+/// or were refused and wait for their retry.
 async fn truncate(
     shared: &Shared,
     conn: &mut BrokerConnection,
     leader: i32,
     targets: &[&Target],
 ) -> Result<usize, InterBrokerError> {
-    let mut progressed = 0;
+    let mut settled = 0;
     let mut by_topic: HashMap<&str, Vec<OffsetForLeaderPartition>> = HashMap::new();
     for ((topic, index), f) in targets.iter().map(|t| (&t.0, &t.1)) {
         let Some(p) = f.partition.upgrade() else {
@@ -297,7 +396,9 @@ async fn truncate(
             };
             if answer.error_code != 0 {
                 debug!(topic = %name, partition = answer.partition, error_code = answer.error_code,
-                    "leader refused OffsetForLeaderEpoch; retrying after the next metadata");
+                    "leader refused OffsetForLeaderEpoch; retrying");
+                shared.delay(&key);
+                settled += 1;
                 continue;
             }
             let Some(p) = f.partition.upgrade() else {
@@ -329,7 +430,7 @@ async fn truncate(
                         p.forget_empty_epochs()
                     };
                     match done {
-                        Ok(()) => progressed += 1,
+                        Ok(()) => settled += 1,
                         Err(e) => {
                             warn!(topic = %name, partition = answer.partition, error = %e, "truncation failed")
                         }
@@ -345,7 +446,10 @@ async fn truncate(
                             "follower truncated its log to the leader's history");
                     }
                     shared.mark_truncated(&key, leader, f.leader_epoch);
-                    progressed += 1;
+                    if f.refusals > 0 {
+                        shared.clear_delay(&key);
+                    }
+                    settled += 1;
                 }
                 Err(e) => {
                     warn!(topic = %name, partition = answer.partition, error = %e, "truncation failed")
@@ -353,7 +457,7 @@ async fn truncate(
             }
         }
     }
-    Ok(progressed)
+    Ok(settled)
 }
 
 /// One Fetch round; true if the leader answered (data or not).
@@ -362,6 +466,7 @@ async fn fetch(
     settings: &FetcherSettings,
     conn: &mut BrokerConnection,
     targets: &[&Target],
+    wait_at_most: Option<Duration>,
 ) -> Result<bool, InterBrokerError> {
     let mut by_topic: HashMap<&str, Vec<FetchPartition>> = HashMap::new();
     for ((topic, index), f) in targets.iter().map(|t| (&t.0, &t.1)) {
@@ -379,9 +484,14 @@ async fn fetch(
                 .with_partition_max_bytes(settings.max_bytes),
         );
     }
+    let wait_ms = wait_at_most.map_or(settings.wait_max_ms, |w| {
+        settings
+            .wait_max_ms
+            .min(i32::try_from(w.as_millis()).unwrap_or(i32::MAX))
+    });
     let req = FetchRequest::default()
         .with_replica_id(BrokerId(settings.broker_id))
-        .with_max_wait_ms(settings.wait_max_ms)
+        .with_max_wait_ms(wait_ms)
         .with_min_bytes(settings.min_bytes)
         .with_max_bytes(settings.response_max_bytes)
         .with_isolation_level(0)
@@ -397,7 +507,7 @@ async fn fetch(
                 })
                 .collect(),
         );
-    let wait = Duration::from_millis(settings.wait_max_ms.max(0) as u64);
+    let wait = Duration::from_millis(wait_ms.max(0) as u64);
     let resp = conn.call(FETCH_VERSION, &req, wait).await?;
     if resp.error_code != 0 {
         return Err(InterBrokerError::Frame(format!(
@@ -405,7 +515,6 @@ async fn fetch(
             resp.error_code
         )));
     }
-    let mut backoff = false;
     for topic in resp.responses {
         let name = topic.topic.0.to_string();
         for data in topic.partitions {
@@ -417,6 +526,9 @@ async fn fetch(
                 continue;
             };
             let p = &p;
+            if data.error_code == 0 && f.refusals > 0 {
+                shared.clear_delay(&key);
+            }
             let result = match data.error_code {
                 0 => apply_fetched(p, data.records.unwrap_or_default()).and_then(|()| {
                     p.update_from_leader(data.high_watermark, data.log_start_offset)
@@ -438,7 +550,7 @@ async fn fetch(
                     // Not (or no longer) the leader at our epoch: the metadata will say.
                     debug!(topic = %name, partition = data.partition_index, error_code = code,
                         "leader refused the fetch");
-                    backoff = true;
+                    shared.delay(&key);
                     Ok(())
                 }
             };
@@ -446,12 +558,9 @@ async fn fetch(
                 warn!(topic = %name, partition = data.partition_index, error = %e,
                     "appending fetched records failed");
                 shared.mark_untruncated(&key);
-                backoff = true;
+                shared.delay(&key);
             }
         }
-    }
-    if backoff {
-        tokio::time::sleep(settings.backoff).await;
     }
     Ok(true)
 }
