@@ -11,20 +11,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use common::{batch, BrokerProcess, Client};
+use common::{name, read_keyed, try_produce, BrokerProcess, Client};
 use gregor_protocol::kafka_protocol::messages::create_topics_request::CreatableTopic;
-use gregor_protocol::kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use gregor_protocol::kafka_protocol::messages::produce_request::{
-    PartitionProduceData, TopicProduceData,
-};
 use gregor_protocol::kafka_protocol::messages::*;
-use gregor_protocol::kafka_protocol::protocol::StrBytes;
-use gregor_protocol::kafka_protocol::records::RecordBatchDecoder;
 
-fn topic() -> TopicName {
-    TopicName(StrBytes::from_static_str("durable"))
-}
+const TOPIC: &str = "durable";
 
 /// Produces one-record batches with key "p<producer>-<n>" until told to stop or the
 /// connection dies; returns (key, acknowledged offset) of every acknowledged batch.
@@ -42,70 +33,14 @@ fn producer_loop(
     let mut n = 0;
     while !stop.load(Ordering::Relaxed) {
         let key = format!("p{id}-{n}");
-        let req = ProduceRequest::default()
-            .with_acks(-1)
-            .with_timeout_ms(5000)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(topic())
-                .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(0)
-                    .with_records(Some(batch(
-                        &[(key.as_str(), "value-bytes-0123456789")],
-                        None,
-                        n,
-                    )))])]);
-        let frame = c.encode_request(9, &req);
-        if std::io::Write::write_all(&mut c.stream, &frame).is_err() {
-            return;
-        }
-        let Some(mut resp) = c.read_frame() else {
+        let records = [(key.as_str(), "value-bytes-0123456789")];
+        let Some((code, offset)) = try_produce(&mut c, TOPIC, &records, n) else {
             return;
         };
-        use gregor_protocol::kafka_protocol::protocol::Decodable;
-        if ResponseHeader::decode(&mut resp, 1).is_err() {
-            return;
-        }
-        let Ok(r) = ProduceResponse::decode(&mut resp, 9) else {
-            return;
-        };
-        let p = &r.responses[0].partition_responses[0];
-        if p.error_code == 0 {
-            acked.lock().unwrap().push((key, p.base_offset));
+        if code == 0 {
+            acked.lock().unwrap().push((key, offset));
         }
         n += 1;
-    }
-}
-
-fn read_all(c: &mut Client) -> Vec<(i64, String)> {
-    let mut out = Vec::new();
-    let mut offset = 0;
-    loop {
-        let req = FetchRequest::default()
-            .with_replica_id((-1).into())
-            .with_max_wait_ms(0)
-            .with_max_bytes(50 << 20)
-            .with_session_epoch(-1)
-            .with_topics(vec![FetchTopic::default()
-                .with_topic(topic())
-                .with_partitions(vec![FetchPartition::default()
-                    .with_fetch_offset(offset)
-                    .with_partition_max_bytes(10 << 20)])]);
-        let resp = c.call(12, &req);
-        let p = &resp.responses[0].partitions[0];
-        assert_eq!(p.error_code, 0);
-        let mut bytes: Bytes = p.records.clone().unwrap_or_default();
-        if bytes.is_empty() {
-            return out;
-        }
-        for set in RecordBatchDecoder::decode_all(&mut bytes).expect("only whole, valid batches") {
-            for r in set.records {
-                out.push((
-                    r.offset,
-                    String::from_utf8(r.key.unwrap().to_vec()).unwrap(),
-                ));
-                offset = r.offset + 1;
-            }
-        }
     }
 }
 
@@ -116,7 +51,7 @@ fn kill_9_under_acks_all_load_loses_no_acknowledged_message() {
     let created = c.call(
         7,
         &CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
-            .with_name(topic())
+            .with_name(name(TOPIC))
             .with_num_partitions(1)
             .with_replication_factor(1)]),
     );
@@ -145,7 +80,7 @@ fn kill_9_under_acks_all_load_loses_no_acknowledged_message() {
 
     broker.restart();
     let mut c = broker.client();
-    let found = read_all(&mut c);
+    let found = read_keyed(&mut c, TOPIC);
     let lost: Vec<_> = acked
         .iter()
         .filter(|(key, offset)| !found.iter().any(|(o, k)| o == offset && k == key))

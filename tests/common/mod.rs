@@ -12,17 +12,19 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use gregor_protocol::kafka_protocol::messages::create_topics_request::{
     CreatableTopic, CreatableTopicConfig,
 };
+use gregor_protocol::kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use gregor_protocol::kafka_protocol::messages::produce_request::{
     PartitionProduceData, TopicProduceData,
 };
 use gregor_protocol::kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, ProduceRequest, RequestHeader, ResponseHeader, TopicName,
+    ApiKey, CreateTopicsRequest, FetchRequest, ProduceRequest, RequestHeader, ResponseHeader,
+    TopicName,
 };
 use gregor_protocol::kafka_protocol::protocol::{
     Decodable, Encodable, HeaderVersion, Request, StrBytes,
 };
 use gregor_protocol::kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
 pub struct BrokerProcess {
@@ -290,15 +292,22 @@ impl Client {
 
     /// Sends a request and decodes its response, checking the correlation id.
     pub fn call<R: Request>(&mut self, version: i16, req: &R) -> R::Response {
+        self.try_call(version, req)
+            .expect("broker closed the connection or sent an undecodable response")
+    }
+
+    /// `call` for a broker that may die meanwhile: None if the request cannot be sent or
+    /// no decodable response comes back.
+    pub fn try_call<R: Request>(&mut self, version: i16, req: &R) -> Option<R::Response> {
         let frame = self.encode_request(version, req);
-        self.send_raw(&frame);
-        let mut resp = self.read_frame().expect("broker closed the connection");
+        self.stream.write_all(&frame).ok()?;
+        let mut resp = self.read_frame()?;
         let header_version = R::Response::header_version(version);
-        let header = ResponseHeader::decode(&mut resp, header_version).unwrap();
+        let header = ResponseHeader::decode(&mut resp, header_version).ok()?;
         assert_eq!(header.correlation_id, self.correlation);
-        let decoded = R::Response::decode(&mut resp, version).unwrap();
+        let decoded = R::Response::decode(&mut resp, version).ok()?;
         assert_eq!(resp.remaining(), 0, "trailing bytes in response");
-        decoded
+        Some(decoded)
     }
 }
 
@@ -426,14 +435,64 @@ pub fn create_topic(c: &mut Client, topic: &str, configs: &[(&str, &str)]) {
 /// Produces one batch of (key, value) records to partition 0 with acks=all; returns
 /// (error code, base offset).
 pub fn produce(c: &mut Client, topic: &str, records: &[(&str, &str)]) -> (i16, i64) {
-    let req = ProduceRequest::default()
+    let req = produce_request(topic, records, 1_000);
+    let p = c.call(9, &req).responses[0].partition_responses[0].clone();
+    (p.error_code, p.base_offset)
+}
+
+/// `produce` to a broker that may die meanwhile (records stamped from `base_ts`): None
+/// once the connection is gone.
+pub fn try_produce(
+    c: &mut Client,
+    topic: &str,
+    records: &[(&str, &str)],
+    base_ts: i64,
+) -> Option<(i16, i64)> {
+    let resp = c.try_call(9, &produce_request(topic, records, base_ts))?;
+    let p = &resp.responses[0].partition_responses[0];
+    Some((p.error_code, p.base_offset))
+}
+
+fn produce_request(topic: &str, records: &[(&str, &str)], base_ts: i64) -> ProduceRequest {
+    ProduceRequest::default()
         .with_acks(-1)
         .with_timeout_ms(5000)
         .with_topic_data(vec![TopicProduceData::default()
             .with_name(name(topic))
             .with_partition_data(vec![PartitionProduceData::default()
                 .with_index(0)
-                .with_records(Some(batch(records, None, 1_000)))])]);
-    let p = c.call(9, &req).responses[0].partition_responses[0].clone();
-    (p.error_code, p.base_offset)
+                .with_records(Some(batch(records, None, base_ts)))])])
+}
+
+/// Every record of `topic`'s partition 0 as (offset, key), read from offset 0 to the end;
+/// each fetch must succeed and hold only whole, valid batches of keyed records.
+pub fn read_keyed(c: &mut Client, topic: &str) -> Vec<(i64, String)> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    loop {
+        let req = FetchRequest::default()
+            .with_replica_id((-1).into())
+            .with_max_wait_ms(0)
+            .with_max_bytes(50 << 20)
+            .with_session_epoch(-1)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(name(topic))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_fetch_offset(offset)
+                    .with_partition_max_bytes(10 << 20)])]);
+        let resp = c.call(12, &req);
+        let p = &resp.responses[0].partitions[0];
+        assert_eq!(p.error_code, 0, "fetch at offset {offset}");
+        let mut bytes: Bytes = p.records.clone().unwrap_or_default();
+        if bytes.is_empty() {
+            return out;
+        }
+        for set in RecordBatchDecoder::decode_all(&mut bytes).expect("only whole, valid batches") {
+            for r in set.records {
+                let key = r.key.expect("every record has a key").to_vec();
+                out.push((r.offset, String::from_utf8(key).expect("a UTF-8 key")));
+                offset = r.offset + 1;
+            }
+        }
+    }
 }

@@ -250,6 +250,31 @@ impl Tree {
         Ok(ino)
     }
 
+    /// fsync: the node's live state becomes its durable state.
+    fn make_durable(&mut self, ino: u64) -> Result<(), i32> {
+        match self.nodes.get_mut(&ino).map(|n| &mut n.body) {
+            Some(Body::File { live, durable }) => *durable = live.clone(),
+            Some(Body::Dir { live, durable }) => *durable = live.clone(),
+            None => return Err(ENOENT),
+        }
+        Ok(())
+    }
+
+    /// unlink (`dir` false: a file) or rmdir (`dir` true: an empty directory) of `name` in
+    /// `parent`. The node stays until the power goes: an open descriptor still reads it, and
+    /// a durable entry elsewhere may still name it.
+    fn remove(&mut self, parent: u64, name: &OsStr, dir: bool) -> Result<(), i32> {
+        let ino = *self.children(parent)?.get(name).ok_or(ENOENT)?;
+        match (dir, self.children(ino).is_ok()) {
+            (false, true) => return Err(EISDIR),
+            (true, false) => return Err(ENOTDIR),
+            (true, true) if !self.is_empty_dir(ino) => return Err(ENOTEMPTY),
+            _ => {}
+        }
+        self.children_mut(parent)?.remove(name);
+        Ok(())
+    }
+
     fn is_empty_dir(&self, ino: u64) -> bool {
         self.children(ino).is_ok_and(|c| c.is_empty())
     }
@@ -402,36 +427,11 @@ impl Filesystem for CrashFs {
     }
 
     fn unlink(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEmpty) {
-        // The node stays until the power goes: an open descriptor still reads it, and a
-        // durable entry elsewhere may still name it.
-        let mut tree = self.tree();
-        match tree.children(parent).map(|c| c.get(name).copied()) {
-            Ok(Some(ino)) if tree.children(ino).is_ok() => reply.error(EISDIR),
-            Ok(Some(_)) => {
-                if let Ok(c) = tree.children_mut(parent) {
-                    c.remove(name);
-                }
-                reply.ok()
-            }
-            Ok(None) => reply.error(ENOENT),
-            Err(e) => reply.error(e),
-        }
+        answer(reply, self.tree().remove(parent, name, false));
     }
 
     fn rmdir(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEmpty) {
-        let mut tree = self.tree();
-        match tree.children(parent).map(|c| c.get(name).copied()) {
-            Ok(Some(ino)) if tree.children(ino).is_err() => reply.error(ENOTDIR),
-            Ok(Some(ino)) if !tree.is_empty_dir(ino) => reply.error(ENOTEMPTY),
-            Ok(Some(_)) => {
-                if let Ok(c) = tree.children_mut(parent) {
-                    c.remove(name);
-                }
-                reply.ok()
-            }
-            Ok(None) => reply.error(ENOENT),
-            Err(e) => reply.error(e),
-        }
+        answer(reply, self.tree().remove(parent, name, true));
     }
 
     fn rename(
@@ -455,10 +455,7 @@ impl Filesystem for CrashFs {
             },
             _ => Err(EINVAL),
         };
-        match result {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        answer(reply, result);
     }
 
     fn open(&mut self, _req: &Request<'_>, _ino: u64, _flags: i32, reply: ReplyOpen) {
@@ -515,18 +512,8 @@ impl Filesystem for CrashFs {
     fn fsync(&mut self, _req: &Request<'_>, ino: u64, _fh: u64, _data: bool, reply: ReplyEmpty) {
         let mut tree = self.tree();
         tree.fsyncs += 1;
-        match tree.nodes.get_mut(&ino).map(|n| &mut n.body) {
-            Some(Body::File { live, durable }) => {
-                *durable = live.clone();
-                reply.ok()
-            }
-            // fsync(2) on a directory descriptor may arrive here rather than as fsyncdir.
-            Some(Body::Dir { live, durable }) => {
-                *durable = live.clone();
-                reply.ok()
-            }
-            None => reply.error(ENOENT),
-        }
+        // fsync(2) on a directory descriptor may arrive here rather than as fsyncdir.
+        answer(reply, tree.make_durable(ino));
     }
 
     fn readdir(
@@ -572,20 +559,24 @@ impl Filesystem for CrashFs {
     ) {
         let mut tree = self.tree();
         tree.dir_fsyncs += 1;
-        match tree.nodes.get_mut(&ino).map(|n| &mut n.body) {
-            Some(Body::Dir { live, durable }) => {
-                *durable = live.clone();
-                reply.ok()
-            }
-            Some(Body::File { .. }) => reply.error(ENOTDIR),
-            None => reply.error(ENOENT),
-        }
+        let synced = tree
+            .children(ino)
+            .map(|_| ())
+            .and_then(|()| tree.make_durable(ino));
+        answer(reply, synced);
     }
 
     fn statfs(&mut self, _req: &Request<'_>, _ino: u64, reply: ReplyStatfs) {
         // 16 GiB free in 4 KiB blocks: the broker's free-space checks see a roomy disk.
         let blocks = 4 << 20;
         reply.statfs(blocks, blocks, blocks, 1 << 20, 1 << 20, 4096, 255, 4096);
+    }
+}
+
+fn answer(reply: ReplyEmpty, result: Result<(), i32>) {
+    match result {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(e),
     }
 }
 
@@ -684,14 +675,14 @@ mod tests {
         let unsynced_entry = file(&mut t, ROOT, "entry-not-synced");
         t.data_mut(synced).unwrap().write(0, b"durable");
         t.data_mut(unsynced_entry).unwrap().write(0, b"x");
-        if let Some(Body::File { live, durable }) = t.nodes.get_mut(&synced).map(|n| &mut n.body) {
-            *durable = live.clone();
-        }
-        if let Some(Body::Dir { live, durable }) = t.nodes.get_mut(&ROOT).map(|n| &mut n.body) {
-            live.remove(OsStr::new("entry-not-synced"));
-            *durable = live.clone();
-            live.insert("entry-not-synced".into(), unsynced_entry);
-        }
+        t.make_durable(synced).unwrap();
+        // The root is fsynced as it was before the second file was created.
+        t.remove(ROOT, OsStr::new("entry-not-synced"), false)
+            .unwrap();
+        t.make_durable(ROOT).unwrap();
+        t.children_mut(ROOT)
+            .unwrap()
+            .insert("entry-not-synced".into(), unsynced_entry);
         t.data_mut(synced).unwrap().write(7, b" and lost");
         t.lose_power();
         let names: Vec<_> = t.children(ROOT).unwrap().keys().cloned().collect();

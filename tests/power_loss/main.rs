@@ -23,25 +23,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use common::{batch, create_topic, BrokerProcess, Client};
+use common::{create_topic, read_keyed, try_produce, BrokerProcess, Client};
 use crashfs::CrashDisk;
-use gregor_protocol::kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use gregor_protocol::kafka_protocol::messages::produce_request::{
-    PartitionProduceData, TopicProduceData,
-};
-use gregor_protocol::kafka_protocol::messages::*;
-use gregor_protocol::kafka_protocol::protocol::{Decodable, StrBytes};
-use gregor_protocol::kafka_protocol::records::RecordBatchDecoder;
 
 const TOPIC: &str = "power";
 /// Small segments, so that the load rolls several and their creation must be durable too.
 const SEGMENT_BYTES: &str = "16384";
 const PRODUCERS: usize = 3;
-
-fn topic() -> TopicName {
-    TopicName(StrBytes::from_static_str(TOPIC))
-}
 
 /// What the producers did: every key sent (acknowledged or not) and every acknowledgement.
 #[derive(Default)]
@@ -60,68 +48,13 @@ fn producer_loop(port: u16, id: usize, stop: Arc<AtomicBool>, load: Arc<Mutex<Lo
             return;
         }
         let key = format!("p{id}-{n}");
-        let req = ProduceRequest::default()
-            .with_acks(-1)
-            .with_timeout_ms(5000)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(topic())
-                .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(0)
-                    .with_records(Some(batch(
-                        &[(key.as_str(), value.as_str())],
-                        None,
-                        n,
-                    )))])]);
         load.lock().unwrap().sent.insert(key.clone());
-        let frame = c.encode_request(9, &req);
-        if std::io::Write::write_all(&mut c.stream, &frame).is_err() {
-            return;
-        }
-        let Some(mut resp) = c.read_frame() else {
+        let records = [(key.as_str(), value.as_str())];
+        let Some((code, offset)) = try_produce(&mut c, TOPIC, &records, n) else {
             return;
         };
-        if ResponseHeader::decode(&mut resp, 1).is_err() {
-            return;
-        }
-        let Ok(r) = ProduceResponse::decode(&mut resp, 9) else {
-            return;
-        };
-        let p = &r.responses[0].partition_responses[0];
-        if p.error_code == 0 {
-            load.lock().unwrap().acked.push((key, p.base_offset));
-        }
-    }
-}
-
-/// Every record of partition 0 as (offset, key); the fetch must succeed and hold only
-/// whole, valid batches.
-fn read_all(c: &mut Client) -> Vec<(i64, String)> {
-    let mut out = Vec::new();
-    let mut offset = 0;
-    loop {
-        let req = FetchRequest::default()
-            .with_replica_id((-1).into())
-            .with_max_wait_ms(0)
-            .with_max_bytes(50 << 20)
-            .with_session_epoch(-1)
-            .with_topics(vec![FetchTopic::default()
-                .with_topic(topic())
-                .with_partitions(vec![FetchPartition::default()
-                    .with_fetch_offset(offset)
-                    .with_partition_max_bytes(10 << 20)])]);
-        let resp = c.call(12, &req);
-        let p = &resp.responses[0].partitions[0];
-        assert_eq!(p.error_code, 0, "fetch at offset {offset}");
-        let mut bytes: Bytes = p.records.clone().unwrap_or_default();
-        if bytes.is_empty() {
-            return out;
-        }
-        for set in RecordBatchDecoder::decode_all(&mut bytes).expect("only whole, valid batches") {
-            for r in set.records {
-                let key = r.key.expect("every record has a key").to_vec();
-                out.push((r.offset, String::from_utf8(key).expect("a UTF-8 key")));
-                offset = r.offset + 1;
-            }
+        if code == 0 {
+            load.lock().unwrap().acked.push((key, offset));
         }
     }
 }
@@ -208,7 +141,7 @@ fn load_kill_and_lose_power(configs: &[(&str, &str)], acks: usize) -> AfterPower
         panic!("the broker did not start after the power loss:\n{log}");
     }
     let mut c = broker.client();
-    let found = read_all(&mut c);
+    let found = read_keyed(&mut c, TOPIC);
     AfterPowerLoss {
         sent,
         acked,
