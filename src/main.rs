@@ -149,8 +149,11 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Every segment keeps its `.log` file open and every client holds a socket: raise the soft
-/// limit on open files to the hard limit, as Kafka's operators are told to do by hand.
+/// Raises the soft limit on open files to the hard limit (what Kafka's operators are told to
+/// do by hand) and gives half of it to segment files (`gregor_log::open_files`): the other
+/// half is for client sockets, ZooKeeper, index and checkpoint writes. Beyond that share the
+/// least recently used segments are closed and opened again when next used, so the number of
+/// partitions a broker holds is not bounded by the limit.
 fn raise_open_file_limit() {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
@@ -164,11 +167,20 @@ fn raise_open_file_limit() {
             before == limit.rlim_max || libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0
         }
     };
-    if raised {
-        info!(open_files = limit.rlim_cur, "open file limit");
-    } else {
-        warn!("cannot raise the open file limit; many partitions may exhaust it");
+    if !raised {
+        warn!("cannot raise the open file limit");
+        // SAFETY: as above.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+            return;
+        }
     }
+    let segment_files = usize::try_from(limit.rlim_cur / 2).unwrap_or(usize::MAX);
+    gregor_log::open_files::set_capacity(segment_files);
+    info!(
+        open_files = limit.rlim_cur,
+        segment_files = gregor_log::open_files::capacity(),
+        "open file limit"
+    );
 }
 
 async fn wait_for_signal() {

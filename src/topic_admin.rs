@@ -59,55 +59,6 @@ pub fn excessive_partitions() -> AdminError {
     AdminError::PolicyViolation("Excessively large number of partitions per request.".into())
 }
 
-/// Every hosted partition keeps at least one segment file open (one per segment), and
-/// connections need descriptors too: a broker takes at most three quarters of its open-file
-/// limit in partitions, so that a creation is refused up front instead of failing half way
-/// with "Too many open files". (10,000 partitions need a limit of at least 13,334.)
-fn check_open_file_budget(
-    broker: &impl TopicAdminContext,
-    new_here: usize,
-) -> Result<(), AdminError> {
-    if new_here == 0 {
-        return Ok(());
-    }
-    let limit = open_file_limit();
-    let budget = limit / 4 * 3;
-    let hosted = broker.replicas().all_partitions().len();
-    if hosted + new_here > budget {
-        return Err(AdminError::PolicyViolation(format!(
-            "Broker {} hosts {hosted} partitions and would host {}: more than three quarters \
-             of its open-file limit ({limit}) allows. Raise the limit (ulimit -n) to create \
-             them.",
-            broker.config().broker_id,
-            hosted + new_here
-        )));
-    }
-    Ok(())
-}
-
-/// The soft limit on open files (raised to the hard limit at start).
-fn open_file_limit() -> usize {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit only writes the struct passed by reference.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
-        usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
-    } else {
-        usize::MAX
-    }
-}
-
-/// How many of `partitions` this broker would host.
-fn hosted_here(broker: &impl TopicAdminContext, partitions: &[PartitionMetadata]) -> usize {
-    let id = broker.config().broker_id;
-    partitions
-        .iter()
-        .filter(|p| p.replicas.contains(&id))
-        .count()
-}
-
 impl AdminError {
     pub fn error_code(&self) -> i16 {
         match self {
@@ -345,16 +296,6 @@ pub async fn create_topics(
         }
         results.push(prepared);
     }
-    let new_here: usize = results
-        .iter()
-        .flatten()
-        .map(|t| hosted_here(broker, &t.partitions))
-        .sum();
-    if let Err(e) = check_open_file_budget(broker, new_here) {
-        for r in results.iter_mut().filter(|r| r.is_ok()) {
-            *r = Err(e.clone());
-        }
-    }
     if validate_only || results.iter().all(|r| r.is_err()) {
         return results;
     }
@@ -502,7 +443,6 @@ pub async fn create_partitions(
         None => assign_replicas(&image, current, added, rf)?,
     };
     let new: Vec<PartitionMetadata> = new.into_iter().map(new_partition).collect();
-    check_open_file_budget(broker, hosted_here(broker, &new))?;
     if validate_only {
         return Ok(());
     }

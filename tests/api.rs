@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use common::{batch, BrokerProcess, Client};
+use common::{batch, records_of, try_create_topic, BrokerProcess, Client};
 use gregor_protocol::kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use gregor_protocol::kafka_protocol::messages::create_topics_request::{
     CreatableTopic, CreatableTopicConfig,
@@ -32,26 +32,6 @@ use gregor_protocol::kafka_protocol::records::RecordBatchDecoder;
 
 fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
-}
-
-fn create_topic(c: &mut Client, topic: &str, partitions: i32, configs: &[(&str, &str)]) -> i16 {
-    let req = CreateTopicsRequest::default()
-        .with_timeout_ms(5000)
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(name(topic))
-            .with_num_partitions(partitions)
-            .with_replication_factor(1)
-            .with_configs(
-                configs
-                    .iter()
-                    .map(|(k, v)| {
-                        CreatableTopicConfig::default()
-                            .with_name(StrBytes::from_string(k.to_string()))
-                            .with_value(Some(StrBytes::from_string(v.to_string())))
-                    })
-                    .collect(),
-            )]);
-    c.call(7, &req).topics[0].error_code
 }
 
 fn produce(
@@ -94,27 +74,11 @@ fn fetch_req(
                 .with_partition_max_bytes(1024 * 1024)])])
 }
 
-/// (offset, key, value) of every record in a fetch answer.
-fn records_of(bytes: &Bytes) -> Vec<(i64, String, String)> {
-    let mut buf = bytes.clone();
-    let sets = RecordBatchDecoder::decode_all(&mut buf).unwrap();
-    sets.into_iter()
-        .flat_map(|s| s.records)
-        .map(|r| {
-            (
-                r.offset,
-                String::from_utf8(r.key.unwrap().to_vec()).unwrap(),
-                String::from_utf8(r.value.unwrap().to_vec()).unwrap(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn produce_and_fetch_round_trip_with_exact_offsets_and_bytes() {
     let broker = BrokerProcess::start(&[]);
     let mut c = broker.client();
-    assert_eq!(create_topic(&mut c, "orders", 3, &[]), 0);
+    assert_eq!(try_create_topic(&mut c, "orders", 3, &[]), 0);
     let mut sent = Vec::new();
     for i in 0..5 {
         let b = batch(
@@ -186,7 +150,7 @@ fn large_record_sets_go_out_from_the_file_byte_for_byte_beside_small_ones() {
     // one answer mixes them with a small in-memory set and a cut at partition_max_bytes.
     let broker = BrokerProcess::start(&[]);
     let mut c = broker.client();
-    assert_eq!(create_topic(&mut c, "bulk", 3, &[]), 0);
+    assert_eq!(try_create_topic(&mut c, "bulk", 3, &[]), 0);
     let make = |partition: i32, batches: usize| -> Vec<Bytes> {
         (0..batches)
             .map(|b| {
@@ -287,7 +251,7 @@ fn large_record_sets_go_out_from_the_file_byte_for_byte_beside_small_ones() {
 fn produce_errors_follow_kafka() {
     let broker = BrokerProcess::start(&["message.max.bytes=2000"]);
     let mut c = broker.client();
-    assert_eq!(create_topic(&mut c, "t", 1, &[]), 0);
+    assert_eq!(try_create_topic(&mut c, "t", 1, &[]), 0);
     let good = batch(&[("k", "v")], None, 1);
     // Bad CRC: flip a byte covered by it.
     let mut bad = BytesMut::from(&good[..]);
@@ -346,7 +310,7 @@ fn min_insync_replicas_above_the_isr_refuses_acks_all() {
     let broker = BrokerProcess::start(&[]);
     let mut c = broker.client();
     assert_eq!(
-        create_topic(&mut c, "safe", 1, &[("min.insync.replicas", "2")]),
+        try_create_topic(&mut c, "safe", 1, &[("min.insync.replicas", "2")]),
         0
     );
     let b = batch(&[("k", "v")], None, 1);
@@ -366,7 +330,7 @@ fn min_insync_replicas_above_the_isr_refuses_acks_all() {
 fn idempotent_producer_sequences_duplicates_and_fencing_survive_restart() {
     let mut broker = BrokerProcess::start(&[]);
     let mut c = broker.client();
-    assert_eq!(create_topic(&mut c, "idem", 1, &[]), 0);
+    assert_eq!(try_create_topic(&mut c, "idem", 1, &[]), 0);
     let init = c.call(
         4,
         &InitProducerIdRequest::default()
@@ -442,7 +406,7 @@ fn idempotent_producer_sequences_duplicates_and_fencing_survive_restart() {
 fn fetch_long_poll_is_woken_by_new_data() {
     let broker = BrokerProcess::start(&[]);
     let mut c = broker.client();
-    assert_eq!(create_topic(&mut c, "poll", 1, &[]), 0);
+    assert_eq!(try_create_topic(&mut c, "poll", 1, &[]), 0);
     // Nothing there: waits max_wait_ms.
     let start = Instant::now();
     let resp = c.call(12, &fetch_req("poll", 0, 0, 400, 1));
@@ -475,7 +439,7 @@ fn fetch_long_poll_is_woken_by_new_data() {
 fn list_offsets_and_offset_for_leader_epoch() {
     let broker = BrokerProcess::start(&[]);
     let mut c = broker.client();
-    assert_eq!(create_topic(&mut c, "lo", 1, &[]), 0);
+    assert_eq!(try_create_topic(&mut c, "lo", 1, &[]), 0);
     // Timestamps 1000..1004 in one batch, 2000..2002 in another.
     produce(
         &mut c,
@@ -570,7 +534,7 @@ fn list_offsets_and_offset_for_leader_epoch() {
 fn a_fetch_whose_last_fetched_epoch_diverges_is_told_where_to_truncate() {
     let broker = BrokerProcess::start(&[]);
     let mut c = broker.client();
-    assert_eq!(create_topic(&mut c, "div", 1, &[]), 0);
+    assert_eq!(try_create_topic(&mut c, "div", 1, &[]), 0);
     let keys: Vec<(String, &str)> = (0..8).map(|i| (format!("k{i}"), "")).collect();
     let keys: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (k.as_str(), *v)).collect();
     produce(&mut c, "div", 0, batch(&keys, None, 1000), 1);
@@ -648,7 +612,7 @@ fn a_controller_request_from_an_older_controller_epoch_is_refused() {
 fn create_topics_answers_each_topic_of_a_request() {
     let mut broker = BrokerProcess::start(&[]);
     let mut c = broker.client();
-    assert_eq!(create_topic(&mut c, "batch-old", 1, &[]), 0);
+    assert_eq!(try_create_topic(&mut c, "batch-old", 1, &[]), 0);
     let topic = |n: &str, partitions: i32| {
         CreatableTopic::default()
             .with_name(name(n))
@@ -749,28 +713,32 @@ fn topic_administration_and_configs() {
     let broker = BrokerProcess::start(&["log.segment.bytes=1048576"]);
     let mut c = broker.client();
     assert_eq!(
-        create_topic(&mut c, "admin-t", 2, &[("cleanup.policy", "compact")]),
+        try_create_topic(&mut c, "admin-t", 2, &[("cleanup.policy", "compact")]),
         0
     );
     assert_eq!(
-        create_topic(&mut c, "admin-t", 2, &[]),
+        try_create_topic(&mut c, "admin-t", 2, &[]),
         36,
         "TOPIC_ALREADY_EXISTS"
     );
     assert_eq!(
-        create_topic(&mut c, "bad name", 2, &[]),
+        try_create_topic(&mut c, "bad name", 2, &[]),
         17,
         "INVALID_TOPIC_EXCEPTION"
     );
-    assert_eq!(create_topic(&mut c, "my.topic", 1, &[]), 0);
+    assert_eq!(try_create_topic(&mut c, "my.topic", 1, &[]), 0);
     assert_eq!(
-        create_topic(&mut c, "my_topic", 1, &[]),
+        try_create_topic(&mut c, "my_topic", 1, &[]),
         17,
         "collides with my.topic"
     );
-    assert_eq!(create_topic(&mut c, "z", 0, &[]), 37, "INVALID_PARTITIONS");
     assert_eq!(
-        create_topic(&mut c, "z", 1, &[("no.such.config", "1")]),
+        try_create_topic(&mut c, "z", 0, &[]),
+        37,
+        "INVALID_PARTITIONS"
+    );
+    assert_eq!(
+        try_create_topic(&mut c, "z", 1, &[("no.such.config", "1")]),
         40,
         "INVALID_CONFIG"
     );
@@ -879,7 +847,7 @@ fn topic_administration_and_configs() {
         produce(&mut c, "admin-t", 0, batch(&[("k", "v")], None, 1), 1).error_code,
         3
     );
-    assert_eq!(create_topic(&mut c, "admin-t", 1, &[]), 0);
+    assert_eq!(try_create_topic(&mut c, "admin-t", 1, &[]), 0);
     let resp = c.call(12, &fetch_req("admin-t", 0, 0, 0, 0));
     assert_eq!(
         resp.responses[0].partitions[0].high_watermark, 0,
@@ -937,7 +905,7 @@ fn metadata_auto_creates_and_everything_survives_a_restart() {
 fn oldest_served_versions_answer_with_their_own_fields() {
     let broker = BrokerProcess::start(&[]);
     let mut c = broker.client();
-    assert_eq!(create_topic(&mut c, "old", 1, &[]), 0);
+    assert_eq!(try_create_topic(&mut c, "old", 1, &[]), 0);
     let req = ProduceRequest::default()
         .with_acks(1)
         .with_timeout_ms(5000)
@@ -975,7 +943,7 @@ fn log_append_time_topics_stamp_the_broker_time() {
     let broker = BrokerProcess::start(&[]);
     let mut c = broker.client();
     assert_eq!(
-        create_topic(
+        try_create_topic(
             &mut c,
             "lat",
             1,
@@ -1035,7 +1003,7 @@ fn topic_configs_change_live_through_both_alter_apis() {
     };
     let broker = BrokerProcess::start(&[]);
     let mut c = broker.client();
-    assert_eq!(create_topic(&mut c, "live", 1, &[]), 0);
+    assert_eq!(try_create_topic(&mut c, "live", 1, &[]), 0);
     let big = "x".repeat(3000);
     let big_batch = batch(&[("k", big.as_str())], None, 1);
     assert_eq!(
@@ -1198,7 +1166,7 @@ fn broker_configs(c: &mut Client, resource: &str, keys: Option<&[&str]>) -> Vec<
 fn dynamic_broker_configs_apply_live_and_survive_a_restart() {
     let mut broker = BrokerProcess::start(&["message.max.bytes=100000"]);
     let mut c = broker.client();
-    assert_eq!(create_topic(&mut c, "dyn", 1, &[]), 0);
+    assert_eq!(try_create_topic(&mut c, "dyn", 1, &[]), 0);
     let big = "x".repeat(3000);
     let big_batch = batch(&[("k", big.as_str())], None, 1);
     assert_eq!(
@@ -1328,7 +1296,7 @@ fn dynamic_broker_configs_apply_live_and_survive_a_restart() {
 fn graceful_shutdown_answers_the_request_in_flight() {
     let mut broker = BrokerProcess::start(&[]);
     let mut c = broker.client();
-    assert_eq!(create_topic(&mut c, "bye", 1, &[]), 0);
+    assert_eq!(try_create_topic(&mut c, "bye", 1, &[]), 0);
     produce(&mut c, "bye", 0, batch(&[("k", "v")], None, 1), 1);
     // A long poll at the end of the log is in flight when SIGTERM arrives.
     let fetcher = std::thread::spawn(move || {
@@ -1396,7 +1364,7 @@ fn a_request_for_more_than_ten_thousand_partitions_is_refused_as_kafka_refuses_i
     }
     assert!(metadata_topics(&mut c).is_empty());
     // CreatePartitions: the same limit on the partitions a request adds.
-    assert_eq!(create_topic(&mut c, "grow", 1, &[]), 0);
+    assert_eq!(try_create_topic(&mut c, "grow", 1, &[]), 0);
     let resp = c.call(
         3,
         &CreatePartitionsRequest::default().with_topics(vec![CreatePartitionsTopic::default()
@@ -1406,40 +1374,6 @@ fn a_request_for_more_than_ten_thousand_partitions_is_refused_as_kafka_refuses_i
     assert_eq!(resp.results[0].error_code, 44);
     let md = c.call(12, &MetadataRequest::default().with_topics(None));
     assert_eq!(md.topics[0].partitions.len(), 1, "nothing added");
-}
-
-#[test]
-fn partitions_beyond_three_quarters_of_the_open_file_limit_are_refused_up_front() {
-    // 200 descriptors: at most 150 partitions.
-    let mut broker = BrokerProcess::start_with_open_file_limit(200, &[]);
-    let mut c = broker.client();
-    assert_eq!(create_topic(&mut c, "fits", 140, &[]), 0);
-    let resp = c.call(
-        7,
-        &CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
-            .with_name(name("too-many"))
-            .with_num_partitions(20)
-            .with_replication_factor(1)]),
-    );
-    assert_eq!(resp.topics[0].error_code, 44, "POLICY_VIOLATION");
-    let message = resp.topics[0].error_message.as_deref().unwrap_or_default();
-    assert!(message.contains("open-file limit (200)"), "{message}");
-    let resp = c.call(
-        3,
-        &CreatePartitionsRequest::default().with_topics(vec![CreatePartitionsTopic::default()
-            .with_name(name("fits"))
-            .with_count(160)
-            .with_assignments(None)]),
-    );
-    assert_eq!(resp.results[0].error_code, 44);
-    assert_eq!(metadata_topics(&mut c), vec!["fits".to_string()]);
-    // The broker still starts on what it holds.
-    drop(c);
-    assert!(broker.stop());
-    broker.restart();
-    let mut c = broker.client();
-    let md = c.call(12, &MetadataRequest::default().with_topics(None));
-    assert_eq!(md.topics[0].partitions.len(), 140);
 }
 
 #[test]
@@ -1466,7 +1400,7 @@ fn a_topic_whose_logs_cannot_be_opened_is_rolled_back() {
     );
     assert_eq!(std::fs::read(&blocker).unwrap(), b"not a directory");
     // The broker goes on creating topics, and starts again.
-    assert_eq!(create_topic(&mut c, "fine", 2, &[]), 0);
+    assert_eq!(try_create_topic(&mut c, "fine", 2, &[]), 0);
     drop(c);
     assert!(broker.stop());
     broker.restart();

@@ -20,6 +20,7 @@ pub mod index;
 #[allow(clippy::module_inception)]
 pub mod log;
 pub mod offset_map;
+pub mod open_files;
 pub mod producer_state;
 pub mod records;
 pub mod segment;

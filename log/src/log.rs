@@ -746,7 +746,7 @@ impl Log {
                 return Ok(None);
             }
             return Ok(Some(FetchSlice {
-                file: segment.file().clone(),
+                file: segment.file()?,
                 position: pos,
                 len,
             }));
@@ -927,7 +927,7 @@ impl Log {
         self.sync_dir_if_unsynced()?;
         self.unflushed_messages = 0;
         Ok(FlushJob {
-            file: self.active().map(|s| s.file().clone()),
+            file: self.active().map(|s| s.file()).transpose()?,
             upto: self.log_end_offset(),
         })
     }
@@ -1146,7 +1146,9 @@ impl Log {
             }
             segments.push(SegmentView {
                 base_offset: s.base_offset,
-                file: s.file().clone(),
+                // Opened now, so that the cleaner reads it even if retention deletes it
+                // meanwhile (a short excess over the open-file set's capacity).
+                file: s.file()?,
                 size: s.size(),
                 next_offset: s.next_offset(),
                 largest_timestamp: s.largest_timestamp()?,
@@ -1230,6 +1232,9 @@ fn remove_if_present(path: &Path) -> Result<(), LogError> {
 fn complete_interrupted_swaps(dir: &Path) -> Result<(), LogError> {
     let mut swaps = Vec::new();
     let mut segment_bases = Vec::new();
+    // Whether an entry changed: only then is the directory fsynced (a start that opens
+    // thousands of logs must not fsync each of them for nothing).
+    let mut changed = false;
     for entry in std::fs::read_dir(dir).map_err(at(dir))? {
         let name = entry.map_err(at(dir))?.file_name();
         let name = name.to_string_lossy();
@@ -1237,6 +1242,7 @@ fn complete_interrupted_swaps(dir: &Path) -> Result<(), LogError> {
             let path = dir.join(name.as_ref());
             debug!(path = %path.display(), "removing unfinished cleaned segment");
             remove_if_present(&path)?;
+            changed = true;
         } else if let Some(log_name) = name.strip_suffix(SWAP_SUFFIX) {
             if let Some(base) = parse_log_file_name(log_name) {
                 swaps.push(base);
@@ -1283,8 +1289,12 @@ fn complete_interrupted_swaps(dir: &Path) -> Result<(), LogError> {
         }
         let target = dir.join(log_file_name(base));
         std::fs::rename(&swap, &target).map_err(at(&target))?;
+        changed = true;
     }
-    sync_dir(dir)
+    if changed {
+        sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 /// An append's headers must describe the record set exactly (at least one batch).

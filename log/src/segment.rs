@@ -3,7 +3,9 @@
 //!
 //! Writes go to the end at an explicit position (`pwritev`), reads are positional
 //! (`read_exact_at`) on a shared `Arc<File>`, so readers never move a cursor that the
-//! writer depends on and can keep reading a segment that has since been deleted.
+//! writer depends on and can keep reading a segment that has since been deleted. The
+//! descriptor comes from the bounded set of open files (`open_files`): a segment not used
+//! for a while has none, and gets one again when next read or written.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -15,6 +17,7 @@ use tracing::{error, warn};
 use crate::batch::{valid_batch_at, BatchHeader, LOG_OVERHEAD, RECORD_BATCH_OVERHEAD};
 use crate::error::{at, LogError};
 use crate::index::{OffsetIndex, TimeIndex};
+use crate::open_files::SegmentFile;
 use crate::LogConfig;
 
 pub fn log_file_name(base_offset: i64) -> String {
@@ -118,8 +121,8 @@ pub(crate) fn now_ms() -> i64 {
 
 pub struct LogSegment {
     pub base_offset: i64,
-    path: PathBuf,
-    file: Arc<File>,
+    /// The `.log` file (and its path).
+    file: Arc<SegmentFile>,
     size: u64,
     /// One past the last offset stored here (= base_offset when empty).
     next_offset: i64,
@@ -162,8 +165,7 @@ impl LogSegment {
         )?;
         Ok(LogSegment {
             base_offset,
-            path,
-            file: Arc::new(file),
+            file: SegmentFile::opened(path, file),
             size: 0,
             next_offset: base_offset,
             index,
@@ -188,12 +190,9 @@ impl LogSegment {
         config: &LogConfig,
     ) -> Result<(LogSegment, u64), LogError> {
         let path = dir.join(log_file_name(base_offset));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(at(&path))?;
-        let size = file.metadata().map_err(at(&path))?.len();
+        // No descriptor yet: a broker that opens thousands of segments at start reads only
+        // the few it must (the last one's tail, or those it recovers).
+        let size = std::fs::metadata(&path).map_err(at(&path))?.len();
         let index_path = dir.join(index_file_name(base_offset));
         let time_path = dir.join(time_index_file_name(base_offset));
         let max = config.max_index_bytes;
@@ -216,8 +215,7 @@ impl LogSegment {
         };
         let mut segment = LogSegment {
             base_offset,
-            path,
-            file: Arc::new(file),
+            file: SegmentFile::closed(path),
             size,
             next_offset: base_offset,
             index,
@@ -232,7 +230,7 @@ impl LogSegment {
             return Ok((segment, cut));
         }
         if !index_ok {
-            warn!(segment = %segment.path.display(), "offset or time index missing or invalid; rebuilding");
+            warn!(segment = %segment.path().display(), "offset or time index missing or invalid; rebuilding");
             segment.rebuild_indexes(config)?;
         }
         segment.max_timestamp_so_far = segment.time_index.last_entry();
@@ -247,7 +245,7 @@ impl LogSegment {
                 .last_entry()
                 .is_some_and(|(_, o)| o >= segment.next_offset)
         {
-            warn!(segment = %segment.path.display(), "time index points past the log end; rebuilding");
+            warn!(segment = %segment.path().display(), "time index points past the log end; rebuilding");
             segment.rebuild_indexes(config)?;
             segment.max_timestamp_so_far = segment.time_index.last_entry();
         }
@@ -264,19 +262,13 @@ impl LogSegment {
         config: &LogConfig,
     ) -> Result<LogSegment, LogError> {
         let path = dir.join(log_file_name(base_offset));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(at(&path))?;
-        let size = file.metadata().map_err(at(&path))?.len();
+        let size = std::fs::metadata(&path).map_err(at(&path))?.len();
         let index = OffsetIndex::create(&dir.join(index_file_name(base_offset)), base_offset, 0)?;
         let time_index =
             TimeIndex::create(&dir.join(time_index_file_name(base_offset)), base_offset, 0)?;
         let mut segment = LogSegment {
             base_offset,
-            path,
-            file: Arc::new(file),
+            file: SegmentFile::closed(path),
             size,
             next_offset,
             index,
@@ -300,10 +292,8 @@ impl LogSegment {
             return Ok(());
         }
         let now = now_ms();
-        let created = self
-            .file
-            .metadata()
-            .map_err(at(&self.path))?
+        let created = std::fs::metadata(self.path())
+            .map_err(at(self.path()))?
             .created()
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
@@ -342,9 +332,9 @@ impl LogSegment {
                 break;
             }
             buf.resize(total as usize, 0);
-            self.file
+            self.handle()?
                 .read_exact_at(&mut buf, pos)
-                .map_err(at(&self.path))?;
+                .map_err(at(self.path()))?;
             if valid_batch_at(&buf).is_none() {
                 damaged = true;
                 break;
@@ -363,20 +353,21 @@ impl LogSegment {
             ));
             std::fs::create_dir_all(aside).map_err(at(aside))?;
             let mut tail = vec![0u8; cut as usize];
-            self.file
+            self.handle()?
                 .read_exact_at(&mut tail, pos)
-                .map_err(at(&self.path))?;
+                .map_err(at(self.path()))?;
             std::fs::write(&kept, &tail).map_err(at(&kept))?;
-            error!(segment = %self.path.display(), byte = pos, offset = next, cut_bytes = cut,
+            error!(segment = %self.path().display(), byte = pos, offset = next, cut_bytes = cut,
                 kept = %kept.display(),
                 "damaged record batch found by recovery: the log ends before it; the bytes from it on are kept aside, not served");
         } else if cut > 0 {
-            warn!(segment = %self.path.display(), valid_bytes = pos, cut_bytes = cut,
+            warn!(segment = %self.path().display(), valid_bytes = pos, cut_bytes = cut,
                 "truncating torn tail of log segment");
         }
         if cut > 0 {
-            self.file.set_len(pos).map_err(at(&self.path))?;
-            self.file.sync_all().map_err(at(&self.path))?;
+            let file = self.handle()?;
+            file.set_len(pos).map_err(at(self.path()))?;
+            file.sync_all().map_err(at(self.path()))?;
             self.size = pos;
         }
         self.next_offset = next;
@@ -415,7 +406,7 @@ impl LogSegment {
             return Ok(0);
         };
         let cut = self.size - pos;
-        self.file.set_len(pos).map_err(at(&self.path))?;
+        self.handle()?.set_len(pos).map_err(at(self.path()))?;
         self.size = pos;
         self.rebuild_indexes(config)?;
         self.next_offset = self.scan_next_offset()?;
@@ -507,9 +498,9 @@ impl LogSegment {
             return Ok(None);
         }
         let mut buf = [0u8; RECORD_BATCH_OVERHEAD];
-        self.file
+        self.handle()?
             .read_exact_at(&mut buf, pos)
-            .map_err(at(&self.path))?;
+            .map_err(at(self.path()))?;
         let header = BatchHeader::parse(&buf);
         Ok(header.filter(|h| h.batch_length >= 0 && pos + h.total_size() as u64 <= self.size))
     }
@@ -525,7 +516,8 @@ impl LogSegment {
         index_interval: u32,
         now_ms: i64,
     ) -> Result<(), LogError> {
-        write_batches_at(&self.file, self.size, bytes, headers).map_err(at(&self.path))?;
+        write_batches_at(self.handle()?.as_ref(), self.size, bytes, headers)
+            .map_err(at(self.path()))?;
         if self.rolling_base_ms.is_none() {
             self.rolling_base_ms = Some(now_ms);
         }
@@ -571,14 +563,19 @@ impl LogSegment {
 
     pub fn read_bytes(&self, pos: u64, len: usize) -> Result<Vec<u8>, LogError> {
         let mut buf = vec![0u8; len];
-        self.file
+        self.handle()?
             .read_exact_at(&mut buf, pos)
-            .map_err(at(&self.path))?;
+            .map_err(at(self.path()))?;
         Ok(buf)
     }
 
-    pub fn file(&self) -> &Arc<File> {
-        &self.file
+    /// The open `.log` file, for reads and fsyncs outside the log's lock.
+    pub fn file(&self) -> Result<Arc<File>, LogError> {
+        self.handle()
+    }
+
+    fn handle(&self) -> Result<Arc<File>, LogError> {
+        self.file.open().map_err(at(self.file.path()))
     }
     pub fn size(&self) -> u64 {
         self.size
@@ -590,12 +587,12 @@ impl LogSegment {
         self.size == 0
     }
     pub fn path(&self) -> &Path {
-        &self.path
+        self.file.path()
     }
 
     /// fsyncs the segment file and both indexes.
     pub fn flush(&mut self) -> Result<(), LogError> {
-        self.file.sync_data().map_err(at(&self.path))?;
+        self.handle()?.sync_data().map_err(at(self.path()))?;
         self.index.flush()?;
         self.time_index.flush()
     }
@@ -612,11 +609,9 @@ impl LogSegment {
         if let Some((t, _)) = self.max_timestamp_so_far.filter(|(t, _)| *t >= 0) {
             return Ok(t);
         }
-        let modified = self
-            .file
-            .metadata()
+        let modified = std::fs::metadata(self.path())
             .and_then(|m| m.modified())
-            .map_err(at(&self.path))?;
+            .map_err(at(self.path()))?;
         Ok(modified
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64))
@@ -627,11 +622,7 @@ impl LogSegment {
     /// returns the new paths, to be removed by the caller. A missing index is skipped.
     pub fn rename_to_deleted(&self) -> Result<Vec<PathBuf>, LogError> {
         let mut renamed = Vec::with_capacity(3);
-        for p in [
-            self.path.as_path(),
-            self.index.path(),
-            self.time_index.path(),
-        ] {
+        for p in [self.path(), self.index.path(), self.time_index.path()] {
             let mut name = p.as_os_str().to_os_string();
             name.push(DELETED_SUFFIX);
             let target = PathBuf::from(name);
@@ -646,11 +637,7 @@ impl LogSegment {
 
     /// Removes the segment's files.
     pub fn delete_files(&self) -> Result<(), LogError> {
-        for p in [
-            self.path.as_path(),
-            self.index.path(),
-            self.time_index.path(),
-        ] {
+        for p in [self.path(), self.index.path(), self.time_index.path()] {
             match std::fs::remove_file(p) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(at(p)(e)),
                 _ => {}

@@ -10,14 +10,24 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use super::connection::serve_connection;
+use super::heap_release::{release_free_heap, BurstWatch};
 use super::Shutdown;
 use crate::broker::Broker;
 
 /// How long in-flight requests get to finish once shutdown starts.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Sleeps until `at`, or forever when it is None.
+async fn sleep_until_some(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
 pub async fn run(listener: TcpListener, broker: Arc<Broker>, mut shutdown: Shutdown) {
     let mut connections = JoinSet::new();
+    let mut burst = BurstWatch::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -32,8 +42,13 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, mut shutdown: Shutd
                 }
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = sleep_until_some(burst.release_at()) => {
+                tokio::task::spawn_blocking(release_free_heap);
+                burst.released(connections.len());
+            }
             _ = shutdown.recv() => break,
         }
+        burst.observe(connections.len(), std::time::Instant::now());
     }
     drop(listener);
     info!(

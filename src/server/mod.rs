@@ -1,8 +1,9 @@
 //! The network side: `listener` accepts connections, `connection` serves one client,
 //! `send` writes its responses (file ranges with sendfile), `shutdown` tells both when to
-//! stop.
+//! stop, `heap_release` gives the memory of a burst of connections back.
 
 pub mod connection;
+pub mod heap_release;
 pub mod listener;
 pub mod send;
 pub mod shutdown;

@@ -411,13 +411,19 @@ pub fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
 }
 
-/// Creates a one-partition topic with `configs`; the request must succeed.
-pub fn create_topic(c: &mut Client, topic: &str, configs: &[(&str, &str)]) {
+/// Creates a topic of `partitions` partitions (replication factor 1) with `configs`;
+/// returns the topic's error code.
+pub fn try_create_topic(
+    c: &mut Client,
+    topic: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) -> i16 {
     let req = CreateTopicsRequest::default()
         .with_timeout_ms(5000)
         .with_topics(vec![CreatableTopic::default()
             .with_name(name(topic))
-            .with_num_partitions(1)
+            .with_num_partitions(partitions)
             .with_replication_factor(1)
             .with_configs(
                 configs
@@ -429,7 +435,28 @@ pub fn create_topic(c: &mut Client, topic: &str, configs: &[(&str, &str)]) {
                     })
                     .collect(),
             )]);
-    assert_eq!(c.call(7, &req).topics[0].error_code, 0);
+    c.call(7, &req).topics[0].error_code
+}
+
+/// Creates a one-partition topic with `configs`; the request must succeed.
+pub fn create_topic(c: &mut Client, topic: &str, configs: &[(&str, &str)]) {
+    assert_eq!(try_create_topic(c, topic, 1, configs), 0);
+}
+
+/// (offset, key, value) of every record in a fetch answer.
+pub fn records_of(bytes: &Bytes) -> Vec<(i64, String, String)> {
+    let mut buf = bytes.clone();
+    let sets = RecordBatchDecoder::decode_all(&mut buf).unwrap();
+    sets.into_iter()
+        .flat_map(|s| s.records)
+        .map(|r| {
+            (
+                r.offset,
+                String::from_utf8(r.key.unwrap().to_vec()).unwrap(),
+                String::from_utf8(r.value.unwrap().to_vec()).unwrap(),
+            )
+        })
+        .collect()
 }
 
 /// Produces one batch of (key, value) records to partition 0 with acks=all; returns
