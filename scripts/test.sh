@@ -27,11 +27,11 @@ echo "=== cargo build --release"
 timeout 2400 cargo build --release
 
 echo "=== cargo test --workspace --release -- --include-ignored (the ZooKeeper tests too)"
-# The power-loss tests mount a FUSE filesystem of their own (tests/power_loss/crashfs.rs).
+# The power-loss and failed-disk tests mount a FUSE filesystem of their own (tests/power_loss/crashfs.rs).
 skip=()
 if [ ! -c /dev/fuse ] || ! grep -qw fuse /proc/filesystems; then
-    echo "SKIPPED, NOT PASSED: the power-loss tests (tests/power_loss): this machine has no FUSE"
-    skip=(--skip power_loss)
+    echo "SKIPPED, NOT PASSED: the power-loss and failed-disk tests (tests/power_loss, tests/log_dirs.rs): this machine has no FUSE"
+    skip=(--skip power_loss --skip failed_disk)
 fi
 if ! timeout 1800 cargo test --workspace --release --no-fail-fast -- --include-ignored "${skip[@]}"; then
     echo "cargo test FAILED"

@@ -1,7 +1,6 @@
 //! The broker's shared state, handed to every connection: configuration, the metadata
 //! store, the replicas hosted here and the producer-id allocator.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -13,6 +12,8 @@ use crate::group::GroupCoordinator;
 use crate::metadata::embedded::EmbeddedMetadata;
 use crate::metadata::zookeeper::ZookeeperMetadata;
 use crate::metadata::{BrokerEndpoint, MetadataImage, MetadataStore};
+use crate::replica::log_dirs::LogDirs;
+use crate::replica::manager::CLEAN_SHUTDOWN_FILE;
 use crate::replica::replica_fetcher::FetcherSettings;
 use crate::replica::ReplicaManager;
 use crate::topic_admin::{self, TopicAdminContext};
@@ -27,25 +28,20 @@ pub struct Broker {
     pub groups: GroupCoordinator,
     /// Serialises topic administration (create, delete, add partitions) on this broker.
     pub admin_lock: tokio::sync::Mutex<()>,
-    pub log_dir: PathBuf,
 }
 
 impl Broker {
     /// Opens the data directory: meta.properties, metadata, and every hosted log.
     pub fn open(mut config: BrokerConfig) -> anyhow::Result<Broker> {
-        let log_dir = config
-            .log_dirs
-            .first()
-            .cloned()
-            .context("log.dirs is empty")?;
-        if config.log_dirs.len() > 1 {
-            tracing::warn!(
-                used = %log_dir.display(),
-                "several log.dirs are configured; only the first is used for now"
-            );
-        }
-        gregor_log::durable::create_dir_all(&log_dir)
-            .with_context(|| format!("cannot create log dir {}", log_dir.display()))?;
+        let log_dirs = LogDirs::open(&config.log_dirs, CLEAN_SHUTDOWN_FILE, true)?;
+        // Broker-wide files (the embedded metadata, and the meta.properties a ZooKeeper-mode
+        // broker id is read from) live in the first directory that is online.
+        let log_dir = log_dirs
+            .all()
+            .iter()
+            .find(|d| d.is_online())
+            .map(|d| d.path.clone())
+            .context("no log directory is online")?;
         let (metadata, cluster_id): (Arc<dyn MetadataStore>, String) =
             if config.zookeeper_connect.is_some() {
                 // Cluster mode: called from the runtime (inside block_in_place).
@@ -70,9 +66,24 @@ impl Broker {
                 let store = EmbeddedMetadata::open(&log_dir, cluster_id.clone(), endpoint)?;
                 (Arc::new(store), cluster_id)
             };
+        // Every directory carries the same identity, as in Kafka: one from another cluster
+        // or broker stops the start.
+        let version = if config.zookeeper_connect.is_some() {
+            crate::meta_properties::Version::ZooKeeper
+        } else {
+            crate::meta_properties::Version::Standalone
+        };
+        for dir in log_dirs.all().iter().filter(|d| d.is_online()) {
+            crate::meta_properties::load_or_create(
+                &dir.path,
+                config.broker_id,
+                Some(&cluster_id),
+                version,
+            )?;
+        }
         let replicas = Arc::new(ReplicaManager::new(
             config.broker_id,
-            log_dir.clone(),
+            log_dirs,
             fetcher_settings(&config),
             metadata.clone(),
         ));
@@ -95,7 +106,6 @@ impl Broker {
             replicas,
             admin_lock: tokio::sync::Mutex::new(()),
             config,
-            log_dir,
         })
     }
 

@@ -9,7 +9,7 @@ use gregor::broker::Broker;
 use gregor::config::{BrokerConfig, CliAction};
 use gregor::replica::log_cleaner::{self, CleanerConfig};
 use gregor::replica::log_flusher;
-use gregor::replica::manager::{CHECKPOINT_INTERVAL, CLEAN_SHUTDOWN_FILE};
+use gregor::replica::manager::CHECKPOINT_INTERVAL;
 use gregor::scheduler::{FirstRun, Scheduler};
 use gregor::server;
 use tokio::net::TcpListener;
@@ -62,17 +62,12 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {bind}"))?;
     let broker = Arc::new(tokio::task::block_in_place(|| Broker::open(config))?);
     broker.follow_metadata();
-    // The logs were opened with the marker's word (ReplicaManager::new read it); from now on
-    // the data changes, so the marker goes until the next graceful shutdown writes it.
-    let marker = broker.log_dir.join(CLEAN_SHUTDOWN_FILE);
-    if std::fs::remove_file(&marker).is_err() {
-        info!("no clean-shutdown marker: the previous run did not stop cleanly (or this is the first)");
-    } else {
-        // A marker brought back by a power loss would let the next start skip recovery of
-        // logs written after this point.
-        gregor_log::durable::sync_dir(&broker.log_dir)
-            .with_context(|| format!("removing {}", marker.display()))?;
-    }
+    // The logs were opened with the markers' word (LogDirs::open read them): from now on the
+    // data changes, so the markers go until the next graceful shutdown writes them.
+    broker
+        .replicas
+        .remove_clean_shutdown_markers()
+        .context("removing the clean-shutdown markers")?;
     let mut scheduler = Scheduler::new();
     let replicas = broker.replicas.clone();
     scheduler.schedule_blocking(
@@ -80,9 +75,7 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         CHECKPOINT_INTERVAL,
         FirstRun::AfterPeriod,
         move || {
-            if let Err(e) = replicas.write_checkpoints() {
-                warn!(error = %e, "writing checkpoint files failed");
-            }
+            replicas.write_checkpoints();
         },
     );
     // Kafka's retention check (`log.retention.check.interval.ms`).
@@ -137,14 +130,13 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     });
     server::run(listener, broker.clone(), shutdown).await;
     scheduler.shutdown().await;
-    // The marker tells the next start that every log was closed with its indexes and
-    // checkpoints written, so nothing needs validating: it is written only when that is true.
+    // Each directory's marker tells the next start that every log in it was closed with its
+    // indexes and checkpoints written, so nothing there needs validating: it is written only
+    // where that is true (`ReplicaManager::shutdown`).
     if tokio::task::block_in_place(|| broker.shutdown()) {
-        gregor_log::checkpoint::write_file_atomically(&marker, b"")
-            .context("writing the clean-shutdown marker")?;
         info!("shut down cleanly");
     } else {
-        warn!("shut down, but some logs did not close: no clean-shutdown marker, the next start validates them");
+        warn!("shut down, but some logs did not close: the next start validates them");
     }
     Ok(())
 }

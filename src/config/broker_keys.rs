@@ -140,7 +140,7 @@ pub(crate) const BROKER_KEYS: &[BrokerKey] = &[
         summary: Some("data directory when `log.dirs` is unset"),
         doc: "The directory in which the log data is kept (supplemental for log.dirs property). gregor's default is ./gregor-data, relative to the working directory." },
     BrokerKey { name: "log.dirs", ty: ConfigType::String, default: None, check: Check::Special, synonyms: &[],
-        summary: Some("data directories, comma-separated (only the first is used for now); unset: `log.dir`"),
+        summary: Some("data directories, comma-separated: partitions spread over them (fewest first), a failed one goes offline alone; unset: `log.dir`"),
         doc: "A comma-separated list of the directories where the log data is stored. If not set, the value in log.dir is used." },
     BrokerKey { name: "log.flush.interval.messages", ty: ConfigType::Long, default: Some(LONG_MAX), check: long(1), synonyms: &[],
         summary: Some("fsync after this many messages (topic: `flush.messages`); `1` = fsync before every acknowledgement"),

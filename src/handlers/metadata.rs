@@ -29,7 +29,12 @@ pub async fn handle(broker: &Broker, version: i16, req: MetadataRequest) -> Meta
     match requested {
         None => {
             let image = broker.image();
-            topics.extend(image.topics.values().map(|t| topic_entry(t, &image)));
+            topics.extend(
+                image
+                    .topics
+                    .values()
+                    .map(|t| topic_entry(t, &image, broker)),
+            );
         }
         Some(list) => {
             for wanted in list {
@@ -80,7 +85,7 @@ async fn named_topic(
 ) -> MetadataResponseTopic {
     let name_str = name.0.to_string();
     if let Some(t) = broker.image().topic(&name_str) {
-        return topic_entry(t, &broker.image());
+        return topic_entry(t, &broker.image(), broker);
     }
     let error_entry = |code: E| {
         MetadataResponseTopic::default()
@@ -102,7 +107,7 @@ async fn named_topic(
     };
     match topic_admin::create_topic(broker, new, false).await {
         Ok(_) | Err(AdminError::TopicExists(_)) => match broker.image().topic(&name_str) {
-            Some(t) => topic_entry(t, &broker.image()),
+            Some(t) => topic_entry(t, &broker.image(), broker),
             None => error_entry(E::LeaderNotAvailable),
         },
         Err(e) => {
@@ -115,7 +120,7 @@ async fn named_topic(
 fn topic_by_id(broker: &Broker, id: Uuid) -> MetadataResponseTopic {
     let image = broker.image();
     match image.topic_by_id(&id) {
-        Some(t) => topic_entry(t, &image),
+        Some(t) => topic_entry(t, &image, broker),
         None => MetadataResponseTopic::default()
             .with_topic_id(id)
             .with_error_code(E::UnknownTopicId.code()),
@@ -123,8 +128,18 @@ fn topic_by_id(broker: &Broker, id: Uuid) -> MetadataResponseTopic {
 }
 
 /// One topic as the image has it. Offline replicas are the assigned ones not registered
-/// (Kafka's answer from v5 on; `handle` clears them for older versions).
-fn topic_entry(t: &Arc<TopicMetadata>, image: &MetadataImage) -> MetadataResponseTopic {
+/// (Kafka's answer from v5 on; `handle` clears them for older versions), and this broker's
+/// own where its log directory has failed: a partition it leads then has no leader
+/// (LEADER_NOT_AVAILABLE), as once Kafka's controller has heard of the failure, so clients
+/// wait for a leader instead of producing into a dead directory.
+fn topic_entry(
+    t: &Arc<TopicMetadata>,
+    image: &MetadataImage,
+    broker: &Broker,
+) -> MetadataResponseTopic {
+    let local = broker.config.broker_id;
+    // The usual case, checked once: every directory online.
+    let any_offline = broker.replicas.log_dirs().any_offline();
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(str_bytes(t.name.clone()))))
         .with_topic_id(t.id)
@@ -134,8 +149,16 @@ fn topic_entry(t: &Arc<TopicMetadata>, image: &MetadataImage) -> MetadataRespons
                 .iter()
                 .enumerate()
                 .map(|(i, p)| {
+                    let offline_here = any_offline
+                        && p.replicas.contains(&local)
+                        && broker.replicas.is_offline(&t.name, i as i32);
+                    let leader = if offline_here && p.leader == local {
+                        -1
+                    } else {
+                        p.leader
+                    };
                     // No leader (cluster mode: its replicas are down): Kafka's answer.
-                    let error = if p.leader < 0 {
+                    let error = if leader < 0 {
                         E::LeaderNotAvailable.code()
                     } else {
                         0
@@ -143,14 +166,16 @@ fn topic_entry(t: &Arc<TopicMetadata>, image: &MetadataImage) -> MetadataRespons
                     MetadataResponsePartition::default()
                         .with_error_code(error)
                         .with_partition_index(i as i32)
-                        .with_leader_id(p.leader.into())
+                        .with_leader_id(leader.into())
                         .with_leader_epoch(p.leader_epoch)
                         .with_replica_nodes(p.replicas.iter().map(|r| (*r).into()).collect())
                         .with_isr_nodes(p.isr.iter().map(|r| (*r).into()).collect())
                         .with_offline_replicas(
                             p.replicas
                                 .iter()
-                                .filter(|r| image.broker(**r).is_none())
+                                .filter(|r| {
+                                    image.broker(**r).is_none() || (**r == local && offline_here)
+                                })
                                 .map(|r| (*r).into())
                                 .collect(),
                         )

@@ -255,7 +255,9 @@ pub fn schedule(scheduler: &mut Scheduler, replicas: Arc<ReplicaManager>, config
         info!("log cleaner disabled");
         return;
     }
-    let cleaner = LogCleaner::new(replicas.log_dir(), config);
+    // Its checkpoint covers every directory's partitions and lives in the first online one
+    // (Kafka keeps one per directory; it reads them all, so either layout loads there).
+    let cleaner = LogCleaner::new(replicas.log_dirs().first_online_path(), config);
     // Kafka's cleaner creates its (empty) checkpoint file at start.
     if !cleaner.checkpoint_path.exists() {
         if let Err(e) = write_checkpoint(&cleaner.checkpoint_path, &Offsets::new()) {

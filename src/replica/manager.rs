@@ -1,15 +1,17 @@
 //! The set of partition replicas this broker hosts, kept in step with the metadata image.
 //!
-//! Each partition lives in `<log.dir>/<topic>-<partition>` with a `partition.metadata` file
+//! Each partition lives in `<log dir>/<topic>-<partition>` with a `partition.metadata` file
 //! holding the topic id, as in Kafka: a directory left behind by a deleted topic of the same
 //! name is recognised by its id and moved aside instead of being served as the new topic.
+//! Which of `log.dirs` holds it, and which have failed, is `log_dirs`' business.
 //!
-//! Crash recovery state, as Kafka's `LogManager`: at start the manager notes whether the
-//! previous run left the clean-shutdown marker (`.kafka_cleanshutdown`) and reads the
-//! `recovery-point-offset-checkpoint` and `log-start-offset-checkpoint` files; each log is
-//! opened with them (clean: nothing is validated; else from its recovery point on).
-//! `write_checkpoints` (every `CHECKPOINT_INTERVAL` from the binary, and at shutdown) fsyncs
-//! rolled segments and writes those two files and `replication-offset-checkpoint`.
+//! Crash recovery state, as Kafka's `LogManager`, per log directory: at start the manager
+//! notes whether the previous run left the clean-shutdown marker (`.kafka_cleanshutdown`) and
+//! reads the `recovery-point-offset-checkpoint` and `log-start-offset-checkpoint` files; each
+//! log is opened with its directory's (clean: nothing is validated; else from its recovery
+//! point on). `write_checkpoints` (every `CHECKPOINT_INTERVAL` from the binary, and at
+//! shutdown) fsyncs rolled segments and writes, in each online directory, those two files and
+//! `replication-offset-checkpoint` for the partitions it holds.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -26,6 +28,7 @@ use gregor_log::LogOpenOptions;
 use tracing::{info, warn};
 use uuid::Uuid;
 
+use super::log_dirs::{is_dir_failure, LogDir, LogDirs};
 use super::partition::{IsrChange, Leadership, Partition, PartitionError, RoleChange};
 use super::replica_fetcher::{FetcherSettings, ReplicaFetcherManager};
 use crate::config::{topic_settings, BrokerConfig, TopicSettings};
@@ -43,7 +46,8 @@ pub struct TopicReplicas {
     applied: Arc<TopicMetadata>,
 }
 
-/// Written to the log directory after a graceful shutdown, removed at start (Kafka's name).
+/// Written to each log directory after a graceful shutdown that closed every log in it,
+/// removed at start (Kafka's name).
 pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
 
 /// How often the checkpoint files are written: Kafka's
@@ -56,7 +60,6 @@ pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
 /// removed and re-added) was closed by this process, and the start's offsets no longer
 /// describe it.
 struct StartupState {
-    clean_shutdown: bool,
     recovery_points: Mutex<Offsets>,
     log_start_offsets: Mutex<Offsets>,
     high_watermarks: Mutex<Offsets>,
@@ -64,7 +67,7 @@ struct StartupState {
 
 pub struct ReplicaManager {
     broker_id: i32,
-    log_dir: PathBuf,
+    log_dirs: LogDirs,
     topics: RwLock<HashMap<String, Arc<TopicReplicas>>>,
     startup: StartupState,
     /// Serialises checkpoint writers (the periodic task and shutdown).
@@ -94,38 +97,42 @@ pub enum LeaderAndIsrOutcome {
 }
 
 impl ReplicaManager {
-    /// Reads the clean-shutdown marker and the checkpoint files of `log_dir` (before the
-    /// binary removes the marker). A malformed checkpoint is ignored with a warning: recovery
-    /// then validates the whole log, as Kafka with no recovery point.
+    /// Reads the checkpoint files of every online log directory (`LogDirs::open` read the
+    /// clean-shutdown markers, before `remove_clean_shutdown_markers`). A malformed
+    /// checkpoint is ignored with a warning: recovery then validates the whole log, as Kafka
+    /// with no recovery point. A partition directory is in one log directory only, so the
+    /// files' entries never collide.
     pub fn new(
         broker_id: i32,
-        log_dir: PathBuf,
+        log_dirs: LogDirs,
         fetcher: FetcherSettings,
         metadata: Arc<dyn MetadataStore>,
     ) -> Self {
-        let clean_shutdown = log_dir.join(CLEAN_SHUTDOWN_FILE).exists();
-        let read = |name: &str| match read_checkpoint(&log_dir.join(name)) {
-            Ok(offsets) => offsets,
-            Err(e) => {
-                warn!(error = %e, "ignoring unreadable checkpoint file");
-                Offsets::new()
-            }
-        };
-        let recovery_points = read(RECOVERY_POINT_CHECKPOINT);
-        info!(
-            clean_shutdown,
-            recovery_points = recovery_points.len(),
-            "log recovery state loaded"
-        );
+        let (mut recovery_points, mut log_start_offsets, mut high_watermarks) =
+            (Offsets::new(), Offsets::new(), Offsets::new());
+        for dir in log_dirs.all().iter().filter(|d| d.is_online()) {
+            let read = |name: &str| match read_checkpoint(&dir.path.join(name)) {
+                Ok(offsets) => offsets,
+                Err(e) => {
+                    warn!(error = %e, "ignoring unreadable checkpoint file");
+                    Offsets::new()
+                }
+            };
+            let points = read(RECOVERY_POINT_CHECKPOINT);
+            info!(log_dir = %dir.path.display(), clean_shutdown = dir.clean_shutdown,
+                recovery_points = points.len(), "log recovery state loaded");
+            recovery_points.extend(points);
+            log_start_offsets.extend(read(LOG_START_OFFSET_CHECKPOINT));
+            high_watermarks.extend(read(REPLICATION_OFFSET_CHECKPOINT));
+        }
         let startup = StartupState {
-            clean_shutdown,
             recovery_points: Mutex::new(recovery_points),
-            log_start_offsets: Mutex::new(read(LOG_START_OFFSET_CHECKPOINT)),
-            high_watermarks: Mutex::new(read(REPLICATION_OFFSET_CHECKPOINT)),
+            log_start_offsets: Mutex::new(log_start_offsets),
+            high_watermarks: Mutex::new(high_watermarks),
         };
         ReplicaManager {
             broker_id,
-            log_dir,
+            log_dirs,
             topics: RwLock::new(HashMap::new()),
             startup,
             checkpoint_lock: Mutex::new(()),
@@ -137,13 +144,30 @@ impl ReplicaManager {
         }
     }
 
-    /// The previous run left the clean-shutdown marker.
-    pub fn had_clean_shutdown(&self) -> bool {
-        self.startup.clean_shutdown
+    /// Removes each online directory's clean-shutdown marker once the logs are open (from
+    /// now on the data changes, so the marker goes until the next graceful shutdown writes
+    /// it), and fsyncs the directory: a marker brought back by a power loss would let the
+    /// next start skip recovery of logs written after this point.
+    pub fn remove_clean_shutdown_markers(&self) -> Result<(), PartitionError> {
+        for dir in self.log_dirs.all().iter().filter(|d| d.is_online()) {
+            let marker = dir.path.join(CLEAN_SHUTDOWN_FILE);
+            if std::fs::remove_file(&marker).is_ok() {
+                gregor_log::durable::sync_dir(&dir.path)
+                    .map_err(|e| PartitionError::Log(e.into()))?;
+            } else {
+                info!(log_dir = %dir.path.display(), "no clean-shutdown marker: the previous run did not stop cleanly (or this is the first)");
+            }
+        }
+        Ok(())
     }
 
     /// What the start's checkpoints say of one log: how to open it, and its high watermark.
-    fn open_options(&self, topic: &str, index: i32) -> (LogOpenOptions, Option<i64>) {
+    fn open_options(
+        &self,
+        topic: &str,
+        index: i32,
+        log_dir: &LogDir,
+    ) -> (LogOpenOptions, Option<i64>) {
         let key = (topic.to_string(), index);
         let take = |offsets: &Mutex<Offsets>| {
             offsets
@@ -153,7 +177,7 @@ impl ReplicaManager {
         };
         let options = LogOpenOptions {
             recovery_point: take(&self.startup.recovery_points),
-            clean_shutdown: self.startup.clean_shutdown,
+            clean_shutdown: log_dir.clean_shutdown,
             log_start_offset: take(&self.startup.log_start_offsets),
         };
         (options, take(&self.startup.high_watermarks))
@@ -242,7 +266,7 @@ impl ReplicaManager {
                 };
                 for p in partitions.into_iter().flatten() {
                     self.fetchers.unfollow(&p.topic, p.index);
-                    delete_partition(p);
+                    delete_partition(&self.log_dirs, p);
                 }
             }
         }
@@ -337,13 +361,27 @@ impl ReplicaManager {
                     p.clone()
                 }
                 None => {
-                    let dir = self.log_dir.join(format!("{name}-{index}"));
+                    let dir_name = format!("{name}-{index}");
+                    // Not opened while its data is in a failed directory, or may be in one
+                    // that could not be read at start: offline until a restart finds the
+                    // directory repaired (`is_offline` says so to Metadata).
+                    let log_dir = match self.log_dirs.place(&dir_name) {
+                        Ok(log_dir) if log_dir.is_online() => log_dir,
+                        Ok(_) => continue,
+                        Err(reason) => {
+                            warn!(topic = %name, partition = index, %reason,
+                                "replica left offline");
+                            continue;
+                        }
+                    };
+                    let dir = log_dir.path.join(&dir_name);
                     if claim_partition_dir(&dir, topic.id)? {
                         created.push(dir.clone());
                     }
-                    let (options, high_watermark) = self.open_options(name, index as i32);
+                    let (options, high_watermark) = self.open_options(name, index as i32, &log_dir);
                     let p = Arc::new(Partition::open_with(
                         &dir,
+                        log_dir,
                         name,
                         index as i32,
                         topic.id,
@@ -404,6 +442,15 @@ impl ReplicaManager {
         // Role changes one at a time, with the image's: the fetcher calls of two changes
         // must not interleave (a follow after the newer change's unfollow).
         let _applying = self.apply_lock.lock().unwrap_or_else(|p| p.into_inner());
+        // A replica in a failed log directory answers KAFKA_STORAGE_ERROR, as Kafka's does:
+        // that is how a controller learns it is offline.
+        if self.is_offline(topic, index) {
+            let dir = self
+                .hosted(topic, index)
+                .map(|p| p.log_dir().path.clone())
+                .unwrap_or_default();
+            return LeaderAndIsrOutcome::Failed(PartitionError::LogDirOffline(dir));
+        }
         let Some(p) = self.hosted(topic, index) else {
             return LeaderAndIsrOutcome::NotHosted;
         };
@@ -455,15 +502,16 @@ impl ReplicaManager {
             partition = index,
             "StopReplica: deleting the replica"
         );
-        delete_partition(p);
+        delete_partition(&self.log_dirs, p);
     }
 
     /// Removes the directory of a replica this broker has not opened, if there is one.
     fn delete_unopened_replica(&self, topic: &str, index: i32) {
-        let dir = self.log_dir.join(format!("{topic}-{index}"));
-        if !dir.is_dir() {
+        let name = format!("{topic}-{index}");
+        let Some(dir) = self.log_dirs.existing(&name) else {
             return;
-        }
+        };
+        self.log_dirs.forget(&name);
         info!(
             topic,
             partition = index,
@@ -515,18 +563,31 @@ impl ReplicaManager {
         }
     }
 
-    /// Flushes and closes every log, then writes the checkpoints (graceful shutdown; the
-    /// recovery points are then the log end offsets). True if all of it succeeded.
+    /// Flushes and closes every log, writes the checkpoints (graceful shutdown; the recovery
+    /// points are then the log end offsets), and writes the clean-shutdown marker in each
+    /// online directory where all of that succeeded. True if it did in every directory.
     pub fn shutdown(&self) -> bool {
         self.fetchers.shutdown();
-        let closed = close_all(&self.all_partitions());
-        match self.write_checkpoints() {
-            Ok(()) => closed,
-            Err(e) => {
-                warn!(error = %e, "writing checkpoint files at shutdown failed");
-                false
+        let partitions = self.all_partitions();
+        let failed = close_all(&partitions);
+        let checkpointed = self.write_checkpoints();
+        let mut all_clean = true;
+        for dir in self.log_dirs.all() {
+            let clean =
+                dir.is_online() && checkpointed.contains(&dir.path) && !failed.contains(&dir.path);
+            let marked = clean
+                && gregor_log::checkpoint::write_file_atomically(
+                    &dir.path.join(CLEAN_SHUTDOWN_FILE),
+                    b"",
+                )
+                .inspect_err(|e| warn!(log_dir = %dir.path.display(), error = %e, "writing the clean-shutdown marker failed"))
+                .is_ok();
+            if !marked {
+                warn!(log_dir = %dir.path.display(), "no clean-shutdown marker: the next start validates its logs");
+                all_clean = false;
             }
         }
+        all_clean
     }
 
     /// Every hosted partition.
@@ -538,9 +599,17 @@ impl ReplicaManager {
             .collect()
     }
 
-    /// The log directory.
-    pub fn log_dir(&self) -> &Path {
-        &self.log_dir
+    /// The log directories.
+    pub fn log_dirs(&self) -> &LogDirs {
+        &self.log_dirs
+    }
+
+    /// Whether this broker's replica of the partition is offline: its log directory failed.
+    pub fn is_offline(&self, topic: &str, index: i32) -> bool {
+        match self.hosted(topic, index) {
+            Some(p) => !p.log_dir().is_online(),
+            None => self.log_dirs.is_offline(&format!("{topic}-{index}")),
+        }
     }
 
     /// Retention on every hosted partition (Kafka's `cleanupLogs`, every
@@ -565,16 +634,32 @@ impl ReplicaManager {
     }
 
     /// fsyncs every log's rolled segments, then writes `recovery-point-offset-checkpoint`,
-    /// `replication-offset-checkpoint` and `log-start-offset-checkpoint` for every hosted
-    /// partition. Blocking: call from a blocking thread.
-    pub fn write_checkpoints(&self) -> Result<(), PartitionError> {
+    /// `replication-offset-checkpoint` and `log-start-offset-checkpoint` in each online log
+    /// directory, for the partitions it holds. Returns the directories written (one whose
+    /// files cannot be written fails, as in Kafka). Blocking: call from a blocking thread.
+    pub fn write_checkpoints(&self) -> Vec<PathBuf> {
         let _guard = self
             .checkpoint_lock
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         let partitions = self.all_partitions();
-        let (mut recovery, mut hw, mut start) = (Offsets::new(), Offsets::new(), Offsets::new());
+        type DirOffsets = (Arc<LogDir>, Offsets, Offsets, Offsets);
+        let mut per_dir: HashMap<PathBuf, DirOffsets> = self
+            .log_dirs
+            .all()
+            .iter()
+            .filter(|d| d.is_online())
+            .map(|d| {
+                (
+                    d.path.clone(),
+                    (d.clone(), Offsets::new(), Offsets::new(), Offsets::new()),
+                )
+            })
+            .collect();
         for p in partitions {
+            let Some((_, recovery, hw, start)) = per_dir.get_mut(&p.log_dir().path) else {
+                continue; // its directory is offline
+            };
             let c = match p.checkpoint() {
                 Ok(c) => c,
                 Err(e) => {
@@ -589,15 +674,33 @@ impl ReplicaManager {
                 start.insert(key, log_start_offset);
             }
         }
-        write_checkpoint(&self.log_dir.join(RECOVERY_POINT_CHECKPOINT), &recovery)?;
-        write_checkpoint(&self.log_dir.join(REPLICATION_OFFSET_CHECKPOINT), &hw)?;
-        write_checkpoint(&self.log_dir.join(LOG_START_OFFSET_CHECKPOINT), &start)?;
-        Ok(())
+        let mut written = Vec::new();
+        for (dir, (log_dir, recovery, hw, start)) in per_dir {
+            // Skipped if a log's flush above took the directory offline meanwhile.
+            if !log_dir.is_online() {
+                continue;
+            }
+            let result = write_checkpoint(&dir.join(RECOVERY_POINT_CHECKPOINT), &recovery)
+                .and_then(|()| write_checkpoint(&dir.join(REPLICATION_OFFSET_CHECKPOINT), &hw))
+                .and_then(|()| write_checkpoint(&dir.join(LOG_START_OFFSET_CHECKPOINT), &start));
+            match result {
+                Ok(()) => written.push(dir),
+                // As Kafka: a checkpoint that cannot be written fails its directory.
+                Err(e) if is_dir_failure(&e) => {
+                    log_dir.fail(&e);
+                }
+                Err(e) => {
+                    warn!(log_dir = %dir.display(), error = %e, "writing checkpoint files failed")
+                }
+            }
+        }
+        written
     }
 }
 
-fn delete_partition(p: Arc<Partition>) {
+fn delete_partition(log_dirs: &LogDirs, p: Arc<Partition>) {
     let (topic, index) = (p.topic.clone(), p.index);
+    log_dirs.forget(&format!("{topic}-{index}"));
     match Arc::try_unwrap(p) {
         Ok(p) => {
             if let Err(e) = p.delete() {
@@ -700,10 +803,12 @@ fn parse_partition_metadata(bytes: &[u8]) -> Result<Uuid, String> {
 /// journal, which commits concurrent fsyncs together) serves better side by side than one
 /// after another. 10,000 partitions took 3.4 s to close one at a time.
 /// Closes the logs on a few threads; false if any failed to close.
-fn close_all(partitions: &[Arc<Partition>]) -> bool {
+/// Closes every partition's log on a few threads; returns the directories of those whose
+/// close failed.
+fn close_all(partitions: &[Arc<Partition>]) -> Vec<PathBuf> {
     const CLOSE_THREADS: usize = 8;
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let failed = std::sync::atomic::AtomicBool::new(false);
+    let failed = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for _ in 0..CLOSE_THREADS.min(partitions.len()) {
             scope.spawn(|| {
@@ -712,13 +817,16 @@ fn close_all(partitions: &[Arc<Partition>]) -> bool {
                 {
                     if let Err(e) = p.close() {
                         warn!(topic = %p.topic, partition = p.index, error = %e, "closing log failed");
-                        failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                        failed
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(p.log_dir().path.clone());
                     }
                 }
             });
         }
     });
-    !failed.into_inner()
+    failed.into_inner().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 
 pub mod alter_partition;
 pub mod log_cleaner;
+pub mod log_dirs;
 pub mod log_flusher;
 pub mod manager;
 pub mod partition;

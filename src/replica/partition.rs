@@ -26,6 +26,7 @@ use thiserror::Error;
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use super::log_dirs::{is_dir_failure, LogDir};
 use crate::config::TopicSettings;
 pub use crate::metadata::IsrChange;
 
@@ -61,6 +62,8 @@ pub enum PartitionError {
         reason: String,
         topic_id: String,
     },
+    #[error("log directory {} is offline", .0.display())]
+    LogDirOffline(std::path::PathBuf),
 }
 
 impl PartitionError {
@@ -95,7 +98,8 @@ impl PartitionError {
             PartitionError::FencedLeaderEpoch { .. } => E::FencedLeaderEpoch.code(),
             PartitionError::UnknownLeaderEpoch { .. } => E::UnknownLeaderEpoch.code(),
             PartitionError::TransactionsUnsupported => E::InvalidTxnState.code(),
-            PartitionError::UnreadablePartitionMetadata { .. } => E::KafkaStorageError.code(),
+            PartitionError::UnreadablePartitionMetadata { .. }
+            | PartitionError::LogDirOffline(_) => E::KafkaStorageError.code(),
         }
     }
 }
@@ -226,6 +230,8 @@ pub struct Partition {
     /// Group fsync: held by the one thread fsyncing for everyone; holds the offset below
     /// which the log is known durable.
     flushed: Mutex<i64>,
+    /// The log directory holding it: offline after an I/O error on any of its logs.
+    log_dir: Arc<LogDir>,
 }
 
 pub fn log_config(settings: &TopicSettings) -> LogConfig {
@@ -271,6 +277,7 @@ impl Partition {
         };
         Self::open_with(
             dir,
+            LogDir::standalone(dir.parent().unwrap_or(dir)),
             topic,
             index,
             topic_id,
@@ -287,6 +294,7 @@ impl Partition {
     #[allow(clippy::too_many_arguments)]
     pub fn open_with(
         dir: &Path,
+        log_dir: Arc<LogDir>,
         topic: &str,
         index: i32,
         topic_id: Uuid,
@@ -328,6 +336,7 @@ impl Partition {
             log_end_tx: watch::Sender::new(leo),
             leader: AtomicBool::new(true),
             flushed: Mutex::new(0),
+            log_dir,
         })
     }
 
@@ -337,6 +346,32 @@ impl Partition {
 
     pub fn is_leader(&self) -> bool {
         self.leader.load(Ordering::Acquire)
+    }
+
+    /// The log directory holding this partition.
+    pub fn log_dir(&self) -> &Arc<LogDir> {
+        &self.log_dir
+    }
+
+    /// KAFKA_STORAGE_ERROR once the log directory has failed: nothing more is read or
+    /// written there.
+    fn check_online(&self) -> Result<(), PartitionError> {
+        if self.log_dir.is_online() {
+            Ok(())
+        } else {
+            Err(PartitionError::LogDirOffline(self.log_dir.path.clone()))
+        }
+    }
+
+    /// A log error, seen by the storage failure model: an I/O error (not a full disk) takes
+    /// the whole log directory offline; a full disk is reported (`storage_errors`).
+    fn storage(&self, e: LogError) -> PartitionError {
+        if is_dir_failure(&e) {
+            self.log_dir.fail(&e);
+        } else {
+            super::storage_errors::note_write_failure(&self.log_dir.path, &e);
+        }
+        PartitionError::Log(e)
     }
 
     /// Applies the leadership the metadata gives this replica (`local` is this broker), as
@@ -465,6 +500,7 @@ impl Partition {
             // outside the lock since compressed batches are decompressed for it.
             gregor_log::records::check_keys(&records, &headers)?;
         }
+        self.check_online()?;
         let mut st = self.lock();
         if !st.is_leader {
             return Err(PartitionError::NotLeader);
@@ -487,9 +523,10 @@ impl Partition {
         } else {
             (records, -1)
         };
-        let mut info = st.log.append(&records, &headers, epoch).inspect_err(|e| {
-            super::storage_errors::note_write_failure(st.log.dir(), e);
-        })?;
+        let mut info = st
+            .log
+            .append(&records, &headers, epoch)
+            .map_err(|e| self.storage(e))?;
         if log_append_time && !info.duplicate {
             info.log_append_time = now;
         }
@@ -698,6 +735,7 @@ impl Partition {
         records: &[u8],
         headers: &[gregor_log::BatchHeader],
     ) -> Result<(), PartitionError> {
+        self.check_online()?;
         let mut st = self.lock();
         if st.is_leader {
             return Err(PartitionError::NotLeader);
@@ -705,9 +743,7 @@ impl Partition {
         let info = st
             .log
             .append_as_follower(records, headers)
-            .inspect_err(|e| {
-                super::storage_errors::note_write_failure(st.log.dir(), e);
-            })?;
+            .map_err(|e| self.storage(e))?;
         let flush_due = st.log.flush_due();
         let leo = st.log.log_end_offset();
         drop(st);
@@ -751,8 +787,9 @@ impl Partition {
     /// Follower: removes everything at and above `offset` (history that diverged from the
     /// leader's). The high watermark follows the log end down if need be.
     pub fn truncate_to(&self, offset: i64) -> Result<bool, PartitionError> {
+        self.check_online()?;
         let mut st = self.lock();
-        let truncated = st.log.truncate_to(offset)?;
+        let truncated = st.log.truncate_to(offset).map_err(|e| self.storage(e))?;
         let leo = st.log.log_end_offset();
         st.high_watermark = st.high_watermark.min(leo);
         let hw = st.high_watermark;
@@ -766,8 +803,11 @@ impl Partition {
     /// Follower: empties the log to start at the leader's log start offset (this log ends
     /// below it: the records in between are gone on the leader).
     pub fn truncate_fully_and_start_at(&self, offset: i64) -> Result<(), PartitionError> {
+        self.check_online()?;
         let mut st = self.lock();
-        st.log.truncate_fully_and_start_at(offset)?;
+        st.log
+            .truncate_fully_and_start_at(offset)
+            .map_err(|e| self.storage(e))?;
         st.high_watermark = offset;
         drop(st);
         *self.flushed.lock().unwrap_or_else(|p| p.into_inner()) = 0;
@@ -795,8 +835,9 @@ impl Partition {
         if *flushed >= target {
             return Ok(());
         }
-        let job = self.lock().log.begin_flush()?;
-        job.run().map_err(LogError::from)?;
+        self.check_online()?;
+        let job = self.lock().log.begin_flush().map_err(|e| self.storage(e))?;
+        job.run().map_err(|e| self.storage(e.into()))?;
         self.lock().log.complete_flush(&job);
         *flushed = job.upto();
         Ok(())
@@ -837,12 +878,16 @@ impl Partition {
         min_one_batch: bool,
         bound: ReadBound,
     ) -> Result<PartitionRead, PartitionError> {
+        self.check_online()?;
         let st = self.lock();
         let max_offset = match bound {
             ReadBound::HighWatermark => st.high_watermark,
             ReadBound::LogEnd => i64::MAX,
         };
-        let records = st.log.read(offset, max_bytes, max_offset, min_one_batch)?;
+        let records = st
+            .log
+            .read(offset, max_bytes, max_offset, min_one_batch)
+            .map_err(|e| self.storage(e))?;
         Ok(PartitionRead {
             records,
             high_watermark: st.high_watermark,
@@ -866,14 +911,19 @@ impl Partition {
         &self,
         timestamp: i64,
     ) -> Result<Option<(i64, i64)>, PartitionError> {
+        self.check_online()?;
         let st = self.lock();
-        let found = st.log.offset_for_timestamp(timestamp)?;
+        let found = st
+            .log
+            .offset_for_timestamp(timestamp)
+            .map_err(|e| self.storage(e))?;
         Ok(found.filter(|(offset, _)| *offset < st.high_watermark))
     }
 
     pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>, PartitionError> {
+        self.check_online()?;
         let st = self.lock();
-        let found = st.log.max_timestamp_offset()?;
+        let found = st.log.max_timestamp_offset().map_err(|e| self.storage(e))?;
         Ok(found.filter(|(offset, _)| *offset < st.high_watermark))
     }
 
@@ -891,19 +941,25 @@ impl Partition {
         self.log_end_tx.subscribe()
     }
 
+    /// Flushes and closes the log (not one in a failed directory: nothing is written there).
     pub fn close(&self) -> Result<(), PartitionError> {
-        Ok(self.lock().log.close()?)
+        self.check_online()?;
+        self.lock().log.close().map_err(|e| self.storage(e))
     }
 
     pub fn flush(&self) -> Result<(), PartitionError> {
-        Ok(self.lock().log.flush()?)
+        self.check_online()?;
+        self.lock().log.flush().map_err(|e| self.storage(e))
     }
 
     /// fsyncs the segments rolled since the last flush (Kafka's flush on roll, done by the
     /// periodic checkpoint) and returns the offsets to checkpoint.
     pub fn checkpoint(&self) -> Result<PartitionCheckpoint, PartitionError> {
+        self.check_online()?;
         let mut st = self.lock();
-        st.log.flush_rolled_segments()?;
+        st.log
+            .flush_rolled_segments()
+            .map_err(|e| self.storage(e))?;
         Ok(PartitionCheckpoint {
             recovery_point: st.log.recovery_point(),
             high_watermark: st.high_watermark,
@@ -916,10 +972,14 @@ impl Partition {
     /// `.deleted` under the lock and removed after it is released. Returns the number of
     /// segments deleted.
     pub fn delete_old_segments(&self, now_ms: i64) -> Result<usize, PartitionError> {
+        self.check_online()?;
         let (deleted, files) = {
             let mut st = self.lock();
             let hw = st.high_watermark;
-            let deleted = st.log.delete_old_segments(now_ms, hw)?;
+            let deleted = st
+                .log
+                .delete_old_segments(now_ms, hw)
+                .map_err(|e| self.storage(e))?;
             (deleted, st.log.take_deleted_files())
         };
         gregor_log::remove_deleted_files(&files);
@@ -930,6 +990,7 @@ impl Partition {
     /// deletes the segments wholly below it. An offset above the high watermark (or below
     /// -1) is OFFSET_OUT_OF_RANGE, as in Kafka. Returns the new low watermark.
     pub fn delete_records(&self, offset: i64) -> Result<i64, PartitionError> {
+        self.check_online()?;
         let (low_watermark, files) = {
             let mut st = self.lock();
             let hw = st.high_watermark;
@@ -942,7 +1003,10 @@ impl Partition {
                 }
                 .into());
             }
-            let low = st.log.delete_records_before(target)?;
+            let low = st
+                .log
+                .delete_records_before(target)
+                .map_err(|e| self.storage(e))?;
             (low, st.log.take_deleted_files())
         };
         gregor_log::remove_deleted_files(&files);
@@ -956,15 +1020,23 @@ impl Partition {
 
     /// What the cleaner needs of this log (`Log::cleanable_view`), under the lock briefly.
     pub fn cleanable_view(&self) -> Result<CleanableLog, PartitionError> {
-        Ok(self.lock().log.cleanable_view()?)
+        self.check_online()?;
+        self.lock()
+            .log
+            .cleanable_view()
+            .map_err(|e| self.storage(e))
     }
 
     /// Swaps in a cleaning's segments (`Log::replace_cleaned`); the replaced files are
     /// removed after the lock is released. Returns the groups swapped in.
     pub fn replace_cleaned(&self, result: &CleanResult) -> Result<usize, PartitionError> {
+        self.check_online()?;
         let (swapped, files) = {
             let mut st = self.lock();
-            let swapped = st.log.replace_cleaned(result)?;
+            let swapped = st
+                .log
+                .replace_cleaned(result)
+                .map_err(|e| self.storage(e))?;
             (swapped, st.log.take_deleted_files())
         };
         gregor_log::remove_deleted_files(&files);

@@ -171,12 +171,19 @@ impl Shared {
     /// What the fetcher of `leader` works on now, and where that leader listens. Empty:
     /// the task ends (and unregisters itself under the same lock, so that a `follow`
     /// racing with it starts a new one).
+    /// A replica whose log directory failed is not fetched for: it cannot take the records,
+    /// and stays out of the ISR.
     fn targets(&self, leader: i32) -> (Vec<Target>, Option<Endpoint>) {
         let mut st = self.lock();
         let targets: Vec<_> = st
             .followed
             .iter()
             .filter(|(_, f)| f.leader == leader)
+            .filter(|(_, f)| {
+                f.partition
+                    .upgrade()
+                    .is_none_or(|p| p.log_dir().is_online())
+            })
             .map(|(k, f)| (k.clone(), f.clone()))
             .collect();
         if targets.is_empty() {

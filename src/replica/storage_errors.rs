@@ -13,8 +13,8 @@ const REPORT_INTERVAL_MS: i64 = 30_000;
 
 static LAST_REPORT_MS: AtomicI64 = AtomicI64::new(i64::MIN);
 
-/// Looks at a failed write to the log in `partition_dir` and reports a full disk.
-pub fn note_write_failure(partition_dir: &Path, e: &LogError) {
+/// Looks at a failed write to a log in `log_dir` and reports a full disk.
+pub fn note_write_failure(log_dir: &Path, e: &LogError) {
     if !e.is_out_of_space() {
         return;
     }
@@ -27,7 +27,6 @@ pub fn note_write_failure(partition_dir: &Path, e: &LogError) {
     {
         return;
     }
-    let log_dir = partition_dir.parent().unwrap_or(partition_dir);
     let free_bytes = free_bytes(log_dir);
     error!(log_dir = %log_dir.display(), free_bytes, error = %e,
         "log directory is full: produces to it fail with KAFKA_STORAGE_ERROR until space is freed (DeleteRecords, DeleteTopics, retention)");

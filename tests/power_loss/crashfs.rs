@@ -11,7 +11,8 @@
 //! so a program that survives this model survives them; the converse is not true.
 //!
 //! `CrashDisk::mount` serves it at a directory; `CrashDisk::power_loss` unmounts, drops what
-//! was never made durable, and mounts the survivors again. Every request is served on the
+//! was never made durable, and mounts the survivors again; `CrashDisk::set_failing` makes
+//! every request fail with EIO, as a dead disk (the log-directory failure test). Every request is served on the
 //! session's one thread; the tree is shared with the test through a mutex.
 
 use std::collections::{BTreeMap, HashSet};
@@ -34,6 +35,7 @@ const CHUNK: usize = 64 * 1024;
 const TTL: Duration = Duration::ZERO;
 
 const ENOENT: i32 = 2;
+const EIO: i32 = 5;
 const EEXIST: i32 = 17;
 const ENOTDIR: i32 = 20;
 const EISDIR: i32 = 21;
@@ -118,6 +120,8 @@ pub struct Tree {
     /// fsyncs and directory fsyncs served, for the test to show that it went through here.
     pub fsyncs: u64,
     pub dir_fsyncs: u64,
+    /// A failed disk: every request answers EIO (`CrashDisk::set_failing`).
+    pub failing: bool,
 }
 
 impl Tree {
@@ -139,6 +143,7 @@ impl Tree {
             next_ino: ROOT + 1,
             fsyncs: 0,
             dir_fsyncs: 0,
+            failing: false,
         }
     }
 
@@ -316,6 +321,11 @@ impl CrashFs {
         self.tree.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The disk has failed: every request answers EIO.
+    fn failing(&self) -> bool {
+        self.tree().failing
+    }
+
     fn entry(&self, ino: u64, reply: ReplyEntry) {
         match self.tree().attr(ino) {
             Some(attr) => reply.entry(&TTL, &attr, 0),
@@ -326,6 +336,10 @@ impl CrashFs {
 
 impl Filesystem for CrashFs {
     fn lookup(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEntry) {
+        if self.failing() {
+            reply.error(EIO);
+            return;
+        }
         let found = self.tree().children(parent).map(|c| c.get(name).copied());
         match found {
             Ok(Some(ino)) => self.entry(ino, reply),
@@ -335,6 +349,10 @@ impl Filesystem for CrashFs {
     }
 
     fn getattr(&mut self, _req: &Request<'_>, ino: u64, _fh: Option<u64>, reply: ReplyAttr) {
+        if self.failing() {
+            reply.error(EIO);
+            return;
+        }
         match self.tree().attr(ino) {
             Some(attr) => reply.attr(&TTL, &attr),
             None => reply.error(ENOENT),
@@ -359,6 +377,10 @@ impl Filesystem for CrashFs {
         _flags: Option<u32>,
         reply: ReplyAttr,
     ) {
+        if self.failing() {
+            reply.error(EIO);
+            return;
+        }
         let mut tree = self.tree();
         if let Some(size) = size {
             match tree.data_mut(ino) {
@@ -391,6 +413,10 @@ impl Filesystem for CrashFs {
         _umask: u32,
         reply: ReplyEntry,
     ) {
+        if self.failing() {
+            reply.error(EIO);
+            return;
+        }
         let body = Body::Dir {
             live: BTreeMap::new(),
             durable: BTreeMap::new(),
@@ -412,6 +438,10 @@ impl Filesystem for CrashFs {
         _flags: i32,
         reply: ReplyCreate,
     ) {
+        if self.failing() {
+            reply.error(EIO);
+            return;
+        }
         let body = Body::File {
             live: Data::default(),
             durable: Data::default(),
@@ -427,10 +457,18 @@ impl Filesystem for CrashFs {
     }
 
     fn unlink(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEmpty) {
+        if self.failing() {
+            reply.error(EIO);
+            return;
+        }
         answer(reply, self.tree().remove(parent, name, false));
     }
 
     fn rmdir(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEmpty) {
+        if self.failing() {
+            reply.error(EIO);
+            return;
+        }
         answer(reply, self.tree().remove(parent, name, true));
     }
 
@@ -444,6 +482,10 @@ impl Filesystem for CrashFs {
         flags: u32,
         reply: ReplyEmpty,
     ) {
+        if self.failing() {
+            reply.error(EIO);
+            return;
+        }
         let mut tree = self.tree();
         const RENAME_NOREPLACE: u32 = 1;
         let result = match flags {
@@ -459,6 +501,10 @@ impl Filesystem for CrashFs {
     }
 
     fn open(&mut self, _req: &Request<'_>, _ino: u64, _flags: i32, reply: ReplyOpen) {
+        if self.failing() {
+            reply.error(EIO);
+            return;
+        }
         reply.opened(0, 0);
     }
 
@@ -473,6 +519,10 @@ impl Filesystem for CrashFs {
         _lock_owner: Option<u64>,
         reply: ReplyData,
     ) {
+        if self.failing() {
+            reply.error(EIO);
+            return;
+        }
         let tree = self.tree();
         match tree.nodes.get(&ino).map(|n| &n.body) {
             Some(Body::File { live, .. }) => {
@@ -495,6 +545,10 @@ impl Filesystem for CrashFs {
         _lock_owner: Option<u64>,
         reply: ReplyWrite,
     ) {
+        if self.failing() {
+            reply.error(EIO);
+            return;
+        }
         match self.tree().data_mut(ino) {
             Ok(live) => {
                 live.write(offset.max(0) as u64, data);
@@ -505,11 +559,19 @@ impl Filesystem for CrashFs {
     }
 
     fn flush(&mut self, _req: &Request<'_>, _ino: u64, _fh: u64, _owner: u64, reply: ReplyEmpty) {
+        if self.failing() {
+            reply.error(EIO);
+            return;
+        }
         // close(2) makes nothing durable.
         reply.ok();
     }
 
     fn fsync(&mut self, _req: &Request<'_>, ino: u64, _fh: u64, _data: bool, reply: ReplyEmpty) {
+        if self.failing() {
+            reply.error(EIO);
+            return;
+        }
         let mut tree = self.tree();
         tree.fsyncs += 1;
         // fsync(2) on a directory descriptor may arrive here rather than as fsyncdir.
@@ -524,6 +586,10 @@ impl Filesystem for CrashFs {
         offset: i64,
         mut reply: ReplyDirectory,
     ) {
+        if self.failing() {
+            reply.error(EIO);
+            return;
+        }
         let tree = self.tree();
         let children = match tree.children(ino) {
             Ok(c) => c,
@@ -557,6 +623,10 @@ impl Filesystem for CrashFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        if self.failing() {
+            reply.error(EIO);
+            return;
+        }
         let mut tree = self.tree();
         tree.dir_fsyncs += 1;
         let synced = tree
@@ -567,6 +637,10 @@ impl Filesystem for CrashFs {
     }
 
     fn statfs(&mut self, _req: &Request<'_>, _ino: u64, reply: ReplyStatfs) {
+        if self.failing() {
+            reply.error(EIO);
+            return;
+        }
         // 16 GiB free in 4 KiB blocks: the broker's free-space checks see a roomy disk.
         let blocks = 4 << 20;
         reply.statfs(blocks, blocks, blocks, 1 << 20, 1 << 20, 4096, 255, 4096);
@@ -629,11 +703,23 @@ impl CrashDisk {
     pub fn tree(&self) -> MutexGuard<'_, Tree> {
         self.tree.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// The disk fails (every request answers EIO, as a dying disk's do) or is repaired.
+    pub fn set_failing(&self, failing: bool) {
+        self.tree().failing = failing;
+    }
 }
 
 impl Drop for CrashDisk {
     fn drop(&mut self) {
         if let Some(session) = self.session.take() {
+            // Detached first: a test that failed may leave a process with files open here,
+            // and a plain unmount would then wait for it forever.
+            if let Ok(path) = std::ffi::CString::new(self.mountpoint.as_os_str().as_encoded_bytes())
+            {
+                // SAFETY: umount2 reads the NUL-terminated path only.
+                unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
+            }
             session.join();
         }
     }

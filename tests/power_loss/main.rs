@@ -16,6 +16,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+#[allow(dead_code)] // set_failing serves the log-directory failure test
 mod crashfs;
 
 use std::collections::{HashMap, HashSet};
