@@ -15,68 +15,34 @@ mod crashfs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{batch, name, records_of, try_create_topic, BrokerProcess, Client};
-use crashfs::CrashDisk;
-use gregor_protocol::kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use gregor_protocol::kafka_protocol::messages::produce_request::{
-    PartitionProduceData, TopicProduceData,
+use common::{
+    name, produce_to, try_create_topic, try_produce, try_read_keyed, BrokerProcess, Client,
 };
-use gregor_protocol::kafka_protocol::messages::{FetchRequest, MetadataRequest, ProduceRequest};
+use crashfs::CrashDisk;
+use gregor_protocol::kafka_protocol::messages::MetadataRequest;
 
 const KAFKA_STORAGE_ERROR: i16 = 56;
 const LEADER_NOT_AVAILABLE: i16 = 5;
 
 /// One acks=all record keyed `<topic>-<partition>-<n>`: (error code, base offset).
 fn produce_one(c: &mut Client, topic: &str, partition: i32, n: i64) -> (i16, i64) {
-    let key = format!("{topic}-{partition}-{n}");
-    let resp = c.call(
-        9,
-        &ProduceRequest::default()
-            .with_acks(-1)
-            .with_timeout_ms(5000)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(name(topic))
-                .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(partition)
-                    .with_records(Some(batch(&[(&key, "v")], None, 1_000)))])]),
-    );
-    let r = &resp.responses[0].partition_responses[0];
-    (r.error_code, r.base_offset)
+    produce_to(
+        c,
+        topic,
+        partition,
+        &[(&format!("{topic}-{partition}-{n}"), "v")],
+    )
 }
 
-/// (error code, keys from offset 0 on) of one partition.
+/// (error code, keys from offset 0 on, at dense offsets) of one partition.
 fn fetch_keys(c: &mut Client, topic: &str, partition: i32) -> (i16, Vec<String>) {
-    let mut keys = Vec::new();
-    loop {
-        let resp = c.call(
-            12,
-            &FetchRequest::default()
-                .with_replica_id((-1).into())
-                .with_max_bytes(1 << 20)
-                .with_session_epoch(-1)
-                .with_topics(vec![FetchTopic::default()
-                    .with_topic(name(topic))
-                    .with_partitions(vec![FetchPartition::default()
-                        .with_partition(partition)
-                        .with_fetch_offset(keys.len() as i64)
-                        .with_partition_max_bytes(1 << 20)])]),
-        );
-        let p = &resp.responses[0].partitions[0];
-        if p.error_code != 0 {
-            return (p.error_code, keys);
+    match try_read_keyed(c, topic, partition) {
+        Ok(records) => {
+            let offsets: Vec<i64> = records.iter().map(|(o, _)| *o).collect();
+            assert_eq!(offsets, (0..records.len() as i64).collect::<Vec<_>>());
+            (0, records.into_iter().map(|(_, k)| k).collect())
         }
-        let got = records_of(p.records.as_ref().unwrap());
-        if got.is_empty() {
-            return (0, keys);
-        }
-        for (offset, key, _) in got {
-            assert_eq!(
-                offset,
-                keys.len() as i64,
-                "{topic}-{partition}: dense offsets"
-            );
-            keys.push(key);
-        }
+        Err(code) => (code, Vec::new()),
     }
 }
 
@@ -390,17 +356,7 @@ fn a_failed_disk_that_was_the_last_log_dir_halts_the_broker() {
     assert_eq!(produce_one(&mut c, "t", 0, 0), (0, 0));
     disk.set_failing(true);
     // The request that meets the failure gets no answer: the broker halts, as Kafka's does.
-    let _ = c.try_call(
-        9,
-        &ProduceRequest::default()
-            .with_acks(-1)
-            .with_timeout_ms(5000)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(name("t"))
-                .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(0)
-                    .with_records(Some(batch(&[("k", "v")], None, 1_000)))])]),
-    );
+    let _ = try_produce(&mut c, "t", &[("k", "v")], 1_000);
     let status = broker
         .wait_exit(Duration::from_secs(10))
         .expect("the broker halts");

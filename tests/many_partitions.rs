@@ -6,7 +6,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{batch, name, records_of, try_create_topic, BrokerProcess, Client};
+use common::{
+    batch, name, produce_to, records_of, try_create_topic, try_read_keyed, BrokerProcess, Client,
+};
 use gregor_protocol::kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use gregor_protocol::kafka_protocol::messages::produce_request::{
     PartitionProduceData, TopicProduceData,
@@ -217,43 +219,14 @@ fn thirty_thousand_partitions_under_a_limit_of_1024_files_are_created_and_restar
     for t in topics {
         for p in edges {
             let key = format!("{t}-{p}");
-            let resp = c.call(
-                9,
-                &ProduceRequest::default()
-                    .with_acks(-1)
-                    .with_timeout_ms(5000)
-                    .with_topic_data(vec![TopicProduceData::default()
-                        .with_name(name(t))
-                        .with_partition_data(vec![PartitionProduceData::default()
-                            .with_index(p)
-                            .with_records(Some(batch(&[(&key, "v")], None, 1_000)))])]),
-            );
-            let r = &resp.responses[0].partition_responses[0];
-            assert_eq!((r.error_code, r.base_offset), (0, 0), "{key}");
+            assert_eq!(produce_to(&mut c, t, p, &[(&key, "v")]), (0, 0), "{key}");
         }
     }
     let check = |c: &mut Client| {
         for t in topics {
             for p in edges {
-                let resp = c.call(
-                    12,
-                    &FetchRequest::default()
-                        .with_replica_id((-1).into())
-                        .with_max_bytes(1 << 20)
-                        .with_session_epoch(-1)
-                        .with_topics(vec![FetchTopic::default()
-                            .with_topic(name(t))
-                            .with_partitions(vec![FetchPartition::default()
-                                .with_partition(p)
-                                .with_fetch_offset(0)
-                                .with_partition_max_bytes(1 << 20)])]),
-                );
-                let a = &resp.responses[0].partitions[0];
-                assert_eq!((a.error_code, a.high_watermark), (0, 1), "{t}-{p}");
-                assert_eq!(
-                    records_of(a.records.as_ref().unwrap()),
-                    vec![(0, format!("{t}-{p}"), "v".to_string())]
-                );
+                let key = format!("{t}-{p}");
+                assert_eq!(try_read_keyed(c, t, p), Ok(vec![(0, key)]));
             }
         }
     };

@@ -462,7 +462,18 @@ pub fn records_of(bytes: &Bytes) -> Vec<(i64, String, String)> {
 /// Produces one batch of (key, value) records to partition 0 with acks=all; returns
 /// (error code, base offset).
 pub fn produce(c: &mut Client, topic: &str, records: &[(&str, &str)]) -> (i16, i64) {
-    let req = produce_request(topic, records, 1_000);
+    produce_to(c, topic, 0, records)
+}
+
+/// Produces one batch of (key, value) records to `partition` with acks=all; returns
+/// (error code, base offset).
+pub fn produce_to(
+    c: &mut Client,
+    topic: &str,
+    partition: i32,
+    records: &[(&str, &str)],
+) -> (i16, i64) {
+    let req = produce_request(topic, partition, records, 1_000);
     let p = c.call(9, &req).responses[0].partition_responses[0].clone();
     (p.error_code, p.base_offset)
 }
@@ -475,25 +486,39 @@ pub fn try_produce(
     records: &[(&str, &str)],
     base_ts: i64,
 ) -> Option<(i16, i64)> {
-    let resp = c.try_call(9, &produce_request(topic, records, base_ts))?;
+    let resp = c.try_call(9, &produce_request(topic, 0, records, base_ts))?;
     let p = &resp.responses[0].partition_responses[0];
     Some((p.error_code, p.base_offset))
 }
 
-fn produce_request(topic: &str, records: &[(&str, &str)], base_ts: i64) -> ProduceRequest {
+fn produce_request(
+    topic: &str,
+    partition: i32,
+    records: &[(&str, &str)],
+    base_ts: i64,
+) -> ProduceRequest {
     ProduceRequest::default()
         .with_acks(-1)
         .with_timeout_ms(5000)
         .with_topic_data(vec![TopicProduceData::default()
             .with_name(name(topic))
             .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
+                .with_index(partition)
                 .with_records(Some(batch(records, None, base_ts)))])])
 }
 
 /// Every record of `topic`'s partition 0 as (offset, key), read from offset 0 to the end;
 /// each fetch must succeed and hold only whole, valid batches of keyed records.
 pub fn read_keyed(c: &mut Client, topic: &str) -> Vec<(i64, String)> {
+    try_read_keyed(c, topic, 0).unwrap_or_else(|code| panic!("fetch answered error {code}"))
+}
+
+/// `read_keyed` of any partition: Err with the error code of a fetch that failed.
+pub fn try_read_keyed(
+    c: &mut Client,
+    topic: &str,
+    partition: i32,
+) -> Result<Vec<(i64, String)>, i16> {
     let mut out = Vec::new();
     let mut offset = 0;
     loop {
@@ -505,14 +530,17 @@ pub fn read_keyed(c: &mut Client, topic: &str) -> Vec<(i64, String)> {
             .with_topics(vec![FetchTopic::default()
                 .with_topic(name(topic))
                 .with_partitions(vec![FetchPartition::default()
+                    .with_partition(partition)
                     .with_fetch_offset(offset)
                     .with_partition_max_bytes(10 << 20)])]);
         let resp = c.call(12, &req);
         let p = &resp.responses[0].partitions[0];
-        assert_eq!(p.error_code, 0, "fetch at offset {offset}");
+        if p.error_code != 0 {
+            return Err(p.error_code);
+        }
         let mut bytes: Bytes = p.records.clone().unwrap_or_default();
         if bytes.is_empty() {
-            return out;
+            return Ok(out);
         }
         for set in RecordBatchDecoder::decode_all(&mut bytes).expect("only whole, valid batches") {
             for r in set.records {
