@@ -50,7 +50,7 @@ if ! timeout 900 bash log/tests/kafka_dump_log.sh; then
     status=1
 fi
 
-echo "=== Kafka's kafka-consumer-groups.sh and DumpLogSegments --offsets-decoder against gregor's groups"
+echo "=== Kafka's kafka-consumer-groups.sh, kafka-log-dirs.sh and DumpLogSegments --offsets-decoder against gregor"
 if ! timeout 600 python3 tests/kafka_consumer_groups.py --broker target/release/gregor; then
     echo "kafka_consumer_groups FAILED"
     status=1

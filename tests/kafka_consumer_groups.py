@@ -6,7 +6,9 @@
    while a consumer is in the group, --reset-offsets --execute (to-earliest, to-offset, shift-by),
    --delete-offsets and --delete, each checked by reading the committed offsets back through
    confluent-kafka.
-2. `kafka-dump-log.sh --offsets-decoder` (org.apache.kafka.tools.DumpLogSegments) decodes
+2. `kafka-log-dirs.sh --describe` (org.apache.kafka.tools.LogDirsCommand) lists the data
+   directory with the topic's partitions and their sizes.
+3. `kafka-dump-log.sh --offsets-decoder` (org.apache.kafka.tools.DumpLogSegments) decodes
    gregor's __consumer_offsets segment: the offset commits and group metadata are in Kafka's
    record formats.
 
@@ -15,6 +17,7 @@ Prints "N passed, N failed"; exits non-zero on any failure.
 """
 import argparse
 import glob
+import json
 import os
 import re
 import subprocess
@@ -165,6 +168,24 @@ def main():
         code, out, err = tool(lib, bs, "--list")
         check("--list no longer names it", code == 0 and GROUP not in out.split(), f"{out}\n{err}")
         check("its offsets are gone", committed(bs, GROUP) == [-1001, -1001], committed(bs, GROUP))
+
+        # kafka-log-dirs.sh --describe (DescribeCluster, then DescribeLogDirs): the data
+        # directory with the topic's partitions and their sizes.
+        code, out, err = tool(lib, bs, "--describe", "--topic-list", TOPIC,
+                              cls="org.apache.kafka.tools.LogDirsCommand")
+        described = {}
+        try:
+            report = json.loads(out.strip().splitlines()[-1])
+            for d in report["brokers"][0]["logDirs"]:
+                described[d["logDir"]] = (d["error"], {p["partition"]: p["size"] for p in d["partitions"]})
+        except (ValueError, KeyError, IndexError) as e:
+            err += f"\nunreadable report: {e}"
+        sizes = described.get(os.path.abspath(broker.data_dir), (None, {}))[1]
+        check("kafka-log-dirs.sh --describe lists the data directory with the topic's partitions",
+              code == 0 and list(described) == [os.path.abspath(broker.data_dir)]
+              and described[os.path.abspath(broker.data_dir)][0] is None
+              and sorted(sizes) == [f"{TOPIC}-0", f"{TOPIC}-1"] and all(v > 0 for v in sizes.values()),
+              f"exit {code}\n{out}\n{err}")
 
         # Kafka's DumpLogSegments decodes gregor's offsets topic.
         commit(bs, "dump-group", [3, 4])

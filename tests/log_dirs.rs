@@ -19,7 +19,8 @@ use common::{
     name, produce_to, try_create_topic, try_produce, try_read_keyed, BrokerProcess, Client,
 };
 use crashfs::CrashDisk;
-use gregor_protocol::kafka_protocol::messages::MetadataRequest;
+use gregor_protocol::kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
+use gregor_protocol::kafka_protocol::messages::{DescribeLogDirsRequest, MetadataRequest};
 
 const KAFKA_STORAGE_ERROR: i16 = 56;
 const LEADER_NOT_AVAILABLE: i16 = 5;
@@ -64,6 +65,59 @@ fn partitions_in(log_dir: &Path, topic: &str) -> Vec<i32> {
     found
 }
 
+/// One directory as DescribeLogDirs answers it: (error code, path, [(topic, partition,
+/// size)], total bytes, usable bytes).
+type DescribedDir = (i16, String, Vec<(String, i32, i64)>, i64, i64);
+
+fn describe_log_dirs(
+    c: &mut Client,
+    version: i16,
+    topics: Option<&[(&str, &[i32])]>,
+) -> Vec<DescribedDir> {
+    let req = DescribeLogDirsRequest::default().with_topics(topics.map(|t| {
+        t.iter()
+            .map(|(name_, partitions)| {
+                DescribableLogDirTopic::default()
+                    .with_topic(name(name_))
+                    .with_partitions(partitions.to_vec())
+            })
+            .collect()
+    }));
+    c.call(version, &req)
+        .results
+        .into_iter()
+        .map(|r| {
+            let mut held: Vec<(String, i32, i64)> = r
+                .topics
+                .iter()
+                .flat_map(|t| {
+                    t.partitions
+                        .iter()
+                        .map(|p| (t.name.to_string(), p.partition_index, p.partition_size))
+                })
+                .collect();
+            held.sort();
+            (
+                r.error_code,
+                r.log_dir.to_string(),
+                held,
+                r.total_bytes,
+                r.usable_bytes,
+            )
+        })
+        .collect()
+}
+
+/// Bytes in the `.log` files of partition directory `dir`.
+fn segment_bytes(dir: &Path) -> i64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+        .map(|e| e.metadata().unwrap().len() as i64)
+        .sum()
+}
+
 fn log_dirs_override(dirs: &[PathBuf]) -> String {
     let list: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
     format!("log.dirs={}", list.join(","))
@@ -102,6 +156,37 @@ fn partitions_spread_over_log_dirs_and_each_dir_keeps_its_own_state() {
         })
         .collect();
     assert!(cluster_ids.iter().all(|id| *id == cluster_ids[0]));
+    // DescribeLogDirs (kafka-log-dirs.sh): each directory with exactly its partitions and
+    // their sizes on disk.
+    let described = describe_log_dirs(&mut c, 4, None);
+    assert_eq!(described.len(), 3);
+    for (d, (error, path, held, total, usable)) in dirs.iter().zip(&described) {
+        assert_eq!(
+            (*error, path.as_str()),
+            (0, d.display().to_string().as_str())
+        );
+        let mut want: Vec<(String, i32, i64)> = ["more", "spread"]
+            .iter()
+            .flat_map(|t| {
+                partitions_in(d, t).into_iter().map(move |p| {
+                    let size = segment_bytes(&d.join(format!("{t}-{p}")));
+                    (t.to_string(), p, size)
+                })
+            })
+            .collect();
+        want.sort();
+        assert_eq!(*held, want, "{}", d.display());
+        assert!(*total > 0 && *usable > 0 && usable <= total);
+    }
+    assert!(described
+        .iter()
+        .flat_map(|d| &d.2)
+        .any(|(_, _, size)| *size > 0));
+    // v1, for one partition: only its directory lists it.
+    let one = describe_log_dirs(&mut c, 1, Some(&[("spread", &[3])]));
+    let listed: Vec<&(String, i32, i64)> = one.iter().flat_map(|d| &d.2).collect();
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].0.as_str(), listed[0].1), ("spread", 3));
     drop(c);
     assert!(broker.stop());
     // Each directory: its own marker, and checkpoints naming exactly its partitions.
@@ -305,6 +390,12 @@ fn a_failed_disk_takes_its_log_dir_offline_and_the_broker_serves_the_others() {
             assert!(part.offline_replicas.is_empty());
         }
     }
+    let described = describe_log_dirs(&mut c, 4, None);
+    assert_eq!(described[1].0, KAFKA_STORAGE_ERROR, "{}", described[1].1);
+    assert!(described[1].2.is_empty());
+    assert_eq!(described[0].0, 0);
+    let on_good_listed: Vec<i32> = described[0].2.iter().map(|(_, p, _)| *p).collect();
+    assert_eq!(on_good_listed, on_good);
     assert!(
         broker.log().contains("log directory failed")
             && broker.log().contains(&bad.display().to_string()),

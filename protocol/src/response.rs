@@ -42,6 +42,7 @@ responses! {
     DescribeConfigs(DescribeConfigsResponse),
     CreatePartitions(CreatePartitionsResponse),
     DescribeCluster(DescribeClusterResponse),
+    DescribeLogDirs(DescribeLogDirsResponse),
     FindCoordinator(FindCoordinatorResponse),
     AlterConfigs(AlterConfigsResponse),
     IncrementalAlterConfigs(IncrementalAlterConfigsResponse),

@@ -51,6 +51,8 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     // Preferred or unclean elections on request (kafka-leader-election.sh), at the controller.
     api(ApiKey::ElectLeaders, 0, 2),
     api(ApiKey::DescribeCluster, 0, 2),
+    // kafka-log-dirs.sh; v0 is gone from Kafka 4.
+    api(ApiKey::DescribeLogDirs, 1, 4),
     // Groups only (transactional ids get COORDINATOR_NOT_AVAILABLE until transactions exist).
     // librdkafka also infers LZ4 support (a 0.8.2 feature) from its presence.
     api(ApiKey::FindCoordinator, 0, 6),

@@ -23,7 +23,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::future::select_all;
 use futures_util::FutureExt;
-use gregor_log::{FetchSlice, LogError};
+use gregor_log::FetchSlice;
 use gregor_protocol::kafka_protocol::error::ResponseError as E;
 use gregor_protocol::kafka_protocol::messages::fetch_response::{
     EpochEndOffset, FetchableTopicResponse, PartitionData,
@@ -34,7 +34,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::broker::Broker;
-use crate::replica::{Partition, PartitionError, ReadBound};
+use crate::replica::{Partition, ReadBound};
 
 /// Fetch v4+: isolation level 1 is read_committed.
 const READ_COMMITTED: i8 = 1;
@@ -268,7 +268,10 @@ fn read_all(wanted: &[Wanted], max_bytes: i32, isolation_level: i8, bound: ReadB
                     })
                     .and_then(|mut r| {
                         let records = match r.records.take() {
-                            Some(slice) => record_set(slice, &mut file_ranges)?,
+                            // A read that fails here fails the log directory, as one
+                            // under the partition lock would.
+                            Some(slice) => record_set(slice, &mut file_ranges)
+                                .map_err(|e| p.storage_error(e.into()))?,
                             None => Bytes::new(),
                         };
                         Ok((r, records))
@@ -312,17 +315,14 @@ fn read_all(wanted: &[Wanted], max_bytes: i32, isolation_level: i8, bound: ReadB
 
 /// The record set to put in the answer: a stand-in for a large range (added to
 /// `file_ranges`, to be sent from the file), the bytes themselves for a small one.
-fn record_set(
-    slice: FetchSlice,
-    file_ranges: &mut Vec<FetchSlice>,
-) -> Result<Bytes, PartitionError> {
+fn record_set(slice: FetchSlice, file_ranges: &mut Vec<FetchSlice>) -> std::io::Result<Bytes> {
     if slice.len >= SENDFILE_MIN {
         if let Some(stand_in) = stand_in(file_ranges.len(), slice.len) {
             file_ranges.push(slice);
             return Ok(stand_in);
         }
     }
-    Ok(slice.read().map_err(LogError::from)?)
+    slice.read()
 }
 
 fn error_data(partition: i32, code: i16) -> PartitionData {

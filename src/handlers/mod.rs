@@ -17,6 +17,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_log_dirs;
 pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
@@ -131,6 +132,9 @@ pub async fn handle(broker: &Broker, req: DecodedRequest, client_host: &str) -> 
         }
         Request::DescribeCluster(r) => {
             Response::DescribeCluster(describe_cluster::handle(broker, v, r))
+        }
+        Request::DescribeLogDirs(r) => {
+            Response::DescribeLogDirs(describe_log_dirs::handle(broker, v, r))
         }
         Request::AlterConfigs(r) => {
             Response::AlterConfigs(alter_configs::handle(broker, v, r).await)

@@ -56,6 +56,22 @@ impl LogDir {
         })
     }
 
+    /// (total, usable) bytes of the file system holding the directory.
+    pub fn space(&self) -> Option<(u64, u64)> {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(self.path.as_os_str().as_bytes()).ok()?;
+        // SAFETY: statvfs reads the NUL-terminated path and writes only the struct it is given.
+        unsafe {
+            let mut stat: libc::statvfs = std::mem::zeroed();
+            (libc::statvfs(path.as_ptr(), &mut stat) == 0).then(|| {
+                (
+                    stat.f_blocks.saturating_mul(stat.f_frsize),
+                    stat.f_bavail.saturating_mul(stat.f_frsize),
+                )
+            })
+        }
+    }
+
     pub fn is_online(&self) -> bool {
         self.online.load(Ordering::Acquire)
     }

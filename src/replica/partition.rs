@@ -363,6 +363,11 @@ impl Partition {
         }
     }
 
+    /// `storage` for an error met outside the partition (a fetch's read of its file range).
+    pub fn storage_error(&self, e: LogError) -> PartitionError {
+        self.storage(e)
+    }
+
     /// A log error, seen by the storage failure model: an I/O error (not a full disk) takes
     /// the whole log directory offline; a full disk is reported (`storage_errors`).
     fn storage(&self, e: LogError) -> PartitionError {
@@ -473,6 +478,11 @@ impl Partition {
         let mut st = self.lock();
         st.log.set_config(log_config(&settings));
         st.settings = settings;
+    }
+
+    /// Bytes in the log's segment files.
+    pub fn size_bytes(&self) -> u64 {
+        self.lock().log.size_bytes()
     }
 
     pub fn max_message_bytes(&self) -> u32 {
