@@ -58,18 +58,7 @@ impl LogDir {
 
     /// (total, usable) bytes of the file system holding the directory.
     pub fn space(&self) -> Option<(u64, u64)> {
-        use std::os::unix::ffi::OsStrExt;
-        let path = std::ffi::CString::new(self.path.as_os_str().as_bytes()).ok()?;
-        // SAFETY: statvfs reads the NUL-terminated path and writes only the struct it is given.
-        unsafe {
-            let mut stat: libc::statvfs = std::mem::zeroed();
-            (libc::statvfs(path.as_ptr(), &mut stat) == 0).then(|| {
-                (
-                    stat.f_blocks.saturating_mul(stat.f_frsize),
-                    stat.f_bavail.saturating_mul(stat.f_frsize),
-                )
-            })
-        }
+        super::storage_errors::disk_space(&self.path)
     }
 
     pub fn is_online(&self) -> bool {
@@ -261,20 +250,9 @@ impl LogDirs {
             .find(|p| p.is_dir())
     }
 
-    /// The log directory holding partition directory `partition_dir`.
-    pub fn of(&self, partition_dir: &Path) -> Option<&Arc<LogDir>> {
-        let parent = partition_dir.parent()?;
-        self.dirs.iter().find(|d| d.path == parent)
-    }
-
     /// Whether any directory has failed.
     pub fn any_offline(&self) -> bool {
         self.dirs.iter().any(|d| !d.is_online())
-    }
-
-    /// Whether every directory has failed.
-    pub fn all_offline(&self) -> bool {
-        self.dirs.iter().all(|d| !d.is_online())
     }
 }
 
@@ -330,10 +308,8 @@ mod tests {
         // Deleted, it is created again where there is room.
         dirs.forget("u-2");
         assert_eq!(dirs.place("u-2").unwrap().path, b);
-        assert!(!dirs.all_offline());
         dirs.all()[1].fail(&"test");
-        assert!(dirs.place("u-4").is_err());
-        assert!(dirs.all_offline());
+        assert!(dirs.place("u-4").is_err(), "every directory has failed");
     }
 
     #[test]

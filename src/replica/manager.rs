@@ -444,16 +444,16 @@ impl ReplicaManager {
         let _applying = self.apply_lock.lock().unwrap_or_else(|p| p.into_inner());
         // A replica in a failed log directory answers KAFKA_STORAGE_ERROR, as Kafka's does:
         // that is how a controller learns it is offline.
-        if self.is_offline(topic, index) {
-            let dir = self
-                .hosted(topic, index)
-                .map(|p| p.log_dir().path.clone())
-                .unwrap_or_default();
-            return LeaderAndIsrOutcome::Failed(PartitionError::LogDirOffline(dir));
-        }
         let Some(p) = self.hosted(topic, index) else {
+            if self.log_dirs.is_offline(&format!("{topic}-{index}")) {
+                return LeaderAndIsrOutcome::Failed(PartitionError::LogDirOffline(PathBuf::new()));
+            }
             return LeaderAndIsrOutcome::NotHosted;
         };
+        if !p.log_dir().is_online() {
+            let dir = p.log_dir().path.clone();
+            return LeaderAndIsrOutcome::Failed(PartitionError::LogDirOffline(dir));
+        }
         if leadership.leader_epoch < p.leader_epoch() {
             return LeaderAndIsrOutcome::StaleLeaderEpoch;
         }

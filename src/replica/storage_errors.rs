@@ -27,24 +27,23 @@ pub fn note_write_failure(log_dir: &Path, e: &LogError) {
     {
         return;
     }
-    let free_bytes = free_bytes(log_dir);
+    let free_bytes = disk_space(log_dir).map_or(0, |(_, usable)| usable);
     error!(log_dir = %log_dir.display(), free_bytes, error = %e,
         "log directory is full: produces to it fail with KAFKA_STORAGE_ERROR until space is freed (DeleteRecords, DeleteTopics, retention)");
 }
 
-/// Bytes available to the broker in the file system holding `dir` (0 if unknown).
-fn free_bytes(dir: &Path) -> u64 {
+/// (total, available to the broker) bytes of the file system holding `dir`.
+pub fn disk_space(dir: &Path) -> Option<(u64, u64)> {
     use std::os::unix::ffi::OsStrExt;
-    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
-        return 0;
-    };
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
     // SAFETY: statvfs reads the NUL-terminated path and writes only the struct it is given.
     unsafe {
         let mut stat: libc::statvfs = std::mem::zeroed();
-        if libc::statvfs(path.as_ptr(), &mut stat) == 0 {
-            stat.f_bavail.saturating_mul(stat.f_frsize)
-        } else {
-            0
-        }
+        (libc::statvfs(path.as_ptr(), &mut stat) == 0).then(|| {
+            (
+                stat.f_blocks.saturating_mul(stat.f_frsize),
+                stat.f_bavail.saturating_mul(stat.f_frsize),
+            )
+        })
     }
 }
