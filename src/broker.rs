@@ -119,6 +119,7 @@ impl Broker {
         // and this subscription would be missed (a restarted broker never loading the
         // offsets partitions it was just elected to lead): apply once at the start.
         images.mark_changed();
+        self.report_offline_replicas();
         let broker = self.clone();
         tokio::spawn(async move {
             while images.changed().await.is_ok() {
@@ -130,6 +131,34 @@ impl Broker {
                     }
                     Err(e) => tracing::warn!(error = %e, "replica update task failed"),
                 }
+            }
+        });
+    }
+
+    /// Cluster mode: tells the metadata store this broker's replicas in failed log
+    /// directories (`MetadataStore::report_offline_replicas`) when a directory fails and
+    /// after every new image while one is offline, so the controller moves leadership and
+    /// ISR membership off them.
+    fn report_offline_replicas(self: &Arc<Self>) {
+        let Some(mut images) = self.metadata.subscribe() else {
+            return;
+        };
+        let mut failures = self.replicas.log_dirs().failures();
+        // A directory unusable since start counts at once.
+        failures.mark_changed();
+        let broker = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    changed = failures.changed() => if changed.is_err() { return },
+                    changed = images.changed() => if changed.is_err() { return },
+                }
+                if !broker.replicas.log_dirs().any_offline() {
+                    continue;
+                }
+                let image = images.borrow_and_update().clone();
+                let offline = broker.replicas.offline_replicas(&image);
+                broker.metadata.report_offline_replicas(offline).await;
             }
         });
     }

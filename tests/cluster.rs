@@ -1028,3 +1028,259 @@ fn ensemble_losing_one_node_keeps_working_and_ids_can_be_generated() {
     let md = metadata(&mut gc);
     assert_eq!(broker_ids(&md), BTreeSet::from([1, 1001]));
 }
+
+/// The partitions of `topic` whose directory is in `log_dir`.
+fn partitions_in(log_dir: &std::path::Path, topic: &str) -> BTreeSet<i32> {
+    let Ok(entries) = std::fs::read_dir(log_dir) else {
+        return BTreeSet::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            name.strip_prefix(&format!("{topic}-"))?.parse().ok()
+        })
+        .collect()
+}
+
+/// Produces `key` to every partition of `topic` through its leader, as broker 3's metadata
+/// names it (asked again while the leader answers NOT_LEADER_OR_FOLLOWER: leadership may be
+/// moving); returns the partitions that acknowledged it (acks=all).
+fn produce_everywhere(
+    brokers: &[BrokerProcess],
+    ids: &[i32],
+    topic: &str,
+    count: i32,
+    key: &str,
+) -> BTreeSet<i32> {
+    let mut c3 = brokers[2].client();
+    (0..count)
+        .filter(|p| {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let leader = partitions(&metadata(&mut c3), topic)[*p as usize].0;
+                let code = if leader < 0 {
+                    NOT_LEADER_OR_FOLLOWER
+                } else {
+                    let mut c = client_of(brokers, leader, ids);
+                    produce(&mut c, topic, *p, &format!("{key}-{p}")).error_code
+                };
+                if code != NOT_LEADER_OR_FOLLOWER || Instant::now() > deadline {
+                    return code == 0;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+        .collect()
+}
+
+/// Waits until every broker's Metadata lists, for each partition of `topic`, exactly the
+/// replicas `failed` names as offline (the brokers whose failed directory holds it).
+fn wait_offline_replicas(brokers: &[BrokerProcess], topic: &str, failed: &[(i32, BTreeSet<i32>)]) {
+    for b in brokers {
+        let mut c = b.client();
+        eventually(
+            &format!(
+                "offline replicas in the Metadata of the broker on port {}",
+                b.port
+            ),
+            Duration::from_secs(10),
+            || {
+                let md = metadata(&mut c);
+                let t = md.topics.iter().find(|t| t.name == Some(name(topic)))?;
+                let ok = t.partitions.iter().all(|p| {
+                    let mut listed: Vec<i32> = p.offline_replicas.iter().map(|r| r.0).collect();
+                    listed.sort();
+                    let want: Vec<i32> = failed
+                        .iter()
+                        .filter(|(_, set)| set.contains(&p.partition_index))
+                        .map(|(id, _)| *id)
+                        .collect::<BTreeSet<i32>>()
+                        .into_iter()
+                        .collect();
+                    listed == want
+                });
+                ok.then_some(())
+            },
+        );
+    }
+}
+
+/// Every partition's records, read from its leader, hold exactly the acknowledged keys in
+/// the order produced.
+fn assert_acknowledged(
+    brokers: &[BrokerProcess],
+    ids: &[i32],
+    topic: &str,
+    acked: &BTreeMap<i32, Vec<String>>,
+) {
+    let md = metadata(&mut brokers[2].client());
+    for (p, view) in partitions(&md, topic).iter().enumerate() {
+        let mut c = client_of(brokers, view.0, ids);
+        let (code, keys) = fetch_keys(&mut c, topic, p as i32);
+        let want = acked.get(&(p as i32)).cloned().unwrap_or_default();
+        assert_eq!((code, keys), (0, want), "{topic}-{p} led by {}", view.0);
+    }
+}
+
+#[test]
+#[ignore = "needs a ZooKeeper server (Debian zookeeper package) and /dev/fuse with root: scripts/test.sh runs it"]
+fn failed_disk_in_a_cluster_moves_leadership_and_isr_membership_off_its_replicas() {
+    #[path = "power_loss/crashfs.rs"]
+    #[allow(dead_code)] // the power-loss parts
+    mod crashfs;
+    let _serial = serial();
+    let zk = ZooKeeper::standalone();
+    let root = tempfile::tempdir().expect("tempdir");
+    // Brokers 1 and 2 each have a good directory and one on a disk that can fail (crashfs);
+    // broker 3 one plain directory. Broker 1 starts alone first: it is the controller.
+    let mut disks = Vec::new();
+    let mut dirs = Vec::new();
+    for id in [1, 2] {
+        let (good, bad) = (
+            root.path().join(format!("good{id}")),
+            root.path().join(format!("bad{id}")),
+        );
+        std::fs::create_dir_all(&bad).unwrap();
+        disks.push(
+            crashfs::CrashDisk::mount(&bad).expect("mounting crashfs (needs /dev/fuse and root)"),
+        );
+        dirs.push((good, bad));
+    }
+    let log_dirs = |i: usize| format!("log.dirs={},{}", dirs[i].0.display(), dirs[i].1.display());
+    let ids = [1, 2, 3];
+    let mut brokers = vec![broker(&zk.connect, 1, &[&log_dirs(0)])];
+    eventually("broker 1 controller", Duration::from_secs(15), || {
+        (metadata(&mut brokers[0].client()).controller_id.0 == 1).then_some(())
+    });
+    brokers.push(broker(&zk.connect, 2, &[&log_dirs(1)]));
+    brokers.push(broker(&zk.connect, 3, &[]));
+    let logs = LogsOnPanic(&brokers);
+    wait_for_brokers(&brokers, &ids);
+    const PARTITIONS: i32 = 8;
+    assert_eq!(
+        create_topic(&mut brokers[2].client(), "t", PARTITIONS, 3),
+        0
+    );
+    let mut c3 = brokers[2].client();
+    eventually("every replica in sync", Duration::from_secs(15), || {
+        let ps = partitions(&metadata(&mut c3), "t");
+        (ps.len() == PARTITIONS as usize && ps.iter().all(|p| p.3.len() == 3)).then_some(())
+    });
+    // ISRs start whole; the replicas are opened as each broker follows.
+    eventually("every replica opened", Duration::from_secs(15), || {
+        dirs.iter()
+            .all(|(good, bad)| {
+                partitions_in(good, "t").len() + partitions_in(bad, "t").len()
+                    == PARTITIONS as usize
+            })
+            .then_some(())
+    });
+    let on_bad: Vec<BTreeSet<i32>> = dirs
+        .iter()
+        .map(|(_, bad)| partitions_in(bad, "t"))
+        .collect();
+    for (i, set) in on_bad.iter().enumerate() {
+        assert!(
+            !set.is_empty() && set.len() < PARTITIONS as usize,
+            "broker {}'s replicas spread over both directories: {set:?}",
+            i + 1
+        );
+    }
+    let mut acked: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+    let record = |acked: &mut BTreeMap<i32, Vec<String>>, parts: &BTreeSet<i32>, key: &str| {
+        for p in parts {
+            acked.entry(*p).or_default().push(format!("{key}-{p}"));
+        }
+    };
+    let all: BTreeSet<i32> = (0..PARTITIONS).collect();
+    let first = produce_everywhere(&brokers, &ids, "t", PARTITIONS, "before");
+    assert_eq!(first, all);
+    record(&mut acked, &first, "before");
+
+    // Each failure in turn: broker 2 (a follower of the controller's requests), then broker 1
+    // (the controller itself, which is sent no LeaderAndIsr and reads its own report).
+    let mut failed: Vec<(i32, BTreeSet<i32>)> = Vec::new();
+    for (i, id) in [(1usize, 2i32), (0, 1)] {
+        let failed_at = Instant::now();
+        disks[i].set_failing(true);
+        failed.push((id, on_bad[i].clone()));
+        // The next writes there (a leader's append, a follower's fetch) meet EIO and take the
+        // directory offline; what was acknowledged all the same is kept.
+        let during = produce_everywhere(&brokers, &ids, "t", PARTITIONS, &format!("during{id}"));
+        record(&mut acked, &during, &format!("during{id}"));
+        // Well inside replica.lag.time.max.ms (30 s): only the controller can have moved them.
+        let settled = eventually(
+            &format!("leadership and ISRs off broker {id}'s failed directory"),
+            Duration::from_secs(15),
+            || {
+                let ps = partitions(&metadata(&mut c3), "t");
+                let off = |p: usize, b: i32| {
+                    failed
+                        .iter()
+                        .any(|(f, set)| *f == b && set.contains(&(p as i32)))
+                };
+                let ok = ps.len() == PARTITIONS as usize
+                    && ps.iter().enumerate().all(|(p, v)| {
+                        v.0 >= 0
+                            && !off(p, v.0)
+                            && v.3.contains(&v.0)
+                            && v.3.iter().all(|r| !off(p, *r))
+                            && v.3.len() == v.2.iter().filter(|r| !off(p, **r)).count()
+                    });
+                ok.then_some(ps)
+            },
+        );
+        eprintln!(
+            "broker {id}'s directory failed: leadership and ISRs settled {:?} after the disk failed \
+             (leader, epoch, replicas, ISR): {settled:?}",
+            failed_at.elapsed()
+        );
+        assert!(
+            failed_at.elapsed() < Duration::from_secs(25),
+            "settled by the controller, before replica.lag.time.max.ms (30 s) could shrink an ISR"
+        );
+        let brokers_log = brokers[0].log();
+        assert!(
+            brokers_log.contains("log directory failure reported")
+                && brokers_log.contains(&format!("broker={id}")),
+            "the controller heard of it"
+        );
+        // Every broker lists them offline, as Kafka's do from UpdateMetadata.
+        wait_offline_replicas(&brokers, "t", &failed);
+        assert!(
+            zk.children("/log_dir_event_notification").is_empty(),
+            "events deleted"
+        );
+        assert_eq!(metadata(&mut c3).controller_id.0, 1, "the controller stays");
+        let after = produce_everywhere(&brokers, &ids, "t", PARTITIONS, &format!("after{id}"));
+        assert_eq!(after, all, "every partition writable again (acks=all)");
+        record(&mut acked, &after, &format!("after{id}"));
+        assert_acknowledged(&brokers, &ids, "t", &acked);
+    }
+
+    // Broker 2 stopped, its disk repaired, started again: its replicas catch up and rejoin
+    // every ISR (the controller forgets a restarted broker's failed replicas).
+    drop(logs);
+    assert!(brokers[1].stop());
+    disks[1].set_failing(false);
+    brokers[1].restart();
+    let logs = LogsOnPanic(&brokers);
+    eventually(
+        "broker 2 back in every ISR",
+        Duration::from_secs(30),
+        || {
+            let ps = partitions(&metadata(&mut c3), "t");
+            ps.iter().all(|v| v.3.contains(&2)).then_some(())
+        },
+    );
+    wait_offline_replicas(&brokers, "t", &failed[1..]);
+    let last = produce_everywhere(&brokers, &ids, "t", PARTITIONS, "repaired");
+    assert_eq!(last, all);
+    record(&mut acked, &last, "repaired");
+    assert_acknowledged(&brokers, &ids, "t", &acked);
+    drop(logs);
+    // The brokers go before their disks are unmounted.
+    drop(brokers);
+    drop(disks);
+}

@@ -23,7 +23,7 @@ use uuid::Uuid;
 use super::controller_fence;
 use crate::broker::Broker;
 use crate::replica::manager::LeaderAndIsrOutcome;
-use crate::replica::partition::Leadership;
+use crate::replica::partition::{Leadership, PartitionError};
 
 /// One partition state with its topic's name and id (v5+; nil before).
 struct State {
@@ -118,6 +118,10 @@ fn apply_state(broker: &Broker, image: &crate::metadata::MetadataImage, s: &Stat
             // Kafka answers an older leader epoch so (and the controller only logs it).
             LeaderAndIsrOutcome::StaleLeaderEpoch => E::StaleControllerEpoch.code(),
             LeaderAndIsrOutcome::NotHosted => E::UnknownTopicOrPartition.code(),
+            // Said once already, when the directory failed.
+            LeaderAndIsrOutcome::Failed(PartitionError::LogDirOffline(_)) => {
+                E::KafkaStorageError.code()
+            }
             LeaderAndIsrOutcome::Failed(e) => {
                 warn!(topic = %s.topic, partition = st.partition_index, error = %e,
                     "LeaderAndIsr: the replica could not change role");

@@ -127,9 +127,13 @@ fn topic_by_id(broker: &Broker, id: Uuid) -> MetadataResponseTopic {
     }
 }
 
-/// One topic as the image has it. Offline replicas are the assigned ones not registered
-/// (Kafka's answer from v5 on; `handle` clears them for older versions), and this broker's
-/// own where its log directory has failed: a partition it leads then has no leader
+/// One topic as the image has it. Offline replicas (Kafka's answer from v5 on; `handle`
+/// clears them for older versions) are:
+/// - the assigned ones not registered;
+/// - this broker's own where its log directory has failed;
+/// - any other the controller reported in a failed log directory (UpdateMetadata).
+///
+/// A partition this broker leads from a failed directory has no leader
 /// (LEADER_NOT_AVAILABLE), as once Kafka's controller has heard of the failure, so clients
 /// wait for a leader instead of producing into a dead directory.
 fn topic_entry(
@@ -140,6 +144,8 @@ fn topic_entry(
     let local = broker.config.broker_id;
     // The usual case, checked once: every directory online.
     let any_offline = broker.replicas.log_dirs().any_offline();
+    // Other brokers' replicas in failed directories, as the controller said.
+    let offline_elsewhere = broker.metadata.replicas_on_offline_dirs();
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(str_bytes(t.name.clone()))))
         .with_topic_id(t.id)
@@ -152,6 +158,10 @@ fn topic_entry(
                     let offline_here = any_offline
                         && p.replicas.contains(&local)
                         && broker.replicas.is_offline(&t.name, i as i32);
+                    let elsewhere = match offline_elsewhere.is_empty() {
+                        true => None,
+                        false => offline_elsewhere.get(&(t.name.clone(), i as i32)),
+                    };
                     let leader = if offline_here && p.leader == local {
                         -1
                     } else {
@@ -174,7 +184,9 @@ fn topic_entry(
                             p.replicas
                                 .iter()
                                 .filter(|r| {
-                                    image.broker(**r).is_none() || (**r == local && offline_here)
+                                    image.broker(**r).is_none()
+                                        || (**r == local && offline_here)
+                                        || elsewhere.is_some_and(|o| o.contains(r))
                                 })
                                 .map(|r| (*r).into())
                                 .collect(),

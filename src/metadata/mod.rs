@@ -59,6 +59,9 @@ pub struct BrokerEndpoint {
     pub rack: Option<String>,
 }
 
+/// Per partition, the replicas on other brokers that sit in a failed log directory.
+pub type OfflineReplicasByPartition = BTreeMap<(String, i32), Vec<i32>>;
+
 /// An immutable snapshot of the cluster, shared by all readers.
 #[derive(Clone, Debug, Default)]
 pub struct MetadataImage {
@@ -251,6 +254,26 @@ pub trait MetadataStore: Send + Sync {
     ) -> BoxFuture<'_, Result<Vec<(String, i32)>, MetadataError>> {
         let _ = (broker, broker_epoch);
         Box::pin(async { Err(MetadataError::NotController) })
+    }
+    /// This broker's replicas whose log directory has failed, given whenever a directory
+    /// fails and after every image while one is offline. ZooKeeper: when the set grows, a
+    /// `/log_dir_event_notification` tells the controller (Kafka's `propagateLogDirEvent`),
+    /// which then moves leadership and ISR membership off them; a controller reads this
+    /// broker's own set directly. No-op without a cluster (nothing to move to).
+    fn report_offline_replicas(&self, offline: BTreeSet<(String, i32)>) -> BoxFuture<'_, ()> {
+        let _ = offline;
+        Box::pin(async {})
+    }
+    /// Replicas in failed log directories, per partition, as the controller last said
+    /// (ZooKeeper mode: UpdateMetadata's offline replicas; on the controller, its own
+    /// record). Metadata lists them among the offline replicas, as Kafka's brokers do.
+    fn replicas_on_offline_dirs(&self) -> Arc<OfflineReplicasByPartition> {
+        Arc::default()
+    }
+    /// UpdateMetadata's offline replicas of these partitions, each replacing what was known
+    /// of it (an empty list: none).
+    fn note_offline_replicas(&self, partitions: Vec<((String, i32), Vec<i32>)>) {
+        let _ = partitions;
     }
     /// Leaves the cluster (ZooKeeper: resign, close the session). Blocking, bounded.
     fn shutdown(&self) {}

@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use gregor_log::LogError;
+use tokio::sync::watch;
 use tracing::error;
 
 /// One of `log.dirs`.
@@ -40,6 +41,9 @@ pub struct LogDir {
     online_dirs: Arc<AtomicUsize>,
     /// Halt the process when the last directory fails (a broker; not a test).
     halt_when_all_fail: bool,
+    /// How many of the broker's directories have failed (shared): wakes whoever tells the
+    /// controller (`LogDirs::failures`).
+    failed_dirs: Arc<watch::Sender<usize>>,
 }
 
 impl LogDir {
@@ -53,6 +57,7 @@ impl LogDir {
             listed: true,
             online_dirs: Arc::new(AtomicUsize::new(1)),
             halt_when_all_fail: false,
+            failed_dirs: Arc::new(watch::channel(0).0),
         })
     }
 
@@ -74,6 +79,7 @@ impl LogDir {
         error!(log_dir = %self.path.display(), %error,
             partitions = self.partitions.load(Ordering::Relaxed),
             "log directory failed: it is offline, its partitions answer KAFKA_STORAGE_ERROR until the broker restarts with it repaired");
+        self.failed_dirs.send_modify(|n| *n += 1);
         let left = self.online_dirs.fetch_sub(1, Ordering::AcqRel) - 1;
         if left == 0 && self.halt_when_all_fail {
             // Kafka's answer too: with no directory left there is nothing to serve.
@@ -120,6 +126,7 @@ pub enum LogDirsError {
 
 pub struct LogDirs {
     dirs: Vec<Arc<LogDir>>,
+    failed_dirs: Arc<watch::Sender<usize>>,
     /// Partition directories found at start, by name (`<topic>-<index>`).
     found: Mutex<HashMap<String, Arc<LogDir>>>,
 }
@@ -136,6 +143,7 @@ impl LogDirs {
             return Err(LogDirsError::NoneConfigured);
         }
         let online_dirs = Arc::new(AtomicUsize::new(0));
+        let failed_dirs = Arc::new(watch::channel(0).0);
         let mut dirs = Vec::new();
         let mut found: HashMap<String, Arc<LogDir>> = HashMap::new();
         let mut failures = Vec::new();
@@ -159,9 +167,12 @@ impl LogDirs {
                 listed: online,
                 online_dirs: online_dirs.clone(),
                 halt_when_all_fail,
+                failed_dirs: failed_dirs.clone(),
             });
             if online {
                 online_dirs.fetch_add(1, Ordering::AcqRel);
+            } else {
+                failed_dirs.send_modify(|n| *n += 1);
             }
             for name in names {
                 if let Some(other) = found.get(&name) {
@@ -180,6 +191,7 @@ impl LogDirs {
         }
         Ok(LogDirs {
             dirs,
+            failed_dirs,
             found: Mutex::new(found),
         })
     }
@@ -250,6 +262,12 @@ impl LogDirs {
             .find(|p| p.is_dir())
     }
 
+    /// The number of failed directories, changing whenever one fails (from the start: those
+    /// unusable at start count).
+    pub fn failures(&self) -> watch::Receiver<usize> {
+        self.failed_dirs.subscribe()
+    }
+
     /// Whether any directory has failed.
     pub fn any_offline(&self) -> bool {
         self.dirs.iter().any(|d| !d.is_online())
@@ -297,7 +315,11 @@ mod tests {
         assert_eq!(dirs.place("u-0").unwrap().path, b);
         assert_eq!(dirs.place("u-1").unwrap().path, b);
         assert_eq!(dirs.place("u-2").unwrap().path, a);
-        dirs.all()[0].fail(&"test");
+        let failures = dirs.failures();
+        assert_eq!(*failures.borrow(), 0);
+        assert!(dirs.all()[0].fail(&"test"));
+        assert!(!dirs.all()[0].fail(&"again"), "one failure per directory");
+        assert_eq!(*failures.borrow(), 1);
         assert_eq!(dirs.place("u-3").unwrap().path, b);
         assert_eq!(
             dirs.place("t-1").unwrap().path,
@@ -335,6 +357,7 @@ mod tests {
         std::fs::remove_dir_all(root.path().join("b")).unwrap();
         let dirs = LogDirs::open(&[root.path().join("a"), file.join("x")], ".m", false).unwrap();
         assert!(dirs.all()[0].is_online() && !dirs.all()[1].is_online());
+        assert_eq!(*dirs.failures().borrow(), 1, "failed from the start");
         assert_eq!(dirs.place("t-0").unwrap().path, root.path().join("a"));
         let refused = dirs.place("t-1").err().unwrap();
         assert!(refused.contains("could not be read at start"), "{refused}");

@@ -13,7 +13,7 @@
 //! shutdown) fsyncs rolled segments and writes, in each online directory, those two files and
 //! `replication-offset-checkpoint` for the partitions it holds.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -610,6 +610,23 @@ impl ReplicaManager {
             Some(p) => !p.log_dir().is_online(),
             None => self.log_dirs.is_offline(&format!("{topic}-{index}")),
         }
+    }
+
+    /// This broker's replicas in `image` whose log directory has failed (or may be the one
+    /// unreadable since start): what the controller must not elect or keep in an ISR.
+    pub fn offline_replicas(&self, image: &MetadataImage) -> BTreeSet<(String, i32)> {
+        if !self.log_dirs.any_offline() {
+            return BTreeSet::new();
+        }
+        let mut offline = BTreeSet::new();
+        for t in image.topics.values() {
+            for (i, p) in t.partitions.iter().enumerate() {
+                if p.replicas.contains(&self.broker_id) && self.is_offline(&t.name, i as i32) {
+                    offline.insert((t.name.clone(), i as i32));
+                }
+            }
+        }
+        offline
     }
 
     /// Retention on every hosted partition (Kafka's `cleanupLogs`, every

@@ -24,7 +24,7 @@ use crate::watch::{self as zkwatch, SessionEvent, ZkEvent};
 use crate::znode::{
     decode_controller_epoch, encode_controller_epoch, new_kafka_uuid, BrokerRegistration,
     ClusterIdZnode, ConfigChangeNotification, ControllerZnode, EntityConfig, FeatureZnode,
-    PartitionState, ProducerIdBlock, TopicAssignment,
+    LogDirEventNotification, PartitionState, ProducerIdBlock, TopicAssignment,
 };
 
 const PERSISTENT: CreateOptions<'static> = CreateMode::Persistent.with_acls(Acls::anyone_all());
@@ -871,6 +871,66 @@ impl ZkClient {
         match self.get_raw(&path).await? {
             None => Ok(None),
             Some((data, _)) => Ok(Some(ConfigChangeNotification::decode(&path, &data)?)),
+        }
+    }
+
+    // ---- log directory events ----------------------------------------------------------
+
+    /// A broker's log directory failed: creates
+    /// `/log_dir_event_notification/log_dir_event_<seq>` (Kafka's `propagateLogDirEvent`);
+    /// returns its name.
+    pub async fn announce_log_dir_failure(&self, broker: i32) -> Result<String> {
+        let data = LogDirEventNotification::failure(broker).encode();
+        let prefix = format!(
+            "{}/{}",
+            paths::LOG_DIR_EVENT_NOTIFICATION,
+            paths::LOG_DIR_EVENT_PREFIX
+        );
+        let (_, sequence) = match self
+            .inner
+            .client
+            .create(&prefix, &data, &PERSISTENT_SEQUENTIAL)
+            .await
+        {
+            Err(ClientError::NoNode) => {
+                self.create_recursive(paths::LOG_DIR_EVENT_NOTIFICATION)
+                    .await?;
+                self.inner
+                    .client
+                    .create(&prefix, &data, &PERSISTENT_SEQUENTIAL)
+                    .await
+            }
+            other => other,
+        }
+        .map_err(|e| ZkError::from_client(&prefix, None, e))?;
+        Ok(format!("{}{}", paths::LOG_DIR_EVENT_PREFIX, sequence))
+    }
+
+    /// Names of the pending log directory events, oldest first.
+    pub async fn list_log_dir_events(&self) -> Result<Vec<String>> {
+        self.get_children(paths::LOG_DIR_EVENT_NOTIFICATION).await
+    }
+
+    /// The broker a log directory event names; `None` if it is gone.
+    pub async fn get_log_dir_event(&self, name: &str) -> Result<Option<LogDirEventNotification>> {
+        let path = format!("{}/{}", paths::LOG_DIR_EVENT_NOTIFICATION, name);
+        match self.get_raw(&path).await? {
+            None => Ok(None),
+            Some((data, _)) => Ok(Some(LogDirEventNotification::decode(&path, &data)?)),
+        }
+    }
+
+    /// The controller has handled a log directory event: deletes it, fenced by the
+    /// controller epoch as Kafka's `deleteLogDirEventNotifications`. Gone already is fine.
+    pub async fn delete_log_dir_event(&self, name: &str, fence: &ControllerEpoch) -> Result<()> {
+        let path = format!("{}/{}", paths::LOG_DIR_EVENT_NOTIFICATION, name);
+        let mut writer = self.writer(Some(fence))?;
+        writer
+            .add_delete(&path, None)
+            .map_err(|e| ZkError::from_client(&path, None, e))?;
+        match self.commit(writer, Some(fence), &[(&path, None)]).await {
+            Ok(_) | Err(ZkError::NoNode { .. }) => Ok(()),
+            Err(e) => Err(e),
         }
     }
 

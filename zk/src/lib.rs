@@ -21,7 +21,8 @@ pub use error::{Result, ZkError};
 pub use watch::{SessionEvent, ZkEvent};
 pub use znode::{
     BrokerRegistration, ClusterIdZnode, ConfigChangeNotification, ControllerZnode, Endpoint,
-    EntityConfig, FeatureRange, FeatureZnode, PartitionState, ProducerIdBlock, TopicAssignment,
+    EntityConfig, FeatureRange, FeatureZnode, LogDirEventNotification, PartitionState,
+    ProducerIdBlock, TopicAssignment,
 };
 
 /// Kafka's znode paths (ZooKeeper mode, 3.x), relative to the chroot.
@@ -48,6 +49,8 @@ pub mod paths {
     pub const LOG_DIR_EVENT_NOTIFICATION: &str = "/log_dir_event_notification";
     /// Name prefix of the sequential children of [`CONFIG_CHANGES`].
     pub const CONFIG_CHANGE_PREFIX: &str = "config_change_";
+    /// Name prefix of the sequential children of [`LOG_DIR_EVENT_NOTIFICATION`].
+    pub const LOG_DIR_EVENT_PREFIX: &str = "log_dir_event_";
 
     /// Kafka's `ZkData.PersistentZkPaths`: created (empty) by every broker at startup.
     pub const PERSISTENT_PATHS: [&str; 14] = [

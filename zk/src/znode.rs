@@ -430,6 +430,38 @@ impl ConfigChangeNotification {
     }
 }
 
+/// `/log_dir_event_notification/log_dir_event_<seq>`: `{"version":1,"broker":<id>,"event":1}`,
+/// written by a broker whose log directory failed (event 1, Kafka's only one) so that the
+/// controller asks it which of its replicas are offline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogDirEventNotification {
+    pub version: i32,
+    pub broker: i32,
+    pub event: i32,
+}
+
+impl LogDirEventNotification {
+    pub const VERSION: i32 = 1;
+    /// Kafka's `LogDirFailureEvent`.
+    pub const LOG_DIR_FAILURE: i32 = 1;
+
+    pub fn failure(broker: i32) -> Self {
+        LogDirEventNotification {
+            version: Self::VERSION,
+            broker,
+            event: Self::LOG_DIR_FAILURE,
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        encode_json(self)
+    }
+
+    pub fn decode(path: &str, bytes: &[u8]) -> Result<Self> {
+        decode_json(path, bytes)
+    }
+}
+
 /// `/cluster/id`: `{"version":"1","id":"<22 chars>"}`; note the version is a JSON string here.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterIdZnode {
@@ -506,6 +538,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!((v1.version, v1.status, v1.features.len()), (1, 0, 1));
+    }
+
+    #[test]
+    fn log_dir_event_is_kafkas() {
+        let json: serde_json::Value =
+            serde_json::from_slice(&LogDirEventNotification::failure(3).encode()).expect("json");
+        assert_eq!(json, serde_json::json!({"version":1,"broker":3,"event":1}));
+        // As Kafka's LogDirEventNotificationSequenceZNode writes it.
+        let kafka =
+            LogDirEventNotification::decode("/x", br#"{"version":1,"broker":1001,"event":1}"#)
+                .unwrap();
+        assert_eq!(kafka, LogDirEventNotification::failure(1001));
     }
 
     #[test]

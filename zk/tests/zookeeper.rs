@@ -614,3 +614,55 @@ async fn expired_session_is_replaced_and_the_broker_re_registers() {
     assert_eq!(seen.czxid, second_epoch);
     assert_eq!(seen.ephemeral_owner, renewed.session_id());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a ZooKeeper server (Debian zookeeper package): scripts/test.sh runs it"]
+async fn log_dir_events_are_kafkas_sequential_znodes_and_deletion_is_fenced() {
+    let zk = connect("/log_dir_events").await;
+    // The parent is created on demand (a broker may write before any controller ran).
+    let first = zk.announce_log_dir_failure(2).await.expect("announce");
+    let second = zk.announce_log_dir_failure(3).await.expect("announce");
+    assert_eq!(first, "log_dir_event_0000000000");
+    assert_eq!(second, "log_dir_event_0000000001");
+    assert_eq!(
+        zk.list_log_dir_events().await.expect("list"),
+        vec![first.clone(), second.clone()]
+    );
+    // Read back by ZooKeeper's own CLI: Kafka's JSON.
+    let text = cli_get(&format!(
+        "/log_dir_events/log_dir_event_notification/{first}"
+    ))
+    .await;
+    let json: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+    assert_eq!(json, serde_json::json!({"version":1,"broker":2,"event":1}));
+    assert_eq!(
+        zk.get_log_dir_event(&second)
+            .await
+            .expect("read")
+            .map(|e| e.broker),
+        Some(3)
+    );
+
+    // Deletion is the controller's, fenced by its epoch: a deposed one deletes nothing.
+    let fence = zk
+        .try_elect_controller(1)
+        .await
+        .expect("elect")
+        .expect("wins");
+    let stale = gregor_zk::ControllerEpoch {
+        epoch: fence.epoch - 1,
+        zk_version: fence.zk_version - 1,
+    };
+    let err = zk.delete_log_dir_event(&first, &stale).await.unwrap_err();
+    assert!(matches!(err, ZkError::ControllerMoved { .. }), "{err:?}");
+    assert_eq!(zk.list_log_dir_events().await.expect("list").len(), 2);
+    zk.delete_log_dir_event(&first, &fence)
+        .await
+        .expect("delete");
+    // Already gone is fine (a controller that handled it and lost the answer).
+    zk.delete_log_dir_event(&first, &fence)
+        .await
+        .expect("again");
+    assert_eq!(zk.list_log_dir_events().await.expect("list"), vec![second]);
+    assert_eq!(zk.get_log_dir_event(&first).await.expect("read"), None);
+}

@@ -73,6 +73,9 @@ pub struct ClusterState {
     /// Brokers in a controlled shutdown (not in ZooKeeper: the controller's own record, set
     /// before it reconciles).
     pub shutting_down: BTreeSet<i32>,
+    /// Per broker, its replicas in failed log directories (not in ZooKeeper either: what the
+    /// brokers answered LeaderAndIsr with, and the controller's own broker's report).
+    pub offline_replicas: BTreeMap<i32, BTreeSet<(String, i32)>>,
     /// `/config/brokers/<default>` and `/config/brokers/<id>`.
     pub broker_configs: DynamicBrokerConfigs,
 }
@@ -96,6 +99,7 @@ impl ClusterState {
                 .collect(),
             topics: BTreeMap::new(),
             shutting_down: BTreeSet::new(),
+            offline_replicas: BTreeMap::new(),
             broker_configs: DynamicBrokerConfigs::default(),
         };
         for (name, configs) in zk.get_broker_configs().await? {
@@ -124,6 +128,19 @@ impl ClusterState {
     /// Registered and not shutting down: may lead and be in an ISR.
     pub fn is_live(&self, broker: i32) -> bool {
         self.brokers.contains_key(&broker) && !self.shutting_down.contains(&broker)
+    }
+
+    /// Whether `broker`'s replica of the partition is in a failed log directory.
+    pub fn is_on_offline_dir(&self, broker: i32, topic: &str, partition: i32) -> bool {
+        self.offline_replicas
+            .get(&broker)
+            .is_some_and(|r| r.contains(&(topic.to_string(), partition)))
+    }
+
+    /// Kafka's `isReplicaOnline`: its broker is live and its log directory has not failed.
+    /// Only such a replica may lead the partition or be in its ISR.
+    pub fn is_replica_online(&self, broker: i32, topic: &str, partition: i32) -> bool {
+        self.is_live(broker) && !self.is_on_offline_dir(broker, topic, partition)
     }
 
     /// Registered but shutting down (ControlledShutdown): keeps what nobody else can take.

@@ -43,22 +43,21 @@ use tracing::{info, warn};
 use super::cluster_state::{topic_id, ClusterState};
 use crate::metadata::{ElectionOutcome, ElectionType};
 
-/// What the partition state should become, if anything changes. `unclean`: the topic's
+/// What the state of partition `(topic, partition)` should become, if anything changes.
+/// A replica counts as live when its broker is and its log directory has not failed
+/// (`ClusterState::is_replica_online`). `unclean`: the topic's
 /// `unclean.leader.election.enable`.
 fn next_state(
     state: &ClusterState,
+    (topic, partition): (&str, i32),
     replicas: &[i32],
     current: &PartitionState,
     controller_epoch: i32,
     unclean: bool,
 ) -> Option<PartitionState> {
-    let live_isr: Vec<i32> = current
-        .isr
-        .iter()
-        .copied()
-        .filter(|b| state.is_live(*b))
-        .collect();
-    let leader_live = current.leader >= 0 && state.is_live(current.leader);
+    let online = |b: i32| state.is_replica_online(b, topic, partition);
+    let live_isr: Vec<i32> = current.isr.iter().copied().filter(|b| online(*b)).collect();
+    let leader_live = current.leader >= 0 && online(current.leader);
     let next = if leader_live {
         if live_isr.len() == current.isr.len() {
             return None;
@@ -75,16 +74,18 @@ fn next_state(
         let candidate = replicas.iter().copied().find(|r| live_isr.contains(r));
         // Kafka's unclean election: no live ISR member, so the first live replica leads
         // alone (what only the old ISR held is lost, as the topic's config allows).
-        let unclean_candidate = replicas
-            .iter()
-            .copied()
-            .find(|r| unclean && state.is_live(*r));
+        let unclean_candidate = replicas.iter().copied().find(|r| unclean && online(*r));
         match (candidate, unclean_candidate) {
             (Some(leader), _) => {
                 PartitionState::new(leader, current.leader_epoch + 1, live_isr, controller_epoch)
             }
-            // A leader in a controlled shutdown keeps what no other replica can take.
-            (None, _) if current.leader >= 0 && state.is_shutting_down(current.leader) => {
+            // A leader in a controlled shutdown keeps what no other replica can take (unless
+            // its log directory failed: then it cannot serve it either).
+            (None, _)
+                if current.leader >= 0
+                    && state.is_shutting_down(current.leader)
+                    && !state.is_on_offline_dir(current.leader, topic, partition) =>
+            {
                 return None
             }
             (None, Some(leader)) => {
@@ -180,7 +181,7 @@ pub async fn reconcile(
                     let live: Vec<i32> = replicas
                         .iter()
                         .copied()
-                        .filter(|r| state.is_live(*r))
+                        .filter(|r| state.is_replica_online(*r, name, *partition))
                         .collect();
                     let (leader, isr) = match live.first() {
                         Some(leader) => (*leader, live.clone()),
@@ -191,9 +192,14 @@ pub async fn reconcile(
                     planned.push((name, *partition, StateWrite::Create(new)));
                 }
                 Some(current) => {
-                    let Some(new) =
-                        next_state(state, replicas, &current.value, fence.epoch, unclean(name))
-                    else {
+                    let Some(new) = next_state(
+                        state,
+                        (name, *partition),
+                        replicas,
+                        &current.value,
+                        fence.epoch,
+                        unclean(name),
+                    ) else {
                         continue;
                     };
                     info!(
@@ -262,10 +268,11 @@ fn preferred_elections(
                 continue;
             };
             let s = &current.value;
+            let online = |b: i32| state.is_replica_online(b, name, *partition);
             let movable = s.leader != preferred
                 && s.leader >= 0
-                && state.is_live(s.leader)
-                && state.is_live(preferred)
+                && online(s.leader)
+                && online(preferred)
                 && s.isr.contains(&preferred);
             if movable {
                 let new = PartitionState::new(
@@ -320,6 +327,7 @@ pub fn election_on_request(
         .and_then(Option::as_ref)
         .ok_or(ElectionOutcome::EligibleLeadersNotAvailable)?;
     let s = &current.value;
+    let online = |b: i32| state.is_replica_online(b, topic, partition);
     let elect = |leader: i32, isr: Vec<i32>| {
         let new = PartitionState::new(leader, s.leader_epoch + 1, isr, controller_epoch);
         Ok((new, current.zk_version))
@@ -329,26 +337,21 @@ pub fn election_on_request(
             let preferred = *replicas.first().ok_or(ElectionOutcome::UnknownPartition)?;
             if s.leader == preferred {
                 Err(ElectionOutcome::NotNeeded)
-            } else if state.is_live(preferred) && s.isr.contains(&preferred) {
+            } else if online(preferred) && s.isr.contains(&preferred) {
                 elect(preferred, s.isr.clone())
             } else {
                 Err(ElectionOutcome::PreferredNotAvailable)
             }
         }
         ElectionType::Unclean => {
-            if s.leader >= 0 && state.is_live(s.leader) {
+            if s.leader >= 0 && online(s.leader) {
                 return Err(ElectionOutcome::NotNeeded);
             }
-            let live_isr: Vec<i32> = s
-                .isr
-                .iter()
-                .copied()
-                .filter(|b| state.is_live(*b))
-                .collect();
+            let live_isr: Vec<i32> = s.isr.iter().copied().filter(|b| online(*b)).collect();
             if let Some(leader) = replicas.iter().copied().find(|r| live_isr.contains(r)) {
                 return elect(leader, live_isr);
             }
-            match replicas.iter().copied().find(|r| state.is_live(*r)) {
+            match replicas.iter().copied().find(|r| online(*r)) {
                 Some(leader) => elect(leader, vec![leader]),
                 None => Err(ElectionOutcome::EligibleLeadersNotAvailable),
             }
@@ -428,44 +431,48 @@ mod tests {
     #[test]
     fn leader_loss_elects_the_next_live_isr_member_and_bumps_the_epoch() {
         let current = PartitionState::new(1, 4, vec![1, 2, 3], 1);
-        let next = next_state(&cluster(&[2, 3]), &[1, 2, 3], &current, 2, false).expect("change");
+        let next = next_state(&cluster(&[2, 3]), ("t", 0), &[1, 2, 3], &current, 2, false)
+            .expect("change");
         assert_eq!(
             (next.leader, next.leader_epoch, next.isr.clone()),
             (2, 5, vec![2, 3])
         );
         assert_eq!(next.controller_epoch, 2);
         // Nothing to do once settled.
-        assert!(next_state(&cluster(&[2, 3]), &[1, 2, 3], &next, 2, false).is_none());
+        assert!(next_state(&cluster(&[2, 3]), ("t", 0), &[1, 2, 3], &next, 2, false).is_none());
     }
 
     #[test]
     fn unclean_election_takes_the_first_live_replica_only_when_allowed() {
         // The ISR had shrunk to broker 3, which died; 1 and 2 are live but out of sync.
         let current = PartitionState::new(3, 7, vec![3], 1);
-        let clean = next_state(&cluster(&[1, 2]), &[3, 1, 2], &current, 2, false).expect("offline");
+        let clean = next_state(&cluster(&[1, 2]), ("t", 0), &[3, 1, 2], &current, 2, false)
+            .expect("offline");
         assert_eq!((clean.leader, clean.isr.clone()), (-1, vec![3]));
-        let unclean =
-            next_state(&cluster(&[1, 2]), &[3, 1, 2], &current, 2, true).expect("elected");
+        let unclean = next_state(&cluster(&[1, 2]), ("t", 0), &[3, 1, 2], &current, 2, true)
+            .expect("elected");
         assert_eq!(
             (unclean.leader, unclean.leader_epoch, unclean.isr.clone()),
             (1, 8, vec![1])
         );
         // An offline partition is elected uncleanly once the config allows it.
-        let later = next_state(&cluster(&[2]), &[3, 1, 2], &clean, 2, true).expect("elected");
+        let later =
+            next_state(&cluster(&[2]), ("t", 0), &[3, 1, 2], &clean, 2, true).expect("elected");
         assert_eq!((later.leader, later.isr.clone()), (2, vec![2]));
-        assert!(next_state(&cluster(&[]), &[3, 1, 2], &clean, 2, true).is_none());
+        assert!(next_state(&cluster(&[]), ("t", 0), &[3, 1, 2], &clean, 2, true).is_none());
     }
 
     #[test]
     fn single_replica_goes_offline_and_comes_back() {
         let current = PartitionState::new(1, 0, vec![1], 1);
-        let offline = next_state(&cluster(&[2]), &[1], &current, 1, false).expect("offline");
+        let offline =
+            next_state(&cluster(&[2]), ("t", 0), &[1], &current, 1, false).expect("offline");
         assert_eq!(
             (offline.leader, offline.leader_epoch, offline.isr.clone()),
             (-1, 1, vec![1])
         );
-        assert!(next_state(&cluster(&[2]), &[1], &offline, 1, false).is_none());
-        let back = next_state(&cluster(&[1, 2]), &[1], &offline, 1, false).expect("back");
+        assert!(next_state(&cluster(&[2]), ("t", 0), &[1], &offline, 1, false).is_none());
+        let back = next_state(&cluster(&[1, 2]), ("t", 0), &[1], &offline, 1, false).expect("back");
         assert_eq!((back.leader, back.leader_epoch, back.isr), (1, 2, vec![1]));
     }
 
@@ -581,9 +588,58 @@ mod tests {
     }
 
     #[test]
+    fn a_replica_in_a_failed_log_dir_loses_leadership_and_isr_membership_like_a_dead_one() {
+        let mut state = cluster(&[1, 2, 3]);
+        // Broker 1's replica of t-0 is in a failed directory; its t-1 is fine.
+        state
+            .offline_replicas
+            .insert(1, [("t".to_string(), 0)].into_iter().collect());
+        let led = PartitionState::new(1, 4, vec![1, 2, 3], 1);
+        let next = next_state(&state, ("t", 0), &[1, 2, 3], &led, 2, false).expect("moves");
+        assert_eq!(
+            (next.leader, next.leader_epoch, next.isr.clone()),
+            (2, 5, vec![2, 3])
+        );
+        assert!(next_state(&state, ("t", 0), &[1, 2, 3], &next, 2, false).is_none());
+        assert!(
+            next_state(&state, ("t", 1), &[1, 2, 3], &led, 2, false).is_none(),
+            "another partition of the same broker is untouched"
+        );
+        // A follower there leaves the ISR.
+        let followed = PartitionState::new(2, 0, vec![2, 1], 1);
+        let next = next_state(&state, ("t", 0), &[2, 1], &followed, 2, false).expect("shrinks");
+        assert_eq!((next.leader, next.isr), (2, vec![2]));
+        // The only replica: no leader, ISR kept, as for a dead broker.
+        let alone = PartitionState::new(1, 0, vec![1], 1);
+        let next = next_state(&state, ("t", 0), &[1], &alone, 2, false).expect("offline");
+        assert_eq!((next.leader, next.isr), (-1, vec![1]));
+        // Even in a controlled shutdown it does not keep the partition.
+        state.shutting_down.insert(1);
+        assert_eq!(
+            next_state(&state, ("t", 0), &[1], &alone, 2, false).map(|n| n.leader),
+            Some(-1)
+        );
+        // Live and (still) in the ISR, it is never elected on request nor as preferred
+        // leader.
+        state.shutting_down.clear();
+        let replicas: &[&[i32]] = &[&[1, 2, 3]];
+        let state = with_topic(
+            state,
+            replicas,
+            &[PartitionState::new(2, 5, vec![2, 3, 1], 1)],
+        );
+        assert_eq!(
+            election_on_request(&state, "t", 0, ElectionType::Preferred, 9).unwrap_err(),
+            ElectionOutcome::PreferredNotAvailable
+        );
+        assert!(preferred_elections(&state, 0, 9).is_empty());
+    }
+
+    #[test]
     fn follower_loss_shrinks_the_isr() {
         let current = PartitionState::new(1, 0, vec![1, 2], 1);
-        let next = next_state(&cluster(&[1]), &[1, 2], &current, 1, false).expect("shrink");
+        let next =
+            next_state(&cluster(&[1]), ("t", 0), &[1, 2], &current, 1, false).expect("shrink");
         assert_eq!((next.leader, next.leader_epoch, next.isr), (1, 1, vec![1]));
     }
 }

@@ -13,12 +13,19 @@
 //! retried with the newest view after a pause; every request is fenced with the controller
 //! epoch and the broker's epoch.
 //!
+//! LeaderAndIsr answers also say which replicas sit in a failed log directory
+//! (KAFKA_STORAGE_ERROR): the channel keeps them per broker (`replicas_on_offline_dirs`, Kafka's
+//! `replicasOnOfflineDirs`) for `reconcile`, which treats them as not live. A broker announces
+//! a failure with a log directory event; the controller then has its sender send everything
+//! again (`resend_all`), as Kafka's controller sends LeaderAndIsr for every replica there.
+//!
 //! Topic deletion waits for it: `reconcile` removes a topic's znodes only once every live
 //! broker holding one of its replicas has answered StopReplica (`stop_replica_done`), as
 //! Kafka's TopicDeletionManager does for live brokers. (Kafka also waits for dead ones; a
 //! broker that is down during a deletion keeps its stray replica here.)
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -53,6 +60,8 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 const LEADER_DURING_DELETE: i32 = -2;
 /// Kafka's `LeaderAndIsr.EpochDuringDelete`: StopReplica's leader epoch for a deletion.
 const EPOCH_DURING_DELETE: i32 = -2;
+/// A LeaderAndIsr partition error: the replica's log directory has failed.
+const KAFKA_STORAGE_ERROR: i16 = 56;
 
 /// A live broker as the controller's requests describe it.
 #[derive(Clone, Debug, PartialEq)]
@@ -74,6 +83,8 @@ pub struct PartitionView {
     pub isr: Vec<i32>,
     pub partition_epoch: i32,
     pub replicas: Vec<i32>,
+    /// Replicas not registered or in a failed log directory (UpdateMetadata's).
+    pub offline_replicas: Vec<i32>,
 }
 
 /// What every broker should know, built from one reload.
@@ -148,6 +159,14 @@ impl ControllerView {
                         isr: s.value.isr.clone(),
                         partition_epoch: s.zk_version,
                         replicas: replicas.clone(),
+                        offline_replicas: replicas
+                            .iter()
+                            .copied()
+                            .filter(|r| {
+                                !state.brokers.contains_key(r)
+                                    || state.is_on_offline_dir(*r, name, *p)
+                            })
+                            .collect(),
                     },
                 );
             }
@@ -165,8 +184,13 @@ impl ControllerView {
 struct BrokerSender {
     epoch: i64,
     view: watch::Sender<Arc<ControllerView>>,
+    /// Forget what the broker acknowledged and send it everything again.
+    resend: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
+
+/// Per broker, its replicas that answered LeaderAndIsr with KAFKA_STORAGE_ERROR.
+pub type ReplicasOnOfflineDirs = BTreeMap<i32, BTreeSet<(String, i32)>>;
 
 /// The controller's senders, one per live broker other than itself. Owned by the session
 /// task while it is the controller; dropped (tasks stopped) when it no longer is.
@@ -175,6 +199,8 @@ pub struct ControllerChannelManager {
     senders: HashMap<i32, BrokerSender>,
     /// Per broker, the topics whose replicas there it has confirmed deleted.
     stopped: Arc<Mutex<HashMap<i32, BTreeSet<String>>>>,
+    /// Per broker, its replicas in failed log directories, as its last answers said.
+    offline: Arc<Mutex<ReplicasOnOfflineDirs>>,
     /// Asks the controller for another pass (a deletion may now complete).
     reconcile_again: Arc<Notify>,
 }
@@ -185,6 +211,7 @@ impl ControllerChannelManager {
             controller_id,
             senders: HashMap::new(),
             stopped: Arc::new(Mutex::new(HashMap::new())),
+            offline: Arc::new(Mutex::new(BTreeMap::new())),
             reconcile_again,
         }
     }
@@ -209,6 +236,12 @@ impl ControllerChannelManager {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|id, _| live.contains_key(id));
+        // A broker gone or restarted starts with every directory it can open (Kafka's
+        // controller forgets its offline replicas on broker startup); its answers tell again.
+        self.offline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|id, _| self.senders.contains_key(id));
         for (id, epoch) in live {
             match self.senders.get(&id) {
                 Some(s) => {
@@ -216,25 +249,48 @@ impl ControllerChannelManager {
                 }
                 None => {
                     let (tx, rx) = watch::channel(view.clone());
+                    let resend = Arc::new(AtomicBool::new(false));
                     let task = tokio::spawn(run_sender(
-                        self.controller_id,
-                        id,
-                        epoch,
+                        Sender {
+                            controller_id: self.controller_id,
+                            broker: id,
+                            broker_epoch: epoch,
+                            resend: resend.clone(),
+                            stopped: self.stopped.clone(),
+                            offline: self.offline.clone(),
+                            reconcile_again: self.reconcile_again.clone(),
+                        },
                         rx,
-                        self.stopped.clone(),
-                        self.reconcile_again.clone(),
                     ));
                     self.senders.insert(
                         id,
                         BrokerSender {
                             epoch,
                             view: tx,
+                            resend,
                             task,
                         },
                     );
                 }
             }
         }
+    }
+
+    /// Has `broker`'s sender send it everything again (UpdateMetadata and LeaderAndIsr for
+    /// every partition): after a log directory event, its answers say which replicas failed.
+    pub fn resend_all(&self, broker: i32) {
+        if let Some(s) = self.senders.get(&broker) {
+            s.resend.store(true, Ordering::Release);
+            s.view.send_modify(|_| {});
+        }
+    }
+
+    /// Per broker other than the controller, its replicas in failed log directories.
+    pub fn replicas_on_offline_dirs(&self) -> ReplicasOnOfflineDirs {
+        self.offline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// True once every broker other than the controller that holds a replica of `topic`
@@ -269,25 +325,36 @@ struct Acknowledged {
     /// Topics announced as being deleted (UpdateMetadata with LEADER_DURING_DELETE).
     deleting_announced: BTreeSet<String>,
     stopped: BTreeSet<String>,
+    /// Replicas whose last LeaderAndIsr answer was KAFKA_STORAGE_ERROR.
+    offline: BTreeSet<(String, i32)>,
 }
 
-async fn run_sender(
+/// One broker's sender: who it is and what it reports back to the controller.
+struct Sender {
     controller_id: i32,
     broker: i32,
     broker_epoch: i64,
-    mut views: watch::Receiver<Arc<ControllerView>>,
+    resend: Arc<AtomicBool>,
     stopped: Arc<Mutex<HashMap<i32, BTreeSet<String>>>>,
+    offline: Arc<Mutex<ReplicasOnOfflineDirs>>,
     reconcile_again: Arc<Notify>,
-) {
+}
+
+async fn run_sender(sender: Sender, mut views: watch::Receiver<Arc<ControllerView>>) {
+    let broker = sender.broker;
     let mut acked = Acknowledged::default();
     let mut conn: Option<BrokerConnection> = None;
     let mut failures = 0u32;
     loop {
         let view = views.borrow_and_update().clone();
+        if sender.resend.swap(false, Ordering::AcqRel) {
+            acked.brokers.clear();
+            acked.partitions.clear();
+        }
         match sync_broker(
-            controller_id,
+            sender.controller_id,
             broker,
-            broker_epoch,
+            sender.broker_epoch,
             &view,
             &mut conn,
             &mut acked,
@@ -299,16 +366,31 @@ async fn run_sender(
                     info!(broker, "controller requests reach the broker again");
                 }
                 failures = 0;
-                let previous = stopped
+                let previous = sender
+                    .stopped
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(broker, acked.stopped.clone());
-                if acked
+                let newly_stopped = acked
                     .stopped
                     .iter()
-                    .any(|t| previous.as_ref().is_none_or(|p| !p.contains(t)))
-                {
-                    reconcile_again.notify_one();
+                    .any(|t| previous.as_ref().is_none_or(|p| !p.contains(t)));
+                let offline_changed = {
+                    let mut offline = sender.offline.lock().unwrap_or_else(|p| p.into_inner());
+                    let known = offline.get(&broker).cloned().unwrap_or_default();
+                    if known != acked.offline {
+                        info!(broker, replicas = acked.offline.len(),
+                            "replicas in failed log directories, as the broker answered LeaderAndIsr");
+                        if acked.offline.is_empty() {
+                            offline.remove(&broker);
+                        } else {
+                            offline.insert(broker, acked.offline.clone());
+                        }
+                    }
+                    known != acked.offline
+                };
+                if newly_stopped || offline_changed {
+                    sender.reconcile_again.notify_one();
                 }
                 if views.changed().await.is_err() {
                     return;
@@ -405,12 +487,6 @@ async fn sync_broker(
     //    of topics now being deleted (leader -2: brokers drop them from their metadata).
     let mut topics: BTreeMap<&str, UpdateMetadataTopicState> = BTreeMap::new();
     for ((t, p), v) in &changed {
-        let offline: Vec<i32> = v
-            .replicas
-            .iter()
-            .copied()
-            .filter(|r| !view.brokers.iter().any(|b| b.id == *r))
-            .collect();
         topics
             .entry(t.as_str())
             .or_insert_with(|| {
@@ -429,7 +505,7 @@ async fn sync_broker(
                     .with_isr(ids(&v.isr))
                     .with_zk_version(v.partition_epoch)
                     .with_replicas(ids(&v.replicas))
-                    .with_offline_replicas(ids(&offline)),
+                    .with_offline_replicas(ids(&v.offline_replicas)),
             );
     }
     for t in &newly_deleting {
@@ -546,10 +622,30 @@ async fn sync_broker(
                 code: answer.error_code,
             });
         }
+        let names: HashMap<Uuid, &str> = changed
+            .iter()
+            .map(|((t, _), v)| (v.topic_id, t.as_str()))
+            .collect();
         for t in &answer.topics {
-            for e in t.partition_errors.iter().filter(|e| e.error_code != 0) {
-                debug!(broker, topic_id = %t.topic_id, partition = e.partition_index,
-                    error_code = e.error_code, "LeaderAndIsr partition answered with an error");
+            let Some(topic) = names.get(&t.topic_id) else {
+                continue;
+            };
+            for e in &t.partition_errors {
+                let replica = (topic.to_string(), e.partition_index);
+                if e.error_code == KAFKA_STORAGE_ERROR {
+                    acked.offline.insert(replica);
+                } else {
+                    acked.offline.remove(&replica);
+                    if e.error_code != 0 {
+                        debug!(
+                            broker,
+                            topic,
+                            partition = e.partition_index,
+                            error_code = e.error_code,
+                            "LeaderAndIsr partition answered with an error"
+                        );
+                    }
+                }
             }
         }
     }
@@ -559,6 +655,7 @@ async fn sync_broker(
     acked
         .partitions
         .retain(|k, _| view.partitions.contains_key(k));
+    acked.offline.retain(|k| view.partitions.contains_key(k));
 
     // 3. StopReplica with delete for the replicas here of topics being deleted.
     if !to_stop.is_empty() {

@@ -21,7 +21,7 @@ pub mod cluster_state;
 pub mod controller;
 pub mod controller_channel;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -80,6 +80,15 @@ struct Shared {
     reloaded: watch::Sender<u64>,
     /// Controller: brokers in a controlled shutdown, with the epoch they asked at.
     shutting_down: Mutex<BTreeMap<i32, i64>>,
+    /// This broker's replicas in failed log directories (`report_offline_replicas`): the
+    /// controller's knowledge of its own broker, which is sent no LeaderAndIsr.
+    offline_replicas: Mutex<BTreeSet<(String, i32)>>,
+    /// Controller: every broker's replicas in failed log directories, as of the last pass
+    /// (for ElectLeaders, which reads the cluster outside the session task).
+    replicas_on_offline_dirs: Mutex<controller_channel::ReplicasOnOfflineDirs>,
+    /// The same per partition, for Metadata: from the controller's UpdateMetadata, or, on
+    /// the controller, its own pass.
+    offline_replicas_by_partition: Mutex<Arc<super::OfflineReplicasByPartition>>,
     /// The static configuration (the controller's topic defaults come from it and the
     /// dynamic broker configs).
     config: BrokerConfig,
@@ -254,6 +263,9 @@ impl ZookeeperMetadata {
             reloads_begun: AtomicU64::new(0),
             reloaded: watch::channel(0).0,
             shutting_down: Mutex::new(BTreeMap::new()),
+            offline_replicas: Mutex::new(BTreeSet::new()),
+            replicas_on_offline_dirs: Mutex::new(BTreeMap::new()),
+            offline_replicas_by_partition: Mutex::new(Arc::default()),
             reported_configs: Mutex::new(Default::default()),
             config: config.clone(),
         });
@@ -436,7 +448,13 @@ impl MetadataStore for ZookeeperMetadata {
                 .await
                 .map_err(zk_err)?
                 .ok_or(MetadataError::NotController)?;
-            let state = ClusterState::load(&zk).await.map_err(zk_err)?;
+            let mut state = ClusterState::load(&zk).await.map_err(zk_err)?;
+            state.offline_replicas = self
+                .shared
+                .replicas_on_offline_dirs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
             let wanted = partitions.unwrap_or_else(|| {
                 state
                     .topics
@@ -561,6 +579,71 @@ impl MetadataStore for ZookeeperMetadata {
                 .collect())
         }
         .boxed()
+    }
+
+    /// Keeps the set (a controller here reads it for its own broker) and, when it grew,
+    /// writes a log directory event so that whichever broker is controller asks this one
+    /// for its replicas' state (LeaderAndIsr, answered KAFKA_STORAGE_ERROR for these).
+    fn report_offline_replicas(&self, offline: BTreeSet<(String, i32)>) -> BoxFuture<'_, ()> {
+        async move {
+            let grew = {
+                let mut known = self
+                    .shared
+                    .offline_replicas
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                let grew = offline.iter().any(|r| !known.contains(r));
+                *known = offline;
+                grew
+            };
+            if !grew {
+                return;
+            }
+            let broker = self.shared.broker_id;
+            match self
+                .call(|zk| async move { zk.announce_log_dir_failure(broker).await })
+                .await
+            {
+                Ok(name) => info!(
+                    znode = %name,
+                    "log directory failure announced to the controller"
+                ),
+                // The controller still learns it from its next LeaderAndIsr here.
+                Err(e) => warn!(error = %e, "cannot announce the log directory failure"),
+            }
+            self.shared.reload_requested.notify_one();
+        }
+        .boxed()
+    }
+
+    fn replicas_on_offline_dirs(&self) -> Arc<super::OfflineReplicasByPartition> {
+        self.shared
+            .offline_replicas_by_partition
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn note_offline_replicas(&self, partitions: Vec<((String, i32), Vec<i32>)>) {
+        let mut known = self
+            .shared
+            .offline_replicas_by_partition
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let changes = partitions
+            .iter()
+            .any(|(k, offline)| known.get(k).map_or(!offline.is_empty(), |v| v != offline));
+        if !changes {
+            return;
+        }
+        let map = Arc::make_mut(&mut known);
+        for (k, offline) in partitions {
+            if offline.is_empty() {
+                map.remove(&k);
+            } else {
+                map.insert(k, offline);
+            }
+        }
     }
 
     fn leave_cluster(&self) -> BoxFuture<'_, ()> {
@@ -1079,6 +1162,44 @@ async fn refresh(
     let channel = channel.get_or_insert_with(|| {
         ControllerChannelManager::new(shared.broker_id, shared.reload_requested.clone())
     });
+    match handle_log_dir_events(zk, &fence, shared.broker_id, channel).await {
+        Ok(()) => {}
+        Err(ZkError::ControllerMoved { .. }) => {
+            warn!(epoch = fence.epoch, "controller epoch moved on; resigning");
+            *controller = None;
+            return Ok(true);
+        }
+        Err(e) => return Err(e),
+    }
+    // Which replicas sit in failed log directories: the other brokers' LeaderAndIsr answers
+    // and this broker's own report.
+    state.offline_replicas = channel.replicas_on_offline_dirs();
+    let own = shared
+        .offline_replicas
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    if !own.is_empty() {
+        state.offline_replicas.insert(shared.broker_id, own);
+    }
+    shared
+        .replicas_on_offline_dirs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone_from(&state.offline_replicas);
+    let mut by_partition = super::OfflineReplicasByPartition::new();
+    for (broker, replicas) in &state.offline_replicas {
+        for replica in replicas {
+            by_partition
+                .entry(replica.clone())
+                .or_default()
+                .push(*broker);
+        }
+    }
+    *shared
+        .offline_replicas_by_partition
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = Arc::new(by_partition);
     channel.update(Arc::new(ControllerView::build(
         &state,
         shared.broker_id,
@@ -1115,6 +1236,37 @@ async fn refresh(
         }
         Err(e) => Err(e),
     }
+}
+
+/// Kafka's `processLogDirEventNotification`: each pending log directory event names a broker
+/// whose directory failed; its sender sends it every partition again, and the answers
+/// (KAFKA_STORAGE_ERROR) say which replicas are offline. Each event is deleted, fenced.
+/// The controller's own broker needs nothing sent: its report is read directly.
+async fn handle_log_dir_events(
+    zk: &ZkClient,
+    fence: &ControllerEpoch,
+    own_id: i32,
+    channel: &ControllerChannelManager,
+) -> Result<(), ZkError> {
+    for name in zk.list_log_dir_events().await? {
+        match zk.get_log_dir_event(&name).await {
+            Ok(Some(event)) => {
+                info!(broker = event.broker, znode = %name,
+                    "log directory failure reported: asking the broker for its replicas' state");
+                if event.broker != own_id {
+                    channel.resend_all(event.broker);
+                }
+            }
+            Ok(None) => continue,
+            Err(e) if e.is_session_expired() || e.is_connection_loss() => return Err(e),
+            // Unreadable: dropped, as Kafka's controller drops an event it cannot parse.
+            Err(e) => {
+                warn!(znode = %name, error = %e, "malformed log directory event; deleting it")
+            }
+        }
+        zk.delete_log_dir_event(&name, fence).await?;
+    }
+    Ok(())
 }
 
 /// Logs, once each, the dynamic broker config entries this broker reads but does not act on.
