@@ -4,15 +4,21 @@
 #
 #   DIR/zk/...                 ZooKeeper (see scripts/zookeeper.sh)
 #   DIR/broker<i>/             log.dirs of broker i (ids 1..N)
-#   DIR/broker<i>.{log,pid}    its stderr and pid
+#   DIR/broker<i>.{log,pid}    its stderr and pid (broker<i>.previous.log: before restarts)
 #   DIR/bootstrap              the bootstrap servers, e.g. 127.0.0.1:19092,127.0.0.1:19093
 #
 # Usage:
 #   scripts/cluster.sh start DIR [N] [--ensemble]   N brokers (default 3), ports 19092.. (BASE_PORT)
 #   scripts/cluster.sh stop DIR                     SIGTERM the brokers, then stop ZooKeeper
+#   scripts/cluster.sh rolling-restart DIR          restart each broker in turn (SIGTERM: a
+#       controlled shutdown; then started again), each only once the cluster is healthy
+#       (`gregor cluster health`: every partition led, every ISR whole), as Kafka's
+#       operators wait for no under-replicated partitions; fails if it does not become so
+#       within HEALTH_WAIT_MS (default 120000)
 #
 # Environment: GREGOR (binary, default target/release/gregor), BASE_PORT (default 19092),
 # CHROOT (default /gregor), SESSION_TIMEOUT_MS (default 6000), ZK_* as for zookeeper.sh.
+# `start` records what `rolling-restart` needs in DIR (zk_connect, base_port).
 # `start` prints the bootstrap servers on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +41,19 @@ wait_serving() {
     done
 }
 
+# Starts broker I of the cluster in DIR on its port, its stderr in DIR/broker<I>.log.
+start_broker() {
+    local dir=$1 i=$2 zk=$3 base_port=$4
+    local port=$((base_port + i - 1))
+    "$GREGOR" --override "broker.id=$i" \
+        --override "listeners=PLAINTEXT://127.0.0.1:$port" \
+        --override "log.dirs=$dir/broker$i" \
+        --override "zookeeper.connect=$zk$CHROOT" \
+        --override "zookeeper.session.timeout.ms=$SESSION_TIMEOUT_MS" \
+        </dev/null >/dev/null 2>"$dir/broker$i.log" &
+    echo $! >"$dir/broker$i.pid"
+}
+
 cmd_start() {
     local dir=${1:?usage: cluster.sh start DIR [N] [--ensemble]}
     local n=${2:-3} mode=start
@@ -46,16 +65,11 @@ cmd_start() {
     local zk
     zk=$(scripts/zookeeper.sh "$mode" "$dir/zk")
     local bootstrap="" i
+    echo "$zk" >"$dir/zk_connect"
+    echo "$BASE_PORT" >"$dir/base_port"
     for i in $(seq 1 "$n"); do
-        local port=$((BASE_PORT + i - 1))
-        "$GREGOR" --override "broker.id=$i" \
-            --override "listeners=PLAINTEXT://127.0.0.1:$port" \
-            --override "log.dirs=$dir/broker$i" \
-            --override "zookeeper.connect=$zk$CHROOT" \
-            --override "zookeeper.session.timeout.ms=$SESSION_TIMEOUT_MS" \
-            </dev/null >/dev/null 2>"$dir/broker$i.log" &
-        echo $! >"$dir/broker$i.pid"
-        bootstrap+="${bootstrap:+,}127.0.0.1:$port"
+        start_broker "$dir" "$i" "$zk" "$BASE_PORT"
+        bootstrap+="${bootstrap:+,}127.0.0.1:$((BASE_PORT + i - 1))"
     done
     for i in $(seq 1 "$n"); do
         if ! wait_serving "$dir" "$i"; then
@@ -89,8 +103,50 @@ cmd_stop() {
     scripts/zookeeper.sh stop "$dir/zk"
 }
 
+# Waits until the cluster is healthy, asking broker I; fails after HEALTH_WAIT_MS.
+wait_healthy() {
+    local dir=$1 i=$2 port
+    port=$(($(cat "$dir/base_port") + i - 1))
+    if ! "$GREGOR" cluster health --bootstrap-server "127.0.0.1:$port" \
+        --wait-ms "${HEALTH_WAIT_MS:-120000}" >"$dir/health" 2>&1; then
+        cat "$dir/health" >&2
+        return 1
+    fi
+}
+
+cmd_rolling_restart() {
+    local dir=${1:?usage: cluster.sh rolling-restart DIR}
+    [[ -f $dir/zk_connect && -f $dir/base_port ]] || die "$dir was not started by cluster.sh start"
+    dir=$(cd "$dir" && pwd)
+    local zk base_port n i
+    zk=$(cat "$dir/zk_connect")
+    base_port=$(cat "$dir/base_port")
+    n=$(find "$dir" -maxdepth 1 -name 'broker*.pid' | wc -l)
+    ((n > 0)) || die "no broker pid files in $dir"
+    for i in $(seq 1 "$n"); do
+        # Another broker answers while this one restarts.
+        local other=$((i % n + 1))
+        wait_healthy "$dir" "$other" || die "the cluster is not healthy: not restarting broker $i"
+        local pid started=$SECONDS
+        pid=$(cat "$dir/broker$i.pid")
+        kill -TERM "$pid" 2>/dev/null || true
+        local waited=0
+        while kill -0 "$pid" 2>/dev/null; do
+            ((waited < 600)) || die "broker $i did not exit within 60 s of SIGTERM"
+            sleep 0.1
+            waited=$((waited + 1))
+        done
+        cat "$dir/broker$i.log" >>"$dir/broker$i.previous.log"
+        start_broker "$dir" "$i" "$zk" "$base_port"
+        wait_serving "$dir" "$i" || { tail -n 20 "$dir/broker$i.log" >&2; die "broker $i did not start again"; }
+        wait_healthy "$dir" "$i" || die "the cluster did not become healthy after restarting broker $i"
+        log "broker $i restarted; the cluster is healthy again ($((SECONDS - started)) s)"
+    done
+}
+
 case ${1:-} in
     start) shift; cmd_start "$@" ;;
     stop) shift; cmd_stop "$@" ;;
-    *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    rolling-restart) shift; cmd_rolling_restart "$@" ;;
+    *) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

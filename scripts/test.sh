@@ -4,7 +4,8 @@
 # client-compatibility suite (compat-tests/run_compat.py: confluent-kafka, kafka-python, kcat
 # and Java kafka-clients 4.x against a real broker), which prints the client x scenario
 # matrix, then the compaction test through confluent-kafka, then replication under faults
-# (compat-tests/replication_test.py), then gregor and Apache Kafka 3.9 in one ZooKeeper-mode
+# (compat-tests/replication_test.py), a rolling restart under load
+# (compat-tests/rolling_restart_test.py), then gregor and Apache Kafka 3.9 in one ZooKeeper-mode
 # cluster (compat-tests/kafka39_interop_test.py). Exits non-zero if anything failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -71,6 +72,12 @@ fi
 echo "=== replication under faults: 3 brokers on a real ZooKeeper (kill -9, SIGSTOP, a cut from ZooKeeper, network partitions, truncation, the four clients)"
 if ! timeout 1200 python3 compat-tests/replication_test.py --broker target/release/gregor; then
     echo "replication test FAILED"
+    status=1
+fi
+
+echo "=== rolling restart under load: scripts/cluster.sh rolling-restart waiting on gregor cluster health"
+if ! timeout 600 python3 compat-tests/rolling_restart_test.py --broker target/release/gregor; then
+    echo "rolling restart test FAILED"
     status=1
 fi
 

@@ -7,6 +7,7 @@
 pub mod blocking;
 pub mod broker;
 pub mod broker_config_admin;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod group;

@@ -1,5 +1,6 @@
 //! The `gregor` binary: `gregor [server.properties] [--override key=value ...]`, as Kafka's
 //! `kafka-server-start.sh`. Logs go to stderr, filtered by RUST_LOG (default `info`).
+//! `gregor cluster ...` runs the command-line client instead (`cli`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +22,14 @@ const GROUP_TICK: Duration = Duration::from_millis(100);
 const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn main() -> anyhow::Result<()> {
-    let config = match BrokerConfig::from_args(std::env::args().skip(1))? {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args
+        .first()
+        .is_some_and(|a| gregor::cli::SUBCOMMANDS.contains(&a.as_str()))
+    {
+        std::process::exit(gregor::cli::run(args));
+    }
+    let config = match BrokerConfig::from_args(args)? {
         CliAction::Help(text) => {
             print!("{text}");
             return Ok(());

@@ -173,6 +173,9 @@ sets one key and takes precedence over the file; later overrides win.
 
 Without zookeeper.connect the broker runs standalone.
 
+       gregor cluster info|health --bootstrap-server host:port
+runs the command-line client instead (gregor cluster --help).
+
 Options:
   --override key=value   set a configuration key
   -h, --help             print this help

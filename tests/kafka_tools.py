@@ -1,0 +1,737 @@
+#!/usr/bin/env python3
+"""Apache Kafka's own command-line tools (the classes behind bin/*.sh of Kafka 4.x) against a
+standalone gregor broker, each scenario checked on what the tool prints and, where it changes
+something, on what an independent client (confluent-kafka) reads back:
+
+  kafka-topics                TopicCommand: create (partitions, RF 1, --config), --list,
+                              --describe, --alter --partitions, --delete, the partition filters,
+                              an unknown topic
+  kafka-configs               ConfigCommand: topic and broker (id 0 and <default>) configs
+  kafka-console-producer/-consumer   keys, headers, --from-beginning, --max-messages, --group,
+                              --partition/--offset, print.key/print.headers/print.offset
+  kafka-get-offsets           GetOffsetShell: --time -1, -2, -3 and timestamps
+  kafka-delete-records        DeleteRecordsCommand, then the low watermark read back
+  kafka-log-dirs              LogDirsCommand: sizes compared with the segment files on disk
+  kafka-leader-election       LeaderElectionCommand, preferred, single node
+  kafka-reassign-partitions   ReassignPartitionsCommand --generate/--execute/--verify/--list
+  kafka-broker-api-versions   BrokerApiVersionsCommand, compared with a raw ApiVersions v0
+  kafka-cluster               ClusterTool cluster-id (against meta.properties), unregister
+  kafka-features              FeatureCommand describe
+  kafka-verifiable-producer/-consumer   acked and consumed counts from their JSON events
+  kafka-producer-perf-test/kafka-consumer-perf-test   record counts of 20,000-record runs
+
+Ends with a matrix, one line per tool and scenario, "ok" or "FAILED" with a short reason;
+a failure also prints the tool's output and what the broker logged while it ran.
+
+usage: tests/kafka_tools.py --broker target/release/gregor --kafka-lib target/kafka-tools-lib
+Exits non-zero on any failure.
+"""
+import argparse
+import glob
+import json
+import os
+import re
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "compat-tests"))
+
+from compat.broker import Broker  # noqa: E402
+import confluent_kafka as ck  # noqa: E402
+from confluent_kafka import TopicPartition  # noqa: E402
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic  # noqa: E402
+
+JAVA_OPTS = ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"]
+TOOL_TIMEOUT = 120  # seconds for any one JVM run
+
+TOPICS = "org.apache.kafka.tools.TopicCommand"
+CONFIGS = "kafka.admin.ConfigCommand"  # still in the core jar (kafka_2.13) in 4.x
+PRODUCER = "org.apache.kafka.tools.ConsoleProducer"
+CONSUMER = "org.apache.kafka.tools.consumer.ConsoleConsumer"
+GET_OFFSETS = "org.apache.kafka.tools.GetOffsetShell"
+DELETE_RECORDS = "org.apache.kafka.tools.DeleteRecordsCommand"
+LOG_DIRS = "org.apache.kafka.tools.LogDirsCommand"
+ELECTION = "org.apache.kafka.tools.LeaderElectionCommand"
+REASSIGN = "org.apache.kafka.tools.reassign.ReassignPartitionsCommand"
+API_VERSIONS = "org.apache.kafka.tools.BrokerApiVersionsCommand"  # moved from kafka.admin in 4.0
+CLUSTER = "org.apache.kafka.tools.ClusterTool"
+FEATURES = "org.apache.kafka.tools.FeatureCommand"
+VPRODUCER = "org.apache.kafka.tools.VerifiableProducer"
+VCONSUMER = "org.apache.kafka.tools.VerifiableConsumer"
+PRODUCER_PERF = "org.apache.kafka.tools.ProducerPerformance"
+CONSUMER_PERF = "org.apache.kafka.tools.ConsumerPerformance"
+
+results = []  # (tool, scenario, ok, reason)
+
+
+class Run:
+    """One tool run: exit code (None on timeout), stdout, stderr without SLF4J noise, and the
+    lines the broker logged while it ran."""
+
+    def __init__(self, argv, code, out, err, broker_log):
+        self.argv, self.code, self.out, self.err, self.broker_log = argv, code, out, err, broker_log
+
+    @property
+    def text(self):
+        return self.out + "\n" + self.err
+
+    def first_error(self):
+        """The first line of the output that names an exception or an error, shortened."""
+        for line in self.text.splitlines():
+            line = line.strip()
+            if re.search(r"Exception|Error|error:|not support|does not exist", line) and not line.startswith("at "):
+                return line[:220]
+        return ""
+
+
+class Tools:
+    def __init__(self, lib, broker):
+        self.lib = lib
+        self.broker = broker
+
+    def run(self, cls, *args, bootstrap=True, stdin=None, timeout=TOOL_TIMEOUT):
+        argv = ["java", *JAVA_OPTS, "-cp", os.path.join(self.lib, "*"), cls]
+        if bootstrap:
+            argv += ["--bootstrap-server", self.broker.bootstrap]
+        argv += [str(a) for a in args]
+        log_from = os.path.getsize(self.broker.log_path)
+        try:
+            r = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout)
+            code, out, err = r.returncode, r.stdout, r.stderr
+        except subprocess.TimeoutExpired as e:
+            code = None
+            out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+            err = (e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or ""))
+            err += f"\n(timed out after {timeout}s and killed)"
+        err = "\n".join(l for l in err.splitlines() if not l.startswith("SLF4J"))
+        with open(self.broker.log_path, "rb") as f:
+            f.seek(log_from)
+            logged = f.read().decode(errors="replace")
+        return Run(argv, code, out, err, logged)
+
+
+def check(tool, scenario, ok, what, run=None, got=""):
+    """Records one check. `what` says what was verified (the matrix reason when it passes);
+    on failure the reason is the tool's first error line, else `got`."""
+    if ok:
+        results.append((tool, scenario, True, what))
+        print(f"ok: {tool} {scenario}: {what}")
+        return True
+    reason = (run.first_error() if run else "") or str(got)[:220] or "mismatch"
+    results.append((tool, scenario, False, reason))
+    print(f"FAILED: {tool} {scenario}: expected {what}")
+    if got:
+        print(f"    got: {str(got)[:1500]}")
+    if run is not None:
+        print(f"    command: {' '.join(run.argv[5:])}")
+        print(f"    exit code: {run.code}")
+        print("    stdout: " + "\n            ".join(run.out.strip().splitlines()[-25:]))
+        print("    stderr: " + "\n            ".join(run.err.strip().splitlines()[-25:]))
+        logged = [l for l in run.broker_log.splitlines() if l.strip()]
+        print(f"    broker log while it ran ({len(logged)} lines): "
+              + "\n            ".join(logged[-15:]))
+    return False
+
+
+# ---------------------------------------------------------------- independent client helpers
+
+def create_topic(admin, name, partitions):
+    admin.create_topics([NewTopic(name, partitions, 1)])[name].result(30)
+
+
+def partition_count(bootstrap, topic):
+    md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic=topic, timeout=15)
+    t = md.topics.get(topic)
+    return None if t is None or t.error is not None else len(t.partitions)
+
+
+def topic_names(bootstrap):
+    return set(AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=15).topics)
+
+
+def watermarks(bootstrap, topic, partitions):
+    c = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": "kt-watermarks"})
+    try:
+        return [c.get_watermark_offsets(TopicPartition(topic, p), timeout=15) for p in range(partitions)]
+    finally:
+        c.close()
+
+
+def committed(bootstrap, group, topic, partitions):
+    c = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        got = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=15)
+        return [tp.offset for tp in got]
+    finally:
+        c.close()
+
+
+def read_all(bootstrap, topic, partition, want, timeout=20):
+    """(offset, key, value, headers) of the first `want` records of a partition."""
+    c = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": f"kt-reader-{uuid.uuid4()}",
+                     "enable.auto.commit": False})
+    out = []
+    try:
+        c.assign([TopicPartition(topic, partition, ck.OFFSET_BEGINNING)])
+        deadline = time.time() + timeout
+        while len(out) < want and time.time() < deadline:
+            m = c.poll(0.5)
+            if m is None or m.error():
+                continue
+            hdrs = [(k, v.decode() if v is not None else None) for k, v in (m.headers() or [])]
+            out.append((m.offset(), m.key().decode() if m.key() else None,
+                        m.value().decode() if m.value() else None, hdrs))
+    finally:
+        c.close()
+    return out
+
+
+def topic_config(bootstrap, topic):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    res = ConfigResource("topic", topic)
+    entries = admin.describe_configs([res])[res].result(15)
+    return {k: v.value for k, v in entries.items()}
+
+
+def raw_api_versions(host, port):
+    """ApiVersions v0 over a plain socket: {api key: (min, max)} as the broker advertises it."""
+    client_id = b"kafka-tools-test"
+    body = struct.pack(">hhih", 18, 0, 7, len(client_id)) + client_id
+    with socket.create_connection((host, port), timeout=10) as s:
+        s.sendall(struct.pack(">i", len(body)) + body)
+
+        def recv(n):
+            buf = b""
+            while len(buf) < n:
+                chunk = s.recv(n - len(buf))
+                if not chunk:
+                    raise EOFError("connection closed")
+                buf += chunk
+            return buf
+
+        size = struct.unpack(">i", recv(4))[0]
+        data = recv(size)
+    correlation, error, count = struct.unpack(">ihi", data[:10])
+    assert correlation == 7 and error == 0, (correlation, error)
+    return {k: (lo, hi) for k, lo, hi in (struct.unpack(">hhh", data[10 + 6 * i:16 + 6 * i]) for i in range(count))}
+
+
+def describe_topic(out, topic):
+    """(header fields, {partition: (leader, replicas, isr)}) of TopicCommand --describe."""
+    header, rows = {}, {}
+    for line in out.splitlines():
+        fields = dict(re.findall(r"(\w+): (\S*)", line))
+        if fields.get("Topic") != topic:
+            continue
+        if "PartitionCount" in fields:
+            header = fields
+            m = re.search(r"Configs: (\S*)", line)
+            header["Configs"] = dict(kv.split("=", 1) for kv in m.group(1).split(",") if "=" in kv) if m else {}
+        elif "Partition" in fields:
+            rows[int(fields["Partition"])] = (fields.get("Leader"), fields.get("Replicas"), fields.get("Isr"))
+    return header, rows
+
+
+def config_lines(out):
+    """{name: (value, synonyms text)} of ConfigCommand --describe."""
+    got = {}
+    for line in out.splitlines():
+        m = re.match(r"\s+([\w.]+)=(.*?) sensitive=\w+ synonyms=\{(.*)\}$", line)
+        if m:
+            got[m.group(1)] = (m.group(2), m.group(3))
+    return got
+
+
+def json_events(out):
+    events = []
+    for line in out.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                pass
+    return events
+
+
+# ---------------------------------------------------------------- the scenarios
+
+def kafka_topics(t, bs):
+    T = "kafka-topics"
+    r = t.run(TOPICS, "--create", "--topic", "kt-orders", "--partitions", 3, "--replication-factor", 1,
+              "--config", "retention.ms=3600000", "--config", "cleanup.policy=delete")
+    n = partition_count(bs, "kt-orders")
+    check(T, "--create 3 partitions RF 1 --config", r.code == 0 and "Created topic kt-orders." in r.out and n == 3,
+          "'Created topic kt-orders.', Metadata shows 3 partitions", r, f"partitions {n}")
+
+    r = t.run(TOPICS, "--list")
+    names = r.out.split()
+    check(T, "--list", r.code == 0 and "kt-orders" in names and "__consumer_offsets" in names,
+          "names kt-orders and __consumer_offsets", r, names)
+
+    r = t.run(TOPICS, "--describe", "--topic", "kt-orders")
+    header, rows = describe_topic(r.out, "kt-orders")
+    want_rows = {p: ("0", "0", "0") for p in range(3)}
+    check(T, "--describe", r.code == 0 and header.get("PartitionCount") == "3"
+          and header.get("ReplicationFactor") == "1"
+          and header.get("Configs") == {"cleanup.policy": "delete", "retention.ms": "3600000"}
+          and rows == want_rows,
+          "PartitionCount 3, RF 1, Configs cleanup.policy/retention.ms, Leader/Replicas/Isr 0 on each",
+          r, f"header {header}, rows {rows}")
+
+    r = t.run(TOPICS, "--alter", "--topic", "kt-orders", "--partitions", 5)
+    r2 = t.run(TOPICS, "--describe", "--topic", "kt-orders")
+    header, rows = describe_topic(r2.out, "kt-orders")
+    n = partition_count(bs, "kt-orders")
+    check(T, "--alter --partitions 5", r.code == 0 and header.get("PartitionCount") == "5"
+          and rows == {p: ("0", "0", "0") for p in range(5)} and n == 5,
+          "--describe then shows 5 partitions led by 0, Metadata 5", r if r.code else r2,
+          f"header {header}, rows {rows}, metadata {n}")
+
+    r = t.run(TOPICS, "--alter", "--topic", "kt-orders", "--partitions", 3)
+    check(T, "--alter --partitions 3 (a decrease)", r.code != 0
+          and "Topic currently has 5 partitions, which is higher than" in r.text,
+          "refused: 'Topic currently has 5 partitions, which is higher than ...'", r, r.text.strip()[:300])
+
+    r = t.run(TOPICS, "--describe", "--under-replicated-partitions")
+    r2 = t.run(TOPICS, "--describe", "--at-min-isr-partitions", "--topic", "kt-orders")
+    _, rows = describe_topic(r2.out, "kt-orders")
+    # The filter is exercised both ways: nothing is under-replicated on one node, while every
+    # partition has exactly min.insync.replicas (1) in its ISR.
+    check(T, "--describe --under-replicated-partitions", r.code == 0 and r.out.strip() == ""
+          and sorted(rows) == [0, 1, 2, 3, 4],
+          "prints no partition; --at-min-isr-partitions lists all 5 (ISR 1 = min ISR 1)", r if r.code else r2,
+          f"under-replicated output {r.out.strip()[:300]!r}; at-min-isr rows {sorted(rows)}")
+
+    r = t.run(TOPICS, "--describe", "--topic", "kt-nope")
+    check(T, "--describe --topic unknown", r.code != 0
+          and "Error while executing topic command : Topic 'kt-nope' does not exist as expected" in r.text,
+          "exit 1, \"Topic 'kt-nope' does not exist as expected\"", r, r.text.strip()[:300])
+
+    r = t.run(TOPICS, "--create", "--topic", "kt-rf3", "--partitions", 1, "--replication-factor", 3)
+    check(T, "--create --replication-factor 3", r.code != 0
+          and "Replication factor: 3 larger than available brokers: 1." in r.text,
+          "refused: 'Replication factor: 3 larger than available brokers: 1.'", r, r.text.strip()[:300])
+
+    t.run(TOPICS, "--create", "--topic", "kt-doomed", "--partitions", 2, "--replication-factor", 1)
+    before = "kt-doomed" in topic_names(bs)
+    r = t.run(TOPICS, "--delete", "--topic", "kt-doomed")
+    deadline = time.time() + 15
+    while time.time() < deadline and "kt-doomed" in topic_names(bs):
+        time.sleep(0.3)
+    gone = "kt-doomed" not in topic_names(bs)
+    r2 = t.run(TOPICS, "--list")
+    check(T, "--delete", r.code == 0 and before and gone and "kt-doomed" not in r2.out.split()
+          and "kt-orders" in r2.out.split(),
+          "the topic leaves Metadata and --list (kt-orders stays)", r,
+          f"existed before {before}, gone from metadata {gone}, --list {r2.out.split()}")
+
+
+def kafka_configs(t, bs):
+    T = "kafka-configs"
+    topic = ["--entity-type", "topics", "--entity-name", "kt-orders"]
+    r = t.run(CONFIGS, *topic, "--alter", "--add-config", "retention.ms=7200000,max.message.bytes=200000")
+    seen = topic_config(bs, "kt-orders")
+    check(T, "topics --alter --add-config", r.code == 0 and "Completed updating config for topic kt-orders." in r.out
+          and seen.get("retention.ms") == "7200000" and seen.get("max.message.bytes") == "200000",
+          "DescribeConfigs (confluent) reads retention.ms=7200000, max.message.bytes=200000", r,
+          {k: seen.get(k) for k in ("retention.ms", "max.message.bytes")})
+
+    r = t.run(CONFIGS, *topic, "--describe")
+    got = config_lines(r.out)
+    check(T, "topics --describe", r.code == 0 and "Dynamic configs for topic kt-orders are:" in r.out
+          and got.get("retention.ms", ("",))[0] == "7200000"
+          and "DYNAMIC_TOPIC_CONFIG:retention.ms=7200000" in got.get("retention.ms", ("", ""))[1]
+          and got.get("max.message.bytes", ("",))[0] == "200000"
+          and got.get("cleanup.policy", ("",))[0] == "delete",
+          "lists retention.ms=7200000 (DYNAMIC_TOPIC_CONFIG), max.message.bytes=200000, cleanup.policy=delete",
+          r, got)
+
+    r = t.run(CONFIGS, *topic, "--alter", "--delete-config", "max.message.bytes")
+    r2 = t.run(CONFIGS, *topic, "--describe", "--all")
+    got = config_lines(r2.out)
+    seen = topic_config(bs, "kt-orders")
+    check(T, "topics --alter --delete-config", r.code == 0 and "Completed updating config for topic kt-orders." in r.out
+          and got.get("max.message.bytes", ("",))[0] == "1048588"
+          and "DYNAMIC_TOPIC_CONFIG" not in got.get("max.message.bytes", ("", ""))[1]
+          and got.get("retention.ms", ("",))[0] == "7200000" and seen.get("max.message.bytes") == "1048588",
+          "--describe --all: max.message.bytes back to the default 1048588, retention.ms still 7200000",
+          r if r.code else r2, {k: got.get(k) for k in ("max.message.bytes", "retention.ms")})
+
+    b0 = ["--entity-type", "brokers", "--entity-name", "0"]
+    default = ["--entity-type", "brokers", "--entity-default"]
+    r = t.run(CONFIGS, *b0, "--alter", "--add-config", "log.retention.ms=43200000")
+    r2 = t.run(CONFIGS, *b0, "--describe")
+    got = config_lines(r2.out)
+    check(T, "brokers --entity-name 0 --alter/--describe",
+          r.code == 0 and "Completed updating config for broker 0." in r.out
+          and "Dynamic configs for broker 0 are:" in r2.out
+          and got.get("log.retention.ms", ("",))[0] == "43200000"
+          and "DYNAMIC_BROKER_CONFIG:log.retention.ms=43200000" in got.get("log.retention.ms", ("", ""))[1],
+          "broker 0 reports log.retention.ms=43200000 (DYNAMIC_BROKER_CONFIG)", r if r.code else r2, got)
+
+    r = t.run(CONFIGS, *default, "--alter", "--add-config", "log.retention.ms=86400000")
+    r2 = t.run(CONFIGS, *default, "--describe")
+    r3 = t.run(CONFIGS, *b0, "--describe")
+    got, got0 = config_lines(r2.out), config_lines(r3.out)
+    check(T, "brokers --entity-default --alter/--describe",
+          r.code == 0 and "Completed updating default config for brokers in the cluster." in r.out
+          and "Default configs for brokers in the cluster are:" in r2.out
+          and got.get("log.retention.ms", ("",))[0] == "86400000"
+          and "DYNAMIC_DEFAULT_BROKER_CONFIG:log.retention.ms=86400000" in got0.get("log.retention.ms", ("", ""))[1],
+          "<default> reports log.retention.ms=86400000; broker 0 lists it as a synonym", r if r.code else r2,
+          f"default {got}, broker 0 {got0}")
+
+    r = t.run(CONFIGS, *b0, "--alter", "--delete-config", "log.retention.ms")
+    r2 = t.run(CONFIGS, *b0, "--describe", "--all")
+    got = config_lines(r2.out)
+    value, syn = got.get("log.retention.ms", ("", ""))
+    check(T, "brokers --entity-name 0 --delete-config", r.code == 0 and value == "86400000"
+          and syn.startswith("DYNAMIC_DEFAULT_BROKER_CONFIG:log.retention.ms=86400000"),
+          "broker 0 falls back to the <default> value 86400000", r if r.code else r2, got.get("log.retention.ms"))
+
+    r = t.run(CONFIGS, *default, "--alter", "--delete-config", "log.retention.ms")
+    r2 = t.run(CONFIGS, *default, "--describe")
+    check(T, "brokers --entity-default --delete-config", r.code == 0
+          and "Default configs for brokers in the cluster are:" in r2.out and "log.retention.ms" not in r2.out,
+          "<default> no longer lists log.retention.ms", r if r.code else r2, r2.out.strip())
+
+
+def console(t, bs, admin):
+    T = "console-producer/consumer"
+    create_topic(admin, "kt-console", 1)
+    lines = ["h1:a,h2:b\tk1\tv1", "h1:c\tk2\tv2", "trace:x\tk3\tv3", "h1:d,h1:e\tk4\tv4"]
+    r = t.run(PRODUCER, "--topic", "kt-console", "--reader-property", "parse.key=true",
+              "--reader-property", "parse.headers=true", stdin="\n".join(lines) + "\n")
+    got = read_all(bs, "kt-console", 0, 4)
+    want = [(0, "k1", "v1", [("h1", "a"), ("h2", "b")]), (1, "k2", "v2", [("h1", "c")]),
+            (2, "k3", "v3", [("trace", "x")]), (3, "k4", "v4", [("h1", "d"), ("h1", "e")])]
+    check(T, "producer parse.key + parse.headers", r.code == 0 and got == want,
+          "confluent-kafka reads the 4 keys, values and headers (repeated h1 kept)", r, got)
+
+    r = t.run(CONSUMER, "--topic", "kt-console", "--from-beginning", "--max-messages", 4,
+              "--group", "kt-console-group", "--timeout-ms", 30000,
+              "--formatter-property", "print.key=true", "--formatter-property", "print.headers=true",
+              "--formatter-property", "print.offset=true", "--formatter-property", "print.partition=true")
+    want = ["Partition:0\tOffset:0\th1:a,h2:b\tk1\tv1", "Partition:0\tOffset:1\th1:c\tk2\tv2",
+            "Partition:0\tOffset:2\ttrace:x\tk3\tv3", "Partition:0\tOffset:3\th1:d,h1:e\tk4\tv4"]
+    check(T, "consumer --from-beginning --group print.key/headers/offset", r.code == 0
+          and r.out.splitlines() == want and "Processed a total of 4 messages" in r.err,
+          "4 lines: partition, offset, headers, key, value; 'Processed a total of 4 messages'",
+          r, r.out.splitlines())
+    got = committed(bs, "kt-console-group", "kt-console", 1)
+    check(T, "consumer --group commits its position", got == [4],
+          "group kt-console-group has committed offset 4", None, got)
+
+    r = t.run(CONSUMER, "--topic", "kt-console", "--from-beginning", "--max-messages", 2, "--timeout-ms", 30000)
+    check(T, "consumer --max-messages 2", r.code == 0 and r.out.splitlines() == ["v1", "v2"]
+          and "Processed a total of 2 messages" in r.err,
+          "exactly the values v1, v2", r, r.out.splitlines())
+
+    r = t.run(CONSUMER, "--topic", "kt-console", "--partition", 0, "--offset", 2, "--max-messages", 2,
+              "--timeout-ms", 30000, "--formatter-property", "print.key=true")
+    check(T, "consumer --partition 0 --offset 2", r.code == 0 and r.out.splitlines() == ["k3\tv3", "k4\tv4"],
+          "k3/v3 and k4/v4", r, r.out.splitlines())
+
+    r = t.run(CONSUMER, "--topic", "kt-console", "--from-beginning", "--max-messages", 4, "--timeout-ms", 30000,
+              "--group", "kt-console-848", "--command-property", "group.protocol=consumer")
+    got = committed(bs, "kt-console-848", "kt-console", 1)
+    check(T, "consumer --group with group.protocol=consumer (KIP-848)", r.code == 0
+          and r.out.splitlines() == ["v1", "v2", "v3", "v4"] and got == [4],
+          "v1..v4, committed offset 4", r, f"lines {r.out.splitlines()}, committed {got}")
+
+
+def get_offsets_and_delete_records(t, bs, admin, broker):
+    T = "kafka-get-offsets"
+    create_topic(admin, "kt-times", 1)
+    base = int(time.time() * 1000) - 60_000
+    stamps = [base, base + 1000, base + 9000, base + 3000, base + 4000]  # offset 2 has the max
+    p = ck.Producer({"bootstrap.servers": bs, "linger.ms": 0})
+    for i, ts in enumerate(stamps):
+        p.produce("kt-times", key=f"k{i}", value=f"v{i}", partition=0, timestamp=ts)
+        p.flush(15)  # one batch per record
+    del p
+
+    def offsets(time_arg):
+        r = t.run(GET_OFFSETS, "--topic", "kt-times", "--time", time_arg)
+        return r, [l for l in r.out.splitlines() if l.startswith("kt-times:")]
+
+    for time_arg, want, what in [
+        (-1, ["kt-times:0:5"], "--time -1 (latest)"),
+        (-2, ["kt-times:0:0"], "--time -2 (earliest)"),
+        (-3, ["kt-times:0:2"], "--time -3 (max timestamp)"),
+        (base + 500, ["kt-times:0:1"], "--time <timestamp between records 0 and 1>"),
+        (base + 3500, ["kt-times:0:2"], "--time <timestamp, out-of-order record times>"),
+        (base + 9500, [], "--time <timestamp after every record>"),
+    ]:
+        r, got = offsets(time_arg)
+        check(T, what, r.code == 0 and got == want, f"prints {want if want else 'no offset (Kafka: -1)'}",
+              r, got)
+
+    T = "kafka-delete-records"
+    spec = os.path.join(broker.workdir, "delete-records.json")
+    with open(spec, "w") as f:
+        json.dump({"partitions": [{"topic": "kt-times", "partition": 0, "offset": 3}], "version": 1}, f)
+    r = t.run(DELETE_RECORDS, "--offset-json-file", spec)
+    r2, got = offsets(-2)
+    low = watermarks(bs, "kt-times", 1)[0][0]
+    remaining = [rec[0] for rec in read_all(bs, "kt-times", 0, 2)]
+    check(T, "--offset-json-file offset 3", r.code == 0
+          and "partition: kt-times-0\tlow_watermark: 3" in r.out and got == ["kt-times:0:3"]
+          and low == 3 and remaining == [3, 4],
+          "low_watermark: 3; get-offsets --time -2 and confluent read 3; records 3, 4 remain", r,
+          f"get-offsets {got}, confluent low {low}, records {remaining}")
+
+    with open(spec, "w") as f:
+        json.dump({"partitions": [{"topic": "kt-times", "partition": 0, "offset": 99}], "version": 1}, f)
+    r = t.run(DELETE_RECORDS, "--offset-json-file", spec)
+    check(T, "offset beyond the high watermark", "partition: kt-times-0\terror: "
+          "org.apache.kafka.common.errors.OffsetOutOfRangeException" in r.out
+          and watermarks(bs, "kt-times", 1)[0][0] == 3,
+          "OffsetOutOfRangeException for kt-times-0, low watermark stays 3", r, r.out.strip())
+
+
+def log_dirs(t, broker):
+    T = "kafka-log-dirs"
+    data = os.path.abspath(broker.data_dir)
+    r = t.run(LOG_DIRS, "--describe", "--topic-list", "kt-console,kt-times,kt-orders")
+    described, err = {}, None
+    try:
+        report = json.loads(r.out.strip().splitlines()[-1])
+        brokers = [b["broker"] for b in report["brokers"]]
+        for d in report["brokers"][0]["logDirs"]:
+            described[d["logDir"]] = (d["error"], {p["partition"]: p["size"] for p in d["partitions"]})
+    except (ValueError, KeyError, IndexError) as e:
+        brokers, err = [], f"unreadable report: {e}"
+    on_disk = {}
+    for name in ["kt-console-0", "kt-times-0"] + [f"kt-orders-{i}" for i in range(5)]:
+        on_disk[name] = sum(os.path.getsize(f) for f in glob.glob(os.path.join(data, name, "*.log")))
+    sizes = described.get(data, (None, {}))[1]
+    check(T, "--describe --topic-list", r.code == 0 and brokers == [0] and list(described) == [data]
+          and described[data][0] is None and sizes == on_disk
+          and sizes["kt-console-0"] > 0 and sizes["kt-times-0"] > 0,
+          "broker 0, one log dir (the data dir), each partition's size = its .log files on disk", r,
+          err or f"reported {sizes}, on disk {on_disk}")
+
+
+def leader_election(t):
+    T = "kafka-leader-election"
+    r = t.run(ELECTION, "--election-type", "preferred", "--topic", "kt-orders", "--partition", 0)
+    check(T, "preferred --topic --partition", r.code == 0
+          and "Valid replica already elected for partitions kt-orders-0" in r.out,
+          "'Valid replica already elected for partitions kt-orders-0'", r, r.text.strip())
+
+    r = t.run(ELECTION, "--election-type", "preferred", "--all-topic-partitions")
+    check(T, "preferred --all-topic-partitions", r.code == 0 and r.out.strip() == ""
+          and "Exception" not in r.err,
+          "no output, exit 0 (Kafka leaves ELECTION_NOT_NEEDED out of an all-partitions answer)", r,
+          r.text.strip())
+
+    r = t.run(ELECTION, "--election-type", "preferred", "--topic", "kt-nope", "--partition", 0)
+    check(T, "preferred on an unknown partition", r.code != 0
+          and "Error completing leader election (PREFERRED) for partition: kt-nope-0: "
+          "org.apache.kafka.common.errors.UnknownTopicOrPartitionException" in r.text,
+          "UnknownTopicOrPartitionException for kt-nope-0, exit 1", r, r.text.strip()[:300])
+
+
+def reassign(t, broker):
+    T = "kafka-reassign-partitions"
+    move = os.path.join(broker.workdir, "topics-to-move.json")
+    with open(move, "w") as f:
+        json.dump({"topics": [{"topic": "kt-orders"}], "version": 1}, f)
+    r = t.run(REASSIGN, "--generate", "--topics-to-move-json-file", move, "--broker-list", "0")
+    current = proposed = None
+    lines = r.out.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("Current partition replica assignment") and i + 1 < len(lines):
+            current = json.loads(lines[i + 1])
+        if line.startswith("Proposed partition reassignment configuration") and i + 1 < len(lines):
+            proposed = json.loads(lines[i + 1])
+
+    def assignment(doc):
+        return sorted((p["topic"], p["partition"], p["replicas"]) for p in doc["partitions"]) if doc else None
+
+    want = [("kt-orders", p, [0]) for p in range(5)]
+    check(T, "--generate", r.code == 0 and assignment(current) == want and assignment(proposed) == want,
+          "current and proposed assignments: kt-orders 0-4 on [0]", r, f"current {current}, proposed {proposed}")
+
+    plan = os.path.join(broker.workdir, "reassignment.json")
+    with open(plan, "w") as f:
+        json.dump({"version": 1, "partitions": [{"topic": "kt-orders", "partition": 0, "replicas": [0]}]}, f)
+    r = t.run(REASSIGN, "--execute", "--reassignment-json-file", plan)
+    check(T, "--execute (same replicas)", r.code == 0
+          and "Successfully started partition reassignment for kt-orders-0" in r.out,
+          "'Successfully started partition reassignment for kt-orders-0'", r)
+    r = t.run(REASSIGN, "--verify", "--reassignment-json-file", plan)
+    check(T, "--verify", r.code == 0 and "Reassignment of partition kt-orders-0 is completed." in r.out,
+          "'Reassignment of partition kt-orders-0 is completed.'", r)
+    r = t.run(REASSIGN, "--list")
+    check(T, "--list", r.code == 0 and "No partition reassignments found." in r.out,
+          "'No partition reassignments found.'", r)
+
+
+def broker_api_versions(t, broker):
+    T = "kafka-broker-api-versions"
+    r = t.run(API_VERSIONS)
+    listed, unsupported = {}, set()
+    for m in re.finditer(r"\t\w+\((\d+)\): (?:(\d+) to (\d+)|(\d+)) \[usable: \d+\]", r.out):
+        lo = int(m.group(2) if m.group(2) is not None else m.group(4))
+        hi = int(m.group(3) if m.group(3) is not None else m.group(4))
+        listed[int(m.group(1))] = (lo, hi)
+    unsupported = {int(k) for k in re.findall(r"\t\w+\((\d+)\): UNSUPPORTED", r.out)}
+    raw = raw_api_versions("127.0.0.1", broker.port)
+    head = r.out.splitlines()[0] if r.out else ""
+    check(T, "(all APIs)", r.code == 0 and head.startswith(f"{broker.bootstrap} (id: 0 rack: null")
+          and listed == raw and 0 in listed and 18 in listed and 45 in unsupported,
+          f"broker 0; the {len(raw)} usable ranges equal a raw ApiVersions v0 answer", r,
+          f"tool {listed}\nraw  {raw}")
+
+
+def cluster_tool(t, broker):
+    T = "kafka-cluster"
+    with open(os.path.join(broker.data_dir, "meta.properties")) as f:
+        props = dict(l.strip().split("=", 1) for l in f if "=" in l and not l.startswith("#"))
+    r = t.run(CLUSTER, "cluster-id")
+    check(T, "cluster-id", r.code == 0 and r.out.strip() == f"Cluster ID: {props.get('cluster.id')}",
+          f"'Cluster ID: {props.get('cluster.id')}' as in meta.properties", r, r.out.strip())
+    r = t.run(CLUSTER, "unregister", "--id", 1)
+    check(T, "unregister --id 1", r.code == 0
+          and "The target cluster does not support the broker unregistration API." in r.out,
+          "UnregisterBroker not offered, as by a ZooKeeper-mode Kafka 3.9 broker", r, r.text.strip())
+
+
+def features(t):
+    T = "kafka-features"
+    r = t.run(FEATURES, "describe")
+    lines = [l for l in r.out.splitlines() if l.strip()]
+    check(T, "describe", r.code == 0 and lines == [] and "Exception" not in r.err,
+          "no feature (gregor advertises none, as a ZooKeeper-mode Kafka 3.9 broker), no error", r,
+          r.text.strip())
+
+
+def verifiable(t, bs, admin):
+    create_topic(admin, "kt-verify", 2)
+    T = "kafka-verifiable-producer"
+    r = t.run(VPRODUCER, "--topic", "kt-verify", "--max-messages", 1000, "--acks", -1)
+    ev = json_events(r.out)
+    acked = [e for e in ev if e.get("name") == "producer_send_success"]
+    errors = [e for e in ev if e.get("name") == "producer_send_error"]
+    data = next((e for e in ev if e.get("name") == "tool_data"), {})
+    per_part = {}
+    for e in acked:
+        per_part.setdefault(e["partition"], []).append(e["offset"])
+    contiguous = all(sorted(o) == list(range(len(o))) for o in per_part.values())
+    marks = watermarks(bs, "kt-verify", 2)
+    check(T, "--max-messages 1000 --acks -1", r.code == 0 and data.get("sent") == 1000
+          and data.get("acked") == 1000 and len(acked) == 1000 and not errors
+          and sorted(int(e["value"]) for e in acked) == list(range(1000)) and contiguous
+          and sum(hi for _, hi in marks) == 1000,
+          "tool_data sent=1000 acked=1000; 1000 send_success events with gapless offsets; end offsets sum 1000",
+          r, f"tool_data {data}, successes {len(acked)}, errors {errors[:3]}, watermarks {marks}")
+
+    T = "kafka-verifiable-consumer"
+    for protocol, group in [("classic", "kt-vc"), ("consumer", "kt-vc-848")]:
+        r = t.run(VCONSUMER, "--topic", "kt-verify", "--group-id", group, "--group-protocol", protocol,
+                  "--max-messages", 1000)
+        ev = json_events(r.out)
+        consumed = sum(e["count"] for e in ev if e.get("name") == "records_consumed")
+        assigned = sorted(p["partition"] for e in ev if e.get("name") == "partitions_assigned"
+                          for p in e["partitions"])
+        commits = [e for e in ev if e.get("name") == "offsets_committed"]
+        got = committed(bs, group, "kt-verify", 2)
+        want = [hi if hi > 0 else -1001 for _, hi in marks]  # an empty partition has no commit
+        check(T, f"--group-protocol {protocol} --max-messages 1000", r.code == 0 and consumed == 1000
+              and assigned == [0, 1] and commits and all(c["success"] for c in commits) and got == want,
+              "records_consumed counts sum to 1000, partitions 0 and 1 assigned, commits succeed and equal the end offsets",
+              r, f"consumed {consumed}, assigned {assigned}, commits ok "
+                 f"{[c['success'] for c in commits]}, committed {got}, end offsets {want}")
+
+
+def perf(t, bs, admin):
+    create_topic(admin, "kt-perf", 2)
+    T = "kafka-producer-perf-test"
+    r = t.run(PRODUCER_PERF, "--bootstrap-server", bs, "--topic", "kt-perf", "--num-records", 20000,
+              "--record-size", 100, "--throughput", -1, "--command-property", "acks=all", bootstrap=False)
+    m = re.search(r"^(\d+) records sent, [\d.]+ records/sec", r.out, re.M)
+    marks = watermarks(bs, "kt-perf", 2)
+    check(T, "20000 records of 100 bytes", r.code == 0 and m is not None and m.group(1) == "20000"
+          and sum(hi for _, hi in marks) == 20000,
+          "'20000 records sent'; the end offsets sum to 20000", r,
+          f"summary {m.group(0) if m else None}, watermarks {marks}")
+
+    T = "kafka-consumer-perf-test"
+    r = t.run(CONSUMER_PERF, "--topic", "kt-perf", "--num-records", 20000, "--timeout", 30000,
+              "--group", "kt-perf-group")
+    rows = [l.split(", ") for l in r.out.splitlines()]
+    header = next((row for row in rows if row and row[0] == "start.time"), None)
+    stats = dict(zip(header, rows[rows.index(header) + 1])) if header and rows.index(header) + 1 < len(rows) else {}
+    check(T, "20000 records", r.code == 0 and stats.get("data.consumed.in.nMsg") == "20000"
+          and stats.get("data.consumed.in.MB") == f"{20000 * 100 / 1048576:.4f}",
+          "data.consumed.in.nMsg 20000, data.consumed.in.MB 1.9073", r, stats or r.out.strip())
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--broker", default=os.path.join(HERE, "..", "target", "release", "gregor"))
+    ap.add_argument("--kafka-lib", default=os.path.join(HERE, "..", "target", "kafka-tools-lib"))
+    args = ap.parse_args()
+    lib = os.path.abspath(args.kafka_lib)
+    if not glob.glob(os.path.join(lib, "kafka-tools-*.jar")):
+        print(f"Kafka's tools are not in {lib}")
+        return 1
+
+    broker = Broker(args.broker, extra_overrides=["group.initial.rebalance.delay.ms=0",
+                                                  "offsets.topic.num.partitions=5"])
+    broker.start()
+    bs = broker.bootstrap
+    t = Tools(lib, broker)
+    started = time.time()
+    try:
+        admin = AdminClient({"bootstrap.servers": bs})
+        for scenario in [
+            lambda: kafka_topics(t, bs),
+            lambda: kafka_configs(t, bs),
+            lambda: console(t, bs, admin),
+            lambda: get_offsets_and_delete_records(t, bs, admin, broker),
+            lambda: log_dirs(t, broker),
+            lambda: leader_election(t),
+            lambda: reassign(t, broker),
+            lambda: broker_api_versions(t, broker),
+            lambda: cluster_tool(t, broker),
+            lambda: features(t),
+            lambda: verifiable(t, bs, admin),
+            lambda: perf(t, bs, admin),
+        ]:
+            try:
+                scenario()
+            except Exception as e:  # a broken scenario is a failure, the others still run
+                check("(script)", getattr(scenario, "__name__", "scenario"), False, "no exception",
+                      None, f"{type(e).__name__}: {e}")
+            if not broker.alive():
+                check("(broker)", "alive", False, "the broker keeps running", None,
+                      f"exited with {broker.proc.returncode}")
+                break
+        del admin
+    finally:
+        if broker.alive():
+            broker.stop()
+
+    print(f"\n{'tool':<28} {'scenario':<58} result  reason")
+    for tool, scenario, ok, reason in results:
+        print(f"{tool:<28} {scenario:<58} {'ok' if ok else 'FAILED':<7} {reason}")
+    passed = sum(1 for r in results if r[2])
+    failed = len(results) - passed
+    print(f"\n{passed} passed, {failed} failed ({time.time() - started:.0f} s)")
+    if failed:
+        print(f"broker log: {broker.log_path}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
