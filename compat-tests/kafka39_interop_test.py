@@ -537,11 +537,37 @@ def run_load(cluster, rec, body):
     return notes, summary
 
 
+def gregor_cli(cluster, via):
+    """`gregor cluster health` asked of broker `via` (either kind: it speaks only the Kafka
+    protocol) agrees with what confluent-kafka's admin client reads from the same broker."""
+    address = f"127.0.0.1:{cluster.ports[via]}"
+    r = subprocess.run([cluster.binary, "cluster", "health", "--bootstrap-server", address],
+                       capture_output=True, text=True, timeout=60)
+    md = cluster.admin(via).list_topics(timeout=10)
+    partitions = sum(len(t.partitions) for t in md.topics.values())
+    expected = [
+        "healthy: true",
+        f"cluster id: {md.cluster_id}",
+        f"controller: {md.controller_id}",
+        "brokers: 3",
+        f"topics: {len(md.topics)}",
+        f"partitions: {partitions}",
+        "under-replicated partitions: 0",
+        "partitions without a leader: 0",
+    ] + [f"  {i} 127.0.0.1:{cluster.ports[i]}" for i in sorted(cluster.ports)]
+    missing = [line for line in expected if line not in r.stdout.splitlines()]
+    assert r.returncode == 0 and not missing, \
+        f"gregor cluster health via {cluster.kinds[via]} {via}: exit {r.returncode}, missing {missing}:\n{r.stdout}{r.stderr}"
+    return (f"gregor cluster health asked of the {cluster.kinds[via]} broker: healthy, "
+            f"{partitions} partitions, as its admin client says")
+
+
 def kafka_controller(cluster):
     assert controller_of(cluster) == KAFKA, f"controller is {controller_of(cluster)}"
     cluster.create_topic(TOPIC, via=2)
     cluster.wait_isr_whole()
     leaders_spread(cluster)
+    cli = [gregor_cli(cluster, KAFKA), gregor_cli(cluster, 2)]
     rec = Recorder(cluster.bootstrap)
 
     def body():
@@ -554,7 +580,7 @@ def kafka_controller(cluster):
     log2 = cluster.log(2)
     assert "the controller moved every leadership controller=1" in log2, \
         "gregor 2 did not hear from the Kafka controller that its leaderships moved"
-    return "; ".join([summary] + notes + [check_converged(cluster), check_quiet_logs(cluster)])
+    return "; ".join([summary] + notes + cli + [check_converged(cluster), check_quiet_logs(cluster)])
 
 
 def kafka_producer_ids(cluster):
