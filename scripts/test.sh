@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of gregor: installs what the tests need, builds the broker, runs the Rust
-# tests (unit + integration), the fuzz targets for a bounded time (scripts/fuzz.sh), then the
+# tests (unit + integration), the fuzz targets for a bounded time (scripts/fuzz.sh), then
+# Kafka's command-line tools (tests/kafka_tools.py: the tool x scenario matrix), then the
 # client-compatibility suite (compat-tests/run_compat.py: confluent-kafka, kafka-python, kcat
 # and Java kafka-clients 4.x against a real broker), which prints the client x scenario
 # matrix, then the compaction test through confluent-kafka, then replication under faults
@@ -54,6 +55,12 @@ fi
 echo "=== Kafka's kafka-consumer-groups.sh, kafka-log-dirs.sh and DumpLogSegments --offsets-decoder against gregor"
 if ! timeout 600 python3 tests/kafka_consumer_groups.py --broker target/release/gregor; then
     echo "kafka_consumer_groups FAILED"
+    status=1
+fi
+
+echo "=== Kafka's command-line tools against gregor: the tool x scenario matrix"
+if ! timeout 900 python3 tests/kafka_tools.py --broker target/release/gregor; then
+    echo "kafka_tools FAILED"
     status=1
 fi
 
