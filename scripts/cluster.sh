@@ -15,6 +15,7 @@
 #       (`gregor cluster health`: every partition led, every ISR whole), as Kafka's
 #       operators wait for no under-replicated partitions; fails if it does not become so
 #       within HEALTH_WAIT_MS (default 120000)
+#   scripts/cluster.sh restart-broker DIR I         SIGTERM broker I if it runs, start it again
 #
 # Environment: GREGOR (binary, default target/release/gregor), BASE_PORT (default 19092),
 # CHROOT (default /gregor), SESSION_TIMEOUT_MS (default 6000), ZK_* as for zookeeper.sh.
@@ -114,31 +115,48 @@ wait_healthy() {
     fi
 }
 
+# SIGTERMs the process in pid file $1 and waits (60 s at most) for it to exit.
+stop_pid() {
+    local pid waited=0
+    pid=$(cat "$1")
+    kill -TERM "$pid" 2>/dev/null || return 0
+    while kill -0 "$pid" 2>/dev/null; do
+        ((waited < 600)) || return 1
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+}
+
+# Restarts broker I with its own settings; its previous log is appended to broker<I>.previous.log.
+restart_broker() {
+    local dir=$1 i=$2
+    stop_pid "$dir/broker$i.pid" || die "broker $i did not exit within 60 s of SIGTERM"
+    cat "$dir/broker$i.log" >>"$dir/broker$i.previous.log"
+    start_broker "$dir" "$i" "$(cat "$dir/zk_connect")" "$(cat "$dir/base_port")"
+    wait_serving "$dir" "$i" || { tail -n 20 "$dir/broker$i.log" >&2; die "broker $i did not start again"; }
+}
+
+cmd_restart_broker() {
+    local dir=${1:?usage: cluster.sh restart-broker DIR I} i=${2:?usage: cluster.sh restart-broker DIR I}
+    [[ -f $dir/zk_connect && -f $dir/broker$i.pid ]] || die "no broker $i of a cluster.sh cluster in $dir"
+    dir=$(cd "$dir" && pwd)
+    restart_broker "$dir" "$i"
+    log "broker $i restarted"
+}
+
 cmd_rolling_restart() {
     local dir=${1:?usage: cluster.sh rolling-restart DIR}
     [[ -f $dir/zk_connect && -f $dir/base_port ]] || die "$dir was not started by cluster.sh start"
     dir=$(cd "$dir" && pwd)
-    local zk base_port n i
-    zk=$(cat "$dir/zk_connect")
-    base_port=$(cat "$dir/base_port")
+    local n i
     n=$(find "$dir" -maxdepth 1 -name 'broker*.pid' | wc -l)
     ((n > 0)) || die "no broker pid files in $dir"
     for i in $(seq 1 "$n"); do
         # Another broker answers while this one restarts.
         local other=$((i % n + 1))
         wait_healthy "$dir" "$other" || die "the cluster is not healthy: not restarting broker $i"
-        local pid started=$SECONDS
-        pid=$(cat "$dir/broker$i.pid")
-        kill -TERM "$pid" 2>/dev/null || true
-        local waited=0
-        while kill -0 "$pid" 2>/dev/null; do
-            ((waited < 600)) || die "broker $i did not exit within 60 s of SIGTERM"
-            sleep 0.1
-            waited=$((waited + 1))
-        done
-        cat "$dir/broker$i.log" >>"$dir/broker$i.previous.log"
-        start_broker "$dir" "$i" "$zk" "$base_port"
-        wait_serving "$dir" "$i" || { tail -n 20 "$dir/broker$i.log" >&2; die "broker $i did not start again"; }
+        local started=$SECONDS
+        restart_broker "$dir" "$i"
         wait_healthy "$dir" "$i" || die "the cluster did not become healthy after restarting broker $i"
         log "broker $i restarted; the cluster is healthy again ($((SECONDS - started)) s)"
     done
@@ -148,5 +166,6 @@ case ${1:-} in
     start) shift; cmd_start "$@" ;;
     stop) shift; cmd_stop "$@" ;;
     rolling-restart) shift; cmd_rolling_restart "$@" ;;
-    *) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    restart-broker) shift; cmd_restart_broker "$@" ;;
+    *) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -20,6 +20,11 @@ something, on what an independent client (confluent-kafka) reads back:
   kafka-verifiable-producer/-consumer   acked and consumed counts from their JSON events
   kafka-producer-perf-test/kafka-consumer-perf-test   record counts of 20,000-record runs
 
+then against three brokers and ZooKeeper (scripts/cluster.sh), replication factor 3:
+kafka-topics --describe and --under-replicated-partitions with a broker killed,
+kafka-leader-election once it returns, kafka-log-dirs of the three, kafka-configs of one
+broker read through another, the console producer and a consumer group.
+
 Ends with a matrix, one line per tool and scenario, "ok" or "FAILED" with a short reason;
 a failure also prints the tool's output and what the broker logged while it ran. What gregor
 does not support yet (partition reassignment) is "NOT SUPPORTED": not counted as passed, and
@@ -37,6 +42,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 
@@ -713,6 +719,155 @@ def perf(t, bs, admin):
           "data.consumed.in.nMsg 20000, data.consumed.in.MB 1.9073", r, stats or r.out.strip())
 
 
+# ---------------------------------------------------------------- the 3-broker cluster
+
+class ClusterBrokers:
+    """A cluster started by `scripts/cluster.sh` (ZooKeeper and brokers 1-3), seen by `Tools`
+    as one broker: the bootstrap list of all three, and broker 1's log."""
+
+    def __init__(self, binary, root):
+        self.binary, self.root = os.path.abspath(binary), root
+        self.env = dict(os.environ, GREGOR=self.binary, BASE_PORT=str(free_base_port()),
+                        ZK_TICK_MS="500", ZK_FORCE_SYNC="no", ZK_OWNER_PID=str(os.getpid()))
+        r = self.script("start", root, "3")
+        if r.returncode != 0:
+            raise RuntimeError(f"cluster.sh start: {r.stderr[-1500:]}")
+        self.bootstrap = r.stdout.strip()
+        self.addresses = self.bootstrap.split(",")
+        self.log_path = os.path.join(root, "broker1.log")
+
+    def script(self, *args):
+        return subprocess.run([os.path.join(HERE, "..", "scripts", "cluster.sh"), *args], env=self.env,
+                              capture_output=True, text=True, timeout=300)
+
+    def kill9(self, i):
+        with open(os.path.join(self.root, f"broker{i}.pid")) as f:
+            os.kill(int(f.read()), 9)
+
+    def stop(self):
+        self.script("stop", self.root)
+
+
+def free_base_port():
+    """The first of three consecutive free ports."""
+    while True:
+        base = 20000 + (uuid.uuid4().int % 40000)
+        try:
+            for port in range(base, base + 3):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+
+
+def wait_for(what, timeout, probe, interval=0.5):
+    """`probe()` until it returns something true, or `timeout` seconds: its last value."""
+    deadline = time.time() + timeout
+    while True:
+        value = probe()
+        if value or time.time() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def cluster_scenarios(t, cluster):
+    """kafka-topics, kafka-leader-election, kafka-log-dirs, kafka-configs and the console
+    clients against three brokers, with replication factor 3 and a broker killed."""
+    T = "kafka-topics (cluster)"
+    bs = cluster.bootstrap
+    r = t.run(TOPICS, "--create", "--topic", "kt-rep", "--partitions", 6, "--replication-factor", 3)
+
+    def whole():
+        rr = t.run(TOPICS, "--describe", "--topic", "kt-rep")
+        rows = describe_topic(rr.out, "kt-rep")[1]
+        ok = len(rows) == 6 and all(set(v[1].split(",")) == {"1", "2", "3"}
+                                     and set(v[2].split(",")) == {"1", "2", "3"} for v in rows.values())
+        return rows if ok else None
+    rows = wait_for("whole ISRs", 30, whole)
+    check(T, "--create RF 3, --describe", r.code == 0 and rows is not None
+          and all(v[0] == v[1].split(",")[0] for v in rows.values())
+          and {v[0] for v in rows.values()} == {"1", "2", "3"},
+          "6 partitions on brokers 1,2,3, whole ISRs, each led by its first replica, leaders on all three",
+          r, f"rows {rows}")
+
+    # Data in every partition, through the console producer, before the faults.
+    lines = "".join(f"key{i}:value{i}\n" for i in range(60))
+    r = t.run(PRODUCER, "--topic", "kt-rep", "--property", "parse.key=true", "--property", "key.separator=:",
+              "--producer-property", "acks=all", stdin=lines)
+    check("console-producer (cluster)", "60 keyed records, acks=all", r.code == 0
+          and sum(high for _, high in watermarks(bs, "kt-rep", 6)) == 60,
+          "the end offsets of the 6 partitions sum to 60", r,
+          f"end offsets {watermarks(bs, 'kt-rep', 6)}")
+
+    cluster.kill9(3)
+
+    def under_replicated():
+        rr = t.run(TOPICS, "--describe", "--under-replicated-partitions", "--topic", "kt-rep")
+        got = describe_topic(rr.out, "kt-rep")[1]
+        ok = len(got) == 6 and all("3" not in v[2].split(",") and v[0] != "3" for v in got.values())
+        return (rr, got) if ok else None
+    found = wait_for("broker 3 out of every ISR", 40, under_replicated)
+    r2 = t.run(TOPICS, "--describe", "--unavailable-partitions", "--topic", "kt-rep")
+    check(T, "--under-replicated-partitions with broker 3 killed", found is not None
+          and describe_topic(r2.out, "kt-rep")[1] == {},
+          "all 6 listed, none led by 3 nor with 3 in the ISR; --unavailable-partitions lists none",
+          r2, f"{found[1] if found else 'not all 6 under-replicated within 40 s'}")
+
+    r = cluster.script("restart-broker", cluster.root, "3")
+    rows = wait_for("broker 3 back in every ISR", 60, whole)
+    moved = [p for p, v in (rows or {}).items() if v[0] != v[1].split(",")[0]]
+    E = "kafka-leader-election (cluster)"
+    r = t.run(ELECTION, "--election-type", "preferred", "--all-topic-partitions")
+    after = whole() or {}
+    named = sorted(int(n) for n in re.findall(r"kt-rep-(\d+)", r.out))
+    check(E, "preferred --all-topic-partitions after broker 3 returned", rows is not None and moved
+          and r.code == 0 and "Successfully completed leader election (PREFERRED)" in r.out
+          and named == sorted(moved)
+          and all(v[0] == v[1].split(",")[0] for v in after.values()),
+          f"the partitions broker 3 had led (here {sorted(moved)}) named and led by their first replica again",
+          r, f"before {rows}, after {after}")
+
+    L = "kafka-log-dirs (cluster)"
+    r = t.run(LOG_DIRS, "--describe", "--broker-list", "1,2,3", "--topic-list", "kt-rep")
+    try:
+        report = json.loads(r.out.strip().splitlines()[-1])
+        sizes = {b["broker"]: {d["logDir"]: {p["partition"]: p["size"] for p in d["partitions"]}
+                               for d in b["logDirs"]} for b in report["brokers"]}
+    except (ValueError, KeyError, IndexError) as e:
+        sizes = {"unreadable": str(e)}
+    on_disk = {}
+    for i in (1, 2, 3):
+        data = os.path.join(cluster.root, f"broker{i}")
+        on_disk[i] = {data: {f"kt-rep-{p}": sum(os.path.getsize(f) for f in
+                                                 glob.glob(os.path.join(data, f"kt-rep-{p}", "*.log")))
+                             for p in range(6)}}
+    check(L, "--describe --broker-list 1,2,3", r.code == 0 and sizes == on_disk
+          and all(v > 0 for d in on_disk.values() for part in d.values() for v in part.values()),
+          "each broker's directory with kt-rep-0..5, every size that of its own .log files (none empty)",
+          r, f"reported {sizes}, on disk {on_disk}")
+
+    C = "kafka-configs (cluster)"
+    r = t.run(CONFIGS, "--entity-type", "brokers", "--entity-name", "2", "--alter",
+              "--add-config", "log.retention.ms=5400000")
+    # Asked through broker 3 only: broker 2's config comes from ZooKeeper.
+    r2 = t.run(CONFIGS, "--bootstrap-server", cluster.addresses[2], "--entity-type", "brokers",
+               "--entity-name", "2", "--describe", bootstrap=False)
+    got = config_lines(r2.out)
+    check(C, "brokers --entity-name 2 --alter, --describe via broker 3", r.code == 0 and r2.code == 0
+          and got.get("log.retention.ms", ("",))[0] == "5400000",
+          "broker 2 reports log.retention.ms=5400000", r2, r2.out.strip()[:400])
+
+    K = "console-consumer (cluster)"
+    r = t.run(CONSUMER, "--bootstrap-server", cluster.addresses[2], "--topic", "kt-rep", "--from-beginning",
+              "--group", "kt-rep-group", "--max-messages", 60, "--property", "print.key=true",
+              "--property", "key.separator=:", "--timeout-ms", 30000, bootstrap=False)
+    got = sorted(l for l in r.out.splitlines() if l.startswith("key"))
+    want = sorted(f"key{i}:value{i}" for i in range(60))
+    check(K, "--group via broker 3, after the kill and the election", r.code == 0 and got == want,
+          "exactly the 60 keyed records", r, f"{len(got)} lines")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--broker", default=os.path.join(HERE, "..", "target", "release", "gregor"))
@@ -758,6 +913,18 @@ def main():
     finally:
         if broker.alive():
             broker.stop()
+
+    # The same tools against three brokers (scripts/cluster.sh and ZooKeeper).
+    cluster = None
+    try:
+        cluster = ClusterBrokers(args.broker, tempfile.mkdtemp(prefix="gregor-tools-cluster-"))
+        cluster_scenarios(Tools(lib, cluster), cluster)
+    except Exception as e:  # reported as a failure; the cluster is stopped below
+        check("(cluster)", "(scenario aborted)", False, "no exception in the script", None,
+              f"{type(e).__name__}: {e}")
+    finally:
+        if cluster:
+            cluster.stop()
 
     print(f"\n{'tool':<28} {'scenario':<58} result  reason")
     for tool, scenario, ok, reason in results:
