@@ -158,9 +158,10 @@ fn topic_entry(
                     let offline_here = any_offline
                         && p.replicas.contains(&local)
                         && broker.replicas.is_offline(&t.name, i as i32);
-                    let elsewhere = match offline_elsewhere.is_empty() {
-                        true => None,
-                        false => offline_elsewhere.get(&(t.name.clone(), i as i32)),
+                    let elsewhere = if offline_elsewhere.is_empty() {
+                        None
+                    } else {
+                        offline_elsewhere.get(&(t.name.clone(), i as i32))
                     };
                     let leader = if offline_here && p.leader == local {
                         -1

@@ -12,10 +12,10 @@ use gregor_protocol::controller_api::zk_messages::{UpdateMetadataRequest, Update
 use tracing::debug;
 
 use super::controller_fence;
+use crate::broker::Broker;
 
 /// Kafka's `LeaderAndIsr.LeaderDuringDelete`.
 const LEADER_DURING_DELETE: i32 = -2;
-use crate::broker::Broker;
 
 pub async fn handle(broker: &Broker, req: UpdateMetadataRequest) -> UpdateMetadataResponse {
     let fence = controller_fence(

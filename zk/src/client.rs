@@ -841,24 +841,35 @@ impl ZkClient {
     /// Creates `/config/changes/config_change_<seq>` naming `entity_path`; returns its name.
     async fn announce_config_change(&self, entity_path: &str) -> Result<String> {
         let notification = ConfigChangeNotification::new(entity_path.to_string());
-        let prefix = format!("{}/{}", paths::CONFIG_CHANGES, paths::CONFIG_CHANGE_PREFIX);
+        self.create_sequential(
+            paths::CONFIG_CHANGES,
+            paths::CONFIG_CHANGE_PREFIX,
+            &notification.encode(),
+        )
+        .await
+    }
+
+    /// Creates the persistent sequential `<parent>/<prefix><seq>` (and `parent` if it is
+    /// missing); returns the child's name.
+    async fn create_sequential(&self, parent: &str, prefix: &str, data: &[u8]) -> Result<String> {
+        let path = format!("{parent}/{prefix}");
         let mut attempt = 0;
         let sequence = loop {
             match self
                 .inner
                 .client
-                .create(&prefix, &notification.encode(), &PERSISTENT_SEQUENTIAL)
+                .create(&path, data, &PERSISTENT_SEQUENTIAL)
                 .await
             {
                 Ok((_, sequence)) => break sequence,
                 Err(ClientError::NoNode) if attempt == 0 => {
                     attempt += 1;
-                    self.create_recursive(paths::CONFIG_CHANGES).await?;
+                    self.create_recursive(parent).await?;
                 }
-                Err(e) => return Err(ZkError::from_client(&prefix, None, e)),
+                Err(e) => return Err(ZkError::from_client(&path, None, e)),
             }
         };
-        Ok(format!("{}{}", paths::CONFIG_CHANGE_PREFIX, sequence))
+        Ok(format!("{prefix}{sequence}"))
     }
 
     /// Names of the pending `config_change_<seq>` notifications, oldest first.
@@ -880,30 +891,12 @@ impl ZkClient {
     /// `/log_dir_event_notification/log_dir_event_<seq>` (Kafka's `propagateLogDirEvent`);
     /// returns its name.
     pub async fn announce_log_dir_failure(&self, broker: i32) -> Result<String> {
-        let data = LogDirEventNotification::failure(broker).encode();
-        let prefix = format!(
-            "{}/{}",
+        self.create_sequential(
             paths::LOG_DIR_EVENT_NOTIFICATION,
-            paths::LOG_DIR_EVENT_PREFIX
-        );
-        let (_, sequence) = match self
-            .inner
-            .client
-            .create(&prefix, &data, &PERSISTENT_SEQUENTIAL)
-            .await
-        {
-            Err(ClientError::NoNode) => {
-                self.create_recursive(paths::LOG_DIR_EVENT_NOTIFICATION)
-                    .await?;
-                self.inner
-                    .client
-                    .create(&prefix, &data, &PERSISTENT_SEQUENTIAL)
-                    .await
-            }
-            other => other,
-        }
-        .map_err(|e| ZkError::from_client(&prefix, None, e))?;
-        Ok(format!("{}{}", paths::LOG_DIR_EVENT_PREFIX, sequence))
+            paths::LOG_DIR_EVENT_PREFIX,
+            &LogDirEventNotification::failure(broker).encode(),
+        )
+        .await
     }
 
     /// Names of the pending log directory events, oldest first.
