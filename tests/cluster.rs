@@ -15,7 +15,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{batch, BrokerProcess, Client};
+use common::{batch, partitions_in, BrokerProcess, Client};
 use gregor_protocol::kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use gregor_protocol::kafka_protocol::messages::create_topics_request::CreatableTopic;
 use gregor_protocol::kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
@@ -1029,20 +1029,6 @@ fn ensemble_losing_one_node_keeps_working_and_ids_can_be_generated() {
     assert_eq!(broker_ids(&md), BTreeSet::from([1, 1001]));
 }
 
-/// The partitions of `topic` whose directory is in `log_dir`.
-fn partitions_in(log_dir: &std::path::Path, topic: &str) -> BTreeSet<i32> {
-    let Ok(entries) = std::fs::read_dir(log_dir) else {
-        return BTreeSet::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            name.strip_prefix(&format!("{topic}-"))?.parse().ok()
-        })
-        .collect()
-}
-
 /// Produces `key` to every partition of `topic` through its leader, as broker 3's metadata
 /// names it (asked again while the leader answers NOT_LEADER_OR_FOLLOWER: leadership may be
 /// moving); returns the partitions that acknowledged it (acks=all).
@@ -1178,7 +1164,7 @@ fn failed_disk_in_a_cluster_moves_leadership_and_isr_membership_off_its_replicas
     });
     let on_bad: Vec<BTreeSet<i32>> = dirs
         .iter()
-        .map(|(_, bad)| partitions_in(bad, "t"))
+        .map(|(_, bad)| partitions_in(bad, "t").into_iter().collect())
         .collect();
     for (i, set) in on_bad.iter().enumerate() {
         assert!(

@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{
-    name, produce_to, try_create_topic, try_produce, try_read_keyed, BrokerProcess, Client,
+    name, partitions_in, produce_to, try_create_topic, try_produce, try_read_keyed, BrokerProcess,
+    Client,
 };
 use crashfs::CrashDisk;
 use gregor_protocol::kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
@@ -52,19 +53,6 @@ fn expected_keys(topic: &str, partition: i32, n: i64) -> Vec<String> {
 }
 
 /// The partitions of `topic` whose directories are in `log_dir`.
-fn partitions_in(log_dir: &Path, topic: &str) -> Vec<i32> {
-    let mut found: Vec<i32> = std::fs::read_dir(log_dir)
-        .unwrap()
-        .flatten()
-        .filter_map(|e| {
-            let file = e.file_name().to_string_lossy().to_string();
-            file.strip_prefix(&format!("{topic}-"))?.parse().ok()
-        })
-        .collect();
-    found.sort();
-    found
-}
-
 /// One directory as DescribeLogDirs answers it: (error code, path, [(topic, partition,
 /// size)], total bytes, usable bytes).
 type DescribedDir = (i16, String, Vec<(String, i32, i64)>, i64, i64);

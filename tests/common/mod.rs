@@ -551,3 +551,18 @@ pub fn try_read_keyed(
         }
     }
 }
+
+/// The partitions of `topic` whose directory is in `log_dir`, sorted (`<topic>-<n>`; a
+/// directory being deleted or set aside does not parse). Panics if it cannot be listed.
+pub fn partitions_in(log_dir: &Path, topic: &str) -> Vec<i32> {
+    let mut found: Vec<i32> = std::fs::read_dir(log_dir)
+        .unwrap_or_else(|e| panic!("listing {}: {e}", log_dir.display()))
+        .flatten()
+        .filter_map(|e| {
+            let file = e.file_name().to_string_lossy().to_string();
+            file.strip_prefix(&format!("{topic}-"))?.parse().ok()
+        })
+        .collect();
+    found.sort();
+    found
+}

@@ -297,6 +297,18 @@ impl ZkClient {
         }
     }
 
+    /// The data of `path` read by `decode`, `None` if it does not exist.
+    async fn get_decoded<T>(
+        &self,
+        path: &str,
+        decode: impl FnOnce(&str, &[u8]) -> Result<T>,
+    ) -> Result<Option<T>> {
+        match self.get_raw(path).await? {
+            None => Ok(None),
+            Some((data, _)) => decode(path, &data).map(Some),
+        }
+    }
+
     /// Children of `path` (sorted), empty if it does not exist.
     pub async fn get_children(&self, path: &str) -> Result<Vec<String>> {
         match self.inner.client.list_children(path).await {
@@ -879,10 +891,8 @@ impl ZkClient {
 
     pub async fn get_config_change(&self, name: &str) -> Result<Option<ConfigChangeNotification>> {
         let path = format!("{}/{}", paths::CONFIG_CHANGES, name);
-        match self.get_raw(&path).await? {
-            None => Ok(None),
-            Some((data, _)) => Ok(Some(ConfigChangeNotification::decode(&path, &data)?)),
-        }
+        self.get_decoded(&path, ConfigChangeNotification::decode)
+            .await
     }
 
     // ---- log directory events ----------------------------------------------------------
@@ -907,10 +917,8 @@ impl ZkClient {
     /// The broker a log directory event names; `None` if it is gone.
     pub async fn get_log_dir_event(&self, name: &str) -> Result<Option<LogDirEventNotification>> {
         let path = format!("{}/{}", paths::LOG_DIR_EVENT_NOTIFICATION, name);
-        match self.get_raw(&path).await? {
-            None => Ok(None),
-            Some((data, _)) => Ok(Some(LogDirEventNotification::decode(&path, &data)?)),
-        }
+        self.get_decoded(&path, LogDirEventNotification::decode)
+            .await
     }
 
     /// The controller has handled a log directory event: deletes it, fenced by the
@@ -1119,10 +1127,10 @@ impl ZkClient {
     // ---- cluster id and producer ids ---------------------------------------------------
 
     pub async fn get_cluster_id(&self) -> Result<Option<String>> {
-        match self.get_raw(paths::CLUSTER_ID).await? {
-            None => Ok(None),
-            Some((data, _)) => Ok(Some(ClusterIdZnode::decode(paths::CLUSTER_ID, &data)?.id)),
-        }
+        let znode = self
+            .get_decoded(paths::CLUSTER_ID, ClusterIdZnode::decode)
+            .await?;
+        Ok(znode.map(|z| z.id))
     }
 
     /// Reads `/cluster/id`, creating it with a fresh Kafka-style id if this is the first broker.
