@@ -22,7 +22,10 @@ the controller election.
                      - gregor 2 gets SIGTERM: ControlledShutdown to the Kafka controller moves
                        its leaderships away before it stops (pause printed), then it returns;
                      - a second topic is deleted through gregor: the Kafka controller's
-                       StopReplica deletes gregor's replicas and the deletion completes.
+                       StopReplica deletes gregor's replicas and the deletion completes;
+                     - Kafka 3.9's kafka-reassign-partitions moves a partition from gregor
+                       3 (leader) and 2 to Kafka 1 and gregor 2: Kafka 1 copies it from
+                       gregor, leads it, and gregor 3's replica is deleted.
   migration          three Kafka 3.9 brokers with a topic (RF 3), an idempotent producer's
                      history and a group's committed offsets; each broker in turn is stopped
                      and replaced by gregor on its id, port and data directory while the
@@ -40,7 +43,10 @@ the controller election.
                        moves its leaderships away (pause printed), then it returns and leads
                        again after a preferred-leader election;
                      - a second topic is deleted through Kafka: the gregor controller's
-                       StopReplica deletes Kafka's replicas before the topic's znodes go.
+                       StopReplica deletes Kafka's replicas before the topic's znodes go;
+                     - kafka-reassign-partitions moves a partition from Kafka 1 (leader) and
+                       gregor 2 to gregor 3 and 2: gregor 3 copies it from Kafka, leads it,
+                       and the gregor controller's StopReplica deletes Kafka's replica.
 
   znodes             Kafka 1 and gregor 2, each broker id 1 and alone in its own chroot
                      (/kafka, /gregor), get the same operations: topics created, grown,
@@ -100,7 +106,7 @@ log4j.logger.state.change.logger=INFO
 
 
 def fetch_kafka():
-    if os.path.isdir(KAFKA_LIB) and any(f.startswith("kafka_2.13-3.9") for f in os.listdir(KAFKA_LIB)):
+    if os.path.isdir(KAFKA_LIB) and any(f.startswith("kafka-tools-3.9") for f in os.listdir(KAFKA_LIB)):
         return
     print("fetching Apache Kafka 3.9 jars with Maven (once) ...", flush=True)
     subprocess.run(["mvn", "-q", "-B", "-f", os.path.join(HERE, "kafka39", "pom.xml"),
@@ -562,6 +568,56 @@ def gregor_cli(cluster, via):
             f"{partitions} partitions, as its admin client says")
 
 
+REASSIGN = "org.apache.kafka.tools.reassign.ReassignPartitionsCommand"
+
+
+def reassign_across_kinds(cluster, origin, target):
+    """Kafka 3.9's kafka-reassign-partitions moves a one-partition topic from brokers `origin`
+    to `target` (across the two kinds) while the load runs: the new replica copies every
+    byte from a leader of the other kind, leadership moves to the first target replica, and
+    the replica left out is deleted by the controller's StopReplica (Kafka renames a deleted
+    directory to `*-delete` and removes it later)."""
+    from confluent_kafka import Producer
+    name = "moving"
+    admin = cluster.admin()
+    for f in admin.create_topics([NewTopic(name, replica_assignment=[origin])]).values():
+        f.result(timeout=60)
+    eventually(f"{name} in sync on {origin}", 60,
+               lambda: cluster.partitions(name).get(0, (0, [], []))[2] == sorted(origin))
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "linger.ms": 5})
+    for i in range(2000):
+        p.produce(name, key=str(i).encode(), value=b"v" * 500)
+    assert p.flush(60) == 0, "records to move not acknowledged"
+    plan = os.path.join(cluster.root, "move.json")
+    with open(plan, "w") as f:
+        json.dump({"version": 1, "partitions": [{"topic": name, "partition": 0, "replicas": target}]}, f)
+    t0 = time.time()
+    r = subprocess.run(["java", "-cp", os.path.join(KAFKA_LIB, "*"), REASSIGN, "--bootstrap-server",
+                        cluster.bootstrap, "--execute", "--reassignment-json-file", plan],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and f"Successfully started partition reassignment for {name}-0" in r.stdout, \
+        f"--execute: {r.stdout[-600:]}{r.stderr[-600:]}"
+    want = (target[0], target, sorted(target))
+    eventually(f"{name} moved to {target}", 60, lambda: cluster.partitions(name).get(0) == want)
+    took = time.time() - t0
+    removed = [b for b in origin if b not in target]
+    added = [b for b in target if b not in origin]
+
+    def copies_settled():
+        gone = all(not os.path.exists(os.path.join(cluster.data_dir(b), f"{name}-0")) for b in removed)
+        copies = [segment_bytes(cluster.data_dir(b), name, 0) for b in target]
+        return gone and copies[0] and all(c == copies[0] for c in copies)
+    eventually("the old replica deleted and the new one identical", 30, copies_settled, 0.5)
+    r = subprocess.run(["java", "-cp", os.path.join(KAFKA_LIB, "*"), REASSIGN, "--bootstrap-server",
+                        cluster.bootstrap, "--verify", "--reassignment-json-file", plan],
+                       capture_output=True, text=True, timeout=120)
+    assert f"Reassignment of partition {name}-0 is completed." in r.stdout, f"--verify: {r.stdout[-600:]}"
+    kinds = lambda bs: "+".join(f"{cluster.kinds[b]} {b}" for b in bs)
+    return (f"{name}-0 moved from {kinds(origin)} to {kinds(target)} in {took:.1f}s: "
+            f"{kinds(added)} copied {len(segment_bytes(cluster.data_dir(target[0]), name, 0))} bytes "
+            f"byte for byte, {kinds(removed)}'s replica deleted")
+
+
 def kafka_controller(cluster):
     assert controller_of(cluster) == KAFKA, f"controller is {controller_of(cluster)}"
     cluster.create_topic(TOPIC, via=2)
@@ -575,7 +631,9 @@ def kafka_controller(cluster):
                 dynamic_broker_configs(cluster),
                 follower_lag(cluster, rec, 3, watched_leader=2),
                 controlled_shutdown(cluster, rec, 2),
-                delete_topic(cluster, via=3)]
+                delete_topic(cluster, via=3),
+                # The Kafka controller moves a partition off gregor leader 3 onto Kafka 1.
+                reassign_across_kinds(cluster, origin=[3, 2], target=[KAFKA, 2])]
     notes, summary = run_load(cluster, rec, body)
     log2 = cluster.log(2)
     assert "the controller moved every leadership controller=1" in log2, \
@@ -617,6 +675,8 @@ def gregor_controller(cluster):
         eventually("Kafka 1 leading again (preferred leader)", 60,
                    lambda: KAFKA in {v[0] for v in cluster.partitions().values()})
         notes.append(delete_topic(cluster, via=KAFKA))
+        # The gregor controller moves a partition off Kafka leader 1 onto gregor 3.
+        notes.append(reassign_across_kinds(cluster, origin=[KAFKA, 2], target=[3, 2]))
         return notes
     notes, summary = run_load(cluster, rec, body)
     notes.append(kafka_producer_ids(cluster))

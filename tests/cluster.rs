@@ -1270,3 +1270,305 @@ fn failed_disk_in_a_cluster_moves_leadership_and_isr_membership_off_its_replicas
     drop(brokers);
     drop(disks);
 }
+
+// ---- partition reassignment -----------------------------------------------------------
+
+const INVALID_REPLICATION_FACTOR: i16 = 38;
+const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
+const NOT_CONTROLLER: i16 = 41;
+const NO_REASSIGNMENT_IN_PROGRESS: i16 = 85;
+
+/// Creates `topic` with partition `p` on `assignment[p]`.
+fn create_assigned_topic(c: &mut Client, topic: &str, assignment: &[&[i32]]) {
+    use gregor_protocol::kafka_protocol::messages::create_topics_request::CreatableReplicaAssignment;
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(30000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(name(topic))
+            .with_num_partitions(-1)
+            .with_replication_factor(-1)
+            .with_assignments(
+                assignment
+                    .iter()
+                    .enumerate()
+                    .map(|(p, replicas)| {
+                        CreatableReplicaAssignment::default()
+                            .with_partition_index(p as i32)
+                            .with_broker_ids(replicas.iter().map(|b| BrokerId(*b)).collect())
+                    })
+                    .collect(),
+            )]);
+    let resp = c.call(7, &req);
+    assert_eq!(
+        resp.topics[0].error_code, 0,
+        "{:?}",
+        resp.topics[0].error_message
+    );
+}
+
+/// AlterPartitionReassignments for `(topic, partition, target)` (None: cancel): the top-level
+/// error code and each partition's.
+fn alter_reassignments(
+    c: &mut Client,
+    version: i16,
+    allow_rf_change: bool,
+    asked: &[(&str, i32, Option<&[i32]>)],
+) -> (i16, Vec<i16>) {
+    use gregor_protocol::kafka_protocol::messages::alter_partition_reassignments_request::{
+        ReassignablePartition, ReassignableTopic,
+    };
+    let topics = asked
+        .iter()
+        .map(|(t, p, target)| {
+            ReassignableTopic::default()
+                .with_name(name(t))
+                .with_partitions(vec![ReassignablePartition::default()
+                    .with_partition_index(*p)
+                    .with_replicas(target.map(|r| r.iter().map(|b| BrokerId(*b)).collect()))])
+        })
+        .collect();
+    let req = AlterPartitionReassignmentsRequest::default()
+        .with_timeout_ms(30000)
+        .with_allow_replication_factor_change(allow_rf_change)
+        .with_topics(topics);
+    let resp = c.call(version, &req);
+    let codes = resp
+        .responses
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+        .collect();
+    (resp.error_code, codes)
+}
+
+/// ListPartitionReassignments: (topic, partition) -> (replicas, adding, removing).
+type Ongoing = BTreeMap<(String, i32), (Vec<i32>, Vec<i32>, Vec<i32>)>;
+
+fn list_reassignments(c: &mut Client) -> (i16, Ongoing) {
+    let resp = c.call(
+        0,
+        &ListPartitionReassignmentsRequest::default()
+            .with_timeout_ms(30000)
+            .with_topics(None),
+    );
+    let ids = |v: &[BrokerId]| v.iter().map(|b| b.0).collect::<Vec<_>>();
+    let ongoing = resp
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| {
+                (
+                    (t.name.0.to_string(), p.partition_index),
+                    (
+                        ids(&p.replicas),
+                        ids(&p.adding_replicas),
+                        ids(&p.removing_replicas),
+                    ),
+                )
+            })
+        })
+        .collect();
+    (resp.error_code, ongoing)
+}
+
+#[test]
+#[ignore = "needs a ZooKeeper server (Debian zookeeper package): scripts/test.sh runs it"]
+fn partition_reassignment_moves_the_data_and_deletes_the_old_replicas() {
+    let _serial = serial();
+    let zk = ZooKeeper::standalone();
+    let ids = [1, 2, 3];
+    let mut brokers = vec![broker(&zk.connect, 1, &[])];
+    eventually("broker 1 controller", Duration::from_secs(15), || {
+        (metadata(&mut brokers[0].client()).controller_id.0 == 1).then_some(())
+    });
+    brokers.push(broker(&zk.connect, 2, &[]));
+    brokers.push(broker(&zk.connect, 3, &[]));
+    let logs = LogsOnPanic(&brokers);
+    wait_for_brokers(&brokers, &ids);
+    let mut controller = brokers[0].client();
+
+    // Refusals, as Kafka's controller gives them.
+    create_assigned_topic(&mut controller, "moved", &[&[2, 3], &[1, 2]]);
+    let (top, _) = alter_reassignments(
+        &mut brokers[1].client(),
+        0,
+        true,
+        &[("moved", 0, Some(&[1, 2]))],
+    );
+    assert_eq!(top, NOT_CONTROLLER, "only the controller serves it");
+    assert_eq!(
+        list_reassignments(&mut brokers[2].client()).0,
+        NOT_CONTROLLER
+    );
+    let refused = alter_reassignments(
+        &mut controller,
+        0,
+        true,
+        &[
+            ("moved", 0, Some(&[2, 9])),
+            ("moved", 0, Some(&[2, 2])),
+            ("moved", 0, Some(&[])),
+            ("moved", 0, None),
+            ("nonexistent", 0, Some(&[1])),
+            ("moved", 7, Some(&[1])),
+        ],
+    );
+    assert_eq!(
+        refused,
+        (
+            0,
+            vec![
+                INVALID_REPLICA_ASSIGNMENT,
+                INVALID_REPLICA_ASSIGNMENT,
+                INVALID_REPLICA_ASSIGNMENT,
+                NO_REASSIGNMENT_IN_PROGRESS,
+                3,
+                3
+            ]
+        )
+    );
+    assert_eq!(
+        alter_reassignments(&mut controller, 1, false, &[("moved", 0, Some(&[1, 2, 3]))]),
+        (0, vec![INVALID_REPLICATION_FACTOR]),
+        "v1 without allowReplicationFactorChange keeps the replication factor"
+    );
+
+    // Records on both partitions, acknowledged by both replicas.
+    let mut produced: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+    for (p, leader) in [(0, 2), (1, 1)] {
+        let mut c = client_of(&brokers, leader, &ids);
+        for i in 0..300 {
+            let key = format!("k{p}-{i}");
+            let r = produce_to_leader(&mut c, "moved", p, &key);
+            assert_eq!(r.error_code, 0, "produce {key}");
+            produced.entry(p).or_default().push(key);
+        }
+    }
+
+    // A move that cannot complete (the new replica's broker is stopped: its session
+    // expires, it leaves the cluster) shows in ListPartitionReassignments and in Kafka's
+    // znode until it is cancelled.
+    create_assigned_topic(&mut controller, "cancelled", &[&[1, 2]]);
+    brokers[2].signal("STOP");
+    assert_eq!(
+        alter_reassignments(&mut controller, 0, true, &[("cancelled", 0, Some(&[1, 3]))]),
+        (0, vec![0])
+    );
+    let in_progress: Ongoing = [(
+        ("cancelled".to_string(), 0),
+        (vec![1, 3, 2], vec![3], vec![2]),
+    )]
+    .into();
+    assert_eq!(list_reassignments(&mut controller), (0, in_progress));
+    let znode = zk.get_json("/brokers/topics/cancelled");
+    assert_eq!(znode["partitions"]["0"], serde_json::json!([1, 3, 2]));
+    assert_eq!(znode["adding_replicas"], serde_json::json!({"0": [3]}));
+    assert_eq!(znode["removing_replicas"], serde_json::json!({"0": [2]}));
+    assert_eq!(
+        partitions(&metadata(&mut controller), "cancelled")[0].2,
+        vec![1, 3, 2],
+        "Metadata lists the full replica set while it moves"
+    );
+    assert_eq!(
+        alter_reassignments(&mut controller, 0, true, &[("cancelled", 0, None)]),
+        (0, vec![0])
+    );
+    assert_eq!(list_reassignments(&mut controller), (0, Ongoing::new()));
+    let znode = zk.get_json("/brokers/topics/cancelled");
+    assert_eq!(znode["partitions"]["0"], serde_json::json!([1, 2]));
+    assert_eq!(znode["adding_replicas"], serde_json::json!({}));
+    brokers[2].signal("CONT");
+    eventually(
+        "the cancelled partition back on 1 and 2, in sync",
+        Duration::from_secs(20),
+        || {
+            let p = partitions(&metadata(&mut controller), "cancelled")[0].clone();
+            (p.2 == vec![1, 2] && p.3.len() == 2 && p.0 == 1).then_some(())
+        },
+    );
+    wait_for_brokers(&brokers, &ids);
+    eventually(
+        "broker 3 back in the ISR of moved-0",
+        Duration::from_secs(30),
+        || {
+            let ps = partitions(&metadata(&mut controller), "moved");
+            ps.iter().all(|p| p.3.len() == 2).then_some(())
+        },
+    );
+    eventually(
+        "no replica of the cancelled partition on broker 3",
+        Duration::from_secs(15),
+        || {
+            partitions_in(brokers[2].data_dir(), "cancelled")
+                .is_empty()
+                .then_some(())
+        },
+    );
+
+    // The real moves: moved-0 from [2, 3] to [1, 3] (its leader 2 leaves), moved-1 from
+    // [1, 2] (1 is the controller) to [3, 2]. Leadership goes to the first target replica
+    // in sync: the new replicas, so reading from them shows what they copied.
+    let before = Instant::now();
+    assert_eq!(
+        alter_reassignments(
+            &mut controller,
+            1,
+            false,
+            &[("moved", 0, Some(&[1, 3])), ("moved", 1, Some(&[3, 2]))]
+        ),
+        (0, vec![0, 0])
+    );
+    let targets: [(i32, Vec<i32>); 2] = [(0, vec![1, 3]), (1, vec![3, 2])];
+    for b in &brokers {
+        let mut c = b.client();
+        eventually(
+            "every broker to see the moves complete",
+            Duration::from_secs(30),
+            || {
+                let ps = partitions(&metadata(&mut c), "moved");
+                targets
+                    .iter()
+                    .all(|(p, target)| {
+                        let (leader, _, replicas, isr) = &ps[*p as usize];
+                        let isr: BTreeSet<i32> = isr.iter().copied().collect();
+                        replicas == target
+                            && *leader == target[0]
+                            && isr == target.iter().copied().collect()
+                    })
+                    .then_some(())
+            },
+        );
+    }
+    eprintln!("both moves completed in {:?}", before.elapsed());
+    assert_eq!(list_reassignments(&mut controller), (0, Ongoing::new()));
+    let znode = zk.get_json("/brokers/topics/moved");
+    assert_eq!(
+        znode["partitions"],
+        serde_json::json!({"0": [1, 3], "1": [3, 2]})
+    );
+    assert_eq!(znode["adding_replicas"], serde_json::json!({}));
+    assert_eq!(znode["removing_replicas"], serde_json::json!({}));
+    // The old replicas are deleted: broker 2's of moved-0 by StopReplica, the controller's
+    // own of moved-1 from its metadata.
+    eventually("the old replicas deleted", Duration::from_secs(15), || {
+        let on = |i: usize| partitions_in(brokers[i].data_dir(), "moved");
+        (on(0) == vec![0] && on(1) == vec![1] && on(2) == vec![0, 1]).then_some(())
+    });
+    assert!(
+        brokers[1].log().contains("StopReplica"),
+        "broker 2 was told to delete its replica"
+    );
+    // The new leaders hold every acknowledged record, at the same offsets, and take more.
+    for (p, target) in &targets {
+        let mut c = client_of(&brokers, target[0], &ids);
+        let (code, keys) = fetch_keys(&mut c, "moved", *p);
+        assert_eq!(code, 0);
+        assert_eq!(
+            &keys, &produced[p],
+            "moved-{p} read from its new leader {}",
+            target[0]
+        );
+        let r = produce_to_leader(&mut c, "moved", *p, "after-the-move");
+        assert_eq!((r.error_code, r.base_offset), (0, 300));
+    }
+    drop(logs);
+}

@@ -80,6 +80,8 @@ requests! {
     ConsumerGroupDescribe(ConsumerGroupDescribeRequest),
     AlterPartition(AlterPartitionRequest),
     AllocateProducerIds(AllocateProducerIdsRequest),
+    AlterPartitionReassignments(AlterPartitionReassignmentsRequest),
+    ListPartitionReassignments(ListPartitionReassignmentsRequest),
 }
 
 /// A request with the header fields the handlers need.

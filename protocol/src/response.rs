@@ -61,6 +61,8 @@ responses! {
     ConsumerGroupDescribe(ConsumerGroupDescribeResponse),
     AlterPartition(AlterPartitionResponse),
     AllocateProducerIds(AllocateProducerIdsResponse),
+    AlterPartitionReassignments(AlterPartitionReassignmentsResponse),
+    ListPartitionReassignments(ListPartitionReassignmentsResponse),
 }
 
 /// Encodes `size | response header | body`. The header version follows the request's API

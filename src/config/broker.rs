@@ -103,6 +103,10 @@ pub struct BrokerConfig {
     pub log_retention_ms: i64,
     /// `log.retention.bytes`.
     pub log_retention_bytes: i64,
+    /// `leader.replication.throttled.rate` and `follower.replication.throttled.rate`
+    /// (bytes/s; `i64::MAX`: none), set dynamically by `kafka-reassign-partitions --throttle`.
+    pub leader_replication_throttled_rate: i64,
+    pub follower_replication_throttled_rate: i64,
     /// `log.cleanup.policy`, stored normalised (`compact,delete`, no spaces).
     pub log_cleanup_policy: String,
     /// `log.retention.check.interval.ms`: how often retention runs.
@@ -202,11 +206,11 @@ pub(crate) fn help_text() -> String {
     out
 }
 
-/// A key's default for people: `unset` for Kafka's null, `never` for Long.MAX_VALUE.
+/// A key's default for people: `unset` for Kafka's null, `no limit` for Long.MAX_VALUE.
 fn default_for_people(key: &BrokerKey) -> String {
     match key.default {
         None => "unset".to_string(),
-        Some(LONG_MAX) => "never".to_string(),
+        Some(LONG_MAX) => "no limit".to_string(),
         Some(d) => d.to_string(),
     }
 }
@@ -548,6 +552,8 @@ impl BrokerConfig {
             log_flush_interval_ms: v.opt_num("log.flush.interval.ms")?,
             log_retention_ms: retention.max(-1),
             log_retention_bytes: v.num("log.retention.bytes")?,
+            leader_replication_throttled_rate: v.num("leader.replication.throttled.rate")?,
+            follower_replication_throttled_rate: v.num("follower.replication.throttled.rate")?,
             log_cleanup_policy: split_list(v.str("log.cleanup.policy").unwrap_or_default())
                 .join(","),
             log_retention_check_interval_ms: v.num("log.retention.check.interval.ms")?,
@@ -1234,7 +1240,7 @@ mod tests {
             let key = broker_key(name).unwrap_or_else(|| panic!("README lists unknown key {name}"));
             let code_default = match key.default {
                 None => "unset",
-                Some(LONG_MAX) => "never",
+                Some(LONG_MAX) => "no limit",
                 Some(d) => d,
             };
             assert_eq!(default, code_default, "{name}");

@@ -15,9 +15,12 @@ use super::{check_value, BrokerConfig, ConfigEntry, ConfigSource, ConfigSynonym,
 
 /// Keys gregor applies while running, when set at `<default>` or for this broker: the
 /// broker-level defaults of topic configs (Kafka's `DynamicLogConfig`) that gregor honours,
-/// plus `message.max.bytes`, `min.insync.replicas` and `unclean.leader.election.enable`.
+/// plus `message.max.bytes`, `min.insync.replicas`, `unclean.leader.election.enable` and the
+/// replication throttles.
 pub(crate) const LIVE_KEYS: &[&str] = &[
     "compression.type",
+    "follower.replication.throttled.rate",
+    "leader.replication.throttled.rate",
     "log.cleaner.delete.retention.ms",
     "log.cleaner.max.compaction.lag.ms",
     "log.cleaner.min.cleanable.ratio",

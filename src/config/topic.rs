@@ -44,6 +44,53 @@ pub struct TopicSettings {
     /// `max.compaction.lag.ms`: a log with dirty records older than this is cleaned
     /// whatever its dirty ratio.
     pub max_compaction_lag_ms: i64,
+    /// `leader.replication.throttled.replicas`: replicas whose fetches from this broker as
+    /// leader count against `leader.replication.throttled.rate`.
+    pub leader_replication_throttled_replicas: ThrottledReplicas,
+    /// `follower.replication.throttled.replicas`: replicas whose fetching on this broker
+    /// counts against `follower.replication.throttled.rate`.
+    pub follower_replication_throttled_replicas: ThrottledReplicas,
+}
+
+/// A topic's `leader.replication.throttled.replicas` or `follower.replication.throttled.replicas`:
+/// `*`, or `partition:broker` pairs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ThrottledReplicas {
+    #[default]
+    None,
+    All,
+    Listed(Vec<(i32, i32)>),
+}
+
+impl ThrottledReplicas {
+    /// Parses a validated value (an entry that does not parse is left out).
+    pub fn parse(value: &str) -> Self {
+        let value = value.trim();
+        if value == "*" {
+            return ThrottledReplicas::All;
+        }
+        let listed: Vec<(i32, i32)> = value
+            .split(',')
+            .filter_map(|entry| {
+                let (p, b) = entry.trim().split_once(':')?;
+                Some((p.trim().parse().ok()?, b.trim().parse().ok()?))
+            })
+            .collect();
+        if listed.is_empty() {
+            ThrottledReplicas::None
+        } else {
+            ThrottledReplicas::Listed(listed)
+        }
+    }
+
+    /// Whether broker `broker`'s replica of `partition` is throttled.
+    pub fn includes(&self, partition: i32, broker: i32) -> bool {
+        match self {
+            ThrottledReplicas::None => false,
+            ThrottledReplicas::All => true,
+            ThrottledReplicas::Listed(l) => l.contains(&(partition, broker)),
+        }
+    }
 }
 
 impl TopicSettings {
@@ -315,6 +362,12 @@ pub fn topic_settings(
             .unwrap_or(0.5),
         min_compaction_lag_ms: num_of("min.compaction.lag.ms"),
         max_compaction_lag_ms: num_of("max.compaction.lag.ms"),
+        leader_replication_throttled_replicas: ThrottledReplicas::parse(
+            valid_override(overrides, "leader.replication.throttled.replicas").unwrap_or(""),
+        ),
+        follower_replication_throttled_replicas: ThrottledReplicas::parse(
+            valid_override(overrides, "follower.replication.throttled.replicas").unwrap_or(""),
+        ),
     }
 }
 
@@ -517,6 +570,8 @@ mod tests {
                 min_cleanable_dirty_ratio: 0.5,
                 min_compaction_lag_ms: 0,
                 max_compaction_lag_ms: i64::MAX,
+                leader_replication_throttled_replicas: ThrottledReplicas::None,
+                follower_replication_throttled_replicas: ThrottledReplicas::None,
             }
         );
     }
@@ -703,5 +758,14 @@ mod tests {
             false,
         );
         assert_eq!(rows[0].value.as_deref(), Some("1048576"));
+    }
+
+    #[test]
+    fn throttled_replica_lists_parse_as_kafka_writes_them() {
+        assert_eq!(ThrottledReplicas::parse(""), ThrottledReplicas::None);
+        assert!(ThrottledReplicas::parse("*").includes(3, 9));
+        let listed = ThrottledReplicas::parse("0:1, 1:2,1:3");
+        assert!(listed.includes(0, 1) && listed.includes(1, 3));
+        assert!(!listed.includes(0, 2));
     }
 }

@@ -34,6 +34,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::broker::Broker;
+use crate::replica::replication_quota::ReplicationQuota;
 use crate::replica::{Partition, ReadBound};
 
 /// Fetch v4+: isolation level 1 is read_committed.
@@ -69,6 +70,9 @@ struct Wanted {
     /// The fetcher's log diverges from ours (KIP-320, v12+): the epoch and end offset it
     /// must truncate to, answered instead of records.
     diverging: Option<(i32, i64)>,
+    /// A follower's fetch under the leader's replication throttle
+    /// (`ReplicaManager::leader_throttled`): no records while the rate is over it.
+    throttled: bool,
 }
 
 pub async fn handle(broker: &Broker, version: i16, req: FetchRequest) -> FetchAnswer {
@@ -151,7 +155,14 @@ pub async fn handle(broker: &Broker, version: i16, req: FetchRequest) -> FetchAn
                     Err(e) => replica = Err(e.error_code()),
                 }
             }
+            let throttled = match &replica {
+                Ok(partition) if replica_id >= 0 => {
+                    broker.replicas.leader_throttled(partition, replica_id)
+                }
+                _ => false,
+            };
             wanted.push(Wanted {
+                throttled,
                 topic_index,
                 partition: p.partition,
                 fetch_offset: p.fetch_offset,
@@ -179,13 +190,17 @@ pub async fn handle(broker: &Broker, version: i16, req: FetchRequest) -> FetchAn
         for w in watchers.iter_mut() {
             w.borrow_and_update();
         }
-        let read = read_all(&wanted, req.max_bytes, req.isolation_level, bound);
+        let quota = broker.replicas.leader_quota();
+        let read = read_all(&wanted, req.max_bytes, req.isolation_level, bound, quota);
         let done = read.bytes >= i64::from(req.min_bytes.max(0))
             || read.answer_now
             || watchers.is_empty()
             || watcher_closed
             || Instant::now() >= deadline;
         if done {
+            if read.throttled_bytes > 0 {
+                quota.record(read.throttled_bytes, crate::clock::now_ms());
+            }
             for (topic_index, data) in read.partitions {
                 topics[topic_index].partitions.push(data);
             }
@@ -225,11 +240,22 @@ struct ReadAll {
     bytes: i64,
     /// A partition's answer cannot wait (an error, a diverging epoch).
     answer_now: bool,
+    /// Record bytes in the answer for throttled replicas.
+    throttled_bytes: u64,
 }
 
 /// Reads every wanted partition once.
-fn read_all(wanted: &[Wanted], max_bytes: i32, isolation_level: i8, bound: ReadBound) -> ReadAll {
+fn read_all(
+    wanted: &[Wanted],
+    max_bytes: i32,
+    isolation_level: i8,
+    bound: ReadBound,
+    quota: &ReplicationQuota,
+) -> ReadAll {
     let mut remaining = i64::from(max_bytes.max(0));
+    let mut throttled_bytes = 0u64;
+    let over_quota =
+        wanted.iter().any(|w| w.throttled) && quota.is_exceeded(crate::clock::now_ms());
     let mut total = 0i64;
     let mut answer_now = false;
     let mut out = Vec::with_capacity(wanted.len());
@@ -257,10 +283,15 @@ fn read_all(wanted: &[Wanted], max_bytes: i32, isolation_level: i8, bound: ReadB
                     .with_records(Some(Bytes::new()))
             }
             (Ok(p), None) => {
-                let limit = remaining.min(i64::from(w.partition_max_bytes.max(0)));
+                let held_back = w.throttled && over_quota;
+                let limit = if held_back {
+                    0
+                } else {
+                    remaining.min(i64::from(w.partition_max_bytes.max(0)))
+                };
                 // Kafka (KIP-74): the first partition with data returns at least one whole
                 // batch even if it exceeds the limits, so a large batch cannot stall a consumer.
-                let min_one_batch = total == 0;
+                let min_one_batch = total == 0 && !held_back;
                 let read = p
                     .check_leader_epoch(w.current_leader_epoch)
                     .and_then(|()| {
@@ -279,6 +310,9 @@ fn read_all(wanted: &[Wanted], max_bytes: i32, isolation_level: i8, bound: ReadB
                 match read {
                     Ok((r, records)) => {
                         let len = records.len() as i64;
+                        if w.throttled {
+                            throttled_bytes += len as u64;
+                        }
                         total += len;
                         remaining = (remaining - len).max(0);
                         PartitionData::default()
@@ -310,6 +344,7 @@ fn read_all(wanted: &[Wanted], max_bytes: i32, isolation_level: i8, bound: ReadB
         file_ranges,
         bytes: total,
         answer_now,
+        throttled_bytes,
     }
 }
 

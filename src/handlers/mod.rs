@@ -5,6 +5,7 @@
 pub mod allocate_producer_ids;
 pub mod alter_configs;
 pub mod alter_partition;
+pub mod alter_partition_reassignments;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
@@ -29,6 +30,7 @@ pub mod leader_and_isr;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_partition_reassignments;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -176,6 +178,12 @@ pub async fn handle(broker: &Broker, req: DecodedRequest, client_host: &str) -> 
         Request::AllocateProducerIds(r) => {
             Response::AllocateProducerIds(allocate_producer_ids::handle(broker, r).await)
         }
+        Request::AlterPartitionReassignments(r) => Response::AlterPartitionReassignments(
+            alter_partition_reassignments::handle(broker, v, r).await,
+        ),
+        Request::ListPartitionReassignments(r) => Response::ListPartitionReassignments(
+            list_partition_reassignments::handle(broker, r).await,
+        ),
         Request::Controller(r) => {
             let response = match r {
                 ControllerRequest::LeaderAndIsr(r) => {

@@ -8,6 +8,7 @@
 //! waits on a writer; writers go through the store and publish a new image.
 
 pub mod embedded;
+pub mod reassignment;
 pub mod zookeeper;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -235,6 +236,47 @@ pub trait MetadataStore: Send + Sync {
             })
             .collect();
         Box::pin(async move { Ok(results) })
+    }
+    /// AlterPartitionReassignments at the controller: for each partition, a new target
+    /// replica list (`None`: cancel the reassignment in progress), validated as Kafka does
+    /// (`reassignment::validate_target`) and written as the partition's full replica set;
+    /// the controller then brings the target replicas into sync and completes it.
+    /// Standalone, the only broker already holds every replica: a target of itself changes
+    /// nothing, any other broker is not alive, and nothing is ever in progress.
+    fn alter_partition_reassignments(
+        &self,
+        partitions: reassignment::ReassignmentTargets,
+        allow_replication_factor_change: bool,
+    ) -> BoxFuture<'_, Result<reassignment::ReassignmentResults, MetadataError>> {
+        let image = self.image();
+        let live: BTreeSet<i32> = image.brokers.iter().map(|b| b.id).collect();
+        let results = partitions
+            .into_iter()
+            .map(|((topic, p), target)| {
+                let current = image
+                    .topic(&topic)
+                    .and_then(|t| t.partitions.get(usize::try_from(p).ok()?))
+                    .map(|m| reassignment::ReplicaAssignment::settled(m.replicas.clone()));
+                let planned = reassignment::plan(
+                    current.as_ref(),
+                    target.as_deref(),
+                    &live,
+                    allow_replication_factor_change,
+                );
+                // A valid target can only be the broker itself: nothing to move.
+                ((topic, p), planned.map(|_| ()))
+            })
+            .collect();
+        Box::pin(async move { Ok(results) })
+    }
+    /// ListPartitionReassignments at the controller: the reassignments in progress among
+    /// `partitions` (`None`: all of them).
+    fn list_partition_reassignments(
+        &self,
+        partitions: Option<Vec<(String, i32)>>,
+    ) -> BoxFuture<'_, Result<Vec<reassignment::OngoingReassignment>, MetadataError>> {
+        let _ = partitions;
+        Box::pin(async { Ok(Vec::new()) })
     }
     /// The first step of a controlled shutdown: stop being a member of the cluster (ZooKeeper:
     /// resign as controller, delete the registration, stand for no election) while the

@@ -31,6 +31,7 @@ use uuid::Uuid;
 use super::log_dirs::{is_dir_failure, LogDir, LogDirs};
 use super::partition::{IsrChange, Leadership, Partition, PartitionError, RoleChange};
 use super::replica_fetcher::{FetcherSettings, ReplicaFetcherManager};
+use super::replication_quota::ReplicationQuota;
 use crate::config::{topic_settings, BrokerConfig, TopicSettings};
 use crate::metadata::{
     kafka_uuid_string, parse_kafka_uuid, MetadataImage, MetadataStore, TopicMetadata,
@@ -79,6 +80,9 @@ pub struct ReplicaManager {
     applied_config: Mutex<Option<BrokerConfig>>,
     /// Followers' fetches from their leaders.
     fetchers: ReplicaFetcherManager,
+    /// `leader.replication.throttled.rate`: what this broker as leader sends the replicas
+    /// the topics throttle (`leader_throttled`).
+    leader_quota: ReplicationQuota,
     /// The image (controller, endpoints, epochs) that ISR changes are sent by.
     metadata: Arc<dyn MetadataStore>,
     /// The newest controller epoch a controller request came with.
@@ -139,6 +143,7 @@ impl ReplicaManager {
             apply_lock: Mutex::new(()),
             applied_config: Mutex::new(None),
             fetchers: ReplicaFetcherManager::new(fetcher),
+            leader_quota: ReplicationQuota::default(),
             metadata,
             controller_epoch: AtomicI32::new(-1),
         }
@@ -231,6 +236,10 @@ impl ReplicaManager {
             }
             changed
         };
+        self.leader_quota
+            .set_bound(config.leader_replication_throttled_rate);
+        self.fetchers
+            .set_throttle(config.follower_replication_throttled_rate);
         self.fetchers.set_endpoints(
             image
                 .brokers
@@ -343,6 +352,15 @@ impl ReplicaManager {
                 partitions.resize(index + 1, None);
             }
             if !meta.replicas.contains(&self.broker_id) {
+                // Reassigned away: the controller's StopReplica would say the same (its own
+                // broker is sent none). The new replicas are in sync by now: the controller
+                // writes the new assignment only once every one of them is in the ISR.
+                if let Some(p) = partitions[index].take() {
+                    info!(topic = %name, partition = index, replicas = ?meta.replicas,
+                        "replica reassigned away: deleting it");
+                    self.fetchers.unfollow(&p.topic, p.index);
+                    delete_partition(&self.log_dirs, p);
+                }
                 continue;
             }
             if meta.leader_epoch < 0 {
@@ -423,6 +441,23 @@ impl ReplicaManager {
             }
         }
         Ok(change)
+    }
+
+    /// Whether `follower`'s fetch of `p` from this broker as leader counts against
+    /// `leader.replication.throttled.rate` (Kafka's `shouldLeaderThrottle`): a throttle is set,
+    /// the topic's `leader.replication.throttled.replicas` names this broker's replica, and
+    /// the follower is out of the ISR (a reassignment's new replica catching up).
+    pub fn leader_throttled(&self, p: &Partition, follower: i32) -> bool {
+        self.leader_quota.is_bounded()
+            && !p.isr().contains(&follower)
+            && p.settings()
+                .leader_replication_throttled_replicas
+                .includes(p.index, self.broker_id)
+    }
+
+    /// The leader's replication throttle (see `leader_throttled`).
+    pub fn leader_quota(&self) -> &ReplicationQuota {
+        &self.leader_quota
     }
 
     /// Kafka's controller epoch check: a request from a controller older than the newest

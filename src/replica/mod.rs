@@ -10,6 +10,7 @@ pub mod log_flusher;
 pub mod manager;
 pub mod partition;
 pub mod replica_fetcher;
+pub mod replication_quota;
 pub mod storage_errors;
 
 pub use manager::ReplicaManager;

@@ -35,6 +35,7 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use super::partition::{Partition, PartitionError};
+use super::replication_quota::ReplicationQuota;
 use crate::inter_broker::{BrokerConnection, Endpoint, InterBrokerError, SOCKET_TIMEOUT};
 
 /// Fetch v12: topics by name, replica id in the body, leader epochs (the newest version
@@ -89,6 +90,8 @@ struct FetcherState {
 
 struct Shared {
     settings: FetcherSettings,
+    /// `follower.replication.throttled.rate`, for the replicas the topics throttle.
+    quota: ReplicationQuota,
     state: Mutex<FetcherState>,
     /// Wakes fetchers when a partition is added (they sleep only in backoffs).
     changed: watch::Sender<u64>,
@@ -103,10 +106,16 @@ impl ReplicaFetcherManager {
         ReplicaFetcherManager {
             shared: Arc::new(Shared {
                 settings,
+                quota: ReplicationQuota::default(),
                 state: Mutex::new(FetcherState::default()),
                 changed: watch::Sender::new(0),
             }),
         }
+    }
+
+    /// `follower.replication.throttled.rate` (bytes/s), from each new configuration.
+    pub fn set_throttle(&self, bytes_per_second: i64) {
+        self.shared.quota.set_bound(bytes_per_second);
     }
 
     /// The brokers' endpoints, from each new metadata image.
@@ -476,10 +485,29 @@ async fn fetch(
     wait_at_most: Option<Duration>,
 ) -> Result<bool, InterBrokerError> {
     let mut by_topic: HashMap<&str, Vec<FetchPartition>> = HashMap::new();
-    for ((topic, index), f) in targets.iter().map(|t| (&t.0, &t.1)) {
+    // Replicas out of the ISR that the topic throttles (a reassignment's copy) wait while the
+    // follower's rate is over `follower.replication.throttled.rate` (Kafka's
+    // `shouldFollowerThrottle`); what they fetch counts against it.
+    let now_ms = crate::clock::now_ms();
+    let quota = &shared.quota;
+    let exceeded = quota.is_bounded() && quota.is_exceeded(now_ms);
+    let mut throttled: Vec<&PartitionKey> = Vec::new();
+    for (key, f) in targets.iter().map(|t| (&t.0, &t.1)) {
+        let (topic, index) = key;
         let Some(p) = f.partition.upgrade() else {
             continue;
         };
+        if quota.is_bounded()
+            && !p.isr().contains(&settings.broker_id)
+            && p.settings()
+                .follower_replication_throttled_replicas
+                .includes(*index, settings.broker_id)
+        {
+            if exceeded {
+                continue;
+            }
+            throttled.push(key);
+        }
         let (log_start, _, log_end) = p.offsets();
         by_topic.entry(topic.as_str()).or_default().push(
             FetchPartition::default()
@@ -490,6 +518,9 @@ async fn fetch(
                 .with_log_start_offset(log_start)
                 .with_partition_max_bytes(settings.max_bytes),
         );
+    }
+    if by_topic.is_empty() {
+        return Ok(false); // every partition throttled: the caller backs off
     }
     let wait_ms = wait_at_most.map_or(settings.wait_max_ms, |w| {
         settings
@@ -536,8 +567,12 @@ async fn fetch(
             if data.error_code == 0 && f.refusals > 0 {
                 shared.clear_delay(&key);
             }
+            let records = data.records.unwrap_or_default();
+            if throttled.contains(&&key) {
+                quota.record(records.len() as u64, crate::clock::now_ms());
+            }
             let result = match data.error_code {
-                0 => apply_fetched(p, data.records.unwrap_or_default()).and_then(|()| {
+                0 => apply_fetched(p, records).and_then(|()| {
                     p.update_from_leader(data.high_watermark, data.log_start_offset)
                 }),
                 code if code == E::OffsetOutOfRange.code() => {

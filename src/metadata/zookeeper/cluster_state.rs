@@ -17,6 +17,7 @@ use tracing::warn;
 use uuid::Uuid;
 
 use crate::config::{BrokerEntity, DynamicBrokerConfigs};
+use crate::metadata::reassignment::ReplicaAssignment;
 use crate::metadata::{BrokerEndpoint, MetadataImage, PartitionMetadata, TopicMetadata};
 
 /// One topic: `/brokers/topics/<t>`, `/config/topics/<t>` and its partition state znodes.
@@ -243,4 +244,51 @@ pub fn topic_id(assignment: &TopicAssignment) -> Option<Uuid> {
         .as_deref()
         .and_then(parse_kafka_uuid)
         .map(Uuid::from_bytes)
+}
+
+/// Partition `partition`'s replicas in `assignment`, with those a reassignment is adding
+/// and removing (`None`: no such partition).
+pub fn replica_assignment(
+    assignment: &TopicAssignment,
+    partition: i32,
+) -> Option<ReplicaAssignment> {
+    let replicas = assignment.partitions.get(&partition)?;
+    Some(ReplicaAssignment {
+        replicas: replicas.clone(),
+        adding: assignment
+            .adding_replicas
+            .get(&partition)
+            .cloned()
+            .unwrap_or_default(),
+        removing: assignment
+            .removing_replicas
+            .get(&partition)
+            .cloned()
+            .unwrap_or_default(),
+    })
+}
+
+/// Writes partition `partition`'s replicas into `assignment`, as Kafka's controller writes
+/// them: `adding_replicas` and `removing_replicas` only list partitions being reassigned.
+pub fn set_replica_assignment(
+    assignment: &mut TopicAssignment,
+    partition: i32,
+    replicas: ReplicaAssignment,
+) {
+    if replicas.adding.is_empty() {
+        assignment.adding_replicas.remove(&partition);
+    } else {
+        assignment
+            .adding_replicas
+            .insert(partition, replicas.adding);
+    }
+    if replicas.removing.is_empty() {
+        assignment.removing_replicas.remove(&partition);
+    } else {
+        assignment
+            .removing_replicas
+            .insert(partition, replicas.removing);
+    }
+    assignment.partitions.insert(partition, replicas.replicas);
+    assignment.version = TopicAssignment::VERSION;
 }

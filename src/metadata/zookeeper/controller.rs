@@ -40,7 +40,8 @@ use gregor_zk::znode::kafka_uuid_string;
 use gregor_zk::{ControllerEpoch, PartitionState, ZkClient, ZkError};
 use tracing::{info, warn};
 
-use super::cluster_state::{topic_id, ClusterState};
+use super::cluster_state::{replica_assignment, set_replica_assignment, topic_id, ClusterState};
+use crate::metadata::reassignment::ReplicaAssignment;
 use crate::metadata::{ElectionOutcome, ElectionType};
 
 /// What the state of partition `(topic, partition)` should become, if anything changes.
@@ -141,6 +142,7 @@ pub async fn reconcile(
     state: &ClusterState,
     deletable: &Deletable<'_>,
     unclean: &UncleanElection<'_>,
+    announced: &mut ReplicaSetsAnnounced,
 ) -> Result<usize, ZkError> {
     let mut writes = 0;
     for name in &state.deleting {
@@ -155,7 +157,15 @@ pub async fn reconcile(
         info!(topic = %name, "controller deleted topic");
         writes += 1;
     }
+    announced.retain(|(topic, partition), _| {
+        state
+            .topics
+            .get(topic)
+            .is_some_and(|t| t.assignment.value.partitions.contains_key(partition))
+    });
     let mut planned: Vec<(&str, i32, StateWrite)> = Vec::new();
+    // Replica set steps, with the index of their state write in `planned`.
+    let mut steps: Vec<(usize, ReplicaSetStep)> = Vec::new();
     for (name, topic) in &state.topics {
         if state.deleting.contains(name) {
             continue;
@@ -200,6 +210,36 @@ pub async fn reconcile(
                         fence.epoch,
                         unclean(name),
                     ) else {
+                        // Leadership settled: a changed replica set (a reassignment) may
+                        // take a step.
+                        let Some(assignment) =
+                            replica_assignment(&topic.assignment.value, *partition)
+                        else {
+                            continue;
+                        };
+                        let step = replica_set_step(
+                            state,
+                            (name, *partition),
+                            &assignment,
+                            &current.value,
+                            fence.epoch,
+                            announced,
+                        );
+                        match step {
+                            Some((step, new)) => {
+                                steps.push((planned.len(), step));
+                                planned.push((
+                                    name,
+                                    *partition,
+                                    StateWrite::Update(new, current.zk_version),
+                                ));
+                            }
+                            None => {
+                                announced
+                                    .entry((name.clone(), *partition))
+                                    .or_insert(assignment.replicas);
+                            }
+                        }
                         continue;
                     };
                     info!(
@@ -220,8 +260,142 @@ pub async fn reconcile(
             }
         }
     }
-    writes += write_states(zk, fence, &planned).await?;
+    let outcomes = write_states(zk, fence, &planned).await?;
+    writes += count_writes(&outcomes);
+    // Completed reassignments: per topic, RS = TRS in the assignment, once their state
+    // (leader in TRS, ISR within TRS) is written (Kafka's steps B3-B6, in that order, so that
+    // a controller failing in between finds the reassignment still recorded).
+    let mut completed: BTreeMap<&str, Vec<(i32, Vec<i32>)>> = BTreeMap::new();
+    for (index, step) in steps {
+        let (name, partition, _) = &planned[index];
+        if outcomes.get(index) != Some(&Written::Yes) {
+            continue;
+        }
+        match step {
+            ReplicaSetStep::Announce(replicas) => {
+                info!(topic = %name, partition, replicas = ?replicas,
+                    "replica set announced: leader epoch bumped");
+                announced.insert((name.to_string(), *partition), replicas);
+            }
+            ReplicaSetStep::Complete(target) => {
+                completed
+                    .entry(name)
+                    .or_default()
+                    .push((*partition, target));
+            }
+        }
+    }
+    for (name, partitions) in completed {
+        let Some(topic) = state.topics.get(name) else {
+            continue;
+        };
+        let mut assignment = topic.assignment.value.clone();
+        for (partition, target) in &partitions {
+            set_replica_assignment(
+                &mut assignment,
+                *partition,
+                ReplicaAssignment::settled(target.clone()),
+            );
+        }
+        match zk
+            .set_topic_assignment(name, &assignment, topic.assignment.zk_version, Some(fence))
+            .await
+        {
+            Ok(_) => {
+                for (partition, target) in partitions {
+                    info!(topic = %name, partition, replicas = ?target, "reassignment completed");
+                    announced.insert((name.to_string(), partition), target);
+                }
+            }
+            // A new reassignment was written meanwhile: the next pass takes it up.
+            Err(ZkError::BadVersion { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        writes += 1;
+    }
     Ok(writes)
+}
+
+/// Per partition, the replica set (RS) this controller last announced with a leader epoch
+/// bump, or found in place: a Kafka broker takes a new replica set from LeaderAndIsr only
+/// with a new leader epoch, so a changed RS is announced with one. A new controller starts
+/// with none and announces every reassignment in progress once more, as Kafka's resumes
+/// them on failover.
+pub type ReplicaSetsAnnounced = BTreeMap<(String, i32), Vec<i32>>;
+
+/// A replica set change's next step, decided by `replica_set_step`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum ReplicaSetStep {
+    /// The leader epoch bumped for this RS (Kafka's phase A for a reassignment: every
+    /// replica, the new ones included, hears of it; they start and catch up). A leader or
+    /// ISR members outside RS (a cancelled reassignment) leave in the same write.
+    Announce(Vec<i32>),
+    /// Kafka's phase B: every target replica of a reassignment is in the ISR. The state
+    /// written leaves the leader in TRS and the ISR within TRS; then the assignment becomes
+    /// TRS (the payload).
+    Complete(Vec<i32>),
+}
+
+/// What a partition (with replicas `assignment` and state `current`) needs for its replica
+/// set, with the state to write for it (Kafka's `onPartitionReassignment`).
+fn replica_set_step(
+    state: &ClusterState,
+    (topic, partition): (&str, i32),
+    assignment: &ReplicaAssignment,
+    current: &PartitionState,
+    controller_epoch: i32,
+    announced: &ReplicaSetsAnnounced,
+) -> Option<(ReplicaSetStep, PartitionState)> {
+    let online = |b: i32| state.is_replica_online(b, topic, partition);
+    // Kafka's reassignment election: the leader stays if it is a live replica of `within`,
+    // else the first replica of `within` live and in the ISR.
+    let leader_within = |within: &[i32]| {
+        if within.contains(&current.leader) && online(current.leader) {
+            Some(current.leader)
+        } else {
+            within
+                .iter()
+                .copied()
+                .find(|r| online(*r) && current.isr.contains(r))
+        }
+    };
+    let isr_within = |within: &[i32]| -> Vec<i32> {
+        let isr: Vec<i32> = current
+            .isr
+            .iter()
+            .copied()
+            .filter(|r| within.contains(r))
+            .collect();
+        // None of the ISR stays: it is kept, as for any partition left without a leader.
+        if isr.is_empty() {
+            current.isr.clone()
+        } else {
+            isr
+        }
+    };
+    let bumped = |leader: i32, isr: Vec<i32>| {
+        PartitionState::new(leader, current.leader_epoch + 1, isr, controller_epoch)
+    };
+    if assignment.is_being_reassigned() && assignment.is_complete(&current.isr) {
+        let target = assignment.target();
+        let leader = leader_within(&target)?;
+        let new = bumped(leader, isr_within(&target));
+        return Some((ReplicaSetStep::Complete(target), new));
+    }
+    let replicas = &assignment.replicas;
+    let outside = (current.leader >= 0 && !replicas.contains(&current.leader))
+        || current.isr.iter().any(|r| !replicas.contains(r));
+    let last = announced.get(&(topic.to_string(), partition));
+    let changed = match last {
+        Some(last) => last != replicas,
+        // First seen in this term: announced again only if being reassigned.
+        None => assignment.is_being_reassigned(),
+    };
+    if !outside && !changed {
+        return None;
+    }
+    let new = bumped(leader_within(replicas).unwrap_or(-1), isr_within(replicas));
+    Some((ReplicaSetStep::Announce(replicas.clone()), new))
 }
 
 /// Kafka's automatic preferred-leader election: for each broker, the partitions whose
@@ -242,7 +416,7 @@ pub async fn rebalance_leaders(
                 "controller moved leadership back to the preferred replica");
         }
     }
-    write_states(zk, fence, &planned).await
+    Ok(count_writes(&write_states(zk, fence, &planned).await?))
 }
 
 /// The preferred-replica elections `rebalance_leaders` makes (see there).
@@ -359,15 +533,29 @@ pub fn election_on_request(
     }
 }
 
+/// What became of one planned state write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Written {
+    Yes,
+    /// The znode changed meanwhile (or was created concurrently): the next snapshot decides.
+    ChangedMeanwhile,
+    Failed,
+}
+
+/// The number of writes done or found overtaken (a pass that did nothing returns 0).
+fn count_writes(outcomes: &[Written]) -> usize {
+    outcomes.iter().filter(|w| **w != Written::Failed).count()
+}
+
 /// Writes partition states side by side, each fenced by the controller epoch and
 /// conditional on its own zkVersion. A state that changed meanwhile is left for the next
-/// pass. Returns the number written (or found changed).
+/// pass. Returns each write's outcome, in the order planned.
 async fn write_states(
     zk: &ZkClient,
     fence: &ControllerEpoch,
     planned: &[PlannedWrite<'_>],
-) -> Result<usize, ZkError> {
-    let mut writes = 0;
+) -> Result<Vec<Written>, ZkError> {
+    let mut outcomes = Vec::with_capacity(planned.len());
     // Each write is fenced and conditional on its own, so they may run side by side. (Boxed:
     // the unboxed stream's future is not provably Send inside the spawned session task.)
     let writes_in_order: Vec<BoxFuture<'_, _>> = planned
@@ -391,20 +579,20 @@ async fn write_states(
         .collect();
     let mut results = futures_util::stream::iter(writes_in_order).buffered(PIPELINED_WRITES);
     while let Some((name, partition, result)) = results.next().await {
-        match result {
-            Ok(()) => writes += 1,
-            // Changed under us (or created concurrently): the next snapshot decides.
+        outcomes.push(match result {
+            Ok(()) => Written::Yes,
             Err(ZkError::BadVersion { .. }) | Err(ZkError::NodeExists { .. }) => {
-                writes += 1;
+                Written::ChangedMeanwhile
             }
             Err(e @ ZkError::ControllerMoved { .. }) => return Err(e),
             Err(e) if e.is_session_expired() => return Err(e),
             Err(e) => {
                 warn!(topic = %name, partition, error = %e, "controller write failed");
+                Written::Failed
             }
-        }
+        });
     }
-    Ok(writes)
+    Ok(outcomes)
 }
 
 #[cfg(test)]
@@ -633,6 +821,56 @@ mod tests {
             ElectionOutcome::PreferredNotAvailable
         );
         assert!(preferred_elections(&state, 0, 9).is_empty());
+    }
+
+    #[test]
+    fn a_reassignment_is_announced_once_then_completed_within_its_target() {
+        let state = cluster(&[1, 2, 3]);
+        let mut announced = ReplicaSetsAnnounced::new();
+        // [1, 2] moving to [2, 3]: RS [2, 3, 1], adding 3, removing 1; 1 leads.
+        let moving = ReplicaAssignment::settled(vec![1, 2]).reassign_to(&[2, 3]);
+        let led = PartitionState::new(1, 4, vec![1, 2], 1);
+        let step = |announced: &ReplicaSetsAnnounced, current: &PartitionState| {
+            replica_set_step(&state, ("t", 0), &moving, current, 2, announced)
+        };
+        let (first, new) = step(&announced, &led).expect("announced");
+        assert_eq!(first, ReplicaSetStep::Announce(vec![2, 3, 1]));
+        assert_eq!(
+            (new.leader, new.leader_epoch, new.isr.clone()),
+            (1, 5, vec![1, 2])
+        );
+        announced.insert(("t".into(), 0), vec![2, 3, 1]);
+        assert_eq!(step(&announced, &new), None, "waiting for 3 to catch up");
+        // 3 joined the ISR: leadership moves into the target, 1 leaves the ISR.
+        let caught_up = PartitionState::new(1, 5, vec![1, 2, 3], 1);
+        let (done, new) = step(&announced, &caught_up).expect("complete");
+        assert_eq!(done, ReplicaSetStep::Complete(vec![2, 3]));
+        assert_eq!((new.leader, new.leader_epoch, new.isr), (2, 6, vec![2, 3]));
+        // A new controller announces a reassignment in progress once more.
+        assert!(matches!(
+            step(&ReplicaSetsAnnounced::new(), &led),
+            Some((ReplicaSetStep::Announce(_), _))
+        ));
+        // Cancelled after 3 had joined and led: back to [2, 1], 3 leaves leadership and ISR.
+        let cancelled = moving.reassign_to(&moving.origin());
+        let led_by_3 = PartitionState::new(3, 7, vec![3, 2, 1], 1);
+        let (step, new) = replica_set_step(&state, ("t", 0), &cancelled, &led_by_3, 2, &announced)
+            .expect("repaired");
+        assert_eq!(step, ReplicaSetStep::Announce(vec![2, 1]));
+        assert_eq!((new.leader, new.leader_epoch, new.isr), (2, 8, vec![2, 1]));
+        // A settled partition first seen needs nothing.
+        let settled = ReplicaAssignment::settled(vec![1, 2]);
+        assert_eq!(
+            replica_set_step(
+                &state,
+                ("t", 0),
+                &settled,
+                &led,
+                2,
+                &ReplicaSetsAnnounced::new()
+            ),
+            None
+        );
     }
 
     #[test]

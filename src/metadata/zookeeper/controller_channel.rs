@@ -8,8 +8,10 @@
 //! deleted). One task per live broker (restarted when its broker epoch changes) compares the
 //! view with what that broker has acknowledged and sends the difference, in Kafka's order:
 //! UpdateMetadata (everything at first contact, then the partitions that changed; the live
-//! brokers every time), LeaderAndIsr for the partitions the broker holds a replica of, and
-//! StopReplica with delete for the replicas of topics being deleted. A failed exchange is
+//! brokers every time), LeaderAndIsr for the partitions the broker holds a replica of (with a
+//! reassignment's adding and removing replicas), StopReplica with delete for the replicas of
+//! topics being deleted, and StopReplica with delete for the replicas a new replica set
+//! leaves out (a reassignment completed or cancelled). A failed exchange is
 //! retried with the newest view after a pause; every request is fenced with the controller
 //! epoch and the broker's epoch.
 //!
@@ -85,6 +87,9 @@ pub struct PartitionView {
     pub replicas: Vec<i32>,
     /// Replicas not registered or in a failed log directory (UpdateMetadata's).
     pub offline_replicas: Vec<i32>,
+    /// A reassignment in progress: the replicas it adds and removes (LeaderAndIsr's).
+    pub adding_replicas: Vec<i32>,
+    pub removing_replicas: Vec<i32>,
 }
 
 /// What every broker should know, built from one reload.
@@ -145,10 +150,13 @@ impl ControllerView {
                 );
                 continue;
             }
-            for (p, replicas) in &topic.assignment.value.partitions {
+            let assignment = &topic.assignment.value;
+            for (p, replicas) in &assignment.partitions {
                 let Some(s) = topic.partitions.get(p).and_then(Option::as_ref) else {
                     continue;
                 };
+                let listed =
+                    |lists: &BTreeMap<i32, Vec<i32>>| lists.get(p).cloned().unwrap_or_default();
                 partitions.insert(
                     (name.clone(), *p),
                     PartitionView {
@@ -167,6 +175,8 @@ impl ControllerView {
                                     || state.is_on_offline_dir(*r, name, *p)
                             })
                             .collect(),
+                        adding_replicas: listed(&assignment.adding_replicas),
+                        removing_replicas: listed(&assignment.removing_replicas),
                     },
                 );
             }
@@ -327,6 +337,9 @@ struct Acknowledged {
     stopped: BTreeSet<String>,
     /// Replicas whose last LeaderAndIsr answer was KAFKA_STORAGE_ERROR.
     offline: BTreeSet<(String, i32)>,
+    /// Replicas here that a reassignment removed (or a cancelled one no longer adds), with
+    /// the partition's leader epoch: StopReplica with delete until answered.
+    removed: BTreeMap<(String, i32), i32>,
 }
 
 /// One broker's sender: who it is and what it reports back to the controller.
@@ -455,8 +468,28 @@ async fn sync_broker(
         })
         .map(|(t, _)| t)
         .collect();
+    // Replicas here that the new replica sets leave out (a reassignment completed or
+    // cancelled): deleted with StopReplica once the others have their LeaderAndIsr.
+    for ((k, v), before) in changed
+        .iter()
+        .filter_map(|(k, v)| Some(((*k, *v), acked.partitions.get(*k)?)))
+    {
+        if before.replicas.contains(&broker) && !v.replicas.contains(&broker) {
+            acked.removed.insert(k.clone(), v.leader_epoch);
+        }
+    }
+    acked.removed.retain(|k, _| {
+        view.partitions
+            .get(k)
+            .is_some_and(|v| !v.replicas.contains(&broker))
+    });
     let brokers_changed = acked.brokers != view.brokers;
-    if changed.is_empty() && newly_deleting.is_empty() && to_stop.is_empty() && !brokers_changed {
+    if changed.is_empty()
+        && newly_deleting.is_empty()
+        && to_stop.is_empty()
+        && acked.removed.is_empty()
+        && !brokers_changed
+    {
         return Ok(());
     }
     if conn.is_none() {
@@ -589,7 +622,12 @@ async fn sync_broker(
                     .with_leader_epoch(v.leader_epoch)
                     .with_isr(ids(&v.isr))
                     .with_partition_epoch(v.partition_epoch)
-                    .with_replicas(ids(&v.replicas)),
+                    .with_replicas(ids(&v.replicas))
+                    .with_adding_replicas(ids(&v.adding_replicas))
+                    .with_removing_replicas(ids(&v.removing_replicas))
+                    // A replica a reassignment adds may be created in any good log
+                    // directory (Kafka's isNew).
+                    .with_is_new(v.adding_replicas.contains(&broker)),
             );
     }
     if !lisr_topics.is_empty() {
@@ -694,6 +732,48 @@ async fn sync_broker(
             });
         }
         acked.stopped.extend(to_stop.into_iter().cloned());
+    }
+    // 4. StopReplica with delete for the replicas here a reassignment removed, at the
+    //    partition's current leader epoch (newer than the replica's own).
+    if !acked.removed.is_empty() {
+        let mut by_topic: BTreeMap<&str, Vec<StopReplicaPartitionState>> = BTreeMap::new();
+        for ((t, p), leader_epoch) in &acked.removed {
+            by_topic.entry(t.as_str()).or_default().push(
+                StopReplicaPartitionState::default()
+                    .with_partition_index(*p)
+                    .with_leader_epoch(*leader_epoch)
+                    .with_delete_partition(true),
+            );
+        }
+        let request = StopReplicaRequest::default()
+            .with_controller_id(BrokerId(controller_id))
+            .with_controller_epoch(view.controller_epoch)
+            .with_broker_epoch(broker_epoch)
+            .with_topic_states(
+                by_topic
+                    .into_iter()
+                    .map(|(t, partitions)| {
+                        StopReplicaTopicState::default()
+                            .with_topic_name(name(t))
+                            .with_partition_states(partitions)
+                    })
+                    .collect(),
+            );
+        let answer = c
+            .call_controller_api(STOP_REPLICA_VERSION, &request, Duration::ZERO)
+            .await?;
+        if answer.error_code != 0 {
+            return Err(SendError::Refused {
+                request: "StopReplica",
+                code: answer.error_code,
+            });
+        }
+        info!(
+            broker,
+            replicas = acked.removed.len(),
+            "StopReplica sent for replicas reassigned away"
+        );
+        acked.removed.clear();
     }
     acked.stopped.retain(|t| view.deleting.contains_key(t));
     acked

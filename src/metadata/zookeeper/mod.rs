@@ -37,6 +37,7 @@ use gregor_zk::{
 use tokio::sync::{watch, Notify};
 use tracing::{debug, info, warn};
 
+use super::reassignment::{self, OngoingReassignment, ReassignmentResults};
 use super::{
     ElectionOutcome, ElectionResults, ElectionType, IsrChange, MetadataError, MetadataImage,
     MetadataStore, PartitionMetadata, TopicMetadata,
@@ -360,6 +361,19 @@ impl ZookeeperMetadata {
     /// is lost (the client reconnects, e.g. to another ensemble member), again once
     /// reconnected. After a lost connection the operation may have been applied already:
     /// callers make their operations safe to repeat.
+    /// The controller epoch to fence a controller's write with, if this broker holds
+    /// `/controller` (NotController otherwise).
+    async fn controller_fence(&self, zk: &ZkClient) -> Result<ControllerEpoch, MetadataError> {
+        let holder = zk.get_controller().await.map_err(zk_err)?;
+        if holder.map(|c| c.value.brokerid) != Some(self.shared.broker_id) {
+            return Err(MetadataError::NotController);
+        }
+        zk.get_controller_epoch()
+            .await
+            .map_err(zk_err)?
+            .ok_or(MetadataError::NotController)
+    }
+
     async fn call<T, F, Fut>(&self, op: F) -> Result<T, ZkError>
     where
         F: Fn(ZkClient) -> Fut,
@@ -439,15 +453,7 @@ impl MetadataStore for ZookeeperMetadata {
     ) -> BoxFuture<'_, Result<ElectionResults, MetadataError>> {
         async move {
             let zk = self.client().await?;
-            let holder = zk.get_controller().await.map_err(zk_err)?;
-            if holder.map(|c| c.value.brokerid) != Some(self.shared.broker_id) {
-                return Err(MetadataError::NotController);
-            }
-            let fence = zk
-                .get_controller_epoch()
-                .await
-                .map_err(zk_err)?
-                .ok_or(MetadataError::NotController)?;
+            let fence = self.controller_fence(&zk).await?;
             let mut state = ClusterState::load(&zk).await.map_err(zk_err)?;
             state.offline_replicas = self
                 .shared
@@ -500,6 +506,92 @@ impl MetadataStore for ZookeeperMetadata {
             })
             .await?;
             Ok(results)
+        }
+        .boxed()
+    }
+
+    /// AlterPartitionReassignments at the controller (Kafka's `processApiPartitionReassignment`,
+    /// phase U): each target is validated against the cluster as read now, and the new full
+    /// replica set (RS, adding, removing) written into the topic's assignment znode, fenced
+    /// and conditional on its zkVersion. `controller::reconcile` does the rest.
+    fn alter_partition_reassignments(
+        &self,
+        partitions: reassignment::ReassignmentTargets,
+        allow_replication_factor_change: bool,
+    ) -> BoxFuture<'_, Result<ReassignmentResults, MetadataError>> {
+        async move {
+            let zk = self.client().await?;
+            let fence = self.controller_fence(&zk).await?;
+            let state = ClusterState::load(&zk).await.map_err(zk_err)?;
+            let (mut results, rewritten) =
+                plan_reassignments(&state, partitions, allow_replication_factor_change);
+            for (topic, assignment) in rewritten {
+                let Some(known) = state.topics.get(&topic) else {
+                    continue;
+                };
+                let written = zk
+                    .set_topic_assignment(
+                        &topic,
+                        &assignment,
+                        known.assignment.zk_version,
+                        Some(&fence),
+                    )
+                    .await;
+                if let Err(e) = written {
+                    let code = match e {
+                        ZkError::ControllerMoved { .. } => reassignment::NOT_CONTROLLER,
+                        _ => reassignment::UNKNOWN_SERVER_ERROR,
+                    };
+                    for ((t, _), result) in results.iter_mut() {
+                        if *t == topic && result.is_ok() {
+                            *result = Err((code, format!("writing the assignment failed: {e}")));
+                        }
+                    }
+                }
+            }
+            // The controller's pass starts (or completes) what was written.
+            self.shared.reload_requested.notify_one();
+            Ok(results)
+        }
+        .boxed()
+    }
+
+    /// ListPartitionReassignments at the controller: partitions whose assignment znode lists
+    /// adding or removing replicas.
+    fn list_partition_reassignments(
+        &self,
+        partitions: Option<Vec<(String, i32)>>,
+    ) -> BoxFuture<'_, Result<Vec<OngoingReassignment>, MetadataError>> {
+        async move {
+            let zk = self.client().await?;
+            self.controller_fence(&zk).await?;
+            let state = ClusterState::load(&zk).await.map_err(zk_err)?;
+            let wanted: Option<BTreeSet<(String, i32)>> =
+                partitions.map(|p| p.into_iter().collect());
+            let mut ongoing = Vec::new();
+            for (topic, t) in &state.topics {
+                for p in t.assignment.value.partitions.keys() {
+                    if wanted
+                        .as_ref()
+                        .is_some_and(|w| !w.contains(&(topic.clone(), *p)))
+                    {
+                        continue;
+                    }
+                    let Some(assignment) =
+                        cluster_state::replica_assignment(&t.assignment.value, *p)
+                    else {
+                        continue;
+                    };
+                    if assignment.is_being_reassigned() {
+                        ongoing.push(OngoingReassignment {
+                            topic: topic.clone(),
+                            partition: *p,
+                            assignment,
+                        });
+                    }
+                }
+            }
+            Ok(ongoing)
         }
         .boxed()
     }
@@ -1019,6 +1111,7 @@ async fn serve_session(
     let mut controller: Option<ControllerEpoch> = None;
     let mut channel: Option<ControllerChannelManager> = None;
     let mut last_rebalance = Instant::now();
+    let mut replica_sets_announced = controller::ReplicaSetsAnnounced::new();
     let mut dirty = true;
     let mut rewatch = false;
     loop {
@@ -1046,6 +1139,7 @@ async fn serve_session(
                 &mut controller,
                 &mut channel,
                 &mut last_rebalance,
+                &mut replica_sets_announced,
             );
             match refreshed.await {
                 Ok(again) => dirty = again,
@@ -1094,6 +1188,7 @@ async fn refresh(
     controller: &mut Option<ControllerEpoch>,
     channel: &mut Option<ControllerChannelManager>,
     last_rebalance: &mut Instant,
+    replica_sets_announced: &mut controller::ReplicaSetsAnnounced,
 ) -> Result<bool, ZkError> {
     let started = Instant::now();
     let number = shared.reloads_begun.fetch_add(1, Ordering::AcqRel) + 1;
@@ -1123,6 +1218,10 @@ async fn refresh(
         }
     });
     shared.reloaded.send_replace(number);
+    if state.controller != Some(shared.broker_id) {
+        // A later term as controller announces every reassignment in progress again.
+        replica_sets_announced.clear();
+    }
     if shared.leaving.load(Ordering::Acquire) {
         *channel = None;
         if controller.take().is_some() || state.controller == Some(shared.broker_id) {
@@ -1216,7 +1315,16 @@ async fn refresh(
             crate::config::topic_settings(&t.configs, &defaults).unclean_leader_election_enable
         })
     };
-    let reconciled = match controller::reconcile(zk, &fence, &state, &deletable, &unclean).await {
+    let reconciled = match controller::reconcile(
+        zk,
+        &fence,
+        &state,
+        &deletable,
+        &unclean,
+        replica_sets_announced,
+    )
+    .await
+    {
         // Preferred-leader elections only over a settled state (nothing just written).
         Ok(0) => match shared.leader_rebalance {
             Some((interval, pct)) if last_rebalance.elapsed() >= interval => {
@@ -1236,6 +1344,45 @@ async fn refresh(
         }
         Err(e) => Err(e),
     }
+}
+
+/// The assignments an AlterPartitionReassignments request leaves, per topic it changes, and
+/// the answer for each partition (`reassignment::plan` against the cluster in `state`).
+fn plan_reassignments(
+    state: &ClusterState,
+    partitions: reassignment::ReassignmentTargets,
+    allow_replication_factor_change: bool,
+) -> (ReassignmentResults, BTreeMap<String, TopicAssignment>) {
+    let live: BTreeSet<i32> = state.brokers.keys().copied().collect();
+    let mut results: ReassignmentResults = Vec::with_capacity(partitions.len());
+    let mut rewritten: BTreeMap<String, TopicAssignment> = BTreeMap::new();
+    for ((topic, p), target) in partitions {
+        let known = state
+            .topics
+            .get(&topic)
+            .filter(|_| !state.deleting.contains(&topic));
+        let assignment = rewritten.get(&topic).or(known.map(|t| &t.assignment.value));
+        let current = assignment.and_then(|a| cluster_state::replica_assignment(a, p));
+        let next = reassignment::plan(
+            current.as_ref(),
+            target.as_deref(),
+            &live,
+            allow_replication_factor_change,
+        );
+        let result = match (next, assignment.cloned()) {
+            (Ok(Some(next)), Some(mut assignment)) => {
+                info!(topic = %topic, partition = p, replicas = ?next.replicas,
+                    adding = ?next.adding, removing = ?next.removing, "partition reassignment requested");
+                cluster_state::set_replica_assignment(&mut assignment, p, next);
+                rewritten.insert(topic.clone(), assignment);
+                Ok(())
+            }
+            (Ok(_), _) => Ok(()),
+            (Err(refusal), _) => Err(refusal),
+        };
+        results.push(((topic, p), result));
+    }
+    (results, rewritten)
 }
 
 /// Kafka's `processLogDirEventNotification`: each pending log directory event names a broker
@@ -1283,7 +1430,8 @@ fn report_dynamic_configs(shared: &Shared, configs: &crate::config::DynamicBroke
 }
 
 /// Kafka state in ZooKeeper that gregor reads nothing from: said once at start, by path, so
-/// that nobody believes it is in force (quotas, ACLs, delegation tokens, reassignments).
+/// that nobody believes it is in force (quotas, ACLs, delegation tokens, the legacy
+/// reassignment and election triggers).
 async fn report_unused_znodes(zk: &ZkClient) {
     const UNUSED: &[(&str, &str)] = &[
         ("/config/clients", "client quotas are not enforced"),
@@ -1314,7 +1462,7 @@ async fn report_unused_znodes(zk: &ZkClient) {
     for (path, what) in [
         (
             "/admin/reassign_partitions",
-            "partition reassignment is not carried out",
+            "use the AlterPartitionReassignments API (kafka-reassign-partitions.sh)",
         ),
         (
             "/admin/preferred_replica_election",
