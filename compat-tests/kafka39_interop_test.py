@@ -176,7 +176,9 @@ class MixedCluster:
                     "--override", f"replica.lag.time.max.ms={LAG_MS}",
                     "--override", "replica.fetch.backoff.ms=200",
                     "--override", "leader.imbalance.check.interval.seconds=5",
-                    "--override", "offsets.topic.num.partitions=3"]
+                    "--override", "offsets.topic.num.partitions=3",
+                    # Several brokers on one host: no metrics endpoint (they would share 9644).
+                    "--override", "metrics.port=0"]
             for kv in self.extra:
                 args += ["--override", kv]
         log = open(self.log_path(i) + (".out" if self.kinds[i] == "kafka" else ""), "a")
