@@ -182,7 +182,9 @@ class MixedCluster:
                     "--override", f"replica.lag.time.max.ms={LAG_MS}",
                     "--override", "replica.fetch.backoff.ms=200",
                     "--override", "leader.imbalance.check.interval.seconds=5",
-                    "--override", "offsets.topic.num.partitions=3"]
+                    "--override", "offsets.topic.num.partitions=3",
+                    # Several brokers on one host: no metrics endpoint (they would share 9644).
+                    "--override", "metrics.port=0"]
             for kv in self.extra:
                 args += ["--override", kv]
         log = open(self.log_path(i) + (".out" if self.kinds[i] == "kafka" else ""), "a")
@@ -580,7 +582,7 @@ def reassign_across_kinds(cluster, origin, target):
     from confluent_kafka import Producer
     name = "moving"
     admin = cluster.admin()
-    for f in admin.create_topics([NewTopic(name, replica_assignment=[origin])]).values():
+    for f in admin.create_topics([NewTopic(name, 1, replica_assignment=[origin])]).values():
         f.result(timeout=60)
     eventually(f"{name} in sync on {origin}", 60,
                lambda: cluster.partitions(name).get(0, (0, [], []))[2] == sorted(origin))

@@ -262,7 +262,9 @@ class Cluster:
                 "--override", f"replica.lag.time.max.ms={LAG_MS}",
                 "--override", "replica.fetch.backoff.ms=200",
                 "--override", "leader.imbalance.check.interval.seconds=5",
-                "--override", "offsets.topic.num.partitions=3"]
+                "--override", "offsets.topic.num.partitions=3",
+                # Three brokers on one host: no metrics endpoint (they would share 9644).
+                "--override", "metrics.port=0"]
         for o in self.overrides:
             args += ["--override", o]
         log = open(self.log_path(i), "a")

@@ -169,7 +169,8 @@ def start_gregor(tmp, tag=""):
     return Broker("gregor", [binary, "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}",
                              "--override", f"log.dirs={data}",
                              "--override", "group.initial.rebalance.delay.ms=0",
-                             "--override", "offsets.topic.replication.factor=1"],
+                             "--override", "offsets.topic.replication.factor=1",
+                             "--override", "metrics.port=0"],
                   port, os.path.join(tmp, f"gregor{tag}.log"), data)
 
 
@@ -250,7 +251,9 @@ def start_gregor_cluster(tmp, tag=""):
                                          "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}",
                                          "--override", f"log.dirs={data}",
                                          "--override", f"zookeeper.connect={connect}",
-                                         "--override", "group.initial.rebalance.delay.ms=0"],
+                                         "--override", "group.initial.rebalance.delay.ms=0",
+                                         # Three brokers on one host: no metrics endpoint.
+                                         "--override", "metrics.port=0"],
                               port, os.path.join(tmp, f"gregor-cluster{tag}-{i}.log"), data))
     return ClusterOf("gregor", brokers, lambda: subprocess.run([script, "stop", zk_dir],
                                                                 capture_output=True))

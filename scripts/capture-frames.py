@@ -777,6 +777,7 @@ class Broker:
             "listeners": f"PLAINTEXT://127.0.0.1:{port}",
             "advertised.listeners": f"PLAINTEXT://127.0.0.1:{advertised_port}",
             "log.dirs": str(work / "data"),
+            "metrics.port": "0",
             "num.partitions": "3",
             "group.initial.rebalance.delay.ms": "500",
             "group.consumer.session.timeout.ms": "6000",

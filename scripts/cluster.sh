@@ -18,7 +18,9 @@
 #   scripts/cluster.sh restart-broker DIR I         SIGTERM broker I if it runs, start it again
 #
 # Environment: GREGOR (binary, default target/release/gregor), BASE_PORT (default 19092),
-# CHROOT (default /gregor), SESSION_TIMEOUT_MS (default 6000), ZK_* as for zookeeper.sh.
+# CHROOT (default /gregor), SESSION_TIMEOUT_MS (default 6000), ZK_* as for zookeeper.sh,
+# METRICS_BASE_PORT (default 0: no metrics endpoint, since the brokers share one host; set
+# e.g. 19644 to give broker i Prometheus metrics on METRICS_BASE_PORT + i - 1).
 # `start` records what `rolling-restart` needs in DIR (zk_connect, base_port).
 # `start` prints the bootstrap servers on stdout.
 set -euo pipefail
@@ -28,6 +30,7 @@ GREGOR=${GREGOR:-target/release/gregor}
 BASE_PORT=${BASE_PORT:-19092}
 CHROOT=${CHROOT:-/gregor}
 SESSION_TIMEOUT_MS=${SESSION_TIMEOUT_MS:-6000}
+METRICS_BASE_PORT=${METRICS_BASE_PORT:-0}
 
 log() { echo "cluster.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -46,8 +49,11 @@ wait_serving() {
 start_broker() {
     local dir=$1 i=$2 zk=$3 base_port=$4
     local port=$((base_port + i - 1))
+    local metrics_port=0
+    ((METRICS_BASE_PORT == 0)) || metrics_port=$((METRICS_BASE_PORT + i - 1))
     "$GREGOR" --override "broker.id=$i" \
         --override "listeners=PLAINTEXT://127.0.0.1:$port" \
+        --override "metrics.port=$metrics_port" \
         --override "log.dirs=$dir/broker$i" \
         --override "zookeeper.connect=$zk$CHROOT" \
         --override "zookeeper.session.timeout.ms=$SESSION_TIMEOUT_MS" \

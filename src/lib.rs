@@ -15,6 +15,7 @@ pub mod handlers;
 pub mod inter_broker;
 pub mod meta_properties;
 pub mod metadata;
+pub mod metrics;
 pub mod replica;
 pub mod scheduler;
 pub mod server;

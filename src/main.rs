@@ -68,6 +68,18 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&bind)
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;
+    // The metrics port too: a port in use stops the start, as a taken listener port does
+    // (operators expect a missing endpoint to be loud, as Kafka's JMX exporter agent is).
+    let metrics_listener = match config.metrics_port {
+        0 => None,
+        port => {
+            let at = format!("{bind_host}:{port}");
+            let l = TcpListener::bind(&at).await.with_context(|| {
+                format!("cannot serve metrics on {at} (metrics.port; 0 turns metrics off)")
+            })?;
+            Some((l, at))
+        }
+    };
     let broker = Arc::new(tokio::task::block_in_place(|| Broker::open(config))?);
     broker.follow_metadata();
     // The logs were opened with the markers' word (LogDirs::open read them): from now on the
@@ -123,9 +135,17 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         broker.replicas.clone(),
         log_flusher::check_interval(&broker.config),
     );
+    let (trigger, shutdown) = server::shutdown::channel();
+    if let Some((l, at)) = metrics_listener {
+        info!(address = %at, "serving Prometheus metrics at /metrics");
+        tokio::spawn(server::metrics_http::serve(
+            l,
+            broker.clone(),
+            shutdown.clone(),
+        ));
+    }
     info!(address = %bind, broker_id = broker.config.broker_id, "gregor is serving");
 
-    let (trigger, shutdown) = server::shutdown::channel();
     let leaving = broker.clone();
     tokio::spawn(async move {
         wait_for_signal().await;

@@ -15,7 +15,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{batch, partitions_in, BrokerProcess, Client};
+use common::{batch, partitions_in, BrokerProcess, Client, Scrape};
 use gregor_protocol::kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use gregor_protocol::kafka_protocol::messages::create_topics_request::CreatableTopic;
 use gregor_protocol::kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
@@ -702,9 +702,23 @@ fn controller_kill9_moves_controller_and_leaders_then_the_broker_returns() {
     let _serial = serial();
     let zk = ZooKeeper::standalone();
     let ids = [1, 2, 3];
-    let mut brokers: Vec<BrokerProcess> =
-        ids.iter().map(|id| broker(&zk.connect, *id, &[])).collect();
+    let mut brokers: Vec<BrokerProcess> = ids
+        .iter()
+        .map(|id| {
+            let metrics = format!("metrics.port={}", common::free_port());
+            broker(&zk.connect, *id, &[&metrics])
+        })
+        .collect();
     wait_for_brokers(&brokers, &ids);
+    // Metrics: one active controller, every ZooKeeper session connected.
+    eventually("one active controller", Duration::from_secs(10), || {
+        let scrapes: Vec<Scrape> = brokers.iter().map(|b| b.scrape()).collect();
+        let connected = scrapes.iter().all(|m| {
+            m.get(SESSION_STATE, &[("state", "CONNECTED")]) == Some(1.0)
+                && m.get(SESSION_STATE, &[("state", "EXPIRED")]) == Some(0.0)
+        });
+        (connected && sum(&scrapes, ACTIVE_CONTROLLER) == 1.0).then_some(())
+    });
     let mut c = brokers[0].client();
     assert_eq!(create_topic(&mut c, "replicated", 6, 3), 0);
     assert_eq!(create_topic(&mut c, "single", 3, 1), 0);
@@ -771,6 +785,25 @@ fn controller_kill9_moves_controller_and_leaders_then_the_broker_returns() {
             "dead broker left the ISR: {new:?}"
         );
     }
+    // Metrics after the failover: the new controller is the active one and counts the
+    // single-replica partition of the dead broker offline; the leaders of the 8 partitions
+    // with 3 replicas (replicated, doomed) see an ISR of 2.
+    let new_controller = ids
+        .iter()
+        .position(|i| *i == after.0)
+        .expect("known broker");
+    eventually("failover in the metrics", Duration::from_secs(15), || {
+        let scrapes: Vec<Scrape> = (0..3)
+            .filter(|i| *i != victim)
+            .map(|i| brokers[i].scrape())
+            .collect();
+        let controller = brokers[new_controller].scrape();
+        let settled = sum(&scrapes, ACTIVE_CONTROLLER) == 1.0
+            && controller.get(ACTIVE_CONTROLLER, &[]) == Some(1.0)
+            && controller.get(OFFLINE_PARTITIONS, &[]) == Some(1.0)
+            && sum(&scrapes, UNDER_REPLICATED) == 8.0;
+        settled.then_some(())
+    });
     // The new leaders serve.
     for (p, (leader, ..)) in after.1.iter().enumerate() {
         let mut lc = client_of(&brokers, *leader, &ids);
@@ -845,6 +878,26 @@ fn controller_kill9_moves_controller_and_leaders_then_the_broker_returns() {
         (code, keys),
         (0, vec!["kept".to_owned(), "again".to_owned()])
     );
+    // The returned broker caught up: each leader of the 6 replicated partitions took it
+    // back into the ISR (an expansion each), nothing is under-replicated or offline.
+    eventually("the ISRs whole again", Duration::from_secs(30), || {
+        let scrapes: Vec<Scrape> = brokers.iter().map(|b| b.scrape()).collect();
+        let whole = sum(&scrapes, UNDER_REPLICATED) == 0.0
+            && sum(&scrapes, OFFLINE_PARTITIONS) == 0.0
+            && sum(&scrapes, ISR_EXPANDS) >= 6.0;
+        whole.then_some(())
+    });
+}
+
+const ACTIVE_CONTROLLER: &str = "kafka_controller_kafkacontroller_activecontrollercount";
+const OFFLINE_PARTITIONS: &str = "kafka_controller_kafkacontroller_offlinepartitionscount";
+const UNDER_REPLICATED: &str = "kafka_server_replicamanager_underreplicatedpartitions";
+const ISR_EXPANDS: &str = "kafka_server_replicamanager_isrexpands_total";
+const SESSION_STATE: &str = "kafka_server_sessionexpirelistener_sessionstate";
+
+/// A label-less metric added up over brokers.
+fn sum(scrapes: &[Scrape], name: &str) -> f64 {
+    scrapes.iter().map(|m| m.value(name, &[])).sum()
 }
 
 #[test]
@@ -853,7 +906,11 @@ fn expired_session_re_registers_and_serves_again() {
     let _serial = serial();
     let zk = ZooKeeper::standalone();
     let ids = [1, 2];
-    let brokers: Vec<BrokerProcess> = ids.iter().map(|id| broker(&zk.connect, *id, &[])).collect();
+    let metrics = format!("metrics.port={}", common::free_port());
+    let brokers: Vec<BrokerProcess> = vec![
+        broker(&zk.connect, 1, &[&metrics]),
+        broker(&zk.connect, 2, &[]),
+    ];
     wait_for_brokers(&brokers, &ids);
     let mut c2 = brokers[1].client();
     assert_eq!(create_topic(&mut c2, "solo", 2, 1), 0);
@@ -890,6 +947,23 @@ fn expired_session_re_registers_and_serves_again() {
     assert!(brokers[0]
         .log()
         .contains("re-registered after session expiry"));
+    // The metrics saw the expiry and the new session.
+    let m = eventually(
+        "the new session in the metrics",
+        Duration::from_secs(5),
+        || {
+            let m = brokers[0].scrape();
+            (m.get(SESSION_STATE, &[("state", "CONNECTED")]) == Some(1.0)).then_some(m)
+        },
+    );
+    assert_eq!(m.get(SESSION_STATE, &[("state", "EXPIRED")]), Some(0.0));
+    assert_eq!(
+        m.get(
+            "kafka_server_sessionexpirelistener_zookeeperexpires_total",
+            &[]
+        ),
+        Some(1.0)
+    );
     let mut c1 = brokers[0].client();
     assert_eq!(
         produce_to_leader(&mut c1, "solo", mine, "served").error_code,

@@ -33,7 +33,10 @@ class Broker:
     def start(self, timeout=30.0):
         args = [self.binary,
                 "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.port}",
-                "--override", f"log.dirs={self.data_dir}"]
+                "--override", f"log.dirs={self.data_dir}",
+                # Brokers of several suites may run at once: no metrics endpoint (default
+                # port 9644) unless extra_overrides set metrics.port.
+                "--override", "metrics.port=0"]
         for kv in self.extra:
             args += ["--override", kv]
         env = dict(os.environ)

@@ -397,6 +397,11 @@ impl Log {
         self.segments.values().map(|s| s.size()).sum()
     }
 
+    /// The number of segments, the active one included.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
     fn active(&self) -> Option<&LogSegment> {
         self.segments.values().next_back()
     }

@@ -90,6 +90,8 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     /// `connections.max.idle.ms`.
     pub connections_max_idle_ms: u64,
+    /// `metrics.port` (gregor only): the Prometheus endpoint's port; 0: none.
+    pub metrics_port: u16,
     /// `log.segment.bytes`.
     pub log_segment_bytes: u64,
     /// `log.index.interval.bytes`.
@@ -546,6 +548,7 @@ impl BrokerConfig {
             message_max_bytes: v.num("message.max.bytes")?,
             socket_request_max_bytes: v.num("socket.request.max.bytes")?,
             connections_max_idle_ms: v.num("connections.max.idle.ms")?,
+            metrics_port: v.num("metrics.port")?,
             log_segment_bytes: v.num("log.segment.bytes")?,
             log_index_interval_bytes: v.num("log.index.interval.bytes")?,
             log_flush_interval_messages: v.num("log.flush.interval.messages")?,

@@ -827,6 +827,12 @@ impl GroupCoordinator {
         }
     }
 
+    /// The committed offsets of the groups this broker coordinates, as (group, topic,
+    /// partition, offset): the metrics endpoint's consumer lag. Copied under the lock.
+    pub fn committed_offsets(&self) -> Vec<(String, String, i32, i64)> {
+        self.lock().offsets.all_committed()
+    }
+
     /// Groups this broker coordinates (for tests and logs).
     pub fn group_count(&self) -> usize {
         self.lock().groups.len()

@@ -96,6 +96,18 @@ impl OffsetMetadataManager {
             .get(&(topic.to_string(), partition))
     }
 
+    /// Every committed offset: (group, topic, partition, offset).
+    pub fn all_committed(&self) -> Vec<(String, String, i32, i64)> {
+        self.groups
+            .iter()
+            .flat_map(|(group, g)| {
+                g.offsets
+                    .iter()
+                    .map(move |((topic, p), v)| (group.clone(), topic.clone(), *p, v.offset))
+            })
+            .collect()
+    }
+
     /// Forgets the offsets of groups `keep` rejects (a partition no longer led here).
     pub fn retain_partitions(&mut self, keep: impl Fn(i32) -> bool) {
         self.groups.retain(|_, g| keep(g.partition));

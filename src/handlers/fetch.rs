@@ -28,12 +28,14 @@ use gregor_protocol::kafka_protocol::error::ResponseError as E;
 use gregor_protocol::kafka_protocol::messages::fetch_response::{
     EpochEndOffset, FetchableTopicResponse, PartitionData,
 };
+use gregor_protocol::kafka_protocol::messages::ApiKey;
 use gregor_protocol::kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
-use gregor_protocol::stand_in;
+use gregor_protocol::{stand_in, DecodedRequest, Request};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::broker::Broker;
+use crate::metrics;
 use crate::replica::replication_quota::ReplicationQuota;
 use crate::replica::{Partition, ReadBound};
 
@@ -75,24 +77,40 @@ struct Wanted {
     throttled: bool,
 }
 
-pub async fn handle(broker: &Broker, version: i16, req: FetchRequest) -> FetchAnswer {
-    if req.session_id != 0 {
-        // We never hand out sessions, so any session id is one we do not know.
-        return FetchResponse::default()
-            .with_error_code(E::FetchSessionIdNotFound.code())
-            .into();
-    }
-    if req.session_epoch > 0 {
-        return FetchResponse::default()
-            .with_error_code(E::InvalidFetchSessionEpoch.code())
-            .into();
-    }
-    let image = broker.image();
-    let replica_id = if version >= 15 {
+/// The fetching replica's id: -1 for a consumer (`replica_id` before v15, `replica_state`
+/// from v15).
+fn replica_id(version: i16, req: &FetchRequest) -> i32 {
+    if version >= 15 {
         req.replica_state.replica_id.0
     } else {
         req.replica_id.0
+    }
+}
+
+/// For the request metrics (FetchConsumer or FetchFollower): whether a Fetch comes from a
+/// follower; None for other requests.
+pub fn from_follower(req: &DecodedRequest) -> Option<bool> {
+    match &req.request {
+        Request::Fetch(r) => Some(replica_id(req.api_version, r) >= 0),
+        _ => None,
+    }
+}
+
+pub async fn handle(broker: &Broker, version: i16, req: FetchRequest) -> FetchAnswer {
+    let refused = if req.session_id != 0 {
+        // We never hand out sessions, so any session id is one we do not know.
+        Some(E::FetchSessionIdNotFound)
+    } else if req.session_epoch > 0 {
+        Some(E::InvalidFetchSessionEpoch)
+    } else {
+        None
     };
+    if let Some(e) = refused {
+        metrics::response_errors(ApiKey::Fetch, [e.code()]);
+        return FetchResponse::default().with_error_code(e.code()).into();
+    }
+    let image = broker.image();
+    let replica_id = replica_id(version, &req);
     let bound = if replica_id >= 0 {
         ReadBound::LogEnd
     } else {
@@ -201,6 +219,7 @@ pub async fn handle(broker: &Broker, version: i16, req: FetchRequest) -> FetchAn
             if read.throttled_bytes > 0 {
                 quota.record(read.throttled_bytes, crate::clock::now_ms());
             }
+            count(&wanted, &read.partitions, replica_id >= 0);
             for (topic_index, data) in read.partitions {
                 topics[topic_index].partitions.push(data);
             }
@@ -217,6 +236,27 @@ pub async fn handle(broker: &Broker, version: i16, req: FetchRequest) -> FetchAn
         if let Ok((Err(_), _, _)) = tokio::time::timeout_at(deadline, woken).await {
             watcher_closed = true;
         }
+    }
+}
+
+/// The answer's metrics: error codes, and per topic the partitions fetched and the record
+/// bytes sent (to consumers; a follower's count as replication bytes). `partitions` holds
+/// one answer per `wanted`, in order.
+fn count(wanted: &[Wanted], partitions: &[(usize, PartitionData)], follower: bool) {
+    metrics::response_errors(ApiKey::Fetch, partitions.iter().map(|(_, d)| d.error_code));
+    let mut replicated = 0u64;
+    for (w, (_, data)) in wanted.iter().zip(partitions) {
+        let Ok(p) = &w.replica else { continue };
+        let bytes = data.records.as_ref().map_or(0, |r| r.len() as u64);
+        if follower {
+            replicated += bytes;
+        } else {
+            p.metrics.fetch_requests.inc();
+            p.metrics.bytes_out.inc_by(bytes);
+        }
+    }
+    if replicated > 0 {
+        metrics::replication_bytes_out(replicated);
     }
 }
 

@@ -17,11 +17,12 @@ use gregor_protocol::kafka_protocol::messages::produce_request::PartitionProduce
 use gregor_protocol::kafka_protocol::messages::produce_response::{
     PartitionProduceResponse, TopicProduceResponse,
 };
-use gregor_protocol::kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use gregor_protocol::kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use tracing::debug;
 
 use super::str_bytes;
 use crate::broker::Broker;
+use crate::metrics;
 use crate::replica::{LeaderAppend, Partition, PartitionError};
 
 pub enum Outcome {
@@ -96,6 +97,12 @@ pub async fn handle(broker: &Broker, _version: i16, req: ProduceRequest) -> Outc
             *resp = error_response(resp.index, e.error_code(), Some(e.to_string()));
         }
     }
+    metrics::response_errors(
+        ApiKey::Produce,
+        responses
+            .iter()
+            .flat_map(|t| t.partition_responses.iter().map(|p| p.error_code)),
+    );
     if acks == 0 {
         return match failed {
             Some(reason) => Outcome::Close(reason),
@@ -130,6 +137,7 @@ fn produce_partition(
             None,
         );
     };
+    partition.metrics.produce_requests.inc();
     let Some(records) = data.records else {
         let message = Some("null record set".into());
         return (
@@ -137,6 +145,7 @@ fn produce_partition(
             None,
         );
     };
+    let bytes = records.len() as u64;
     let result = parse_record_set(&records, partition.max_message_bytes())
         .and_then(|headers| match headers.len() {
             // Kafka's ProduceRequest.validateRecords (v3+, all we serve).
@@ -150,6 +159,14 @@ fn produce_partition(
     match result {
         Ok(appended) => {
             let info = &appended.info;
+            // A retried batch answered with its original offsets was counted the first time.
+            if !info.duplicate {
+                partition.metrics.bytes_in.inc_by(bytes);
+                partition
+                    .metrics
+                    .messages_in
+                    .inc_by(u64::try_from(info.record_count).unwrap_or(0));
+            }
             let resp = PartitionProduceResponse::default()
                 .with_index(index)
                 .with_base_offset(info.first_offset)

@@ -277,6 +277,7 @@ impl ReplicaManager {
                     self.fetchers.unfollow(&p.topic, p.index);
                     delete_partition(&self.log_dirs, p);
                 }
+                crate::metrics::forget_topic(&name);
             }
         }
         for (name, topic) in &image.topics {

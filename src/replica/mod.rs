@@ -15,5 +15,6 @@ pub mod storage_errors;
 
 pub use manager::ReplicaManager;
 pub use partition::{
-    LeaderAppend, Partition, PartitionCheckpoint, PartitionError, PartitionRead, ReadBound,
+    LeaderAppend, Partition, PartitionCheckpoint, PartitionError, PartitionRead, PartitionStats,
+    ReadBound,
 };

@@ -29,6 +29,7 @@ use uuid::Uuid;
 use super::log_dirs::{is_dir_failure, LogDir};
 use crate::config::TopicSettings;
 pub use crate::metadata::IsrChange;
+use crate::metrics::{self, TopicMetrics};
 
 #[derive(Debug, Error)]
 pub enum PartitionError {
@@ -232,6 +233,24 @@ pub struct Partition {
     flushed: Mutex<i64>,
     /// The log directory holding it: offline after an I/O error on any of its logs.
     log_dir: Arc<LogDir>,
+    /// Its topic's counters (bytes and messages in, bytes out), shared by the topic's
+    /// partitions.
+    pub metrics: Arc<TopicMetrics>,
+}
+
+/// One partition's numbers for the metrics endpoint, read under one lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartitionStats {
+    pub size_bytes: u64,
+    pub segments: usize,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+    pub high_watermark: i64,
+    pub is_leader: bool,
+    /// Leader: fewer ISR members than assigned replicas (Kafka's `isUnderReplicated`).
+    pub under_replicated: bool,
+    /// Leader: fewer ISR members than `min.insync.replicas` (Kafka's `isUnderMinIsr`).
+    pub under_min_isr: bool,
 }
 
 pub fn log_config(settings: &TopicSettings) -> LogConfig {
@@ -337,6 +356,7 @@ impl Partition {
             leader: AtomicBool::new(true),
             flushed: Mutex::new(0),
             log_dir,
+            metrics: metrics::topic(topic),
         })
     }
 
@@ -478,6 +498,24 @@ impl Partition {
         let mut st = self.lock();
         st.log.set_config(log_config(&settings));
         st.settings = settings;
+    }
+
+    /// The numbers the metrics endpoint shows for this partition.
+    pub fn stats(&self) -> PartitionStats {
+        let st = self.lock();
+        let leader = st.is_leader && self.is_leader();
+        // Standalone the replica list is empty: this broker alone, never under-replicated.
+        let isr = st.isr_len();
+        PartitionStats {
+            size_bytes: st.log.size_bytes(),
+            segments: st.log.segment_count(),
+            log_start_offset: st.log.log_start_offset(),
+            log_end_offset: st.log.log_end_offset(),
+            high_watermark: st.high_watermark,
+            is_leader: leader,
+            under_replicated: leader && isr < st.replicas.len(),
+            under_min_isr: leader && (isr as i64) < i64::from(st.settings.min_insync_replicas),
+        }
     }
 
     /// Bytes in the log's segment files.
@@ -722,6 +760,13 @@ impl Partition {
         };
         if !st.is_leader || st.leader_epoch != change.leader_epoch {
             return;
+        }
+        // Kafka's leader marks IsrShrinksPerSec / IsrExpandsPerSec when its change is
+        // accepted.
+        match change.isr.len().cmp(&st.isr_len()) {
+            std::cmp::Ordering::Less => metrics::isr_shrunk(),
+            std::cmp::Ordering::Greater => metrics::isr_expanded(),
+            std::cmp::Ordering::Equal => {}
         }
         st.isr = change.isr.clone();
         st.partition_epoch = partition_epoch;

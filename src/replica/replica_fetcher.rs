@@ -616,7 +616,9 @@ fn apply_fetched(p: &Partition, records: Bytes) -> Result<(), PartitionError> {
     }
     let records = records.slice(..whole);
     let headers = parse_record_set(&records, u32::MAX)?;
-    p.append_as_follower(&records, &headers)
+    p.append_as_follower(&records, &headers)?;
+    crate::metrics::replication_bytes_in(records.len() as u64);
+    Ok(())
 }
 
 /// The length of the whole batches at the front of `bytes`.

@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gregor_protocol::{decode_request, FrameReader};
 use tokio::net::TcpStream;
@@ -18,12 +18,14 @@ use super::send::write_response;
 use super::Shutdown;
 use crate::broker::Broker;
 use crate::handlers::{self, Reply};
+use crate::metrics::{self, ConnectionGuard};
 
 pub async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     broker: Arc<Broker>,
     mut shutdown: Shutdown,
+    _counted: ConnectionGuard,
 ) {
     let _ = stream.set_nodelay(true);
     let (read_half, mut write_half) = stream.into_split();
@@ -51,6 +53,8 @@ pub async fn serve_connection(
             },
             _ = shutdown.recv() => return,
         };
+        // Kafka's request times start when the whole frame has been read.
+        let read_at = Instant::now();
         let request = match decode_request(frame) {
             Ok(r) => r,
             Err(e) => {
@@ -58,17 +62,27 @@ pub async fn serve_connection(
                 return;
             }
         };
+        let timing = metrics::request(
+            request.api_key,
+            request.api_version,
+            handlers::fetch::from_follower(&request),
+        );
+        timing.queued(read_at.elapsed());
         // Boxed: the largest handler's state would otherwise sit in every connection's
         // task, idle or not (2.4 KB of the 3 KB an idle connection costs).
-        match Box::pin(handlers::handle(&broker, request, &client_host)).await {
+        let reply = Box::pin(handlers::handle(&broker, request, &client_host)).await;
+        match reply {
             Reply::Send(parts) => {
-                if let Err(e) = write_response(&mut write_half, &parts).await {
+                let written = write_response(&mut write_half, &parts).await;
+                timing.done(read_at.elapsed());
+                if let Err(e) = written {
                     debug!(%peer, error = %e, "write failed; closing connection");
                     return;
                 }
             }
-            Reply::Nothing => {}
+            Reply::Nothing => timing.done(read_at.elapsed()),
             Reply::Close(reason) => {
+                timing.done(read_at.elapsed());
                 debug!(%peer, %reason, "closing connection");
                 return;
             }

@@ -13,6 +13,7 @@ use super::connection::serve_connection;
 use super::heap_release::{release_free_heap, BurstWatch};
 use super::Shutdown;
 use crate::broker::Broker;
+use crate::metrics;
 
 /// How long in-flight requests get to finish once shutdown starts.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -26,6 +27,13 @@ async fn sleep_until_some(at: Option<std::time::Instant>) {
 }
 
 pub async fn run(listener: TcpListener, broker: Arc<Broker>, mut shutdown: Shutdown) {
+    let counters = metrics::connections(
+        broker
+            .config
+            .listeners
+            .first()
+            .map_or("PLAINTEXT", |l| l.name.as_str()),
+    );
     let mut connections = JoinSet::new();
     let mut burst = BurstWatch::new();
     loop {
@@ -33,7 +41,9 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, mut shutdown: Shutd
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     debug!(%peer, "accepted connection");
-                    connections.spawn(serve_connection(stream, peer, broker.clone(), shutdown.clone()));
+                    // Counted open from here until its task ends (or is aborted).
+                    let counted = counters.opened();
+                    connections.spawn(serve_connection(stream, peer, broker.clone(), shutdown.clone(), counted));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.

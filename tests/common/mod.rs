@@ -2,6 +2,7 @@
 //! temporary data directory, and speak the Kafka protocol to it over a raw socket.
 #![allow(dead_code)]
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -29,6 +30,8 @@ use gregor_protocol::kafka_protocol::records::{
 
 pub struct BrokerProcess {
     pub port: u16,
+    /// The Prometheus endpoint's port: 0 (off) unless the overrides set `metrics.port`.
+    pub metrics_port: u16,
     pub dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     child: Option<Child>,
@@ -37,7 +40,7 @@ pub struct BrokerProcess {
     open_file_limit: Option<u32>,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -73,8 +76,16 @@ impl BrokerProcess {
             .map(Path::to_path_buf)
             .or_else(|| tmp.as_ref().map(|t| t.path().to_path_buf()))
             .expect("a data directory");
+        // Brokers run side by side here: metrics only where a test asks for them, on the port
+        // it chose (the default 9644 would be taken by the first).
+        let metrics_port = overrides
+            .iter()
+            .rev()
+            .find_map(|o| o.strip_prefix("metrics.port="))
+            .map_or(0, |p| p.parse().expect("metrics.port is a port"));
         let mut b = BrokerProcess {
             port: free_port(),
+            metrics_port,
             dir,
             _tmp: tmp,
             child: None,
@@ -106,7 +117,9 @@ impl BrokerProcess {
         cmd.arg("--override")
             .arg(format!("listeners=PLAINTEXT://127.0.0.1:{}", self.port))
             .arg("--override")
-            .arg(format!("log.dirs={}", self.dir.display()));
+            .arg(format!("log.dirs={}", self.dir.display()))
+            .arg("--override")
+            .arg("metrics.port=0");
         for o in &self.overrides {
             cmd.arg("--override").arg(o);
         }
@@ -209,6 +222,127 @@ impl BrokerProcess {
 
     pub fn client(&self) -> Client {
         Client::connect(self.port)
+    }
+
+    /// One scrape of the broker's `/metrics` (started with `metrics.port`).
+    pub fn scrape(&self) -> Scrape {
+        assert_ne!(self.metrics_port, 0, "started without metrics.port");
+        let (status, body) = http_get(self.metrics_port, "/metrics").expect("scrape /metrics");
+        assert_eq!(status, 200, "GET /metrics answered {status}: {body}");
+        Scrape::parse(&body)
+    }
+
+    /// The TCP ports the broker process listens on (from /proc: its sockets in LISTEN).
+    pub fn listening_ports(&self) -> BTreeSet<u16> {
+        let pid = self.pid();
+        let inodes: BTreeSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .expect("the broker's fds")
+            .flatten()
+            .filter_map(|e| std::fs::read_link(e.path()).ok())
+            .filter_map(|l| {
+                let l = l.to_string_lossy().into_owned();
+                l.strip_prefix("socket:[")?
+                    .strip_suffix(']')
+                    .map(str::to_owned)
+            })
+            .collect();
+        let mut ports = BTreeSet::new();
+        for table in ["tcp", "tcp6"] {
+            let text =
+                std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+            for line in text.lines().skip(1) {
+                let cols: Vec<&str> = line.split_whitespace().collect();
+                // local_address is hex ip:port; st 0A is LISTEN; the inode is column 9.
+                if cols.len() > 9 && cols[3] == "0A" && inodes.contains(cols[9]) {
+                    if let Some(port) = cols[1]
+                        .rsplit(':')
+                        .next()
+                        .and_then(|h| u16::from_str_radix(h, 16).ok())
+                    {
+                        ports.insert(port);
+                    }
+                }
+            }
+        }
+        ports
+    }
+}
+
+/// GET `path` from 127.0.0.1:`port` over HTTP/1.1 (Connection: close): status and body.
+pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(15)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw)?;
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    Ok((status, body.to_string()))
+}
+
+/// A parsed Prometheus text exposition: every sample as (name, labels, value).
+pub struct Scrape {
+    pub text: String,
+    samples: Vec<(String, BTreeMap<String, String>, f64)>,
+}
+
+impl Scrape {
+    pub fn parse(text: &str) -> Scrape {
+        let mut samples = Vec::new();
+        for line in text.lines() {
+            if line.starts_with('#') || line.trim().is_empty() {
+                continue;
+            }
+            let (series, value) = line.rsplit_once(' ').expect("a sample line");
+            let value: f64 = value.parse().expect("a numeric sample");
+            let (name, labels) = match series.split_once('{') {
+                Some((name, rest)) => {
+                    let body = rest.strip_suffix('}').expect("closed labels");
+                    let mut labels = BTreeMap::new();
+                    // Label values here hold no commas or quotes (topic, group, request names).
+                    for pair in body.split(',').filter(|p| !p.is_empty()) {
+                        let (k, v) = pair.split_once('=').expect("label=value");
+                        labels.insert(k.to_string(), v.trim_matches('"').to_string());
+                    }
+                    (name.to_string(), labels)
+                }
+                None => (series.to_string(), BTreeMap::new()),
+            };
+            samples.push((name, labels, value));
+        }
+        Scrape {
+            text: text.to_string(),
+            samples,
+        }
+    }
+
+    /// The sample of `name` whose labels are exactly `labels`, if there is one.
+    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let want: BTreeMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.samples
+            .iter()
+            .find(|(n, l, _)| n == name && *l == want)
+            .map(|(_, _, v)| *v)
+    }
+
+    /// `get`, or 0 for a series not there yet (a counter nothing has moved).
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.get(name, labels).unwrap_or(0.0)
+    }
+
+    /// Whether any sample of `name` exists.
+    pub fn has(&self, name: &str) -> bool {
+        self.samples.iter().any(|(n, _, _)| n == name)
     }
 }
 
@@ -367,7 +501,9 @@ impl FailingBroker {
         cmd.arg("--override")
             .arg(format!("listeners=PLAINTEXT://127.0.0.1:{}", free_port()))
             .arg("--override")
-            .arg(format!("log.dirs={}", tmp.path().join("data").display()));
+            .arg(format!("log.dirs={}", tmp.path().join("data").display()))
+            .arg("--override")
+            .arg("metrics.port=0");
         for o in overrides {
             cmd.arg("--override").arg(o);
         }

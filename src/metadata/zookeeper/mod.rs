@@ -43,6 +43,7 @@ use super::{
     MetadataStore, PartitionMetadata, TopicMetadata,
 };
 use crate::config::BrokerConfig;
+use crate::metrics::{self, ZkSessionState};
 use cluster_state::ClusterState;
 use controller_channel::{ControllerChannelManager, ControllerView};
 
@@ -1016,7 +1017,13 @@ async fn run_sessions(
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
-        match serve_session(&shared, &zk, &mut stop).await {
+        metrics::zk_session(ZkSessionState::Connected);
+        let ended = serve_session(&shared, &zk, &mut stop).await;
+        metrics::zk_session(match ended {
+            SessionEnd::Stopped => ZkSessionState::Closed,
+            SessionEnd::Expired => ZkSessionState::Expired,
+        });
+        match ended {
             SessionEnd::Stopped => {
                 // Resign and leave now rather than when the session times out, so the
                 // others take over at once.
@@ -1167,10 +1174,12 @@ async fn serve_session(
                     return SessionEnd::Expired
                 }
                 Some(SessionEvent::Connected) => {
+                    metrics::zk_session(ZkSessionState::Connected);
                     dirty = true;
                     rewatch = true;
                 }
                 Some(SessionEvent::Disconnected) => {
+                    metrics::zk_session(ZkSessionState::Connecting);
                     debug!("disconnected from ZooKeeper; the client reconnects within the session")
                 }
             },
