@@ -2,7 +2,9 @@
 //! gregor processes: Kafka's znode layout read back with ZooKeeper's own CLI, leaders spread
 //! over the brokers and NOT_LEADER_OR_FOLLOWER elsewhere, administration through any
 //! broker, four real clients across the cluster, controller failover after kill -9 (timed),
-//! session expiry, a ZooKeeper restart, an ensemble losing a node, duplicate broker ids.
+//! session expiry, a ZooKeeper restart, an ensemble losing a node, duplicate broker ids, a
+//! failed log directory, partition reassignment (with a cancellation, and across a
+//! controller kill -9).
 //!
 //! The tests run one at a time (a lock): each starts its own ZooKeeper and brokers, and the
 //! failover timings mean little on a machine busy with another cluster.
@@ -1644,5 +1646,197 @@ fn partition_reassignment_moves_the_data_and_deletes_the_old_replicas() {
         let r = produce_to_leader(&mut c, "moved", *p, "after-the-move");
         assert_eq!((r.error_code, r.base_offset), (0, 300));
     }
+    drop(logs);
+}
+
+/// IncrementalAlterConfigs of one resource (2 topic, 4 broker): `(key, Some(value))` sets,
+/// `(key, None)` deletes. The resource's error code.
+fn alter_configs(
+    c: &mut Client,
+    resource_type: i8,
+    name: &str,
+    configs: &[(&str, Option<&str>)],
+) -> i16 {
+    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(resource_type)
+            .with_resource_name(StrBytes::from_string(name.to_string()))
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(key, value)| {
+                        AlterableConfig::default()
+                            .with_name(StrBytes::from_string(key.to_string()))
+                            .with_config_operation(if value.is_some() { 0 } else { 1 })
+                            .with_value(value.map(|v| StrBytes::from_string(v.to_string())))
+                    })
+                    .collect(),
+            ),
+    ]);
+    c.call(1, &req).responses[0].error_code
+}
+
+#[test]
+#[ignore = "needs a ZooKeeper server (Debian zookeeper package): scripts/test.sh runs it"]
+fn a_reassignment_in_progress_survives_the_controller_kill9_and_completes() {
+    let _serial = serial();
+    let zk = ZooKeeper::standalone();
+    let ids = [1, 2, 3, 4];
+    let mut brokers = vec![broker(&zk.connect, 1, &[])];
+    eventually("broker 1 controller", Duration::from_secs(15), || {
+        (metadata(&mut brokers[0].client()).controller_id.0 == 1).then_some(())
+    });
+    for id in [2, 3, 4] {
+        brokers.push(broker(&zk.connect, id, &[]));
+    }
+    let logs = LogsOnPanic(&brokers);
+    wait_for_brokers(&brokers, &ids);
+    // 2 MB on brokers 2 and 3, to be moved to 4 and 3 while broker 4 may fetch 1 B/s: after
+    // its first fetch (1 MiB) the move waits, whatever the controller does.
+    create_assigned_topic(&mut brokers[1].client(), "held", &[&[2, 3]]);
+    eventually("held-0 in sync", Duration::from_secs(15), || {
+        (partitions(&metadata(&mut brokers[1].client()), "held")[0]
+            .3
+            .len()
+            == 2)
+            .then_some(())
+    });
+    let value = "v".repeat(1000);
+    let mut leader = client_of(&brokers, 2, &ids);
+    for b in 0..20 {
+        let records: Vec<(String, String)> = (0..100)
+            .map(|i| (format!("k{b}-{i}"), value.clone()))
+            .collect();
+        let refs: Vec<(&str, &str)> = records
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let req = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(10000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(name("held"))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(batch(&refs, None, 1)))])]);
+        let r = leader.call(9, &req).responses[0].partition_responses[0].clone();
+        assert_eq!((r.error_code, r.base_offset), (0, b * 100), "batch {b}");
+    }
+    let mut b4 = client_of(&brokers, 4, &ids);
+    assert_eq!(
+        alter_configs(
+            &mut b4,
+            4,
+            "4",
+            &[("follower.replication.throttled.rate", Some("1"))]
+        ),
+        0
+    );
+    assert_eq!(
+        alter_configs(
+            &mut b4,
+            2,
+            "held",
+            &[("follower.replication.throttled.replicas", Some("0:4"))]
+        ),
+        0
+    );
+    let mut controller = brokers[0].client();
+    assert_eq!(
+        alter_reassignments(&mut controller, 0, true, &[("held", 0, Some(&[4, 3]))]),
+        (0, vec![0])
+    );
+    let moving: Ongoing = [(("held".to_string(), 0), (vec![4, 3, 2], vec![4], vec![2]))].into();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        list_reassignments(&mut controller),
+        (0, moving.clone()),
+        "held by the throttle"
+    );
+    let copied = |brokers: &[BrokerProcess]| -> u64 {
+        std::fs::read_dir(brokers[3].data_dir().join("held-0"))
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+                    .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+                    .sum()
+            })
+            .unwrap_or(0)
+    };
+    let held = copied(&brokers);
+    assert!(
+        held > 0 && held <= 1_100_000,
+        "broker 4 holds one fetch's worth, not {held} bytes"
+    );
+
+    // The controller dies with the move half done; its successor finds it in ZooKeeper.
+    brokers[0].signal("KILL");
+    let survivors = [2, 3, 4];
+    let new_controller = eventually("a new controller", Duration::from_secs(20), || {
+        let id = metadata(&mut brokers[1].client()).controller_id.0;
+        survivors.contains(&id).then_some(id)
+    });
+    let mut controller = client_of(&brokers, new_controller, &ids);
+    assert_eq!(
+        list_reassignments(&mut controller),
+        (0, moving),
+        "still recorded"
+    );
+    // The throttle lifted, the new controller completes the move.
+    let before = Instant::now();
+    let mut b4 = client_of(&brokers, 4, &ids);
+    assert_eq!(
+        alter_configs(
+            &mut b4,
+            4,
+            "4",
+            &[("follower.replication.throttled.rate", None)]
+        ),
+        0
+    );
+    for i in [1usize, 2, 3] {
+        let mut c = brokers[i].client();
+        eventually("the move completed", Duration::from_secs(30), || {
+            let p = partitions(&metadata(&mut c), "held")[0].clone();
+            let isr: BTreeSet<i32> = p.3.iter().copied().collect();
+            (p.2 == vec![4, 3] && p.0 == 4 && isr == BTreeSet::from([3, 4])).then_some(())
+        });
+    }
+    eprintln!(
+        "completed {:?} after the throttle was lifted",
+        before.elapsed()
+    );
+    assert_eq!(list_reassignments(&mut controller), (0, Ongoing::new()));
+    eventually(
+        "broker 2's replica deleted",
+        Duration::from_secs(15),
+        || {
+            partitions_in(brokers[1].data_dir(), "held")
+                .is_empty()
+                .then_some(())
+        },
+    );
+    // Broker 4's copy is broker 3's, byte for byte, and it leads from offset 2000 on.
+    let segments = |i: usize| -> Vec<u8> {
+        let dir = brokers[i].data_dir().join("held-0");
+        let mut logs: Vec<_> = std::fs::read_dir(&dir)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        logs.retain(|p| p.extension().is_some_and(|x| x == "log"));
+        logs.sort();
+        logs.iter()
+            .flat_map(|p| std::fs::read(p).unwrap_or_default())
+            .collect()
+    };
+    eventually(
+        "identical copies on 3 and 4",
+        Duration::from_secs(15),
+        || {
+            let (three, four) = (segments(2), segments(3));
+            (three.len() > 2_000_000 && three == four).then_some(())
+        },
+    );
+    let r = produce_to_leader(&mut client_of(&brokers, 4, &ids), "held", 0, "after");
+    assert_eq!((r.error_code, r.base_offset), (0, 2000));
     drop(logs);
 }
