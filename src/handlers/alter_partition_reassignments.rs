@@ -6,7 +6,6 @@
 //! says the reassignment began, not that it completed (ListPartitionReassignments shows it
 //! until the new replicas are in sync and the old ones gone), as in Kafka.
 
-use gregor_protocol::kafka_protocol::error::ResponseError as E;
 use gregor_protocol::kafka_protocol::messages::alter_partition_reassignments_response::{
     ReassignablePartitionResponse, ReassignableTopicResponse,
 };
@@ -17,7 +16,6 @@ use gregor_protocol::kafka_protocol::messages::{
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::metadata::reassignment::ReassignmentTargets;
-use crate::metadata::MetadataError;
 
 pub async fn handle(
     broker: &Broker,
@@ -45,10 +43,7 @@ pub async fn handle(
     {
         Ok(results) => results,
         Err(e) => {
-            let code = match e {
-                MetadataError::NotController => E::NotController.code(),
-                _ => E::UnknownServerError.code(),
-            };
+            let code = super::controller_error_code(&e);
             return response
                 .with_error_code(code)
                 .with_error_message(Some(str_bytes(e.to_string())));

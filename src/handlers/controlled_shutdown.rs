@@ -11,11 +11,9 @@ use gregor_protocol::controller_api::zk_messages::{
     ControlledShutdownRequest, ControlledShutdownResponse, TopicName,
 };
 use gregor_protocol::controller_api::ZkStrBytes;
-use gregor_protocol::kafka_protocol::error::ResponseError as E;
 use tracing::{info, warn};
 
 use crate::broker::Broker;
-use crate::metadata::MetadataError;
 
 pub async fn handle(broker: &Broker, req: ControlledShutdownRequest) -> ControlledShutdownResponse {
     let id = req.broker_id.0;
@@ -42,11 +40,7 @@ pub async fn handle(broker: &Broker, req: ControlledShutdownRequest) -> Controll
             )
         }
         Err(e) => {
-            let code = match e {
-                MetadataError::NotController => E::NotController.code(),
-                MetadataError::StaleBrokerEpoch(_) => E::StaleBrokerEpoch.code(),
-                _ => E::UnknownServerError.code(),
-            };
+            let code = super::controller_error_code(&e);
             warn!(broker = id, broker_epoch = req.broker_epoch, error = %e, "ControlledShutdown refused");
             ControlledShutdownResponse::default().with_error_code(code)
         }

@@ -18,7 +18,7 @@ use gregor_protocol::kafka_protocol::messages::{
 
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::metadata::{ElectionOutcome, ElectionType, MetadataError};
+use crate::metadata::{ElectionOutcome, ElectionType};
 
 /// Kafka's ElectionType codes: 0 preferred, 1 unclean (v0 has no field: preferred).
 const UNCLEAN: i8 = 1;
@@ -47,10 +47,7 @@ pub async fn handle(
     {
         Ok(results) => results,
         Err(e) => {
-            let code = match e {
-                MetadataError::NotController => E::NotController.code(),
-                _ => E::UnknownServerError.code(),
-            };
+            let code = super::controller_error_code(&e);
             let failed = wanted
                 .unwrap_or_default()
                 .into_iter()

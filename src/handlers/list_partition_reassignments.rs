@@ -4,7 +4,6 @@
 //! (NOT_CONTROLLER elsewhere); a partition asked for that is not being reassigned (or does
 //! not exist) is left out, as Kafka does.
 
-use gregor_protocol::kafka_protocol::error::ResponseError as E;
 use gregor_protocol::kafka_protocol::messages::list_partition_reassignments_response::{
     OngoingPartitionReassignment, OngoingTopicReassignment,
 };
@@ -14,7 +13,6 @@ use gregor_protocol::kafka_protocol::messages::{
 
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::metadata::MetadataError;
 
 pub async fn handle(
     broker: &Broker,
@@ -33,10 +31,7 @@ pub async fn handle(
     let ongoing = match broker.metadata.list_partition_reassignments(wanted).await {
         Ok(ongoing) => ongoing,
         Err(e) => {
-            let code = match e {
-                MetadataError::NotController => E::NotController.code(),
-                _ => E::UnknownServerError.code(),
-            };
+            let code = super::controller_error_code(&e);
             return ListPartitionReassignmentsResponse::default()
                 .with_error_code(code)
                 .with_error_message(Some(str_bytes(e.to_string())));

@@ -278,6 +278,19 @@ fn encode_with_files(
     Reply::Send(out)
 }
 
+/// The error code of a controller operation the metadata store refused: NOT_CONTROLLER
+/// (clients then ask the controller Metadata names), STALE_BROKER_EPOCH, else
+/// UNKNOWN_SERVER_ERROR.
+pub(crate) fn controller_error_code(e: &crate::metadata::MetadataError) -> i16 {
+    use crate::metadata::MetadataError;
+    use gregor_protocol::kafka_protocol::error::ResponseError as E;
+    match e {
+        MetadataError::NotController => E::NotController.code(),
+        MetadataError::StaleBrokerEpoch(_) => E::StaleBrokerEpoch.code(),
+        _ => E::UnknownServerError.code(),
+    }
+}
+
 pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }

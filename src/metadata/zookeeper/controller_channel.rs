@@ -717,20 +717,8 @@ async fn sync_broker(
                     )
             })
             .collect();
-        let request = StopReplicaRequest::default()
-            .with_controller_id(BrokerId(controller_id))
-            .with_controller_epoch(view.controller_epoch)
-            .with_broker_epoch(broker_epoch)
-            .with_topic_states(topic_states);
-        let answer = c
-            .call_controller_api(STOP_REPLICA_VERSION, &request, Duration::ZERO)
-            .await?;
-        if answer.error_code != 0 {
-            return Err(SendError::Refused {
-                request: "StopReplica",
-                code: answer.error_code,
-            });
-        }
+        let fence = (controller_id, view.controller_epoch, broker_epoch);
+        stop_and_delete(c, fence, topic_states).await?;
         acked.stopped.extend(to_stop.into_iter().cloned());
     }
     // 4. StopReplica with delete for the replicas here a reassignment removed, at the
@@ -745,29 +733,16 @@ async fn sync_broker(
                     .with_delete_partition(true),
             );
         }
-        let request = StopReplicaRequest::default()
-            .with_controller_id(BrokerId(controller_id))
-            .with_controller_epoch(view.controller_epoch)
-            .with_broker_epoch(broker_epoch)
-            .with_topic_states(
-                by_topic
-                    .into_iter()
-                    .map(|(t, partitions)| {
-                        StopReplicaTopicState::default()
-                            .with_topic_name(name(t))
-                            .with_partition_states(partitions)
-                    })
-                    .collect(),
-            );
-        let answer = c
-            .call_controller_api(STOP_REPLICA_VERSION, &request, Duration::ZERO)
-            .await?;
-        if answer.error_code != 0 {
-            return Err(SendError::Refused {
-                request: "StopReplica",
-                code: answer.error_code,
-            });
-        }
+        let topic_states = by_topic
+            .into_iter()
+            .map(|(t, partitions)| {
+                StopReplicaTopicState::default()
+                    .with_topic_name(name(t))
+                    .with_partition_states(partitions)
+            })
+            .collect();
+        let fence = (controller_id, view.controller_epoch, broker_epoch);
+        stop_and_delete(c, fence, topic_states).await?;
         info!(
             broker,
             replicas = acked.removed.len(),
@@ -779,5 +754,29 @@ async fn sync_broker(
     acked
         .deleting_announced
         .retain(|t| view.deleting.contains_key(t));
+    Ok(())
+}
+
+/// Sends one StopReplica (with the delete flags of `topics`), fenced by (controller id,
+/// controller epoch, broker epoch); a top-level error fails the exchange.
+async fn stop_and_delete(
+    c: &mut BrokerConnection,
+    (controller_id, controller_epoch, broker_epoch): (i32, i32, i64),
+    topics: Vec<StopReplicaTopicState>,
+) -> Result<(), SendError> {
+    let request = StopReplicaRequest::default()
+        .with_controller_id(BrokerId(controller_id))
+        .with_controller_epoch(controller_epoch)
+        .with_broker_epoch(broker_epoch)
+        .with_topic_states(topics);
+    let answer = c
+        .call_controller_api(STOP_REPLICA_VERSION, &request, Duration::ZERO)
+        .await?;
+    if answer.error_code != 0 {
+        return Err(SendError::Refused {
+            request: "StopReplica",
+            code: answer.error_code,
+        });
+    }
     Ok(())
 }
