@@ -221,7 +221,7 @@ impl Session {
         let timeout = Duration::from_millis(target.timeout_ms);
         let bootstrap = BrokerConnection::connect(&(host, port), "gregor-cli".into(), timeout)
             .await
-            .with_context(|| format!("{}", target.bootstrap_server))?;
+            .with_context(|| target.bootstrap_server.clone())?;
         Ok(Session {
             name: target.bootstrap_server.clone(),
             timeout,
