@@ -151,8 +151,8 @@ pub(super) async fn run(command: TopicCommand) -> anyhow::Result<i32> {
                     "{:>9} {:>7} {:<20} {:<20}",
                     p.index,
                     p.leader,
-                    format!("{:?}", p.replicas),
-                    format!("{:?}", p.isr)
+                    ids(&p.replicas),
+                    ids(&p.isr)
                 );
             }
             let req = DescribeConfigsRequest::default().with_resources(vec![
@@ -261,6 +261,12 @@ pub(super) async fn run(command: TopicCommand) -> anyhow::Result<i32> {
             Ok(if failed > 0 { 1 } else { 0 })
         }
     }
+}
+
+/// `[1,2,3]`: one column however many replicas.
+fn ids(ids: &[i32]) -> String {
+    let ids: Vec<String> = ids.iter().map(i32::to_string).collect();
+    format!("[{}]", ids.join(","))
 }
 
 /// DescribeConfigs' config source, as Kafka's tools name it.
