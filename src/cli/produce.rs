@@ -51,7 +51,7 @@ pub(super) struct ProduceArgs {
     /// Read the records from this file instead of stdin.
     #[arg(long, short = 'f')]
     file: Option<std::path::PathBuf>,
-    /// -1 (all), 1 (leader) or 0 (none).
+    /// -1 (all) or 1 (the leader alone).
     #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
     acks: i16,
 }
@@ -70,6 +70,10 @@ struct Totals {
 }
 
 pub(super) async fn run(args: ProduceArgs) -> anyhow::Result<i32> {
+    if args.acks == 0 {
+        // No answer comes for acks=0, and the summary counts acknowledged records.
+        bail!("--acks must be -1 (all) or 1 (leader)");
+    }
     let mut headers = Vec::new();
     for kv in &args.header {
         headers.push(key_value(kv)?);
@@ -279,10 +283,6 @@ async fn send(
                             })
                             .collect(),
                     )]);
-            if args.acks == 0 {
-                // No answer comes for acks=0; the connection still serves the next request.
-                bail!("--acks 0 is not supported (no answer to count records by)");
-            }
             let r = session
                 .call_broker(leader, PRODUCE_VERSION, &req, Duration::ZERO)
                 .await?;
