@@ -362,6 +362,56 @@ fn the_command_line_client_against_a_real_broker() {
 }
 
 #[test]
+fn produce_from_a_file_and_follow() {
+    let broker = BrokerProcess::start(&[]);
+    ok(
+        &broker,
+        &["topic", "create", "followed", "--partitions", "1"],
+        "",
+    );
+    // --follow waits for records produced after it started (from the end).
+    let mut follower = Command::new(env!("CARGO_BIN_EXE_gregor"))
+        .args([
+            "consume", "followed", "--offset", "end", "--follow", "--num", "3",
+        ])
+        .arg("--bootstrap-server")
+        .arg(format!("127.0.0.1:{}", broker.port))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn gregor consume");
+    std::thread::sleep(Duration::from_millis(700));
+    let path = broker.dir.with_extension("records");
+    std::fs::write(&path, "one\ntwo\nthree\n").expect("records file");
+    let out = ok(
+        &broker,
+        &[
+            "produce",
+            "followed",
+            "--file",
+            path.to_str().expect("a path"),
+        ],
+        "",
+    );
+    assert!(out.contains("produced 3 records"), "{out}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while follower.try_wait().ok().flatten().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "--follow did not end after --num records"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = follower.wait_with_output().expect("consume output");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "one\ntwo\nthree\n");
+}
+
+#[test]
 fn completions_and_usage() {
     let out = Command::new(env!("CARGO_BIN_EXE_gregor"))
         .args(["completions", "bash"])
