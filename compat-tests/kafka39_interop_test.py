@@ -570,6 +570,45 @@ def gregor_cli(cluster, via):
             f"{partitions} partitions, as its admin client says")
 
 
+def gregor_cli_topics(cluster, via, then_via):
+    """The gregor client's topic, produce and consume commands against broker `via` (the
+    Kafka one): a topic created with a config is described with its partitions and that
+    config, 10 keyed records produced through `via` come back through `then_via` (the other
+    kind) with the same keys, values and header, and the topic is deleted."""
+    name = "cli-made"
+
+    def gregor(server, *args, stdin=""):
+        r = subprocess.run([cluster.binary, *args, "--bootstrap-server", f"127.0.0.1:{cluster.ports[server]}"],
+                           input=stdin, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, f"gregor {' '.join(args)} via {cluster.kinds[server]} {server}: exit {r.returncode}:\n{r.stdout}{r.stderr}"
+        return r.stdout
+
+    out = gregor(via, "topic", "create", name, "--partitions", "2", "--replication-factor", "2",
+                 "--config", "retention.ms=86400000")
+    assert f"created {name}" in out, out
+    out = gregor(via, "topic", "describe", name)
+    rows = [l.split() for l in out.splitlines() if len(l.split()) == 4 and l.split()[0].isdigit()]
+    assert "partitions: 2" in out and [r[0] for r in rows] == ["0", "1"], out
+    assert all(r[1] in r[2] and len(r[2].split(",")) == 2 for r in rows), f"leader among 2 replicas: {out}"
+    assert "  retention.ms=86400000 (DYNAMIC_TOPIC_CONFIG)" in out.splitlines(), out
+    records = "".join(f"k{i}\tv{i}\n" for i in range(10))
+    out = gregor(via, "produce", name, "--key-separator", "\t", "--header", "from=cli", stdin=records)
+    assert "produced 10 records" in out, out
+    got = [json.loads(l) for l in gregor(then_via, "consume", name, "--format", "json").splitlines()]
+    assert sorted((r["key"], r["value"]) for r in got) == sorted((f"k{i}", f"v{i}") for i in range(10)), got
+    assert all(r["topic"] == name and r["headers"] == [{"key": "from", "value": "cli"}] for r in got), got
+    for p in (0, 1):
+        offsets = [r["offset"] for r in got if r["partition"] == p]
+        assert offsets == list(range(len(offsets))), f"partition {p} offsets {offsets}"
+    out = gregor(via, "topic", "delete", name)
+    assert out == f"deleted {name}\n", out
+    eventually(f"{name} deleted", 60,
+               lambda: name not in cluster.admin(via).list_topics(timeout=10).topics)
+    return (f"gregor topic create/describe/delete, produce and consume asked of the "
+            f"{cluster.kinds[via]} broker: 10 records produced through it read back through "
+            f"the {cluster.kinds[then_via]} broker {then_via} with their keys, values and header")
+
+
 REASSIGN = "org.apache.kafka.tools.reassign.ReassignPartitionsCommand"
 
 
@@ -625,7 +664,8 @@ def kafka_controller(cluster):
     cluster.create_topic(TOPIC, via=2)
     cluster.wait_isr_whole()
     leaders_spread(cluster)
-    cli = [gregor_cli(cluster, KAFKA), gregor_cli(cluster, 2)]
+    cli = [gregor_cli(cluster, KAFKA), gregor_cli(cluster, 2),
+           gregor_cli_topics(cluster, KAFKA, then_via=2)]
     rec = Recorder(cluster.bootstrap)
 
     def body():

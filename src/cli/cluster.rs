@@ -1,5 +1,4 @@
-//! `gregor cluster ...`: the command-line client's cluster subcommands. They speak only the
-//! Kafka protocol (Metadata), so they work against Apache Kafka as well as gregor.
+//! `gregor cluster ...`: the cluster as Metadata describes it.
 //!
 //! - `gregor cluster info --bootstrap-server HOST:PORT`: the cluster id, the controller, the
 //!   brokers, and the number of topics and partitions, with those under-replicated or without
@@ -12,61 +11,11 @@
 
 use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand};
-use gregor_protocol::kafka_protocol::messages::MetadataRequest;
-
-use crate::inter_broker::BrokerConnection;
-
-/// The first argument that selects the command-line client instead of the broker.
-pub const SUBCOMMANDS: &[&str] = &["cluster"];
-
-/// Metadata v12: served by Kafka 2.8 to 4.x and by gregor.
-const METADATA_VERSION: i16 = 12;
-
-#[derive(Parser)]
-#[command(
-    name = "gregor",
-    about = "gregor's command-line client (Kafka protocol only)"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// The cluster as its brokers describe it.
-    #[command(subcommand)]
-    Cluster(ClusterCommand),
-}
-
-#[derive(Subcommand)]
-enum ClusterCommand {
-    /// Cluster id, controller, brokers, topics and partitions.
-    Info(Target),
-    /// Whether every partition has a leader and a whole ISR; exits 1 if not.
-    Health {
-        #[command(flatten)]
-        target: Target,
-        /// Wait up to this long for the cluster to become healthy.
-        #[arg(long, default_value_t = 0)]
-        wait_ms: u64,
-    },
-}
-
-#[derive(clap::Args)]
-struct Target {
-    /// A broker to ask, host:port (Kafka's tools' flag).
-    #[arg(long)]
-    bootstrap_server: String,
-    /// How long one request may take.
-    #[arg(long, default_value_t = 10_000)]
-    timeout_ms: u64,
-}
+use super::{Session, Target};
 
 /// What Metadata said about the cluster.
 #[derive(Debug, Default, PartialEq)]
-struct ClusterReport {
+pub(super) struct ClusterReport {
     cluster_id: Option<String>,
     controller: i32,
     /// (id, host:port, rack)
@@ -86,46 +35,15 @@ impl ClusterReport {
     }
 }
 
-/// Runs the client with `args` (without the program name); the process exit code.
-pub fn run(args: Vec<String>) -> i32 {
-    let cli = match Cli::try_parse_from(std::iter::once("gregor".to_string()).chain(args)) {
-        Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() { 2 } else { 0 };
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("gregor: cannot start: {e}");
-            return 2;
-        }
-    };
-    match cli.command {
-        Command::Cluster(ClusterCommand::Info(target)) => {
-            match runtime.block_on(describe(&target)) {
-                Ok(report) => {
-                    print!("{}", render(&report));
-                    0
-                }
-                Err(e) => {
-                    eprintln!("gregor: {e}");
-                    1
-                }
-            }
-        }
-        Command::Cluster(ClusterCommand::Health { target, wait_ms }) => {
-            runtime.block_on(health(&target, Duration::from_millis(wait_ms)))
-        }
-    }
+/// `gregor cluster info`.
+pub(super) async fn info(target: &Target) -> anyhow::Result<i32> {
+    let report = describe(target).await?;
+    print!("{}", render(&report));
+    Ok(0)
 }
 
 /// Asks until healthy or `wait` has passed; prints the last answer.
-async fn health(target: &Target, wait: Duration) -> i32 {
+pub(super) async fn health(target: &Target, wait: Duration) -> i32 {
     let deadline = Instant::now() + wait;
     loop {
         let answer = describe(target).await;
@@ -148,31 +66,8 @@ async fn health(target: &Target, wait: Duration) -> i32 {
 }
 
 async fn describe(target: &Target) -> anyhow::Result<ClusterReport> {
-    let (host, port) = target
-        .bootstrap_server
-        .rsplit_once(':')
-        .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
-        .ok_or_else(|| anyhow::anyhow!("--bootstrap-server must be host:port"))?;
-    let timeout = Duration::from_millis(target.timeout_ms);
-    let asked = async {
-        let mut conn =
-            BrokerConnection::connect(&(host, port), "gregor-cli".into(), timeout).await?;
-        conn.call(
-            METADATA_VERSION,
-            &MetadataRequest::default().with_topics(None),
-            Duration::ZERO,
-        )
-        .await
-    };
-    let md = tokio::time::timeout(timeout, asked)
-        .await
-        .map_err(|_| {
-            anyhow::anyhow!(
-                "no answer from {} within {timeout:?}",
-                target.bootstrap_server
-            )
-        })?
-        .map_err(|e| anyhow::anyhow!("{}: {e}", target.bootstrap_server))?;
+    let mut session = Session::connect(target).await?;
+    let md = session.metadata(None).await?;
     let registered: Vec<i32> = md.brokers.iter().map(|b| b.node_id.0).collect();
     let mut report = ClusterReport {
         cluster_id: md.cluster_id.map(|c| c.to_string()),
@@ -266,11 +161,5 @@ mod tests {
         r.leaderless.clear();
         r.controller = -1;
         assert!(!r.healthy(), "no controller");
-    }
-
-    #[test]
-    fn usage_errors_exit_2() {
-        assert_eq!(run(vec!["cluster".into(), "health".into()]), 2);
-        assert_eq!(run(vec!["cluster".into(), "nothing".into()]), 2);
     }
 }
