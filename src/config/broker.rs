@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context};
 
-use super::broker_keys::{broker_key, closest_key, BrokerKey, BROKER_KEYS};
+use super::broker_keys::{broker_key, closest_key, BrokerKey, BROKER_KEYS, DYNAMIC_ONLY_KEYS};
 use super::properties::{decode_properties_bytes, parse_override, parse_properties};
 use super::{
     check_value, parse_bool, parse_int, split_list, ConfigEntry, ConfigSource, ConfigSynonym,
@@ -325,9 +325,11 @@ impl BrokerConfig {
                     continue;
                 }
             }
-            let source = self
-                .configured(key.name)
-                .map_or(ConfigSource::DefaultConfig, |(_, source)| source);
+            let configured = self.configured(key.name);
+            if configured.is_none() && DYNAMIC_ONLY_KEYS.contains(&key.name) {
+                continue;
+            }
+            let source = configured.map_or(ConfigSource::DefaultConfig, |(_, source)| source);
             let synonyms = if include_synonyms {
                 // The key itself, then the keys it falls back to.
                 let mut names = vec![key.name];
@@ -1015,7 +1017,32 @@ mod tests {
     fn describe_sources_and_synonyms() {
         let c = parse("log.retention.minutes=10\nnum.partitions=3\n");
         let all = c.describe(None, false, true);
-        assert_eq!(all.len(), BROKER_KEYS.len());
+        // Every key but the dynamic-only ones, which are listed where set (as Kafka does).
+        assert_eq!(all.len(), BROKER_KEYS.len() - DYNAMIC_ONLY_KEYS.len());
+        assert!(all
+            .iter()
+            .all(|e| !DYNAMIC_ONLY_KEYS.contains(&e.name.as_str())));
+        let mut throttled = crate::config::DynamicBrokerConfigs::default();
+        throttled.set(
+            crate::config::BrokerEntity::Default,
+            [(
+                "leader.replication.throttled.rate".to_string(),
+                "1000".to_string(),
+            )]
+            .into(),
+        );
+        let listed = c
+            .with_dynamic(&throttled)
+            .unwrap()
+            .describe(None, false, false);
+        assert_eq!(
+            listed.len(),
+            BROKER_KEYS.len() - DYNAMIC_ONLY_KEYS.len() + 1
+        );
+        assert!(listed
+            .iter()
+            .any(|e| e.name == "leader.replication.throttled.rate"
+                && e.value.as_deref() == Some("1000")));
         assert!(all
             .iter()
             .all(|e| e.read_only != super::super::dynamic::is_live(&e.name)

@@ -10,6 +10,13 @@
 
 use super::{int, long, Check, ConfigType, LONG_MAX};
 
+/// Kafka's dynamic-only broker keys (its `DynamicConfig.Broker` quotas, not in `KafkaConfig`):
+/// DescribeConfigs lists them only where they are set, as Kafka's does.
+pub(crate) const DYNAMIC_ONLY_KEYS: &[&str] = &[
+    "follower.replication.throttled.rate",
+    "leader.replication.throttled.rate",
+];
+
 /// One broker key.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct BrokerKey {
