@@ -5,6 +5,7 @@ prints a client x scenario matrix and closes with the line `N passed, N failed`.
 Exit status 0 only if every cell passed.
 
 usage: compat-tests/run_compat.py [--broker target/release/gregor] [--clients a,b] [--scenarios x,y]
+                                  [--matrix-file FILE]
 """
 import argparse
 import os
@@ -58,11 +59,31 @@ def make_clients(bootstrap, names):
     return clients, broken
 
 
+def write_matrix_file(path, binary, client_names, cols, results, summary):
+    """The matrix as a Markdown table (rows: scenario, columns: client, which fits a page
+    better than the printed form), then every cell's time and note."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(f"# Client compatibility matrix\n\n{time.strftime('%Y-%m-%d %H:%M:%S %Z')}, "
+                f"broker `{binary}`: **{summary}**\n\n")
+        f.write("| scenario | " + " | ".join(client_names) + " |\n")
+        f.write("|---|" + "---|" * len(client_names) + "\n")
+        for c in cols:
+            f.write(f"| {c} | " + " | ".join(results[(n, c)][0] for n in client_names) + " |\n")
+        f.write("\n## Cells\n\n")
+        for n in client_names:
+            for c in cols:
+                status, detail, secs = results[(n, c)]
+                first = detail.splitlines()[0] if detail else ""
+                f.write(f"- {n} / {c}: {status} ({secs:.1f} s) {first}\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--broker", default=os.path.join(HERE, "..", "target", "release", "gregor"))
     ap.add_argument("--clients", default="confluent-kafka,kafka-python,kcat,java")
     ap.add_argument("--scenarios", default=",".join(n for n, _ in ALL_SCENARIOS))
+    ap.add_argument("--matrix-file", help="also write the matrix and every cell's note to FILE (Markdown)")
     args = ap.parse_args()
     client_names = args.clients.split(",")
     wanted = args.scenarios.split(",")
@@ -158,6 +179,9 @@ def main():
     if skipped:
         line += f", {skipped} skipped"
     print(line)
+    if args.matrix_file:
+        write_matrix_file(args.matrix_file, broker.binary, client_names, cols, results, line)
+        print(f"matrix written to {args.matrix_file}")
     return 1 if failed or passed == 0 else 0
 
 
