@@ -41,6 +41,7 @@ def _alarm(_sig, _frame):
 def make_clients(bootstrap, names):
     """Adapters for the requested clients; a client that cannot even be set up fails all its cells."""
     from compat.clients.confluent import ConfluentClient
+    from compat.clients.goclients import FranzGoClient, SaramaClient
     from compat.clients.java import JavaClient
     from compat.clients.kafkapython import KafkaPythonClient
     from compat.clients.kcat import KcatClient
@@ -49,6 +50,8 @@ def make_clients(bootstrap, names):
         "kafka-python": lambda: KafkaPythonClient(bootstrap),
         "kcat": lambda: KcatClient(bootstrap),
         "java": lambda: JavaClient(bootstrap, os.path.join(HERE, "java")),
+        "franz-go": lambda: FranzGoClient(bootstrap, os.path.join(HERE, "go")),
+        "sarama": lambda: SaramaClient(bootstrap, os.path.join(HERE, "go")),
     }
     clients, broken = [], {}
     for n in names:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine (run as root): kcat from
 # Debian, the Python clients (confluent-kafka, kafka-python + its codecs, pytest) from PyPI,
-# and the Java client (kafka-clients 4.x) built into compat-tests/java/target by Maven.
+# the Java client (kafka-clients 4.x) built into compat-tests/java/target by Maven, and the Go
+# clients (franz-go, sarama) built into compat-tests/go/bin/compat-go.
 # Idempotent: every step is skipped when its result is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,4 +60,19 @@ if [[ ! -f $STAMP || $JAVA_DIR/pom.xml -nt $STAMP || \
         -DoutputDirectory=target/dependency -DincludeScope=runtime)
     touch $STAMP
 fi
-echo "install-deps: kcat $(kcat -V 2>&1 | sed -n 's/^Version \([^ ]*\).*/\1/p'), Python and Java clients ready"
+# --- Go clients (franz-go, sarama): one binary built from compat-tests/go -------------------
+# Modules come from the Go module proxy (go's default GOPROXY) into the module cache, pinned by
+# the committed go.mod / go.sum (-mod=readonly: a build never edits them).
+GO_DIR=compat-tests/go
+GO_BIN=$GO_DIR/bin/compat-go
+if ! command -v go >/dev/null 2>&1; then
+    echo "install-deps: the Go toolchain (go 1.26+) is needed to build $GO_BIN" >&2
+    exit 1
+fi
+if [[ ! -x $GO_BIN || -n "$(find $GO_DIR -maxdepth 1 \( -name '*.go' -o -name go.mod -o -name go.sum \) \
+        -newer $GO_BIN 2>/dev/null)" ]]; then
+    (cd $GO_DIR && GOFLAGS=-mod=readonly go mod download && \
+        GOFLAGS=-mod=readonly go build -trimpath -o bin/compat-go .)
+fi
+
+echo "install-deps: kcat $(kcat -V 2>&1 | sed -n 's/^Version \([^ ]*\).*/\1/p'), Python, Java and Go clients ready"

@@ -447,7 +447,14 @@ class Kip848Client:
         return self.inner.group_member(name, group, topic, partitions, protocol="consumer", **opts)
 
 
+# Adapters declare their group capabilities as class attributes: `cooperative` (the classic
+# protocol with the cooperative-sticky assignor) and `kip848` (a `group.protocol=consumer`
+# member). These names are the fallback for adapters that declare neither.
 KIP848_CLIENTS = ("java", "confluent-kafka")
+
+
+def _capable(client, capability):
+    return getattr(client, capability, client.name in KIP848_CLIENTS)
 
 
 class CooperativeClient:
@@ -465,7 +472,7 @@ class CooperativeClient:
 
 def cooperative(scenario):
     def run(ctx, client):
-        if client.name not in KIP848_CLIENTS:
+        if not _capable(client, "cooperative"):
             raise NotApplicable(f"{client.name}: no cooperative-sticky assignor in this client")
         return scenario(ctx, CooperativeClient(client))
     return run
@@ -473,7 +480,7 @@ def cooperative(scenario):
 
 def kip848(scenario):
     def run(ctx, client):
-        if client.name not in KIP848_CLIENTS:
+        if not _capable(client, "kip848"):
             raise NotApplicable(f"{client.name} has no KIP-848 consumer (group.protocol=consumer)")
         return scenario(ctx, Kip848Client(client))
     return run

@@ -18,6 +18,8 @@ class ConfluentClient:
     timestamps = True
     header_mode = "full"
     produce_offsets = True
+    cooperative = True
+    kip848 = True
 
     def __init__(self, bootstrap):
         self.bootstrap = bootstrap

@@ -24,6 +24,8 @@ class JavaClient:
     timestamps = True
     header_mode = "full"
     produce_offsets = True
+    cooperative = True
+    kip848 = True
 
     def __init__(self, bootstrap, java_dir):
         self.bootstrap = bootstrap

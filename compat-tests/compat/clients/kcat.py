@@ -16,6 +16,8 @@ class KcatClient:
     timestamps = False
     header_mode = "fixed"
     produce_offsets = False
+    cooperative = False
+    kip848 = False
 
     def __init__(self, bootstrap):
         self.bootstrap = bootstrap
