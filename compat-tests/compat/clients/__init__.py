@@ -11,7 +11,10 @@
                                                   (compat/group_member.py Member)
 
 Capabilities: `timestamps` (per-message CreateTime on produce), `header_mode` ("full": duplicate
-keys + null values, "nonull": duplicate keys only, "fixed": one header set per run), `produce_offsets`.
+keys + null values, "nonull": duplicate keys only, "fixed": one header set per run, "unique":
+distinct keys in key order, no null values, also the only headers such a client reads back),
+`produce_offsets`, and optionally `unsupported` ({"idempotent" | "groups": reason}: those
+scenarios are n/a with the reason).
 Every call is bounded by a timeout; failures raise ClientError with the client's own words."""
 
 CALL_TIMEOUT = 120  # seconds, upper bound for any single client call
