@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """gregor's client-compatibility suite: starts ONE gregor broker (free port, temp data dir),
-runs the same scenarios with confluent-kafka, kafka-python, kcat and Java kafka-clients 4.x,
-prints a client x scenario matrix and closes with the line `N passed, N failed`.
+runs the same scenarios with confluent-kafka, kafka-python, kcat, rskafka (compat-tests/rust-client,
+whose rskafka-compat binary is looked for beside the broker's) and Java kafka-clients 4.x, prints a client x scenario matrix and closes with the line `N passed, N failed`.
 Exit status 0 only if every cell passed.
 
 usage: compat-tests/run_compat.py [--broker target/release/gregor] [--clients a,b] [--scenarios x,y]
@@ -38,13 +38,16 @@ def _alarm(_sig, _frame):
     raise CellTimeout(f"cell exceeded {CELL_TIMEOUT}s")
 
 
-def make_clients(bootstrap, names):
-    """Adapters for the requested clients; a client that cannot even be set up fails all its cells."""
+def make_clients(bootstrap, names, bin_dir):
+    """Adapters for the requested clients; a client that cannot even be set up fails all its cells.
+    bin_dir: the broker binary's directory, where `cargo build --release --workspace` also puts
+    compat-tests/rust-client's rskafka-compat."""
     from compat.clients.confluent import ConfluentClient
     from compat.clients.goclients import FranzGoClient, SaramaClient
     from compat.clients.java import JavaClient
     from compat.clients.kafkapython import KafkaPythonClient
     from compat.clients.kcat import KcatClient
+    from compat.clients.rskafka import RskafkaClient
     makers = {
         "confluent-kafka": lambda: ConfluentClient(bootstrap),
         "kafka-python": lambda: KafkaPythonClient(bootstrap),
@@ -52,6 +55,7 @@ def make_clients(bootstrap, names):
         "java": lambda: JavaClient(bootstrap, os.path.join(HERE, "java")),
         "franz-go": lambda: FranzGoClient(bootstrap, os.path.join(HERE, "go")),
         "sarama": lambda: SaramaClient(bootstrap, os.path.join(HERE, "go")),
+        "rskafka": lambda: RskafkaClient(bootstrap, os.path.join(bin_dir, "rskafka-compat")),
     }
     clients, broken = [], {}
     for n in names:
@@ -84,7 +88,7 @@ def write_matrix_file(path, binary, client_names, cols, results, summary):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--broker", default=os.path.join(HERE, "..", "target", "release", "gregor"))
-    ap.add_argument("--clients", default="confluent-kafka,kafka-python,kcat,java")
+    ap.add_argument("--clients", default="confluent-kafka,kafka-python,kcat,rskafka,java")
     ap.add_argument("--scenarios", default=",".join(n for n, _ in ALL_SCENARIOS))
     ap.add_argument("--matrix-file", help="also write the matrix and every cell's note to FILE (Markdown)")
     args = ap.parse_args()
@@ -106,7 +110,7 @@ def main():
     try:
         broker.start()
         print(f"broker: {broker.binary} on {broker.bootstrap}, data {broker.data_dir}", flush=True)
-        clients, broken = make_clients(broker.bootstrap, client_names)
+        clients, broken = make_clients(broker.bootstrap, client_names, os.path.dirname(broker.binary))
         ctx = {"broker": broker, "clients": clients}
         for sname, fn in scenarios:
             for name in client_names:

@@ -67,11 +67,14 @@ def value_for(i: int) -> bytes:
 
 def headers_for(i: int, mode: str) -> List[Header]:
     """mode 'full': duplicate keys and a null value; 'nonull': duplicates only;
-    'fixed': the same headers on every message (kcat sets headers per run, not per message)."""
+    'fixed': the same headers on every message (kcat sets headers per run, not per message);
+    'unique': distinct keys in key order, no null value (rskafka's headers are a sorted map)."""
     if mode == "fixed":
         return fixed_headers()
     if i % 5 == 0:
         return []
+    if mode == "unique":
+        return [("dup", b"second-%d" % (i % 7)), ("empty", b""), ("idx", str(i).encode())]
     hs: List[Header] = [("idx", str(i).encode()), ("dup", b"first"), ("dup", b"second-%d" % (i % 7))]
     if mode == "full" and i % 2 == 1:
         hs.append(("nil", None))
@@ -81,6 +84,16 @@ def headers_for(i: int, mode: str) -> List[Header]:
 
 def fixed_headers() -> List[Header]:
     return [("src", b"kcat"), ("dup", b"first"), ("dup", b"second"), ("empty", b"")]
+
+
+def pair_header_mode(writer_mode: str, reader_mode: str) -> Optional[str]:
+    """The header mode for messages that `writer_mode`'s client produces and `reader_mode`'s
+    client reads back exactly: the writer's own, except for a reader that reads only 'unique'
+    headers (rskafka), for which a writer that can set any headers writes 'unique' ones;
+    None when the writer cannot write what the reader can read (kcat's fixed duplicates)."""
+    if reader_mode != "unique":
+        return writer_mode
+    return "unique" if writer_mode in ("full", "nonull", "unique") else None
 
 
 def make_messages(n: int, partitions: int, base_ts: Optional[int], header_mode: str,

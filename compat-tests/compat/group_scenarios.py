@@ -7,7 +7,7 @@ import time
 
 from .clients.confluent import ConfluentClient
 from .data import make_messages
-from .scenarios import RUN, NotApplicable, wait_partitions
+from .scenarios import RUN, NotApplicable, require, wait_partitions
 
 SESSION_MS = 6000     # the broker's group.min.session.timeout.ms
 HEARTBEAT_MS = 1000   # so a member learns of a rebalance within ~1 s (default 3 s)
@@ -486,7 +486,15 @@ def kip848(scenario):
     return run
 
 
-GROUP_SCENARIOS = [
+def _groups(scenario):
+    """n/a for a client without consumer groups (its `unsupported` map says why)."""
+    def run(ctx, client):
+        require(client, "groups")
+        return scenario(ctx, client)
+    return run
+
+
+GROUP_SCENARIOS = [(name, _groups(fn)) for name, fn in [
     ("groups-queue", s_groups_queue),
     ("groups-pubsub", s_groups_pubsub),
     ("groups-commit-resume", s_groups_commit_resume),
@@ -501,4 +509,4 @@ GROUP_SCENARIOS = [
     ("kip848-commit-resume", kip848(s_groups_commit_resume)),
     ("kip848-kill9", kip848(s_groups_kill9)),
     ("kip848-static", kip848(s_groups_static)),
-]
+]]
