@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """gregor's client-compatibility suite: starts ONE gregor broker (free port, temp data dir),
-runs the same scenarios with confluent-kafka, kafka-python, kcat and Java kafka-clients 4.x,
-prints a client x scenario matrix and closes with the line `N passed, N failed`.
+runs the same scenarios with confluent-kafka, kafka-python, kcat and Java kafka-clients 4.x
+(and, chosen with --clients, the JavaScript clients kafkajs and confluent-js), prints a
+client x scenario matrix and closes with the line `N passed, N failed`.
 Exit status 0 only if every cell passed.
 
 usage: compat-tests/run_compat.py [--broker target/release/gregor] [--clients a,b] [--scenarios x,y]
@@ -45,6 +46,8 @@ def make_clients(bootstrap, names):
     from compat.clients.java import JavaClient
     from compat.clients.kafkapython import KafkaPythonClient
     from compat.clients.kcat import KcatClient
+    from compat.clients.nodeclients import ConfluentJSClient, KafkaJSClient
+    node_dir = os.path.join(HERE, "node")
     makers = {
         "confluent-kafka": lambda: ConfluentClient(bootstrap),
         "kafka-python": lambda: KafkaPythonClient(bootstrap),
@@ -52,6 +55,8 @@ def make_clients(bootstrap, names):
         "java": lambda: JavaClient(bootstrap, os.path.join(HERE, "java")),
         "franz-go": lambda: FranzGoClient(bootstrap, os.path.join(HERE, "go")),
         "sarama": lambda: SaramaClient(bootstrap, os.path.join(HERE, "go")),
+        "kafkajs": lambda: KafkaJSClient(bootstrap, node_dir),
+        "confluent-js": lambda: ConfluentJSClient(bootstrap, node_dir),
     }
     clients, broken = [], {}
     for n in names:
