@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """gregor's client-compatibility suite: starts ONE gregor broker (free port, temp data dir),
-runs the same scenarios with confluent-kafka, kafka-python, kcat, rskafka (compat-tests/rust-client,
-whose rskafka-compat binary is looked for beside the broker's) and Java kafka-clients 4.x, prints a client x scenario matrix and closes with the line `N passed, N failed`.
+runs the same scenarios with each client (confluent-kafka, kafka-python, kcat, rskafka, Java
+kafka-clients 4.x, franz-go, sarama, KafkaJS and @confluentinc/kafka-javascript; see
+compat-tests/README.md), prints a client x scenario matrix and closes with the line
+`N passed, N failed`.
 Exit status 0 only if every cell passed.
 
 usage: compat-tests/run_compat.py [--broker target/release/gregor] [--clients a,b] [--scenarios x,y]
@@ -48,6 +50,8 @@ def make_clients(bootstrap, names, bin_dir):
     from compat.clients.kafkapython import KafkaPythonClient
     from compat.clients.kcat import KcatClient
     from compat.clients.rskafka import RskafkaClient
+    from compat.clients.nodeclients import ConfluentJSClient, KafkaJSClient
+    node_dir = os.path.join(HERE, "node")
     makers = {
         "confluent-kafka": lambda: ConfluentClient(bootstrap),
         "kafka-python": lambda: KafkaPythonClient(bootstrap),
@@ -56,6 +60,8 @@ def make_clients(bootstrap, names, bin_dir):
         "franz-go": lambda: FranzGoClient(bootstrap, os.path.join(HERE, "go")),
         "sarama": lambda: SaramaClient(bootstrap, os.path.join(HERE, "go")),
         "rskafka": lambda: RskafkaClient(bootstrap, os.path.join(bin_dir, "rskafka-compat")),
+        "kafkajs": lambda: KafkaJSClient(bootstrap, node_dir),
+        "confluent-js": lambda: ConfluentJSClient(bootstrap, node_dir),
     }
     clients, broken = [], {}
     for n in names:
@@ -88,7 +94,7 @@ def write_matrix_file(path, binary, client_names, cols, results, summary):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--broker", default=os.path.join(HERE, "..", "target", "release", "gregor"))
-    ap.add_argument("--clients", default="confluent-kafka,kafka-python,kcat,rskafka,java")
+    ap.add_argument("--clients", default="confluent-kafka,kafka-python,kcat,rskafka,java,franz-go,sarama,kafkajs,confluent-js")
     ap.add_argument("--scenarios", default=",".join(n for n, _ in ALL_SCENARIOS))
     ap.add_argument("--matrix-file", help="also write the matrix and every cell's note to FILE (Markdown)")
     args = ap.parse_args()

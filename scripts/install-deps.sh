@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine (run as root): kcat from
 # Debian, the Python clients (confluent-kafka, kafka-python + its codecs, pytest) from PyPI,
-# the Java client (kafka-clients 4.x) built into compat-tests/java/target by Maven, and the Go
-# clients (franz-go, sarama) built into compat-tests/go/bin/compat-go.
+# the Java client (kafka-clients 4.x) built into compat-tests/java/target by Maven, the Go
+# clients (franz-go, sarama) built into compat-tests/go/bin/compat-go, and the JavaScript
+# clients (KafkaJS, @confluentinc/kafka-javascript) into compat-tests/node by npm.
 # Idempotent: every step is skipped when its result is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -75,4 +76,37 @@ if [[ ! -x $GO_BIN || -n "$(find $GO_DIR -maxdepth 1 \( -name '*.go' -o -name go
         GOFLAGS=-mod=readonly go build -trimpath -o bin/compat-go .)
 fi
 
-echo "install-deps: kcat $(kcat -V 2>&1 | sed -n 's/^Version \([^ ]*\).*/\1/p'), Python, Java and Go clients ready"
+# --- JavaScript clients: KafkaJS and @confluentinc/kafka-javascript (compat-tests/node) ------
+# @confluentinc/kafka-javascript's install first tries a prebuilt binary from GitHub, which this
+# machine cannot reach, then compiles its bundled librdkafka (2.15.1) and its binding with
+# node-gyp (about 3 minutes on 2 cores, with zstd-napi and lz4 for KafkaJS's codecs).
+# - CKJS_LINKING=dynamic: the default static build would first download zlib, OpenSSL, zstd and
+#   curl sources (librdkafka's --install-deps), unreachable too; the dynamic one links the same
+#   bundled librdkafka against Debian's zlib, OpenSSL and libzstd (librdkafka.so stays inside
+#   node_modules, found by rpath). Debian's own librdkafka (2.0.2) is too old for the binding
+#   (no DescribeTopics, ListOffsets, Uuid API) and has no KIP-848 consumer.
+# - CFLAGS/CXXFLAGS=-g0: no debug info (librdkafka builds with -g -O2): the same -O2 code, in
+#   about 60% of the compile time; the price is unsymbolized backtraces in a debugger.
+# - No JOBS=max for node-gyp: the package's gyp makefile is not safe in parallel (its librdkafka
+#   build step does not wait for its configure step).
+# - node-gyp takes Node's headers from Debian's nodejs (/usr/include/node): its default
+#   download of them is unreachable too.
+NODE_DEBS=()
+for pkg in libzstd-dev libssl-dev zlib1g-dev; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || NODE_DEBS+=("$pkg")
+done
+if (( ${#NODE_DEBS[@]} )); then
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y "${NODE_DEBS[@]}"
+fi
+NODE_DIR=compat-tests/node
+NODE_STAMP=$NODE_DIR/node_modules/.installed   # written only once `npm ci` succeeded
+if [[ ! -f $NODE_STAMP || $NODE_DIR/package-lock.json -nt $NODE_STAMP ]]; then
+    nodedir=()
+    [[ -f /usr/include/node/node.h ]] && nodedir=(--nodedir=/usr)
+    (cd $NODE_DIR && CKJS_LINKING=dynamic CFLAGS=-g0 CXXFLAGS=-g0 \
+        npm ci --no-audit --no-fund "${nodedir[@]}")
+    touch $NODE_STAMP
+fi
+
+echo "install-deps: kcat $(kcat -V 2>&1 | sed -n 's/^Version \([^ ]*\).*/\1/p'), Python, Java, Go and JavaScript clients ready"

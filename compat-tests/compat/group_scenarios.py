@@ -218,7 +218,7 @@ def _commit_resume(ctx, client, topic, expected, P, mode):
             want = {p: (0 if want[p] is None and fetched.get(p) == 0 else want[p]) for p in range(P)}
         assert fetched == want, f"OffsetFetch after close = {fetched}, expected {want} (1 + last record read per partition)"
         # The resuming member never commits (manual mode), so its committed() shows the first one's.
-        resume_mode = 0 if client.name != "kcat" else 1
+        resume_mode = 0 if _capable(client, "manual_commit") else 1
         m2 = client.group_member(f"{client.name}#2-{mode}", group, topic, P, auto_commit=resume_mode)
         _wait_all([m1, m2], expected, timeout=60)
         time.sleep(0.3)
@@ -233,7 +233,7 @@ def _commit_resume(ctx, client, topic, expected, P, mode):
         problems = _exactly_once([m1, m2], expected)
         assert not problems, "\n    ".join(problems)
         note = ""
-        if client.name != "kcat":
+        if _capable(client, "manual_commit"):
             got = m2.request("committed", "committed")
             own = {int(k): v for k, v in got.get("offsets", {}).items()}
             assert own == want, f"committed() seen by the second member = {own}, expected {want}"
@@ -249,11 +249,11 @@ def s_groups_commit_resume(ctx, client):
     topic = _topic(ctx, "gcommit", client, P)
     expected = _produce(ctx, topic, N, P, "commit")
     notes = []
-    modes = ("auto",) if client.name == "kcat" else ("manual", "auto")
+    modes = ("manual", "auto") if _capable(client, "manual_commit") else ("auto",)
     for mode in modes:
         notes.append(_commit_resume(ctx, client, topic, expected, P, mode))
-    if client.name == "kcat":
-        notes.append("manual n/a (kcat has no commit command)")
+    if not _capable(client, "manual_commit"):
+        notes.append(f"manual n/a ({client.name} has no commit command)")
     return "; ".join(notes)
 
 
@@ -383,6 +383,8 @@ def s_groups_static(ctx, client):
     """Two static members; restart each in turn within the session timeout (so the group leader is
     restarted once, whichever it is): no rebalance for the other, the same partitions for the
     restarted one, and none after the old incarnations' sessions would have expired."""
+    if not _capable(client, "static_membership"):
+        raise NotApplicable(f"{client.name} has no static membership (group.instance.id)")
     P = 4
     topic = _topic(ctx, "gstatic", client, P)
     group = _group("static", client)
@@ -441,20 +443,19 @@ class Kip848Client:
         self.inner = client
         self.name = f"{client.name}-kip848"
 
+    def __getattr__(self, attr):  # capabilities (manual_commit, static_membership, ...)
+        return getattr(self.inner, attr)
+
     def group_member(self, name, group, topic, partitions, **opts):
         opts.pop("session_ms", None)
         opts.pop("heartbeat_ms", None)
         return self.inner.group_member(name, group, topic, partitions, protocol="consumer", **opts)
 
 
-# Adapters declare their group capabilities as class attributes: `cooperative` (the classic
-# protocol with the cooperative-sticky assignor) and `kip848` (a `group.protocol=consumer`
-# member). These names are the fallback for adapters that declare neither.
-KIP848_CLIENTS = ("java", "confluent-kafka")
-
-
 def _capable(client, capability):
-    return getattr(client, capability, client.name in KIP848_CLIENTS)
+    """The adapter's group capability (class attributes, compat/clients/__init__.py):
+    `cooperative`, `kip848`, `static_membership` or `manual_commit`; absent means no."""
+    return getattr(client, capability, False)
 
 
 class CooperativeClient:
@@ -465,6 +466,9 @@ class CooperativeClient:
     def __init__(self, client):
         self.inner = client
         self.name = f"{client.name}-coop"
+
+    def __getattr__(self, attr):
+        return getattr(self.inner, attr)
 
     def group_member(self, name, group, topic, partitions, **opts):
         return self.inner.group_member(name, group, topic, partitions, assignor="cooperative-sticky", **opts)

@@ -13,10 +13,12 @@
 Capabilities: `timestamps` (per-message CreateTime on produce), `header_mode` ("full": duplicate
 keys + null values, "nonull": duplicate keys only, "fixed": one header set per run, "unique":
 distinct keys in key order, no null values, also the only headers such a client reads back),
-`produce_offsets`, `cooperative` (group members with the cooperative-sticky assignor: the coop-*
-scenarios) and `kip848` (group members with `group.protocol=consumer`: the kip848-* scenarios),
-and optionally `unsupported` ({"idempotent" | "groups": reason}: those scenarios are n/a with the
-reason); a client without `cooperative` or `kip848` is n/a in those columns.
+`produce_offsets`; for the group scenarios `cooperative` (group members with the
+cooperative-sticky assignor: the coop-* scenarios), `kip848` (group members with
+`group.protocol=consumer`: the kip848-* scenarios), `static_membership` (group.instance.id:
+groups-static) and `manual_commit` (a member commits on command and reads committed(): the manual
+half of groups-commit-resume); a client without one of these is `n/a` in those columns. Optionally
+`unsupported` ({"idempotent" | "groups": reason}: those scenarios are n/a with the reason).
 Every call is bounded by a timeout; failures raise ClientError with the client's own words."""
 
 CALL_TIMEOUT = 120  # seconds, upper bound for any single client call

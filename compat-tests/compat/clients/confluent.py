@@ -18,6 +18,8 @@ class ConfluentClient:
     timestamps = True
     header_mode = "full"
     produce_offsets = True
+    manual_commit = True
+    static_membership = True
     cooperative = True
     kip848 = True
 

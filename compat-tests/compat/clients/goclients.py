@@ -24,7 +24,10 @@ class GoClient:
     timestamps = True
     header_mode = "full"       # null header values round-trip (both encode a nil []byte as -1)
     produce_offsets = True
-    # Group capabilities read by compat/group_scenarios.py (coop-*, kip848-* columns).
+    # Group capabilities read by compat/group_scenarios.py (both libraries commit on command and
+    # have static members; the subclasses say which protocols they speak).
+    manual_commit = True
+    static_membership = True
     cooperative = False
     kip848 = False
 

@@ -24,6 +24,8 @@ class JavaClient:
     timestamps = True
     header_mode = "full"
     produce_offsets = True
+    manual_commit = True
+    static_membership = True
     cooperative = True
     kip848 = True
 

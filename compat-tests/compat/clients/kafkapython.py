@@ -17,6 +17,8 @@ class KafkaPythonClient:
     timestamps = True
     header_mode = "nonull"  # KafkaProducer.send rejects None header values
     produce_offsets = True
+    manual_commit = True
+    static_membership = True
     cooperative = False
     kip848 = False
 

@@ -16,6 +16,8 @@ class KcatClient:
     timestamps = False
     header_mode = "fixed"
     produce_offsets = False
+    manual_commit = False
+    static_membership = True
     cooperative = False
     kip848 = False
 

@@ -37,6 +37,8 @@ class RskafkaClient:
     name = "rskafka"
     timestamps = True
     header_mode = "unique"
+    # No consumer groups at all (`unsupported` below): every group capability is absent.
+    manual_commit = static_membership = cooperative = kip848 = False
     produce_offsets = True
     unsupported = {
         "idempotent": "rskafka has no idempotent producer (its produce requests carry no producer id)",
