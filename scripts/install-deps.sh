@@ -20,6 +20,15 @@ if ! command -v ip >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y iproute2
 fi
 
+# --- Docker engine, Compose v1 and debootstrap (tests/docker_test.py) ----------------------
+# The machine may have a docker client alone; the engine (dockerd) comes from Debian's docker.io.
+if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker-compose >/dev/null 2>&1 || \
+        ! command -v debootstrap >/dev/null 2>&1; then
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        docker.io docker-compose debootstrap
+fi
+
 # --- ZooKeeper (Debian 3.8.0, run by scripts/zookeeper.sh with java directly) ---------------
 if [[ ! -f /usr/share/java/zookeeper.jar ]]; then
     apt-get update

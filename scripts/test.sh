@@ -1,98 +1,117 @@
 #!/usr/bin/env bash
-# Runs every test of gregor: installs what the tests need, builds the broker, runs the Rust
-# tests (unit + integration), the fuzz targets for a bounded time (scripts/fuzz.sh), then
-# Kafka's command-line tools (tests/kafka_tools.py: the tool x scenario matrix), then the
-# client-compatibility suite (compat-tests/run_compat.py: confluent-kafka, kafka-python, kcat
-# and Java kafka-clients 4.x against a real broker), which prints the client x scenario
-# matrix, then the compaction test through confluent-kafka, then replication under faults
-# (compat-tests/replication_test.py), a rolling restart under load
-# (compat-tests/rolling_restart_test.py), then gregor and Apache Kafka 3.9 in one ZooKeeper-mode
-# cluster (compat-tests/kafka39_interop_test.py). Exits non-zero if anything failed.
+# Runs every test of gregor: installs what the tests need (scripts/install-deps.sh) while it
+# checks formatting and lints and builds the workspace, then runs the stages below and ends
+# with a table of every stage, its result and its time. Exits non-zero if anything failed.
+#
+# Two lanes run side by side once the broker is built, so that the run stays well under CI's
+# 45 minutes on 2 cores. Lane A holds what is sensitive to timing: the Rust tests (unit +
+# integration, ZooKeeper clusters), Kafka's DumpLogSegments and kafka-consumer-groups, Kafka's
+# command-line tools (tests/kafka_tools.py: the tool x scenario matrix), the
+# client-compatibility suite for confluent-kafka, kafka-python, kcat and Java kafka-clients 4.x
+# (compat-tests/run_compat.py, which prints the client x scenario matrix), compaction through
+# confluent-kafka, replication under faults (compat-tests/replication_test.py), a rolling
+# restart under load, and gregor with Apache Kafka 3.9 in one ZooKeeper-mode cluster
+# (compat-tests/kafka39_interop_test.py). Lane B holds the rest: the same compatibility
+# scenarios for the Go, JavaScript and Rust clients on a broker of their own, the container
+# test (tests/docker_test.py: the Dockerfile and docker-compose.yml run for real), and the fuzz
+# targets for a bounded time (scripts/fuzz.sh), last, when lane A is past the Rust tests.
+# Each lane's output is printed whole, lane A as it runs and lane B when it is done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir -p target
 
-scripts/install-deps.sh
+# run_stage NAME LIMIT COMMAND...: one stage under a time limit; records its result and time.
+run_stage() {
+    local name=$1 limit=$2 t0 rc=0 took
+    shift 2
+    t0=$(date +%s)
+    echo "=== $name"
+    timeout "$limit" "$@" || rc=$?
+    took=$(( $(date +%s) - t0 ))
+    if [[ $rc == 0 ]]; then
+        printf '%-60s %-7s %5ss\n' "$name" ok "$took" >> "$work/stages"
+        echo "--- $name: ok in ${took}s"
+    else
+        printf '%-60s %-7s %5ss\n' "$name" FAILED "$took" >> "$work/stages"
+        echo "--- $name FAILED (exit $rc) in ${took}s"
+    fi
+    return $rc
+}
 
 status=0
-echo "=== cargo fmt --check, cargo clippy -D warnings"
-if ! cargo fmt --all -- --check; then
-    echo "cargo fmt FAILED (run cargo fmt --all)"
-    status=1
-fi
-if ! timeout 1200 cargo clippy --release --workspace --all-targets -- -D warnings; then
-    echo "cargo clippy FAILED"
-    status=1
+# The clients' installs (apt, PyPI, Maven, Go, and npm compiling librdkafka) run beside the
+# Rust build, which leaves a core idle for long stretches (the broker crate is one big unit).
+run_stage "install test dependencies (scripts/install-deps.sh)" 2400 scripts/install-deps.sh \
+    > "$work/install.log" 2>&1 &
+install_pid=$!
+
+run_stage "cargo fmt --check" 300 cargo fmt --all -- --check || status=1
+run_stage "cargo clippy -D warnings" 1200 \
+    cargo clippy --release --workspace --all-targets -- -D warnings || status=1
+build_ok=1
+run_stage "cargo build --release --workspace" 2400 cargo build --release --workspace || build_ok=0
+
+install_ok=1
+wait "$install_pid" || install_ok=0
+echo "=== install test dependencies (ran beside the build; its output)"
+cat "$work/install.log"
+if [[ $build_ok == 0 || $install_ok == 0 ]]; then
+    cat "$work/stages"
+    echo "test.sh: $(( $(date +%s) - start ))s, FAILED (no tests run: the build or the installs failed)"
+    exit 1
 fi
 
-echo "=== cargo build --release"
-timeout 2400 cargo build --release
+# ---------------------------------------------------------------------------- lane B
+lane_b() {
+    local s=0
+    run_stage "compat suite: franz-go, sarama, KafkaJS, confluent-js, rskafka" 1500 \
+        python3 compat-tests/run_compat.py --broker target/release/gregor \
+            --clients franz-go,sarama,kafkajs,confluent-js,rskafka \
+            --matrix-file target/compat-matrix-more-clients.md || s=1
+    run_stage "containers: Dockerfile and docker-compose.yml with Debian's Docker" 1200 \
+        python3 tests/docker_test.py || s=1
+    run_stage "coverage-guided fuzzing: request decoding, record sets, log recovery (60 s each)" 1200 \
+        scripts/fuzz.sh 60 || s=1
+    return $s
+}
+lane_b > "$work/lane_b.log" 2>&1 &
+lane_b_pid=$!
 
-echo "=== cargo test --workspace --release -- --include-ignored (the ZooKeeper tests too)"
+# ---------------------------------------------------------------------------- lane A
 # The power-loss and failed-disk tests mount a FUSE filesystem of their own (tests/power_loss/crashfs.rs).
 skip=()
 if [ ! -c /dev/fuse ] || ! grep -qw fuse /proc/filesystems; then
     echo "SKIPPED, NOT PASSED: the power-loss and failed-disk tests (tests/power_loss, tests/log_dirs.rs): this machine has no FUSE"
     skip=(--skip power_loss --skip failed_disk)
 fi
-if ! timeout 1800 cargo test --workspace --release --no-fail-fast -- --include-ignored "${skip[@]}"; then
-    echo "cargo test FAILED"
-    status=1
-fi
+run_stage "cargo test --workspace --release -- --include-ignored (the ZooKeeper tests too)" 1800 \
+    cargo test --workspace --release --no-fail-fast -- --include-ignored "${skip[@]}" || status=1
+run_stage "Kafka's DumpLogSegments reads gregor's segments and indexes" 900 \
+    bash log/tests/kafka_dump_log.sh || status=1
+run_stage "kafka-consumer-groups.sh, kafka-log-dirs.sh, DumpLogSegments --offsets-decoder" 600 \
+    python3 tests/kafka_consumer_groups.py --broker target/release/gregor || status=1
+run_stage "Kafka's command-line tools: the tool x scenario matrix" 900 \
+    python3 tests/kafka_tools.py --broker target/release/gregor || status=1
+run_stage "compat suite: confluent-kafka, kafka-python, kcat, Java kafka-clients" 1200 \
+    python3 compat-tests/run_compat.py --broker target/release/gregor \
+        --clients confluent-kafka,kafka-python,kcat,java --matrix-file target/compat-matrix.md || status=1
+run_stage "compaction through confluent-kafka (100,000 updates over 1,000 keys)" 300 \
+    python3 compat-tests/compaction_test.py --broker target/release/gregor || status=1
+run_stage "replication under faults: 3 brokers on a real ZooKeeper" 1200 \
+    python3 compat-tests/replication_test.py --broker target/release/gregor || status=1
+run_stage "rolling restart under load (scripts/cluster.sh rolling-restart)" 600 \
+    python3 compat-tests/rolling_restart_test.py --broker target/release/gregor || status=1
+run_stage "gregor and Kafka 3.9 in one cluster: the controller protocol both ways" 900 \
+    python3 compat-tests/kafka39_interop_test.py --broker target/release/gregor || status=1
 
-echo "=== coverage-guided fuzzing: request decoding, record sets, log recovery (60 s each)"
-if ! timeout 1200 scripts/fuzz.sh 60; then
-    echo "fuzz FAILED"
-    status=1
-fi
+echo "=== lane B (printed when done)"
+wait "$lane_b_pid" || status=1
+cat "$work/lane_b.log"
 
-echo "=== Kafka's DumpLogSegments reads gregor's segments and indexes"
-if ! timeout 900 bash log/tests/kafka_dump_log.sh; then
-    echo "kafka_dump_log FAILED"
-    status=1
-fi
-
-echo "=== Kafka's kafka-consumer-groups.sh, kafka-log-dirs.sh and DumpLogSegments --offsets-decoder against gregor"
-if ! timeout 600 python3 tests/kafka_consumer_groups.py --broker target/release/gregor; then
-    echo "kafka_consumer_groups FAILED"
-    status=1
-fi
-
-echo "=== Kafka's command-line tools against gregor: the tool x scenario matrix"
-if ! timeout 900 python3 tests/kafka_tools.py --broker target/release/gregor; then
-    echo "kafka_tools FAILED"
-    status=1
-fi
-
-echo "=== compat suite"
-if ! timeout 1200 python3 compat-tests/run_compat.py --broker target/release/gregor; then
-    echo "compat suite FAILED"
-    status=1
-fi
-
-echo "=== compaction through confluent-kafka (100,000 updates over 1,000 keys)"
-if ! timeout 300 python3 compat-tests/compaction_test.py --broker target/release/gregor; then
-    echo "compaction test FAILED"
-    status=1
-fi
-
-echo "=== replication under faults: 3 brokers on a real ZooKeeper (kill -9, SIGSTOP, a cut from ZooKeeper, network partitions, truncation, the four clients)"
-if ! timeout 1200 python3 compat-tests/replication_test.py --broker target/release/gregor; then
-    echo "replication test FAILED"
-    status=1
-fi
-
-echo "=== rolling restart under load: scripts/cluster.sh rolling-restart waiting on gregor cluster health"
-if ! timeout 600 python3 compat-tests/rolling_restart_test.py --broker target/release/gregor; then
-    echo "rolling restart test FAILED"
-    status=1
-fi
-
-echo "=== gregor and Kafka 3.9 in one cluster: Kafka's ZooKeeper-mode controller protocol both ways"
-if ! timeout 900 python3 compat-tests/kafka39_interop_test.py --broker target/release/gregor; then
-    echo "Kafka 3.9 interop test FAILED"
-    status=1
-fi
-
+echo "=== stages"
+cat "$work/stages"
 echo "test.sh: $(( $(date +%s) - start ))s, $([[ $status == 0 ]] && echo OK || echo FAILED)"
 exit $status

@@ -109,8 +109,12 @@ struct Inner {
 impl Inner {
     /// The offsets partition of a group, if this broker coordinates it.
     fn partition_of(&self, group_id: &str) -> Result<i32, E> {
+        // No `__consumer_offsets` known here yet: FindCoordinator creates it and names this
+        // broker before the new partitions reach the coordinator. NOT_COORDINATOR sends the
+        // client back to FindCoordinator, which every client retries quietly (KafkaJS treats
+        // COORDINATOR_NOT_AVAILABLE from JoinGroup as fatal and restarts its consumer).
         if self.partition_count == 0 {
-            return Err(E::CoordinatorNotAvailable);
+            return Err(E::NotCoordinator);
         }
         let p = partition_for_group(group_id, self.partition_count);
         if self.owned.contains_key(&p) {

@@ -131,6 +131,19 @@ fn parked<T>(p: Pending<T>) -> tokio::sync::oneshot::Receiver<T> {
     }
 }
 
+#[test]
+fn a_coordinator_without_its_offsets_topic_answers_not_coordinator() {
+    // Between FindCoordinator creating `__consumer_offsets` and its partitions reaching the
+    // coordinator, a JoinGroup must send the client back to FindCoordinator.
+    let gc = GroupCoordinator::with_clock(
+        0,
+        BrokerConfig::default_standalone().group_config(),
+        Arc::new(ManualClock::new()),
+    );
+    let joined = answered(gc.join(join_req("g", "", None)));
+    assert_eq!(joined.error, E::NotCoordinator.code());
+}
+
 /// One dynamic member joins (no initial delay) and syncs: generation 1, Stable.
 fn stable_group_of_one(f: &Fixture, group: &str) -> String {
     let joined = answered(f.gc.join(join_req(group, "", None)));
