@@ -8,8 +8,10 @@ Exit status 0 only if every cell passed.
 
 usage: compat-tests/run_compat.py [--broker target/release/gregor] [--clients a,b] [--scenarios x,y]
                                   [--matrix-file FILE]
+       compat-tests/run_compat.py --combine OUT RUN.json...   (several runs' matrices as one)
 """
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -72,23 +74,61 @@ def make_clients(bootstrap, names, bin_dir):
     return clients, broken
 
 
-def write_matrix_file(path, binary, client_names, cols, results, summary):
-    """The matrix as a Markdown table (rows: scenario, columns: client, which fits a page
-    better than the printed form), then every cell's time and note."""
+def run_record(binary, client_names, cols, results, summary):
+    """One run's matrix as plain data (what --matrix-file keeps as JSON for --combine)."""
+    return {"broker": binary, "when": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "summary": summary,
+            "clients": client_names, "scenarios": cols,
+            "cells": {n: {c: list(results[(n, c)]) for c in cols} for n in client_names}}
+
+
+def write_matrix_file(path, runs):
+    """The matrix of one or more runs as one Markdown table (rows: scenario, columns: client,
+    which fits a page better than the printed form), then every cell's time and note; and the
+    runs as JSON beside it (FILE with .json), for --combine."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    clients = [n for r in runs for n in r["clients"]]
+    cols = []
+    for r in runs:
+        cols += [c for c in r["scenarios"] if c not in cols]
+    cell = {(n, c): v for r in runs for n, row in r["cells"].items() for c, v in row.items()}
+    counts = {k: sum(1 for v in cell.values() if v[0] == k) for k in ("PASS", "FAIL", "n/a")}
     with open(path, "w") as f:
-        f.write(f"# Client compatibility matrix\n\n{time.strftime('%Y-%m-%d %H:%M:%S %Z')}, "
-                f"broker `{binary}`: **{summary}**\n\n")
-        f.write("| scenario | " + " | ".join(client_names) + " |\n")
-        f.write("|---|" + "---|" * len(client_names) + "\n")
+        f.write(f"# Client compatibility matrix\n\n**{len(clients)} clients: {counts['PASS']} passed, "
+                f"{counts['FAIL']} failed, {counts['n/a']} not applicable**\n\n")
+        for r in runs:
+            f.write(f"- {r['when']}, broker `{r['broker']}`, {', '.join(r['clients'])}: {r['summary']}\n")
+        f.write("\n| scenario | " + " | ".join(clients) + " |\n")
+        f.write("|---|" + "---|" * len(clients) + "\n")
         for c in cols:
-            f.write(f"| {c} | " + " | ".join(results[(n, c)][0] for n in client_names) + " |\n")
+            f.write(f"| {c} | " + " | ".join(cell.get((n, c), ["-"])[0] for n in clients) + " |\n")
         f.write("\n## Cells\n\n")
-        for n in client_names:
+        for n in clients:
             for c in cols:
-                status, detail, secs = results[(n, c)]
-                first = detail.splitlines()[0] if detail else ""
-                f.write(f"- {n} / {c}: {status} ({secs:.1f} s) {first}\n")
+                if (n, c) in cell:
+                    status, detail, secs = cell[(n, c)]
+                    first = detail.splitlines()[0] if detail else ""
+                    f.write(f"- {n} / {c}: {status} ({secs:.1f} s) {first}\n")
+    with open(os.path.splitext(path)[0] + ".json", "w") as f:
+        json.dump(runs, f, indent=1)
+    return counts
+
+
+def combine(out, inputs):
+    """--combine OUT A.json B.json ...: the runs of several suites (each on its own broker) as
+    one matrix; exit status 1 if any cell failed or an input is missing."""
+    runs = []
+    for path in inputs:
+        try:
+            with open(path) as f:
+                runs += json.load(f)
+        except (OSError, ValueError) as e:
+            print(f"combine: {path}: {e}")
+            return 1
+    counts = write_matrix_file(out, runs)
+    with open(out) as f:
+        print(f.read().split("\n## Cells")[0])
+    print(f"matrix of {sum(len(r['clients']) for r in runs)} clients written to {out}")
+    return 1 if counts["FAIL"] else 0
 
 
 def main():
@@ -96,8 +136,15 @@ def main():
     ap.add_argument("--broker", default=os.path.join(HERE, "..", "target", "release", "gregor"))
     ap.add_argument("--clients", default="confluent-kafka,kafka-python,kcat,rskafka,java,franz-go,sarama,kafkajs,confluent-js")
     ap.add_argument("--scenarios", default=",".join(n for n, _ in ALL_SCENARIOS))
-    ap.add_argument("--matrix-file", help="also write the matrix and every cell's note to FILE (Markdown)")
+    ap.add_argument("--matrix-file", help="also write the matrix and every cell's note to FILE "
+                    "(Markdown), and the run as JSON beside it (FILE with .json)")
+    ap.add_argument("--combine", nargs="+", metavar=("OUT", "RUN_JSON"),
+                    help="run nothing: write the runs of earlier --matrix-file JSONs as one matrix to OUT")
     args = ap.parse_args()
+    if args.combine:
+        if len(args.combine) < 2:
+            ap.error("--combine OUT RUN_JSON...")
+        return combine(args.combine[0], args.combine[1:])
     client_names = args.clients.split(",")
     wanted = args.scenarios.split(",")
     unknown = set(wanted) - {n for n, _ in ALL_SCENARIOS}
@@ -193,7 +240,7 @@ def main():
         line += f", {skipped} skipped"
     print(line)
     if args.matrix_file:
-        write_matrix_file(args.matrix_file, broker.binary, client_names, cols, results, line)
+        write_matrix_file(args.matrix_file, [run_record(broker.binary, client_names, cols, results, line)])
         print(f"matrix written to {args.matrix_file}")
     return 1 if failed or passed == 0 else 0
 

@@ -70,7 +70,7 @@ lane_b() {
     run_stage "compat suite: franz-go, sarama, KafkaJS, confluent-js, rskafka" 1500 \
         python3 compat-tests/run_compat.py --broker target/release/gregor \
             --clients franz-go,sarama,kafkajs,confluent-js,rskafka \
-            --matrix-file target/compat-matrix-more-clients.md || s=1
+            --matrix-file target/compat-matrix-b.md || s=1
     run_stage "containers: Dockerfile and docker-compose.yml with Debian's Docker" 1200 \
         python3 tests/docker_test.py || s=1
     run_stage "coverage-guided fuzzing: request decoding, record sets, log recovery (60 s each)" 1200 \
@@ -97,7 +97,7 @@ run_stage "Kafka's command-line tools: the tool x scenario matrix" 900 \
     python3 tests/kafka_tools.py --broker target/release/gregor || status=1
 run_stage "compat suite: confluent-kafka, kafka-python, kcat, Java kafka-clients" 1200 \
     python3 compat-tests/run_compat.py --broker target/release/gregor \
-        --clients confluent-kafka,kafka-python,kcat,java --matrix-file target/compat-matrix.md || status=1
+        --clients confluent-kafka,kafka-python,kcat,java --matrix-file target/compat-matrix-a.md || status=1
 run_stage "compaction through confluent-kafka (100,000 updates over 1,000 keys)" 300 \
     python3 compat-tests/compaction_test.py --broker target/release/gregor || status=1
 run_stage "replication under faults: 3 brokers on a real ZooKeeper" 1200 \
@@ -110,6 +110,11 @@ run_stage "gregor and Kafka 3.9 in one cluster: the controller protocol both way
 echo "=== lane B (printed when done)"
 wait "$lane_b_pid" || status=1
 cat "$work/lane_b.log"
+
+# Both compat runs (two brokers, the two lanes) as one client x scenario matrix.
+run_stage "the client matrix: nine clients (target/compat-matrix.md)" 60 \
+    python3 compat-tests/run_compat.py --combine target/compat-matrix.md \
+        target/compat-matrix-a.json target/compat-matrix-b.json || status=1
 
 echo "=== stages"
 cat "$work/stages"
