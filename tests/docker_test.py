@@ -19,7 +19,9 @@ sets up itself, and undoes what it started:
               registry is needed), cached as target/docker-test/debian-bookworm-minbase.tar.
               Skipped if the engine already has a debian:bookworm-slim.
   build       `docker build -t gregor .` (Dockerfile) and `docker-compose build zookeeper`
-              (docker/zookeeper: Debian's ZooKeeper 3.8 packages).
+              with docker/compose.debian.yml, the override that replaces the official
+              zookeeper:3.8 image (out of reach: no registry) with docker/zookeeper (Debian's
+              ZooKeeper 3.8 packages).
   standalone  `docker run -p 127.0.0.1:PORT:PORT gregor` on a free port: produce keyed records
               from the host (confluent-kafka), read back keys, values and offsets, see the
               partitions in the container's /var/lib/gregor, `docker stop` (exit code 0: a
@@ -28,7 +30,10 @@ sets up itself, and undoes what it started:
               (GREGOR_NET, default 172.28.5.0/24; no host ports, so nothing collides with
               other tests): all 3 brokers in ZooKeeper and in Metadata, a topic with
               replication factor 3 created by `docker-compose exec broker1 gregor topic
-              create`, acks=all records read back exactly; `docker kill` of
+              create`, acks=all records read back exactly; `docker-compose restart
+              zookeeper` while a producer and a consumer run (no client error, the brokers
+              still registered, every acknowledged record consumed, a topic created after
+              it gets its replicas); `docker kill` of
               partition 0's leader: a new leader for every partition, every acknowledged
               record still readable, acks=all writes go on; `docker start` of the killed
               broker: it rejoins every ISR. Then `docker-compose down -v`.
@@ -47,6 +52,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import uuid
@@ -476,7 +482,10 @@ def standalone(phases):
 
 class Cluster:
     def __init__(self, compose):
-        self.cmd = [*compose, "-p", PROJECT, "-f", os.path.join(REPO, "docker-compose.yml")]
+        # docker/compose.debian.yml: ZooKeeper built from Debian's packages, since the
+        # official zookeeper:3.8 image (docker-compose.yml's default) is out of reach here.
+        self.cmd = [*compose, "-p", PROJECT, "-f", os.path.join(REPO, "docker-compose.yml"),
+                    "-f", os.path.join(REPO, "docker", "compose.debian.yml")]
         self.env = dict(os.environ, GREGOR_NET=NET)
         self.ids = [1, 2, 3]
 
@@ -504,9 +513,98 @@ class Cluster:
             zk.close()
 
 
+def zookeeper_restart(c, topic, parts, acked):
+    """`docker-compose restart zookeeper` while a producer (acks=all, idempotent) and a consumer
+    run: the leaders need no ZooKeeper to serve them, so neither sees an error, and the brokers'
+    sessions (18 s) outlive the restart. Returns what the producer had acknowledged."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    stop, flushed = threading.Event(), threading.Event()  # flushed: `produced` is final
+    produced, errors, consumed = {}, [], {}
+    start_offsets = {p: sum(1 for q, _ in acked if q == p) for p in range(parts)}
+
+    def producing():
+        p = Producer({"bootstrap.servers": c.bootstrap(), "acks": "all",
+                      "enable.idempotence": True, "linger.ms": 5, **QUIET})
+
+        def report(err, msg):
+            if err:
+                errors.append(f"produce: {err}")
+            else:
+                produced[(msg.partition(), msg.offset())] = (msg.key(), msg.value())
+        i = 0
+        while not stop.is_set():
+            p.produce(topic, key=f"zk-key-{i}".encode(), value=f"zk-value-{i}".encode(),
+                      partition=i % parts, on_delivery=report)
+            p.poll(0.01)
+            i += 1
+        if p.flush(60):
+            errors.append("produce: unflushed records after 60 s")
+        flushed.set()
+
+    def consuming():
+        k = Consumer({"bootstrap.servers": c.bootstrap(), "group.id": f"docker-zk-{uuid.uuid4().hex}",
+                      "enable.auto.commit": False, **QUIET})
+        k.assign([TopicPartition(topic, p, start_offsets[p]) for p in range(parts)])
+        # Until the producer is done, then until it has caught up with what was acknowledged.
+        deadline = None
+        while True:
+            if flushed.is_set() and deadline is None:
+                deadline = time.monotonic() + 60
+            if deadline and (time.monotonic() > deadline or
+                             all(key in consumed for key in produced)):
+                break
+            for m in k.consume(500, timeout=0.5):
+                if m.error():
+                    errors.append(f"consume: {m.error()}")
+                else:
+                    consumed[(m.partition(), m.offset())] = (m.key(), m.value())
+        k.close()
+
+    threads = [threading.Thread(target=producing), threading.Thread(target=consuming)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(2)
+        before = len(produced)  # a glance while the producer runs: only compared below
+        zk = c.compose("ps", "-q", "zookeeper", capture=True, timeout=60).stdout.strip()
+
+        def started_at():
+            return run(["docker", "inspect", "-f", "{{.State.StartedAt}}", zk], timeout=30,
+                       capture=True).stdout.strip()
+        first_start = started_at()
+        t0 = time.monotonic()
+        c.compose("restart", "-t", "10", "zookeeper", timeout=120)
+        check(started_at() != first_start, f"ZooKeeper's container {zk[:12]} was restarted "
+              f"(started {first_start}, now {started_at()})")
+        ids = wait_for("ZooKeeper back with the 3 brokers registered", 60,
+                       lambda: (z := c.zk_broker_ids()) == c.ids and z)
+        check(ids == c.ids, f"ZooKeeper restarted and back in {time.monotonic() - t0:.1f} s: "
+              f"/gregor/brokers/ids = {ids} (the brokers' sessions outlived it)")
+        time.sleep(2)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(120)
+    check(not errors, f"no client error across the restart {errors[:3]}")
+    check(len(produced) > before > 0, f"{len(produced)} records acknowledged, "
+          f"{len(produced) - before} of them from the restart on")
+    check(all(consumed.get(key) == value for key, value in produced.items()),
+          f"the running consumer received all {len(produced)} acknowledged records "
+          f"({len(consumed)} received)")
+    # The controller works with the restarted ZooKeeper: a new topic gets its replicas.
+    fresh = "docker-after-zk-restart"
+    c.compose("exec", "-T", "broker2", "gregor", "topic", "create", fresh, "--partitions", "1",
+              "--replication-factor", "3", "--bootstrap-server", f"{NET}.12:9092", timeout=60)
+    t = wait_for(f"{fresh}: 3 replicas in sync", 60,
+                 lambda: (tm := metadata(c.bootstrap()).topics.get(fresh)) and tm.error is None
+                 and tm.partitions and sorted(tm.partitions[0].isrs) == c.ids and tm)
+    check(True, f"{fresh} created after the restart: leader {t.partitions[0].leader}, ISR {c.ids}")
+    return produced
+
+
 def cluster(phases, compose):
     c = Cluster(compose)
-    phases.begin("cluster: docker-compose build zookeeper")
+    phases.begin("cluster: docker-compose build zookeeper (docker/compose.debian.yml)")
     c.down()  # what a killed earlier run left
     c.compose("build", "zookeeper", timeout=900)
     try:
@@ -538,6 +636,9 @@ def cluster(phases, compose):
               f"{ {p: t.partitions[p].leader for p in sorted(t.partitions)} }")
         acked = produce(c.bootstrap(), topic, parts, "before-kill", 300)
         check_content(read_all(c.bootstrap(), topic, parts), acked, "read back from the cluster")
+
+        phases.begin("cluster: ZooKeeper container restarted under produce and consume")
+        acked.update(zookeeper_restart(c, topic, parts, acked))
 
         phases.begin("cluster: docker kill of the leader, failover")
         leader = t.partitions[0].leader
