@@ -501,6 +501,12 @@ def leader_kill9(cluster):
 
 def follower_lag(cluster):
     rec = Recorder(cluster.bootstrap)
+    # The idempotent producer gets its producer id before the fault: librdkafka asks any broker
+    # for it, and a request to the SIGSTOPped one hangs for socket.timeout.ms (60 s), as long
+    # as the records' own timeout. Seen once in CI: InitProducerId went to the stopped broker,
+    # the first 154 records timed out, the other 1846 went out in one batch 60 s late.
+    rec.send("before", 10, partition=0)
+    rec.flush()
     leader = cluster.leader(0)
     follower = [b for b in cluster.partitions()[0][1] if b != leader][0]
     cluster.stop_signal(follower)
