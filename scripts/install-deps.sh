@@ -70,6 +70,16 @@ if [[ ! -f $STAMP || $JAVA_DIR/pom.xml -nt $STAMP || \
         -DoutputDirectory=target/dependency -DincludeScope=runtime)
     touch $STAMP
 fi
+# --- Apache Kafka's tools (log/tests/kafka-tools/pom.xml) into target/kafka-tools-lib ---------
+# Used by log/tests/kafka_dump_log.sh, tests/kafka_tools.py, tests/kafka_consumer_groups.py and
+# compat-tests/replication_test.py (kafka-leader-election.sh); fetched here so that no suite
+# depends on another having run first (scripts/test.sh runs them in two lanes).
+tools_lib=${KAFKA_TOOLS_LIB:-$(pwd)/target/kafka-tools-lib}
+if ! ls "$tools_lib"/kafka-tools-*.jar >/dev/null 2>&1; then
+    mvn -q -B -f log/tests/kafka-tools/pom.xml dependency:copy-dependencies \
+        -DoutputDirectory="$tools_lib"
+fi
+
 # --- Go clients (franz-go, sarama): one binary built from compat-tests/go -------------------
 # Modules come from the Go module proxy (go's default GOPROXY) into the module cache, pinned by
 # the committed go.mod / go.sum (-mod=readonly: a build never edits them).

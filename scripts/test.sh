@@ -3,18 +3,18 @@
 # checks formatting and lints and builds the workspace, then runs the stages below and ends
 # with a table of every stage, its result and its time. Exits non-zero if anything failed.
 #
-# Two lanes run side by side once the broker is built, so that the run stays well under CI's
-# 45 minutes on 2 cores. Lane A holds what is sensitive to timing: the Rust tests (unit +
-# integration, ZooKeeper clusters), Kafka's DumpLogSegments and kafka-consumer-groups, Kafka's
-# command-line tools (tests/kafka_tools.py: the tool x scenario matrix), the
-# client-compatibility suite for confluent-kafka, kafka-python, kcat and Java kafka-clients 4.x
-# (compat-tests/run_compat.py, which prints the client x scenario matrix), compaction through
-# confluent-kafka, replication under faults (compat-tests/replication_test.py), a rolling
-# restart under load, and gregor with Apache Kafka 3.9 in one ZooKeeper-mode cluster
-# (compat-tests/kafka39_interop_test.py). Lane B holds the rest: the same compatibility
-# scenarios for the Go, JavaScript and Rust clients on a broker of their own, the container
-# test (tests/docker_test.py: the Dockerfile and docker-compose.yml run for real), and the fuzz
-# targets for a bounded time (scripts/fuzz.sh), last, when lane A is past the Rust tests.
+# Two lanes run side by side once the broker is built, so that the run stays under CI's 45
+# minutes on 2 cores. Lane A holds the suites most sensitive to timing (4-second ZooKeeper
+# sessions, SIGSTOP): the Rust tests (unit + integration, ZooKeeper clusters), compaction
+# through confluent-kafka, replication under faults (compat-tests/replication_test.py), a
+# rolling restart under load, and gregor with Apache Kafka 3.9 in one ZooKeeper-mode cluster
+# (compat-tests/kafka39_interop_test.py). Lane B holds the rest: the fuzz targets for a bounded
+# time (scripts/fuzz.sh), the client-compatibility suite for franz-go, sarama, KafkaJS,
+# @confluentinc/kafka-javascript and rskafka on a broker of its own, the container test
+# (tests/docker_test.py: the Dockerfile and docker-compose.yml run for real), Kafka's
+# DumpLogSegments and kafka-consumer-groups, Kafka's command-line tools (tests/kafka_tools.py:
+# the tool x scenario matrix), and the compatibility suite for confluent-kafka, kafka-python,
+# kcat and Java kafka-clients 4.x. The two compat runs end as one matrix of nine clients.
 # Each lane's output is printed whole, lane A as it runs and lane B when it is done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,14 +67,25 @@ fi
 # ---------------------------------------------------------------------------- lane B
 lane_b() {
     local s=0
+    # Fuzzing first: its build (the nightly toolchain, sanitizers) runs while lane A compiles
+    # the Rust tests, when nothing timing-sensitive runs yet.
+    run_stage "coverage-guided fuzzing: request decoding, record sets, log recovery (60 s each)" 1200 \
+        scripts/fuzz.sh 60 || s=1
     run_stage "compat suite: franz-go, sarama, KafkaJS, confluent-js, rskafka" 1500 \
         python3 compat-tests/run_compat.py --broker target/release/gregor \
             --clients franz-go,sarama,kafkajs,confluent-js,rskafka \
             --matrix-file target/compat-matrix-b.md || s=1
     run_stage "containers: Dockerfile and docker-compose.yml with Debian's Docker" 1200 \
         python3 tests/docker_test.py || s=1
-    run_stage "coverage-guided fuzzing: request decoding, record sets, log recovery (60 s each)" 1200 \
-        scripts/fuzz.sh 60 || s=1
+    run_stage "Kafka's DumpLogSegments reads gregor's segments and indexes" 900 \
+        bash log/tests/kafka_dump_log.sh || s=1
+    run_stage "kafka-consumer-groups.sh, kafka-log-dirs.sh, DumpLogSegments --offsets-decoder" 600 \
+        python3 tests/kafka_consumer_groups.py --broker target/release/gregor || s=1
+    run_stage "Kafka's command-line tools: the tool x scenario matrix" 900 \
+        python3 tests/kafka_tools.py --broker target/release/gregor || s=1
+    run_stage "compat suite: confluent-kafka, kafka-python, kcat, Java kafka-clients" 1200 \
+        python3 compat-tests/run_compat.py --broker target/release/gregor \
+            --clients confluent-kafka,kafka-python,kcat,java --matrix-file target/compat-matrix-a.md || s=1
     return $s
 }
 lane_b > "$work/lane_b.log" 2>&1 &
@@ -89,15 +100,6 @@ if [ ! -c /dev/fuse ] || ! grep -qw fuse /proc/filesystems; then
 fi
 run_stage "cargo test --workspace --release -- --include-ignored (the ZooKeeper tests too)" 1800 \
     cargo test --workspace --release --no-fail-fast -- --include-ignored "${skip[@]}" || status=1
-run_stage "Kafka's DumpLogSegments reads gregor's segments and indexes" 900 \
-    bash log/tests/kafka_dump_log.sh || status=1
-run_stage "kafka-consumer-groups.sh, kafka-log-dirs.sh, DumpLogSegments --offsets-decoder" 600 \
-    python3 tests/kafka_consumer_groups.py --broker target/release/gregor || status=1
-run_stage "Kafka's command-line tools: the tool x scenario matrix" 900 \
-    python3 tests/kafka_tools.py --broker target/release/gregor || status=1
-run_stage "compat suite: confluent-kafka, kafka-python, kcat, Java kafka-clients" 1200 \
-    python3 compat-tests/run_compat.py --broker target/release/gregor \
-        --clients confluent-kafka,kafka-python,kcat,java --matrix-file target/compat-matrix-a.md || status=1
 run_stage "compaction through confluent-kafka (100,000 updates over 1,000 keys)" 300 \
     python3 compat-tests/compaction_test.py --broker target/release/gregor || status=1
 run_stage "replication under faults: 3 brokers on a real ZooKeeper" 1200 \
