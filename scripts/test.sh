@@ -7,14 +7,15 @@
 # minutes on 2 cores. Lane A holds the suites most sensitive to timing (4-second ZooKeeper
 # sessions, SIGSTOP): the Rust tests (unit + integration, ZooKeeper clusters), compaction
 # through confluent-kafka, replication under faults (compat-tests/replication_test.py), a
-# rolling restart under load, and gregor with Apache Kafka 3.9 in one ZooKeeper-mode cluster
-# (compat-tests/kafka39_interop_test.py). Lane B holds the rest: the fuzz targets for a bounded
-# time (scripts/fuzz.sh), the client-compatibility suite for franz-go, sarama, KafkaJS,
-# @confluentinc/kafka-javascript and rskafka on a broker of its own, the container test
-# (tests/docker_test.py: the Dockerfile and docker-compose.yml run for real), Kafka's
-# DumpLogSegments and kafka-consumer-groups, Kafka's command-line tools (tests/kafka_tools.py:
-# the tool x scenario matrix), and the compatibility suite for confluent-kafka, kafka-python,
-# kcat and Java kafka-clients 4.x. The two compat runs end as one matrix of nine clients.
+# rolling restart under load, gregor with Apache Kafka 3.9 in one ZooKeeper-mode cluster
+# (compat-tests/kafka39_interop_test.py), then Kafka's DumpLogSegments and
+# kafka-consumer-groups. Lane B holds the rest: the fuzz targets for a bounded time
+# (scripts/fuzz.sh; its build overlaps lane A's test build), the client-compatibility suite for
+# franz-go, sarama, KafkaJS, @confluentinc/kafka-javascript and rskafka on a broker of its own,
+# the container test (tests/docker_test.py: the Dockerfile and docker-compose.yml run for
+# real), Kafka's command-line tools (tests/kafka_tools.py: the tool x scenario matrix), and the
+# compatibility suite for confluent-kafka, kafka-python, kcat and Java kafka-clients 4.x. The
+# two compat runs end as one matrix of nine clients.
 # Each lane's output is printed whole, lane A as it runs and lane B when it is done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -77,10 +78,6 @@ lane_b() {
             --matrix-file target/compat-matrix-b.md || s=1
     run_stage "containers: Dockerfile and docker-compose.yml with Debian's Docker" 1200 \
         python3 tests/docker_test.py || s=1
-    run_stage "Kafka's DumpLogSegments reads gregor's segments and indexes" 900 \
-        bash log/tests/kafka_dump_log.sh || s=1
-    run_stage "kafka-consumer-groups.sh, kafka-log-dirs.sh, DumpLogSegments --offsets-decoder" 600 \
-        python3 tests/kafka_consumer_groups.py --broker target/release/gregor || s=1
     run_stage "Kafka's command-line tools: the tool x scenario matrix" 900 \
         python3 tests/kafka_tools.py --broker target/release/gregor || s=1
     run_stage "compat suite: confluent-kafka, kafka-python, kcat, Java kafka-clients" 1200 \
@@ -108,6 +105,10 @@ run_stage "rolling restart under load (scripts/cluster.sh rolling-restart)" 600 
     python3 compat-tests/rolling_restart_test.py --broker target/release/gregor || status=1
 run_stage "gregor and Kafka 3.9 in one cluster: the controller protocol both ways" 900 \
     python3 compat-tests/kafka39_interop_test.py --broker target/release/gregor || status=1
+run_stage "Kafka's DumpLogSegments reads gregor's segments and indexes" 900 \
+    bash log/tests/kafka_dump_log.sh || status=1
+run_stage "kafka-consumer-groups.sh, kafka-log-dirs.sh, DumpLogSegments --offsets-decoder" 600 \
+    python3 tests/kafka_consumer_groups.py --broker target/release/gregor || status=1
 
 echo "=== lane B (printed when done)"
 wait "$lane_b_pid" || status=1
