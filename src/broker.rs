@@ -11,7 +11,7 @@ use crate::group::offsets_topic::{CreateTopicError, InternalTopic, InternalTopic
 use crate::group::GroupCoordinator;
 use crate::metadata::embedded::EmbeddedMetadata;
 use crate::metadata::zookeeper::ZookeeperMetadata;
-use crate::metadata::{BrokerEndpoint, MetadataImage, MetadataStore};
+use crate::metadata::{BrokerEndpoint, ListenerEndpoint, MetadataImage, MetadataStore};
 use crate::replica::log_dirs::LogDirs;
 use crate::replica::manager::CLEAN_SHUTDOWN_FILE;
 use crate::replica::replica_fetcher::FetcherSettings;
@@ -252,8 +252,10 @@ impl Broker {
                     .controlled_shutdown(id, epoch)
                     .await
                     .map_err(|e| e.to_string())
-            } else if let Some(b) = image.broker(controller) {
-                let endpoint = (b.host.clone(), b.port);
+            } else if let Some(endpoint) = image
+                .broker(controller)
+                .and_then(|b| b.address(&self.config.inter_broker_listener_name))
+            {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 tokio::time::timeout(left, send_controlled_shutdown(&endpoint, id, epoch))
                     .await
@@ -388,6 +390,7 @@ impl InternalTopicCreator for Broker {
 fn fetcher_settings(config: &BrokerConfig) -> FetcherSettings {
     FetcherSettings {
         broker_id: config.broker_id,
+        listener: config.inter_broker_listener_name.clone(),
         wait_max_ms: config.replica_fetch_wait_max_ms,
         min_bytes: config.replica_fetch_min_bytes,
         max_bytes: config.replica_fetch_max_bytes,
@@ -396,17 +399,22 @@ fn fetcher_settings(config: &BrokerConfig) -> FetcherSettings {
     }
 }
 
-/// The endpoint clients are told to connect to: the first advertised listener.
+/// This broker as the embedded store lists it: its advertised listeners.
 fn advertised_endpoint(config: &BrokerConfig) -> anyhow::Result<BrokerEndpoint> {
-    let listener = config
-        .advertised_listeners
-        .first()
-        .or_else(|| config.listeners.first())
-        .context("no listener configured")?;
+    if config.advertised_listeners.is_empty() {
+        anyhow::bail!("no listener configured");
+    }
     Ok(BrokerEndpoint {
         id: config.broker_id,
-        host: listener.host.clone(),
-        port: listener.port,
+        endpoints: config
+            .advertised_listeners
+            .iter()
+            .map(|l| ListenerEndpoint {
+                listener: l.name.clone(),
+                host: l.host.clone(),
+                port: l.port,
+            })
+            .collect(),
         rack: config.broker_rack.clone(),
     })
 }

@@ -18,6 +18,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod replica;
 pub mod scheduler;
+pub mod security;
 pub mod server;
 pub mod topic_admin;
 pub mod txn;

@@ -13,6 +13,7 @@ use gregor::replica::log_flusher;
 use gregor::replica::manager::CHECKPOINT_INTERVAL;
 use gregor::scheduler::{FirstRun, Scheduler};
 use gregor::server;
+use gregor::server::listener::{BoundListener, ListenerContext};
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
@@ -56,18 +57,28 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(config: BrokerConfig) -> anyhow::Result<()> {
-    let listener_cfg = config.listeners.first().context("no listener configured")?;
-    let bind_host = if listener_cfg.host.is_empty() {
-        "0.0.0.0"
+    let first = config.listeners.first().context("no listener configured")?;
+    let bind_host = if first.host.is_empty() {
+        "0.0.0.0".to_string()
     } else {
-        listener_cfg.host.as_str()
+        first.host.clone()
     };
-    let bind = format!("{bind_host}:{}", listener_cfg.port);
-    // Bound before the broker registers itself (cluster mode), so a taken port fails the
-    // start before other brokers and clients are told about us.
-    let listener = TcpListener::bind(&bind)
-        .await
-        .with_context(|| format!("cannot listen on {bind}"))?;
+    // Every listener is bound, and its TLS and SASL settings read, before the broker registers
+    // itself (cluster mode), so a taken port or a bad keystore fails the start before other
+    // brokers and clients are told about us.
+    let mut listeners = Vec::new();
+    for l in &config.listeners {
+        let context =
+            ListenerContext::from_config(&config, l).with_context(|| format!("listener {l}"))?;
+        let socket = TcpListener::bind(l.host_port())
+            .await
+            .with_context(|| format!("cannot listen on {l}"))?;
+        info!(listener = %l, security_protocol = %l.security_protocol, "listening");
+        listeners.push(BoundListener {
+            socket,
+            context: Arc::new(context),
+        });
+    }
     // The metrics port too: a port in use stops the start, as a taken listener port does
     // (operators expect a missing endpoint to be loud, as Kafka's JMX exporter agent is).
     let metrics_listener = match config.metrics_port {
@@ -144,7 +155,7 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
             shutdown.clone(),
         ));
     }
-    info!(address = %bind, broker_id = broker.config.broker_id, "gregor is serving");
+    info!(broker_id = broker.config.broker_id, "gregor is serving");
 
     let leaving = broker.clone();
     tokio::spawn(async move {
@@ -156,7 +167,7 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
             .await;
         trigger.trigger();
     });
-    server::run(listener, broker.clone(), shutdown).await;
+    server::run(listeners, broker.clone(), shutdown).await;
     scheduler.shutdown().await;
     // Each directory's marker tells the next start that every log in it was closed with its
     // indexes and checkpoints written, so nothing there needs validating: it is written only

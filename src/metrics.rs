@@ -64,6 +64,8 @@ struct Metrics {
     connections: IntGaugeVec,
     connections_created: IntCounterVec,
     connections_closed: IntCounterVec,
+    authentications_succeeded: IntCounterVec,
+    authentications_failed: IntCounterVec,
     isr_shrinks: IntCounter,
     isr_expands: IntCounter,
     apis: Vec<ApiMetrics>,
@@ -201,6 +203,18 @@ impl Metrics {
                 &r,
                 "kafka_server_socket_server_metrics_connection_close_total",
                 "Client connections closed (connection-close-total)",
+                listener,
+            ),
+            authentications_succeeded: counter_vec(
+                &r,
+                "kafka_server_socket_server_metrics_successful_authentication_total",
+                "TLS and SASL authentications that succeeded (successful-authentication-total)",
+                listener,
+            ),
+            authentications_failed: counter_vec(
+                &r,
+                "kafka_server_socket_server_metrics_failed_authentication_total",
+                "TLS handshakes and SASL authentications that failed (failed-authentication-total)",
                 listener,
             ),
             isr_shrinks: counter(
@@ -487,6 +501,8 @@ pub struct ConnectionCounters {
     open: IntGauge,
     created: IntCounter,
     closed: IntCounter,
+    authentications_succeeded: IntCounter,
+    authentications_failed: IntCounter,
 }
 
 /// The counters of the listener named `listener` (e.g. PLAINTEXT).
@@ -496,6 +512,8 @@ pub fn connections(listener: &str) -> ConnectionCounters {
         open: m.connections.with_label_values(&[listener]),
         created: m.connections_created.with_label_values(&[listener]),
         closed: m.connections_closed.with_label_values(&[listener]),
+        authentications_succeeded: m.authentications_succeeded.with_label_values(&[listener]),
+        authentications_failed: m.authentications_failed.with_label_values(&[listener]),
     }
 }
 
@@ -508,6 +526,16 @@ impl ConnectionCounters {
             open: self.open.clone(),
             closed: self.closed.clone(),
         }
+    }
+
+    /// Counts a TLS handshake or SASL authentication that succeeded.
+    pub fn authenticated(&self) {
+        self.authentications_succeeded.inc();
+    }
+
+    /// Counts a TLS handshake or SASL authentication that failed.
+    pub fn authentication_failed(&self) {
+        self.authentications_failed.inc();
     }
 }
 

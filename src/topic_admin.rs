@@ -512,8 +512,7 @@ mod tests {
                 .iter()
                 .map(|(id, rack)| BrokerEndpoint {
                     id: *id,
-                    host: "h".into(),
-                    port: 1,
+                    endpoints: Vec::new(),
                     rack: Some(rack.to_string()),
                 })
                 .collect(),
@@ -539,8 +538,7 @@ mod tests {
                 .iter()
                 .map(|id| BrokerEndpoint {
                     id: *id,
-                    host: "h".into(),
-                    port: 1,
+                    endpoints: Vec::new(),
                     rack: None,
                 })
                 .collect(),

@@ -63,6 +63,12 @@ responses! {
     AllocateProducerIds(AllocateProducerIdsResponse),
     AlterPartitionReassignments(AlterPartitionReassignmentsResponse),
     ListPartitionReassignments(ListPartitionReassignmentsResponse),
+    DescribeClientQuotas(DescribeClientQuotasResponse),
+    AlterClientQuotas(AlterClientQuotasResponse),
+    SaslHandshake(SaslHandshakeResponse),
+    SaslAuthenticate(SaslAuthenticateResponse),
+    DescribeUserScramCredentials(DescribeUserScramCredentialsResponse),
+    AlterUserScramCredentials(AlterUserScramCredentialsResponse),
 }
 
 /// Encodes `size | response header | body`. The header version follows the request's API

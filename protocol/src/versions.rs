@@ -77,6 +77,17 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     api(ApiKey::AlterPartition, 2, 3),
     // A Kafka 3.x broker's block of producer ids (KIP-730), served at the controller.
     api(ApiKey::AllocateProducerIds, 0, 0),
+    // SASL authentication (KIP-152): the handshake names the mechanism, SaslAuthenticate
+    // carries its tokens (after a v0 handshake: raw size-prefixed tokens). librdkafka takes
+    // the v0 in the range as the sign that the broker has SASL at all.
+    api(ApiKey::SaslHandshake, 0, 1),
+    api(ApiKey::SaslAuthenticate, 0, 2),
+    // Client quotas (KIP-546): stored and described, not enforced yet.
+    api(ApiKey::DescribeClientQuotas, 0, 1),
+    api(ApiKey::AlterClientQuotas, 0, 1),
+    // SCRAM credentials (KIP-554): kafka-configs.sh --entity-type users.
+    api(ApiKey::DescribeUserScramCredentials, 0, 0),
+    api(ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// The served range of an API key, if gregor serves it at all.

@@ -9,46 +9,20 @@
 //! the table's docs.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context};
 
 use super::broker_keys::{broker_key, closest_key, BrokerKey, BROKER_KEYS, DYNAMIC_ONLY_KEYS};
+use super::listener::{
+    advertisable, inter_broker_listener, listener_prefixed, parse_listeners, parse_protocol_map,
+    Listener, SecurityProtocol,
+};
 use super::properties::{decode_properties_bytes, parse_override, parse_properties};
 use super::{
     check_value, parse_bool, parse_int, split_list, ConfigEntry, ConfigSource, ConfigSynonym,
     ConfigType, LONG_MAX,
 };
-
-/// One `NAME://host:port` endpoint from `listeners` or `advertised.listeners`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Listener {
-    /// The listener name, upper-cased as Kafka does, e.g. `PLAINTEXT`.
-    pub name: String,
-    /// Host or IP address without IPv6 brackets. In `listeners` an empty host (`PLAINTEXT://:9092`)
-    /// is stored as `0.0.0.0` (all interfaces).
-    pub host: String,
-    /// The port; 0 in `listeners` means an ephemeral port chosen at bind time.
-    pub port: u16,
-}
-
-impl Listener {
-    /// `host:port` for binding or connecting, with IPv6 hosts in brackets.
-    pub fn host_port(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
-    }
-}
-
-impl fmt::Display for Listener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}://{}", self.name, self.host_port())
-    }
-}
 
 /// The broker's configuration, typed. Build it with [`BrokerConfig::from_args`],
 /// [`BrokerConfig::from_properties_text`] or [`BrokerConfig::default_standalone`]. Each field is
@@ -67,6 +41,15 @@ pub struct BrokerConfig {
     /// `::` or an empty host) is advertised as `127.0.0.1` (Kafka would advertise the hostname); an
     /// empty host in an explicit `advertised.listeners` is likewise advertised as `127.0.0.1`.
     pub advertised_listeners: Vec<Listener>,
+    /// `listener.security.protocol.map`, names upper-cased.
+    pub listener_security_protocol_map: BTreeMap<String, SecurityProtocol>,
+    /// The listener other brokers are reached on: `inter.broker.listener.name`, else the one
+    /// named after `security.inter.broker.protocol`.
+    pub inter_broker_listener_name: String,
+    /// `connections.max.reauth.ms`: the longest SASL session; 0: unlimited.
+    pub connections_max_reauth_ms: i64,
+    /// `connection.failed.authentication.delay.ms`.
+    pub connection_failed_authentication_delay_ms: u64,
     /// `log.dirs` (comma-separated), else `log.dir`; gregor's default is `./gregor-data`, relative to
     /// the working directory (Kafka's is `/tmp/kafka-logs`).
     pub log_dirs: Vec<PathBuf>,
@@ -284,12 +267,11 @@ impl BrokerConfig {
     }
 
     /// Things worth telling the operator: unknown (ignored) keys, with the known key they are
-    /// probably a typo of, and listeners that are not plaintext (gregor serves every listener as
-    /// PLAINTEXT).
+    /// probably a typo of.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
         for key in self.explicit.keys() {
-            if broker_key(key).is_none() {
+            if broker_key(key).is_none() && !is_listener_key(key) {
                 let hint = closest_key(key)
                     .map(|known| format!(" (did you mean {known}?)"))
                     .unwrap_or_default();
@@ -298,14 +280,31 @@ impl BrokerConfig {
                 ));
             }
         }
-        for l in &self.listeners {
-            if l.name != "PLAINTEXT" {
-                out.push(format!(
-                    "listener '{l}': gregor has no TLS/SASL, it serves this listener as PLAINTEXT"
-                ));
-            }
-        }
         out
+    }
+
+    /// The value of `key` for one listener: `listener.name.<listener>.<key>` if set, else the
+    /// broker-wide `key` (or its default), as Kafka resolves its SSL and SASL settings.
+    pub fn listener_value(&self, listener: &str, key: &str) -> Option<String> {
+        match self.explicit.get(&listener_prefixed(listener, key)) {
+            Some(v) => Some(v.trim().to_string()),
+            None => self.raw_value(key),
+        }
+    }
+
+    /// A per-listener key that has no broker-wide form: `listener.name.<listener>.<key>`
+    /// (e.g. `<mechanism>.sasl.jaas.config`).
+    pub fn listener_only_value(&self, listener: &str, key: &str) -> Option<String> {
+        self.explicit
+            .get(&listener_prefixed(listener, key))
+            .map(|v| v.trim().to_string())
+    }
+
+    /// The listener other brokers are reached on.
+    pub fn inter_broker_listener(&self) -> Option<&Listener> {
+        self.advertised_listeners
+            .iter()
+            .find(|l| l.name == self.inter_broker_listener_name)
     }
 
     /// DescribeConfigs rows for resource type BROKER with this broker's id: every key gregor
@@ -338,12 +337,18 @@ impl BrokerConfig {
             } else {
                 Vec::new()
             };
+            let sensitive = key.ty == ConfigType::Password;
             out.push(ConfigEntry {
                 name: key.name.to_string(),
-                value: self.current_value(key),
+                // Secrets are answered as null, as Kafka does.
+                value: if sensitive {
+                    None
+                } else {
+                    self.current_value(key)
+                },
                 source,
                 read_only: !super::dynamic::is_live(key.name),
-                sensitive: false,
+                sensitive,
                 config_type: key.ty,
                 documentation: include_documentation.then(|| key.doc.to_string()),
                 synonyms,
@@ -418,9 +423,10 @@ impl BrokerConfig {
         ] {
             for n in names {
                 if let Some(v) = layer.get(*n) {
+                    let secret = broker_key(n).is_some_and(|k| k.ty == ConfigType::Password);
                     out.push(ConfigSynonym {
                         name: n.to_string(),
-                        value: Some(v.trim().to_string()),
+                        value: (!secret).then(|| v.trim().to_string()),
                         source,
                     });
                 }
@@ -468,8 +474,10 @@ impl BrokerConfig {
             }
         }
 
+        let protocols =
+            parse_protocol_map(v.str("listener.security.protocol.map").unwrap_or_default())?;
         let listeners_value = v.str("listeners").unwrap_or_default();
-        let mut listeners = parse_listeners("listeners", listeners_value)?;
+        let mut listeners = parse_listeners("listeners", listeners_value, &protocols)?;
         for l in &mut listeners {
             if l.host.is_empty() {
                 l.host = "0.0.0.0".to_string();
@@ -481,9 +489,9 @@ impl BrokerConfig {
                 bail!("Invalid value {listeners_value} for configuration listeners: Each listener must have a different port");
             }
         }
-        let advertised_listeners = match v.str("advertised.listeners") {
+        let advertised_listeners: Vec<Listener> = match v.str("advertised.listeners") {
             Some(value) => {
-                let ls = parse_listeners("advertised.listeners", value)?;
+                let ls = parse_listeners("advertised.listeners", value, &protocols)?;
                 for l in &ls {
                     if l.host == "0.0.0.0" || l.host == "::" {
                         bail!("Invalid value {value} for configuration advertised.listeners: it cannot use the nonroutable meta-address {}; use a routable IP address", l.host);
@@ -496,6 +504,13 @@ impl BrokerConfig {
             }
             None => listeners.iter().cloned().map(advertisable).collect(),
         };
+        let inter_broker_listener_name = inter_broker_listener(
+            merged.get("inter.broker.listener.name").map(String::as_str),
+            merged
+                .get("security.inter.broker.protocol")
+                .map(String::as_str),
+            &advertised_listeners,
+        )?;
 
         let (dirs_key, dirs_value) = match v.str("log.dirs") {
             Some(value) => ("log.dirs", value),
@@ -539,6 +554,11 @@ impl BrokerConfig {
             broker_id,
             listeners,
             advertised_listeners,
+            listener_security_protocol_map: protocols,
+            inter_broker_listener_name,
+            connections_max_reauth_ms: v.num("connections.max.reauth.ms")?,
+            connection_failed_authentication_delay_ms: v
+                .num("connection.failed.authentication.delay.ms")?,
             log_dirs,
             zookeeper_connect: v.non_empty("zookeeper.connect"),
             zookeeper_session_timeout_ms: v.num("zookeeper.session.timeout.ms")?,
@@ -647,73 +667,16 @@ fn shown_value(key: &BrokerKey, raw: String) -> Option<String> {
     }
 }
 
-/// An advertised listener: a listener bound to all interfaces (or with an empty host) is advertised
-/// as 127.0.0.1.
-fn advertisable(mut l: Listener) -> Listener {
-    if l.host.is_empty() || l.host == "0.0.0.0" || l.host == "::" {
-        l.host = "127.0.0.1".to_string();
-    }
-    l
-}
-
-/// Parses `NAME://host:port[,NAME://host:port...]`. The host may be empty (the caller decides what
-/// that means); IPv6 hosts may be bracketed. Names are upper-cased and must be unique.
-fn parse_listeners(key: &str, value: &str) -> anyhow::Result<Vec<Listener>> {
-    let bad = |why: &str| anyhow!("Invalid value {value} for configuration {key}: {why}");
-    let items = split_list(value);
-    if items.is_empty() {
-        return Err(bad("at least one listener is required"));
-    }
-    let mut out: Vec<Listener> = Vec::new();
-    for item in items {
-        let Some((name, rest)) = item.split_once("://") else {
-            return Err(bad(&format!(
-                "'{item}' is not of the form NAME://host:port"
-            )));
-        };
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
-        {
-            return Err(bad(&format!(
-                "'{item}' has an invalid listener name '{name}'"
-            )));
-        }
-        let (host, port) = if let Some(after) = rest.strip_prefix('[') {
-            match after.split_once("]:") {
-                Some((h, p)) => (h, p),
-                None => return Err(bad(&format!("'{item}' has an unterminated IPv6 address"))),
-            }
-        } else {
-            match rest.rsplit_once(':') {
-                Some((h, p)) => (h, p),
-                None => return Err(bad(&format!("'{item}' has no port"))),
-            }
-        };
-        if !host
-            .chars()
-            .all(|ch| ch.is_ascii_alphanumeric() || "-%._:".contains(ch))
-        {
-            return Err(bad(&format!("'{item}' has an invalid host '{host}'")));
-        }
-        let port: u16 = port
-            .parse()
-            .map_err(|_| bad(&format!("'{item}' has an invalid port '{port}' (0-65535)")))?;
-        let listener = Listener {
-            name: name.to_ascii_uppercase(),
-            host: host.to_string(),
-            port,
-        };
-        if out.iter().any(|l| l.name == listener.name) {
-            return Err(bad(&format!(
-                "each listener must have a different name ('{}' repeats)",
-                listener.name
-            )));
-        }
-        out.push(listener);
-    }
-    Ok(out)
+/// `listener.name.<listener>.<key>`: a known key for one listener, or a SASL mechanism's
+/// settings (`listener.name.<l>.<mechanism>.sasl.jaas.config` and the like).
+fn is_listener_key(key: &str) -> bool {
+    let Some(rest) = key.strip_prefix("listener.name.") else {
+        return false;
+    };
+    let Some((_, key)) = rest.split_once('.') else {
+        return false;
+    };
+    broker_key(key).is_some() || key.contains(".sasl.") || key.starts_with("sasl.")
 }
 
 #[cfg(test)]
@@ -901,21 +864,24 @@ mod tests {
             vec![Listener {
                 name: "PLAINTEXT".into(),
                 host: "127.0.0.1".into(),
-                port: 9092
+                port: 9092,
+                security_protocol: SecurityProtocol::Plaintext,
             }]
         );
         let c = parse("listeners=PLAINTEXT://:9092");
         assert_eq!(c.listeners[0].host, "0.0.0.0");
         assert_eq!(c.listeners[0].port, 9092);
         assert_eq!(c.advertised_listeners[0].host, "127.0.0.1");
-        let c = parse("listeners=plaintext://0.0.0.0:0, INTERNAL://[::1]:9093");
+        let c = parse("listeners=plaintext://0.0.0.0:0, INTERNAL://[::1]:9093\nlistener.security.protocol.map=PLAINTEXT:PLAINTEXT,INTERNAL:SSL");
         assert_eq!(c.listeners[0].name, "PLAINTEXT");
         assert_eq!(c.listeners[0].port, 0);
         assert_eq!(c.advertised_listeners[0].host, "127.0.0.1");
         assert_eq!(c.listeners[1].host, "::1");
         assert_eq!(c.listeners[1].host_port(), "[::1]:9093");
         assert_eq!(c.listeners[1].to_string(), "INTERNAL://[::1]:9093");
-        assert_eq!(c.warnings().len(), 1);
+        assert_eq!(c.listeners[1].security_protocol, SecurityProtocol::Ssl);
+        assert_eq!(c.inter_broker_listener_name, "PLAINTEXT");
+        assert!(c.warnings().is_empty());
         let c = parse(
             "listeners=PLAINTEXT://:9092\nadvertised.listeners=PLAINTEXT://broker1.example:19092",
         );
@@ -937,7 +903,8 @@ mod tests {
             "listeners=PLAINTEXT://[::1:9092",
             "listeners=",
             "listeners=PLAINTEXT://:9092,PLAINTEXT://:9093",
-            "listeners=A://:9092,B://:9092",
+            "listeners=A://:9092,B://:9092\nlistener.security.protocol.map=A:PLAINTEXT,B:SSL",
+            "listeners=EXTERNAL://:9092",
             "advertised.listeners=OTHER://h:1",
             "advertised.listeners=PLAINTEXT://0.0.0.0:9092",
         ] {
@@ -946,6 +913,40 @@ mod tests {
             assert!(e.contains(key), "{bad}: {e}");
         }
         assert!(err("listeners=PLAINTEXT://127.0.0.1:99999").contains("99999"));
+        // Security protocols and the inter-broker listener, checked as Kafka does.
+        for (bad, says) in [
+            ("listeners=PLAINTEXT://:9092\nlistener.security.protocol.map=PLAINTEXT:TLS", "'TLS' is not a security protocol"),
+            ("listeners=PLAINTEXT://:9092\nlistener.security.protocol.map=PLAINTEXT:SSL,PLAINTEXT:SSL", "more than once"),
+            ("listeners=SSL://:9093", "inter.broker.listener.name must be a listener name defined in advertised.listeners"),
+            ("listeners=PLAINTEXT://:9092\ninter.broker.listener.name=INTERNAL", "valid options based on currently configured listeners are PLAINTEXT"),
+            ("listeners=PLAINTEXT://:9092\ninter.broker.listener.name=PLAINTEXT\nsecurity.inter.broker.protocol=PLAINTEXT", "Only one of"),
+        ] {
+            let e = err(bad);
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        let c = parse("listeners=SSL://:9093,INTERNAL://127.0.0.1:9094\nlistener.security.protocol.map=SSL:SSL,INTERNAL:SASL_PLAINTEXT\ninter.broker.listener.name=internal");
+        assert_eq!(c.inter_broker_listener_name, "INTERNAL");
+        assert_eq!(c.inter_broker_listener().map(|l| l.port), Some(9094));
+        let c = parse("listeners=SSL://:9093\nsecurity.inter.broker.protocol=SSL\nlistener.name.ssl.ssl.client.auth=required\nssl.client.auth=requested\nlistener.name.ssl.plain.sasl.jaas.config=x required ;");
+        assert_eq!(c.inter_broker_listener_name, "SSL");
+        assert_eq!(
+            c.listener_value("SSL", "ssl.client.auth").as_deref(),
+            Some("required")
+        );
+        assert_eq!(
+            c.listener_value("OTHER", "ssl.client.auth").as_deref(),
+            Some("requested")
+        );
+        assert_eq!(
+            c.listener_value("SSL", "ssl.keystore.type").as_deref(),
+            Some("JKS")
+        );
+        assert_eq!(
+            c.listener_only_value("SSL", "plain.sasl.jaas.config")
+                .as_deref(),
+            Some("x required ;")
+        );
+        assert!(c.warnings().is_empty(), "{:?}", c.warnings());
     }
 
     #[test]
@@ -1046,7 +1047,8 @@ mod tests {
         assert!(all
             .iter()
             .all(|e| e.read_only != super::super::dynamic::is_live(&e.name)
-                && !e.sensitive
+                && e.sensitive == (e.config_type == ConfigType::Password)
+                && (!e.sensitive || e.value.is_none())
                 && e.documentation.is_some()
                 && e.synonyms.is_empty()));
 

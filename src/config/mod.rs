@@ -10,12 +10,14 @@ pub mod broker;
 mod broker_keys;
 pub mod dynamic;
 pub mod group;
+pub mod listener;
 mod properties;
 pub mod topic;
 
-pub use broker::{BrokerConfig, CliAction, Listener};
+pub use broker::{BrokerConfig, CliAction};
 pub use dynamic::{BrokerEntity, DynamicBrokerConfigs};
 pub use group::GroupConfig;
+pub use listener::{Listener, SecurityProtocol};
 pub use topic::{describe_topic_configs, topic_settings, validate_topic_config, TopicSettings};
 
 /// One row of a DescribeConfigs answer.

@@ -10,10 +10,12 @@ use crate::broker::Broker;
 /// DescribeCluster v1+: endpoint type 1 = brokers, 2 = controllers.
 const ENDPOINT_BROKERS: i8 = 1;
 
+/// The brokers' addresses on `listener`, the one the request came in on.
 pub fn handle(
     broker: &Broker,
     version: i16,
     req: DescribeClusterRequest,
+    listener: &str,
 ) -> DescribeClusterResponse {
     let image = broker.image();
     let mut resp = DescribeClusterResponse::default()
@@ -29,12 +31,15 @@ pub fn handle(
     resp.brokers = image
         .brokers
         .iter()
-        .map(|b| {
-            DescribeClusterBroker::default()
-                .with_broker_id(b.id.into())
-                .with_host(str_bytes(b.host.clone()))
-                .with_port(i32::from(b.port))
-                .with_rack(b.rack.clone().map(str_bytes))
+        .filter_map(|b| {
+            let at = b.endpoint(listener)?;
+            Some(
+                DescribeClusterBroker::default()
+                    .with_broker_id(b.id.into())
+                    .with_host(str_bytes(at.host.clone()))
+                    .with_port(i32::from(at.port))
+                    .with_rack(b.rack.clone().map(str_bytes)),
+            )
         })
         .collect();
     resp

@@ -11,7 +11,7 @@ use super::str_bytes;
 use crate::broker::Broker;
 use crate::group::coordinator::partition_for_group;
 use crate::group::{offsets_topic, OFFSETS_TOPIC};
-use crate::metadata::BrokerEndpoint;
+use crate::metadata::ListenerEndpoint;
 
 const KEY_TYPE_GROUP: i8 = 0;
 
@@ -19,6 +19,7 @@ pub async fn handle(
     broker: &Broker,
     version: i16,
     req: FindCoordinatorRequest,
+    listener: &str,
 ) -> FindCoordinatorResponse {
     let keys: Vec<String> = if version < 4 {
         vec![req.key.to_string()]
@@ -27,7 +28,7 @@ pub async fn handle(
     };
     let mut found = Vec::with_capacity(keys.len());
     for key in &keys {
-        found.push(find(broker, req.key_type, key).await);
+        found.push(find(broker, req.key_type, key, listener).await);
     }
     if version < 4 {
         let first = found
@@ -35,8 +36,8 @@ pub async fn handle(
             .next()
             .unwrap_or(Err(E::CoordinatorNotAvailable));
         return match first {
-            Ok(node) => FindCoordinatorResponse::default()
-                .with_node_id(node.id.into())
+            Ok((id, node)) => FindCoordinatorResponse::default()
+                .with_node_id(id.into())
                 .with_host(str_bytes(node.host))
                 .with_port(node.port as i32),
             Err(e) => FindCoordinatorResponse::default()
@@ -53,8 +54,8 @@ pub async fn handle(
         .map(|(key, result)| {
             let c = Coordinator::default().with_key(str_bytes(key));
             match result {
-                Ok(node) => c
-                    .with_node_id(node.id.into())
+                Ok((id, node)) => c
+                    .with_node_id(id.into())
                     .with_host(str_bytes(node.host))
                     .with_port(node.port as i32),
                 Err(e) => c
@@ -69,7 +70,13 @@ pub async fn handle(
     FindCoordinatorResponse::default().with_coordinators(coordinators)
 }
 
-async fn find(broker: &Broker, key_type: i8, key: &str) -> Result<BrokerEndpoint, E> {
+/// The coordinator's address on `listener`.
+async fn find(
+    broker: &Broker,
+    key_type: i8,
+    key: &str,
+    listener: &str,
+) -> Result<(i32, ListenerEndpoint), E> {
     if key_type != KEY_TYPE_GROUP {
         return Err(E::CoordinatorNotAvailable);
     }
@@ -84,8 +91,10 @@ async fn find(broker: &Broker, key_type: i8, key: &str) -> Result<BrokerEndpoint
         .get(p as usize)
         .map(|p| p.leader)
         .ok_or(E::CoordinatorNotAvailable)?;
-    image
-        .broker(leader)
-        .cloned()
+    let coordinator = image.broker(leader).ok_or(E::CoordinatorNotAvailable)?;
+    // Kafka: a coordinator without the client's listener is not available to it.
+    coordinator
+        .endpoint(listener)
+        .map(|e| (leader, e.clone()))
         .ok_or(E::CoordinatorNotAvailable)
 }

@@ -17,7 +17,22 @@ use crate::broker::Broker;
 use crate::metadata::{MetadataImage, TopicMetadata};
 use crate::topic_admin::{self, AdminError, NewTopic};
 
-pub async fn handle(broker: &Broker, version: i16, req: MetadataRequest) -> MetadataResponse {
+/// Answers with the brokers' addresses on `listener`, the listener the request came in on.
+pub async fn handle(
+    broker: &Broker,
+    version: i16,
+    req: MetadataRequest,
+    listener: &str,
+) -> MetadataResponse {
+    // Kafka: a leader without this listener is LISTENER_NOT_FOUND from v6 on.
+    let listener = RequestListener {
+        name: listener,
+        missing_leader_error: if version >= 6 {
+            E::ListenerNotFound
+        } else {
+            E::LeaderNotAvailable
+        },
+    };
     // v0: an empty list means all topics; v1+: null means all, empty means none.
     let requested = match req.topics {
         None => None,
@@ -33,14 +48,14 @@ pub async fn handle(broker: &Broker, version: i16, req: MetadataRequest) -> Meta
                 image
                     .topics
                     .values()
-                    .map(|t| topic_entry(t, &image, broker)),
+                    .map(|t| topic_entry(t, &image, broker, &listener)),
             );
         }
         Some(list) => {
             for wanted in list {
                 topics.push(match wanted.name {
-                    Some(name) => named_topic(broker, name, allow_auto_create).await,
-                    None => topic_by_id(broker, wanted.topic_id),
+                    Some(name) => named_topic(broker, name, allow_auto_create, &listener).await,
+                    None => topic_by_id(broker, wanted.topic_id, &listener),
                 });
             }
         }
@@ -56,12 +71,15 @@ pub async fn handle(broker: &Broker, version: i16, req: MetadataRequest) -> Meta
             image
                 .brokers
                 .iter()
-                .map(|b| {
-                    MetadataResponseBroker::default()
-                        .with_node_id(b.id.into())
-                        .with_host(str_bytes(b.host.clone()))
-                        .with_port(i32::from(b.port))
-                        .with_rack(b.rack.clone().map(str_bytes))
+                .filter_map(|b| {
+                    let at = b.endpoint(listener.name)?;
+                    Some(
+                        MetadataResponseBroker::default()
+                            .with_node_id(b.id.into())
+                            .with_host(str_bytes(at.host.clone()))
+                            .with_port(i32::from(at.port))
+                            .with_rack(b.rack.clone().map(str_bytes)),
+                    )
                 })
                 .collect(),
         )
@@ -78,14 +96,21 @@ pub async fn handle(broker: &Broker, version: i16, req: MetadataRequest) -> Meta
 /// Without an authorizer Kafka reports every operation as allowed.
 const ALL_CLUSTER_OPERATIONS: i32 = 0b1_1111_1111_1000;
 
+/// The listener a Metadata request came in on, and what a leader without it is answered.
+struct RequestListener<'a> {
+    name: &'a str,
+    missing_leader_error: E,
+}
+
 async fn named_topic(
     broker: &Broker,
     name: TopicName,
     allow_auto_create: bool,
+    listener: &RequestListener<'_>,
 ) -> MetadataResponseTopic {
     let name_str = name.0.to_string();
     if let Some(t) = broker.image().topic(&name_str) {
-        return topic_entry(t, &broker.image(), broker);
+        return topic_entry(t, &broker.image(), broker, listener);
     }
     let error_entry = |code: E| {
         MetadataResponseTopic::default()
@@ -107,7 +132,7 @@ async fn named_topic(
     };
     match topic_admin::create_topic(broker, new, false).await {
         Ok(_) | Err(AdminError::TopicExists(_)) => match broker.image().topic(&name_str) {
-            Some(t) => topic_entry(t, &broker.image(), broker),
+            Some(t) => topic_entry(t, &broker.image(), broker, listener),
             None => error_entry(E::LeaderNotAvailable),
         },
         Err(e) => {
@@ -117,10 +142,10 @@ async fn named_topic(
     }
 }
 
-fn topic_by_id(broker: &Broker, id: Uuid) -> MetadataResponseTopic {
+fn topic_by_id(broker: &Broker, id: Uuid, listener: &RequestListener<'_>) -> MetadataResponseTopic {
     let image = broker.image();
     match image.topic_by_id(&id) {
-        Some(t) => topic_entry(t, &image, broker),
+        Some(t) => topic_entry(t, &image, broker, listener),
         None => MetadataResponseTopic::default()
             .with_topic_id(id)
             .with_error_code(E::UnknownTopicId.code()),
@@ -135,11 +160,14 @@ fn topic_by_id(broker: &Broker, id: Uuid) -> MetadataResponseTopic {
 ///
 /// A partition this broker leads from a failed directory has no leader
 /// (LEADER_NOT_AVAILABLE), as once Kafka's controller has heard of the failure, so clients
-/// wait for a leader instead of producing into a dead directory.
+/// wait for a leader instead of producing into a dead directory. A live leader without the
+/// request's listener has no leader either, with the listener's error (Kafka's
+/// LISTENER_NOT_FOUND from v6 on).
 fn topic_entry(
     t: &Arc<TopicMetadata>,
     image: &MetadataImage,
     broker: &Broker,
+    listener: &RequestListener<'_>,
 ) -> MetadataResponseTopic {
     let local = broker.config.broker_id;
     // The usual case, checked once: every directory online.
@@ -163,16 +191,16 @@ fn topic_entry(
                     } else {
                         offline_elsewhere.get(&(t.name.clone(), i as i32))
                     };
-                    let leader = if offline_here && p.leader == local {
-                        -1
+                    let leader_broker = image.broker(p.leader);
+                    let (leader, error) = if offline_here && p.leader == local {
+                        (-1, E::LeaderNotAvailable.code())
+                    } else if p.leader < 0 {
+                        // No leader (cluster mode: its replicas are down): Kafka's answer.
+                        (-1, E::LeaderNotAvailable.code())
+                    } else if leader_broker.is_some_and(|b| b.endpoint(listener.name).is_none()) {
+                        (-1, listener.missing_leader_error.code())
                     } else {
-                        p.leader
-                    };
-                    // No leader (cluster mode: its replicas are down): Kafka's answer.
-                    let error = if leader < 0 {
-                        E::LeaderNotAvailable.code()
-                    } else {
-                        0
+                        (p.leader, 0)
                     };
                     MetadataResponsePartition::default()
                         .with_error_code(error)

@@ -3,9 +3,11 @@
 //! its module and encodes the answer at the request's version.
 
 pub mod allocate_producer_ids;
+pub mod alter_client_quotas;
 pub mod alter_configs;
 pub mod alter_partition;
 pub mod alter_partition_reassignments;
+pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
@@ -15,10 +17,12 @@ pub mod create_topics;
 pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_client_quotas;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
@@ -45,12 +49,16 @@ use bytes::Bytes;
 use gregor_log::FetchSlice;
 use gregor_protocol::controller_api::{self, ControllerRequest, ControllerResponse};
 use gregor_protocol::kafka_protocol::error::ResponseError as E;
-use gregor_protocol::kafka_protocol::messages::ApiKey;
+use gregor_protocol::kafka_protocol::messages::{
+    ApiKey, SaslAuthenticateResponse, SaslHandshakeResponse,
+};
 use gregor_protocol::kafka_protocol::protocol::StrBytes;
 use gregor_protocol::{encode_response_parts, DecodedRequest, FramePart, Request, Response};
 use tracing::error;
 
 use crate::broker::Broker;
+use crate::config::SecurityProtocol;
+use crate::security::KafkaPrincipal;
 
 /// What the connection does after a request.
 pub enum Reply {
@@ -69,6 +77,18 @@ pub enum ResponsePart {
     File(FetchSlice),
 }
 
+/// The connection a request came on, as the handlers see it (Kafka's request context): the
+/// listener (Metadata answers with the brokers' addresses on it), its security protocol, the
+/// peer and the principal it authenticated as.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub listener_name: String,
+    pub security_protocol: SecurityProtocol,
+    /// The peer's address as Kafka shows it, `/127.0.0.1` (DescribeGroups).
+    pub client_host: String,
+    pub principal: KafkaPrincipal,
+}
+
 /// Who sent a request: the client id from its header and the peer's address (shown as
 /// Kafka shows it, `/127.0.0.1`, in DescribeGroups).
 pub struct ClientInfo<'a> {
@@ -76,11 +96,12 @@ pub struct ClientInfo<'a> {
     pub client_host: &'a str,
 }
 
-pub async fn handle(broker: &Broker, req: DecodedRequest, client_host: &str) -> Reply {
+pub async fn handle(broker: &Broker, req: DecodedRequest, session: &Session) -> Reply {
     let v = req.api_version;
+    let listener = session.listener_name.as_str();
     let client = ClientInfo {
         client_id: req.client_id.as_deref().unwrap_or(""),
-        client_host,
+        client_host: &session.client_host,
     };
     let response = match req.request {
         Request::ApiVersions(r) => Response::ApiVersions(api_versions::handle(v, r)),
@@ -93,7 +114,7 @@ pub async fn handle(broker: &Broker, req: DecodedRequest, client_host: &str) -> 
                 &Response::ApiVersions(api_versions::unsupported_version()),
             );
         }
-        Request::Metadata(r) => Response::Metadata(metadata::handle(broker, v, r).await),
+        Request::Metadata(r) => Response::Metadata(metadata::handle(broker, v, r, listener).await),
         Request::Produce(r) => match produce::handle(broker, v, r).await {
             produce::Outcome::Respond(resp) => Response::Produce(resp),
             produce::Outcome::Silent => return Reply::Nothing,
@@ -133,7 +154,7 @@ pub async fn handle(broker: &Broker, req: DecodedRequest, client_host: &str) -> 
             Response::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, v, r))
         }
         Request::DescribeCluster(r) => {
-            Response::DescribeCluster(describe_cluster::handle(broker, v, r))
+            Response::DescribeCluster(describe_cluster::handle(broker, v, r, listener))
         }
         Request::DescribeLogDirs(r) => {
             Response::DescribeLogDirs(describe_log_dirs::handle(broker, v, r))
@@ -145,7 +166,7 @@ pub async fn handle(broker: &Broker, req: DecodedRequest, client_host: &str) -> 
             Response::IncrementalAlterConfigs(incremental_alter_configs::handle(broker, v, r).await)
         }
         Request::FindCoordinator(r) => {
-            Response::FindCoordinator(find_coordinator::handle(broker, v, r).await)
+            Response::FindCoordinator(find_coordinator::handle(broker, v, r, listener).await)
         }
         Request::JoinGroup(r) => {
             Response::JoinGroup(join_group::handle(broker, v, r, &client).await)
@@ -183,6 +204,30 @@ pub async fn handle(broker: &Broker, req: DecodedRequest, client_host: &str) -> 
         ),
         Request::ListPartitionReassignments(r) => Response::ListPartitionReassignments(
             list_partition_reassignments::handle(broker, r).await,
+        ),
+        Request::DescribeClientQuotas(r) => {
+            Response::DescribeClientQuotas(describe_client_quotas::handle(broker, r).await)
+        }
+        Request::AlterClientQuotas(r) => {
+            Response::AlterClientQuotas(alter_client_quotas::handle(broker, r).await)
+        }
+        Request::DescribeUserScramCredentials(r) => Response::DescribeUserScramCredentials(
+            describe_user_scram_credentials::handle(broker, r).await,
+        ),
+        Request::AlterUserScramCredentials(r) => Response::AlterUserScramCredentials(
+            alter_user_scram_credentials::handle(broker, r).await,
+        ),
+        // SASL requests reach the handlers only where no authentication is under way (a
+        // listener without SASL, or after it): Kafka answers ILLEGAL_SASL_STATE.
+        Request::SaslHandshake(_) => Response::SaslHandshake(
+            SaslHandshakeResponse::default().with_error_code(E::IllegalSaslState.code()),
+        ),
+        Request::SaslAuthenticate(_) => Response::SaslAuthenticate(
+            SaslAuthenticateResponse::default()
+                .with_error_code(E::IllegalSaslState.code())
+                .with_error_message(Some(str_bytes(
+                    "SaslAuthenticate request received after successful authentication",
+                ))),
         ),
         Request::Controller(r) => {
             let response = match r {
@@ -243,7 +288,12 @@ pub(crate) fn controller_fence(
     Some(refused)
 }
 
-fn encode(api_key: ApiKey, version: i16, correlation_id: i32, response: &Response) -> Reply {
+pub(crate) fn encode(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    response: &Response,
+) -> Reply {
     encode_with_files(api_key, version, correlation_id, response, Vec::new())
 }
 

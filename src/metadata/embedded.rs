@@ -11,10 +11,13 @@ use gregor_log::LogError;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, warn};
 
+use std::collections::BTreeMap;
+
 use crate::config::{BrokerEntity, DynamicBrokerConfigs};
 
 use super::{
-    BrokerEndpoint, MetadataError, MetadataImage, MetadataStore, PartitionMetadata, TopicMetadata,
+    BrokerEndpoint, ConfigEntity, EntityConfig, MetadataError, MetadataImage, MetadataStore,
+    PartitionMetadata, TopicMetadata,
 };
 
 const FILE_NAME: &str = "gregor-metadata.json";
@@ -33,6 +36,10 @@ struct StoredState {
     /// Dynamic broker configs (AlterConfigs on BROKER resources); absent in older files.
     #[serde(default)]
     dynamic_broker_configs: DynamicBrokerConfigs,
+    /// Users' and clients' configs (SCRAM credentials, quotas) by entity path
+    /// (`users/alice`, as under Kafka's `/config`); absent in older files.
+    #[serde(default)]
+    entity_configs: BTreeMap<String, EntityConfig>,
 }
 
 impl StoredState {
@@ -276,6 +283,45 @@ impl MetadataStore for EmbeddedMetadata {
         async move { result }.boxed()
     }
 
+    fn entity_config(
+        &self,
+        entity: ConfigEntity,
+    ) -> BoxFuture<'_, Result<EntityConfig, MetadataError>> {
+        let config = self
+            .lock_state()
+            .entity_configs
+            .get(&entity.path())
+            .cloned()
+            .unwrap_or_default();
+        async move { Ok(config) }.boxed()
+    }
+
+    fn config_entities(&self) -> BoxFuture<'_, Result<Vec<ConfigEntity>, MetadataError>> {
+        let entities = self
+            .lock_state()
+            .entity_configs
+            .keys()
+            .filter_map(|p| ConfigEntity::from_path(p))
+            .collect();
+        async move { Ok(entities) }.boxed()
+    }
+
+    fn set_entity_config(
+        &self,
+        entity: ConfigEntity,
+        configs: EntityConfig,
+    ) -> BoxFuture<'_, Result<(), MetadataError>> {
+        let result = self.update(|s| {
+            if configs.is_empty() {
+                s.entity_configs.remove(&entity.path());
+            } else {
+                s.entity_configs.insert(entity.path(), configs);
+            }
+            Ok(())
+        });
+        async move { result }.boxed()
+    }
+
     fn allocate_producer_ids(&self, count: i64) -> BoxFuture<'_, Result<i64, MetadataError>> {
         let mut first = 0;
         let result = self.update(|s| {
@@ -296,8 +342,7 @@ mod tests {
     fn broker() -> BrokerEndpoint {
         BrokerEndpoint {
             id: 0,
-            host: "127.0.0.1".into(),
-            port: 9092,
+            endpoints: Vec::new(),
             rack: None,
         }
     }

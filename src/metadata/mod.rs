@@ -51,13 +51,104 @@ impl TopicMetadata {
     }
 }
 
-/// A live broker as clients see it.
+/// A live broker: where it is reached on each of its listeners.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BrokerEndpoint {
     pub id: i32,
+    /// One per advertised listener, in the broker's listener order.
+    pub endpoints: Vec<ListenerEndpoint>,
+    pub rack: Option<String>,
+}
+
+/// A broker's address on one listener. Clients are told the address of the listener they
+/// came in on; brokers reach each other on the inter-broker listener.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenerEndpoint {
+    pub listener: String,
     pub host: String,
     pub port: u16,
-    pub rack: Option<String>,
+}
+
+impl BrokerEndpoint {
+    /// The broker's address on `listener`, if it has that listener.
+    pub fn endpoint(&self, listener: &str) -> Option<&ListenerEndpoint> {
+        self.endpoints.iter().find(|e| e.listener == listener)
+    }
+
+    /// `endpoint` as the (host, port) pair the inter-broker clients connect to.
+    pub fn address(&self, listener: &str) -> Option<(String, u16)> {
+        self.endpoint(listener).map(|e| (e.host.clone(), e.port))
+    }
+}
+
+/// An entity's configs, key to value (a user's `SCRAM-SHA-512` credential, quotas such as
+/// `producer_byte_rate`).
+pub type EntityConfig = BTreeMap<String, String>;
+
+/// One name of a config entity: a user or client id, or the default one (`<default>`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EntityName {
+    Named(String),
+    Default,
+}
+
+/// An entity with configs (Kafka's client-quota entities; a user also holds its SCRAM
+/// credentials): a user, a client id, or a client id of one user. At least one is set.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConfigEntity {
+    pub user: Option<EntityName>,
+    pub client_id: Option<EntityName>,
+}
+
+impl ConfigEntity {
+    pub fn user(name: impl Into<String>) -> Self {
+        ConfigEntity {
+            user: Some(EntityName::Named(name.into())),
+            client_id: None,
+        }
+    }
+
+    /// Kafka's entity path under `/config`: `users/<u>`, `clients/<c>` or
+    /// `users/<u>/clients/<c>`, names sanitized, the default as `<default>`.
+    pub fn path(&self) -> String {
+        let name = |n: &EntityName| match n {
+            EntityName::Named(s) => gregor_zk::paths::sanitize(s),
+            EntityName::Default => "<default>".to_string(),
+        };
+        match (&self.user, &self.client_id) {
+            (Some(u), Some(c)) => format!("users/{}/clients/{}", name(u), name(c)),
+            (Some(u), None) => format!("users/{}", name(u)),
+            (None, Some(c)) => format!("clients/{}", name(c)),
+            (None, None) => String::new(),
+        }
+    }
+
+    /// The entity of a path `path` gives.
+    pub fn from_path(path: &str) -> Option<Self> {
+        let name = |s: &str| {
+            if s == "<default>" {
+                EntityName::Default
+            } else {
+                EntityName::Named(gregor_zk::paths::desanitize(s))
+            }
+        };
+        let parts: Vec<&str> = path.split('/').collect();
+        match parts.as_slice() {
+            ["users", u] => Some(ConfigEntity {
+                user: Some(name(u)),
+                client_id: None,
+            }),
+            ["clients", c] => Some(ConfigEntity {
+                user: None,
+                client_id: Some(name(c)),
+            }),
+            ["users", u, "clients", c] => Some(ConfigEntity {
+                user: Some(name(u)),
+                client_id: Some(name(c)),
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// Per partition, the replicas on other brokers that sit in a failed log directory.
@@ -195,6 +286,25 @@ pub trait MetadataStore: Send + Sync {
         entity: BrokerEntity,
         configs: BTreeMap<String, String>,
     ) -> BoxFuture<'_, Result<(), MetadataError>>;
+    /// One entity's configs (Kafka: `/config/<entity path>`; a user's SCRAM credentials under
+    /// their mechanism's name, quotas); empty if it has none. Read from the store each time,
+    /// so a credential changed through any broker applies to the next authentication.
+    fn entity_config(
+        &self,
+        entity: ConfigEntity,
+    ) -> BoxFuture<'_, Result<EntityConfig, MetadataError>>;
+    /// Every entity that has configs.
+    fn config_entities(&self) -> BoxFuture<'_, Result<Vec<ConfigEntity>, MetadataError>>;
+    /// Replaces one entity's configs (Kafka: announced in `/config/changes`).
+    fn set_entity_config(
+        &self,
+        entity: ConfigEntity,
+        configs: EntityConfig,
+    ) -> BoxFuture<'_, Result<(), MetadataError>>;
+    /// One user's configs.
+    fn user_config(&self, user: String) -> BoxFuture<'_, Result<EntityConfig, MetadataError>> {
+        self.entity_config(ConfigEntity::user(user))
+    }
     /// Reserves `count` producer ids and returns the first (Kafka: `/latest_producer_id_block`).
     fn allocate_producer_ids(&self, count: i64) -> BoxFuture<'_, Result<i64, MetadataError>>;
     /// At the controller (AlterPartition): writes a leader's ISR change, conditional on the

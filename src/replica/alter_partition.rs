@@ -35,6 +35,7 @@ pub enum AlterPartitionError {
 /// epoch it was written at.
 pub async fn send(
     metadata: &Arc<dyn MetadataStore>,
+    listener: &str,
     broker_id: i32,
     topic_id: uuid::Uuid,
     change: &IsrChange,
@@ -43,7 +44,7 @@ pub async fn send(
     let controller = image.controller_id;
     let endpoint = image
         .broker(controller)
-        .map(|b| (b.host.clone(), b.port))
+        .and_then(|b| b.address(listener))
         .ok_or(AlterPartitionError::NoController)?;
     let partition = PartitionData::default()
         .with_partition_index(change.partition)

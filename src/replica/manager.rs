@@ -68,6 +68,8 @@ struct StartupState {
 
 pub struct ReplicaManager {
     broker_id: i32,
+    /// The listener other brokers are reached on.
+    inter_broker_listener: String,
     log_dirs: LogDirs,
     topics: RwLock<HashMap<String, Arc<TopicReplicas>>>,
     startup: StartupState,
@@ -136,6 +138,7 @@ impl ReplicaManager {
         };
         ReplicaManager {
             broker_id,
+            inter_broker_listener: fetcher.listener.clone(),
             log_dirs,
             topics: RwLock::new(HashMap::new()),
             startup,
@@ -244,7 +247,7 @@ impl ReplicaManager {
             image
                 .brokers
                 .iter()
-                .map(|b| (b.id, (b.host.clone(), b.port)))
+                .filter_map(|b| Some((b.id, b.address(&self.inter_broker_listener)?)))
                 .collect(),
         );
         // Topics gone from the image (or recreated under a new id): close and delete.
@@ -563,13 +566,19 @@ impl ReplicaManager {
     pub fn alter_isr(&self, partition: Arc<Partition>, change: IsrChange) {
         let metadata = self.metadata.clone();
         let broker_id = self.broker_id;
+        let listener = self.inter_broker_listener.clone();
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             partition.complete_isr_change(&change, None);
             return;
         };
         runtime.spawn(async move {
-            let sent =
-                super::alter_partition::send(&metadata, broker_id, partition.topic_id, &change);
+            let sent = super::alter_partition::send(
+                &metadata,
+                &listener,
+                broker_id,
+                partition.topic_id,
+                &change,
+            );
             let written = match sent.await {
                 Ok(epoch) => {
                     info!(topic = %change.topic, partition = change.partition, isr = ?change.isr,

@@ -48,6 +48,8 @@ const OFFSET_FOR_LEADER_EPOCH_VERSION: i16 = 3;
 #[derive(Clone, Debug)]
 pub struct FetcherSettings {
     pub broker_id: i32,
+    /// The listener leaders are reached on (`inter.broker.listener.name`).
+    pub listener: String,
     pub wait_max_ms: i32,
     pub min_bytes: i32,
     pub max_bytes: i32,

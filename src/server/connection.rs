@@ -1,4 +1,5 @@
-//! One client connection: read a frame, serve it, write the answer, repeat.
+//! One client connection: the TLS handshake and SASL authentication its listener asks for,
+//! then read a frame, serve it, write the answer, repeat.
 //!
 //! Requests on a connection are served one at a time in arrival order, as Kafka does
 //! (it mutes a channel until its response is sent), so responses leave in request order
@@ -11,27 +12,142 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gregor_protocol::{decode_request, FrameReader};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tracing::{debug, warn};
+use tokio_rustls::TlsAcceptor;
+use tracing::{debug, info, warn};
 
-use super::send::write_response;
+use super::listener::ListenerContext;
+use super::sasl_authenticator::{self, Authenticated};
+use super::send::{write_response, write_response_copying};
 use super::Shutdown;
 use crate::broker::Broker;
-use crate::handlers::{self, Reply};
+use crate::handlers::{self, Reply, ResponsePart, Session};
 use crate::metrics::{self, ConnectionGuard};
+use crate::security::KafkaPrincipal;
+
+/// How long a client has to complete the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where a connection's responses go: straight to the socket (file parts with sendfile), or
+/// through TLS (file parts read into memory first).
+// Used only inside the crate with concrete types, so the futures' Send-ness need not be named.
+#[allow(async_fn_in_trait)]
+pub trait ResponseSink {
+    async fn send(&mut self, parts: &[ResponsePart]) -> std::io::Result<()>;
+}
+
+impl ResponseSink for tokio::net::tcp::OwnedWriteHalf {
+    async fn send(&mut self, parts: &[ResponsePart]) -> std::io::Result<()> {
+        write_response(self, parts).await
+    }
+}
+
+/// The write side of a TLS connection.
+struct TlsSink<W>(W);
+
+impl<W: AsyncWrite + Unpin> ResponseSink for TlsSink<W> {
+    async fn send(&mut self, parts: &[ResponsePart]) -> std::io::Result<()> {
+        write_response_copying(&mut self.0, parts).await
+    }
+}
 
 pub async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     broker: Arc<Broker>,
-    mut shutdown: Shutdown,
+    listener: Arc<ListenerContext>,
+    shutdown: Shutdown,
     _counted: ConnectionGuard,
 ) {
     let _ = stream.set_nodelay(true);
-    let (read_half, mut write_half) = stream.into_split();
-    let mut reader = FrameReader::new(read_half, broker.config.socket_request_max_bytes);
+    let max_frame = broker.config.socket_request_max_bytes;
+    let mut session = Session {
+        listener_name: listener.name.clone(),
+        security_protocol: listener.security_protocol,
+        client_host: format!("/{}", peer.ip()),
+        principal: KafkaPrincipal::anonymous(),
+    };
+    let Some(tls) = &listener.tls else {
+        let (read_half, write_half) = stream.into_split();
+        let reader = FrameReader::new(read_half, max_frame);
+        serve(
+            reader, write_half, peer, broker, &listener, session, shutdown,
+        )
+        .await;
+        return;
+    };
+    let acceptor = TlsAcceptor::from(tls.server_config.clone());
+    let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            listener.counters.authentication_failed();
+            info!(%peer, listener = %listener.name, error = %e, "TLS handshake failed; closing connection");
+            return;
+        }
+        Err(_) => {
+            listener.counters.authentication_failed();
+            info!(%peer, listener = %listener.name, "TLS handshake timed out; closing connection");
+            return;
+        }
+    };
+    match tls.principal(stream.get_ref().1.peer_certificates()) {
+        Ok(principal) => session.principal = principal,
+        Err(e) => {
+            listener.counters.authentication_failed();
+            info!(%peer, listener = %listener.name, error = %e, "no principal for the client certificate; closing connection");
+            return;
+        }
+    }
+    if listener.sasl.is_none() {
+        listener.counters.authenticated();
+    }
+    let (read_half, write_half) = tokio::io::split(stream);
+    let reader = FrameReader::new(read_half, max_frame);
+    serve(
+        reader,
+        TlsSink(write_half),
+        peer,
+        broker,
+        &listener,
+        session,
+        shutdown,
+    )
+    .await;
+}
+
+/// Authenticates the client where the listener uses SASL, then serves its requests.
+async fn serve<R, W>(
+    mut reader: FrameReader<R>,
+    mut writer: W,
+    peer: SocketAddr,
+    broker: Arc<Broker>,
+    listener: &ListenerContext,
+    mut session: Session,
+    mut shutdown: Shutdown,
+) where
+    R: AsyncRead + Unpin,
+    W: ResponseSink,
+{
     let idle = Duration::from_millis(broker.config.connections_max_idle_ms);
-    let client_host = format!("/{}", peer.ip());
+    // A SASL session's end (KIP-368): past it, the client must authenticate again.
+    let mut session_expires: Option<Instant> = None;
+    if let Some(sasl) = &listener.sasl {
+        match sasl_authenticator::authenticate(&mut reader, &mut writer, sasl, &broker, peer, None)
+            .await
+        {
+            Authenticated::Yes { principal, expires } => {
+                listener.counters.authenticated();
+                session.principal = principal;
+                session_expires = expires;
+            }
+            Authenticated::No => {
+                listener.counters.authentication_failed();
+                return;
+            }
+            Authenticated::Gone => return,
+        }
+    }
     loop {
         let frame = tokio::select! {
             read = tokio::time::timeout(idle, reader.read_frame()) => match read {
@@ -62,6 +178,36 @@ pub async fn serve_connection(
                 return;
             }
         };
+        if let Some(sasl) = &listener.sasl {
+            // Re-authentication (KIP-368) starts with a SaslHandshake on an open session.
+            if sasl_authenticator::is_handshake(&request) {
+                match sasl_authenticator::authenticate(
+                    &mut reader,
+                    &mut writer,
+                    sasl,
+                    &broker,
+                    peer,
+                    Some((request, &session.principal)),
+                )
+                .await
+                {
+                    Authenticated::Yes { expires, .. } => {
+                        listener.counters.authenticated();
+                        session_expires = expires;
+                        continue;
+                    }
+                    Authenticated::No => {
+                        listener.counters.authentication_failed();
+                        return;
+                    }
+                    Authenticated::Gone => return,
+                }
+            }
+            if session_expires.is_some_and(|at| Instant::now() >= at) {
+                info!(%peer, principal = %session.principal, "SASL session expired without re-authentication; closing connection");
+                return;
+            }
+        }
         let timing = metrics::request(
             request.api_key,
             request.api_version,
@@ -70,10 +216,10 @@ pub async fn serve_connection(
         timing.queued(read_at.elapsed());
         // Boxed: the largest handler's state would otherwise sit in every connection's
         // task, idle or not (2.4 KB of the 3 KB an idle connection costs).
-        let reply = Box::pin(handlers::handle(&broker, request, &client_host)).await;
+        let reply = Box::pin(handlers::handle(&broker, request, &session)).await;
         match reply {
             Reply::Send(parts) => {
-                let written = write_response(&mut write_half, &parts).await;
+                let written = writer.send(&parts).await;
                 timing.done(read_at.elapsed());
                 if let Err(e) = written {
                     debug!(%peer, error = %e, "write failed; closing connection");

@@ -7,6 +7,7 @@ pub mod connection;
 pub mod heap_release;
 pub mod listener;
 pub mod metrics_http;
+pub mod sasl_authenticator;
 pub mod send;
 pub mod shutdown;
 

@@ -34,6 +34,40 @@ pub async fn write_response(w: &mut OwnedWriteHalf, parts: &[ResponsePart]) -> i
     written.and(uncorked)
 }
 
+/// Writes one response frame through a stream that is not the socket itself (TLS): file parts
+/// are read into memory a chunk at a time and written like the rest. (Kafka does the same on
+/// its SSL listeners: no zero-copy transfer through TLS.)
+pub async fn write_response_copying<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    parts: &[ResponsePart],
+) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    const CHUNK: usize = 256 * 1024;
+    let mut pending: Vec<Bytes> = Vec::new();
+    for part in parts {
+        match part {
+            ResponsePart::Bytes(b) => pending.push(b.clone()),
+            ResponsePart::File(range) => {
+                write_parts(w, &pending).await?;
+                pending.clear();
+                let mut buf = vec![0u8; CHUNK.min(range.len)];
+                let mut done = 0usize;
+                while done < range.len {
+                    let n = CHUNK.min(range.len - done);
+                    // A read from the page cache, on this thread, as sendfile's would be.
+                    range
+                        .file
+                        .read_exact_at(&mut buf[..n], range.position + done as u64)?;
+                    w.write_all(&buf[..n]).await?;
+                    done += n;
+                }
+            }
+        }
+    }
+    write_parts(w, &pending).await?;
+    w.flush().await
+}
+
 /// Bytes parts in runs, one vectored write per run, and a sendfile for each file part.
 async fn write_mixed(w: &mut OwnedWriteHalf, parts: &[ResponsePart]) -> io::Result<()> {
     let mut pending: Vec<Bytes> = Vec::new();

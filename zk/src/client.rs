@@ -824,6 +824,46 @@ impl ZkClient {
         self.announce_config_change(&format!("topics/{name}")).await
     }
 
+    /// The configs of `/config/<entity_path>` (e.g. `users/alice`: SCRAM credentials and
+    /// quotas), empty if none.
+    pub async fn get_entity_config_at(
+        &self,
+        entity_path: &str,
+    ) -> Result<BTreeMap<String, String>> {
+        self.get_entity_config(&format!("{}/{entity_path}", paths::CONFIG))
+            .await
+    }
+
+    /// Replaces the configs of `/config/<entity_path>` and announces it as Kafka's
+    /// `AdminZkClient.changeConfigs` does (`"entity_path":"users/alice"`).
+    pub async fn set_entity_config_at(
+        &self,
+        entity_path: &str,
+        config: &BTreeMap<String, String>,
+    ) -> Result<String> {
+        self.write_entity_config(&format!("{}/{entity_path}", paths::CONFIG), config)
+            .await?;
+        self.announce_config_change(entity_path).await
+    }
+
+    /// The entity paths with configs under `/config/users` and `/config/clients`:
+    /// `users/<u>`, `users/<u>/clients/<c>`, `clients/<c>` (names as stored, sanitized).
+    pub async fn list_quota_entity_paths(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for user in self.get_children(paths::CONFIG_USERS).await? {
+            let user_path = format!("users/{user}");
+            let clients = self
+                .get_children(&format!("{}/{user}/clients", paths::CONFIG_USERS))
+                .await?;
+            out.push(user_path.clone());
+            out.extend(clients.iter().map(|c| format!("{user_path}/clients/{c}")));
+        }
+        for client in self.get_children("/config/clients").await? {
+            out.push(format!("clients/{client}"));
+        }
+        Ok(out)
+    }
+
     /// Every `/config/brokers/<entity>` (a broker id or `<default>`) with its configs:
     /// Kafka's dynamic broker configs.
     pub async fn get_broker_configs(&self) -> Result<BTreeMap<String, BTreeMap<String, String>>> {

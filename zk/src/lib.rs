@@ -95,6 +95,51 @@ pub mod paths {
         format!("{CONFIG_BROKERS}/{entity}")
     }
 
+    /// `/config/users`: SCRAM credentials and quotas of each user.
+    pub const CONFIG_USERS: &str = "/config/users";
+
+    /// `/config/users/<user>`, the name sanitized as Kafka's `Sanitizer.sanitize` does.
+    pub fn user_config(user: &str) -> String {
+        format!("{CONFIG_USERS}/{}", sanitize(user))
+    }
+
+    /// Kafka's `Sanitizer.sanitize`: URL-encoding (UTF-8), with `*` as `%2A` and a space as
+    /// `%20`, so that any principal name is one znode name.
+    pub fn sanitize(name: &str) -> String {
+        let mut out = String::with_capacity(name.len());
+        for b in name.bytes() {
+            match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'_' => out.push(b as char),
+                _ => out.push_str(&format!("%{b:02X}")),
+            }
+        }
+        out
+    }
+
+    /// Kafka's `Sanitizer.desanitize`: the name a sanitized znode name stands for.
+    pub fn desanitize(name: &str) -> String {
+        let bytes = name.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            let hex = (bytes[i] == b'%')
+                .then(|| name.get(i + 1..i + 3))
+                .flatten()
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match hex {
+                Some(b) => {
+                    out.push(b);
+                    i += 3;
+                }
+                None => {
+                    out.push(bytes[i]);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
     /// `/admin/delete_topics/<topic>`
     pub fn delete_topic(topic: &str) -> String {
         format!("{ADMIN_DELETE_TOPICS}/{topic}")
@@ -103,6 +148,14 @@ pub mod paths {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn user_names_are_sanitized_as_kafka_does() {
+        use super::paths::{desanitize, sanitize, user_config};
+        assert_eq!(user_config("alice"), "/config/users/alice");
+        assert_eq!(sanitize("User:a b*c/é"), "User%3Aa%20b%2Ac%2F%C3%A9");
+        assert_eq!(desanitize("User%3Aa%20b%2Ac%2F%C3%A9"), "User:a b*c/é");
+    }
+
     #[test]
     fn partition_state_path_matches_kafka() {
         assert_eq!(

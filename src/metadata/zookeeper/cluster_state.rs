@@ -18,7 +18,9 @@ use uuid::Uuid;
 
 use crate::config::{BrokerEntity, DynamicBrokerConfigs};
 use crate::metadata::reassignment::ReplicaAssignment;
-use crate::metadata::{BrokerEndpoint, MetadataImage, PartitionMetadata, TopicMetadata};
+use crate::metadata::{
+    BrokerEndpoint, ListenerEndpoint, MetadataImage, PartitionMetadata, TopicMetadata,
+};
 
 /// One topic: `/brokers/topics/<t>`, `/config/topics/<t>` and its partition state znodes.
 #[derive(Clone, Debug)]
@@ -157,17 +159,25 @@ impl ClusterState {
             .values()
             .filter_map(|b| {
                 let path = gregor_zk::paths::broker_id(b.value.broker_id);
-                let endpoint = match b.value.parsed_endpoints(&path) {
-                    Ok(endpoints) => endpoints.into_iter().next(),
+                let endpoints = match b.value.parsed_endpoints(&path) {
+                    Ok(endpoints) => endpoints,
                     Err(e) => {
                         warn!(broker = b.value.broker_id, error = %e, "bad broker registration");
-                        None
+                        return None;
                     }
-                }?;
+                };
                 Some(BrokerEndpoint {
                     id: b.value.broker_id,
-                    host: endpoint.host,
-                    port: u16::try_from(endpoint.port).ok()?,
+                    endpoints: endpoints
+                        .into_iter()
+                        .filter_map(|e| {
+                            Some(ListenerEndpoint {
+                                listener: e.listener_name,
+                                host: e.host,
+                                port: u16::try_from(e.port).ok()?,
+                            })
+                        })
+                        .collect(),
                     rack: b.value.rack.clone(),
                 })
             })

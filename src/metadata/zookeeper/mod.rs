@@ -39,8 +39,8 @@ use tracing::{debug, info, warn};
 
 use super::reassignment::{self, OngoingReassignment, ReassignmentResults};
 use super::{
-    ElectionOutcome, ElectionResults, ElectionType, IsrChange, MetadataError, MetadataImage,
-    MetadataStore, PartitionMetadata, TopicMetadata,
+    ConfigEntity, ElectionOutcome, ElectionResults, ElectionType, EntityConfig, IsrChange,
+    MetadataError, MetadataImage, MetadataStore, PartitionMetadata, TopicMetadata,
 };
 use crate::config::BrokerConfig;
 use crate::metrics::{self, ZkSessionState};
@@ -119,7 +119,7 @@ fn registration(config: &BrokerConfig, broker_id: i32) -> BrokerRegistration {
         .iter()
         .map(|l| Endpoint {
             listener_name: l.name.clone(),
-            security_protocol: "PLAINTEXT".into(),
+            security_protocol: l.security_protocol.name().into(),
             host: if l.host == "0.0.0.0" || l.host.is_empty() {
                 "127.0.0.1".into()
             } else {
@@ -985,6 +985,55 @@ impl MetadataStore for ZookeeperMetadata {
                 image.dynamic_broker_configs.of(entity) == configs
             })
             .await
+        }
+        .boxed()
+    }
+
+    fn entity_config(
+        &self,
+        entity: ConfigEntity,
+    ) -> BoxFuture<'_, Result<EntityConfig, MetadataError>> {
+        async move {
+            let path = entity.path();
+            self.call(|zk| {
+                let path = path.clone();
+                async move { zk.get_entity_config_at(&path).await }
+            })
+            .await
+            .map_err(zk_err)
+        }
+        .boxed()
+    }
+
+    fn config_entities(&self) -> BoxFuture<'_, Result<Vec<ConfigEntity>, MetadataError>> {
+        async move {
+            let paths = self
+                .call(|zk| async move { zk.list_quota_entity_paths().await })
+                .await
+                .map_err(zk_err)?;
+            Ok(paths
+                .iter()
+                .filter_map(|p| ConfigEntity::from_path(p))
+                .collect())
+        }
+        .boxed()
+    }
+
+    fn set_entity_config(
+        &self,
+        entity: ConfigEntity,
+        configs: EntityConfig,
+    ) -> BoxFuture<'_, Result<(), MetadataError>> {
+        async move {
+            let new = &configs;
+            let path = entity.path();
+            self.call(|zk| {
+                let path = path.clone();
+                async move { zk.set_entity_config_at(&path, new).await }
+            })
+            .await
+            .map(|_| ())
+            .map_err(zk_err)
         }
         .boxed()
     }

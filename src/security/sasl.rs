@@ -1,0 +1,437 @@
+//! SASL on a SASL_PLAINTEXT or SASL_SSL listener: which mechanisms it offers
+//! (`sasl.enabled.mechanisms`, per listener as `listener.name.<l>.sasl.enabled.mechanisms`),
+//! PLAIN's users (from the JAAS text of `listener.name.<l>.plain.sasl.jaas.config`, as Kafka's
+//! `PlainLoginModule` options `user_<name>="<password>"`), and OAUTHBEARER's unsecured-token
+//! validation (Kafka's default `OAuthBearerUnsecuredValidatorCallbackHandler`). SCRAM's
+//! exchange is in `scram`; its credentials live in the metadata store.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use thiserror::Error;
+
+use super::scram::ScramMechanism;
+use crate::config::BrokerConfig;
+
+/// A SASL mechanism gregor has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mechanism {
+    Plain,
+    Scram(ScramMechanism),
+    OAuthBearer,
+}
+
+impl Mechanism {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mechanism::Plain => "PLAIN",
+            Mechanism::Scram(m) => m.name(),
+            Mechanism::OAuthBearer => "OAUTHBEARER",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "PLAIN" => Some(Mechanism::Plain),
+            "OAUTHBEARER" => Some(Mechanism::OAuthBearer),
+            other => ScramMechanism::from_name(other).map(Mechanism::Scram),
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+#[error("listener {listener}: {what}")]
+pub struct SaslConfigError {
+    listener: String,
+    what: String,
+}
+
+/// OAUTHBEARER's unsecured validator options (`unsecuredValidator*` in the JAAS text).
+#[derive(Clone, Debug)]
+struct UnsecuredValidator {
+    principal_claim: String,
+    scope_claim: String,
+    required_scope: Vec<String>,
+    allowable_clock_skew_ms: i64,
+}
+
+/// One SASL listener's settings.
+pub struct SaslListener {
+    /// The enabled mechanisms, in configured order (SaslHandshake lists them so).
+    pub mechanisms: Vec<Mechanism>,
+    plain_users: HashMap<String, String>,
+    oauth: Option<UnsecuredValidator>,
+    /// `connections.max.reauth.ms` (KIP-368): 0 means sessions never expire.
+    pub max_reauth_ms: i64,
+    /// `connection.failed.authentication.delay.ms`: a failed client waits this long for its
+    /// answer, so that a client retrying in a loop cannot hammer the broker.
+    pub failed_authentication_delay: Duration,
+}
+
+impl SaslListener {
+    pub fn from_config(config: &BrokerConfig, listener: &str) -> Result<Self, SaslConfigError> {
+        let err = |what: String| SaslConfigError {
+            listener: listener.to_string(),
+            what,
+        };
+        let enabled = config
+            .listener_value(listener, "sasl.enabled.mechanisms")
+            .unwrap_or_default();
+        let mut mechanisms = Vec::new();
+        for name in crate::config::split_list(&enabled) {
+            let m = Mechanism::from_name(&name).ok_or_else(|| {
+                err(format!(
+                    "sasl.enabled.mechanisms has {name}, which gregor does not have (it has PLAIN, \
+                     SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER; the default GSSAPI is Kerberos)"
+                ))
+            })?;
+            mechanisms.push(m);
+        }
+        if mechanisms.is_empty() {
+            return Err(err("sasl.enabled.mechanisms is empty".into()));
+        }
+        let jaas = |m: Mechanism| {
+            config.listener_only_value(
+                listener,
+                &format!("{}.sasl.jaas.config", m.name().to_ascii_lowercase()),
+            )
+        };
+        let mut plain_users = HashMap::new();
+        if mechanisms.contains(&Mechanism::Plain) {
+            let text = jaas(Mechanism::Plain).ok_or_else(|| {
+                err(format!(
+                    "PLAIN needs its users in listener.name.{}.plain.sasl.jaas.config",
+                    listener.to_ascii_lowercase()
+                ))
+            })?;
+            let options = parse_jaas(&text).map_err(&err)?;
+            for (k, v) in options {
+                if let Some(user) = k.strip_prefix("user_") {
+                    plain_users.insert(user.to_string(), v);
+                }
+            }
+        }
+        let mut oauth = None;
+        if mechanisms.contains(&Mechanism::OAuthBearer) {
+            let handler = config
+                .listener_only_value(listener, "oauthbearer.sasl.server.callback.handler.class");
+            if let Some(class) = handler {
+                return Err(err(format!(
+                    "OAUTHBEARER validation by {class} is not available in gregor; without a \
+                     callback handler, unsecured tokens are validated (Kafka's default)"
+                )));
+            }
+            let options = match jaas(Mechanism::OAuthBearer) {
+                Some(text) => parse_jaas(&text).map_err(&err)?,
+                None => HashMap::new(),
+            };
+            oauth = Some(UnsecuredValidator {
+                principal_claim: options
+                    .get("unsecuredValidatorPrincipalClaimName")
+                    .cloned()
+                    .unwrap_or_else(|| "sub".into()),
+                scope_claim: options
+                    .get("unsecuredValidatorScopeClaimName")
+                    .cloned()
+                    .unwrap_or_else(|| "scope".into()),
+                required_scope: options
+                    .get("unsecuredValidatorRequiredScope")
+                    .map(|s| crate::config::split_list(s))
+                    .unwrap_or_default(),
+                allowable_clock_skew_ms: options
+                    .get("unsecuredValidatorAllowableClockSkewMs")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0),
+            });
+        }
+        Ok(SaslListener {
+            mechanisms,
+            plain_users,
+            oauth,
+            max_reauth_ms: config
+                .listener_value(listener, "connections.max.reauth.ms")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(config.connections_max_reauth_ms),
+            failed_authentication_delay: Duration::from_millis(
+                config.connection_failed_authentication_delay_ms,
+            ),
+        })
+    }
+
+    /// PLAIN (RFC 4616): `[authzid] NUL authcid NUL password`; returns the user.
+    pub fn authenticate_plain(&self, message: &[u8]) -> Result<String, String> {
+        let text = std::str::from_utf8(message)
+            .map_err(|_| "Authentication failed: invalid SASL/PLAIN request".to_string())?;
+        let mut fields = text.split('\0');
+        let (Some(authzid), Some(user), Some(password), None) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            return Err(
+                "Authentication failed: invalid SASL/PLAIN request: expected 3 tokens".into(),
+            );
+        };
+        if user.is_empty() {
+            return Err("Authentication failed: username not specified".into());
+        }
+        if password.is_empty() {
+            return Err("Authentication failed: password not specified".into());
+        }
+        if !authzid.is_empty() && authzid != user {
+            return Err("Authentication failed: Client requested an authorization id that is different from username".into());
+        }
+        let ok = self.plain_users.get(user).is_some_and(|expected| {
+            bool::from(subtle::ConstantTimeEq::ct_eq(
+                expected.as_bytes(),
+                password.as_bytes(),
+            ))
+        });
+        if ok {
+            Ok(user.to_string())
+        } else {
+            Err("Authentication failed: Invalid username or password".into())
+        }
+    }
+
+    /// OAUTHBEARER (RFC 7628) with an unsecured JWS (`alg: none`), as Kafka's default
+    /// validator checks it: the principal claim, `exp` in the future, `iat` not in it (both
+    /// with the allowed clock skew), and the required scope. Returns the principal and the
+    /// token's expiry (ms since the epoch).
+    pub fn authenticate_oauthbearer(&self, message: &[u8]) -> Result<(String, i64), String> {
+        let Some(v) = &self.oauth else {
+            return Err("OAUTHBEARER is not enabled".into());
+        };
+        let text = std::str::from_utf8(message).map_err(|_| "invalid OAUTHBEARER message")?;
+        // gs2-header \x01 key=value \x01 ... \x01 \x01
+        let (gs2, rest) = text
+            .split_once('\u{1}')
+            .ok_or("invalid OAUTHBEARER message: no key-value pairs")?;
+        if !gs2.starts_with("n,") && !gs2.starts_with("y,") {
+            return Err("invalid OAUTHBEARER message: bad gs2 header".into());
+        }
+        let token = rest
+            .split('\u{1}')
+            .find_map(|kv| kv.strip_prefix("auth="))
+            .and_then(|a| {
+                a.strip_prefix("Bearer ")
+                    .or_else(|| a.strip_prefix("bearer "))
+            })
+            .ok_or("invalid OAUTHBEARER message: no auth=Bearer token")?
+            .trim();
+        let claims = unsecured_jws_claims(token)?;
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let seconds = |name: &str| -> Result<Option<i64>, String> {
+            match claims.get(name) {
+                None => Ok(None),
+                Some(serde_json::Value::Number(n)) => n
+                    .as_f64()
+                    .map(|s| Some((s * 1000.0) as i64))
+                    .ok_or_else(|| format!("claim {name} is not a number")),
+                Some(_) => Err(format!("claim {name} is not a number")),
+            }
+        };
+        let exp = seconds("exp")?.ok_or("the token has no exp claim")?;
+        if exp + v.allowable_clock_skew_ms <= now_ms {
+            return Err(format!("the token expired at {exp} ms"));
+        }
+        if let Some(iat) = seconds("iat")? {
+            if iat - v.allowable_clock_skew_ms > now_ms {
+                return Err("the token's iat is in the future".into());
+            }
+        }
+        let principal = claims
+            .get(&v.principal_claim)
+            .and_then(|p| p.as_str())
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| format!("the token has no {} claim", v.principal_claim))?;
+        if !v.required_scope.is_empty() {
+            let scope: Vec<String> = match claims.get(&v.scope_claim) {
+                Some(serde_json::Value::String(s)) => s.split(' ').map(str::to_string).collect(),
+                Some(serde_json::Value::Array(a)) => a
+                    .iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            if let Some(missing) = v.required_scope.iter().find(|s| !scope.contains(s)) {
+                return Err(format!("the token's scope lacks {missing}"));
+            }
+        }
+        Ok((principal.to_string(), exp))
+    }
+}
+
+/// The claims of an unsecured JWS `base64url(header).base64url(claims).` whose header says
+/// `"alg":"none"`.
+fn unsecured_jws_claims(token: &str) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    let parts: Vec<&str> = token.split('.').collect();
+    if parts.len() != 3 || !parts[2].is_empty() {
+        return Err("not an unsecured JWS (header.claims. with an empty signature)".into());
+    }
+    let decode =
+        |part: &str, what: &str| -> Result<serde_json::Map<String, serde_json::Value>, String> {
+            let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(part.trim_end_matches('='))
+                .map_err(|e| format!("the token's {what} is not base64url: {e}"))?;
+            match serde_json::from_slice(&bytes) {
+                Ok(serde_json::Value::Object(m)) => Ok(m),
+                _ => Err(format!("the token's {what} is not a JSON object")),
+            }
+        };
+    let header = decode(parts[0], "header")?;
+    if header.get("alg").and_then(|a| a.as_str()) != Some("none") {
+        return Err("the token is not unsecured (alg is not none)".into());
+    }
+    decode(parts[1], "claims")
+}
+
+/// The options of a JAAS entry as Kafka's `sasl.jaas.config` holds it:
+/// `<LoginModule class> <required|requisite|sufficient|optional> key="value" key=value ... ;`.
+pub fn parse_jaas(text: &str) -> Result<HashMap<String, String>, String> {
+    let bad = |why: &str| format!("bad sasl.jaas.config: {why}");
+    let text = text.trim();
+    let body = text
+        .strip_suffix(';')
+        .ok_or_else(|| bad("it must end with ';'"))?;
+    let mut rest = body.trim_start();
+    let mut words = 0;
+    // The module class and the control flag.
+    while words < 2 {
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        if end == 0 {
+            return Err(bad("it needs a login module and a control flag"));
+        }
+        rest = rest[end..].trim_start();
+        words += 1;
+    }
+    let mut options = HashMap::new();
+    while !rest.is_empty() {
+        let eq = rest.find('=').ok_or_else(|| bad("an option without '='"))?;
+        let key = rest[..eq].trim().to_string();
+        rest = rest[eq + 1..].trim_start();
+        let value;
+        if let Some(quoted) = rest.strip_prefix('"') {
+            let mut out = String::new();
+            let mut chars = quoted.char_indices();
+            let mut end = None;
+            while let Some((i, ch)) = chars.next() {
+                match ch {
+                    '\\' => {
+                        if let Some((_, next)) = chars.next() {
+                            out.push(next);
+                        }
+                    }
+                    '"' => {
+                        end = Some(i);
+                        break;
+                    }
+                    _ => out.push(ch),
+                }
+            }
+            let end = end.ok_or_else(|| bad("an unterminated quoted value"))?;
+            value = out;
+            rest = quoted[end + 1..].trim_start();
+        } else {
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            value = rest[..end].to_string();
+            rest = rest[end..].trim_start();
+        }
+        options.insert(key, value);
+    }
+    Ok(options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jaas_options_are_read() {
+        let o = parse_jaas(
+            r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="a\"b" user_alice="alice-secret" user_bob=bob;"#,
+        )
+        .unwrap();
+        assert_eq!(o["username"], "admin");
+        assert_eq!(o["password"], "a\"b");
+        assert_eq!(o["user_alice"], "alice-secret");
+        assert_eq!(o["user_bob"], "bob");
+        assert!(parse_jaas("x required a=b").is_err());
+        assert!(parse_jaas("x required a=\"b;").is_err());
+        assert!(parse_jaas("x required ;").unwrap().is_empty());
+    }
+
+    fn listener(users: &[(&str, &str)]) -> SaslListener {
+        SaslListener {
+            mechanisms: vec![Mechanism::Plain, Mechanism::OAuthBearer],
+            plain_users: users
+                .iter()
+                .map(|(u, p)| (u.to_string(), p.to_string()))
+                .collect(),
+            oauth: Some(UnsecuredValidator {
+                principal_claim: "sub".into(),
+                scope_claim: "scope".into(),
+                required_scope: vec![],
+                allowable_clock_skew_ms: 0,
+            }),
+            max_reauth_ms: 0,
+            failed_authentication_delay: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn plain_checks_user_password_and_authzid() {
+        let l = listener(&[("alice", "s3cret")]);
+        assert_eq!(l.authenticate_plain(b"\0alice\0s3cret").unwrap(), "alice");
+        assert_eq!(
+            l.authenticate_plain(b"alice\0alice\0s3cret").unwrap(),
+            "alice"
+        );
+        assert!(l.authenticate_plain(b"\0alice\0wrong").is_err());
+        assert!(l.authenticate_plain(b"\0bob\0s3cret").is_err());
+        assert!(l.authenticate_plain(b"bob\0alice\0s3cret").is_err());
+        assert!(l.authenticate_plain(b"alice\0s3cret").is_err());
+    }
+
+    fn token(claims: &str, alg: &str) -> String {
+        let e = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        format!(
+            "n,,\u{1}auth=Bearer {}.{}.\u{1}\u{1}",
+            e(&format!("{{\"alg\":\"{alg}\"}}")),
+            e(claims)
+        )
+    }
+
+    #[test]
+    fn unsecured_tokens_are_validated() {
+        let l = listener(&[]);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let good = token(
+            &format!(
+                "{{\"sub\":\"alice\",\"iat\":{},\"exp\":{}}}",
+                now - 1,
+                now + 60
+            ),
+            "none",
+        );
+        let (who, exp) = l.authenticate_oauthbearer(good.as_bytes()).unwrap();
+        assert_eq!(who, "alice");
+        assert_eq!(exp, ((now + 60) * 1000) as i64);
+        let expired = token(
+            &format!("{{\"sub\":\"alice\",\"exp\":{}}}", now - 10),
+            "none",
+        );
+        assert!(l.authenticate_oauthbearer(expired.as_bytes()).is_err());
+        let signed = token(
+            &format!("{{\"sub\":\"alice\",\"exp\":{}}}", now + 60),
+            "RS256",
+        );
+        assert!(l.authenticate_oauthbearer(signed.as_bytes()).is_err());
+        let anonymous = token(&format!("{{\"exp\":{}}}", now + 60), "none");
+        assert!(l.authenticate_oauthbearer(anonymous.as_bytes()).is_err());
+    }
+}

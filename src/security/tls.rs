@@ -1,0 +1,497 @@
+//! TLS listeners: the rustls server configuration of one SSL or SASL_SSL listener, built from
+//! Kafka's `ssl.*` keys (each overridable per listener as `listener.name.<l>.ssl.*`), and the
+//! principal of a client certificate (`ssl.principal.mapping.rules`).
+//!
+//! Keystores and truststores are PEM (`ssl.keystore.type=PEM`, `ssl.truststore.type=PEM`): a
+//! file (`ssl.keystore.location`: the private key and the certificate chain in one file, as
+//! Kafka reads it) or inline values (`ssl.keystore.key`, `ssl.keystore.certificate.chain`,
+//! `ssl.truststore.certificates`). JKS and PKCS12 stores, and encrypted keys, are refused at start
+//! with a message that says so.
+
+use std::sync::Arc;
+
+use regex::Regex;
+use rustls::crypto::CryptoProvider;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use thiserror::Error;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use super::KafkaPrincipal;
+use crate::config::BrokerConfig;
+
+/// Why a listener's TLS settings cannot be used.
+#[derive(Debug, Error)]
+pub enum TlsConfigError {
+    #[error("listener {listener}: {key}={value} is not supported: gregor reads PEM stores only (set {key}=PEM)")]
+    StoreType {
+        listener: String,
+        key: &'static str,
+        value: String,
+    },
+    #[error("listener {listener}: {what}")]
+    Invalid { listener: String, what: String },
+}
+
+/// Who may connect to a TLS listener (`ssl.client.auth`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientAuth {
+    None,
+    Requested,
+    Required,
+}
+
+/// One TLS listener's server side: the rustls configuration and how a client certificate
+/// becomes a principal.
+pub struct TlsListener {
+    pub server_config: Arc<ServerConfig>,
+    pub client_auth: ClientAuth,
+    pub principal_mapper: PrincipalMapper,
+}
+
+impl TlsListener {
+    /// Reads the listener's `ssl.*` settings and the files they name.
+    pub fn from_config(config: &BrokerConfig, listener: &str) -> Result<Self, TlsConfigError> {
+        let invalid = |what: String| TlsConfigError::Invalid {
+            listener: listener.to_string(),
+            what,
+        };
+        let value = |key: &str| {
+            config
+                .listener_value(listener, key)
+                .filter(|v| !v.is_empty())
+        };
+        for key in ["ssl.keystore.type", "ssl.truststore.type"] {
+            let store_type = value(key).unwrap_or_else(|| "JKS".into());
+            // A JKS default with no store configured at all is harmless (truststore unset).
+            let location = key.replace(".type", ".location");
+            let used = value(&location).is_some()
+                || (key == "ssl.keystore.type" && value("ssl.keystore.key").is_some())
+                || (key == "ssl.truststore.type" && value("ssl.truststore.certificates").is_some());
+            if used && !store_type.eq_ignore_ascii_case("PEM") {
+                return Err(TlsConfigError::StoreType {
+                    listener: listener.to_string(),
+                    key: if key == "ssl.keystore.type" {
+                        "ssl.keystore.type"
+                    } else {
+                        "ssl.truststore.type"
+                    },
+                    value: store_type,
+                });
+            }
+        }
+
+        let (chain, key) = match (
+            value("ssl.keystore.location"),
+            value("ssl.keystore.key"),
+            value("ssl.keystore.certificate.chain"),
+        ) {
+            (Some(path), None, None) => {
+                let pem = std::fs::read(&path).map_err(|e| {
+                    invalid(format!("cannot read ssl.keystore.location {path}: {e}"))
+                })?;
+                (
+                    certificates(&pem, "ssl.keystore.location").map_err(&invalid)?,
+                    private_key(&pem, "ssl.keystore.location").map_err(&invalid)?,
+                )
+            }
+            (None, Some(key), Some(chain)) => (
+                certificates(chain.as_bytes(), "ssl.keystore.certificate.chain")
+                    .map_err(&invalid)?,
+                private_key(key.as_bytes(), "ssl.keystore.key").map_err(&invalid)?,
+            ),
+            (None, None, None) => {
+                return Err(invalid(
+                    "a TLS listener needs ssl.keystore.location (or ssl.keystore.key and \
+                     ssl.keystore.certificate.chain)"
+                        .into(),
+                ))
+            }
+            _ => {
+                return Err(invalid(
+                    "set either ssl.keystore.location or both ssl.keystore.key and \
+                     ssl.keystore.certificate.chain"
+                        .into(),
+                ))
+            }
+        };
+
+        let client_auth = match value("ssl.client.auth").as_deref() {
+            None | Some("none") => ClientAuth::None,
+            Some("requested") => ClientAuth::Requested,
+            Some("required") => ClientAuth::Required,
+            Some(other) => {
+                return Err(invalid(format!(
+                    "ssl.client.auth={other} is not one of required, requested, none"
+                )))
+            }
+        };
+
+        let provider = Arc::new(
+            provider(value("ssl.cipher.suites").as_deref().unwrap_or("")).map_err(&invalid)?,
+        );
+        let versions = protocol_versions(
+            value("ssl.enabled.protocols")
+                .as_deref()
+                .unwrap_or("TLSv1.2,TLSv1.3"),
+        )
+        .map_err(&invalid)?;
+        let builder = ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&versions)
+            .map_err(|e| invalid(e.to_string()))?;
+        let builder = match client_auth {
+            ClientAuth::None => builder.with_no_client_auth(),
+            ClientAuth::Requested | ClientAuth::Required => {
+                let mut roots = RootCertStore::empty();
+                let trusted = match (
+                    value("ssl.truststore.location"),
+                    value("ssl.truststore.certificates"),
+                ) {
+                    (Some(path), _) => {
+                        let pem = std::fs::read(&path).map_err(|e| {
+                            invalid(format!("cannot read ssl.truststore.location {path}: {e}"))
+                        })?;
+                        certificates(&pem, "ssl.truststore.location").map_err(&invalid)?
+                    }
+                    (None, Some(inline)) => {
+                        certificates(inline.as_bytes(), "ssl.truststore.certificates")
+                            .map_err(&invalid)?
+                    }
+                    (None, None) => {
+                        return Err(invalid(
+                            "ssl.client.auth needs a truststore (ssl.truststore.location) to \
+                             check client certificates against"
+                                .into(),
+                        ))
+                    }
+                };
+                for cert in trusted {
+                    roots
+                        .add(cert)
+                        .map_err(|e| invalid(format!("a truststore certificate: {e}")))?;
+                }
+                let verifier =
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+                let verifier = if client_auth == ClientAuth::Requested {
+                    verifier.allow_unauthenticated()
+                } else {
+                    verifier
+                };
+                builder.with_client_cert_verifier(
+                    verifier.build().map_err(|e| invalid(e.to_string()))?,
+                )
+            }
+        };
+        let mut server_config = builder
+            .with_single_cert(chain, key)
+            .map_err(|e| invalid(format!("the keystore's key and certificate: {e}")))?;
+        // Kafka speaks no ALPN; clients that offer some are not refused.
+        server_config.alpn_protocols.clear();
+        // No session resumption: every connection shows its certificate again (its principal
+        // is read from it), and OpenSSL clients that resume a session under another server
+        // name fail ("ssl3 ext invalid servername"). Kafka's connections are long-lived.
+        server_config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        server_config.send_tls13_tickets = 0;
+
+        let principal_mapper = PrincipalMapper::parse(
+            value("ssl.principal.mapping.rules")
+                .as_deref()
+                .unwrap_or("DEFAULT"),
+        )
+        .map_err(&invalid)?;
+        Ok(TlsListener {
+            server_config: Arc::new(server_config),
+            client_auth,
+            principal_mapper,
+        })
+    }
+
+    /// The principal of a TLS connection: the client certificate's subject (RFC 2253, as Java's
+    /// `X500Principal.getName()` writes it) through the mapping rules, or ANONYMOUS without one.
+    pub fn principal(
+        &self,
+        peer_certificates: Option<&[CertificateDer<'_>]>,
+    ) -> Result<KafkaPrincipal, String> {
+        let Some(leaf) = peer_certificates.and_then(|c| c.first()) else {
+            return Ok(KafkaPrincipal::anonymous());
+        };
+        let (_, cert) = X509Certificate::from_der(leaf.as_ref())
+            .map_err(|e| format!("unreadable client certificate: {e}"))?;
+        let dn = rfc2253_name(cert.subject());
+        self.principal_mapper.map(&dn).map(KafkaPrincipal::user)
+    }
+}
+
+/// Every certificate in a PEM text.
+fn certificates(pem: &[u8], key: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{key}: bad PEM certificate: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!("{key}: no certificate found"));
+    }
+    Ok(certs)
+}
+
+/// The one private key in a PEM text; encrypted keys are refused by name.
+fn private_key(pem: &[u8], key: &str) -> Result<PrivateKeyDer<'static>, String> {
+    if std::str::from_utf8(pem).is_ok_and(|t| t.contains("ENCRYPTED PRIVATE KEY")) {
+        return Err(format!(
+            "{key}: the private key is encrypted; gregor reads unencrypted PKCS#8, PKCS#1 or SEC1 keys only"
+        ));
+    }
+    PrivateKeyDer::from_pem_slice(pem).map_err(|e| format!("{key}: no usable private key: {e}"))
+}
+
+/// ring's cipher suites, or those of them named in `ssl.cipher.suites` (IANA names, as Java
+/// uses them; rustls calls the TLS 1.3 ones `TLS13_*`).
+fn provider(cipher_suites: &str) -> Result<CryptoProvider, String> {
+    // Deprecated in favour of aws-lc-rs for its post-quantum key exchange, which Kafka's
+    // clients do not offer; ring builds without cmake.
+    #[allow(deprecated)]
+    let mut provider = rustls::crypto::ring::default_provider();
+    let wanted = crate::config::split_list(cipher_suites);
+    if wanted.is_empty() {
+        return Ok(provider);
+    }
+    let iana = |s: &rustls::SupportedCipherSuite| {
+        let name = format!("{:?}", s.suite());
+        name.replacen("TLS13_", "TLS_", 1)
+    };
+    for w in &wanted {
+        if !provider.cipher_suites.iter().any(|s| &iana(s) == w) {
+            let known: Vec<String> = provider.cipher_suites.iter().map(iana).collect();
+            return Err(format!(
+                "ssl.cipher.suites: {w} is not available (available: {})",
+                known.join(",")
+            ));
+        }
+    }
+    provider.cipher_suites.retain(|s| wanted.contains(&iana(s)));
+    Ok(provider)
+}
+
+/// `ssl.enabled.protocols` as rustls versions: TLSv1.2 and TLSv1.3 (older ones are ignored;
+/// rustls has none of them).
+fn protocol_versions(
+    enabled: &str,
+) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, String> {
+    let mut out = Vec::new();
+    for p in crate::config::split_list(enabled) {
+        match p.as_str() {
+            "TLSv1.3" => out.push(&rustls::version::TLS13),
+            "TLSv1.2" => out.push(&rustls::version::TLS12),
+            _ => {}
+        }
+    }
+    if out.is_empty() {
+        return Err(format!(
+            "ssl.enabled.protocols={enabled} has neither TLSv1.2 nor TLSv1.3"
+        ));
+    }
+    Ok(out)
+}
+
+/// A distinguished name as Java's `X500Principal.getName()` (RFC 2253) writes it: the last RDN
+/// first, `type=value` joined by commas, multi-valued RDNs by `+`.
+fn rfc2253_name(name: &x509_parser::x509::X509Name<'_>) -> String {
+    let rdns: Vec<String> = name
+        .iter()
+        .map(|rdn| {
+            rdn.iter()
+                .map(|atv| {
+                    let oid = atv.attr_type().to_id_string();
+                    let keyword = match oid.as_str() {
+                        "2.5.4.3" => "CN",
+                        "2.5.4.6" => "C",
+                        "2.5.4.7" => "L",
+                        "2.5.4.8" => "ST",
+                        "2.5.4.9" => "STREET",
+                        "2.5.4.10" => "O",
+                        "2.5.4.11" => "OU",
+                        "0.9.2342.19200300.100.1.25" => "DC",
+                        "0.9.2342.19200300.100.1.1" => "UID",
+                        _ => "",
+                    };
+                    match (keyword, atv.as_str()) {
+                        ("", _) | (_, Err(_)) => {
+                            // Java writes unknown types as OID=#<hex of the DER value>.
+                            let hex: String = atv
+                                .attr_value()
+                                .data
+                                .iter()
+                                .map(|b| format!("{b:02x}"))
+                                .collect();
+                            format!("{oid}=#{hex}")
+                        }
+                        (k, Ok(v)) => format!("{k}={}", escape_rfc2253(v)),
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("+")
+        })
+        .collect();
+    rdns.into_iter().rev().collect::<Vec<_>>().join(",")
+}
+
+fn escape_rfc2253(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let last = value.chars().count().saturating_sub(1);
+    for (i, ch) in value.chars().enumerate() {
+        let special = matches!(ch, ',' | '+' | '"' | '\\' | '<' | '>' | ';')
+            || (i == 0 && (ch == '#' || ch == ' '))
+            || (i == last && ch == ' ');
+        if special {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// Kafka's `ssl.principal.mapping.rules`: `DEFAULT` (the whole DN) or
+/// `RULE:pattern/replacement/[LU]`, tried in order; the first rule whose pattern matches the
+/// whole DN gives the name.
+#[derive(Clone, Debug)]
+pub struct PrincipalMapper {
+    rules: Vec<MappingRule>,
+}
+
+#[derive(Clone, Debug)]
+enum MappingRule {
+    Default,
+    Rule {
+        pattern: Regex,
+        replacement: String,
+        case: Option<char>,
+    },
+}
+
+impl PrincipalMapper {
+    pub fn parse(rules: &str) -> Result<Self, String> {
+        let bad = |why: &str| format!("ssl.principal.mapping.rules={rules}: {why}");
+        let mut out = Vec::new();
+        let mut rest = rules.trim();
+        while !rest.is_empty() {
+            if let Some(after) = rest.strip_prefix("DEFAULT") {
+                out.push(MappingRule::Default);
+                rest = after;
+            } else if let Some(after) = rest.strip_prefix("RULE:") {
+                let (pattern, after) = split_unescaped(after)
+                    .ok_or_else(|| bad("a RULE needs pattern/replacement/"))?;
+                let (replacement, after) = split_unescaped(after)
+                    .ok_or_else(|| bad("a RULE needs pattern/replacement/"))?;
+                let (case, after) = match after.chars().next() {
+                    Some(c @ ('L' | 'U')) => (Some(c), &after[1..]),
+                    _ => (None, after),
+                };
+                let pattern = Regex::new(&format!("^(?:{pattern})$"))
+                    .map_err(|e| bad(&format!("bad pattern: {e}")))?;
+                out.push(MappingRule::Rule {
+                    pattern,
+                    replacement: replacement.replace("\\/", "/"),
+                    case,
+                });
+                rest = after;
+            } else {
+                return Err(bad("each rule is DEFAULT or RULE:pattern/replacement/[LU]"));
+            }
+            rest = rest.trim_start();
+            rest = rest.strip_prefix(',').unwrap_or(rest).trim_start();
+        }
+        if out.is_empty() {
+            out.push(MappingRule::Default);
+        }
+        Ok(PrincipalMapper { rules: out })
+    }
+
+    /// The short name for `dn`; no rule matching is an authentication failure, as in Kafka.
+    pub fn map(&self, dn: &str) -> Result<String, String> {
+        for rule in &self.rules {
+            match rule {
+                MappingRule::Default => return Ok(dn.to_string()),
+                MappingRule::Rule {
+                    pattern,
+                    replacement,
+                    case,
+                } => {
+                    if pattern.is_match(dn) {
+                        let name = pattern.replace_all(dn, replacement.as_str()).into_owned();
+                        return Ok(match case {
+                            Some('L') => name.to_lowercase(),
+                            Some('U') => name.to_uppercase(),
+                            _ => name,
+                        });
+                    }
+                }
+            }
+        }
+        Err(format!(
+            "no ssl.principal.mapping.rules rule applies to {dn}"
+        ))
+    }
+}
+
+/// Splits at the first `/` not escaped by a backslash: (before, after the slash).
+fn split_unescaped(s: &str) -> Option<(&str, &str)> {
+    let mut escaped = false;
+    for (i, ch) in s.char_indices() {
+        match ch {
+            '\\' if !escaped => escaped = true,
+            '/' if !escaped => return Some((&s[..i], &s[i + 1..])),
+            _ => escaped = false,
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_rule_keeps_the_whole_distinguished_name() {
+        let m = PrincipalMapper::parse("DEFAULT").unwrap();
+        assert_eq!(
+            m.map("CN=alice,OU=eng,O=acme").unwrap(),
+            "CN=alice,OU=eng,O=acme"
+        );
+    }
+
+    #[test]
+    fn rules_apply_in_order_with_case_and_fall_back_to_default() {
+        let m = PrincipalMapper::parse(
+            "RULE:^CN=(.*?),OU=ServiceUsers.*$/$1/L, RULE:^CN=([^,]*),O=(.*)$/$1@$2/U, DEFAULT",
+        )
+        .unwrap();
+        assert_eq!(
+            m.map("CN=Kafka-Svc,OU=ServiceUsers,O=acme").unwrap(),
+            "kafka-svc"
+        );
+        assert_eq!(m.map("CN=bob,O=acme").unwrap(), "BOB@ACME");
+        assert_eq!(m.map("CN=carol,OU=people").unwrap(), "CN=carol,OU=people");
+    }
+
+    #[test]
+    fn no_matching_rule_is_an_error() {
+        let m = PrincipalMapper::parse("RULE:^CN=(.*)$/$1/").unwrap();
+        assert_eq!(m.map("CN=x").unwrap(), "x");
+        assert!(m.map("OU=x").is_err());
+    }
+
+    #[test]
+    fn rfc2253_escapes_specials() {
+        assert_eq!(escape_rfc2253("a,b+c"), "a\\,b\\+c");
+        assert_eq!(escape_rfc2253(" x "), "\\ x\\ ");
+        assert_eq!(escape_rfc2253("#1"), "\\#1");
+    }
+
+    #[test]
+    fn bad_rules_are_refused() {
+        assert!(PrincipalMapper::parse("RULE:abc").is_err());
+        assert!(PrincipalMapper::parse("NOPE").is_err());
+        assert!(PrincipalMapper::parse("RULE:(/x/").is_err());
+    }
+}
