@@ -14,6 +14,12 @@ if ! command -v kcat >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y kcat
 fi
 
+# --- openssl (compat-tests/security_test.py makes its certificates with it) -----------------
+if ! command -v openssl >/dev/null 2>&1; then
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y openssl
+fi
+
 # --- iproute2 (`ip netns`, for the replication test's network partitions) --------------------
 if ! command -v ip >/dev/null 2>&1; then
     apt-get update

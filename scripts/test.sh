@@ -9,7 +9,8 @@
 # through confluent-kafka, replication under faults (compat-tests/replication_test.py), a
 # rolling restart under load, gregor with Apache Kafka 3.9 in one ZooKeeper-mode cluster
 # (compat-tests/kafka39_interop_test.py), then Kafka's DumpLogSegments and
-# kafka-consumer-groups. Lane B holds the rest: the fuzz targets for a bounded time
+# kafka-consumer-groups, and TLS and SASL listeners with four clients
+# (compat-tests/security_test.py). Lane B holds the rest: the fuzz targets for a bounded time
 # (scripts/fuzz.sh; its build overlaps lane A's test build), the client-compatibility suite for
 # franz-go, sarama, KafkaJS, @confluentinc/kafka-javascript and rskafka on a broker of its own,
 # the container test (tests/docker_test.py: the Dockerfile and docker-compose.yml run for
@@ -109,6 +110,10 @@ run_stage "Kafka's DumpLogSegments reads gregor's segments and indexes" 900 \
     bash log/tests/kafka_dump_log.sh || status=1
 run_stage "kafka-consumer-groups.sh, kafka-log-dirs.sh, DumpLogSegments --offsets-decoder" 600 \
     python3 tests/kafka_consumer_groups.py --broker target/release/gregor || status=1
+# --no-encrypted-key: gregor reads unencrypted PEM keys only (README, Security).
+run_stage "TLS and SASL with kcat, confluent-kafka, kafka-python, Java (ZooKeeper mode)" 900 \
+    python3 compat-tests/security_test.py --broker target/release/gregor --zookeeper \
+        --no-encrypted-key || status=1
 
 echo "=== lane B (printed when done)"
 wait "$lane_b_pid" || status=1

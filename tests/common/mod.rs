@@ -57,6 +57,12 @@ impl BrokerProcess {
         Self::start_with(Some(dir), None, overrides)
     }
 
+    /// A broker whose first listener is PLAINTEXT on `port`; the overrides (more listeners) come
+    /// after it, so `listeners=PLAINTEXT://127.0.0.1:<port>,...` may add others.
+    pub fn start_on_port(port: u16, overrides: &[&str]) -> BrokerProcess {
+        Self::start_with_port(None, None, Some(port), overrides)
+    }
+
     /// A broker whose soft and hard open-file limits are both `limit`.
     pub fn start_with_open_file_limit(limit: u32, overrides: &[&str]) -> BrokerProcess {
         Self::start_with(None, Some(limit), overrides)
@@ -66,6 +72,15 @@ impl BrokerProcess {
     fn start_with(
         dir: Option<&Path>,
         open_file_limit: Option<u32>,
+        overrides: &[&str],
+    ) -> BrokerProcess {
+        Self::start_with_port(dir, open_file_limit, None, overrides)
+    }
+
+    fn start_with_port(
+        dir: Option<&Path>,
+        open_file_limit: Option<u32>,
+        port: Option<u16>,
         overrides: &[&str],
     ) -> BrokerProcess {
         let tmp = match dir {
@@ -84,7 +99,7 @@ impl BrokerProcess {
             .find_map(|o| o.strip_prefix("metrics.port="))
             .map_or(0, |p| p.parse().expect("metrics.port is a port"));
         let mut b = BrokerProcess {
-            port: free_port(),
+            port: port.unwrap_or_else(free_port),
             metrics_port,
             dir,
             _tmp: tmp,
