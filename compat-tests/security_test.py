@@ -17,7 +17,8 @@ Listeners, all on 127.0.0.1 (free ports), inter-broker over PLAINTEXT:
   PLAINTEXT       admin, SCRAM user creation (Kafka's ConfigCommand), the plaintext cells
   SSL             TLS, ssl.client.auth=none
   MTLS            a named listener mapped to SSL, ssl.client.auth=required
-  SASL_SSL        PLAIN, SCRAM-SHA-512, SCRAM-SHA-256 (from the broker-wide sasl.enabled.mechanisms)
+  SASL_SSL        PLAIN, SCRAM-SHA-512, SCRAM-SHA-256 (from the broker-wide sasl.enabled.mechanisms);
+                  its key store is PKCS12 (ssl.keystore.type=PKCS12, ssl.keystore.password)
   SASL_PLAINTEXT  PLAIN, SCRAM-SHA-256, OAUTHBEARER (listener.name.sasl_plaintext.sasl.enabled.
                   mechanisms; Kafka's default unsecured-JWS OAUTHBEARER validator)
 
@@ -141,6 +142,7 @@ JAVA = ["java", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xshare:auto", "
 
 USERS = {"alice": "alice-secret", "bob": "bob-secret"}
 KEY_PASSWORD = "broker-key-secret"
+STORE_PASSWORD = "broker-store-secret"
 
 LISTENERS = {  # name -> security protocol
     "PLAINTEXT": "PLAINTEXT",
@@ -272,6 +274,11 @@ class Certs:
                  "-startdate", "20200101000000Z", "-enddate", "20200201000000Z", "-extensions", "client")
         for name in ("broker", "alice", "rogue", "expired"):
             self.cat(f"{name}.pem", f"{name}.key", f"{name}.crt", *(["ca.pem"] if name != "rogue" else []))
+        # The same key and chain as a PKCS12 keystore (openssl 3's default PBES2 / AES-256), as
+        # keytool makes them: the SASL_SSL listener reads this one.
+        self.ssl("pkcs12", "-export", "-in", self.p("broker.crt"), "-inkey", self.p("broker.key"),
+                 "-certfile", self.p("ca.pem"), "-name", "broker", "-out", self.p("broker.p12"),
+                 "-passout", f"pass:{STORE_PASSWORD}")
         # The broker's key encrypted, PKCS#8 with pbeWithSHA1And3-KeyTripleDES-CBC: Kafka 3.9 on
         # JDK 17 cannot read openssl 3's default (PBES2: "PBES2 SecretKeyFactory not available").
         self.ssl("pkcs8", "-topk8", "-v1", "PBE-SHA1-3DES", "-in", self.p("broker.key"), "-out", self.p("broker-enc.key"),
@@ -351,15 +358,18 @@ def server_properties(root, certs, ports, zk, encrypted_key=True):
         lines.append(f"zookeeper.connect={zk}")
     mtls_key = ("broker-enc.pem", KEY_PASSWORD) if encrypted_key else ("broker.pem", None)
     for name, (key, password) in (("ssl", ("broker.pem", None)), ("mtls", mtls_key),
-                                  ("sasl_ssl", ("broker.pem", None))):
+                                  ("sasl_ssl", ("broker.p12", None))):
+        pkcs12 = key.endswith(".p12")
         lines += [
-            f"listener.name.{name}.ssl.keystore.type=PEM",
+            f"listener.name.{name}.ssl.keystore.type={'PKCS12' if pkcs12 else 'PEM'}",
             f"listener.name.{name}.ssl.keystore.location={certs.p(key)}",
             f"listener.name.{name}.ssl.truststore.type=PEM",
             f"listener.name.{name}.ssl.truststore.location={certs.p('ca.pem')}",
         ]
         if password:
             lines.append(f"listener.name.{name}.ssl.key.password={password}")
+        if pkcs12:
+            lines.append(f"listener.name.{name}.ssl.keystore.password={STORE_PASSWORD}")
     lines += [
         "listener.name.ssl.ssl.client.auth=none",
         "listener.name.mtls.ssl.client.auth=required",

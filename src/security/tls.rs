@@ -5,8 +5,8 @@
 //! Keystores and truststores are PEM (`ssl.keystore.type=PEM`, `ssl.truststore.type=PEM`): a
 //! file (`ssl.keystore.location`: the private key and the certificate chain in one file, as
 //! Kafka reads it) or inline values (`ssl.keystore.key`, `ssl.keystore.certificate.chain`,
-//! `ssl.truststore.certificates`). JKS and PKCS12 stores, and encrypted keys, are refused at start
-//! with a message that says so.
+//! `ssl.truststore.certificates`); or PKCS12 files with their passwords. JKS stores and
+//! encrypted PEM keys are refused at start with a message that says so.
 
 use std::sync::Arc;
 
@@ -25,7 +25,7 @@ use crate::config::BrokerConfig;
 /// Why a listener's TLS settings cannot be used.
 #[derive(Debug, Error)]
 pub enum TlsConfigError {
-    #[error("listener {listener}: {key}={value} is not supported: gregor reads PEM stores only (set {key}=PEM)")]
+    #[error("listener {listener}: {key}={value} is not supported: gregor reads PEM and PKCS12 stores (convert a JKS store with keytool -importkeystore -deststoretype PKCS12)")]
     StoreType {
         listener: String,
         key: &'static str,
@@ -63,25 +63,12 @@ impl TlsListener {
                 .listener_value(listener, key)
                 .filter(|v| !v.is_empty())
         };
-        for key in ["ssl.keystore.type", "ssl.truststore.type"] {
-            let store_type = value(key).unwrap_or_else(|| "JKS".into());
-            // A JKS default with no store configured at all is harmless (truststore unset).
-            let location = key.replace(".type", ".location");
-            let used = value(&location).is_some()
-                || (key == "ssl.keystore.type" && value("ssl.keystore.key").is_some())
-                || (key == "ssl.truststore.type" && value("ssl.truststore.certificates").is_some());
-            if used && !store_type.eq_ignore_ascii_case("PEM") {
-                return Err(TlsConfigError::StoreType {
-                    listener: listener.to_string(),
-                    key: if key == "ssl.keystore.type" {
-                        "ssl.keystore.type"
-                    } else {
-                        "ssl.truststore.type"
-                    },
-                    value: store_type,
-                });
-            }
-        }
+        let keystore_type = store_type(listener, "ssl.keystore.type", value("ssl.keystore.type"))?;
+        let truststore_type = store_type(
+            listener,
+            "ssl.truststore.type",
+            value("ssl.truststore.type"),
+        )?;
 
         let (chain, key) = match (
             value("ssl.keystore.location"),
@@ -89,15 +76,21 @@ impl TlsListener {
             value("ssl.keystore.certificate.chain"),
         ) {
             (Some(path), None, None) => {
-                let pem = std::fs::read(&path).map_err(|e| {
+                let bytes = std::fs::read(&path).map_err(|e| {
                     invalid(format!("cannot read ssl.keystore.location {path}: {e}"))
                 })?;
-                (
-                    certificates(&pem, "ssl.keystore.location").map_err(&invalid)?,
-                    private_key(&pem, "ssl.keystore.location").map_err(&invalid)?,
-                )
+                match keystore_type {
+                    StoreType::Pem => (
+                        certificates(&bytes, "ssl.keystore.location").map_err(&invalid)?,
+                        private_key(&bytes, "ssl.keystore.location").map_err(&invalid)?,
+                    ),
+                    StoreType::Pkcs12 => {
+                        pkcs12_key_and_chain(&bytes, value("ssl.keystore.password").as_deref())
+                            .map_err(&invalid)?
+                    }
+                }
             }
-            (None, Some(key), Some(chain)) => (
+            (None, Some(key), Some(chain)) if keystore_type == StoreType::Pem => (
                 certificates(chain.as_bytes(), "ssl.keystore.certificate.chain")
                     .map_err(&invalid)?,
                 private_key(key.as_bytes(), "ssl.keystore.key").map_err(&invalid)?,
@@ -112,7 +105,7 @@ impl TlsListener {
             _ => {
                 return Err(invalid(
                     "set either ssl.keystore.location or both ssl.keystore.key and \
-                     ssl.keystore.certificate.chain"
+                     ssl.keystore.certificate.chain (with ssl.keystore.type=PEM)"
                         .into(),
                 ))
             }
@@ -150,10 +143,18 @@ impl TlsListener {
                     value("ssl.truststore.certificates"),
                 ) {
                     (Some(path), _) => {
-                        let pem = std::fs::read(&path).map_err(|e| {
+                        let bytes = std::fs::read(&path).map_err(|e| {
                             invalid(format!("cannot read ssl.truststore.location {path}: {e}"))
                         })?;
-                        certificates(&pem, "ssl.truststore.location").map_err(&invalid)?
+                        match truststore_type {
+                            StoreType::Pem => {
+                                certificates(&bytes, "ssl.truststore.location").map_err(&invalid)?
+                            }
+                            StoreType::Pkcs12 => {
+                                pkcs12_trusted(&bytes, value("ssl.truststore.password").as_deref())
+                                    .map_err(&invalid)?
+                            }
+                        }
                     }
                     (None, Some(inline)) => {
                         certificates(inline.as_bytes(), "ssl.truststore.certificates")
@@ -222,6 +223,89 @@ impl TlsListener {
         let dn = rfc2253_name(cert.subject());
         self.principal_mapper.map(&dn).map(KafkaPrincipal::user)
     }
+}
+
+/// The store formats gregor reads: PEM files, and PKCS12 (keytool's default since Java 9).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StoreType {
+    Pem,
+    Pkcs12,
+}
+
+/// `ssl.keystore.type` / `ssl.truststore.type`; Kafka's default JKS is refused by name.
+fn store_type(
+    listener: &str,
+    key: &'static str,
+    value: Option<String>,
+) -> Result<StoreType, TlsConfigError> {
+    let value = value.unwrap_or_else(|| "JKS".into());
+    if value.eq_ignore_ascii_case("PEM") {
+        Ok(StoreType::Pem)
+    } else if value.eq_ignore_ascii_case("PKCS12") {
+        Ok(StoreType::Pkcs12)
+    } else {
+        Err(TlsConfigError::StoreType {
+            listener: listener.to_string(),
+            key,
+            value,
+        })
+    }
+}
+
+/// The private key and its certificate chain from a PKCS12 keystore.
+fn pkcs12_key_and_chain(
+    bytes: &[u8],
+    password: Option<&str>,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+    let store = p12_keystore::KeyStore::from_pkcs12(
+        bytes,
+        password.unwrap_or(""),
+        p12_keystore::Pkcs12ImportPolicy::Strict,
+    )
+    .map_err(|e| {
+        format!(
+            "ssl.keystore.location: cannot read the PKCS12 keystore (ssl.keystore.password?): {e}"
+        )
+    })?;
+    let (_, chain) = store
+        .private_key_chain()
+        .ok_or("ssl.keystore.location: the PKCS12 keystore holds no private key")?;
+    let certs: Vec<CertificateDer<'static>> = chain
+        .certs()
+        .iter()
+        .map(|c| CertificateDer::from(c.as_der().to_vec()))
+        .collect();
+    if certs.is_empty() {
+        return Err("ssl.keystore.location: the PKCS12 key has no certificate".into());
+    }
+    let key = PrivateKeyDer::Pkcs8(chain.key().as_der().to_vec().into());
+    Ok((certs, key))
+}
+
+/// The trusted certificates of a PKCS12 truststore.
+fn pkcs12_trusted(
+    bytes: &[u8],
+    password: Option<&str>,
+) -> Result<Vec<CertificateDer<'static>>, String> {
+    let store = p12_keystore::KeyStore::from_pkcs12(
+        bytes,
+        password.unwrap_or(""),
+        p12_keystore::Pkcs12ImportPolicy::Relaxed,
+    )
+    .map_err(|e| format!("ssl.truststore.location: cannot read the PKCS12 truststore (ssl.truststore.password?): {e}"))?;
+    let certs: Vec<CertificateDer<'static>> = store
+        .entries()
+        .filter_map(|(_, entry)| match entry {
+            p12_keystore::KeyStoreEntry::Certificate(c) => {
+                Some(CertificateDer::from(c.as_der().to_vec()))
+            }
+            _ => None,
+        })
+        .collect();
+    if certs.is_empty() {
+        return Err("ssl.truststore.location: the PKCS12 truststore holds no certificate".into());
+    }
+    Ok(certs)
 }
 
 /// Every certificate in a PEM text.
