@@ -9,14 +9,14 @@
 # through confluent-kafka, replication under faults (compat-tests/replication_test.py), a
 # rolling restart under load, gregor with Apache Kafka 3.9 in one ZooKeeper-mode cluster
 # (compat-tests/kafka39_interop_test.py), then Kafka's DumpLogSegments and
-# kafka-consumer-groups, and TLS and SASL listeners with four clients
-# (compat-tests/security_test.py). Lane B holds the rest: the fuzz targets for a bounded time
+# kafka-consumer-groups. Lane B holds the rest: the fuzz targets for a bounded time
 # (scripts/fuzz.sh; its build overlaps lane A's test build), the client-compatibility suite for
 # franz-go, sarama, KafkaJS, @confluentinc/kafka-javascript and rskafka on a broker of its own,
 # the container test (tests/docker_test.py: the Dockerfile and docker-compose.yml run for
-# real), Kafka's command-line tools (tests/kafka_tools.py: the tool x scenario matrix), and the
-# compatibility suite for confluent-kafka, kafka-python, kcat and Java kafka-clients 4.x. The
-# two compat runs end as one matrix of nine clients.
+# real), Kafka's command-line tools (tests/kafka_tools.py: the tool x scenario matrix), TLS and
+# SASL listeners with four clients (compat-tests/security_test.py), client quotas
+# (compat-tests/quota_test.py), and the compatibility suite for confluent-kafka, kafka-python,
+# kcat and Java kafka-clients 4.x. The two compat runs end as one matrix of nine clients.
 # Each lane's output is printed whole, lane A as it runs and lane B when it is done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -81,6 +81,12 @@ lane_b() {
         python3 tests/docker_test.py || s=1
     run_stage "Kafka's command-line tools: the tool x scenario matrix" 900 \
         python3 tests/kafka_tools.py --broker target/release/gregor || s=1
+    # --no-encrypted-key: gregor reads unencrypted PEM keys only (README, Security).
+    run_stage "TLS and SASL with kcat, confluent-kafka, kafka-python, Java (ZooKeeper mode)" 900 \
+        python3 compat-tests/security_test.py --broker target/release/gregor --zookeeper \
+            --no-encrypted-key || s=1
+    run_stage "client quotas: 1 MiB/s on one client id beside a free one (confluent-kafka)" 300 \
+        python3 compat-tests/quota_test.py --broker target/release/gregor || s=1
     run_stage "compat suite: confluent-kafka, kafka-python, kcat, Java kafka-clients" 1200 \
         python3 compat-tests/run_compat.py --broker target/release/gregor \
             --clients confluent-kafka,kafka-python,kcat,java --matrix-file target/compat-matrix-a.md || s=1
@@ -110,10 +116,6 @@ run_stage "Kafka's DumpLogSegments reads gregor's segments and indexes" 900 \
     bash log/tests/kafka_dump_log.sh || status=1
 run_stage "kafka-consumer-groups.sh, kafka-log-dirs.sh, DumpLogSegments --offsets-decoder" 600 \
     python3 tests/kafka_consumer_groups.py --broker target/release/gregor || status=1
-# --no-encrypted-key: gregor reads unencrypted PEM keys only (README, Security).
-run_stage "TLS and SASL with kcat, confluent-kafka, kafka-python, Java (ZooKeeper mode)" 900 \
-    python3 compat-tests/security_test.py --broker target/release/gregor --zookeeper \
-        --no-encrypted-key || status=1
 
 echo "=== lane B (printed when done)"
 wait "$lane_b_pid" || status=1

@@ -16,6 +16,7 @@ use crate::replica::log_dirs::LogDirs;
 use crate::replica::manager::CLEAN_SHUTDOWN_FILE;
 use crate::replica::replica_fetcher::FetcherSettings;
 use crate::replica::ReplicaManager;
+use crate::security::client_quotas::{ClientQuotaManager, QuotaType};
 use crate::topic_admin::{self, TopicAdminContext};
 use crate::txn::ProducerIdManager;
 
@@ -28,6 +29,10 @@ pub struct Broker {
     pub groups: GroupCoordinator,
     /// Serialises topic administration (create, delete, add partitions) on this broker.
     pub admin_lock: tokio::sync::Mutex<()>,
+    /// Client byte-rate quotas (`producer_byte_rate`, `consumer_byte_rate`), refreshed from
+    /// the metadata store by `refresh_client_quotas`.
+    pub produce_quotas: ClientQuotaManager,
+    pub fetch_quotas: ClientQuotaManager,
 }
 
 impl Broker {
@@ -105,6 +110,8 @@ impl Broker {
             metadata,
             replicas,
             admin_lock: tokio::sync::Mutex::new(()),
+            produce_quotas: ClientQuotaManager::new(QuotaType::Produce),
+            fetch_quotas: ClientQuotaManager::new(QuotaType::Fetch),
             config,
         })
     }
@@ -383,6 +390,33 @@ impl InternalTopicCreator for Broker {
                 Err(e) => Err(CreateTopicError::Failed(e.to_string())),
             }
         }
+    }
+}
+
+impl Broker {
+    /// Reads every user's and client's configs and puts their byte-rate quotas in force
+    /// (Kafka applies quota changes from its config-change notifications; gregor reads them
+    /// again every second).
+    pub async fn refresh_client_quotas(&self) {
+        let entities = match self.metadata.config_entities().await {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the client quota entities");
+                return;
+            }
+        };
+        let mut configs = Vec::with_capacity(entities.len());
+        for entity in entities {
+            match self.metadata.entity_config(entity.clone()).await {
+                Ok(config) => configs.push((entity, config)),
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot read a client quota entity's configs");
+                    return;
+                }
+            }
+        }
+        self.produce_quotas.update(&configs);
+        self.fetch_quotas.update(&configs);
     }
 }
 

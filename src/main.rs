@@ -144,6 +144,17 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     scheduler.schedule("group timers", GROUP_TICK, FirstRun::Now, move || {
         groups_broker.groups.tick(&groups_broker.image())
     });
+    // Client quotas: the stored quotas put in force.
+    let quotas_broker = broker.clone();
+    scheduler.schedule_async(
+        "client quotas",
+        Duration::from_secs(1),
+        FirstRun::Now,
+        move || {
+            let broker = quotas_broker.clone();
+            async move { broker.refresh_client_quotas().await }
+        },
+    );
     // Kafka's log cleaner: compacts `cleanup.policy=compact` partitions.
     log_cleaner::schedule(
         &mut scheduler,

@@ -72,6 +72,20 @@ impl Scheduler {
         });
     }
 
+    /// Runs async `work` every `period` on the runtime (work that waits on I/O, not the CPU).
+    pub fn schedule_async<R, Fut>(
+        &mut self,
+        name: &'static str,
+        period: Duration,
+        first: FirstRun,
+        work: R,
+    ) where
+        R: Fn() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        self.spawn(name, period, first, work);
+    }
+
     fn spawn<R, Fut>(&mut self, name: &'static str, period: Duration, first: FirstRun, run: R)
     where
         R: Fn() -> Fut + Send + 'static,

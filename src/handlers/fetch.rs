@@ -79,7 +79,7 @@ struct Wanted {
 
 /// The fetching replica's id: -1 for a consumer (`replica_id` before v15, `replica_state`
 /// from v15).
-fn replica_id(version: i16, req: &FetchRequest) -> i32 {
+pub(crate) fn replica_id(version: i16, req: &FetchRequest) -> i32 {
     if version >= 15 {
         req.replica_state.replica_id.0
     } else {

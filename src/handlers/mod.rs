@@ -68,6 +68,9 @@ pub enum Reply {
     Nothing,
     /// Kafka closes the connection here (e.g. an acks=0 produce that failed).
     Close(String),
+    /// A client over its byte-rate quota: the reply, then no request read from the
+    /// connection for this long (Kafka mutes the channel for the throttle time, KIP-219).
+    Muted(Box<Reply>, std::time::Duration),
 }
 
 /// A piece of a response frame: bytes, or a range of a segment file (a Fetch answer's
@@ -115,21 +118,61 @@ pub async fn handle(broker: &Broker, req: DecodedRequest, session: &Session) -> 
             );
         }
         Request::Metadata(r) => Response::Metadata(metadata::handle(broker, v, r, listener).await),
-        Request::Produce(r) => match produce::handle(broker, v, r).await {
-            produce::Outcome::Respond(resp) => Response::Produce(resp),
-            produce::Outcome::Silent => return Reply::Nothing,
-            produce::Outcome::Close(reason) => return Reply::Close(reason),
-        },
+        Request::Produce(r) => {
+            let bytes: usize = r
+                .topic_data
+                .iter()
+                .flat_map(|t| &t.partition_data)
+                .map(|p| p.records.as_ref().map_or(0, |b| b.len()))
+                .sum();
+            let throttle =
+                broker
+                    .produce_quotas
+                    .record(&session.principal.name, client.client_id, bytes);
+            let reply = match produce::handle(broker, v, r).await {
+                produce::Outcome::Respond(resp) => {
+                    let resp = resp.with_throttle_time_ms(millis(throttle));
+                    encode(
+                        ApiKey::Produce,
+                        v,
+                        req.correlation_id,
+                        &Response::Produce(resp),
+                    )
+                }
+                produce::Outcome::Silent => Reply::Nothing,
+                produce::Outcome::Close(reason) => return Reply::Close(reason),
+            };
+            return muted(reply, throttle);
+        }
         Request::Fetch(r) => {
-            let answer = fetch::handle(broker, v, r).await;
+            let from_follower = fetch::replica_id(v, &r) >= 0;
+            let mut answer = fetch::handle(broker, v, r).await;
+            // Replication is not a client: Kafka exempts it from client quotas.
+            let throttle = if from_follower {
+                std::time::Duration::ZERO
+            } else {
+                let inline: usize = answer
+                    .response
+                    .responses
+                    .iter()
+                    .flat_map(|t| &t.partitions)
+                    .map(|p| p.records.as_ref().map_or(0, |b| b.len()))
+                    .sum();
+                let bytes = inline + answer.file_ranges.iter().map(|f| f.len).sum::<usize>();
+                broker
+                    .fetch_quotas
+                    .record(&session.principal.name, client.client_id, bytes)
+            };
+            answer.response.throttle_time_ms = millis(throttle);
             let response = Response::Fetch(answer.response);
-            return encode_with_files(
+            let reply = encode_with_files(
                 ApiKey::Fetch,
                 v,
                 req.correlation_id,
                 &response,
                 answer.file_ranges,
             );
+            return muted(reply, throttle);
         }
         Request::ListOffsets(r) => Response::ListOffsets(list_offsets::handle(broker, v, r)),
         Request::CreateTopics(r) => {
@@ -256,6 +299,20 @@ pub async fn handle(broker: &Broker, req: DecodedRequest, session: &Session) -> 
     match ApiKey::try_from(req.api_key) {
         Ok(key) => encode(key, v, req.correlation_id, &response),
         Err(_) => Reply::Close(format!("no response encoding for api key {}", req.api_key)),
+    }
+}
+
+/// A quota's wait as a response's throttle_time_ms.
+fn millis(d: std::time::Duration) -> i32 {
+    i32::try_from(d.as_millis()).unwrap_or(i32::MAX)
+}
+
+/// The reply, muted for `throttle` when the client is over its quota.
+fn muted(reply: Reply, throttle: std::time::Duration) -> Reply {
+    if throttle.is_zero() {
+        reply
+    } else {
+        Reply::Muted(Box::new(reply), throttle)
     }
 }
 

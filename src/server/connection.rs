@@ -216,7 +216,13 @@ async fn serve<R, W>(
         timing.queued(read_at.elapsed());
         // Boxed: the largest handler's state would otherwise sit in every connection's
         // task, idle or not (2.4 KB of the 3 KB an idle connection costs).
-        let reply = Box::pin(handlers::handle(&broker, request, &session)).await;
+        let mut reply = Box::pin(handlers::handle(&broker, request, &session)).await;
+        // A client over its quota: answered now, then not read from for the throttle time.
+        let mut mute = None;
+        if let Reply::Muted(inner, wait) = reply {
+            reply = *inner;
+            mute = Some(wait);
+        }
         match reply {
             Reply::Send(parts) => {
                 let written = writer.send(&parts).await;
@@ -231,6 +237,15 @@ async fn serve<R, W>(
                 timing.done(read_at.elapsed());
                 debug!(%peer, %reason, "closing connection");
                 return;
+            }
+            // Handlers never mute twice; were one to, the connection ends rather than guess.
+            Reply::Muted(..) => return,
+        }
+        if let Some(wait) = mute {
+            debug!(%peer, throttle_ms = wait.as_millis() as u64, "client over its quota: muted");
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.recv() => return,
             }
         }
         if shutdown.is_shutdown() {

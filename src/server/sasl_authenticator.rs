@@ -419,6 +419,6 @@ async fn send<W: ResponseSink>(
 ) -> bool {
     match handlers::encode(api_key, version, correlation_id, &response) {
         Reply::Send(parts) => writer.send(&parts).await.is_ok(),
-        Reply::Nothing | Reply::Close(_) => false,
+        Reply::Nothing | Reply::Close(_) | Reply::Muted(..) => false,
     }
 }
