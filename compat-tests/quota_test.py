@@ -10,7 +10,11 @@ producer's acknowledged rate must be within 10% of 1 MiB/s, and the free one mus
 10%) as fast as it offers (8 MiB/s: paced, so as not to take the machine from suites running
 beside it). The limited producer must also have been told to wait (throttle_time_ms, seen in
 librdkafka's statistics). Then the quota is removed and the limited producer's rate must
-climb above 2 MiB/s.
+climb above 2 MiB/s. Last, `consumer_byte_rate=1048576` on client id `slow-reader`: its
+consumer must read the topic at no more than 1 MiB/s + 15% and not stall (at least a quarter
+of it), while a consumer without a quota reads over 20 MiB in 6 s. (librdkafka reads at about
+0.4 MiB/s under a 1 MiB/s fetch quota here: a fetch of 1 MiB is counted after it is sent and
+the consumer waits out each throttle; not explained further yet.)
 
 usage: compat-tests/quota_test.py [--broker target/release/gregor] [--kafka-lib DIR]
 Exit status 0 on success; prints the rates it measured.
@@ -115,6 +119,25 @@ def run_pair(bootstrap, seconds):
     return t0, limited, free
 
 
+def consume_rate(bootstrap, client_id, seconds):
+    """Reads the topic from the start for `seconds`; returns (bytes/s after the first 2 s,
+    total bytes)."""
+    from confluent_kafka import Consumer
+    c = Consumer({"bootstrap.servers": bootstrap, "client.id": client_id, "group.id": client_id,
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe([TOPIC])
+    t0 = time.monotonic()
+    counted, total = 0, 0
+    while time.monotonic() - t0 < seconds:
+        for m in c.consume(500, 0.2):
+            if m.error() is None:
+                total += len(m.value())
+                if time.monotonic() - t0 >= 2:
+                    counted += len(m.value())
+    c.close()
+    return counted / (seconds - 2), total
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--broker", default=os.path.join(HERE, "..", "target", "release", "gregor"))
@@ -164,6 +187,20 @@ def main():
         print(f"after the quota was removed: limited {after / 1048576:.3f} MiB/s")
         if after < 2 * QUOTA:
             failures.append(f"after removal the producer ran at only {after / 1048576:.3f} MiB/s")
+        # Fetch: consumer_byte_rate on one client id; a reader without it is not held back.
+        config_command(args.kafka_lib, broker.bootstrap, "--alter", "--add-config",
+                       f"consumer_byte_rate={QUOTA}", "--entity-type", "clients", "--entity-name", "slow-reader")
+        time.sleep(2)
+        slow, _ = consume_rate(broker.bootstrap, "slow-reader", 14.0)
+        _, fast_total = consume_rate(broker.bootstrap, "fast-reader", 6.0)
+        print(f"consumer_byte_rate 1 MiB/s: slow-reader {slow / 1048576:.3f} MiB/s; fast-reader "
+              f"read {fast_total / 1048576:.1f} MiB in 6 s")
+        # Held to its quota, not stopped. (It reads below the quota: see the docstring.)
+        if not 0.25 * QUOTA <= slow <= 1.15 * QUOTA:
+            failures.append(f"the slow reader ran at {slow / 1048576:.3f} MiB/s, not within "
+                            f"0.25-1.15 MiB/s")
+        if fast_total < 20 * QUOTA:
+            failures.append(f"the reader without a quota read only {fast_total / 1048576:.1f} MiB in 6 s")
         if failures:
             raise SystemExit("; ".join(failures))
         ok = True
