@@ -151,14 +151,15 @@ pub async fn handle(broker: &Broker, req: DecodedRequest, session: &Session) -> 
             let throttle = if from_follower {
                 std::time::Duration::ZERO
             } else {
-                let inline: usize = answer
+                // Every record set, read into memory or a stand-in for a file range of the
+                // same length (the file ranges are not counted again).
+                let bytes: usize = answer
                     .response
                     .responses
                     .iter()
                     .flat_map(|t| &t.partitions)
                     .map(|p| p.records.as_ref().map_or(0, |b| b.len()))
                     .sum();
-                let bytes = inline + answer.file_ranges.iter().map(|f| f.len).sum::<usize>();
                 broker
                     .fetch_quotas
                     .record(&session.principal.name, client.client_id, bytes)
