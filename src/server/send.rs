@@ -34,15 +34,13 @@ pub async fn write_response(w: &mut OwnedWriteHalf, parts: &[ResponsePart]) -> i
     written.and(uncorked)
 }
 
-/// Writes one response frame through a stream that is not the socket itself (TLS): file parts
-/// are read into memory a chunk at a time and written like the rest. (Kafka does the same on
-/// its SSL listeners: no zero-copy transfer through TLS.)
+/// Writes one response frame through a stream that is not the socket itself (TLS): each file
+/// part is read into memory (`FetchSlice::read`, one range at a time) and written like the rest.
+/// (Kafka does the same on its SSL listeners: no zero-copy transfer through TLS.)
 pub async fn write_response_copying<W: AsyncWrite + Unpin>(
     w: &mut W,
     parts: &[ResponsePart],
 ) -> io::Result<()> {
-    use std::os::unix::fs::FileExt;
-    const CHUNK: usize = 256 * 1024;
     let mut pending: Vec<Bytes> = Vec::new();
     for part in parts {
         match part {
@@ -50,17 +48,8 @@ pub async fn write_response_copying<W: AsyncWrite + Unpin>(
             ResponsePart::File(range) => {
                 write_parts(w, &pending).await?;
                 pending.clear();
-                let mut buf = vec![0u8; CHUNK.min(range.len)];
-                let mut done = 0usize;
-                while done < range.len {
-                    let n = CHUNK.min(range.len - done);
-                    // A read from the page cache, on this thread, as sendfile's would be.
-                    range
-                        .file
-                        .read_exact_at(&mut buf[..n], range.position + done as u64)?;
-                    w.write_all(&buf[..n]).await?;
-                    done += n;
-                }
+                // A read from the page cache, on this thread, as sendfile's would be.
+                w.write_all(&range.read()?).await?;
             }
         }
     }
