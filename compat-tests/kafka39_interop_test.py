@@ -81,12 +81,12 @@ import traceback
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from compat.kafka39 import KAFKA_LIB, fetch_kafka
 import replication_test as rt
 from replication_test import Recorder, check_acknowledged, drain, eventually, free_port, longest_pause
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-KAFKA_LIB = os.path.join(REPO, "target", "kafka39-lib")
 TOPIC = rt.TOPIC
 PARTITIONS = 6
 SESSION_TIMEOUT_MS = 10000  # the most a 500 ms tick allows: ISR shrinks (3 s lag) must not be expiries
@@ -103,14 +103,6 @@ log4j.logger.org.apache.zookeeper=WARN
 log4j.logger.kafka.controller=INFO
 log4j.logger.state.change.logger=INFO
 """
-
-
-def fetch_kafka():
-    if os.path.isdir(KAFKA_LIB) and any(f.startswith("kafka-tools-3.9") for f in os.listdir(KAFKA_LIB)):
-        return
-    print("fetching Apache Kafka 3.9 jars with Maven (once) ...", flush=True)
-    subprocess.run(["mvn", "-q", "-B", "-f", os.path.join(HERE, "kafka39", "pom.xml"),
-                    "dependency:copy-dependencies", f"-DoutputDirectory={KAFKA_LIB}"], check=True)
 
 
 class MixedCluster:

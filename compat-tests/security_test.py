@@ -130,12 +130,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition  # noqa: E402
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 from compat.broker import free_port  # noqa: E402
+from compat.kafka39 import KAFKA_LIB, fetch_kafka  # noqa: E402
 
-KAFKA_LIB = os.path.join(REPO, "target", "kafka39-lib")
 N = 5                   # records per cell
 NEG_BOUND_S = 10.0      # a refused client must be told within this
 JAVA = ["java", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xshare:auto", "-Xmx256m"]
@@ -1395,7 +1395,6 @@ def main():
             for client in CLIENTS:
                 if not selected(cell, client, "positive"):
                     continue
-                t0 = time.time()
                 try:
                     note = positive_cell(broker, certs, root, client, cell)
                     results[(client, cell)] = ("pass", note)
@@ -1476,14 +1475,6 @@ def print_matrix(results):
     notes = [(k, v) for k, v in results.items() if v[0] != "pass"]
     for (a, b), (st, note) in notes:
         print(f"  {st} {a} x {b}: {note}")
-
-
-def fetch_kafka():
-    if os.path.isdir(KAFKA_LIB) and any(f.startswith("kafka-tools-3.9") for f in os.listdir(KAFKA_LIB)):
-        return
-    print("fetching Apache Kafka 3.9 jars with Maven (once) ...", flush=True)
-    subprocess.run(["mvn", "-q", "-B", "-f", os.path.join(HERE, "kafka39", "pom.xml"),
-                    "dependency:copy-dependencies", f"-DoutputDirectory={KAFKA_LIB}"], check=True)
 
 
 if __name__ == "__main__":
