@@ -8,8 +8,8 @@
 # sessions, SIGSTOP): the Rust tests (unit + integration, ZooKeeper clusters), compaction
 # through confluent-kafka, replication under faults (compat-tests/replication_test.py), a
 # rolling restart under load, gregor with Apache Kafka 3.9 in one ZooKeeper-mode cluster
-# (compat-tests/kafka39_interop_test.py), then Kafka's DumpLogSegments and
-# kafka-consumer-groups. Lane B holds the rest: the fuzz targets for a bounded time
+# (compat-tests/kafka39_interop_test.py), ACLs on two brokers (compat-tests/acl_test.py), then
+# Kafka's DumpLogSegments and kafka-consumer-groups. Lane B holds the rest: the fuzz targets for a bounded time
 # (scripts/fuzz.sh; its build overlaps lane A's test build), the client-compatibility suite for
 # franz-go, sarama, KafkaJS, @confluentinc/kafka-javascript and rskafka on a broker of its own,
 # the container test (tests/docker_test.py: the Dockerfile and docker-compose.yml run for
@@ -112,6 +112,8 @@ run_stage "rolling restart under load (scripts/cluster.sh rolling-restart)" 600 
     python3 compat-tests/rolling_restart_test.py --broker target/release/gregor || status=1
 run_stage "gregor and Kafka 3.9 in one cluster: the controller protocol both ways" 900 \
     python3 compat-tests/kafka39_interop_test.py --broker target/release/gregor || status=1
+run_stage "ACLs: kafka-acls.sh, four clients, two brokers on ZooKeeper" 600 \
+    python3 compat-tests/acl_test.py --broker target/release/gregor || status=1
 run_stage "Kafka's DumpLogSegments reads gregor's segments and indexes" 900 \
     bash log/tests/kafka_dump_log.sh || status=1
 run_stage "kafka-consumer-groups.sh, kafka-log-dirs.sh, DumpLogSegments --offsets-decoder" 600 \

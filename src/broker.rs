@@ -11,11 +11,13 @@ use crate::group::offsets_topic::{CreateTopicError, InternalTopic, InternalTopic
 use crate::group::GroupCoordinator;
 use crate::metadata::embedded::EmbeddedMetadata;
 use crate::metadata::zookeeper::ZookeeperMetadata;
+use crate::metadata::AclChangeCursor;
 use crate::metadata::{BrokerEndpoint, ListenerEndpoint, MetadataImage, MetadataStore};
 use crate::replica::log_dirs::LogDirs;
 use crate::replica::manager::CLEAN_SHUTDOWN_FILE;
 use crate::replica::replica_fetcher::FetcherSettings;
 use crate::replica::ReplicaManager;
+use crate::security::authorizer::AclAuthorizer;
 use crate::security::client_quotas::{ClientQuotaManager, QuotaType};
 use crate::topic_admin::{self, TopicAdminContext};
 use crate::txn::ProducerIdManager;
@@ -33,6 +35,10 @@ pub struct Broker {
     /// the metadata store by `refresh_client_quotas`.
     pub produce_quotas: ClientQuotaManager,
     pub fetch_quotas: ClientQuotaManager,
+    /// Kafka's ACL authorizer when `authorizer.class.name` names it; `None`: all allowed.
+    pub authorizer: Option<Arc<AclAuthorizer>>,
+    /// How far `refresh_acls` has followed the ACL change notifications.
+    acl_cursor: std::sync::Mutex<AclChangeCursor>,
 }
 
 impl Broker {
@@ -112,6 +118,11 @@ impl Broker {
             admin_lock: tokio::sync::Mutex::new(()),
             produce_quotas: ClientQuotaManager::new(QuotaType::Produce),
             fetch_quotas: ClientQuotaManager::new(QuotaType::Fetch),
+            authorizer: config
+                .authorizer
+                .clone()
+                .map(|settings| Arc::new(AclAuthorizer::new(settings))),
+            acl_cursor: std::sync::Mutex::new(AclChangeCursor::default()),
             config,
         })
     }
@@ -394,6 +405,87 @@ impl InternalTopicCreator for Broker {
 }
 
 impl Broker {
+    /// Loads every ACL into the authorizer, before the first request is served. The change
+    /// notifications are looked at first, so that none made during the load is missed (as
+    /// Kafka starts its change listener before loading its cache).
+    pub async fn load_acls(&self) -> anyhow::Result<()> {
+        let Some(authorizer) = &self.authorizer else {
+            return Ok(());
+        };
+        let (cursor, _) = self
+            .metadata
+            .acl_changes(AclChangeCursor::default())
+            .await
+            .context("reading the ACL change notifications")?;
+        let table = self
+            .metadata
+            .load_acls()
+            .await
+            .context("loading the ACLs")?;
+        info!(resources = table.len(), "ACLs loaded");
+        authorizer.replace_all(table);
+        *self.acl_cursor.lock().unwrap_or_else(|e| e.into_inner()) = cursor;
+        Ok(())
+    }
+
+    /// Follows the ACL changes other brokers make, for as long as the broker runs: at each
+    /// signal of the metadata store (ZooKeeper: a watch on the notifications, so a change
+    /// applies within milliseconds, as in Kafka), and at least every `poll` in case a watch
+    /// is lost with its session.
+    pub async fn follow_acl_changes(self: Arc<Self>, poll: std::time::Duration) {
+        let mut signals = None;
+        loop {
+            if signals.is_none() {
+                signals = self.metadata.acl_change_signals().await;
+            }
+            match signals.as_mut() {
+                Some(rx) => {
+                    if let Ok(None) = tokio::time::timeout(poll, rx.recv()).await {
+                        // The session ended: watch again from the next one.
+                        signals = None;
+                        tokio::time::sleep(poll).await;
+                    }
+                }
+                None => tokio::time::sleep(poll).await,
+            }
+            self.refresh_acls().await;
+        }
+    }
+
+    /// Applies the ACL changes other brokers announced since the last look (Kafka's
+    /// `/kafka-acl-changes` listener): each resource named is read again.
+    pub async fn refresh_acls(&self) {
+        let Some(authorizer) = &self.authorizer else {
+            return;
+        };
+        let cursor = self
+            .acl_cursor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let (next, changed) = match self.metadata.acl_changes(cursor).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the ACL change notifications");
+                return;
+            }
+        };
+        for pattern in changed {
+            match self.metadata.resource_acls(pattern.clone()).await {
+                Ok(entries) => {
+                    info!(resource = %pattern, acls = entries.len(), "ACLs changed");
+                    authorizer.set_resource(pattern, entries);
+                }
+                Err(e) => {
+                    // The cursor stays: the same notifications are read again next time.
+                    tracing::debug!(error = %e, resource = %pattern, "cannot read changed ACLs");
+                    return;
+                }
+            }
+        }
+        *self.acl_cursor.lock().unwrap_or_else(|e| e.into_inner()) = next;
+    }
+
     /// Reads every user's and client's configs and puts their byte-rate quotas in force
     /// (Kafka applies quota changes from its config-change notifications; gregor reads them
     /// again every second).

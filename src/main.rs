@@ -19,6 +19,9 @@ use tracing::{info, warn};
 
 /// How often group timers are checked: the precision of session and rebalance timeouts.
 const GROUP_TICK: Duration = Duration::from_millis(100);
+/// How often the ACL change notifications are looked at without a watch's signal (two
+/// ZooKeeper reads).
+const ACL_CHANGE_POLL: Duration = Duration::from_secs(1);
 /// How long a controlled shutdown waits for the controller to move leaderships away.
 const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -103,6 +106,7 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     };
     let broker = Arc::new(tokio::task::block_in_place(|| Broker::open(config))?);
     broker.follow_metadata();
+    broker.load_acls().await?;
     // The logs were opened with the markers' word (LogDirs::open read them): from now on the
     // data changes, so the markers go until the next graceful shutdown writes them.
     broker
@@ -155,6 +159,10 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
             async move { broker.refresh_client_quotas().await }
         },
     );
+    // ACLs changed through other brokers (Kafka: its ACL change listener).
+    if broker.authorizer.is_some() {
+        tokio::spawn(broker.clone().follow_acl_changes(ACL_CHANGE_POLL));
+    }
     // Kafka's log cleaner: compacts `cleanup.policy=compact` partitions.
     log_cleaner::schedule(
         &mut scheduler,

@@ -69,6 +69,9 @@ responses! {
     SaslAuthenticate(SaslAuthenticateResponse),
     DescribeUserScramCredentials(DescribeUserScramCredentialsResponse),
     AlterUserScramCredentials(AlterUserScramCredentialsResponse),
+    DescribeAcls(DescribeAclsResponse),
+    CreateAcls(CreateAclsResponse),
+    DeleteAcls(DeleteAclsResponse),
 }
 
 /// Encodes `size | response header | body`. The header version follows the request's API

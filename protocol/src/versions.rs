@@ -82,12 +82,16 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     // the v0 in the range as the sign that the broker has SASL at all.
     api(ApiKey::SaslHandshake, 0, 1),
     api(ApiKey::SaslAuthenticate, 0, 2),
-    // Client quotas (KIP-546): stored and described, not enforced yet.
+    // Client quotas (KIP-546): byte rates enforced.
     api(ApiKey::DescribeClientQuotas, 0, 1),
     api(ApiKey::AlterClientQuotas, 0, 1),
     // SCRAM credentials (KIP-554): kafka-configs.sh --entity-type users.
     api(ApiKey::DescribeUserScramCredentials, 0, 0),
     api(ApiKey::AlterUserScramCredentials, 0, 0),
+    // ACLs (kafka-acls.sh), SECURITY_DISABLED without an authorizer; v0 is gone from Kafka 4.
+    api(ApiKey::DescribeAcls, 1, 3),
+    api(ApiKey::CreateAcls, 1, 3),
+    api(ApiKey::DeleteAcls, 1, 3),
 ];
 
 /// The served range of an API key, if gregor serves it at all.

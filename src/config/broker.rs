@@ -50,6 +50,9 @@ pub struct BrokerConfig {
     pub connections_max_reauth_ms: i64,
     /// `connection.failed.authentication.delay.ms`.
     pub connection_failed_authentication_delay_ms: u64,
+    /// `authorizer.class.name` names Kafka's ACL authorizer: its settings. `None`: no
+    /// authorizer, everything is allowed.
+    pub authorizer: Option<AuthorizerSettings>,
     /// `log.dirs` (comma-separated), else `log.dir`; gregor's default is `./gregor-data`, relative to
     /// the working directory (Kafka's is `/tmp/kafka-logs`).
     pub log_dirs: Vec<PathBuf>,
@@ -559,6 +562,7 @@ impl BrokerConfig {
             connections_max_reauth_ms: v.num("connections.max.reauth.ms")?,
             connection_failed_authentication_delay_ms: v
                 .num("connection.failed.authentication.delay.ms")?,
+            authorizer: authorizer_settings(&v)?,
             log_dirs,
             zookeeper_connect: v.non_empty("zookeeper.connect"),
             zookeeper_session_timeout_ms: v.num("zookeeper.session.timeout.ms")?,
@@ -605,6 +609,53 @@ impl BrokerConfig {
             dynamic_broker,
         })
     }
+}
+
+/// `authorizer.class.name` values that mean Kafka's ACL authorizer (ZooKeeper mode's and
+/// KRaft's: both keep the same model).
+pub const ACL_AUTHORIZER_CLASS_NAMES: [&str; 2] = [
+    "kafka.security.authorizer.AclAuthorizer",
+    "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+];
+
+/// The authorizer's settings (`super.users`, `allow.everyone.if.no.acl.found`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuthorizerSettings {
+    /// Principals as written, `User:admin`.
+    pub super_users: Vec<String>,
+    pub allow_everyone_if_no_acl_found: bool,
+}
+
+impl AuthorizerSettings {
+    /// `super.users`: principals separated by `;` (a principal's name may hold commas).
+    pub fn parse_super_users(value: &str) -> Vec<String> {
+        value
+            .split(';')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// `authorizer.class.name`: empty, or one of Kafka's ACL authorizers.
+fn authorizer_settings(v: &Values) -> anyhow::Result<Option<AuthorizerSettings>> {
+    let class = v.str("authorizer.class.name").unwrap_or_default().trim();
+    if class.is_empty() {
+        return Ok(None);
+    }
+    if !ACL_AUTHORIZER_CLASS_NAMES.contains(&class) {
+        bail!(
+            "Invalid value {class} for configuration authorizer.class.name: gregor has Kafka's ACL authorizer only ({})",
+            ACL_AUTHORIZER_CLASS_NAMES.join(" or ")
+        );
+    }
+    Ok(Some(AuthorizerSettings {
+        super_users: AuthorizerSettings::parse_super_users(
+            v.str("super.users").unwrap_or_default(),
+        ),
+        allow_everyone_if_no_acl_found: v.bool("allow.everyone.if.no.acl.found")?,
+    }))
 }
 
 /// The configured keys read through the key table: a key's value is its explicit value (trimmed),

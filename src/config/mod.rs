@@ -14,7 +14,7 @@ pub mod listener;
 mod properties;
 pub mod topic;
 
-pub use broker::{BrokerConfig, CliAction};
+pub use broker::{AuthorizerSettings, BrokerConfig, CliAction, ACL_AUTHORIZER_CLASS_NAMES};
 pub use dynamic::{BrokerEntity, DynamicBrokerConfigs};
 pub use group::GroupConfig;
 pub use listener::{Listener, SecurityProtocol};

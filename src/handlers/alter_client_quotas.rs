@@ -43,6 +43,31 @@ pub async fn handle(broker: &Broker, req: AlterClientQuotasRequest) -> AlterClie
     AlterClientQuotasResponse::default().with_entries(entries)
 }
 
+/// The answer without ALTER_CONFIGS on the cluster: every entry refused with `code`.
+pub fn refused(req: AlterClientQuotasRequest, code: i16) -> AlterClientQuotasResponse {
+    AlterClientQuotasResponse::default().with_entries(
+        req.entries
+            .into_iter()
+            .map(|entry| {
+                EntryData::default()
+                    .with_entity(
+                        entry
+                            .entity
+                            .into_iter()
+                            .map(|e| {
+                                EntityData::default()
+                                    .with_entity_type(e.entity_type)
+                                    .with_entity_name(e.entity_name)
+                            })
+                            .collect(),
+                    )
+                    .with_error_code(code)
+                    .with_error_message(Some(str_bytes("Cluster authorization failed.")))
+            })
+            .collect(),
+    )
+}
+
 async fn alter(
     broker: &Broker,
     entry: &RequestEntry,

@@ -23,6 +23,35 @@ enum Change {
     Upsert(ScramMechanism, ScramCredential),
 }
 
+/// The answer without ALTER on the cluster: every user named refused with `code`.
+pub fn refused(
+    req: AlterUserScramCredentialsRequest,
+    code: i16,
+) -> AlterUserScramCredentialsResponse {
+    let mut users: Vec<String> = Vec::new();
+    let named = req
+        .deletions
+        .iter()
+        .map(|d| d.name.to_string())
+        .chain(req.upsertions.iter().map(|u| u.name.to_string()));
+    for user in named {
+        if !users.contains(&user) {
+            users.push(user);
+        }
+    }
+    AlterUserScramCredentialsResponse::default().with_results(
+        users
+            .into_iter()
+            .map(|user| {
+                AlterUserScramCredentialsResult::default()
+                    .with_user(str_bytes(user))
+                    .with_error_code(code)
+                    .with_error_message(Some(str_bytes("Cluster authorization failed.")))
+            })
+            .collect(),
+    )
+}
+
 pub async fn handle(
     broker: &Broker,
     req: AlterUserScramCredentialsRequest,

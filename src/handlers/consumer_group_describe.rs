@@ -2,6 +2,7 @@
 //! with each member's current and target assignment (what `kafka-consumer-groups.sh
 //! --describe` shows for groups of `group.protocol=consumer` clients).
 
+use gregor_protocol::kafka_protocol::error::ResponseError;
 use gregor_protocol::kafka_protocol::messages::consumer_group_describe_response::{
     Assignment, DescribedGroup, Member, TopicPartitions,
 };
@@ -13,6 +14,8 @@ use super::str_bytes;
 use crate::broker::Broker;
 use crate::group::assignor::TopicAssignment;
 use crate::metadata::MetadataImage;
+use crate::security::acl::{AclOperation, ResourceType};
+use crate::security::authorizer::RequestAuthorizer;
 
 /// Kafka's "authorized operations not requested" value.
 const NOT_REQUESTED: i32 = i32::MIN;
@@ -40,12 +43,25 @@ pub fn handle(
     broker: &Broker,
     _version: i16,
     req: ConsumerGroupDescribeRequest,
+    authz: RequestAuthorizer<'_>,
 ) -> ConsumerGroupDescribeResponse {
     let image = broker.image();
+    let with_operations = req.include_authorized_operations;
     let groups = req
         .group_ids
         .into_iter()
         .map(|id| {
+            // Kafka: DESCRIBE on each group.
+            if !authz.allows_group(AclOperation::Describe, &id) {
+                return DescribedGroup::default()
+                    .with_group_id(id)
+                    .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+            }
+            let operations = if with_operations {
+                authz.authorized_operations(ResourceType::Group, &id)
+            } else {
+                NOT_REQUESTED
+            };
             let d = broker.groups.consumer_describe(&id.0);
             let members = d
                 .members
@@ -83,7 +99,7 @@ pub fn handle(
                 .with_assignment_epoch(d.assignment_epoch)
                 .with_assignor_name(str_bytes(d.assignor))
                 .with_members(members)
-                .with_authorized_operations(NOT_REQUESTED)
+                .with_authorized_operations(operations)
         })
         .collect();
     ConsumerGroupDescribeResponse::default().with_groups(groups)

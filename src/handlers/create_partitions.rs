@@ -11,12 +11,15 @@ use gregor_protocol::kafka_protocol::messages::{
 
 use super::str_bytes;
 use crate::broker::Broker;
+use crate::security::acl::AclOperation;
+use crate::security::authorizer::RequestAuthorizer;
 use crate::topic_admin;
 
 pub async fn handle(
     broker: &Broker,
     _version: i16,
     req: CreatePartitionsRequest,
+    authz: RequestAuthorizer<'_>,
 ) -> CreatePartitionsResponse {
     let mut names = HashSet::new();
     let duplicates: HashSet<String> = req
@@ -53,6 +56,14 @@ pub async fn handle(
     for topic in req.topics {
         let name = topic.name.0.to_string();
         let base = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
+        // Kafka: ALTER on the topic.
+        if !authz.allows_topic(AclOperation::Alter, &name) {
+            results.push(
+                base.with_error_code(E::TopicAuthorizationFailed.code())
+                    .with_error_message(Some(str_bytes("Authorization failed."))),
+            );
+            continue;
+        }
         if duplicates.contains(&name) {
             results.push(
                 base.with_error_code(E::InvalidRequest.code())

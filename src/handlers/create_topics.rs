@@ -15,13 +15,18 @@ use super::str_bytes;
 use crate::broker::Broker;
 use crate::config::describe_topic_configs;
 use crate::metadata::TopicMetadata;
+use crate::security::acl::AclOperation;
+use crate::security::authorizer::RequestAuthorizer;
 use crate::topic_admin::{self, AdminError, NewTopic};
 
 pub async fn handle(
     broker: &Broker,
     version: i16,
     req: CreateTopicsRequest,
+    authz: RequestAuthorizer<'_>,
 ) -> CreateTopicsResponse {
+    // Kafka: CREATE on the cluster, or on each topic.
+    let cluster_create = authz.allows_cluster(AclOperation::Create);
     let mut seen: HashMap<String, usize> = HashMap::new();
     for t in &req.topics {
         *seen.entry(t.name.0.to_string()).or_default() += 1;
@@ -43,6 +48,12 @@ pub async fn handle(
                 .with_error_message(Some(str_bytes(format!(
                 "Create topics request from client contains multiple entries for the topic {name}"
             ))))));
+            continue;
+        }
+        if !cluster_create && !authz.allows_topic(AclOperation::Create, &name) {
+            results.push(Err(base
+                .with_error_code(E::TopicAuthorizationFailed.code())
+                .with_error_message(Some(str_bytes("Authorization failed.")))));
             continue;
         }
         match new_topic(topic) {

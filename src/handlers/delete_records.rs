@@ -13,11 +13,14 @@ use gregor_protocol::kafka_protocol::messages::{DeleteRecordsRequest, DeleteReco
 use tracing::{debug, warn};
 
 use crate::broker::Broker;
+use crate::security::acl::AclOperation;
+use crate::security::authorizer::RequestAuthorizer;
 
 pub async fn handle(
     broker: &Broker,
     _version: i16,
     req: DeleteRecordsRequest,
+    authz: RequestAuthorizer<'_>,
 ) -> DeleteRecordsResponse {
     let mut topics = Vec::with_capacity(req.topics.len());
     for topic in req.topics {
@@ -27,6 +30,11 @@ pub async fn handle(
             let result = DeleteRecordsPartitionResult::default()
                 .with_partition_index(p.partition_index)
                 .with_low_watermark(-1);
+            // Kafka: DELETE on the topic.
+            if !authz.allows_topic(AclOperation::Delete, &name) {
+                partitions.push(result.with_error_code(E::TopicAuthorizationFailed.code()));
+                continue;
+            }
             let Some(replica) = broker.replicas.partition(&name, p.partition_index) else {
                 partitions
                     .push(result.with_error_code(broker.not_leader_code(&name, p.partition_index)));

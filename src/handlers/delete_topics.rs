@@ -11,12 +11,15 @@ use uuid::Uuid;
 
 use super::str_bytes;
 use crate::broker::Broker;
+use crate::security::acl::AclOperation;
+use crate::security::authorizer::RequestAuthorizer;
 use crate::topic_admin::{self, AdminError};
 
 pub async fn handle(
     broker: &Broker,
     version: i16,
     req: DeleteTopicsRequest,
+    authz: RequestAuthorizer<'_>,
 ) -> DeleteTopicsResponse {
     // (name if given, id if given)
     let targets: Vec<(Option<TopicName>, Uuid)> = if version >= 6 {
@@ -43,6 +46,11 @@ pub async fn handle(
             responses.push(base.with_error_code(E::UnknownTopicId.code()));
             continue;
         };
+        // Kafka: DELETE on the topic (a topic named by id is not told by name).
+        if !authz.allows_topic(AclOperation::Delete, &topic) {
+            responses.push(base.with_error_code(E::TopicAuthorizationFailed.code()));
+            continue;
+        }
         // Kafka answers REQUEST_TIMED_OUT when the deletion is not complete within the
         // request's timeout (a replica's broker is down); the topic stays marked for
         // deletion and goes once that broker returns.

@@ -6,6 +6,8 @@ use gregor_protocol::kafka_protocol::messages::{DescribeClusterRequest, Describe
 
 use super::str_bytes;
 use crate::broker::Broker;
+use crate::security::acl::{AclOperation, ResourceType, CLUSTER_NAME};
+use crate::security::authorizer::RequestAuthorizer;
 
 /// DescribeCluster v1+: endpoint type 1 = brokers, 2 = controllers.
 const ENDPOINT_BROKERS: i8 = 1;
@@ -16,6 +18,7 @@ pub fn handle(
     version: i16,
     req: DescribeClusterRequest,
     listener: &str,
+    authz: RequestAuthorizer<'_>,
 ) -> DescribeClusterResponse {
     let image = broker.image();
     let mut resp = DescribeClusterResponse::default()
@@ -27,6 +30,14 @@ pub fn handle(
         return resp
             .with_error_code(ResponseError::UnsupportedEndpointType.code())
             .with_error_message(Some(str_bytes("Only brokers can be described")));
+    }
+    // Kafka: the operations when asked, none without DESCRIBE on the cluster.
+    if req.include_cluster_authorized_operations {
+        resp.cluster_authorized_operations = if authz.allows_cluster(AclOperation::Describe) {
+            authz.authorized_operations(ResourceType::Cluster, CLUSTER_NAME)
+        } else {
+            0
+        };
     }
     resp.brokers = image
         .brokers

@@ -12,6 +12,8 @@ use super::str_bytes;
 use crate::broker::Broker;
 use crate::config::dynamic::describe_default;
 use crate::config::{describe_topic_configs, ConfigEntry};
+use crate::security::acl::AclOperation;
+use crate::security::authorizer::RequestAuthorizer;
 
 /// Kafka's ConfigResource.Type codes.
 const RESOURCE_TOPIC: i8 = 2;
@@ -21,6 +23,7 @@ pub fn handle(
     broker: &Broker,
     version: i16,
     req: DescribeConfigsRequest,
+    authz: RequestAuthorizer<'_>,
 ) -> DescribeConfigsResponse {
     let synonyms = req.include_synonyms;
     let docs = version >= 3 && req.include_documentation;
@@ -38,6 +41,16 @@ pub fn handle(
             let base = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name);
+            if let Some((code, message)) = super::config_resource_denied(
+                authz,
+                AclOperation::DescribeConfigs,
+                r.resource_type,
+                &name,
+            ) {
+                return base
+                    .with_error_code(code)
+                    .with_error_message(Some(str_bytes(message)));
+            }
             let entries = match r.resource_type {
                 RESOURCE_TOPIC => match broker.image().topic(&name) {
                     Some(t) => describe_topic_configs(&t.configs, &broker.effective_config(), keys.as_deref(), synonyms, docs),

@@ -64,6 +64,25 @@ pub async fn handle(
     response(version, 0, answered)
 }
 
+/// The answer without ALTER on the cluster: every named partition refused with `code`.
+pub fn refused(version: i16, req: ElectLeadersRequest, code: i16) -> ElectLeadersResponse {
+    let refused = req
+        .topic_partitions
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|t| {
+            let topic = t.topic.0.to_string();
+            t.partitions.into_iter().map(move |p| {
+                (
+                    (topic.clone(), p),
+                    Err((code, "Cluster authorization failed.".to_string())),
+                )
+            })
+        })
+        .collect();
+    response(version, code, refused)
+}
+
 /// A partition's error code and message.
 fn outcome_code(outcome: ElectionOutcome) -> Result<(), (i16, String)> {
     let (error, message) = match outcome {

@@ -38,6 +38,8 @@ use crate::broker::Broker;
 use crate::metrics;
 use crate::replica::replication_quota::ReplicationQuota;
 use crate::replica::{Partition, ReadBound};
+use crate::security::acl::AclOperation;
+use crate::security::authorizer::RequestAuthorizer;
 
 /// Fetch v4+: isolation level 1 is read_committed.
 const READ_COMMITTED: i8 = 1;
@@ -96,7 +98,14 @@ pub fn from_follower(req: &DecodedRequest) -> Option<bool> {
     }
 }
 
-pub async fn handle(broker: &Broker, version: i16, req: FetchRequest) -> FetchAnswer {
+/// With an authorizer: a consumer needs READ on each topic, a follower CLUSTER_ACTION on
+/// the cluster; a partition refused is TOPIC_AUTHORIZATION_FAILED, as in Kafka.
+pub async fn handle(
+    broker: &Broker,
+    version: i16,
+    req: FetchRequest,
+    authz: RequestAuthorizer<'_>,
+) -> FetchAnswer {
     let refused = if req.session_id != 0 {
         // We never hand out sessions, so any session id is one we do not know.
         Some(E::FetchSessionIdNotFound)
@@ -117,6 +126,7 @@ pub async fn handle(broker: &Broker, version: i16, req: FetchRequest) -> FetchAn
         ReadBound::HighWatermark
     };
     let now_ms = crate::clock::now_ms();
+    let follower_allowed = replica_id < 0 || authz.allows_cluster(AclOperation::ClusterAction);
     let mut topics: Vec<FetchableTopicResponse> = Vec::with_capacity(req.topics.len());
     let mut wanted = Vec::new();
     for (topic_index, topic) in req.topics.iter().enumerate() {
@@ -141,8 +151,14 @@ pub async fn handle(broker: &Broker, version: i16, req: FetchRequest) -> FetchAn
                 })
                 .with_topic_id(topic.topic_id),
         );
+        let allowed = match &name {
+            Some(_) if replica_id >= 0 => follower_allowed,
+            Some(n) => authz.allows_topic(AclOperation::Read, n),
+            None => true,
+        };
         for p in &topic.partitions {
             let mut replica = match &name {
+                Some(_) if !allowed => Err(E::TopicAuthorizationFailed.code()),
                 Some(n) => broker
                     .replicas
                     .partition(n, p.partition)

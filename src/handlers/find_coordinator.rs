@@ -12,14 +12,18 @@ use crate::broker::Broker;
 use crate::group::coordinator::partition_for_group;
 use crate::group::{offsets_topic, OFFSETS_TOPIC};
 use crate::metadata::ListenerEndpoint;
+use crate::security::acl::{AclOperation, ResourceType};
+use crate::security::authorizer::RequestAuthorizer;
 
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 pub async fn handle(
     broker: &Broker,
     version: i16,
     req: FindCoordinatorRequest,
     listener: &str,
+    authz: RequestAuthorizer<'_>,
 ) -> FindCoordinatorResponse {
     let keys: Vec<String> = if version < 4 {
         vec![req.key.to_string()]
@@ -28,7 +32,20 @@ pub async fn handle(
     };
     let mut found = Vec::with_capacity(keys.len());
     for key in &keys {
-        found.push(find(broker, req.key_type, key, listener).await);
+        // Kafka: DESCRIBE on the group or the transactional id.
+        let denied = match req.key_type {
+            KEY_TYPE_GROUP => (!authz.allows_group(AclOperation::Describe, key))
+                .then_some(E::GroupAuthorizationFailed),
+            KEY_TYPE_TRANSACTION => {
+                (!authz.allows(AclOperation::Describe, ResourceType::TransactionalId, key))
+                    .then_some(E::TransactionalIdAuthorizationFailed)
+            }
+            _ => None,
+        };
+        found.push(match denied {
+            Some(e) => Err(e),
+            None => find(broker, req.key_type, key, listener).await,
+        });
     }
     if version < 4 {
         let first = found

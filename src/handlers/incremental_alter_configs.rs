@@ -14,6 +14,8 @@ use crate::broker::Broker;
 use crate::broker_config_admin::alter_broker_configs;
 use crate::config::dynamic::list_default;
 use crate::config::{describe_topic_configs, split_list, ConfigType};
+use crate::security::acl::AclOperation;
+use crate::security::authorizer::RequestAuthorizer;
 use crate::topic_admin::{self, AdminError};
 
 const RESOURCE_TOPIC: i8 = 2;
@@ -27,12 +29,25 @@ pub async fn handle(
     broker: &Broker,
     _version: i16,
     req: IncrementalAlterConfigsRequest,
+    authz: RequestAuthorizer<'_>,
 ) -> IncrementalAlterConfigsResponse {
     let mut responses = Vec::with_capacity(req.resources.len());
     for r in req.resources {
         let base = AlterConfigsResourceResponse::default()
             .with_resource_type(r.resource_type)
             .with_resource_name(r.resource_name.clone());
+        if let Some((code, message)) = super::config_resource_denied(
+            authz,
+            AclOperation::AlterConfigs,
+            r.resource_type,
+            &r.resource_name,
+        ) {
+            responses.push(
+                base.with_error_code(code)
+                    .with_error_message(Some(str_bytes(message))),
+            );
+            continue;
+        }
         if r.resource_type != RESOURCE_TOPIC && r.resource_type != RESOURCE_BROKER {
             responses.push(
                 base.with_error_code(E::InvalidRequest.code())

@@ -6,8 +6,18 @@ use gregor_protocol::kafka_protocol::messages::{GroupId, ListGroupsRequest, List
 
 use super::str_bytes;
 use crate::broker::Broker;
+use crate::security::acl::AclOperation;
+use crate::security::authorizer::RequestAuthorizer;
 
-pub fn handle(broker: &Broker, _version: i16, req: ListGroupsRequest) -> ListGroupsResponse {
+/// With an authorizer: every group for DESCRIBE on the cluster, else only the groups the
+/// client may describe (Kafka's rule).
+pub fn handle(
+    broker: &Broker,
+    _version: i16,
+    req: ListGroupsRequest,
+    authz: RequestAuthorizer<'_>,
+) -> ListGroupsResponse {
+    let all_groups = authz.allows_cluster(AclOperation::Describe);
     let states: Vec<String> = req.states_filter.iter().map(|s| s.to_string()).collect();
     let types: Vec<String> = req.types_filter.iter().map(|t| t.to_lowercase()).collect();
     let groups = broker
@@ -15,6 +25,7 @@ pub fn handle(broker: &Broker, _version: i16, req: ListGroupsRequest) -> ListGro
         .list(&states)
         .into_iter()
         .filter(|g| types.is_empty() || types.iter().any(|t| t == g.group_type))
+        .filter(|g| all_groups || authz.allows_group(AclOperation::Describe, &g.group_id))
         .map(|g| {
             ListedGroup::default()
                 .with_group_id(GroupId(str_bytes(g.group_id)))

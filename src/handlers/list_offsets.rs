@@ -8,8 +8,12 @@ use gregor_protocol::kafka_protocol::messages::list_offsets_response::{
 };
 use gregor_protocol::kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
+use gregor_protocol::kafka_protocol::error::ResponseError;
+
 use crate::broker::Broker;
 use crate::replica::{Partition, PartitionError};
+use crate::security::acl::AclOperation;
+use crate::security::authorizer::RequestAuthorizer;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -17,12 +21,19 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
-pub fn handle(broker: &Broker, version: i16, req: ListOffsetsRequest) -> ListOffsetsResponse {
+/// With an authorizer, each topic needs DESCRIBE (else TOPIC_AUTHORIZATION_FAILED).
+pub fn handle(
+    broker: &Broker,
+    version: i16,
+    req: ListOffsetsRequest,
+    authz: RequestAuthorizer<'_>,
+) -> ListOffsetsResponse {
     let topics = req
         .topics
         .into_iter()
         .map(|topic| {
             let name = topic.name.0.to_string();
+            let allowed = authz.allows_topic(AclOperation::Describe, &name);
             let partitions = topic
                 .partitions
                 .into_iter()
@@ -32,6 +43,10 @@ pub fn handle(broker: &Broker, version: i16, req: ListOffsetsRequest) -> ListOff
                         .with_timestamp(-1)
                         .with_offset(-1)
                         .with_leader_epoch(-1);
+                    if !allowed {
+                        return resp
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                    }
                     let Some(replica) = broker.replicas.partition(&name, p.partition_index) else {
                         return resp
                             .with_error_code(broker.not_leader_code(&name, p.partition_index));

@@ -15,14 +15,21 @@ use uuid::Uuid;
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::metadata::{MetadataImage, TopicMetadata};
+use crate::security::acl::{AclOperation, ResourceType, CLUSTER_NAME};
+use crate::security::authorizer::RequestAuthorizer;
 use crate::topic_admin::{self, AdminError, NewTopic};
 
 /// Answers with the brokers' addresses on `listener`, the listener the request came in on.
+///
+/// With an authorizer, as Kafka: a topic needs DESCRIBE to be shown (the all-topics list
+/// leaves it out; a named one is TOPIC_AUTHORIZATION_FAILED, whether it exists or not), and
+/// auto-creating one needs CREATE on the cluster or the topic.
 pub async fn handle(
     broker: &Broker,
     version: i16,
     req: MetadataRequest,
     listener: &str,
+    authz: RequestAuthorizer<'_>,
 ) -> MetadataResponse {
     // Kafka: a leader without this listener is LISTENER_NOT_FOUND from v6 on.
     let listener = RequestListener {
@@ -48,14 +55,20 @@ pub async fn handle(
                 image
                     .topics
                     .values()
+                    .filter(|t| authz.allows_topic(AclOperation::Describe, &t.name))
                     .map(|t| topic_entry(t, &image, broker, &listener)),
             );
         }
         Some(list) => {
             for wanted in list {
                 topics.push(match wanted.name {
-                    Some(name) => named_topic(broker, name, allow_auto_create, &listener).await,
-                    None => topic_by_id(broker, wanted.topic_id, &listener),
+                    Some(name) if !authz.allows_topic(AclOperation::Describe, &name.0) => {
+                        unauthorized(Some(name), Uuid::nil())
+                    }
+                    Some(name) => {
+                        named_topic(broker, name, allow_auto_create, &listener, authz).await
+                    }
+                    None => topic_by_id(broker, wanted.topic_id, &listener, authz),
                 });
             }
         }
@@ -87,14 +100,34 @@ pub async fn handle(
         .with_controller_id(image.controller_id.into())
         .with_topics(topics);
     if (8..=10).contains(&version) && req.include_cluster_authorized_operations {
-        // No authorizer: every operation is allowed. Bit set of AclOperation codes 3..=12.
-        resp.cluster_authorized_operations = ALL_CLUSTER_OPERATIONS;
+        resp.cluster_authorized_operations = if authz.allows_cluster(AclOperation::Describe) {
+            authz.authorized_operations(ResourceType::Cluster, CLUSTER_NAME)
+        } else {
+            0
+        };
+    }
+    if version >= 8 && req.include_topic_authorized_operations {
+        for t in resp
+            .topics
+            .iter_mut()
+            .filter(|t| t.error_code != E::TopicAuthorizationFailed.code())
+        {
+            if let Some(name) = &t.name {
+                t.topic_authorized_operations =
+                    authz.authorized_operations(ResourceType::Topic, name);
+            }
+        }
     }
     resp
 }
 
-/// Without an authorizer Kafka reports every operation as allowed.
-const ALL_CLUSTER_OPERATIONS: i32 = 0b1_1111_1111_1000;
+/// A topic the client may not see or create: no id, no partitions.
+fn unauthorized(name: Option<TopicName>, id: Uuid) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_name(name)
+        .with_topic_id(id)
+        .with_error_code(E::TopicAuthorizationFailed.code())
+}
 
 /// The listener a Metadata request came in on, and what a leader without it is answered.
 struct RequestListener<'a> {
@@ -107,6 +140,7 @@ async fn named_topic(
     name: TopicName,
     allow_auto_create: bool,
     listener: &RequestListener<'_>,
+    authz: RequestAuthorizer<'_>,
 ) -> MetadataResponseTopic {
     let name_str = name.0.to_string();
     if let Some(t) = broker.image().topic(&name_str) {
@@ -122,6 +156,11 @@ async fn named_topic(
     }
     if !(allow_auto_create && broker.config.auto_create_topics_enable) {
         return error_entry(E::UnknownTopicOrPartition);
+    }
+    if !authz.allows_cluster(AclOperation::Create)
+        && !authz.allows_topic(AclOperation::Create, &name_str)
+    {
+        return unauthorized(Some(name), Uuid::nil());
     }
     let new = NewTopic {
         name: name_str.clone(),
@@ -142,9 +181,16 @@ async fn named_topic(
     }
 }
 
-fn topic_by_id(broker: &Broker, id: Uuid, listener: &RequestListener<'_>) -> MetadataResponseTopic {
+fn topic_by_id(
+    broker: &Broker,
+    id: Uuid,
+    listener: &RequestListener<'_>,
+    authz: RequestAuthorizer<'_>,
+) -> MetadataResponseTopic {
     let image = broker.image();
     match image.topic_by_id(&id) {
+        // Kafka: ids are not secret, the name is.
+        Some(t) if !authz.allows_topic(AclOperation::Describe, &t.name) => unauthorized(None, id),
         Some(t) => topic_entry(t, &image, broker, listener),
         None => MetadataResponseTopic::default()
             .with_topic_id(id)

@@ -12,11 +12,14 @@ pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
 pub mod controlled_shutdown;
+pub mod create_acls;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_acls;
 pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_acls;
 pub mod describe_client_quotas;
 pub mod describe_cluster;
 pub mod describe_configs;
@@ -50,7 +53,11 @@ use gregor_log::FetchSlice;
 use gregor_protocol::controller_api::{self, ControllerRequest, ControllerResponse};
 use gregor_protocol::kafka_protocol::error::ResponseError as E;
 use gregor_protocol::kafka_protocol::messages::{
-    ApiKey, SaslAuthenticateResponse, SaslHandshakeResponse,
+    AllocateProducerIdsResponse, AlterPartitionReassignmentsResponse, AlterPartitionResponse,
+    ApiKey, ConsumerGroupHeartbeatResponse, DescribeClientQuotasResponse, DescribeLogDirsResponse,
+    DescribeUserScramCredentialsResponse, HeartbeatResponse, InitProducerIdResponse,
+    JoinGroupResponse, LeaveGroupResponse, ListPartitionReassignmentsResponse,
+    SaslAuthenticateResponse, SaslHandshakeResponse, SyncGroupResponse,
 };
 use gregor_protocol::kafka_protocol::protocol::StrBytes;
 use gregor_protocol::{encode_response_parts, DecodedRequest, FramePart, Request, Response};
@@ -58,7 +65,50 @@ use tracing::error;
 
 use crate::broker::Broker;
 use crate::config::SecurityProtocol;
+use crate::security::acl::AclOperation;
+use crate::security::authorizer::RequestAuthorizer;
 use crate::security::KafkaPrincipal;
+
+/// GROUP_AUTHORIZATION_FAILED: a request-level refusal of a group API.
+const GROUP_DENIED: i16 = 30;
+/// CLUSTER_AUTHORIZATION_FAILED: a refusal of a cluster-wide API.
+const CLUSTER_DENIED: i16 = 31;
+const CLUSTER_DENIED_MESSAGE: &str = "Cluster authorization failed.";
+
+/// Kafka's InitProducerId checks: WRITE on the transactional id; an idempotent producer
+/// needs IDEMPOTENT_WRITE on the cluster or WRITE on some topic.
+fn init_producer_id_denied(
+    authz: RequestAuthorizer<'_>,
+    r: &gregor_protocol::kafka_protocol::messages::InitProducerIdRequest,
+) -> Option<E> {
+    use crate::security::acl::ResourceType;
+    match &r.transactional_id {
+        Some(id) => (!authz.allows(AclOperation::Write, ResourceType::TransactionalId, id))
+            .then_some(E::TransactionalIdAuthorizationFailed),
+        None => (!authz.allows_cluster(AclOperation::IdempotentWrite)
+            && !authz.allows_any_of_type(AclOperation::Write, ResourceType::Topic))
+        .then_some(E::ClusterAuthorizationFailed),
+    }
+}
+
+/// A controller request refused for want of CLUSTER_ACTION.
+fn cluster_action_refused(r: &ControllerRequest) -> ControllerResponse {
+    use gregor_protocol::controller_api::zk_messages as zk;
+    match r {
+        ControllerRequest::LeaderAndIsr(_) => ControllerResponse::LeaderAndIsr(
+            zk::LeaderAndIsrResponse::default().with_error_code(CLUSTER_DENIED),
+        ),
+        ControllerRequest::UpdateMetadata(_) => ControllerResponse::UpdateMetadata(
+            zk::UpdateMetadataResponse::default().with_error_code(CLUSTER_DENIED),
+        ),
+        ControllerRequest::StopReplica(_) => ControllerResponse::StopReplica(
+            zk::StopReplicaResponse::default().with_error_code(CLUSTER_DENIED),
+        ),
+        ControllerRequest::ControlledShutdown(_) => ControllerResponse::ControlledShutdown(
+            zk::ControlledShutdownResponse::default().with_error_code(CLUSTER_DENIED),
+        ),
+    }
+}
 
 /// What the connection does after a request.
 pub enum Reply {
@@ -92,6 +142,22 @@ pub struct Session {
     pub principal: KafkaPrincipal,
 }
 
+impl Session {
+    /// The peer's address without Kafka's leading slash, as ACL hosts name it.
+    pub fn host(&self) -> &str {
+        self.client_host.trim_start_matches('/')
+    }
+
+    /// What this connection's principal may do (everything without an authorizer).
+    pub fn authorizer<'a>(&'a self, broker: &'a Broker) -> RequestAuthorizer<'a> {
+        RequestAuthorizer {
+            authorizer: broker.authorizer.as_deref(),
+            principal: &self.principal,
+            host: self.host(),
+        }
+    }
+}
+
 /// Who sent a request: the client id from its header and the peer's address (shown as
 /// Kafka shows it, `/127.0.0.1`, in DescribeGroups).
 pub struct ClientInfo<'a> {
@@ -102,6 +168,7 @@ pub struct ClientInfo<'a> {
 pub async fn handle(broker: &Broker, req: DecodedRequest, session: &Session) -> Reply {
     let v = req.api_version;
     let listener = session.listener_name.as_str();
+    let authz = session.authorizer(broker);
     let client = ClientInfo {
         client_id: req.client_id.as_deref().unwrap_or(""),
         client_host: &session.client_host,
@@ -117,7 +184,9 @@ pub async fn handle(broker: &Broker, req: DecodedRequest, session: &Session) -> 
                 &Response::ApiVersions(api_versions::unsupported_version()),
             );
         }
-        Request::Metadata(r) => Response::Metadata(metadata::handle(broker, v, r, listener).await),
+        Request::Metadata(r) => {
+            Response::Metadata(metadata::handle(broker, v, r, listener, authz).await)
+        }
         Request::Produce(r) => {
             let bytes: usize = r
                 .topic_data
@@ -129,7 +198,7 @@ pub async fn handle(broker: &Broker, req: DecodedRequest, session: &Session) -> 
                 broker
                     .produce_quotas
                     .record(&session.principal.name, client.client_id, bytes);
-            let reply = match produce::handle(broker, v, r).await {
+            let reply = match produce::handle(broker, v, r, authz).await {
                 produce::Outcome::Respond(resp) => {
                     let resp = resp.with_throttle_time_ms(millis(throttle));
                     encode(
@@ -146,7 +215,7 @@ pub async fn handle(broker: &Broker, req: DecodedRequest, session: &Session) -> 
         }
         Request::Fetch(r) => {
             let from_follower = fetch::replica_id(v, &r) >= 0;
-            let mut answer = fetch::handle(broker, v, r).await;
+            let mut answer = fetch::handle(broker, v, r, authz).await;
             // Replication is not a client: Kafka exempts it from client quotas.
             let throttle = if from_follower {
                 std::time::Duration::ZERO
@@ -175,89 +244,203 @@ pub async fn handle(broker: &Broker, req: DecodedRequest, session: &Session) -> 
             );
             return muted(reply, throttle);
         }
-        Request::ListOffsets(r) => Response::ListOffsets(list_offsets::handle(broker, v, r)),
+        Request::ListOffsets(r) => Response::ListOffsets(list_offsets::handle(broker, v, r, authz)),
         Request::CreateTopics(r) => {
-            Response::CreateTopics(create_topics::handle(broker, v, r).await)
+            Response::CreateTopics(create_topics::handle(broker, v, r, authz).await)
         }
         Request::DeleteTopics(r) => {
-            Response::DeleteTopics(delete_topics::handle(broker, v, r).await)
+            Response::DeleteTopics(delete_topics::handle(broker, v, r, authz).await)
         }
         Request::DeleteRecords(r) => {
-            Response::DeleteRecords(delete_records::handle(broker, v, r).await)
+            Response::DeleteRecords(delete_records::handle(broker, v, r, authz).await)
         }
         Request::CreatePartitions(r) => {
-            Response::CreatePartitions(create_partitions::handle(broker, v, r).await)
+            Response::CreatePartitions(create_partitions::handle(broker, v, r, authz).await)
         }
         Request::DescribeConfigs(r) => {
-            Response::DescribeConfigs(describe_configs::handle(broker, v, r))
+            Response::DescribeConfigs(describe_configs::handle(broker, v, r, authz))
+        }
+        Request::InitProducerId(r) if init_producer_id_denied(authz, &r).is_some() => {
+            let error = init_producer_id_denied(authz, &r).unwrap_or(E::ClusterAuthorizationFailed);
+            Response::InitProducerId(
+                InitProducerIdResponse::default()
+                    .with_error_code(error.code())
+                    .with_producer_id((-1).into())
+                    .with_producer_epoch(-1),
+            )
         }
         Request::InitProducerId(r) => {
             Response::InitProducerId(init_producer_id::handle(broker, v, r).await)
         }
         Request::OffsetForLeaderEpoch(r) => {
-            Response::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, v, r))
+            Response::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, v, r, authz))
         }
         Request::DescribeCluster(r) => {
-            Response::DescribeCluster(describe_cluster::handle(broker, v, r, listener))
+            Response::DescribeCluster(describe_cluster::handle(broker, v, r, listener, authz))
+        }
+        Request::DescribeLogDirs(_) if !authz.allows_cluster(AclOperation::Describe) => {
+            Response::DescribeLogDirs(
+                DescribeLogDirsResponse::default().with_error_code(CLUSTER_DENIED),
+            )
         }
         Request::DescribeLogDirs(r) => {
             Response::DescribeLogDirs(describe_log_dirs::handle(broker, v, r))
         }
         Request::AlterConfigs(r) => {
-            Response::AlterConfigs(alter_configs::handle(broker, v, r).await)
+            Response::AlterConfigs(alter_configs::handle(broker, v, r, authz).await)
         }
-        Request::IncrementalAlterConfigs(r) => {
-            Response::IncrementalAlterConfigs(incremental_alter_configs::handle(broker, v, r).await)
-        }
+        Request::IncrementalAlterConfigs(r) => Response::IncrementalAlterConfigs(
+            incremental_alter_configs::handle(broker, v, r, authz).await,
+        ),
         Request::FindCoordinator(r) => {
-            Response::FindCoordinator(find_coordinator::handle(broker, v, r, listener).await)
+            Response::FindCoordinator(find_coordinator::handle(broker, v, r, listener, authz).await)
+        }
+        // The classic group protocol: READ on the group, else GROUP_AUTHORIZATION_FAILED.
+        Request::JoinGroup(r) if !authz.allows_group(AclOperation::Read, &r.group_id) => {
+            Response::JoinGroup(JoinGroupResponse::default().with_error_code(GROUP_DENIED))
         }
         Request::JoinGroup(r) => {
             Response::JoinGroup(join_group::handle(broker, v, r, &client).await)
         }
+        Request::SyncGroup(r) if !authz.allows_group(AclOperation::Read, &r.group_id) => {
+            Response::SyncGroup(SyncGroupResponse::default().with_error_code(GROUP_DENIED))
+        }
         Request::SyncGroup(r) => Response::SyncGroup(sync_group::handle(broker, v, r).await),
+        Request::Heartbeat(r) if !authz.allows_group(AclOperation::Read, &r.group_id) => {
+            Response::Heartbeat(HeartbeatResponse::default().with_error_code(GROUP_DENIED))
+        }
         Request::Heartbeat(r) => Response::Heartbeat(heartbeat::handle(broker, v, r)),
+        Request::LeaveGroup(r) if !authz.allows_group(AclOperation::Read, &r.group_id) => {
+            Response::LeaveGroup(LeaveGroupResponse::default().with_error_code(GROUP_DENIED))
+        }
         Request::LeaveGroup(r) => Response::LeaveGroup(leave_group::handle(broker, v, r)),
         Request::OffsetCommit(r) => {
-            Response::OffsetCommit(offset_commit::handle(broker, v, r).await)
+            Response::OffsetCommit(offset_commit::handle(broker, v, r, authz).await)
         }
-        Request::OffsetFetch(r) => Response::OffsetFetch(offset_fetch::handle(broker, v, r)),
+        Request::OffsetFetch(r) => Response::OffsetFetch(offset_fetch::handle(broker, v, r, authz)),
         Request::DescribeGroups(r) => {
-            Response::DescribeGroups(describe_groups::handle(broker, v, r))
+            Response::DescribeGroups(describe_groups::handle(broker, v, r, authz))
         }
-        Request::ListGroups(r) => Response::ListGroups(list_groups::handle(broker, v, r)),
-        Request::DeleteGroups(r) => Response::DeleteGroups(delete_groups::handle(broker, v, r)),
-        Request::OffsetDelete(r) => Response::OffsetDelete(offset_delete::handle(broker, v, r)),
+        Request::ListGroups(r) => Response::ListGroups(list_groups::handle(broker, v, r, authz)),
+        Request::DeleteGroups(r) => {
+            Response::DeleteGroups(delete_groups::handle(broker, v, r, authz))
+        }
+        Request::OffsetDelete(r) => {
+            Response::OffsetDelete(offset_delete::handle(broker, v, r, authz))
+        }
+        Request::ElectLeaders(r) if !authz.allows_cluster(AclOperation::Alter) => {
+            Response::ElectLeaders(elect_leaders::refused(v, r, CLUSTER_DENIED))
+        }
         Request::ElectLeaders(r) => {
             Response::ElectLeaders(elect_leaders::handle(broker, v, r).await)
+        }
+        // KIP-848 groups: READ on the group, DESCRIBE on every subscribed topic.
+        Request::ConsumerGroupHeartbeat(r)
+            if !authz.allows_group(AclOperation::Read, &r.group_id) =>
+        {
+            Response::ConsumerGroupHeartbeat(
+                ConsumerGroupHeartbeatResponse::default().with_error_code(GROUP_DENIED),
+            )
+        }
+        Request::ConsumerGroupHeartbeat(r)
+            if r.subscribed_topic_names.as_ref().is_some_and(|names| {
+                names
+                    .iter()
+                    .any(|t| !authz.allows_topic(AclOperation::Describe, t))
+            }) =>
+        {
+            Response::ConsumerGroupHeartbeat(
+                ConsumerGroupHeartbeatResponse::default()
+                    .with_error_code(E::TopicAuthorizationFailed.code()),
+            )
         }
         Request::ConsumerGroupHeartbeat(r) => Response::ConsumerGroupHeartbeat(
             consumer_group_heartbeat::handle(broker, v, r, &client),
         ),
         Request::ConsumerGroupDescribe(r) => {
-            Response::ConsumerGroupDescribe(consumer_group_describe::handle(broker, v, r))
+            Response::ConsumerGroupDescribe(consumer_group_describe::handle(broker, v, r, authz))
+        }
+        Request::AlterPartition(_) if !authz.allows_cluster(AclOperation::ClusterAction) => {
+            Response::AlterPartition(
+                AlterPartitionResponse::default().with_error_code(CLUSTER_DENIED),
+            )
         }
         Request::AlterPartition(r) => {
             Response::AlterPartition(alter_partition::handle(broker, v, r).await)
         }
+        Request::AllocateProducerIds(_) if !authz.allows_cluster(AclOperation::ClusterAction) => {
+            Response::AllocateProducerIds(
+                AllocateProducerIdsResponse::default().with_error_code(CLUSTER_DENIED),
+            )
+        }
         Request::AllocateProducerIds(r) => {
             Response::AllocateProducerIds(allocate_producer_ids::handle(broker, r).await)
+        }
+        Request::AlterPartitionReassignments(_) if !authz.allows_cluster(AclOperation::Alter) => {
+            Response::AlterPartitionReassignments(
+                AlterPartitionReassignmentsResponse::default()
+                    .with_error_code(CLUSTER_DENIED)
+                    .with_error_message(Some(str_bytes(CLUSTER_DENIED_MESSAGE))),
+            )
         }
         Request::AlterPartitionReassignments(r) => Response::AlterPartitionReassignments(
             alter_partition_reassignments::handle(broker, v, r).await,
         ),
+        Request::ListPartitionReassignments(_) if !authz.allows_cluster(AclOperation::Describe) => {
+            Response::ListPartitionReassignments(
+                ListPartitionReassignmentsResponse::default()
+                    .with_error_code(CLUSTER_DENIED)
+                    .with_error_message(Some(str_bytes(CLUSTER_DENIED_MESSAGE))),
+            )
+        }
         Request::ListPartitionReassignments(r) => Response::ListPartitionReassignments(
             list_partition_reassignments::handle(broker, r).await,
         ),
+        Request::DescribeClientQuotas(_)
+            if !authz.allows_cluster(AclOperation::DescribeConfigs) =>
+        {
+            Response::DescribeClientQuotas(
+                DescribeClientQuotasResponse::default()
+                    .with_error_code(CLUSTER_DENIED)
+                    .with_error_message(Some(str_bytes(CLUSTER_DENIED_MESSAGE))),
+            )
+        }
         Request::DescribeClientQuotas(r) => {
             Response::DescribeClientQuotas(describe_client_quotas::handle(broker, r).await)
+        }
+        Request::AlterClientQuotas(r) if !authz.allows_cluster(AclOperation::AlterConfigs) => {
+            Response::AlterClientQuotas(alter_client_quotas::refused(r, CLUSTER_DENIED))
         }
         Request::AlterClientQuotas(r) => {
             Response::AlterClientQuotas(alter_client_quotas::handle(broker, r).await)
         }
+        Request::DescribeAcls(r) => {
+            Response::DescribeAcls(describe_acls::handle(broker, session, r))
+        }
+        Request::CreateAcls(r) => {
+            Response::CreateAcls(create_acls::handle(broker, session, r).await)
+        }
+        Request::DeleteAcls(r) => {
+            Response::DeleteAcls(delete_acls::handle(broker, session, r).await)
+        }
+        Request::DescribeUserScramCredentials(_)
+            if !authz.allows_cluster(AclOperation::Describe) =>
+        {
+            Response::DescribeUserScramCredentials(
+                DescribeUserScramCredentialsResponse::default()
+                    .with_error_code(CLUSTER_DENIED)
+                    .with_error_message(Some(str_bytes(CLUSTER_DENIED_MESSAGE))),
+            )
+        }
         Request::DescribeUserScramCredentials(r) => Response::DescribeUserScramCredentials(
             describe_user_scram_credentials::handle(broker, r).await,
         ),
+        Request::AlterUserScramCredentials(r) if !authz.allows_cluster(AclOperation::Alter) => {
+            Response::AlterUserScramCredentials(alter_user_scram_credentials::refused(
+                r,
+                CLUSTER_DENIED,
+            ))
+        }
         Request::AlterUserScramCredentials(r) => Response::AlterUserScramCredentials(
             alter_user_scram_credentials::handle(broker, r).await,
         ),
@@ -274,19 +457,27 @@ pub async fn handle(broker: &Broker, req: DecodedRequest, session: &Session) -> 
                 ))),
         ),
         Request::Controller(r) => {
-            let response = match r {
-                ControllerRequest::LeaderAndIsr(r) => {
-                    ControllerResponse::LeaderAndIsr(leader_and_isr::handle(broker, v, r).await)
+            // Kafka: the controller's requests need CLUSTER_ACTION (brokers are super users
+            // or hold it).
+            let response = if !authz.allows_cluster(AclOperation::ClusterAction) {
+                cluster_action_refused(&r)
+            } else {
+                match r {
+                    ControllerRequest::LeaderAndIsr(r) => {
+                        ControllerResponse::LeaderAndIsr(leader_and_isr::handle(broker, v, r).await)
+                    }
+                    ControllerRequest::UpdateMetadata(r) => {
+                        ControllerResponse::UpdateMetadata(update_metadata::handle(broker, r).await)
+                    }
+                    ControllerRequest::StopReplica(r) => {
+                        ControllerResponse::StopReplica(stop_replica::handle(broker, v, r).await)
+                    }
+                    ControllerRequest::ControlledShutdown(r) => {
+                        ControllerResponse::ControlledShutdown(
+                            controlled_shutdown::handle(broker, r).await,
+                        )
+                    }
                 }
-                ControllerRequest::UpdateMetadata(r) => {
-                    ControllerResponse::UpdateMetadata(update_metadata::handle(broker, r).await)
-                }
-                ControllerRequest::StopReplica(r) => {
-                    ControllerResponse::StopReplica(stop_replica::handle(broker, v, r).await)
-                }
-                ControllerRequest::ControlledShutdown(r) => ControllerResponse::ControlledShutdown(
-                    controlled_shutdown::handle(broker, r).await,
-                ),
             };
             return match controller_api::encode_response(v, req.correlation_id, &response) {
                 Ok(frame) => Reply::Send(vec![ResponsePart::Bytes(frame)]),
@@ -301,6 +492,42 @@ pub async fn handle(broker: &Broker, req: DecodedRequest, session: &Session) -> 
         Ok(key) => encode(key, v, req.correlation_id, &response),
         Err(_) => Reply::Close(format!("no response encoding for api key {}", req.api_key)),
     }
+}
+
+/// Kafka's check of a config resource (DescribeConfigs, AlterConfigs): DESCRIBE_CONFIGS or
+/// ALTER_CONFIGS on the topic, or on the cluster for a broker; the error and message to
+/// answer when refused.
+pub(crate) fn config_resource_denied(
+    authz: RequestAuthorizer<'_>,
+    operation: crate::security::acl::AclOperation,
+    resource_type: i8,
+    name: &str,
+) -> Option<(i16, &'static str)> {
+    use crate::security::acl::ResourceType;
+    let (resource, error, message) = match resource_type {
+        2 => (
+            ResourceType::Topic,
+            E::TopicAuthorizationFailed,
+            "Topic authorization failed.",
+        ),
+        4 | 8 => (
+            ResourceType::Cluster,
+            E::ClusterAuthorizationFailed,
+            "Cluster authorization failed.",
+        ),
+        32 => (
+            ResourceType::Group,
+            E::GroupAuthorizationFailed,
+            "Group authorization failed.",
+        ),
+        _ => return None,
+    };
+    let name = if resource == ResourceType::Cluster {
+        crate::security::acl::CLUSTER_NAME
+    } else {
+        name
+    };
+    (!authz.allows(operation, resource, name)).then_some((error.code(), message))
 }
 
 /// A quota's wait as a response's throttle_time_ms.

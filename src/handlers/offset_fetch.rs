@@ -9,9 +9,13 @@ use gregor_protocol::kafka_protocol::messages::{
     OffsetFetchRequest, OffsetFetchResponse, TopicName,
 };
 
+use gregor_protocol::kafka_protocol::error::ResponseError as E;
+
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::group::records::OffsetCommitValue;
+use crate::security::acl::AclOperation;
+use crate::security::authorizer::RequestAuthorizer;
 
 type Fetched = Vec<(String, Vec<(i32, Option<OffsetCommitValue>)>)>;
 
@@ -23,36 +27,63 @@ fn fields(v: &Option<OffsetCommitValue>) -> (i64, i32, String) {
     }
 }
 
-pub fn handle(broker: &Broker, version: i16, req: OffsetFetchRequest) -> OffsetFetchResponse {
+/// With an authorizer: DESCRIBE on the group (else GROUP_AUTHORIZATION_FAILED) and on each
+/// topic (a named one is TOPIC_AUTHORIZATION_FAILED, an all-topics answer leaves it out).
+pub fn handle(
+    broker: &Broker,
+    version: i16,
+    req: OffsetFetchRequest,
+    authz: RequestAuthorizer<'_>,
+) -> OffsetFetchResponse {
+    let group_denied = E::GroupAuthorizationFailed.code();
     if version >= 8 {
         let groups = req
             .groups
             .into_iter()
             .map(|g| {
+                let all = g.topics.is_none();
                 let topics = g.topics.map(|ts| {
                     ts.into_iter()
                         .map(|t| (t.name.0.to_string(), t.partition_indexes))
                         .collect()
                 });
                 let group = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
+                if !authz.allows_group(AclOperation::Describe, &g.group_id) {
+                    return group.with_error_code(group_denied);
+                }
                 match broker.groups.fetch_offsets(&g.group_id.0, topics) {
-                    Ok(fetched) => group.with_topics(group_topics(fetched)),
+                    Ok(fetched) => {
+                        let (allowed, denied) = split_by_describe(fetched, all, authz);
+                        let mut topics = group_topics(allowed, 0);
+                        topics.extend(group_topics(denied, E::TopicAuthorizationFailed.code()));
+                        group.with_topics(topics)
+                    }
                     Err(e) => group.with_error_code(e.code()),
                 }
             })
             .collect();
         return OffsetFetchResponse::default().with_groups(groups);
     }
+    let all = req.topics.is_none();
     let requested: Option<Vec<(String, Vec<i32>)>> = req.topics.map(|ts| {
         ts.into_iter()
             .map(|t| (t.name.0.to_string(), t.partition_indexes))
             .collect()
     });
-    match broker
-        .groups
-        .fetch_offsets(&req.group_id.0, requested.clone())
-    {
-        Ok(fetched) => OffsetFetchResponse::default().with_topics(single_topics(fetched, 0)),
+    let fetched = if authz.allows_group(AclOperation::Describe, &req.group_id) {
+        broker
+            .groups
+            .fetch_offsets(&req.group_id.0, requested.clone())
+    } else {
+        Err(E::GroupAuthorizationFailed)
+    };
+    match fetched {
+        Ok(fetched) => {
+            let (allowed, denied) = split_by_describe(fetched, all, authz);
+            let mut topics = single_topics(allowed, 0);
+            topics.extend(single_topics(denied, E::TopicAuthorizationFailed.code()));
+            OffsetFetchResponse::default().with_topics(topics)
+        }
         // v0-1 have no top-level error: every partition carries it.
         Err(e) if version < 2 => {
             let fetched: Fetched = requested
@@ -64,6 +95,26 @@ pub fn handle(broker: &Broker, version: i16, req: OffsetFetchRequest) -> OffsetF
         }
         Err(e) => OffsetFetchResponse::default().with_error_code(e.code()),
     }
+}
+
+/// The topics the client may describe, and those it named but may not (their offsets
+/// withheld); unnamed ones it may not describe are dropped.
+fn split_by_describe(
+    fetched: Fetched,
+    all: bool,
+    authz: RequestAuthorizer<'_>,
+) -> (Fetched, Fetched) {
+    let (allowed, denied): (Fetched, Fetched) = fetched
+        .into_iter()
+        .partition(|(topic, _)| authz.allows_topic(AclOperation::Describe, topic));
+    if all {
+        return (allowed, Vec::new());
+    }
+    let withheld = denied
+        .into_iter()
+        .map(|(t, ps)| (t, ps.into_iter().map(|(p, _)| (p, None)).collect()))
+        .collect();
+    (allowed, withheld)
 }
 
 fn single_topics(fetched: Fetched, error: i16) -> Vec<OffsetFetchResponseTopic> {
@@ -89,7 +140,7 @@ fn single_topics(fetched: Fetched, error: i16) -> Vec<OffsetFetchResponseTopic> 
         .collect()
 }
 
-fn group_topics(fetched: Fetched) -> Vec<OffsetFetchResponseTopics> {
+fn group_topics(fetched: Fetched, error: i16) -> Vec<OffsetFetchResponseTopics> {
     fetched
         .into_iter()
         .map(|(topic, parts)| {
@@ -102,6 +153,7 @@ fn group_topics(fetched: Fetched) -> Vec<OffsetFetchResponseTopics> {
                         .with_committed_offset(offset)
                         .with_committed_leader_epoch(epoch)
                         .with_metadata(Some(str_bytes(metadata)))
+                        .with_error_code(error)
                 })
                 .collect();
             OffsetFetchResponseTopics::default()

@@ -10,17 +10,25 @@ use gregor_protocol::kafka_protocol::messages::{
 };
 
 use crate::broker::Broker;
+use crate::security::acl::AclOperation;
+use crate::security::authorizer::RequestAuthorizer;
+
+const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
 
 pub fn handle(
     broker: &Broker,
     _version: i16,
     req: OffsetForLeaderEpochRequest,
+    authz: RequestAuthorizer<'_>,
 ) -> OffsetForLeaderEpochResponse {
+    // Kafka: CLUSTER_ACTION (a follower), else DESCRIBE on each topic (a consumer, KIP-320).
+    let cluster_action = authz.allows_cluster(AclOperation::ClusterAction);
     let topics = req
         .topics
         .into_iter()
         .map(|topic| {
             let name = topic.topic.0.to_string();
+            let allowed = cluster_action || authz.allows_topic(AclOperation::Describe, &name);
             let partitions = topic
                 .partitions
                 .into_iter()
@@ -29,6 +37,9 @@ pub fn handle(
                         .with_partition(p.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
+                    if !allowed {
+                        return resp.with_error_code(TOPIC_AUTHORIZATION_FAILED);
+                    }
                     let Some(replica) = broker.replicas.partition(&name, p.partition) else {
                         return resp.with_error_code(broker.not_leader_code(&name, p.partition));
                     };

@@ -24,6 +24,8 @@ use super::str_bytes;
 use crate::broker::Broker;
 use crate::metrics;
 use crate::replica::{LeaderAppend, Partition, PartitionError};
+use crate::security::acl::{AclOperation, ResourceType};
+use crate::security::authorizer::RequestAuthorizer;
 
 pub enum Outcome {
     Respond(ProduceResponse),
@@ -41,8 +43,20 @@ struct Waiting {
     appended: LeaderAppend,
 }
 
-pub async fn handle(broker: &Broker, _version: i16, req: ProduceRequest) -> Outcome {
+/// With an authorizer: WRITE on each topic (else TOPIC_AUTHORIZATION_FAILED for its
+/// partitions) and, for a transactional producer, WRITE on its transactional id (else every
+/// partition is TRANSACTIONAL_ID_AUTHORIZATION_FAILED), as Kafka checks them.
+pub async fn handle(
+    broker: &Broker,
+    _version: i16,
+    req: ProduceRequest,
+    authz: RequestAuthorizer<'_>,
+) -> Outcome {
     let acks = req.acks;
+    let transactional_id_denied = req
+        .transactional_id
+        .as_ref()
+        .is_some_and(|id| !authz.allows(AclOperation::Write, ResourceType::TransactionalId, id));
     let valid_acks = matches!(acks, -1..=1);
     let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
     let mut failed = None;
@@ -50,13 +64,22 @@ pub async fn handle(broker: &Broker, _version: i16, req: ProduceRequest) -> Outc
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for (topic_index, topic) in req.topic_data.into_iter().enumerate() {
         let name = topic.name.0.to_string();
+        let denied = if transactional_id_denied {
+            Some(E::TransactionalIdAuthorizationFailed)
+        } else if !authz.allows_topic(AclOperation::Write, &name) {
+            Some(E::TopicAuthorizationFailed)
+        } else {
+            None
+        };
         let partition_responses = topic
             .partition_data
             .into_iter()
             .enumerate()
             .map(|(partition_index, data)| {
                 let index = data.index;
-                let resp = if valid_acks {
+                let resp = if let Some(error) = denied {
+                    error_response(index, error.code(), None)
+                } else if valid_acks {
                     let (resp, appended) = produce_partition(broker, &name, data, acks);
                     if let (-1, Some((partition, appended))) = (acks, appended) {
                         waiting.push(Waiting {

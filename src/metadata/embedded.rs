@@ -11,13 +11,15 @@ use gregor_log::LogError;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, warn};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::{BrokerEntity, DynamicBrokerConfigs};
+use crate::security::acl::{AccessControlEntry, PatternType, ResourcePattern, ResourceType};
+use crate::security::authorizer::AclTable;
 
 use super::{
-    BrokerEndpoint, ConfigEntity, EntityConfig, MetadataError, MetadataImage, MetadataStore,
-    PartitionMetadata, TopicMetadata,
+    acl_entry_from_stored, acl_entry_to_stored, AclEdit, AclUpdate, BrokerEndpoint, ConfigEntity,
+    EntityConfig, MetadataError, MetadataImage, MetadataStore, PartitionMetadata, TopicMetadata,
 };
 
 const FILE_NAME: &str = "gregor-metadata.json";
@@ -40,6 +42,39 @@ struct StoredState {
     /// (`users/alice`, as under Kafka's `/config`); absent in older files.
     #[serde(default)]
     entity_configs: BTreeMap<String, EntityConfig>,
+    /// ACLs, one entry per resource pattern, with Kafka's znode names; absent in older files.
+    #[serde(default)]
+    acls: Vec<StoredResourceAcls>,
+}
+
+/// One resource pattern's ACLs as the file keeps them (`"resource_type":"Topic"`,
+/// `"pattern_type":"PREFIXED"`, entries as in Kafka's ACL znodes).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct StoredResourceAcls {
+    resource_type: String,
+    pattern_type: String,
+    name: String,
+    acls: Vec<gregor_zk::AclZnodeEntry>,
+}
+
+impl StoredResourceAcls {
+    fn is(&self, pattern: &ResourcePattern) -> bool {
+        self.name == pattern.name
+            && self.resource_type == pattern.resource_type.zk_name()
+            && self.pattern_type == pattern.pattern_type.enum_name()
+    }
+
+    fn pattern(&self) -> Option<ResourcePattern> {
+        Some(ResourcePattern {
+            resource_type: ResourceType::parse(&self.resource_type)?,
+            pattern_type: PatternType::parse(&self.pattern_type)?,
+            name: self.name.clone(),
+        })
+    }
+
+    fn entries(&self) -> BTreeSet<AccessControlEntry> {
+        self.acls.iter().filter_map(acl_entry_from_stored).collect()
+    }
 }
 
 impl StoredState {
@@ -320,6 +355,60 @@ impl MetadataStore for EmbeddedMetadata {
             Ok(())
         });
         async move { result }.boxed()
+    }
+
+    fn load_acls(&self) -> BoxFuture<'_, Result<AclTable, MetadataError>> {
+        let table = self
+            .lock_state()
+            .acls
+            .iter()
+            .filter_map(|r| Some((r.pattern()?, r.entries())))
+            .filter(|(_, entries)| !entries.is_empty())
+            .collect();
+        async move { Ok(table) }.boxed()
+    }
+
+    fn resource_acls(
+        &self,
+        pattern: ResourcePattern,
+    ) -> BoxFuture<'_, Result<BTreeSet<AccessControlEntry>, MetadataError>> {
+        let entries = self
+            .lock_state()
+            .acls
+            .iter()
+            .find(|r| r.is(&pattern))
+            .map(StoredResourceAcls::entries)
+            .unwrap_or_default();
+        async move { Ok(entries) }.boxed()
+    }
+
+    fn update_acls(
+        &self,
+        pattern: ResourcePattern,
+        edit: AclEdit,
+    ) -> BoxFuture<'_, Result<AclUpdate, MetadataError>> {
+        let mut update = AclUpdate::default();
+        let result = self.update(|s| {
+            let position = s.acls.iter().position(|r| r.is(&pattern));
+            update.before = position.map(|i| s.acls[i].entries()).unwrap_or_default();
+            update.after = edit(&update.before);
+            let stored = StoredResourceAcls {
+                resource_type: pattern.resource_type.zk_name().to_string(),
+                pattern_type: pattern.pattern_type.enum_name().to_string(),
+                name: pattern.name.clone(),
+                acls: update.after.iter().map(acl_entry_to_stored).collect(),
+            };
+            match (position, update.after.is_empty()) {
+                (Some(i), true) => {
+                    s.acls.remove(i);
+                }
+                (Some(i), false) => s.acls[i] = stored,
+                (None, true) => {}
+                (None, false) => s.acls.push(stored),
+            }
+            Ok(())
+        });
+        async move { result.map(|()| update) }.boxed()
     }
 
     fn allocate_producer_ids(&self, count: i64) -> BoxFuture<'_, Result<i64, MetadataError>> {

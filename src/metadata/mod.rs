@@ -14,12 +14,14 @@ pub mod zookeeper;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, FutureExt};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use uuid::Uuid;
 
 use crate::config::{BrokerEntity, DynamicBrokerConfigs};
+use crate::security::acl::{AccessControlEntry, ResourcePattern};
+use crate::security::authorizer::AclTable;
 
 /// Kafka's text form of a Uuid (topic ids, cluster ids): one implementation, the znodes'.
 pub use gregor_zk::znode::{kafka_uuid_string, parse_kafka_uuid};
@@ -255,6 +257,46 @@ pub enum MetadataError {
     StaleBrokerEpoch(String),
 }
 
+/// An edit of one resource's ACLs: the new set from the stored one.
+pub type AclEdit =
+    Box<dyn Fn(&BTreeSet<AccessControlEntry>) -> BTreeSet<AccessControlEntry> + Send + Sync>;
+
+/// A resource's ACLs before and after an `update_acls`.
+#[derive(Clone, Debug, Default)]
+pub struct AclUpdate {
+    pub before: BTreeSet<AccessControlEntry>,
+    pub after: BTreeSet<AccessControlEntry>,
+}
+
+/// How far a broker has read the ACL change notifications: the newest literal and prefixed
+/// notification seen (`None` before the first look).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AclChangeCursor {
+    pub literal: Option<String>,
+    pub prefixed: Option<String>,
+}
+
+/// An ACL in the form Kafka stores it (`"permissionType":"Allow","operation":"Read"`), as
+/// read from a znode or the embedded file; `None` for names this broker does not know.
+pub(crate) fn acl_entry_from_stored(e: &gregor_zk::AclZnodeEntry) -> Option<AccessControlEntry> {
+    use crate::security::acl::{AclOperation, AclPermissionType};
+    Some(AccessControlEntry {
+        principal: e.principal.clone(),
+        host: e.host.clone(),
+        operation: AclOperation::parse(&e.operation)?,
+        permission_type: AclPermissionType::parse(&e.permission_type)?,
+    })
+}
+
+pub(crate) fn acl_entry_to_stored(e: &AccessControlEntry) -> gregor_zk::AclZnodeEntry {
+    gregor_zk::AclZnodeEntry {
+        principal: e.principal.clone(),
+        permission_type: e.permission_type.zk_name().to_string(),
+        operation: e.operation.zk_name().to_string(),
+        host: e.host.clone(),
+    }
+}
+
 /// Where cluster metadata is kept. Writes are asynchronous because the ZooKeeper store
 /// talks to a server; each returns once the change is durable and visible in `image()`.
 pub trait MetadataStore: Send + Sync {
@@ -304,6 +346,37 @@ pub trait MetadataStore: Send + Sync {
     /// One user's configs.
     fn user_config(&self, user: String) -> BoxFuture<'_, Result<EntityConfig, MetadataError>> {
         self.entity_config(ConfigEntity::user(user))
+    }
+    /// Every ACL (Kafka: `/kafka-acl/<type>/<name>` and `/kafka-acl-extended/prefixed/...`).
+    fn load_acls(&self) -> BoxFuture<'_, Result<AclTable, MetadataError>>;
+    /// One resource's ACLs as stored now.
+    fn resource_acls(
+        &self,
+        pattern: ResourcePattern,
+    ) -> BoxFuture<'_, Result<BTreeSet<AccessControlEntry>, MetadataError>>;
+    /// Rewrites one resource's ACLs with `edit` applied to what is stored (re-read and
+    /// retried if another broker changed them meanwhile, as Kafka's conditional writes do),
+    /// announces the change to every broker, and answers the ACLs before and after.
+    fn update_acls(
+        &self,
+        pattern: ResourcePattern,
+        edit: AclEdit,
+    ) -> BoxFuture<'_, Result<AclUpdate, MetadataError>>;
+    /// The resources whose ACLs other brokers changed since `cursor` (Kafka's
+    /// `/kafka-acl-changes` notifications), with the cursor to ask from next time. A fresh
+    /// cursor answers no resources, only where the notifications stand. A single broker has
+    /// nobody else to hear from.
+    fn acl_changes(
+        &self,
+        cursor: AclChangeCursor,
+    ) -> BoxFuture<'_, Result<(AclChangeCursor, Vec<ResourcePattern>), MetadataError>> {
+        async move { Ok((cursor, Vec::new())) }.boxed()
+    }
+    /// A signal each time new ACL change notifications may have arrived (ZooKeeper: a watch
+    /// on them), so that `acl_changes` is asked at once; the stream ends with the session.
+    /// `None`: nothing to watch (a single broker), or not now.
+    fn acl_change_signals(&self) -> BoxFuture<'_, Option<tokio::sync::mpsc::Receiver<()>>> {
+        async move { None }.boxed()
     }
     /// Reserves `count` producer ids and returns the first (Kafka: `/latest_producer_id_block`).
     fn allocate_producer_ids(&self, count: i64) -> BoxFuture<'_, Result<i64, MetadataError>>;

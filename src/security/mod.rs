@@ -1,7 +1,10 @@
 //! Kafka's security model: who a connection is (`principal`), how a TLS listener's certificates
-//! are loaded and checked (`tls`), and how SASL clients authenticate (`sasl`). The network side
-//! (`server`) drives them; nothing here knows of the broker object.
+//! are loaded and checked (`tls`), how SASL clients authenticate (`sasl`), what a principal may
+//! do (`acl`, `authorizer`). The network side (`server`) and the handlers drive them; nothing
+//! here knows of the broker object.
 
+pub mod acl;
+pub mod authorizer;
 pub mod client_quotas;
 pub mod principal;
 pub mod sasl;

@@ -24,7 +24,7 @@ use crate::watch::{self as zkwatch, SessionEvent, ZkEvent};
 use crate::znode::{
     decode_controller_epoch, encode_controller_epoch, new_kafka_uuid, BrokerRegistration,
     ClusterIdZnode, ConfigChangeNotification, ControllerZnode, EntityConfig, FeatureZnode,
-    LogDirEventNotification, PartitionState, ProducerIdBlock, TopicAssignment,
+    LogDirEventNotification, PartitionState, ProducerIdBlock, ResourceAcls, TopicAssignment,
 };
 
 const PERSISTENT: CreateOptions<'static> = CreateMode::Persistent.with_acls(Acls::anyone_all());
@@ -933,6 +933,104 @@ impl ZkClient {
         let path = format!("{}/{}", paths::CONFIG_CHANGES, name);
         self.get_decoded(&path, ConfigChangeNotification::decode)
             .await
+    }
+
+    // ---- ACLs ----------------------------------------------------------------------------
+
+    /// Creates the ACL roots Kafka's `AclAuthorizer` creates (`createAclPaths`).
+    pub async fn create_acl_paths(&self) -> Result<()> {
+        for path in [
+            paths::KAFKA_ACL,
+            paths::KAFKA_ACL_CHANGES,
+            paths::KAFKA_ACL_PREFIXED,
+            paths::KAFKA_ACL_EXTENDED_CHANGES,
+        ] {
+            self.create_recursive(path).await?;
+        }
+        Ok(())
+    }
+
+    /// The resources with an ACL znode under `root` (`/kafka-acl` or
+    /// `/kafka-acl-extended/prefixed`): (resource type name, resource name).
+    pub async fn list_acl_resources(&self, root: &str) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for resource_type in self.get_children(root).await? {
+            for name in self
+                .get_children(&format!("{root}/{resource_type}"))
+                .await?
+            {
+                out.push((resource_type.clone(), name));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The ACLs of `<root>/<type>/<name>` and the znode's version, `None` if it is absent.
+    pub async fn get_resource_acls(&self, path: &str) -> Result<Option<(ResourceAcls, i32)>> {
+        match self.get_raw(path).await? {
+            None => Ok(None),
+            Some((data, stat)) => Ok(Some((ResourceAcls::decode(path, &data)?, stat.version))),
+        }
+    }
+
+    /// Kafka's conditional ACL write: `acls` at `path` if the znode is still at
+    /// `expected_version` (`None`: it must not exist yet); no ACLs deletes the znode. `false`
+    /// when the znode changed meanwhile (the caller re-reads and retries).
+    pub async fn write_resource_acls(
+        &self,
+        path: &str,
+        acls: &ResourceAcls,
+        expected_version: Option<i32>,
+    ) -> Result<bool> {
+        let client = &self.inner.client;
+        let outcome = match (acls.acls.is_empty(), expected_version) {
+            (true, None) => return Ok(true),
+            (true, Some(version)) => client.delete(path, Some(version)).await,
+            (false, Some(version)) => client
+                .set_data(path, &acls.encode(), Some(version))
+                .await
+                .map(|_| ()),
+            (false, None) => {
+                return match self
+                    .create_with_parents(path, &acls.encode(), &PERSISTENT)
+                    .await
+                {
+                    Ok(_) => Ok(true),
+                    Err(ZkError::NodeExists { .. }) => Ok(false),
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        match outcome {
+            Ok(()) => Ok(true),
+            // Deleted already: nothing left to delete (Kafka's conditionalDelete says true).
+            Err(ClientError::NoNode) if acls.acls.is_empty() => Ok(true),
+            Err(ClientError::NoNode) | Err(ClientError::BadVersion) => Ok(false),
+            Err(e) => Err(ZkError::from_client(path, expected_version, e)),
+        }
+    }
+
+    /// Announces changed ACLs in `changes_root` (`/kafka-acl-changes` or
+    /// `/kafka-acl-extended-changes`); returns the notification's name.
+    pub async fn announce_acl_change(&self, changes_root: &str, data: &[u8]) -> Result<String> {
+        self.create_sequential(changes_root, paths::ACL_CHANGE_PREFIX, data)
+            .await
+    }
+
+    /// A change notification's data and creation time (ms since the epoch), `None` if gone.
+    pub async fn get_acl_change(&self, path: &str) -> Result<Option<(Vec<u8>, i64)>> {
+        Ok(self
+            .get_raw(path)
+            .await?
+            .map(|(data, stat)| (data, stat.ctime)))
+    }
+
+    /// Deletes an old change notification (Kafka purges those older than 15 minutes).
+    pub async fn delete_acl_change(&self, path: &str) -> Result<()> {
+        match self.inner.client.delete(path, None).await {
+            Ok(()) | Err(ClientError::NoNode) => Ok(()),
+            Err(e) => Err(ZkError::from_client(path, None, e)),
+        }
     }
 
     // ---- log directory events ----------------------------------------------------------

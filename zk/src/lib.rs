@@ -20,9 +20,9 @@ pub use client::{
 pub use error::{Result, ZkError};
 pub use watch::{SessionEvent, ZkEvent};
 pub use znode::{
-    BrokerRegistration, ClusterIdZnode, ConfigChangeNotification, ControllerZnode, Endpoint,
-    EntityConfig, FeatureRange, FeatureZnode, LogDirEventNotification, PartitionState,
-    ProducerIdBlock, TopicAssignment,
+    AclZnodeEntry, BrokerRegistration, ClusterIdZnode, ConfigChangeNotification, ControllerZnode,
+    Endpoint, EntityConfig, ExtendedAclChangeEvent, FeatureRange, FeatureZnode,
+    LogDirEventNotification, PartitionState, ProducerIdBlock, ResourceAcls, TopicAssignment,
 };
 
 /// Kafka's znode paths (ZooKeeper mode, 3.x), relative to the chroot.
@@ -94,6 +94,16 @@ pub mod paths {
     pub fn broker_config(entity: &str) -> String {
         format!("{CONFIG_BROKERS}/{entity}")
     }
+
+    /// ACLs of literal resource patterns: `/kafka-acl/<ResourceType>/<name>`.
+    pub const KAFKA_ACL: &str = "/kafka-acl";
+    /// ACLs of prefixed patterns: `/kafka-acl-extended/prefixed/<ResourceType>/<name>`.
+    pub const KAFKA_ACL_PREFIXED: &str = "/kafka-acl-extended/prefixed";
+    /// Change notifications of literal patterns (`acl_changes_<seq>`, text `TOPIC:name`).
+    pub const KAFKA_ACL_CHANGES: &str = "/kafka-acl-changes";
+    /// Change notifications of prefixed patterns (`acl_changes_<seq>`, JSON).
+    pub const KAFKA_ACL_EXTENDED_CHANGES: &str = "/kafka-acl-extended-changes";
+    pub const ACL_CHANGE_PREFIX: &str = "acl_changes_";
 
     /// `/config/users`: SCRAM credentials and quotas of each user.
     pub const CONFIG_USERS: &str = "/config/users";

@@ -622,3 +622,78 @@ mod tests {
         );
     }
 }
+
+/// `/kafka-acl/<ResourceType>/<name>` (literal patterns) and
+/// `/kafka-acl-extended/prefixed/<ResourceType>/<name>`:
+/// `{"version":1,"acls":[{"principal":"User:alice","permissionType":"Allow","operation":"Read","host":"*"}]}`
+/// (`AclEntry.toJsonCompatibleMap`). Names as Kafka writes them; the broker maps them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceAcls {
+    pub version: i32,
+    pub acls: Vec<AclZnodeEntry>,
+}
+
+/// One ACL of a resource znode.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AclZnodeEntry {
+    pub principal: String,
+    #[serde(rename = "permissionType")]
+    pub permission_type: String,
+    pub operation: String,
+    pub host: String,
+}
+
+impl ResourceAcls {
+    pub const VERSION: i32 = 1;
+
+    pub fn new(acls: Vec<AclZnodeEntry>) -> Self {
+        ResourceAcls {
+            version: Self::VERSION,
+            acls,
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        encode_json(self)
+    }
+
+    /// Empty data reads as no ACLs, as Kafka's `AclEntry.fromBytes` does.
+    pub fn decode(path: &str, bytes: &[u8]) -> Result<Self> {
+        if bytes.is_empty() {
+            return Ok(ResourceAcls::new(Vec::new()));
+        }
+        let acls: ResourceAcls = decode_json(path, bytes)?;
+        if acls.version != Self::VERSION {
+            return Err(ZkError::InvalidData {
+                path: path.to_owned(),
+                reason: format!("ACL znode version {} (expected 1)", acls.version),
+            });
+        }
+        Ok(acls)
+    }
+}
+
+/// `/kafka-acl-extended-changes/acl_changes_<seq>`: the prefixed pattern whose ACLs changed,
+/// `{"version":1,"resourceType":"TOPIC","name":"pre-","patternType":"PREFIXED"}` (Java enum
+/// names). Literal patterns are announced in `/kafka-acl-changes` as text, `TOPIC:name`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtendedAclChangeEvent {
+    pub version: i32,
+    #[serde(rename = "resourceType")]
+    pub resource_type: String,
+    pub name: String,
+    #[serde(rename = "patternType")]
+    pub pattern_type: String,
+}
+
+impl ExtendedAclChangeEvent {
+    pub const VERSION: i32 = 1;
+
+    pub fn encode(&self) -> Vec<u8> {
+        encode_json(self)
+    }
+
+    pub fn decode(path: &str, bytes: &[u8]) -> Result<Self> {
+        decode_json(path, bytes)
+    }
+}

@@ -17,6 +17,7 @@
 //! ZooKeeper as Kafka's `AdminZkClient` does, then wait until this broker's image shows the
 //! result, so an answer to a client is only sent once the change is visible here.
 
+mod acl_store;
 pub mod cluster_state;
 pub mod controller;
 pub mod controller_channel;
@@ -39,11 +40,14 @@ use tracing::{debug, info, warn};
 
 use super::reassignment::{self, OngoingReassignment, ReassignmentResults};
 use super::{
-    ConfigEntity, ElectionOutcome, ElectionResults, ElectionType, EntityConfig, IsrChange,
-    MetadataError, MetadataImage, MetadataStore, PartitionMetadata, TopicMetadata,
+    AclChangeCursor, AclEdit, AclUpdate, ConfigEntity, ElectionOutcome, ElectionResults,
+    ElectionType, EntityConfig, IsrChange, MetadataError, MetadataImage, MetadataStore,
+    PartitionMetadata, TopicMetadata,
 };
 use crate::config::BrokerConfig;
 use crate::metrics::{self, ZkSessionState};
+use crate::security::acl::{AccessControlEntry, ResourcePattern};
+use crate::security::authorizer::AclTable;
 use cluster_state::ClusterState;
 use controller_channel::{ControllerChannelManager, ControllerView};
 
@@ -271,7 +275,7 @@ impl ZookeeperMetadata {
             reported_configs: Mutex::new(Default::default()),
             config: config.clone(),
         });
-        report_unused_znodes(&zk).await;
+        report_unused_znodes(&zk, config.authorizer.is_some()).await;
         report_dynamic_configs(&shared, &state.broker_configs);
         info!(broker_id, broker_epoch = epoch, cluster_id = %cluster_id, "joined the cluster");
         let (stop, stop_rx) = watch::channel(false);
@@ -1019,6 +1023,57 @@ impl MetadataStore for ZookeeperMetadata {
         .boxed()
     }
 
+    fn load_acls(&self) -> BoxFuture<'_, Result<AclTable, MetadataError>> {
+        async move {
+            self.call(|zk| async move { acl_store::load_all(&zk).await })
+                .await
+                .map_err(zk_err)
+        }
+        .boxed()
+    }
+
+    fn resource_acls(
+        &self,
+        pattern: ResourcePattern,
+    ) -> BoxFuture<'_, Result<BTreeSet<AccessControlEntry>, MetadataError>> {
+        async move {
+            let zk = self.client().await?;
+            Ok(acl_store::read_resource(&zk, &pattern).await?.0)
+        }
+        .boxed()
+    }
+
+    fn update_acls(
+        &self,
+        pattern: ResourcePattern,
+        edit: AclEdit,
+    ) -> BoxFuture<'_, Result<AclUpdate, MetadataError>> {
+        async move {
+            let zk = self.client().await?;
+            acl_store::update(&zk, &pattern, &edit).await
+        }
+        .boxed()
+    }
+
+    fn acl_change_signals(&self) -> BoxFuture<'_, Option<tokio::sync::mpsc::Receiver<()>>> {
+        async move {
+            let zk = self.client().await.ok()?;
+            Some(acl_store::change_signals(&zk))
+        }
+        .boxed()
+    }
+
+    fn acl_changes(
+        &self,
+        cursor: AclChangeCursor,
+    ) -> BoxFuture<'_, Result<(AclChangeCursor, Vec<ResourcePattern>), MetadataError>> {
+        async move {
+            let zk = self.client().await?;
+            acl_store::changes_since(&zk, cursor).await.map_err(zk_err)
+        }
+        .boxed()
+    }
+
     fn set_entity_config(
         &self,
         entity: ConfigEntity,
@@ -1488,23 +1543,23 @@ fn report_dynamic_configs(shared: &Shared, configs: &crate::config::DynamicBroke
 }
 
 /// Kafka state in ZooKeeper that gregor reads nothing from: said once at start, by path, so
-/// that nobody believes it is in force (quotas, ACLs, delegation tokens, the legacy
-/// reassignment and election triggers).
-async fn report_unused_znodes(zk: &ZkClient) {
-    const UNUSED: &[(&str, &str)] = &[
-        ("/config/clients", "client quotas are not enforced"),
-        (
-            "/config/users",
-            "user quotas and SCRAM credentials are not used",
-        ),
+/// that nobody believes it is in force (connection-rate quotas, ACLs without an authorizer,
+/// delegation tokens, the legacy reassignment and election triggers).
+async fn report_unused_znodes(zk: &ZkClient, has_authorizer: bool) {
+    let mut unused: Vec<(&str, &str)> = vec![
         ("/config/ips", "connection-rate quotas are not enforced"),
-        ("/kafka-acl", "ACLs are not enforced"),
         (
             "/delegation_token/tokens",
             "delegation tokens are not accepted",
         ),
     ];
-    for (path, what) in UNUSED {
+    if !has_authorizer {
+        unused.push((
+            "/kafka-acl",
+            "ACLs are not enforced: authorizer.class.name is not set",
+        ));
+    }
+    for (path, what) in &unused {
         match zk.get_children(path).await {
             Ok(children) if !children.is_empty() => {
                 warn!(

@@ -1,0 +1,270 @@
+//! ACLs on a standalone broker (the embedded store): CreateAcls, DescribeAcls and DeleteAcls
+//! by a super user, what a SASL user sees and may do with and without them, that they
+//! survive a restart, and SECURITY_DISABLED without an authorizer. The ZooKeeper side and
+//! the real clients are in compat-tests/acl_test.py.
+
+mod common;
+
+use bytes::Bytes;
+use common::{create_topic, free_port, produce, BrokerProcess, Client};
+use gregor_protocol::kafka_protocol::messages::create_acls_request::AclCreation;
+use gregor_protocol::kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
+use gregor_protocol::kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use gregor_protocol::kafka_protocol::messages::*;
+use gregor_protocol::kafka_protocol::protocol::StrBytes;
+
+const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
+const INVALID_REQUEST: i16 = 42;
+const SECURITY_DISABLED: i16 = 54;
+// Codes of the ACL model.
+const TOPIC: i8 = 2;
+const CLUSTER: i8 = 4;
+const ANY: i8 = 1;
+const LITERAL: i8 = 3;
+const PREFIXED: i8 = 4;
+const READ: i8 = 3;
+const WRITE: i8 = 4;
+const DESCRIBE: i8 = 8;
+const ALLOW: i8 = 3;
+
+fn s(text: &str) -> StrBytes {
+    StrBytes::from_string(text.to_string())
+}
+
+/// A broker with a PLAINTEXT listener (User:ANONYMOUS, a super user: the admin) and a
+/// SASL_PLAINTEXT one where alice logs in with PLAIN.
+fn secured_broker(dir: Option<&std::path::Path>, ports: (u16, u16)) -> BrokerProcess {
+    let (plain, sasl) = ports;
+    let listeners =
+        format!("listeners=PLAINTEXT://127.0.0.1:{plain},SASL_PLAINTEXT://127.0.0.1:{sasl}");
+    let settings = [
+        listeners.as_str(),
+        "sasl.enabled.mechanisms=PLAIN",
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_alice=\"alice-secret\";",
+        "authorizer.class.name=kafka.security.authorizer.AclAuthorizer",
+        "super.users=User:ANONYMOUS",
+    ];
+    match dir {
+        Some(d) => BrokerProcess::start_in(d, &settings),
+        None => BrokerProcess::start_on_port(plain, &settings),
+    }
+}
+
+/// A connection authenticated as alice (SaslHandshake v1, SaslAuthenticate v2, PLAIN).
+fn alice(port: u16) -> Client {
+    let mut c = Client::connect(port);
+    let hs: SaslHandshakeResponse = c.call(
+        1,
+        &SaslHandshakeRequest::default().with_mechanism(s("PLAIN")),
+    );
+    assert_eq!(hs.error_code, 0);
+    let auth: SaslAuthenticateResponse = c.call(
+        2,
+        &SaslAuthenticateRequest::default()
+            .with_auth_bytes(Bytes::from_static(b"\0alice\0alice-secret")),
+    );
+    assert_eq!(auth.error_code, 0, "{:?}", auth.error_message);
+    c
+}
+
+fn acl(resource_type: i8, name: &str, pattern: i8, principal: &str, operation: i8) -> AclCreation {
+    AclCreation::default()
+        .with_resource_type(resource_type)
+        .with_resource_name(s(name))
+        .with_resource_pattern_type(pattern)
+        .with_principal(s(principal))
+        .with_host(s("*"))
+        .with_operation(operation)
+        .with_permission_type(ALLOW)
+}
+
+fn describe_all(c: &mut Client) -> DescribeAclsResponse {
+    c.call(
+        3,
+        &DescribeAclsRequest::default()
+            .with_resource_type_filter(ANY)
+            .with_resource_name_filter(None)
+            .with_principal_filter(None)
+            .with_host_filter(None)
+            .with_pattern_type_filter(ANY)
+            .with_operation(ANY)
+            .with_permission_type(ANY),
+    )
+}
+
+/// (type, name, pattern, principal, operation) of every ACL, sorted.
+fn bindings(resp: &DescribeAclsResponse) -> Vec<(i8, String, i8, String, i8)> {
+    let mut out: Vec<_> = resp
+        .resources
+        .iter()
+        .flat_map(|r| {
+            r.acls.iter().map(move |a| {
+                (
+                    r.resource_type,
+                    r.resource_name.to_string(),
+                    r.pattern_type,
+                    a.principal.to_string(),
+                    a.operation,
+                )
+            })
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Topic name -> error code in a Metadata answer (all topics when `topic` is None).
+fn metadata(c: &mut Client, topic: Option<&str>) -> Vec<(String, i16)> {
+    let req = MetadataRequest::default().with_topics(
+        topic.map(|t| vec![MetadataRequestTopic::default().with_name(Some(TopicName(s(t))))]),
+    );
+    let resp: MetadataResponse = c.call(9, &req);
+    resp.topics
+        .iter()
+        .map(|t| {
+            (
+                t.name.as_ref().map(|n| n.to_string()).unwrap_or_default(),
+                t.error_code,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn without_an_authorizer_acl_requests_are_security_disabled() {
+    let b = BrokerProcess::start(&[]);
+    let mut c = b.client();
+    let resp = describe_all(&mut c);
+    assert_eq!(resp.error_code, SECURITY_DISABLED);
+    let created: CreateAclsResponse = c.call(
+        3,
+        &CreateAclsRequest::default()
+            .with_creations(vec![acl(TOPIC, "t", LITERAL, "User:a", READ)]),
+    );
+    assert_eq!(created.results[0].error_code, SECURITY_DISABLED);
+    // Everything is allowed: a topic is created and produced to by anyone.
+    create_topic(&mut c, "open", &[]);
+    assert_eq!(produce(&mut c, "open", &[("k", "v")]).0, 0);
+}
+
+#[test]
+fn acls_decide_what_a_user_sees_and_does_and_survive_a_restart() {
+    let ports = (free_port(), free_port());
+    let mut b = secured_broker(None, ports);
+    let mut admin = b.client();
+    create_topic(&mut admin, "t", &[]);
+    create_topic(&mut admin, "pre-1", &[]);
+    assert_eq!(produce(&mut admin, "t", &[("k", "v")]).0, 0);
+
+    // No ACLs: alice sees nothing; asking by name is TOPIC_AUTHORIZATION_FAILED.
+    let mut a = alice(ports.1);
+    assert_eq!(metadata(&mut a, None), vec![]);
+    assert_eq!(
+        metadata(&mut a, Some("t")),
+        vec![("t".to_string(), TOPIC_AUTHORIZATION_FAILED)]
+    );
+    // She may not create ACLs either.
+    let refused: CreateAclsResponse = a.call(
+        3,
+        &CreateAclsRequest::default().with_creations(vec![acl(
+            TOPIC,
+            "t",
+            LITERAL,
+            "User:alice",
+            READ,
+        )]),
+    );
+    assert_eq!(refused.results[0].error_code, CLUSTER_AUTHORIZATION_FAILED);
+    assert_eq!(
+        describe_all(&mut a).error_code,
+        CLUSTER_AUTHORIZATION_FAILED
+    );
+
+    // The admin grants READ on t and DESCRIBE on every topic starting with "pre-"; a
+    // CLUSTER ACL under another name than kafka-cluster is refused on its own.
+    let created: CreateAclsResponse = admin.call(
+        3,
+        &CreateAclsRequest::default().with_creations(vec![
+            acl(TOPIC, "t", LITERAL, "User:alice", READ),
+            acl(TOPIC, "pre-", PREFIXED, "User:alice", DESCRIBE),
+            acl(CLUSTER, "my-cluster", LITERAL, "User:alice", DESCRIBE),
+        ]),
+    );
+    let codes: Vec<i16> = created.results.iter().map(|r| r.error_code).collect();
+    assert_eq!(codes, vec![0, 0, INVALID_REQUEST]);
+    let want = vec![
+        (
+            TOPIC,
+            "pre-".to_string(),
+            PREFIXED,
+            "User:alice".to_string(),
+            DESCRIBE,
+        ),
+        (
+            TOPIC,
+            "t".to_string(),
+            LITERAL,
+            "User:alice".to_string(),
+            READ,
+        ),
+    ];
+    assert_eq!(bindings(&describe_all(&mut admin)), want);
+
+    // READ implies DESCRIBE; the prefix covers pre-1.
+    let mut seen = metadata(&mut a, None);
+    seen.sort();
+    assert_eq!(seen, vec![("pre-1".to_string(), 0), ("t".to_string(), 0)]);
+    // READ is not WRITE.
+    assert_eq!(
+        produce(&mut a, "t", &[("k", "v")]).0,
+        TOPIC_AUTHORIZATION_FAILED
+    );
+
+    // The ACLs are kept in the embedded store.
+    b.stop();
+    b.restart();
+    let mut admin = b.client();
+    assert_eq!(bindings(&describe_all(&mut admin)), want);
+    let mut a = alice(ports.1);
+    assert_eq!(metadata(&mut a, Some("t")), vec![("t".to_string(), 0)]);
+
+    // DeleteAcls with a filter on alice and ANY else removes both and answers them.
+    let deleted: DeleteAclsResponse = admin.call(
+        3,
+        &DeleteAclsRequest::default().with_filters(vec![DeleteAclsFilter::default()
+            .with_resource_type_filter(ANY)
+            .with_resource_name_filter(None)
+            .with_host_filter(None)
+            .with_pattern_type_filter(ANY)
+            .with_principal_filter(Some(s("User:alice")))
+            .with_operation(ANY)
+            .with_permission_type(ANY)]),
+    );
+    assert_eq!(deleted.filter_results[0].error_code, 0);
+    let mut removed: Vec<(String, i8)> = deleted.filter_results[0]
+        .matching_acls
+        .iter()
+        .map(|m| (m.resource_name.to_string(), m.operation))
+        .collect();
+    removed.sort();
+    assert_eq!(
+        removed,
+        vec![("pre-".to_string(), DESCRIBE), ("t".to_string(), READ)]
+    );
+    assert_eq!(bindings(&describe_all(&mut admin)), vec![]);
+    assert_eq!(metadata(&mut a, None), vec![]);
+    // A WRITE ACL now lets her produce (and describe) t.
+    let created: CreateAclsResponse = admin.call(
+        3,
+        &CreateAclsRequest::default().with_creations(vec![acl(
+            TOPIC,
+            "t",
+            LITERAL,
+            "User:alice",
+            WRITE,
+        )]),
+    );
+    assert_eq!(created.results[0].error_code, 0);
+    assert_eq!(produce(&mut a, "t", &[("k2", "v2")]), (0, 1));
+}
