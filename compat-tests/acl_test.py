@@ -37,6 +37,9 @@ Cases (--only NAME,...; each prints pass / FAIL / n/a per client; exit 1 on any 
                  include_authorized_operations=True as alice: the exact operation sets
   znodes         /kafka-acl/Topic/<t>, /kafka-acl/Group/<g>, /kafka-acl-extended/prefixed/Topic/pre-,
                  /kafka-acl-changes, /kafka-acl-extended-changes (kazoo); removal of the last ACL
+  config-znodes  kafka-configs.sh: SCRAM credentials and quotas of a user, a client, a user's
+                 client, the default user and a name that needs sanitizing: /config/users,
+                 /config/clients, /config/changes field by field (kazoo)
   admin-api      CreateAcls / DescribeAcls (ANY, MATCH filters) / DeleteAcls with confluent-kafka
                  and kafka-python
 
@@ -121,6 +124,14 @@ What Kafka 3.9.2 does, as observed by this test (the reference for gregor):
     extended).
   - When the last ACL of a resource is removed, Kafka deletes its znode (the type node, e.g.
     /kafka-acl/Topic, stays, empty). Removing one of two ACLs rewrites the znode with the other.
+  /config (kafka-configs.sh over --bootstrap-server: AlterUserScramCredentials, AlterClientQuotas)
+  - /config/users/<u>: {"version":1,"config":{"SCRAM-SHA-512":"salt=<b64>,stored_key=<b64>,
+    server_key=<b64>,iterations=8192", ..., "producer_byte_rate":"1048576"}}: credentials and
+    quotas share the user's znode. /config/clients/<c>, /config/users/<u>/clients/<c>,
+    /config/users/<default> alike. Byte rates are stored as integers ("4096"),
+    request_percentage as a double ("50.0"). A name is sanitized (URL-encoded, a space as %20):
+    /config/users/zn%20user%40example. Each change writes /config/changes/config_change_<seq>
+    {"version":2,"entity_path":"users/<u>"} (or clients/<c>, users/<u>/clients/<c>).
   Propagation
   - Broker 2 applies a change made through broker 1 (it watches the change nodes) 10-80 ms after
     CreateAcls / DeleteAcls returned, and < 15 ms after kafka-acls.sh returned (the JVM's exit
@@ -162,7 +173,7 @@ ZK_CHROOT = "/acltest"
 PROPAGATION_BOUND_S = 5.0   # poll bound for a change to reach broker 2
 PROPAGATION_WANT_S = 1.0    # what the issue asks for
 CASES = ["acl-command", "topic-read", "produce", "prefixed", "deny", "group", "cluster", "transactional",
-         "super-user", "authorized-ops", "znodes", "admin-api"]
+         "super-user", "authorized-ops", "znodes", "config-znodes", "admin-api"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1239,6 +1250,88 @@ def case_znodes(ctx):
     return {"kazoo": "topic / group / prefixed znodes, change notifications, znodes deleted with their last ACL"}
 
 
+def config_cmd(cluster, *args):
+    """kafka-configs.sh (ConfigCommand) as admin over --bootstrap-server."""
+    r = kafka_tool("kafka.admin.ConfigCommand", "--bootstrap-server", cluster.bootstrap(),
+                   "--command-config", cluster.client_props["admin"], *args,
+                   extra_jvm=[f"-Dlog4j.configuration=file:{cluster.client_log4j}"])
+    if r.returncode != 0:
+        why = [l.strip() for l in (r.stdout + r.stderr).splitlines() if "Exception" in l or "Error" in l]
+        raise Fail(f"kafka-configs.sh {' '.join(args)}: exit {r.returncode}: {' | '.join(why[:4]) or r.stderr[-800:]}")
+    return r.stdout
+
+
+SCRAM_VALUE_RE = re.compile(r"^salt=[A-Za-z0-9+/=]+,stored_key=[A-Za-z0-9+/=]+,server_key=[A-Za-z0-9+/=]+,"
+                            r"iterations=(\d+)$")
+
+
+def case_config_znodes(ctx):
+    """/config/users, /config/clients and /config/changes after kafka-configs.sh, field by field
+    (SCRAM credentials, quotas of a user, a client, a user's client, the default user; a user
+    name that needs sanitizing)."""
+    c = ctx.cluster
+    user, odd, client = "zn-user", "zn user@example", "zn-client"
+    zk = zk_client(c)
+    try:
+        before = set(zk.get_children("/config/changes")) if zk.exists("/config/changes") else set()
+        config_cmd(c, "--alter", "--add-config",
+                   "SCRAM-SHA-512=[iterations=8192,password=pw-512],SCRAM-SHA-256=[password=pw-256]",
+                   "--entity-type", "users", "--entity-name", user)
+        config_cmd(c, "--alter", "--add-config", "producer_byte_rate=1048576,consumer_byte_rate=2097152",
+                   "--entity-type", "users", "--entity-name", user)
+        config_cmd(c, "--alter", "--add-config", "producer_byte_rate=4096", "--entity-type", "clients",
+                   "--entity-name", client)
+        config_cmd(c, "--alter", "--add-config", "request_percentage=50", "--entity-type", "users",
+                   "--entity-name", user, "--entity-type", "clients", "--entity-name", client)
+        config_cmd(c, "--alter", "--add-config", "consumer_byte_rate=8192", "--entity-type", "users",
+                   "--entity-default")
+        config_cmd(c, "--alter", "--add-config", "producer_byte_rate=100", "--entity-type", "users",
+                   "--entity-name", odd)
+
+        def node(path):
+            check(zk.exists(path), f"{path} does not exist; /config/users has {zk.get_children('/config/users')}")
+            data, _ = zk.get(path)
+            ctx.observed[path] = re.sub(r"(salt|stored_key|server_key)=[^,]+", r"\1=..", data.decode())
+            j = json.loads(data)
+            check(set(j) == {"version", "config"} and j["version"] == 1, f"{path}: {j}")
+            return j["config"]
+
+        cfg = node(f"/config/users/{user}")
+        check(set(cfg) == {"SCRAM-SHA-512", "SCRAM-SHA-256", "producer_byte_rate", "consumer_byte_rate"},
+              f"/config/users/{user} keys {sorted(cfg)}")
+        for mech, iterations in (("SCRAM-SHA-512", "8192"), ("SCRAM-SHA-256", "4096")):
+            m = SCRAM_VALUE_RE.match(cfg[mech])
+            check(m and m.group(1) == iterations, f"{mech} stored as {cfg[mech]!r}")
+        ctx.observed["quota values as stored"] = f"{cfg['producer_byte_rate']!r}, {cfg['consumer_byte_rate']!r}"
+        check((cfg["producer_byte_rate"], cfg["consumer_byte_rate"]) == ("1048576", "2097152"),
+              f"quotas stored as {cfg['producer_byte_rate']!r}, {cfg['consumer_byte_rate']!r}")
+        check(node(f"/config/clients/{client}") == {"producer_byte_rate": "4096"},
+              f"/config/clients/{client}")
+        # Kafka keeps the byte rates as integers and request_percentage as a double.
+        check(node(f"/config/users/{user}/clients/{client}") == {"request_percentage": "50.0"},
+              f"/config/users/{user}/clients/{client}")
+        check(node("/config/users/<default>") == {"consumer_byte_rate": "8192"},
+              "/config/users/<default>")
+        check(node("/config/users/zn%20user%40example") == {"producer_byte_rate": "100"},
+              "sanitized user znode")
+        changes = sorted(set(zk.get_children("/config/changes")) - before)
+        paths = []
+        for name in changes:
+            data, _ = zk.get(f"/config/changes/{name}")
+            j = json.loads(data)
+            check(set(j) == {"version", "entity_path"} and j["version"] == 2, f"{name}: {j}")
+            paths.append(j["entity_path"])
+        ctx.observed["/config/changes entity paths"] = paths
+        check(paths == [f"users/{user}", f"users/{user}", f"clients/{client}", f"users/{user}/clients/{client}",
+                        "users/<default>", "users/zn%20user%40example"], f"config changes {paths}")
+    finally:
+        zk.stop()
+        zk.close()
+    return {"kazoo": "/config/users (SCRAM, quotas, <default>, a sanitized name), /config/clients, "
+                     "/config/users/<u>/clients/<c>, /config/changes"}
+
+
+
 def case_admin_api(ctx):
     c = ctx.cluster
     t = "api-t"
@@ -1298,7 +1391,7 @@ CASE_FNS = {
     "acl-command": case_acl_command, "topic-read": case_topic_read, "produce": case_produce,
     "prefixed": case_prefixed, "deny": case_deny, "group": case_group, "cluster": case_cluster,
     "transactional": case_transactional, "super-user": case_super_user, "authorized-ops": case_authorized_ops,
-    "znodes": case_znodes, "admin-api": case_admin_api,
+    "znodes": case_znodes, "config-znodes": case_config_znodes, "admin-api": case_admin_api,
 }
 COLUMNS = ["confluent", "kafka-python", "kcat", "java", "raw-metadata", "kazoo"]
 
