@@ -35,6 +35,8 @@ pub struct Broker {
     /// the metadata store by `refresh_client_quotas`.
     pub produce_quotas: ClientQuotaManager,
     pub fetch_quotas: ClientQuotaManager,
+    /// `request_percentage`: the share of a thread's time a client's requests may take.
+    pub request_quotas: ClientQuotaManager,
     /// Kafka's ACL authorizer when `authorizer.class.name` names it; `None`: all allowed.
     pub authorizer: Option<Arc<AclAuthorizer>>,
     /// How far `refresh_acls` has followed the ACL change notifications.
@@ -118,6 +120,7 @@ impl Broker {
             admin_lock: tokio::sync::Mutex::new(()),
             produce_quotas: ClientQuotaManager::new(QuotaType::Produce),
             fetch_quotas: ClientQuotaManager::new(QuotaType::Fetch),
+            request_quotas: ClientQuotaManager::new(QuotaType::Request),
             authorizer: config
                 .authorizer
                 .clone()
@@ -509,6 +512,7 @@ impl Broker {
         }
         self.produce_quotas.update(&configs);
         self.fetch_quotas.update(&configs);
+        self.request_quotas.update(&configs);
     }
 }
 

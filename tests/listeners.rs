@@ -233,3 +233,60 @@ fn scram_credentials_and_client_quotas_are_stored_and_described() {
     assert_eq!(described.results.len(), 1);
     assert_eq!(described.results[0].credential_infos.len(), 2);
 }
+
+#[test]
+fn a_request_percentage_quota_throttles_and_mutes() {
+    use std::time::{Duration, Instant};
+    let b = BrokerProcess::start(&[]);
+    let mut c = b.client();
+    create_topic(&mut c, "rq", &[]);
+    for _ in 0..50 {
+        assert_eq!(metadata(&mut c, "rq").throttle_time_ms, 0, "no quota yet");
+    }
+    // 0.01% of a thread (0.1 ms of handling each second) for the test client's id.
+    let quota = |c: &mut Client, remove: bool| {
+        let set: AlterClientQuotasResponse = c.call(
+            1,
+            &AlterClientQuotasRequest::default().with_entries(vec![AlterEntry::default()
+                .with_entity(vec![AlterEntity::default()
+                    .with_entity_type(s("client-id"))
+                    .with_entity_name(Some(s("gregor-test")))])
+                .with_ops(vec![OpData::default()
+                    .with_key(s("request_percentage"))
+                    .with_value(0.01)
+                    .with_remove(remove)])]),
+        );
+        assert_eq!(set.entries[0].error_code, 0);
+    };
+    quota(&mut c, false);
+    // Quotas apply within a second; a few Metadata requests then outrun 0.1 ms a second.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let told = loop {
+        let ms = metadata(&mut c, "rq").throttle_time_ms;
+        if ms > 0 {
+            break ms;
+        }
+        assert!(Instant::now() < deadline, "never throttled");
+    };
+    // The broker holds the connection for that long: the next answer comes no sooner.
+    let sent = Instant::now();
+    let next = metadata(&mut c, "rq");
+    let waited = sent.elapsed();
+    assert!(
+        waited >= Duration::from_millis(told as u64 * 8 / 10),
+        "told to wait {told} ms, answered after {waited:?}"
+    );
+    assert!(next.throttle_time_ms >= 0);
+    // Without the quota the client runs free again.
+    quota(&mut c, true);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metadata(&mut c, "rq").throttle_time_ms > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "still throttled after the quota went"
+        );
+    }
+    for _ in 0..50 {
+        assert_eq!(metadata(&mut c, "rq").throttle_time_ms, 0, "quota removed");
+    }
+}

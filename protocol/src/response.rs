@@ -74,6 +74,64 @@ responses! {
     DeleteAcls(DeleteAclsResponse),
 }
 
+impl Response {
+    /// Sets throttle_time_ms (a client's quota wait) where the response has one: all but the
+    /// SASL responses, which are answered before a client is known.
+    pub fn set_throttle_time_ms(&mut self, ms: i32) {
+        macro_rules! set {
+            ($($variant:ident),* $(,)?) => {
+                match self {
+                    $(Response::$variant(r) => r.throttle_time_ms = ms,)*
+                    Response::SaslHandshake(_) | Response::SaslAuthenticate(_) => {}
+                }
+            };
+        }
+        set!(
+            Produce,
+            Fetch,
+            ListOffsets,
+            Metadata,
+            ApiVersions,
+            CreateTopics,
+            DeleteTopics,
+            DeleteRecords,
+            InitProducerId,
+            OffsetForLeaderEpoch,
+            DescribeConfigs,
+            CreatePartitions,
+            DescribeCluster,
+            DescribeLogDirs,
+            FindCoordinator,
+            AlterConfigs,
+            IncrementalAlterConfigs,
+            OffsetCommit,
+            OffsetFetch,
+            JoinGroup,
+            Heartbeat,
+            LeaveGroup,
+            SyncGroup,
+            DescribeGroups,
+            ListGroups,
+            DeleteGroups,
+            OffsetDelete,
+            ElectLeaders,
+            ConsumerGroupHeartbeat,
+            ConsumerGroupDescribe,
+            AlterPartition,
+            AllocateProducerIds,
+            AlterPartitionReassignments,
+            ListPartitionReassignments,
+            DescribeClientQuotas,
+            AlterClientQuotas,
+            DescribeUserScramCredentials,
+            AlterUserScramCredentials,
+            DescribeAcls,
+            CreateAcls,
+            DeleteAcls,
+        );
+    }
+}
+
 /// Encodes `size | response header | body`. The header version follows the request's API
 /// and version (ApiVersions always uses header v0, which `response_header_version` knows).
 pub fn encode_response(

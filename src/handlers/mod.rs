@@ -48,6 +48,8 @@ pub mod stop_replica;
 pub mod sync_group;
 pub mod update_metadata;
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use gregor_log::FetchSlice;
 use gregor_protocol::controller_api::{self, ControllerRequest, ControllerResponse};
@@ -165,7 +167,72 @@ pub struct ClientInfo<'a> {
     pub client_host: &'a str,
 }
 
+/// Answers one request. With a `request_percentage` quota in force, the time spent handling
+/// a client's request is measured (the time its future is polled: work on this broker's
+/// threads, not waits such as a long poll) and charged to the client; a client in debt from
+/// earlier requests is told to wait and not read from for that long, as Kafka's request
+/// quota does. The brokers' own requests are exempt.
 pub async fn handle(broker: &Broker, req: DecodedRequest, session: &Session) -> Reply {
+    if !broker.request_quotas.is_active() || exempt_from_request_quota(&req) {
+        return handle_request(broker, req, session, Duration::ZERO).await;
+    }
+    let client_id = req.client_id.clone().unwrap_or_default();
+    let user = session.principal.name.as_str();
+    let owed = broker.request_quotas.debt(user, &client_id);
+    let (reply, busy) = PollTimed::new(handle_request(broker, req, session, owed)).await;
+    let nanos = usize::try_from(busy.as_nanos()).unwrap_or(usize::MAX);
+    broker.request_quotas.record(user, &client_id, nanos);
+    reply
+}
+
+/// Requests one broker sends another (replication, the controller's): never throttled.
+fn exempt_from_request_quota(req: &DecodedRequest) -> bool {
+    match &req.request {
+        Request::Fetch(r) => fetch::replica_id(req.api_version, r) >= 0,
+        Request::Controller(_) | Request::AlterPartition(_) | Request::AllocateProducerIds(_) => {
+            true
+        }
+        _ => false,
+    }
+}
+
+/// A future with the time spent polling it: the work done for it, not its waits.
+struct PollTimed<F> {
+    inner: std::pin::Pin<Box<F>>,
+    busy: Duration,
+}
+
+impl<F: std::future::Future> PollTimed<F> {
+    fn new(inner: F) -> Self {
+        PollTimed {
+            inner: Box::pin(inner),
+            busy: Duration::ZERO,
+        }
+    }
+}
+
+impl<F: std::future::Future> std::future::Future for PollTimed<F> {
+    type Output = (F::Output, Duration);
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let started = std::time::Instant::now();
+        let polled = self.inner.as_mut().poll(cx);
+        self.busy += started.elapsed();
+        let busy = self.busy;
+        polled.map(|out| (out, busy))
+    }
+}
+
+/// `owed`: how long the client must still wait under its request quota (zero if none).
+async fn handle_request(
+    broker: &Broker,
+    req: DecodedRequest,
+    session: &Session,
+    owed: Duration,
+) -> Reply {
     let v = req.api_version;
     let listener = session.listener_name.as_str();
     let authz = session.authorizer(broker);
@@ -194,10 +261,10 @@ pub async fn handle(broker: &Broker, req: DecodedRequest, session: &Session) -> 
                 .flat_map(|t| &t.partition_data)
                 .map(|p| p.records.as_ref().map_or(0, |b| b.len()))
                 .sum();
-            let throttle =
-                broker
-                    .produce_quotas
-                    .record(&session.principal.name, client.client_id, bytes);
+            let throttle = broker
+                .produce_quotas
+                .record(&session.principal.name, client.client_id, bytes)
+                .max(owed);
             let reply = match produce::handle(broker, v, r, authz).await {
                 produce::Outcome::Respond(resp) => {
                     let resp = resp.with_throttle_time_ms(millis(throttle));
@@ -218,7 +285,7 @@ pub async fn handle(broker: &Broker, req: DecodedRequest, session: &Session) -> 
             let mut answer = fetch::handle(broker, v, r, authz).await;
             // Replication is not a client: Kafka exempts it from client quotas.
             let throttle = if from_follower {
-                std::time::Duration::ZERO
+                Duration::ZERO
             } else {
                 // Every record set, read into memory or a stand-in for a file range of the
                 // same length (the file ranges are not counted again).
@@ -232,6 +299,7 @@ pub async fn handle(broker: &Broker, req: DecodedRequest, session: &Session) -> 
                 broker
                     .fetch_quotas
                     .record(&session.principal.name, client.client_id, bytes)
+                    .max(owed)
             };
             answer.response.throttle_time_ms = millis(throttle);
             let response = Response::Fetch(answer.response);
@@ -488,8 +556,12 @@ pub async fn handle(broker: &Broker, req: DecodedRequest, session: &Session) -> 
             };
         }
     };
+    let mut response = response;
+    if !owed.is_zero() {
+        response.set_throttle_time_ms(millis(owed));
+    }
     match ApiKey::try_from(req.api_key) {
-        Ok(key) => encode(key, v, req.correlation_id, &response),
+        Ok(key) => muted(encode(key, v, req.correlation_id, &response), owed),
         Err(_) => Reply::Close(format!("no response encoding for api key {}", req.api_key)),
     }
 }
@@ -531,12 +603,12 @@ pub(crate) fn config_resource_denied(
 }
 
 /// A quota's wait as a response's throttle_time_ms.
-fn millis(d: std::time::Duration) -> i32 {
+fn millis(d: Duration) -> i32 {
     i32::try_from(d.as_millis()).unwrap_or(i32::MAX)
 }
 
 /// The reply, muted for `throttle` when the client is over its quota.
-fn muted(reply: Reply, throttle: std::time::Duration) -> Reply {
+fn muted(reply: Reply, throttle: Duration) -> Reply {
     if throttle.is_zero() {
         reply
     } else {

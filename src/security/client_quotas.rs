@@ -1,7 +1,8 @@
 //! Client quotas as Kafka stores them (`/config/users/<u>`, `/config/clients/<c>`,
 //! `/config/users/<u>/clients/<c>`, `<default>` for the default entity): the quota keys and
 //! their types, and how a value is written (a whole number for the byte rates, a decimal for
-//! `request_percentage`); and `ClientQuotaManager`, which enforces the byte rates.
+//! `request_percentage`); and `ClientQuotaManager`, which enforces the byte rates and the
+//! request percentage.
 
 /// The quota keys of user and client-id entities, and whether a value must be a whole number
 /// (Kafka's `QuotaConfigs`: LONG) or may be a decimal (DOUBLE).
@@ -67,11 +68,13 @@ mod tests {
     }
 }
 
-/// Which quota a manager enforces: bytes produced or bytes fetched per second.
+/// Which quota a manager enforces: bytes produced or bytes fetched per second, or the share
+/// of a thread's time spent on a client's requests (`request_percentage`, 100 = one thread).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QuotaType {
     Produce,
     Fetch,
+    Request,
 }
 
 impl QuotaType {
@@ -79,6 +82,17 @@ impl QuotaType {
         match self {
             QuotaType::Produce => "producer_byte_rate",
             QuotaType::Fetch => "consumer_byte_rate",
+            QuotaType::Request => "request_percentage",
+        }
+    }
+
+    /// What one unit of the stored value allows per second, in the unit `record` is given:
+    /// bytes for the byte rates; nanoseconds of request handling for a percentage (1% of a
+    /// thread is 10 ms each second).
+    fn scale(self) -> f64 {
+        match self {
+            QuotaType::Produce | QuotaType::Fetch => 1.0,
+            QuotaType::Request => 1e7,
         }
     }
 }
@@ -168,16 +182,36 @@ impl ClientQuotaManager {
         configs: &[(crate::metadata::ConfigEntity, crate::metadata::EntityConfig)],
     ) {
         let key = self.quota_type.key();
+        let scale = self.quota_type.scale();
         let quotas = configs
             .iter()
-            .filter_map(|(entity, config)| Some((entity.clone(), decode_quota(config.get(key)?)?)))
+            .filter_map(|(entity, config)| {
+                Some((entity.clone(), decode_quota(config.get(key)?)? * scale))
+            })
             .collect::<std::collections::HashMap<_, _>>();
         let mut rates = self.rates.lock().unwrap_or_else(|p| p.into_inner());
         rates.retain(|entity, _| quotas.contains_key(entity));
         *self.quotas.write().unwrap_or_else(|p| p.into_inner()) = quotas;
     }
 
-    /// Records `bytes` for a client and returns how long it must wait (zero within its quota).
+    /// Whether any quota of this type is in force (the request quota's timing is skipped
+    /// otherwise).
+    pub fn is_active(&self) -> bool {
+        !self
+            .quotas
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
+    /// How long a client must still wait for what it used before, without recording anything
+    /// (the request quota: a request's cost is known only after it is handled).
+    pub fn debt(&self, user: &str, client_id: &str) -> std::time::Duration {
+        self.record(user, client_id, 0)
+    }
+
+    /// Records `bytes` (for the request quota: nanoseconds of handling) for a client and
+    /// returns how long it must wait (zero within its quota).
     pub fn record(&self, user: &str, client_id: &str, bytes: usize) -> std::time::Duration {
         let found = {
             let quotas = self.quotas.read().unwrap_or_else(|p| p.into_inner());
@@ -265,5 +299,23 @@ mod manager_tests {
         assert_eq!(wait, MAX_THROTTLE);
         m.update(&[]);
         assert_eq!(m.record("u", "c1", 1_000_000), std::time::Duration::ZERO);
+    }
+
+    #[test]
+    fn a_request_percentage_is_a_share_of_a_thread() {
+        let m = ClientQuotaManager::new(QuotaType::Request);
+        assert!(!m.is_active());
+        m.update(&[(
+            entity(None, Some("c1")),
+            config("request_percentage", "10.0"),
+        )]);
+        assert!(m.is_active());
+        // 10% of a thread: 100 ms of handling each second. 100 ms at once is allowed...
+        assert_eq!(m.record("u", "c1", 100_000_000), std::time::Duration::ZERO);
+        assert_eq!(m.debt("u", "c1"), std::time::Duration::ZERO);
+        // ... 50 ms more is half a second in debt, which `debt` then reports.
+        let wait = m.record("u", "c1", 50_000_000);
+        assert!(wait > std::time::Duration::from_millis(450), "{wait:?}");
+        assert!(m.debt("u", "c1") > std::time::Duration::from_millis(400));
     }
 }
