@@ -9,7 +9,7 @@
 //! and operation (or ALL); READ, WRITE, DELETE and ALTER imply DESCRIBE, ALTER_CONFIGS implies
 //! DESCRIBE_CONFIGS (for ALLOW only).
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::RwLock;
 
 use super::acl::{
@@ -22,62 +22,122 @@ use crate::config::AuthorizerSettings;
 /// Every ACL, by the resource pattern it applies to.
 pub type AclTable = BTreeMap<ResourcePattern, BTreeSet<AccessControlEntry>>;
 
+/// The cache, indexed for `authorize`: by resource type and pattern type, each name's entries,
+/// so that a check looks up its name, `*` and each prefix of its name without building a key.
+#[derive(Default)]
+struct AclIndex {
+    by_kind: HashMap<(ResourceType, PatternType), BTreeMap<String, BTreeSet<AccessControlEntry>>>,
+}
+
+impl AclIndex {
+    fn set(&mut self, pattern: ResourcePattern, entries: BTreeSet<AccessControlEntry>) {
+        let kind = (pattern.resource_type, pattern.pattern_type);
+        if entries.is_empty() {
+            if let Some(names) = self.by_kind.get_mut(&kind) {
+                names.remove(&pattern.name);
+                if names.is_empty() {
+                    self.by_kind.remove(&kind);
+                }
+            }
+        } else {
+            self.by_kind
+                .entry(kind)
+                .or_default()
+                .insert(pattern.name, entries);
+        }
+    }
+
+    fn get(
+        &self,
+        resource_type: ResourceType,
+        pattern_type: PatternType,
+        name: &str,
+    ) -> Option<&BTreeSet<AccessControlEntry>> {
+        self.by_kind.get(&(resource_type, pattern_type))?.get(name)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (ResourcePattern, &BTreeSet<AccessControlEntry>)> {
+        self.by_kind.iter().flat_map(|(kind, names)| {
+            names.iter().map(move |(name, entries)| {
+                (
+                    ResourcePattern {
+                        resource_type: kind.0,
+                        pattern_type: kind.1,
+                        name: name.clone(),
+                    },
+                    entries,
+                )
+            })
+        })
+    }
+}
+
+/// Whether `text` (`User:alice`, as an ACL or `super.users` names a principal) is `principal`.
+fn names_principal(text: &str, principal: &KafkaPrincipal) -> bool {
+    text.strip_prefix(principal.principal_type.as_str())
+        .and_then(|rest| rest.strip_prefix(':'))
+        == Some(principal.name.as_str())
+}
+
 pub struct AclAuthorizer {
-    super_users: HashSet<String>,
+    super_users: Vec<String>,
     allow_everyone_if_no_acl_found: bool,
     /// Lock order: taken alone; held only to read or replace entries, never across I/O.
-    acls: RwLock<AclTable>,
+    acls: RwLock<AclIndex>,
 }
 
 impl AclAuthorizer {
     pub fn new(settings: AuthorizerSettings) -> Self {
         AclAuthorizer {
-            super_users: settings.super_users.into_iter().collect(),
+            super_users: settings.super_users,
             allow_everyone_if_no_acl_found: settings.allow_everyone_if_no_acl_found,
-            acls: RwLock::new(AclTable::new()),
+            acls: RwLock::new(AclIndex::default()),
         }
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, AclTable> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, AclIndex> {
         self.acls.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, AclTable> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, AclIndex> {
         self.acls.write().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Replaces the whole cache (the first load, or a reload).
     pub fn replace_all(&self, table: AclTable) {
-        *self.write() = table;
+        let mut index = AclIndex::default();
+        for (pattern, entries) in table {
+            index.set(pattern, entries);
+        }
+        *self.write() = index;
     }
 
     /// Sets one resource's ACLs (none: the resource has no ACLs any more).
     pub fn set_resource(&self, pattern: ResourcePattern, entries: BTreeSet<AccessControlEntry>) {
-        let mut table = self.write();
-        if entries.is_empty() {
-            table.remove(&pattern);
-        } else {
-            table.insert(pattern, entries);
-        }
+        self.write().set(pattern, entries);
     }
 
     /// The patterns in the cache.
     pub fn patterns(&self) -> Vec<ResourcePattern> {
-        self.read().keys().cloned().collect()
+        self.read().iter().map(|(pattern, _)| pattern).collect()
     }
 
     pub fn is_super_user(&self, principal: &KafkaPrincipal) -> bool {
-        self.super_users.contains(&principal.to_string())
+        self.super_users
+            .iter()
+            .any(|s| names_principal(s, principal))
     }
 
     /// The ACLs a DescribeAcls filter selects.
     pub fn acls(&self, filter: &AclBindingFilter) -> Vec<(ResourcePattern, AccessControlEntry)> {
-        self.read()
-            .iter()
-            .flat_map(|(pattern, entries)| entries.iter().map(move |e| (pattern, e)))
-            .filter(|(pattern, entry)| filter.matches(pattern, entry))
-            .map(|(p, e)| (p.clone(), e.clone()))
-            .collect()
+        let index = self.read();
+        let mut found = Vec::new();
+        for (pattern, entries) in index.iter() {
+            for entry in entries.iter().filter(|e| filter.matches(&pattern, e)) {
+                found.push((pattern.clone(), entry.clone()));
+            }
+        }
+        found
     }
 
     /// Whether `principal` from `host` (an address, `127.0.0.1`) may do `operation` on the
@@ -93,15 +153,15 @@ impl AclAuthorizer {
         if self.is_super_user(principal) {
             return true;
         }
-        let principal = principal.to_string();
-        let table = self.read();
-        let matching = matching_acls(&table, resource_type, name);
+        let index = self.read();
+        let matching = matching_acls(&index, resource_type, name);
         if matching.is_empty() {
             return self.allow_everyone_if_no_acl_found;
         }
         let applies = |entry: &AccessControlEntry, permission, op: AclOperation| {
             entry.permission_type == permission
-                && (entry.principal == principal || entry.principal == WILDCARD_PRINCIPAL)
+                && (names_principal(&entry.principal, principal)
+                    || entry.principal == WILDCARD_PRINCIPAL)
                 && (entry.operation == op || entry.operation == AclOperation::All)
                 && (entry.host == host || entry.host == WILDCARD_HOST)
         };
@@ -132,21 +192,23 @@ impl AclAuthorizer {
         if self.is_super_user(principal) {
             return true;
         }
-        let principal = principal.to_string();
-        let table = self.read();
-        let names = |permission, pattern_type| -> BTreeSet<String> {
-            table
+        let index = self.read();
+        let names = |permission, pattern_type| -> BTreeSet<&str> {
+            let Some(by_name) = index.by_kind.get(&(resource_type, pattern_type)) else {
+                return BTreeSet::new();
+            };
+            by_name
                 .iter()
-                .filter(|(p, _)| p.resource_type == resource_type && p.pattern_type == pattern_type)
                 .filter(|(_, entries)| {
                     entries.iter().any(|e| {
                         e.permission_type == permission
-                            && (e.principal == principal || e.principal == WILDCARD_PRINCIPAL)
+                            && (names_principal(&e.principal, principal)
+                                || e.principal == WILDCARD_PRINCIPAL)
                             && (e.host == host || e.host == WILDCARD_HOST)
                             && (e.operation == operation || e.operation == AclOperation::All)
                     })
                 })
-                .map(|(p, _)| p.name.clone())
+                .map(|(name, _)| name.as_str())
                 .collect()
         };
         let deny_literals = names(AclPermissionType::Deny, PatternType::Literal);
@@ -166,7 +228,7 @@ impl AclAuthorizer {
         let allow_literals = names(AclPermissionType::Allow, PatternType::Literal);
         allow_prefixes.iter().any(|p| !denied_by_prefix(p))
             || allow_literals.iter().any(|l| {
-                l == WILDCARD_RESOURCE || (!deny_literals.contains(l) && !denied_by_prefix(l))
+                *l == WILDCARD_RESOURCE || (!deny_literals.contains(l) && !denied_by_prefix(l))
             })
     }
 
@@ -220,18 +282,13 @@ fn implied_by(operation: AclOperation) -> &'static [AclOperation] {
 /// The ACLs that apply to a named resource: its literal name, the literal `*`, and every
 /// prefix of its name.
 fn matching_acls<'t>(
-    table: &'t AclTable,
+    index: &'t AclIndex,
     resource_type: ResourceType,
     name: &str,
 ) -> Vec<&'t AccessControlEntry> {
     let mut out = Vec::new();
     let mut add = |pattern_type, n: &str| {
-        let key = ResourcePattern {
-            resource_type,
-            pattern_type,
-            name: n.to_string(),
-        };
-        if let Some(entries) = table.get(&key) {
+        if let Some(entries) = index.get(resource_type, pattern_type, n) {
             out.extend(entries.iter());
         }
     };
@@ -239,8 +296,13 @@ fn matching_acls<'t>(
     if name != WILDCARD_RESOURCE {
         add(PatternType::Literal, WILDCARD_RESOURCE);
     }
-    for (i, c) in name.char_indices() {
-        add(PatternType::Prefixed, &name[..i + c.len_utf8()]);
+    if index
+        .by_kind
+        .contains_key(&(resource_type, PatternType::Prefixed))
+    {
+        for (i, c) in name.char_indices() {
+            add(PatternType::Prefixed, &name[..i + c.len_utf8()]);
+        }
     }
     out
 }
