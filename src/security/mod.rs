@@ -6,6 +6,7 @@
 pub mod acl;
 pub mod authorizer;
 pub mod client_quotas;
+pub mod encrypted_key;
 pub mod principal;
 pub mod sasl;
 pub mod scram;
