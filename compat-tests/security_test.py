@@ -1236,16 +1236,22 @@ for _c in ("confluent", "kcat"):
         EXPECT[(_case, _c)] = (_code + _rd_scram(_m)[0], _rd_scram(_m)[1])
     EXPECT[("neg-mechanism-not-enabled", _c)] = (_code + _rd_mech("SCRAM-SHA-512", "PLAIN,SCRAM-SHA-256,OAUTHBEARER")[0], None)
     EXPECT[("neg-oauthbearer-not-enabled", _c)] = (_code + _rd_mech("OAUTHBEARER", "PLAIN,SCRAM-SHA-512,SCRAM-SHA-256")[0], None)
+    # Under load librdkafka may see the plaintext side's close as an EOF inside the handshake
+    # instead (the same refusal, told differently): accepted, shown as pass~.
     EXPECT[("neg-tls-client-on-plaintext", _c)] = (
-        {"confluent": r"^_TRANSPORT: .*"}.get(_c, "") + r"(SSL handshake failed|SSL connection closed by peer)", None)
+        {"confluent": r"^_TRANSPORT: .*"}.get(_c, "")
+        + r"(SSL handshake failed|SSL connection closed by peer|unexpected eof while reading .*SSL_HANDSHAKE)",
+        r"(SSL handshake failed|SSL connection closed by peer)")
     EXPECT[("neg-mtls-rogue-cert", _c)] = ({"confluent": "^_TRANSPORT: .*"}.get(_c, "") + RD_ALERT,
                                            r"SSL alert number (42|46)")
     EXPECT[("neg-mtls-no-cert", _c)] = ({"confluent": "^_TRANSPORT: .*"}.get(_c, "") + RD_ALERT, r"SSL alert number 42")
     EXPECT[("neg-mtls-expired-cert", _c)] = ({"confluent": "^_TRANSPORT: .*"}.get(_c, "") + RD_ALERT,
                                              r"SSL alert number 46")
-    # (kcat's librdkafka 2.0.2 prefixes "SSL handshake failed: " only sometimes)
-    EXPECT[("neg-untrusted-ca", _c)] = ({"confluent": "^_SSL: .*SSL handshake failed: "}.get(_c, "") +
-                                        r".*certificate verify failed", None)
+    # (kcat's librdkafka 2.0.2 prefixes "SSL handshake failed: " only sometimes; confluent-kafka
+    # under load may report it as _TRANSPORT: the same verify failure, shown as pass~)
+    EXPECT[("neg-untrusted-ca", _c)] = ({"confluent": "^(_SSL: .*SSL handshake failed: |_TRANSPORT: )"}.get(_c, "") +
+                                        r".*certificate verify failed",
+                                        {"confluent": "^_SSL: .*SSL handshake failed: "}.get(_c))
 # librdkafka gets no error for a plaintext connection the TLS port closes, only a log line (and
 # confluent-kafka's error_cb _ALL_BROKERS_DOWN); it retries on its own.
 EXPECT[("neg-plaintext-client-on-ssl", "confluent")] = (

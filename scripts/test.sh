@@ -81,10 +81,8 @@ lane_b() {
         python3 tests/docker_test.py || s=1
     run_stage "Kafka's command-line tools: the tool x scenario matrix" 900 \
         python3 tests/kafka_tools.py --broker target/release/gregor || s=1
-    # --no-encrypted-key: gregor reads unencrypted PEM keys only (README, Security).
     run_stage "TLS and SASL with kcat, confluent-kafka, kafka-python, Java (ZooKeeper mode)" 900 \
-        python3 compat-tests/security_test.py --broker target/release/gregor --zookeeper \
-            --no-encrypted-key || s=1
+        python3 compat-tests/security_test.py --broker target/release/gregor --zookeeper || s=1
     run_stage "client quotas: 1 MiB/s on one client id beside a free one (confluent-kafka)" 300 \
         python3 compat-tests/quota_test.py --broker target/release/gregor || s=1
     run_stage "compat suite: confluent-kafka, kafka-python, kcat, Java kafka-clients" 1200 \

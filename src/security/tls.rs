@@ -5,8 +5,9 @@
 //! Keystores and truststores are PEM (`ssl.keystore.type=PEM`, `ssl.truststore.type=PEM`): a
 //! file (`ssl.keystore.location`: the private key and the certificate chain in one file, as
 //! Kafka reads it) or inline values (`ssl.keystore.key`, `ssl.keystore.certificate.chain`,
-//! `ssl.truststore.certificates`); or PKCS12 files with their passwords. JKS stores and
-//! encrypted PEM keys are refused at start with a message that says so.
+//! `ssl.truststore.certificates`); or PKCS12 files with their passwords. Encrypted PEM keys
+//! (PBES2 or PBE-SHA1-3DES, with `ssl.key.password`) are decrypted by `encrypted_key`; JKS
+//! stores are refused at start with a message that says so.
 
 use std::sync::Arc;
 
@@ -82,7 +83,12 @@ impl TlsListener {
                 match keystore_type {
                     StoreType::Pem => (
                         certificates(&bytes, "ssl.keystore.location").map_err(&invalid)?,
-                        private_key(&bytes, "ssl.keystore.location").map_err(&invalid)?,
+                        private_key(
+                            &bytes,
+                            "ssl.keystore.location",
+                            value("ssl.key.password").as_deref(),
+                        )
+                        .map_err(&invalid)?,
                     ),
                     StoreType::Pkcs12 => {
                         pkcs12_key_and_chain(&bytes, value("ssl.keystore.password").as_deref())
@@ -93,7 +99,12 @@ impl TlsListener {
             (None, Some(key), Some(chain)) if keystore_type == StoreType::Pem => (
                 certificates(chain.as_bytes(), "ssl.keystore.certificate.chain")
                     .map_err(&invalid)?,
-                private_key(key.as_bytes(), "ssl.keystore.key").map_err(&invalid)?,
+                private_key(
+                    key.as_bytes(),
+                    "ssl.keystore.key",
+                    value("ssl.key.password").as_deref(),
+                )
+                .map_err(&invalid)?,
             ),
             (None, None, None) => {
                 return Err(invalid(
@@ -319,12 +330,31 @@ fn certificates(pem: &[u8], key: &str) -> Result<Vec<CertificateDer<'static>>, S
     Ok(certs)
 }
 
-/// The one private key in a PEM text; encrypted keys are refused by name.
-fn private_key(pem: &[u8], key: &str) -> Result<PrivateKeyDer<'static>, String> {
-    if std::str::from_utf8(pem).is_ok_and(|t| t.contains("ENCRYPTED PRIVATE KEY")) {
-        return Err(format!(
-            "{key}: the private key is encrypted; gregor reads unencrypted PKCS#8, PKCS#1 or SEC1 keys only"
-        ));
+/// The one private key in a PEM text: PKCS#8, PKCS#1 or SEC1, or an encrypted PKCS#8 key
+/// with `ssl.key.password` (as Kafka's PEM key stores).
+fn private_key(
+    pem: &[u8],
+    key: &str,
+    password: Option<&str>,
+) -> Result<PrivateKeyDer<'static>, String> {
+    const BEGIN: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
+    const END: &str = "-----END ENCRYPTED PRIVATE KEY-----";
+    let text = std::str::from_utf8(pem).unwrap_or_default();
+    if let Some(start) = text.find(BEGIN) {
+        let password = password.ok_or_else(|| {
+            format!("{key}: the private key is encrypted and ssl.key.password is not set")
+        })?;
+        let body = &text[start + BEGIN.len()..];
+        let body = &body[..body
+            .find(END)
+            .ok_or_else(|| format!("{key}: {BEGIN} without its end"))?];
+        use base64::Engine as _;
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body.split_whitespace().collect::<String>())
+            .map_err(|e| format!("{key}: bad PEM encrypted private key: {e}"))?;
+        let plain = super::encrypted_key::decrypt_private_key(&der, password)
+            .map_err(|e| format!("{key}: {e}"))?;
+        return Ok(PrivateKeyDer::Pkcs8(plain.into()));
     }
     PrivateKeyDer::from_pem_slice(pem).map_err(|e| format!("{key}: no usable private key: {e}"))
 }
