@@ -274,7 +274,10 @@ impl BrokerConfig {
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
         for key in self.explicit.keys() {
-            if broker_key(key).is_none() && !is_listener_key(key) {
+            if broker_key(key).is_none()
+                && !is_listener_key(key)
+                && !AUTHORIZER_KEYS.contains(&key.as_str())
+            {
                 let hint = closest_key(key)
                     .map(|known| format!(" (did you mean {known}?)"))
                     .unwrap_or_default();
@@ -638,6 +641,10 @@ impl AuthorizerSettings {
     }
 }
 
+/// The ACL authorizer's own keys: read by it, not broker configs (Kafka's DescribeConfigs does
+/// not list them either).
+const AUTHORIZER_KEYS: [&str; 2] = ["super.users", "allow.everyone.if.no.acl.found"];
+
 /// `authorizer.class.name`: empty, or one of Kafka's ACL authorizers.
 fn authorizer_settings(v: &Values) -> anyhow::Result<Option<AuthorizerSettings>> {
     let class = v.str("authorizer.class.name").unwrap_or_default().trim();
@@ -650,11 +657,19 @@ fn authorizer_settings(v: &Values) -> anyhow::Result<Option<AuthorizerSettings>>
             ACL_AUTHORIZER_CLASS_NAMES.join(" or ")
         );
     }
+    let allow_everyone = match v.0.get("allow.everyone.if.no.acl.found") {
+        None => false,
+        Some(value) => parse_bool(value.trim()).map_err(|e| {
+            anyhow!("Invalid value {value} for configuration allow.everyone.if.no.acl.found: {e}")
+        })?,
+    };
     Ok(Some(AuthorizerSettings {
         super_users: AuthorizerSettings::parse_super_users(
-            v.str("super.users").unwrap_or_default(),
+            v.0.get("super.users")
+                .map(String::as_str)
+                .unwrap_or_default(),
         ),
-        allow_everyone_if_no_acl_found: v.bool("allow.everyone.if.no.acl.found")?,
+        allow_everyone_if_no_acl_found: allow_everyone,
     }))
 }
 
@@ -713,7 +728,9 @@ fn shown_value(key: &BrokerKey, raw: String) -> Option<String> {
         }
         ConfigType::Boolean => Some(parse_bool(&raw).map_or(raw, |b| b.to_string())),
         ConfigType::List => Some(split_list(&raw).join(",")),
-        _ if raw.is_empty() => None,
+        // An empty string is unset, except where it is the default itself (Kafka shows
+        // `authorizer.class.name` as "").
+        _ if raw.is_empty() && key.default != Some("") => None,
         _ => Some(raw),
     }
 }
@@ -998,6 +1015,38 @@ mod tests {
             Some("x required ;")
         );
         assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+    }
+
+    #[test]
+    fn the_acl_authorizer_and_its_own_keys() {
+        assert_eq!(parse("").authorizer, None);
+        let c = parse(
+            "authorizer.class.name=kafka.security.authorizer.AclAuthorizer\n\
+             super.users=User:admin; User:CN=broker,O=example\n\
+             allow.everyone.if.no.acl.found=TRUE\n",
+        );
+        assert_eq!(
+            c.authorizer,
+            Some(AuthorizerSettings {
+                super_users: vec!["User:admin".into(), "User:CN=broker,O=example".into()],
+                allow_everyone_if_no_acl_found: true,
+            })
+        );
+        // The authorizer's keys are known, though not broker configs.
+        assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+        assert!(c
+            .describe(None, false, false)
+            .iter()
+            .all(|e| e.name != "super.users"));
+        let kraft =
+            parse("authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer");
+        assert!(kraft.authorizer.is_some());
+        assert!(err("authorizer.class.name=com.example.Mine").contains("authorizer.class.name"));
+        assert!(err(
+            "authorizer.class.name=kafka.security.authorizer.AclAuthorizer\n\
+             allow.everyone.if.no.acl.found=maybe"
+        )
+        .contains("allow.everyone.if.no.acl.found"));
     }
 
     #[test]
