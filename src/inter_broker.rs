@@ -379,3 +379,88 @@ impl BrokerConnection {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn security(text: &str) -> Result<InterBrokerSecurity, InterBrokerConfigError> {
+        InterBrokerSecurity::from_config(&BrokerConfig::from_properties_text(text, &[]).unwrap())
+    }
+
+    const SASL: &str = "listeners=SASL_PLAINTEXT://:9093\n\
+        security.inter.broker.protocol=SASL_PLAINTEXT\n\
+        sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512\n\
+        listener.name.sasl_plaintext.plain.sasl.jaas.config=x required username=\"b\" password=\"p\" user_b=\"p\";\n\
+        listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=x required username=\"b\" password=\"p\";\n";
+
+    #[test]
+    fn gssapi_and_oauthbearer_are_refused_by_key() {
+        // GSSAPI is Kafka's default.
+        let e = security(SASL).unwrap_err().to_string();
+        assert!(
+            e.starts_with("sasl.mechanism.inter.broker.protocol=GSSAPI:"),
+            "{e}"
+        );
+        let e = security(&format!(
+            "{SASL}sasl.mechanism.inter.broker.protocol=OAUTHBEARER"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("sasl.mechanism.inter.broker.protocol=OAUTHBEARER:"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn plain_and_scram_are_read() {
+        let s = security(&format!(
+            "{SASL}sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512"
+        ))
+        .unwrap();
+        let sasl = s.sasl.as_ref().unwrap();
+        assert_eq!(sasl.mechanism.name(), "SCRAM-SHA-512");
+        assert_eq!((sasl.username.as_str(), sasl.password.as_str()), ("b", "p"));
+        assert!(s.tls.is_none());
+        // The password never shows in logs.
+        assert_eq!(
+            format!("{s:?}"),
+            "InterBrokerSecurity { tls: false, sasl: Some(\"SCRAM-SHA-512\") }"
+        );
+        let s = security("listeners=PLAINTEXT://:9092").unwrap();
+        assert!(s.tls.is_none() && s.sasl.is_none());
+    }
+
+    #[test]
+    fn tls_needs_a_truststore() {
+        let e = security(
+            "listeners=SSL://:9093\nsecurity.inter.broker.protocol=SSL\n\
+             ssl.keystore.type=PEM\nssl.keystore.location=/nonexistent.pem",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("cannot read ssl.keystore.location"), "{e}");
+        let e = security(
+            "listeners=SSL://:9093\nsecurity.inter.broker.protocol=SSL\n\
+             ssl.truststore.location=/x.jks",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("ssl.truststore.type=JKS"), "{e}");
+        let e = security("listeners=SSL://:9093\nsecurity.inter.broker.protocol=SSL")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("needs ssl.truststore.location"), "{e}");
+        let e = security(
+            "listeners=SSL://:9093\nsecurity.inter.broker.protocol=SSL\nssl.truststore.type=PEM\n\
+             ssl.endpoint.identification.algorithm=ldap",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("ssl.endpoint.identification.algorithm=ldap"),
+            "{e}"
+        );
+    }
+}

@@ -188,12 +188,24 @@ pub fn client_config(
             .listener_value(listener, key)
             .filter(|v| !v.is_empty())
     };
-    let keystore_type = store_type(listener, "ssl.keystore.type", value("ssl.keystore.type"))?;
-    let truststore_type = store_type(
-        listener,
-        "ssl.truststore.type",
-        value("ssl.truststore.type"),
-    )?;
+    // The types matter only for stores that are set (the keystore is optional here).
+    let set = |keys: &[&str]| keys.iter().any(|k| value(k).is_some());
+    let keystore_type = match set(&[
+        "ssl.keystore.location",
+        "ssl.keystore.key",
+        "ssl.keystore.certificate.chain",
+    ]) {
+        true => store_type(listener, "ssl.keystore.type", value("ssl.keystore.type"))?,
+        false => StoreType::Pem,
+    };
+    let truststore_type = match set(&["ssl.truststore.location", "ssl.truststore.certificates"]) {
+        true => store_type(
+            listener,
+            "ssl.truststore.type",
+            value("ssl.truststore.type"),
+        )?,
+        false => StoreType::Pem,
+    };
     // Empty is a value here: it turns host name verification off.
     let verify_host_name = match config
         .listener_value(listener, "ssl.endpoint.identification.algorithm")
