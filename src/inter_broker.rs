@@ -139,6 +139,14 @@ impl InterBrokerSecurity {
     }
 }
 
+/// A Kafka error code as its name (e.g. `SaslAuthenticationFailed`).
+fn error_name(code: i16) -> String {
+    match code.err() {
+        Some(e) => format!("{e:?}"),
+        None => format!("error code {code}"),
+    }
+}
+
 /// SaslHandshake v1: the tokens then travel in SaslAuthenticate requests (KIP-152).
 const SASL_HANDSHAKE_VERSION: i16 = 1;
 /// SaslAuthenticate v1: the first with the session lifetime (KIP-368); Kafka 2.2 and later.
@@ -241,8 +249,8 @@ impl BrokerConnection {
         if answer.error_code != 0 {
             let offered: Vec<&str> = answer.mechanisms.iter().map(|m| m.as_str()).collect();
             return Err(refused(format!(
-                "SaslHandshake: {:?}; the peer offers {offered:?}",
-                answer.error_code.err()
+                "SaslHandshake: {}; the peer offers {offered:?}",
+                error_name(answer.error_code)
             )));
         }
         let lifetime_ms = match sasl.mechanism {
@@ -286,8 +294,8 @@ impl BrokerConnection {
             .await?;
         if answer.error_code != 0 {
             return Err(InterBrokerError::Authentication(format!(
-                "{:?}: {}",
-                answer.error_code.err(),
+                "{}: {}",
+                error_name(answer.error_code),
                 answer.error_message.as_deref().unwrap_or("")
             )));
         }
