@@ -444,11 +444,11 @@ mod tests {
     fn tls_needs_a_truststore() {
         let e = security(
             "listeners=SSL://:9093\nsecurity.inter.broker.protocol=SSL\n\
-             ssl.keystore.type=PEM\nssl.keystore.location=/nonexistent.pem",
+             ssl.truststore.type=PEM\nssl.truststore.location=/nonexistent.pem",
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("cannot read ssl.keystore.location"), "{e}");
+        assert!(e.contains("cannot read ssl.truststore.location"), "{e}");
         let e = security(
             "listeners=SSL://:9093\nsecurity.inter.broker.protocol=SSL\n\
              ssl.truststore.location=/x.jks",
