@@ -9,6 +9,7 @@ use tracing::info;
 use crate::config::BrokerConfig;
 use crate::group::offsets_topic::{CreateTopicError, InternalTopic, InternalTopicCreator};
 use crate::group::GroupCoordinator;
+use crate::inter_broker::InterBrokerSecurity;
 use crate::metadata::embedded::EmbeddedMetadata;
 use crate::metadata::zookeeper::ZookeeperMetadata;
 use crate::metadata::AclChangeCursor;
@@ -55,11 +56,23 @@ impl Broker {
             .find(|d| d.is_online())
             .map(|d| d.path.clone())
             .context("no log directory is online")?;
+        // The inter-broker client's TLS and SASL, read before this broker registers (a bad
+        // truststore or a missing password stops the start before others are told of us).
+        // Standalone, no broker is reached.
+        let security = match config.zookeeper_connect {
+            Some(_) => InterBrokerSecurity::from_config(&config).with_context(|| {
+                format!(
+                    "the inter-broker client (inter.broker.listener.name={})",
+                    config.inter_broker_listener_name
+                )
+            })?,
+            None => InterBrokerSecurity::plaintext(),
+        };
         let (metadata, cluster_id): (Arc<dyn MetadataStore>, String) =
             if config.zookeeper_connect.is_some() {
                 // Cluster mode: called from the runtime (inside block_in_place).
                 let opened = tokio::runtime::Handle::current()
-                    .block_on(ZookeeperMetadata::open(&config, &log_dir))?;
+                    .block_on(ZookeeperMetadata::open(&config, &log_dir, &security))?;
                 config.broker_id = opened.broker_id;
                 (Arc::new(opened.store), opened.cluster_id)
             } else {
@@ -97,7 +110,7 @@ impl Broker {
         let replicas = Arc::new(ReplicaManager::new(
             config.broker_id,
             log_dirs,
-            fetcher_settings(&config),
+            fetcher_settings(&config, security.clone()),
             metadata.clone(),
         ));
         replicas
@@ -278,7 +291,13 @@ impl Broker {
                 .and_then(|b| b.address(&self.config.inter_broker_listener_name))
             {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                tokio::time::timeout(left, send_controlled_shutdown(&endpoint, id, epoch))
+                let sent = send_controlled_shutdown(
+                    &endpoint,
+                    id,
+                    epoch,
+                    &self.replicas.inter_broker_security,
+                );
+                tokio::time::timeout(left, sent)
                     .await
                     .unwrap_or_else(|_| Err("no answer in time".into()))
             } else {
@@ -321,12 +340,14 @@ async fn send_controlled_shutdown(
     endpoint: &crate::inter_broker::Endpoint,
     broker_id: i32,
     broker_epoch: i64,
+    security: &InterBrokerSecurity,
 ) -> Result<Vec<(String, i32)>, String> {
     use gregor_protocol::controller_api::zk_messages::{BrokerId, ControlledShutdownRequest};
     let mut conn = crate::inter_broker::BrokerConnection::connect(
         endpoint,
         format!("gregor-controlled-shutdown-{broker_id}"),
         crate::inter_broker::SOCKET_TIMEOUT,
+        security,
     )
     .await
     .map_err(|e| e.to_string())?;
@@ -517,10 +538,11 @@ impl Broker {
 }
 
 /// How followers fetch from their leaders: `replica.fetch.*`.
-fn fetcher_settings(config: &BrokerConfig) -> FetcherSettings {
+fn fetcher_settings(config: &BrokerConfig, security: InterBrokerSecurity) -> FetcherSettings {
     FetcherSettings {
         broker_id: config.broker_id,
         listener: config.inter_broker_listener_name.clone(),
+        security,
         wait_max_ms: config.replica_fetch_wait_max_ms,
         min_bytes: config.replica_fetch_min_bytes,
         max_bytes: config.replica_fetch_max_bytes,

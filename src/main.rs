@@ -61,16 +61,6 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     let first = config.listeners.first().context("no listener configured")?;
-    // Brokers reach each other over the Kafka protocol without TLS or SASL for now.
-    if let (Some(_), Some(l)) = (&config.zookeeper_connect, config.inter_broker_listener()) {
-        if l.security_protocol != gregor::config::SecurityProtocol::Plaintext {
-            anyhow::bail!(
-                "the inter-broker listener {l} is {}: gregor's brokers speak PLAINTEXT to each \
-                 other only; set inter.broker.listener.name to a PLAINTEXT listener",
-                l.security_protocol
-            );
-        }
-    }
     let bind_host = if first.host.is_empty() {
         "0.0.0.0".to_string()
     } else {

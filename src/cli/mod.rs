@@ -24,7 +24,7 @@ use gregor_protocol::kafka_protocol::messages::{
 };
 use gregor_protocol::kafka_protocol::protocol::{Request, StrBytes};
 
-use crate::inter_broker::{BrokerConnection, Endpoint};
+use crate::inter_broker::{BrokerConnection, Endpoint, InterBrokerSecurity};
 
 /// The first argument that selects the command-line client instead of the broker.
 pub const SUBCOMMANDS: &[&str] = &[
@@ -219,9 +219,12 @@ impl Session {
             .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
             .ok_or_else(|| anyhow!("--bootstrap-server must be host:port"))?;
         let timeout = Duration::from_millis(target.timeout_ms);
-        let bootstrap = BrokerConnection::connect(&(host, port), "gregor-cli".into(), timeout)
-            .await
-            .with_context(|| target.bootstrap_server.clone())?;
+        // The tool speaks PLAINTEXT only.
+        let plaintext = InterBrokerSecurity::plaintext();
+        let bootstrap =
+            BrokerConnection::connect(&(host, port), "gregor-cli".into(), timeout, &plaintext)
+                .await
+                .with_context(|| target.bootstrap_server.clone())?;
         Ok(Session {
             name: target.bootstrap_server.clone(),
             timeout,
@@ -261,9 +264,11 @@ impl Session {
                 .get(&id)
                 .cloned()
                 .ok_or_else(|| anyhow!("broker {id} is not in the cluster's metadata"))?;
-            let conn = BrokerConnection::connect(&endpoint, "gregor-cli".into(), timeout)
-                .await
-                .with_context(|| format!("broker {id} at {}:{}", endpoint.0, endpoint.1))?;
+            let plaintext = InterBrokerSecurity::plaintext();
+            let conn =
+                BrokerConnection::connect(&endpoint, "gregor-cli".into(), timeout, &plaintext)
+                    .await
+                    .with_context(|| format!("broker {id} at {}:{}", endpoint.0, endpoint.1))?;
             self.brokers.insert(id, conn);
         }
         let Some(conn) = self.brokers.get_mut(&id) else {

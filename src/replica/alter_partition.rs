@@ -12,7 +12,7 @@ use gregor_protocol::kafka_protocol::messages::alter_partition_request::{
 };
 use gregor_protocol::kafka_protocol::messages::{AlterPartitionRequest, BrokerId};
 
-use crate::inter_broker::{BrokerConnection, InterBrokerError};
+use crate::inter_broker::{BrokerConnection, InterBrokerError, InterBrokerSecurity};
 use crate::metadata::{IsrChange, MetadataStore};
 
 /// v3: the ISR with each member's broker epoch (KIP-903); Kafka 3.9 and gregor serve it.
@@ -36,6 +36,7 @@ pub enum AlterPartitionError {
 pub async fn send(
     metadata: &Arc<dyn MetadataStore>,
     listener: &str,
+    security: &InterBrokerSecurity,
     broker_id: i32,
     topic_id: uuid::Uuid,
     change: &IsrChange,
@@ -73,6 +74,7 @@ pub async fn send(
             &endpoint,
             format!("gregor-alter-partition-{broker_id}"),
             TIMEOUT,
+            security,
         )
         .await
         .map_err(failed)?;

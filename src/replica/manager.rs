@@ -33,6 +33,7 @@ use super::partition::{IsrChange, Leadership, Partition, PartitionError, RoleCha
 use super::replica_fetcher::{FetcherSettings, ReplicaFetcherManager};
 use super::replication_quota::ReplicationQuota;
 use crate::config::{topic_settings, BrokerConfig, TopicSettings};
+use crate::inter_broker::InterBrokerSecurity;
 use crate::metadata::{
     kafka_uuid_string, parse_kafka_uuid, MetadataImage, MetadataStore, TopicMetadata,
 };
@@ -70,6 +71,8 @@ pub struct ReplicaManager {
     broker_id: i32,
     /// The listener other brokers are reached on.
     inter_broker_listener: String,
+    /// TLS and SASL towards the other brokers (AlterPartition, ControlledShutdown).
+    pub inter_broker_security: InterBrokerSecurity,
     log_dirs: LogDirs,
     topics: RwLock<HashMap<String, Arc<TopicReplicas>>>,
     startup: StartupState,
@@ -139,6 +142,7 @@ impl ReplicaManager {
         ReplicaManager {
             broker_id,
             inter_broker_listener: fetcher.listener.clone(),
+            inter_broker_security: fetcher.security.clone(),
             log_dirs,
             topics: RwLock::new(HashMap::new()),
             startup,
@@ -567,6 +571,7 @@ impl ReplicaManager {
         let metadata = self.metadata.clone();
         let broker_id = self.broker_id;
         let listener = self.inter_broker_listener.clone();
+        let security = self.inter_broker_security.clone();
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             partition.complete_isr_change(&change, None);
             return;
@@ -575,6 +580,7 @@ impl ReplicaManager {
             let sent = super::alter_partition::send(
                 &metadata,
                 &listener,
+                &security,
                 broker_id,
                 partition.topic_id,
                 &change,

@@ -36,7 +36,9 @@ use tracing::{debug, info, warn};
 
 use super::partition::{Partition, PartitionError};
 use super::replication_quota::ReplicationQuota;
-use crate::inter_broker::{BrokerConnection, Endpoint, InterBrokerError, SOCKET_TIMEOUT};
+use crate::inter_broker::{
+    BrokerConnection, Endpoint, InterBrokerError, InterBrokerSecurity, SOCKET_TIMEOUT,
+};
 
 /// Fetch v12: topics by name, replica id in the body, leader epochs (the newest version
 /// before topic ids and KIP-903's replica state).
@@ -50,6 +52,8 @@ pub struct FetcherSettings {
     pub broker_id: i32,
     /// The listener leaders are reached on (`inter.broker.listener.name`).
     pub listener: String,
+    /// TLS and SASL on that listener.
+    pub security: InterBrokerSecurity,
     pub wait_max_ms: i32,
     pub min_bytes: i32,
     pub max_bytes: i32,
@@ -293,6 +297,7 @@ async fn run_fetcher(shared: Arc<Shared>, leader: i32) {
                         &endpoint,
                         format!("gregor-replica-fetcher-{}", settings.broker_id),
                         SOCKET_TIMEOUT,
+                        &settings.security,
                     )
                     .await?,
                 );

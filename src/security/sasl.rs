@@ -287,6 +287,54 @@ fn unsecured_jws_claims(token: &str) -> Result<serde_json::Map<String, serde_jso
     decode(parts[1], "claims")
 }
 
+/// The username and password this broker authenticates with to the other brokers, as Kafka's
+/// inter-broker client finds them: the `username` and `password` options of the inter-broker
+/// listener's JAAS entry for `mechanism` (`listener.name.<l>.<mechanism>.sasl.jaas.config`),
+/// else of `sasl.jaas.config`. The mechanism must be one the listener offers, as Kafka checks.
+pub fn inter_broker_credentials(
+    config: &BrokerConfig,
+    listener: &str,
+    mechanism: Mechanism,
+) -> Result<(String, String), SaslConfigError> {
+    let err = |what: String| SaslConfigError {
+        listener: listener.to_string(),
+        what,
+    };
+    let enabled = config
+        .listener_value(listener, "sasl.enabled.mechanisms")
+        .unwrap_or_default();
+    if !crate::config::split_list(&enabled)
+        .iter()
+        .any(|m| m == mechanism.name())
+    {
+        return Err(err(format!(
+            "sasl.mechanism.inter.broker.protocol={} must be one of the inter-broker listener's \
+             sasl.enabled.mechanisms ({enabled})",
+            mechanism.name()
+        )));
+    }
+    let key = format!("{}.sasl.jaas.config", mechanism.name().to_ascii_lowercase());
+    let text = config
+        .listener_only_value(listener, &key)
+        .or_else(|| config.listener_value(listener, "sasl.jaas.config"))
+        .ok_or_else(|| {
+            err(format!(
+                "the inter-broker client needs its username and password in \
+                 listener.name.{}.{key}",
+                listener.to_ascii_lowercase()
+            ))
+        })?;
+    let mut options = parse_jaas(&text).map_err(&err)?;
+    match (options.remove("username"), options.remove("password")) {
+        (Some(u), Some(p)) if !u.is_empty() => Ok((u, p)),
+        _ => Err(err(format!(
+            "listener.name.{}.{key} has no username and password options for the \
+             inter-broker client",
+            listener.to_ascii_lowercase()
+        ))),
+    }
+}
+
 /// The options of a JAAS entry as Kafka's `sasl.jaas.config` holds it:
 /// `<LoginModule class> <required|requisite|sufficient|optional> key="value" key=value ... ;`.
 pub fn parse_jaas(text: &str) -> Result<HashMap<String, String>, String> {
@@ -433,5 +481,62 @@ mod tests {
         assert!(l.authenticate_oauthbearer(signed.as_bytes()).is_err());
         let anonymous = token(&format!("{{\"exp\":{}}}", now + 60), "none");
         assert!(l.authenticate_oauthbearer(anonymous.as_bytes()).is_err());
+    }
+    fn config(text: &str) -> BrokerConfig {
+        BrokerConfig::from_properties_text(text, &[]).unwrap()
+    }
+
+    #[test]
+    fn inter_broker_credentials_come_from_the_listener_jaas_entry() {
+        let c = config(concat!(
+            "listeners=INTERNAL://:9093,EXTERNAL://:9094\n",
+            "listener.security.protocol.map=INTERNAL:SASL_SSL,EXTERNAL:SASL_PLAINTEXT\n",
+            "inter.broker.listener.name=INTERNAL\n",
+            "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512\n",
+            "listener.name.internal.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"admin\" password=\"admin-secret\" user_admin=\"admin-secret\" user_alice=\"alice-secret\";\n",
+            "listener.name.external.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"other\" password=\"x\";\n",
+            "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"broker\" password=\"scram-secret\";\n",
+        ));
+        assert_eq!(
+            inter_broker_credentials(&c, "INTERNAL", Mechanism::Plain).unwrap(),
+            ("admin".to_string(), "admin-secret".to_string())
+        );
+        // No entry for SCRAM-SHA-512 on the listener: the broker-wide sasl.jaas.config.
+        assert_eq!(
+            inter_broker_credentials(&c, "INTERNAL", Mechanism::Scram(ScramMechanism::Sha512))
+                .unwrap(),
+            ("broker".to_string(), "scram-secret".to_string())
+        );
+        // SCRAM-SHA-256 is not enabled on the listener.
+        let e = inter_broker_credentials(&c, "INTERNAL", Mechanism::Scram(ScramMechanism::Sha256))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sasl.enabled.mechanisms"), "{e}");
+    }
+
+    #[test]
+    fn inter_broker_credentials_need_username_and_password() {
+        let c = config(concat!(
+            "listeners=SASL_PLAINTEXT://:9093\n",
+            "security.inter.broker.protocol=SASL_PLAINTEXT\n",
+            "sasl.enabled.mechanisms=PLAIN\n",
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_admin=\"admin-secret\";\n",
+        ));
+        let e = inter_broker_credentials(&c, "SASL_PLAINTEXT", Mechanism::Plain)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("listener.name.sasl_plaintext.plain.sasl.jaas.config has no username"),
+            "{e}"
+        );
+        let c = config(concat!(
+            "listeners=SASL_PLAINTEXT://:9093\n",
+            "security.inter.broker.protocol=SASL_PLAINTEXT\n",
+            "sasl.enabled.mechanisms=PLAIN\n",
+        ));
+        let e = inter_broker_credentials(&c, "SASL_PLAINTEXT", Mechanism::Plain)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("needs its username and password"), "{e}");
     }
 }

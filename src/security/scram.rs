@@ -1,6 +1,7 @@
 //! SCRAM-SHA-256 and SCRAM-SHA-512 (RFC 5802, RFC 7677) as Kafka uses them: the stored
 //! credential (`salt=...,stored_key=...,server_key=...,iterations=...`, the value of the
-//! `SCRAM-SHA-512` key of `/config/users/<user>`), and the server side of the exchange.
+//! `SCRAM-SHA-512` key of `/config/users/<user>`), the server side of the exchange, and the
+//! client side a broker runs towards another (`sasl.mechanism.inter.broker.protocol`).
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -346,6 +347,144 @@ impl ScramServer {
     }
 }
 
+/// The client's side of one exchange (RFC 5802), as a broker's inter-broker client runs it:
+/// `new` gives the client-first message, `server_first` the client-final one, and
+/// `server_final` checks the server's signature, proving the server knew the credential.
+pub struct ScramClient {
+    mechanism: ScramMechanism,
+    password: String,
+    client_first_bare: String,
+    nonce: String,
+    /// Set by `server_first`: the `v=` the server must answer.
+    expected_server_signature: Option<Vec<u8>>,
+}
+
+/// SCRAM's `saslname`: a comma is `=2C`, an equals sign `=3D`.
+fn encode_saslname(s: &str) -> String {
+    s.replace('=', "=3D").replace(',', "=2C")
+}
+
+impl ScramClient {
+    /// Starts the exchange for `username`: the client and its first message.
+    pub fn new(
+        mechanism: ScramMechanism,
+        username: &str,
+        password: &str,
+    ) -> (ScramClient, Vec<u8>) {
+        let nonce: String = (0..32)
+            .map(|_| {
+                char::from(rand::Rng::sample(
+                    &mut rand::thread_rng(),
+                    rand::distributions::Alphanumeric,
+                ))
+            })
+            .collect();
+        Self::with_nonce(mechanism, username, password, nonce)
+    }
+
+    fn with_nonce(
+        mechanism: ScramMechanism,
+        username: &str,
+        password: &str,
+        nonce: String,
+    ) -> (ScramClient, Vec<u8>) {
+        let client_first_bare = format!("n={},r={nonce}", encode_saslname(username));
+        // gs2 header `n,,`: no channel binding, no authorization id (as Kafka's client).
+        let message = format!("n,,{client_first_bare}").into_bytes();
+        (
+            ScramClient {
+                mechanism,
+                password: password.to_string(),
+                client_first_bare,
+                nonce,
+                expected_server_signature: None,
+            },
+            message,
+        )
+    }
+
+    /// Reads the server's first message (`r=nonce,s=salt,i=iterations`) and returns the
+    /// client's final message (`c=biws,r=nonce,p=proof`).
+    pub fn server_first(&mut self, message: &[u8]) -> Result<Vec<u8>, ScramFailure> {
+        let bad = |why: &str| ScramFailure(format!("Invalid SCRAM server first message: {why}"));
+        let text = std::str::from_utf8(message).map_err(|_| bad("not UTF-8"))?;
+        let mut nonce = None;
+        let mut salt = None;
+        let mut iterations = None;
+        for attr in text.split(',') {
+            if let Some(v) = attr.strip_prefix("r=") {
+                nonce = Some(v);
+            } else if let Some(v) = attr.strip_prefix("s=") {
+                salt = Some(B64.decode(v).map_err(|_| bad("the salt is not base64"))?);
+            } else if let Some(v) = attr.strip_prefix("i=") {
+                iterations = Some(v.parse::<i32>().map_err(|_| bad("bad iteration count"))?);
+            } else if let Some(v) = attr.strip_prefix("e=") {
+                return Err(ScramFailure(format!("the server refused: {v}")));
+            } else if attr.starts_with("m=") {
+                return Err(bad("mandatory extensions are not supported"));
+            }
+        }
+        let (Some(nonce), Some(salt), Some(iterations)) = (nonce, salt, iterations) else {
+            return Err(bad("it lacks r, s or i"));
+        };
+        // The server extends our nonce; anything else is a replay or a confused server.
+        if !nonce.starts_with(&self.nonce) || nonce.len() == self.nonce.len() {
+            return Err(bad("the nonce does not extend the client's"));
+        }
+        // Kafka's client refuses fewer iterations than the mechanism's minimum.
+        if iterations < MIN_ITERATIONS {
+            return Err(bad(&format!(
+                "{iterations} iterations, fewer than the minimum {MIN_ITERATIONS}"
+            )));
+        }
+        let m = self.mechanism;
+        let salted = m.salted_password(self.password.as_bytes(), &salt, iterations as u32);
+        // `biws` is base64 of the gs2 header `n,,`.
+        let without_proof = format!("c=biws,r={nonce}");
+        let auth_message = format!("{},{text},{without_proof}", self.client_first_bare);
+        let client_key = m.hmac(&salted, b"Client Key");
+        let stored_key = m.hash(&client_key);
+        let client_signature = m.hmac(&stored_key, auth_message.as_bytes());
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(&client_signature)
+            .map(|(a, b)| a ^ b)
+            .collect();
+        let server_key = m.hmac(&salted, b"Server Key");
+        self.expected_server_signature = Some(m.hmac(&server_key, auth_message.as_bytes()));
+        Ok(format!("{without_proof},p={}", B64.encode(proof)).into_bytes())
+    }
+
+    /// Checks the server's final message (`v=signature`, or `e=error`).
+    pub fn server_final(&self, message: &[u8]) -> Result<(), ScramFailure> {
+        let text = std::str::from_utf8(message)
+            .map_err(|_| ScramFailure("Invalid SCRAM server final message: not UTF-8".into()))?;
+        if let Some(e) = text.strip_prefix("e=") {
+            return Err(ScramFailure(format!("the server refused: {e}")));
+        }
+        let signature = text
+            .split(',')
+            .find_map(|a| a.strip_prefix("v="))
+            .and_then(|v| B64.decode(v).ok())
+            .ok_or_else(|| {
+                ScramFailure("Invalid SCRAM server final message: no signature".into())
+            })?;
+        let expected = self
+            .expected_server_signature
+            .as_deref()
+            .ok_or_else(|| ScramFailure("the server's final message came too early".into()))?;
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(
+            signature.as_slice(),
+            expected,
+        )) {
+            return Err(ScramFailure(
+                "Invalid server signature in the server final message".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,5 +538,82 @@ mod tests {
             "a,b="
         );
         assert!(ClientFirst::parse(b"n,,n=u").is_err());
+    }
+    /// RFC 7677's SCRAM-SHA-256 example from the client's side, with its nonce forced.
+    #[test]
+    fn rfc7677_client_messages() {
+        let (mut client, first) = ScramClient::with_nonce(
+            ScramMechanism::Sha256,
+            "user",
+            "pencil",
+            "rOprNGfwEbeRWgbNEkqO".into(),
+        );
+        assert_eq!(first, b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO");
+        let last = client
+            .server_first(b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096")
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(last).unwrap(),
+            "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+        );
+        client
+            .server_final(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+            .unwrap();
+        // A server that does not know the credential cannot sign.
+        assert!(client
+            .server_final(b"v=AAAATRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+            .is_err());
+        assert_eq!(
+            client.server_final(b"e=invalid-proof").unwrap_err().0,
+            "the server refused: invalid-proof"
+        );
+    }
+
+    #[test]
+    fn client_refuses_bad_server_first_messages() {
+        let client = || ScramClient::with_nonce(ScramMechanism::Sha512, "u", "p", "abc".into()).0;
+        // The nonce must extend ours.
+        assert!(client().server_first(b"r=xyzdef,s=AAAA,i=4096").is_err());
+        assert!(client().server_first(b"r=abc,s=AAAA,i=4096").is_err());
+        // Too few iterations (Kafka's minimum is 4096).
+        assert!(client().server_first(b"r=abcdef,s=AAAA,i=100").is_err());
+        assert!(client().server_first(b"r=abcdef,i=4096").is_err());
+        assert!(client().server_first(b"r=abcdef,s=AAAA,i=4096").is_ok());
+        // No signature check before the server's first message.
+        assert!(client().server_final(b"v=AAAA").is_err());
+    }
+
+    /// The client against gregor's own server, both mechanisms; a wrong password is refused
+    /// by the server, and a server with another credential fails the client's check.
+    #[test]
+    fn client_and_server_agree() {
+        for m in ScramMechanism::ALL {
+            let credential = ScramCredential::from_password(m, "s3cret", 4096);
+            let (mut client, first) = ScramClient::new(m, "a,b=c", "s3cret");
+            let parsed = ClientFirst::parse(&first).unwrap();
+            assert_eq!(parsed.username, "a,b=c");
+            let (server, server_first) = ScramServer::new(m, parsed, credential.clone());
+            let client_final = client.server_first(&server_first).unwrap();
+            let server_final = server.client_final(&client_final).unwrap();
+            client.server_final(&server_final).unwrap();
+
+            let (mut wrong, first) = ScramClient::new(m, "u", "guess");
+            let (server, server_first) =
+                ScramServer::new(m, ClientFirst::parse(&first).unwrap(), credential.clone());
+            let client_final = wrong.server_first(&server_first).unwrap();
+            assert!(server.client_final(&client_final).is_err());
+
+            // An impostor server with another credential for the user but the same salt.
+            let (mut client, first) = ScramClient::new(m, "u", "s3cret");
+            let impostor = ScramCredential {
+                server_key: vec![7; credential.server_key.len()],
+                ..credential.clone()
+            };
+            let (server, server_first) =
+                ScramServer::new(m, ClientFirst::parse(&first).unwrap(), impostor);
+            let client_final = client.server_first(&server_first).unwrap();
+            let server_final = server.client_final(&client_final).unwrap();
+            assert!(client.server_final(&server_final).is_err());
+        }
     }
 }

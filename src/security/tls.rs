@@ -12,11 +12,13 @@
 use std::sync::Arc;
 
 use regex::Regex;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use thiserror::Error;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -71,56 +73,15 @@ impl TlsListener {
             value("ssl.truststore.type"),
         )?;
 
-        let (chain, key) = match (
-            value("ssl.keystore.location"),
-            value("ssl.keystore.key"),
-            value("ssl.keystore.certificate.chain"),
-        ) {
-            (Some(path), None, None) => {
-                let bytes = std::fs::read(&path).map_err(|e| {
-                    invalid(format!("cannot read ssl.keystore.location {path}: {e}"))
-                })?;
-                match keystore_type {
-                    StoreType::Pem => (
-                        certificates(&bytes, "ssl.keystore.location").map_err(&invalid)?,
-                        private_key(
-                            &bytes,
-                            "ssl.keystore.location",
-                            value("ssl.key.password").as_deref(),
-                        )
-                        .map_err(&invalid)?,
-                    ),
-                    StoreType::Pkcs12 => {
-                        pkcs12_key_and_chain(&bytes, value("ssl.keystore.password").as_deref())
-                            .map_err(&invalid)?
-                    }
-                }
-            }
-            (None, Some(key), Some(chain)) if keystore_type == StoreType::Pem => (
-                certificates(chain.as_bytes(), "ssl.keystore.certificate.chain")
-                    .map_err(&invalid)?,
-                private_key(
-                    key.as_bytes(),
-                    "ssl.keystore.key",
-                    value("ssl.key.password").as_deref(),
-                )
-                .map_err(&invalid)?,
-            ),
-            (None, None, None) => {
-                return Err(invalid(
+        let (chain, key) = keystore(&value, keystore_type)
+            .map_err(&invalid)?
+            .ok_or_else(|| {
+                invalid(
                     "a TLS listener needs ssl.keystore.location (or ssl.keystore.key and \
                      ssl.keystore.certificate.chain)"
                         .into(),
-                ))
-            }
-            _ => {
-                return Err(invalid(
-                    "set either ssl.keystore.location or both ssl.keystore.key and \
-                     ssl.keystore.certificate.chain (with ssl.keystore.type=PEM)"
-                        .into(),
-                ))
-            }
-        };
+                )
+            })?;
 
         let client_auth = match value("ssl.client.auth").as_deref() {
             None | Some("none") => ClientAuth::None,
@@ -148,42 +109,16 @@ impl TlsListener {
         let builder = match client_auth {
             ClientAuth::None => builder.with_no_client_auth(),
             ClientAuth::Requested | ClientAuth::Required => {
-                let mut roots = RootCertStore::empty();
-                let trusted = match (
-                    value("ssl.truststore.location"),
-                    value("ssl.truststore.certificates"),
-                ) {
-                    (Some(path), _) => {
-                        let bytes = std::fs::read(&path).map_err(|e| {
-                            invalid(format!("cannot read ssl.truststore.location {path}: {e}"))
-                        })?;
-                        match truststore_type {
-                            StoreType::Pem => {
-                                certificates(&bytes, "ssl.truststore.location").map_err(&invalid)?
-                            }
-                            StoreType::Pkcs12 => {
-                                pkcs12_trusted(&bytes, value("ssl.truststore.password").as_deref())
-                                    .map_err(&invalid)?
-                            }
-                        }
-                    }
-                    (None, Some(inline)) => {
-                        certificates(inline.as_bytes(), "ssl.truststore.certificates")
-                            .map_err(&invalid)?
-                    }
-                    (None, None) => {
-                        return Err(invalid(
+                let trusted = truststore(&value, truststore_type)
+                    .map_err(&invalid)?
+                    .ok_or_else(|| {
+                        invalid(
                             "ssl.client.auth needs a truststore (ssl.truststore.location) to \
                              check client certificates against"
                                 .into(),
-                        ))
-                    }
-                };
-                for cert in trusted {
-                    roots
-                        .add(cert)
-                        .map_err(|e| invalid(format!("a truststore certificate: {e}")))?;
-                }
+                        )
+                    })?;
+                let roots = root_store(trusted).map_err(&invalid)?;
                 let verifier =
                     WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
                 let verifier = if client_auth == ClientAuth::Requested {
@@ -234,6 +169,232 @@ impl TlsListener {
         let dn = rfc2253_name(cert.subject());
         self.principal_mapper.map(&dn).map(KafkaPrincipal::user)
     }
+}
+
+/// The client side of TLS to another broker's listener (Kafka's inter-broker client reads the
+/// same `ssl.*` keys of the inter-broker listener as its server side): the listener's
+/// truststore verifies the other broker, its keystore (when set) is the client certificate
+/// for `ssl.client.auth`, and `ssl.endpoint.identification.algorithm` says whether the host
+/// name must match the certificate (`https`, the default) or not (empty).
+pub fn client_config(
+    config: &BrokerConfig,
+    listener: &str,
+) -> Result<Arc<ClientConfig>, TlsConfigError> {
+    let invalid = |what: String| TlsConfigError::Invalid {
+        listener: listener.to_string(),
+        what,
+    };
+    let value = |key: &str| {
+        config
+            .listener_value(listener, key)
+            .filter(|v| !v.is_empty())
+    };
+    // The types matter only for stores that are set (the keystore is optional here).
+    let set = |keys: &[&str]| keys.iter().any(|k| value(k).is_some());
+    let keystore_type = match set(&[
+        "ssl.keystore.location",
+        "ssl.keystore.key",
+        "ssl.keystore.certificate.chain",
+    ]) {
+        true => store_type(listener, "ssl.keystore.type", value("ssl.keystore.type"))?,
+        false => StoreType::Pem,
+    };
+    let truststore_type = match set(&["ssl.truststore.location", "ssl.truststore.certificates"]) {
+        true => store_type(
+            listener,
+            "ssl.truststore.type",
+            value("ssl.truststore.type"),
+        )?,
+        false => StoreType::Pem,
+    };
+    // Empty is a value here: it turns host name verification off.
+    let verify_host_name = match config
+        .listener_value(listener, "ssl.endpoint.identification.algorithm")
+        .as_deref()
+    {
+        None => true,
+        Some(a) if a.eq_ignore_ascii_case("https") => true,
+        Some("") => false,
+        Some(other) => {
+            return Err(invalid(format!(
+                "ssl.endpoint.identification.algorithm={other}: only https (verify the host \
+                 name) or an empty value (do not) are known"
+            )))
+        }
+    };
+    // Kafka falls back to the JVM's default CAs; gregor has none built in.
+    let trusted = truststore(&value, truststore_type)
+        .map_err(&invalid)?
+        .ok_or_else(|| {
+            invalid(
+                "the inter-broker client needs ssl.truststore.location (or \
+                 ssl.truststore.certificates) to verify the other brokers' certificates"
+                    .into(),
+            )
+        })?;
+    let roots = Arc::new(root_store(trusted).map_err(&invalid)?);
+    let provider =
+        Arc::new(provider(value("ssl.cipher.suites").as_deref().unwrap_or("")).map_err(&invalid)?);
+    let versions = protocol_versions(
+        value("ssl.enabled.protocols")
+            .as_deref()
+            .unwrap_or("TLSv1.2,TLSv1.3"),
+    )
+    .map_err(&invalid)?;
+    let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+        .build()
+        .map_err(|e| invalid(e.to_string()))?;
+    let verifier: Arc<dyn ServerCertVerifier> = if verify_host_name {
+        webpki
+    } else {
+        Arc::new(AnyHostName(webpki))
+    };
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&versions)
+        .map_err(|e| invalid(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let client_config = match keystore(&value, keystore_type).map_err(&invalid)? {
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| invalid(format!("the keystore's key and certificate: {e}")))?,
+        None => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(client_config))
+}
+
+/// `ssl.endpoint.identification.algorithm=` (empty): the chain must still lead to a trusted
+/// CA and be valid, but the certificate may name another host.
+#[derive(Debug)]
+struct AnyHostName(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for AnyHostName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        // The webpki verifier checks the name last, after the chain.
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForName
+                | rustls::CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// A private key and its certificate chain.
+type KeyAndChain = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+
+/// The listener's keystore (`ssl.keystore.*`), or None when none is set.
+fn keystore(
+    value: &impl Fn(&str) -> Option<String>,
+    keystore_type: StoreType,
+) -> Result<Option<KeyAndChain>, String> {
+    match (
+        value("ssl.keystore.location"),
+        value("ssl.keystore.key"),
+        value("ssl.keystore.certificate.chain"),
+    ) {
+        (Some(path), None, None) => {
+            let bytes = std::fs::read(&path)
+                .map_err(|e| format!("cannot read ssl.keystore.location {path}: {e}"))?;
+            match keystore_type {
+                StoreType::Pem => Ok(Some((
+                    certificates(&bytes, "ssl.keystore.location")?,
+                    private_key(
+                        &bytes,
+                        "ssl.keystore.location",
+                        value("ssl.key.password").as_deref(),
+                    )?,
+                ))),
+                StoreType::Pkcs12 => {
+                    pkcs12_key_and_chain(&bytes, value("ssl.keystore.password").as_deref())
+                        .map(Some)
+                }
+            }
+        }
+        (None, Some(key), Some(chain)) if keystore_type == StoreType::Pem => Ok(Some((
+            certificates(chain.as_bytes(), "ssl.keystore.certificate.chain")?,
+            private_key(
+                key.as_bytes(),
+                "ssl.keystore.key",
+                value("ssl.key.password").as_deref(),
+            )?,
+        ))),
+        (None, None, None) => Ok(None),
+        _ => Err(
+            "set either ssl.keystore.location or both ssl.keystore.key and \
+                  ssl.keystore.certificate.chain (with ssl.keystore.type=PEM)"
+                .into(),
+        ),
+    }
+}
+
+/// The listener's trusted certificates (`ssl.truststore.*`), or None when none is set.
+fn truststore(
+    value: &impl Fn(&str) -> Option<String>,
+    truststore_type: StoreType,
+) -> Result<Option<Vec<CertificateDer<'static>>>, String> {
+    match (
+        value("ssl.truststore.location"),
+        value("ssl.truststore.certificates"),
+    ) {
+        (Some(path), _) => {
+            let bytes = std::fs::read(&path)
+                .map_err(|e| format!("cannot read ssl.truststore.location {path}: {e}"))?;
+            match truststore_type {
+                StoreType::Pem => certificates(&bytes, "ssl.truststore.location").map(Some),
+                StoreType::Pkcs12 => {
+                    pkcs12_trusted(&bytes, value("ssl.truststore.password").as_deref()).map(Some)
+                }
+            }
+        }
+        (None, Some(inline)) => {
+            certificates(inline.as_bytes(), "ssl.truststore.certificates").map(Some)
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+fn root_store(trusted: Vec<CertificateDer<'static>>) -> Result<RootCertStore, String> {
+    let mut roots = RootCertStore::empty();
+    for cert in trusted {
+        roots
+            .add(cert)
+            .map_err(|e| format!("a truststore certificate: {e}"))?;
+    }
+    Ok(roots)
 }
 
 /// The store formats gregor reads: PEM files, and PKCS12 (keytool's default since Java 9).

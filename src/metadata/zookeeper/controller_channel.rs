@@ -50,7 +50,9 @@ use tracing::{debug, info, warn};
 use uuid::Uuid;
 
 use super::cluster_state::{topic_id, ClusterState};
-use crate::inter_broker::{BrokerConnection, InterBrokerError, SOCKET_TIMEOUT};
+use crate::inter_broker::{
+    BrokerConnection, InterBrokerError, InterBrokerSecurity, SOCKET_TIMEOUT,
+};
 
 /// The versions `inter.broker.protocol.version=3.9` implies.
 const LEADER_AND_ISR_VERSION: i16 = 7;
@@ -213,12 +215,22 @@ pub struct ControllerChannelManager {
     offline: Arc<Mutex<ReplicasOnOfflineDirs>>,
     /// Asks the controller for another pass (a deletion may now complete).
     reconcile_again: Arc<Notify>,
+    /// The listener brokers are reached on (`inter.broker.listener.name`), and its security.
+    listener: Arc<str>,
+    security: InterBrokerSecurity,
 }
 
 impl ControllerChannelManager {
-    pub fn new(controller_id: i32, reconcile_again: Arc<Notify>) -> Self {
+    pub fn new(
+        controller_id: i32,
+        reconcile_again: Arc<Notify>,
+        listener: String,
+        security: InterBrokerSecurity,
+    ) -> Self {
         ControllerChannelManager {
             controller_id,
+            listener: listener.into(),
+            security,
             senders: HashMap::new(),
             stopped: Arc::new(Mutex::new(HashMap::new())),
             offline: Arc::new(Mutex::new(BTreeMap::new())),
@@ -269,6 +281,8 @@ impl ControllerChannelManager {
                             stopped: self.stopped.clone(),
                             offline: self.offline.clone(),
                             reconcile_again: self.reconcile_again.clone(),
+                            listener: self.listener.clone(),
+                            security: self.security.clone(),
                         },
                         rx,
                     ));
@@ -351,6 +365,8 @@ struct Sender {
     stopped: Arc<Mutex<HashMap<i32, BTreeSet<String>>>>,
     offline: Arc<Mutex<ReplicasOnOfflineDirs>>,
     reconcile_again: Arc<Notify>,
+    listener: Arc<str>,
+    security: InterBrokerSecurity,
 }
 
 async fn run_sender(sender: Sender, mut views: watch::Receiver<Arc<ControllerView>>) {
@@ -369,6 +385,7 @@ async fn run_sender(sender: Sender, mut views: watch::Receiver<Arc<ControllerVie
             broker,
             sender.broker_epoch,
             &view,
+            (&sender.listener, &sender.security),
             &mut conn,
             &mut acked,
         )
@@ -447,6 +464,7 @@ async fn sync_broker(
     broker: i32,
     broker_epoch: i64,
     view: &ControllerView,
+    (listener, security): (&str, &InterBrokerSecurity),
     conn: &mut Option<BrokerConnection>,
     acked: &mut Acknowledged,
 ) -> Result<(), SendError> {
@@ -498,9 +516,12 @@ async fn sync_broker(
             .iter()
             .find(|b| b.id == broker)
             .ok_or(InterBrokerError::NoEndpoint(broker))?;
+        // The inter-broker listener, as Kafka's controller picks it (not the first one: it
+        // may be a client listener with other security).
         let (_, _, host, port) = b
             .endpoints
-            .first()
+            .iter()
+            .find(|(name, ..)| name == listener)
             .ok_or(InterBrokerError::NoEndpoint(broker))?;
         let endpoint = (host.clone(), u16::try_from(*port).unwrap_or(0));
         *conn = Some(
@@ -508,6 +529,7 @@ async fn sync_broker(
                 &endpoint,
                 format!("gregor-controller-{controller_id}"),
                 SOCKET_TIMEOUT,
+                security,
             )
             .await?,
         );

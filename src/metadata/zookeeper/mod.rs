@@ -51,6 +51,8 @@ use crate::security::authorizer::AclTable;
 use cluster_state::ClusterState;
 use controller_channel::{ControllerChannelManager, ControllerView};
 
+use crate::inter_broker::InterBrokerSecurity;
+
 /// How long a write waits for its effect to show in this broker's image.
 const VISIBILITY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Events arriving this close together are handled by one reload.
@@ -68,6 +70,8 @@ pub struct ZookeeperMetadata {
 
 struct Shared {
     broker_id: i32,
+    /// TLS and SASL of the controller's connections to the other brokers.
+    inter_broker_security: InterBrokerSecurity,
     cluster_id: String,
     image: watch::Sender<Arc<MetadataImage>>,
     /// The current session; replaced after an expiry, taken at shutdown.
@@ -204,7 +208,11 @@ async fn connect_visibly(connect: &str, timeout: Duration) -> Result<ZkClient, Z
 impl ZookeeperMetadata {
     /// Connects, registers this broker and loads the first image. Must run inside the
     /// tokio runtime (it spawns the session task).
-    pub async fn open(config: &BrokerConfig, log_dir: &Path) -> anyhow::Result<Opened> {
+    pub async fn open(
+        config: &BrokerConfig,
+        log_dir: &Path,
+        inter_broker_security: &InterBrokerSecurity,
+    ) -> anyhow::Result<Opened> {
         let connect = config
             .zookeeper_connect
             .clone()
@@ -253,6 +261,7 @@ impl ZookeeperMetadata {
         let shared = Arc::new(Shared {
             broker_id,
             cluster_id: cluster_id.clone(),
+            inter_broker_security: inter_broker_security.clone(),
             image,
             client: RwLock::new(Some(zk.clone())),
             leaving: std::sync::atomic::AtomicBool::new(false),
@@ -1372,7 +1381,12 @@ async fn refresh(
         return Ok(false);
     };
     let channel = channel.get_or_insert_with(|| {
-        ControllerChannelManager::new(shared.broker_id, shared.reload_requested.clone())
+        ControllerChannelManager::new(
+            shared.broker_id,
+            shared.reload_requested.clone(),
+            shared.config.inter_broker_listener_name.clone(),
+            shared.inter_broker_security.clone(),
+        )
     });
     match handle_log_dir_events(zk, &fence, shared.broker_id, channel).await {
         Ok(()) => {}
