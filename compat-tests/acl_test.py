@@ -165,7 +165,7 @@ from confluent_kafka import TopicCollection  # noqa: E402
 from compat.broker import free_port  # noqa: E402
 from compat.kafka39 import KAFKA_LIB, fetch_kafka  # noqa: E402
 from security_test import (CLIENT_LOG4J, LOG4J, Fail, NotApplicable, RawKafka, check,  # noqa: E402
-                           kafka_tool)
+                           eventually, kafka_tool)
 
 USERS = {"admin": "admin-secret", "alice": "alice-secret", "bob": "bob-secret", "carol": "carol-secret"}
 BROKER_IDS = (1, 2)
@@ -369,23 +369,8 @@ def create_topic(cluster, topic, partitions=1):
     admin_client(cluster, "admin").create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
     # Both brokers know it (metadata propagates from the controller).
     for n in cluster.nodes:
-        wait_for(f"{topic} in broker {n.id}'s metadata", 15,
-                 lambda n=n: topic in raw_metadata(cluster, n.id, "admin")[1])
-
-
-def wait_for(what, timeout, fn, interval=0.1):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        try:
-            last = fn()
-        except Exception as e:  # noqa: BLE001 - retried until the deadline
-            last = e
-        else:
-            if last:
-                return last
-        time.sleep(interval)
-    raise Fail(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+        eventually(f"{topic} in broker {n.id}'s metadata", 15,
+                   lambda n=n: topic in raw_metadata(cluster, n.id, "admin")[1], 0.1)
 
 
 def records(tag, n=3):
@@ -740,9 +725,9 @@ def case_topic_read(ctx):
     t_done = time.time()
     # The Admin client sends CreateAcls to either broker: the other one learns of it through
     # ZooKeeper. Both must show t within the bound.
-    prop = wait_for(f"{t} in alice's metadata on both brokers", PROPAGATION_BOUND_S,
-                    lambda: (time.time() - t_done)
-                    if all(metadata_topics(c, b, "alice").get(t) == 0 for b in BROKER_IDS) else None, 0.05)
+    prop = eventually(f"{t} in alice's metadata on both brokers", PROPAGATION_BOUND_S,
+                      lambda: (time.time() - t_done)
+                      if all(metadata_topics(c, b, "alice").get(t) == 0 for b in BROKER_IDS) else None, 0.05)
     ctx.observed["propagation to both brokers after add (s)"] = f"{prop:.3f}"
     check(prop <= PROPAGATION_WANT_S, f"the brokers applied the ACL only after {prop:.2f}s")
     for b in BROKER_IDS:
@@ -769,9 +754,9 @@ def case_topic_read(ctx):
     acl_cmd(c, "--remove", "--force", "--allow-principal", "User:alice", "--operation", "Read", "--operation",
             "Describe", "--topic", t)
     t_done = time.time()
-    gone = wait_for(f"{t} gone from alice's metadata on both brokers", PROPAGATION_BOUND_S,
-                    lambda: (time.time() - t_done)
-                    if all(t not in metadata_topics(c, b, "alice") for b in BROKER_IDS) else None, 0.05)
+    gone = eventually(f"{t} gone from alice's metadata on both brokers", PROPAGATION_BOUND_S,
+                      lambda: (time.time() - t_done)
+                      if all(t not in metadata_topics(c, b, "alice") for b in BROKER_IDS) else None, 0.05)
     ctx.observed["propagation to both brokers after remove (s)"] = f"{gone:.3f}"
     check(gone <= PROPAGATION_WANT_S, f"the brokers applied the removal only after {gone:.2f}s")
     for b in BROKER_IDS:
@@ -790,10 +775,10 @@ def case_topic_read(ctx):
             list(a1.delete_acls([AclBindingFilter(ResourceType.TOPIC, t, ResourcePatternType.LITERAL, "User:alice",
                                                   None, AclOperation.ANY, AclPermissionType.ANY)]).values())[0].result(20)
         t_done = time.time()
-        times[step] = wait_for(f"both brokers apply {step}", PROPAGATION_BOUND_S,
-                               lambda: (time.time() - t_done)
-                               if all((t in metadata_topics(c, b, "alice")) == visible for b in BROKER_IDS)
-                               else None, 0.05)
+        times[step] = eventually(f"both brokers apply {step}", PROPAGATION_BOUND_S,
+                                 lambda: (time.time() - t_done)
+                                 if all((t in metadata_topics(c, b, "alice")) == visible for b in BROKER_IDS)
+                                 else None, 0.05)
     ctx.observed["propagation to both brokers after CreateAcls / DeleteAcls (s)"] = (
         f"{times['create']:.3f} / {times['delete']:.3f}")
     check(max(times.values()) <= PROPAGATION_WANT_S, f"the brokers applied CreateAcls/DeleteAcls after {times}")
@@ -835,8 +820,8 @@ def group_acl(principal, group, op, perm=AclPermissionType.ALLOW):
 def wait_acls_applied(cluster, user, topic, visible=True):
     """Both brokers show (or hide) `topic` to `user`."""
     for b in BROKER_IDS:
-        wait_for(f"{topic} {'visible' if visible else 'hidden'} to {user} on broker {b}", PROPAGATION_BOUND_S,
-                 lambda b=b: (topic in metadata_topics(cluster, b, user)) == visible, 0.05)
+        eventually(f"{topic} {'visible' if visible else 'hidden'} to {user} on broker {b}", PROPAGATION_BOUND_S,
+                   lambda b=b: (topic in metadata_topics(cluster, b, user)) == visible, 0.05)
 
 
 def case_produce(ctx):
@@ -870,8 +855,8 @@ def case_produce(ctx):
     notes["kcat"] = f"exit {r.returncode}: " + next(l for l in kc.splitlines() if "authorization" in l)[-100:]
     acl_cmd(c, "--add", "--allow-principal", "User:alice", "--producer", "--topic", t)
     for b in BROKER_IDS:
-        wait_for(f"alice may write {t} (broker {b})", PROPAGATION_BOUND_S,
-                 lambda b=b: t in metadata_topics(c, b, "alice"), 0.05)
+        eventually(f"alice may write {t} (broker {b})", PROPAGATION_BOUND_S,
+                   lambda b=b: t in metadata_topics(c, b, "alice"), 0.05)
     acked = produce_confluent(c, "alice", t, recs)
     check(acked == [(None, i) for i in range(len(recs))], f"confluent with --producer: {acked}")
     p = KafkaProducer(**kp_conf(c, "alice"), acks="all")
@@ -1381,8 +1366,8 @@ def case_admin_api(ctx):
               f"kafka-python delete_acls: {r}")
     finally:
         ka.close()
-    wait_for("no ACLs described after delete_acls ANY", PROPAGATION_BOUND_S,
-             lambda: list(a.describe_acls(anyf).result(20)) == [], 0.1)
+    eventually("no ACLs described after delete_acls ANY", PROPAGATION_BOUND_S,
+               lambda: list(a.describe_acls(anyf).result(20)) == [], 0.1)
     notes["kafka-python"] = "describe_acls MATCH, create_acls (group), delete_acls ANY deletes all 3"
     return notes
 

@@ -10,6 +10,7 @@ use gregor_protocol::kafka_protocol::messages::create_acls_response::AclCreation
 use gregor_protocol::kafka_protocol::messages::{CreateAclsRequest, CreateAclsResponse};
 use tracing::info;
 
+use super::describe_acls::acl_api_authorizer;
 use super::{str_bytes, Session};
 use crate::broker::Broker;
 use crate::security::acl::{
@@ -30,17 +31,14 @@ pub async fn handle(
                 .collect(),
         )
     };
-    if !session
-        .authorizer(broker)
-        .allows_cluster(AclOperation::Alter)
-    {
-        return all_fail(
-            E::ClusterAuthorizationFailed.code(),
-            "Cluster authorization failed.",
-        );
-    }
-    let Some(authorizer) = &broker.authorizer else {
-        return all_fail(E::SecurityDisabled.code(), "No Authorizer is configured.");
+    let authorizer = match acl_api_authorizer(
+        broker,
+        session,
+        AclOperation::Alter,
+        "No Authorizer is configured.",
+    ) {
+        Ok(a) => a,
+        Err((code, message)) => return all_fail(code, message),
     };
     let mut results: Vec<AclCreationResult> =
         vec![AclCreationResult::default(); req.creations.len()];

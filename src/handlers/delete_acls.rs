@@ -11,7 +11,7 @@ use gregor_protocol::kafka_protocol::messages::delete_acls_response::{
 use gregor_protocol::kafka_protocol::messages::{DeleteAclsRequest, DeleteAclsResponse};
 use tracing::info;
 
-use super::describe_acls::binding_filter;
+use super::describe_acls::{acl_api_authorizer, binding_filter};
 use super::{str_bytes, Session};
 use crate::broker::Broker;
 use crate::security::acl::{AccessControlEntry, AclBindingFilter, AclOperation, ResourcePattern};
@@ -33,17 +33,14 @@ pub async fn handle(
                 .collect(),
         )
     };
-    if !session
-        .authorizer(broker)
-        .allows_cluster(AclOperation::Alter)
-    {
-        return all_fail(
-            E::ClusterAuthorizationFailed.code(),
-            "Cluster authorization failed.",
-        );
-    }
-    let Some(authorizer) = &broker.authorizer else {
-        return all_fail(E::SecurityDisabled.code(), "No Authorizer is configured.");
+    let authorizer = match acl_api_authorizer(
+        broker,
+        session,
+        AclOperation::Alter,
+        "No Authorizer is configured.",
+    ) {
+        Ok(a) => a,
+        Err((code, message)) => return all_fail(code, message),
     };
     let mut results: Vec<DeleteAclsFilterResult> =
         vec![DeleteAclsFilterResult::default(); req.filters.len()];

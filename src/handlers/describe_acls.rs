@@ -15,6 +15,7 @@ use crate::security::acl::{
     AccessControlEntryFilter, AclBindingFilter, AclOperation, AclPermissionType, PatternType,
     ResourcePatternFilter, ResourceType,
 };
+use crate::security::authorizer::AclAuthorizer;
 
 pub fn handle(
     broker: &Broker,
@@ -26,20 +27,14 @@ pub fn handle(
             .with_error_code(code)
             .with_error_message(Some(str_bytes(message)))
     };
-    if !session
-        .authorizer(broker)
-        .allows_cluster(AclOperation::Describe)
-    {
-        return error(
-            E::ClusterAuthorizationFailed.code(),
-            "Cluster authorization failed.",
-        );
-    }
-    let Some(authorizer) = &broker.authorizer else {
-        return error(
-            E::SecurityDisabled.code(),
-            "No Authorizer is configured on the broker",
-        );
+    let authorizer = match acl_api_authorizer(
+        broker,
+        session,
+        AclOperation::Describe,
+        "No Authorizer is configured on the broker",
+    ) {
+        Ok(a) => a,
+        Err((code, message)) => return error(code, message),
     };
     let filter = match binding_filter(
         req.resource_type_filter,
@@ -75,6 +70,27 @@ pub fn handle(
             })
             .collect(),
     )
+}
+
+/// What an ACL API works with, or the error it answers first, as Kafka's `AclApis`: the
+/// cluster operation it needs (DESCRIBE to look, ALTER to change), then an authorizer at all
+/// (SECURITY_DISABLED with Kafka's `no_authorizer` text, which differs per API).
+pub(crate) fn acl_api_authorizer<'b>(
+    broker: &'b Broker,
+    session: &Session,
+    operation: AclOperation,
+    no_authorizer: &'static str,
+) -> Result<&'b AclAuthorizer, (i16, &'static str)> {
+    if !session.authorizer(broker).allows_cluster(operation) {
+        return Err((
+            E::ClusterAuthorizationFailed.code(),
+            "Cluster authorization failed.",
+        ));
+    }
+    broker
+        .authorizer
+        .as_deref()
+        .ok_or((E::SecurityDisabled.code(), no_authorizer))
 }
 
 /// A DescribeAcls or DeleteAcls filter from its wire fields; unknown codes are refused with
