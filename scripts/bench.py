@@ -17,6 +17,11 @@ turn, alternating brokers between repeats:
   workload, measured earlier in the same run), end-to-end latency at fixed rates, and
   Kafka's own EndToEndLatency tool (one record at a time, JVM client);
 - broker CPU seconds per GB moved and peak RSS, from /proc;
+- TLS rows (full runs, or --only TLS): 1 KB, one partition, acks=1 and acks=all again with
+  the clients on TLS (listener SSL) and on TLS with SASL/PLAIN (SASL_SSL), a fresh pair of
+  brokers for each with the same listener settings (PEM key store, RSA 2048 certificate from
+  a CA made here with openssl; TLS 1.3 negotiated): produce and consume throughput, broker CPU
+  per GB, peak RSS, and produce latency at half of Kafka's maximum over that listener;
 - full runs also: a large consume from the page cache and from cold segments (page cache
   dropped, where the kernel lets us), many partitions on one broker (create, RSS, Metadata
   time, clean restart, restart after kill -9), and 10,000 idle connections;
@@ -28,8 +33,9 @@ turn, alternating brokers between repeats:
   and loopback TCP bandwidth, with gregor's throughput as a fraction of them.
 
 Each measurement runs --repeat times; medians are reported. Prints one table and writes
-target/bench/results.json: a list of {workload, metric, unit, gregor, kafka, ratio}, ratio
-oriented so that above 1 means gregor is better. Stops everything it started.
+target/bench/results.json: a list of {workload, metric, unit, gregor, kafka, ratio, spread},
+ratio oriented so that above 1 means gregor is better, spread the [min, max] of each broker's
+repeats. Stops everything it started.
 """
 import argparse
 import base64
@@ -95,23 +101,26 @@ def proc_stats(pid):
     return cpu, peak, rss
 
 
-def metadata_ready(bootstrap, timeout=180):
+def metadata_ready(bootstrap, timeout=180, client=None):
     """Seconds until the broker answers a Metadata request (a bound port alone proves
-    nothing: both brokers bind before their logs are loaded)."""
+    nothing: both brokers bind before their logs are loaded). `client`: librdkafka
+    properties of the listener (TLS, SASL)."""
     from confluent_kafka.admin import AdminClient
     t0 = time.monotonic()
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0, **(client or {})})
     admin.list_topics(timeout=timeout)
     return time.monotonic() - t0
 
 
 class Broker:
     """One broker process (gregor or Kafka) that can be stopped and started again on the
-    same data directory."""
+    same data directory. `client`: the librdkafka properties its listener wants (TLS, SASL),
+    empty for PLAINTEXT."""
 
-    def __init__(self, name, cmd, port, log_path, data, wait=True):
+    def __init__(self, name, cmd, port, log_path, data, wait=True, client=None):
         self.name, self.cmd, self.port, self.log_path, self.data = name, cmd, port, log_path, data
         self.bootstrap = f"127.0.0.1:{port}"
+        self.client = client or {}
         self.proc = None
         if wait:
             self.start()
@@ -144,7 +153,7 @@ class Broker:
                 if time.monotonic() > deadline:
                     raise SystemExit(f"{self.name} did not open port {self.port}")
                 time.sleep(0.01)
-        metadata_ready(self.bootstrap)
+        metadata_ready(self.bootstrap, client=self.client)
 
     def stats(self):
         return proc_stats(self.proc.pid)
@@ -162,30 +171,37 @@ class Broker:
         return time.monotonic() - t0
 
 
-def start_gregor(tmp, tag=""):
+def start_gregor(tmp, tag="", security=None):
+    """`security` (a Security): its listener instead of PLAINTEXT, with its server keys."""
     port = free_port()
     data = os.path.join(tmp, f"gregor-data{tag}")
     binary = os.path.join(ROOT, "target", "release", "gregor")
-    return Broker("gregor", [binary, "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}",
+    protocol = security.protocol if security else "PLAINTEXT"
+    extra = [a for k, v in (security.server.items() if security else ()) for a in ("--override", f"{k}={v}")]
+    return Broker("gregor", [binary, "--override", f"listeners={protocol}://127.0.0.1:{port}",
                              "--override", f"log.dirs={data}",
                              "--override", "group.initial.rebalance.delay.ms=0",
                              "--override", "offsets.topic.replication.factor=1",
-                             "--override", "metrics.port=0"],
-                  port, os.path.join(tmp, f"gregor{tag}.log"), data)
+                             "--override", "metrics.port=0"] + extra,
+                  port, os.path.join(tmp, f"gregor{tag}.log"), data,
+                  client=security.client if security else None)
 
 
-def start_kafka(tmp, tag=""):
+def start_kafka(tmp, tag="", security=None):
+    """`security` (a Security): its listener instead of PLAINTEXT for clients, with the same
+    server keys gregor gets; the controller's listener stays PLAINTEXT."""
     port, cport = free_port(), free_port()
     data = os.path.join(tmp, f"kafka-data{tag}")
     cfg = os.path.join(tmp, f"kafka{tag}.properties")
+    protocol = security.protocol if security else "PLAINTEXT"
     with open(cfg, "w") as f:
         f.write(f"""process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:{cport}
-listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}
-advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+listeners={protocol}://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}
+advertised.listeners={protocol}://127.0.0.1:{port}
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,{protocol}:{protocol}
 log.dirs={data}
 num.partitions=1
 offsets.topic.replication.factor=1
@@ -193,6 +209,8 @@ transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 group.initial.rebalance.delay.ms=0
 """)
+        for k, v in (security.server.items() if security else ()):
+            f.write(f"{k}={v}\n")
     log4j = os.path.join(tmp, "log4j2.properties")
     with open(log4j, "w") as f:
         f.write("rootLogger.level=WARN\nrootLogger.appenderRef.stdout.ref=STDOUT\n"
@@ -205,7 +223,83 @@ group.initial.rebalance.delay.ms=0
                    check=True, stdout=subprocess.DEVNULL)
     # Kafka's own start script gives the broker a 1 GiB heap and G1.
     return Broker("kafka", ["java", "-Xms1g", "-Xmx1g", "-XX:+UseG1GC"] + jvm + ["kafka.Kafka", cfg],
-                  port, os.path.join(tmp, f"kafka{tag}.log"), data)
+                  port, os.path.join(tmp, f"kafka{tag}.log"), data,
+                  client=security.client if security else None)
+
+
+def make_certs(d):
+    """A CA and the brokers' certificate signed by it (RSA 2048, SAN IP:127.0.0.1), made with
+    the openssl CLI as compat-tests/security_test.py makes them. Returns (ca.pem, broker.pem):
+    broker.pem holds the unencrypted PKCS#8 key and then the chain, the PEM key store that
+    gregor and Kafka both read."""
+    os.makedirs(d)
+    p = lambda name: os.path.join(d, name)  # noqa: E731
+
+    def openssl(*args):
+        r = subprocess.run(["openssl", *args], capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise SystemExit(f"openssl {args[0]}: {r.stderr}")
+    openssl("req", "-x509", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", p("ca.key"),
+            "-out", p("ca.pem"), "-days", "30", "-subj", "/CN=gregor-bench-ca")
+    openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", p("broker.key"),
+            "-out", p("broker.csr"), "-subj", "/CN=localhost")
+    with open(p("ext.cnf"), "w") as f:
+        # Clients check the address they dialled (librdkafka and Kafka's own inter-broker
+        # client verify host names by default).
+        f.write("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+                "extendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    openssl("x509", "-req", "-in", p("broker.csr"), "-CA", p("ca.pem"), "-CAkey", p("ca.key"),
+            "-CAcreateserial", "-out", p("broker.crt"), "-days", "30", "-sha256", "-extfile", p("ext.cnf"))
+    with open(p("broker.pem"), "w") as out:
+        for part in ("broker.key", "broker.crt", "ca.pem"):
+            with open(p(part)) as f:
+                out.write(f.read())
+    return p("ca.pem"), p("broker.pem")
+
+
+SASL_USERS = {"admin": "admin-secret", "alice": "alice-secret"}
+
+
+class Security:
+    """One client listener's security, the same keys for gregor and Kafka: `protocol` (SSL or
+    SASL_SSL), `server` (server.properties keys beyond the listener itself) and `client`
+    (librdkafka properties). Each broker's listener is also its inter-broker listener, as
+    Kafka requires one among its listeners; on one node nothing flows over it (Kafka's
+    broker reaches its controller over the PLAINTEXT CONTROLLER listener)."""
+
+    def __init__(self, protocol, ca, keystore):
+        self.protocol = protocol
+        self.server = {"inter.broker.listener.name": protocol,
+                       "ssl.keystore.type": "PEM", "ssl.keystore.location": keystore,
+                       "ssl.truststore.type": "PEM", "ssl.truststore.location": ca,
+                       "ssl.client.auth": "none"}
+        # librdkafka (2.0.2 here) leaves Nagle on by default. In plaintext a request leaves in
+        # one write; over TLS it leaves as several records, and the later ones wait for the
+        # broker's delayed ACK: 24-27 ms median produce latency at 1,000 msg/s from either
+        # broker, against 1.0-1.6 ms with Nagle off (Kafka's Java client sets TCP_NODELAY too).
+        self.client = {"security.protocol": protocol.lower(), "ssl.ca.location": ca,
+                       "socket.nagle.disable": "true"}
+        if protocol == "SASL_SSL":
+            users = " ".join(f'user_{u}="{pw}"' for u, pw in SASL_USERS.items())
+            self.server.update({
+                "sasl.enabled.mechanisms": "PLAIN",
+                "sasl.mechanism.inter.broker.protocol": "PLAIN",
+                # username/password: what the broker's own inter-broker client would log in as.
+                "listener.name.sasl_ssl.plain.sasl.jaas.config":
+                    "org.apache.kafka.common.security.plain.PlainLoginModule required "
+                    f'username="admin" password="{SASL_USERS["admin"]}" {users};'})
+            self.client.update({"sasl.mechanisms": "PLAIN", "sasl.username": "alice",
+                                "sasl.password": SASL_USERS["alice"]})
+
+
+def tls_session(b):
+    """'TLSv1.3 TLS_AES_256_GCM_SHA384'-style: what a client on this machine's OpenSSL (as
+    librdkafka's) negotiates with broker `b`, so the rows can say both brokers ran the same."""
+    import ssl
+    ctx = ssl.create_default_context(cafile=b.client["ssl.ca.location"])
+    with socket.create_connection(("127.0.0.1", b.port), timeout=10) as s:
+        with ctx.wrap_socket(s, server_hostname="127.0.0.1") as t:
+            return f"{t.version()} {t.cipher()[0]}"
 
 
 class ClusterOf:
@@ -214,6 +308,7 @@ class ClusterOf:
     def __init__(self, name, brokers, on_stop=None):
         self.name, self.brokers, self.on_stop = name, brokers, on_stop
         self.bootstrap = ",".join(b.bootstrap for b in brokers)
+        self.client = {}  # PLAINTEXT
         # Each broker answering Metadata is not yet all three registered (KRaft).
         from confluent_kafka.admin import AdminClient
         admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
@@ -296,9 +391,9 @@ group.initial.rebalance.delay.ms=0
     return ClusterOf("kafka", brokers)
 
 
-def create_topics(bootstrap, names, partitions, rf=1):
+def create_topics(bootstrap, names, partitions, rf=1, client=None):
     from confluent_kafka.admin import AdminClient, NewTopic
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, **(client or {})})
     # Replicated topics want two in-sync copies for acks=all, as the cluster rows' goal says.
     config = {"min.insync.replicas": "2"} if rf > 1 else {}
     from confluent_kafka import KafkaError, KafkaException
@@ -380,6 +475,11 @@ def run_json(cmd, what, timeout):
 
 def rdkafka(mode, *args, timeout=900):
     return run_json([LOAD, mode, *map(str, args)], f"rdkafka_load {mode}", timeout)
+
+
+def xargs(b):
+    """rdkafka_load's -X options for the listener of broker `b` (none for PLAINTEXT)."""
+    return [a for k, v in b.client.items() for a in ("-X", f"{k}={v}")]
 
 
 def raw(mode, *args, timeout=900):
@@ -517,15 +617,27 @@ class Results:
             ratio = None
             if g is not None and k is not None and higher is not None:
                 ratio = (g / k if k else None) if higher else (k / g if g else None)
+            # A median alone hides how far the repeats were apart on this noisy machine.
+            spread = {b: [round(min(v), 3), round(max(v), 3)]
+                      for b, v in self.samples[key].items() if v}
             rows.append({"workload": workload, "metric": metric, "unit": unit,
                          "gregor": None if g is None else round(g, 3),
                          "kafka": None if k is None else round(k, 3),
-                         "ratio": None if ratio is None else round(ratio, 3)})
+                         "ratio": None if ratio is None else round(ratio, 3),
+                         "spread": spread})
         return rows
 
 
 def topic_name(workload, rep):
     return f"b-{re.sub(r'[^a-z0-9]+', '-', workload.lower()).strip('-')}-{rep}"
+
+
+def warm_up(b, records):
+    """Not measured: lets the JVM compile its hot paths (and both warm their caches), over
+    the listener the rows will use."""
+    create_topics(b.bootstrap, ["warm-up"], 1, client=b.client)
+    rdkafka("produce", "-b", b.bootstrap, "-t", "warm-up", "-n", records, "-s", 1024, *xargs(b))
+    rdkafka("consume", "-b", b.bootstrap, "-t", "warm-up", "-p", 1, "-n", records, *xargs(b))
 
 
 def throughput(res, brokers, w, repeat):
@@ -535,11 +647,12 @@ def throughput(res, brokers, w, repeat):
     for rep in range(repeat):
         for b in (brokers if rep % 2 == 0 else brokers[::-1]):
             topic = topic_name(name, rep)
-            create_topics(b.bootstrap, [topic], w["partitions"], w.get("rf", 1))
+            create_topics(b.bootstrap, [topic], w["partitions"], w.get("rf", 1), client=b.client)
             # Every run starts with no dirty pages: the writeback of the last run's gigabyte
             # otherwise throttles this one's writes, whichever broker made them.
             os.sync()
             cpu0, _, _ = b.stats()
+            catch_up = None  # seconds the followers took after the produce (rf > 1 only)
             if w.get("raw"):
                 acks = -1 if w["acks"] == "all" else w["acks"]
                 prod = raw("produce", "--bootstrap", b.bootstrap, "--topic", topic,
@@ -550,18 +663,17 @@ def throughput(res, brokers, w, repeat):
                            "--records", prod["records"])
             else:
                 args = ["-b", b.bootstrap, "-t", topic, "-n", w["records"], "-s", w["size"],
-                        "-a", w["acks"], "-P", w["producers"]]
+                        "-a", w["acks"], "-P", w["producers"], *xargs(b)]
                 if w.get("keyed"):
                     args.append("-k")
                 prod = rdkafka("produce", *args)
-                catch_up = None
                 if w.get("rf", 1) > 1:
                     # The consume measures reading committed records, not the followers'
                     # catching up after an acks=1 produce: that is timed on its own.
                     catch_up = wait_committed(b.bootstrap, topic, w["partitions"], w["records"])
                     res.add(name, "catch_up_s", "s", None, b.name, catch_up)  # not comparable: the produces differ
                 cons = rdkafka("consume", "-b", b.bootstrap, "-t", topic, "-p", w["partitions"],
-                               "-n", w["records"])
+                               "-n", w["records"], *xargs(b))
             cpu1, peak, _ = b.stats()
             gb = 2 * w["records"] * w["size"] / 1e9
             res.add(name, "produce_msgs", "msg/s", True, b.name, prod["msgs"])
@@ -634,10 +746,10 @@ def fixed_load_latency(res, brokers, base, size, acks, rate, seconds, repeat, e2
     for rep in range(repeat):
         for b in (brokers if rep % 2 == 0 else brokers[::-1]):
             topic = topic_name(wl, rep)
-            create_topics(b.bootstrap, [topic], 1, rf)
+            create_topics(b.bootstrap, [topic], 1, rf, client=b.client)
             os.sync()  # no dirty pages left by the last run (see throughput)
             r = rdkafka("produce", "-b", b.bootstrap, "-t", topic, "-n", records, "-s", size,
-                        "-a", acks, "-r", int(rate))
+                        "-a", acks, "-r", int(rate), *xargs(b))
             for q in ("p50_ms", "p99_ms", "p999_ms"):
                 res.add(wl, f"produce_{q}", "ms", False, b.name, r[q])
             res.add(wl, "achieved_msgs", "msg/s", True, b.name, r["msgs"])
@@ -645,9 +757,9 @@ def fixed_load_latency(res, brokers, base, size, acks, rate, seconds, repeat, e2
             for e2e_rate in e2e_rates:
                 e2e_wl = f"{base}, end-to-end at {e2e_rate:,.0f} msg/s"
                 topic = topic_name(e2e_wl, rep)
-                create_topics(b.bootstrap, [topic], 1)
+                create_topics(b.bootstrap, [topic], 1, client=b.client)
                 e = rdkafka("e2e", "-b", b.bootstrap, "-t", topic, "-n", int(e2e_rate * seconds),
-                            "-s", size, "-a", acks, "-r", int(e2e_rate))
+                            "-s", size, "-a", acks, "-r", int(e2e_rate), *xargs(b))
                 for q in ("p50_ms", "p99_ms", "p999_ms"):
                     res.add(e2e_wl, f"e2e_{q}", "ms", False, b.name, e[q])
                 e2e.append(f"{e['p99_ms']:.2f} ms at {e2e_rate:,}/s")
@@ -775,6 +887,43 @@ def idle_connections(res, brokers, count):
         print(f"{wl} {b.name}: RSS +{rss1 - rss0:.0f} MiB, idle CPU {cpu1 - cpu0:.2f} s", flush=True)
 
 
+def tls_rows(res, tmp, n, repeat, only):
+    """1 KB, one partition, acks=1 and acks=all with the clients on TLS ("TLS", listener
+    SSL) and on TLS with SASL/PLAIN ("TLS+SASL/PLAIN", listener SASL_SSL): throughput, CPU
+    per GB and RSS as in the plaintext rows, then produce latency at half of Kafka's maximum
+    over the same listener. A fresh gregor and Kafka for each protocol, side by side as the
+    plaintext pair was, both given the same Security keys. PLAIN rather than SCRAM: either
+    costs only at connect, and PLAIN needs no users created through the broker."""
+    ca, keystore = make_certs(os.path.join(tmp, "certs"))
+    for protocol, label in (("SSL", "TLS"), ("SASL_SSL", "TLS+SASL/PLAIN")):
+        matrix = [dict(name=f"1 KB acks={acks} 1p {label}", size=1024, records=n(500_000),
+                       acks=acks, partitions=1, producers=1) for acks in (1, "all")]
+        if only:
+            matrix = [w for w in matrix if only in w["name"]]
+        if not matrix:
+            continue
+        security = Security(protocol, ca, keystore)
+        tag = f"-{protocol.lower()}"
+        brokers = []
+        try:
+            brokers.append(start_gregor(tmp, tag, security))
+            brokers.append(start_kafka(tmp, tag, security))
+            for b in brokers:
+                print(f"{label} {b.name}: {tls_session(b)}", flush=True)
+                warm_up(b, n(500_000))
+            for w in matrix:
+                throughput(res, brokers, w, repeat)
+            for w in matrix:
+                # The plaintext rows' rule: half of Kafka's maximum, here over this listener.
+                kmax = res.median(w["name"], "produce_msgs", "kafka")
+                if kmax:
+                    fixed_load_latency(res, brokers, w["name"], w["size"], w["acks"],
+                                       round(kmax / 2, -3), seconds=10, repeat=repeat, e2e_rates=())
+        finally:
+            for b in brokers:
+                b.stop()
+
+
 def cluster_rows(res, tmp, n, repeat, only):
     """Three gregor brokers on one ZooKeeper against three Kafka nodes (KRaft), RF 3 and
     min.insync.replicas=2: produce and consume throughput, CPU per GB and RSS summed over the
@@ -873,14 +1022,11 @@ def main():
     try:
         disk = disk_bandwidth(tmp, 1024)
         loop = loopback_bandwidth()
-        if not (args.partitions_only or args.cluster_only):
+        # `--only` naming none of the plaintext rows (e.g. --only TLS) starts no plaintext brokers.
+        if not (args.partitions_only or args.cluster_only) and (matrix or not args.only):
             brokers = [start_gregor(tmp), start_kafka(tmp)]
             for b in brokers:
-                # Not measured: lets the JVM compile its hot paths (and both warm their caches).
-                warm = n(200_000 if args.quick else 500_000)
-                create_topics(b.bootstrap, ["warm-up"], 1)
-                rdkafka("produce", "-b", b.bootstrap, "-t", "warm-up", "-n", warm, "-s", 1024)
-                rdkafka("consume", "-b", b.bootstrap, "-t", "warm-up", "-p", 1, "-n", warm)
+                warm_up(b, n(200_000 if args.quick else 500_000))
             for w in matrix:
                 throughput(res, brokers, w, args.repeat)
             if not args.only:
@@ -902,6 +1048,8 @@ def main():
             for b in brokers:
                 b.stop()
             brokers = []
+        if not (args.quick or args.partitions_only or args.cluster_only):
+            tls_rows(res, tmp, n, args.repeat, args.only)
         if args.partitions_only or not (args.quick or args.only or args.cluster_only):
             for topics in args.partition_topics:
                 many_partitions(res, tmp, (start_gregor, start_kafka), topics)
@@ -926,6 +1074,14 @@ def main():
         with open(os.path.join(OUT, "results.partial.json"), "w") as f:
             json.dump(res.rows(), f, indent=2)
         print(f"failed; what was measured is in {os.path.join(OUT, 'results.partial.json')}", flush=True)
+        # And the brokers' logs and configurations: the temp folder goes below.
+        logs = os.path.join(OUT, "failed-run-logs")
+        shutil.rmtree(logs, ignore_errors=True)
+        os.makedirs(logs)
+        for name in os.listdir(tmp):
+            if name.endswith((".log", ".properties")):
+                shutil.copy(os.path.join(tmp, name), logs)
+        print(f"broker logs of the failed run: {logs}", flush=True)
         raise
     finally:
         for b in brokers:
