@@ -32,7 +32,11 @@ the controller election.
                      producer keeps writing, then each back to Kafka the same way. After each
                      direction every acknowledged value is read once, the group's offsets are
                      unchanged and the producer was told of no error.
-  gregor-controller  gregor 2 first (controller), then gregor 3 and Kafka 1. The topic is
+  gregor-controller  gregor 2 first (controller), then gregor 3 and Kafka 1, talking to each
+                     other over SASL_SSL (an INTERNAL listener with PLAIN and PEM stores:
+                     inter.broker.listener.name, sasl.mechanism.inter.broker.protocol; the
+                     test's clients use PLAINTEXT), so replication and the controller's
+                     requests cross TLS and SASL both ways. The topic is
                      created through the Kafka broker (it waits for the gregor controller's
                      UpdateMetadata); then
                      - a topic created through Kafka gets partitions and a config change
@@ -110,7 +114,8 @@ class MixedCluster:
     gregor 2 and 3), started in `order`. A broker can be replaced by the other kind on the
     same id, port and data directory (`replace`)."""
 
-    def __init__(self, binary, root, order, kinds=None, chroots=None, ids=None, extra=()):
+    def __init__(self, binary, root, order, kinds=None, chroots=None, ids=None, extra=(),
+                 secure_inter_broker=False):
         self.binary = binary
         self.root = root
         self.kinds = dict(kinds or {1: "kafka", 2: "gregor", 3: "gregor"})
@@ -125,6 +130,27 @@ class MixedCluster:
         self.zk_servers = out.stdout.strip()
         self.zk = self.zk_servers + "/mixed"
         self.ports = {i: free_port() for i in self.kinds}
+        # With secure_inter_broker, the brokers talk to each other on a second listener,
+        # INTERNAL: SASL_SSL with PLAIN, the same Kafka keys on both kinds; the test's clients
+        # stay on PLAINTEXT.
+        self.internal = {}
+        if secure_inter_broker:
+            from security_test import Certs
+            certs = Certs(os.path.join(root, "certs"))
+            self.internal = {i: free_port() for i in self.kinds}
+            jaas = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+                    'username="broker" password="broker-secret" user_broker="broker-secret";')
+            self.internal_settings = [
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,INTERNAL:SASL_SSL",
+                "inter.broker.listener.name=INTERNAL",
+                "sasl.mechanism.inter.broker.protocol=PLAIN",
+                "listener.name.internal.sasl.enabled.mechanisms=PLAIN",
+                f"listener.name.internal.plain.sasl.jaas.config={jaas}",
+                "listener.name.internal.ssl.keystore.type=PEM",
+                f"listener.name.internal.ssl.keystore.location={certs.p('broker.pem')}",
+                "listener.name.internal.ssl.truststore.type=PEM",
+                f"listener.name.internal.ssl.truststore.location={certs.p('ca.pem')}",
+            ]
         self.procs = {}
         self.starts = {}
         self.stopped = set()
@@ -139,6 +165,12 @@ class MixedCluster:
     def data_dir(self, i):
         return os.path.join(self.root, f"broker{i}")
 
+    def listener_settings(self, i):
+        if not self.internal:
+            return [f"listeners=PLAINTEXT://127.0.0.1:{self.ports[i]}"]
+        return [f"listeners=PLAINTEXT://127.0.0.1:{self.ports[i]},INTERNAL://127.0.0.1:{self.internal[i]}"] \
+            + self.internal_settings
+
     def start(self, i):
         key = (i, self.kinds[i])
         self.starts[key] = self.starts.get(key, 0) + 1
@@ -147,7 +179,7 @@ class MixedCluster:
             with open(props, "w") as f:
                 f.write("\n".join([
                     f"broker.id={self.ids[i]}",
-                    f"listeners=PLAINTEXT://127.0.0.1:{self.ports[i]}",
+                    *self.listener_settings(i),
                     f"log.dirs={self.data_dir(i)}",
                     f"zookeeper.connect={self.zk_servers}{self.chroots[i]}",
                     f"zookeeper.session.timeout.ms={SESSION_TIMEOUT_MS}",
@@ -162,12 +194,15 @@ class MixedCluster:
             log4j = os.path.join(self.root, f"log4j{i}.properties")
             with open(log4j, "w") as f:
                 f.write(LOG4J.format(path=self.log_path(i)))
+                if self.internal:
+                    # Each SASL login to this broker's INTERNAL listener, from the gregor brokers.
+                    f.write("log4j.logger.org.apache.kafka.common.security.authenticator."
+                            "SaslServerAuthenticator=DEBUG\n")
             args = ["java", "-Xmx512m", "-Xms128m", "-cp", os.path.join(KAFKA_LIB, "*"),
                     f"-Dlog4j.configuration=file:{log4j}", "kafka.Kafka", props]
         else:
             args = [self.binary,
                     "--override", f"broker.id={self.ids[i]}",
-                    "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.ports[i]}",
                     "--override", f"log.dirs={self.data_dir(i)}",
                     "--override", f"zookeeper.connect={self.zk_servers}{self.chroots[i]}",
                     "--override", f"zookeeper.session.timeout.ms={SESSION_TIMEOUT_MS}",
@@ -177,7 +212,7 @@ class MixedCluster:
                     "--override", "offsets.topic.num.partitions=3",
                     # Several brokers on one host: no metrics endpoint (they would share 9644).
                     "--override", "metrics.port=0"]
-            for kv in self.extra:
+            for kv in self.listener_settings(i) + self.extra:
                 args += ["--override", kv]
         log = open(self.log_path(i) + (".out" if self.kinds[i] == "kafka" else ""), "a")
         self.procs[i] = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -717,6 +752,12 @@ def gregor_controller(cluster):
     kafka = cluster.log(KAFKA)
     assert "Controlled shutdown request returned successfully" in kafka or \
         "Controlled shutdown succeeded" in kafka, "Kafka's controlled shutdown did not succeed"
+    if cluster.internal:
+        # Only the gregor brokers log in to Kafka's INTERNAL listener (the test's clients use
+        # PLAINTEXT); Kafka reaches gregor's only over it, its inter-broker listener.
+        logins = kafka.count("Set SASL server state to COMPLETE")
+        assert logins > 0, "no gregor broker logged in to Kafka's SASL_SSL inter-broker listener"
+        notes.append(f"inter-broker traffic over SASL_SSL: {logins} gregor logins to Kafka's INTERNAL listener")
     return "; ".join([summary] + notes + [check_converged(cluster), check_quiet_logs(cluster)])
 
 
@@ -1032,6 +1073,9 @@ SEPARATE = {"znodes": dict(kinds={1: "kafka", 2: "gregor"}, chroots={1: "/kafka"
 
 KINDS = {"migration": {1: "kafka", 2: "kafka", 3: "kafka"}}
 
+# Scenarios whose brokers replicate and take their controller's requests over SASL_SSL.
+SECURE = {"gregor-controller"}
+
 
 def main():
     ap = argparse.ArgumentParser()
@@ -1047,7 +1091,8 @@ def main():
         t0 = time.time()
         cluster = None
         try:
-            layout = SEPARATE.get(name) or {"kinds": KINDS.get(name)}
+            layout = SEPARATE.get(name) or {"kinds": KINDS.get(name),
+                                            "secure_inter_broker": name in SECURE}
             cluster = MixedCluster(os.path.abspath(args.broker), root, order, **layout)
             detail = fn(cluster)
             print(f"PASS {name} ({time.time() - t0:.0f}s): {detail}", flush=True)

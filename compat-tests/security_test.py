@@ -7,20 +7,30 @@ Brokers: `--kafka` runs Apache Kafka 3.9.2 in ZooKeeper mode (jars from compat-t
 pom.xml into target/kafka39-lib, a ZooKeeper from scripts/zookeeper.sh); `--broker PATH` runs
 gregor as `gregor server.properties`, standalone, or with `--zookeeper` on a real ZooKeeper.
 
-Certificates are made by the test with the openssl CLI (PEM everywhere): a CA; the broker's
-certificate (SAN IP:127.0.0.1, DNS:localhost) in a PEM key store (unencrypted PKCS#8 key + chain;
-the MTLS listener's copy holds the key encrypted, PKCS#8 PBE-SHA1-3DES, with ssl.key.password); alice's
+Certificates are made by the test with the openssl CLI: a CA; the broker's certificate (SAN
+IP:127.0.0.1, DNS:localhost) in a PEM key store (unencrypted PKCS#8 key + chain; the MTLS
+listener's copy holds the key encrypted, PKCS#8 PBE-SHA1-3DES, with ssl.key.password), in a
+PKCS12 store (SASL_SSL) and, by keytool, in a JKS store (SSL; Kafka's default type), with the
+CA in a JKS trust store for MTLS; alice's
 client certificate signed by the CA; a self-signed "rogue" alice; an expired alice signed by the
 CA (`openssl ca -startdate/-enddate` in 2020); a second CA nobody trusts.
 
 Listeners, all on 127.0.0.1 (free ports), inter-broker over PLAINTEXT:
   PLAINTEXT       admin, SCRAM user creation (Kafka's ConfigCommand), the plaintext cells
-  SSL             TLS, ssl.client.auth=none
-  MTLS            a named listener mapped to SSL, ssl.client.auth=required
+  SSL             TLS, ssl.client.auth=none; its key store is JKS (ssl.key.password differs
+                  from ssl.keystore.password)
+  MTLS            a named listener mapped to SSL, ssl.client.auth=required; its trust store is JKS
   SASL_SSL        PLAIN, SCRAM-SHA-512, SCRAM-SHA-256 (from the broker-wide sasl.enabled.mechanisms);
                   its key store is PKCS12 (ssl.keystore.type=PKCS12, ssl.keystore.password)
   SASL_PLAINTEXT  PLAIN, SCRAM-SHA-256, OAUTHBEARER (listener.name.sasl_plaintext.sasl.enabled.
                   mechanisms; Kafka's default unsecured-JWS OAUTHBEARER validator)
+  OAUTH           a named listener mapped to SASL_PLAINTEXT: OAUTHBEARER with signed tokens,
+                  Kafka's OAuthBearerValidatorCallbackHandler with the JWKS of an identity
+                  provider this script runs over https (IdentityProvider: RSA keys from
+                  openssl, tokens signed RS256 here, GET /jwks.json, POST /token for
+                  client_credentials logins), expected audience and issuer. The test CA is the
+                  system trust of every process the script starts (JAVA_TOOL_OPTIONS'
+                  javax.net.ssl.trustStore for the JVMs, SSL_CERT_FILE for gregor).
 
 Positive cells (client x listener/mechanism): kcat (librdkafka 2.0.2), confluent-kafka (Python),
 kafka-python, Java (Kafka 3.9's ConsoleProducer / ConsoleConsumer with PEM key and trust stores)
@@ -81,6 +91,14 @@ What Kafka 3.9.2 does, as observed by this test (the reference for gregor):
   - Unsecured OAUTHBEARER: Kafka's default validator accepts {"alg":"none"} tokens with sub,
     iat and exp (kcat's enable.sasl.oauthbearer.unsecure.jwt, our own JWS in confluent-kafka's
     oauth_cb and kafka-python's token provider, Java's unsecuredLoginStringClaim_sub).
+  - Signed OAUTHBEARER (OAUTH listener): the tokens come from the provider's token endpoint
+    (kcat's sasl.oauthbearer.method=oidc, Java's OAuthBearerLoginCallbackHandler with
+    sasl.oauthbearer.token.endpoint.url) or are signed here (confluent-kafka's oauth_cb,
+    kafka-python's token provider). A refused token (expired, signed by a key not in the JWKS,
+    another audience, alg none) is answered as RFC 7628 says: SaslAuthenticate error 0 with the
+    challenge {"status":"invalid_token"}, then, on the client's %x01, error 58 with that same
+    text. A token whose key id the JWKS lacks makes the broker fetch the JWKS again at once: once
+    the provider publishes the key, the next attempt succeeds.
   TLS failures
   - Plaintext on a TLS port: Kafka writes a fatal TLS alert record (15 03 03 00 02 02 50:
     internal_error) and closes at once. Clients: librdkafka logs "Disconnected while requesting
@@ -150,6 +168,7 @@ LISTENERS = {  # name -> security protocol
     "MTLS": "SSL",
     "SASL_SSL": "SASL_SSL",
     "SASL_PLAINTEXT": "SASL_PLAINTEXT",
+    "OAUTH": "SASL_PLAINTEXT",
 }
 
 # Positive cells: name -> (listener, SASL mechanism or None, client certificate?)
@@ -163,6 +182,7 @@ CELLS = {
     "sasl_plaintext-plain": ("SASL_PLAINTEXT", "PLAIN", False),
     "sasl_plaintext-scram-sha-256": ("SASL_PLAINTEXT", "SCRAM-SHA-256", False),
     "sasl_plaintext-oauthbearer": ("SASL_PLAINTEXT", "OAUTHBEARER", False),
+    "oauth-jwks": ("OAUTH", "OAUTHBEARER", False),
 }
 CLIENTS = ["kcat", "confluent", "kafka-python", "java"]
 
@@ -284,6 +304,14 @@ class Certs:
         self.ssl("pkcs8", "-topk8", "-v1", "PBE-SHA1-3DES", "-in", self.p("broker.key"), "-out", self.p("broker-enc.key"),
                  "-passout", f"pass:{KEY_PASSWORD}")
         self.cat("broker-enc.pem", "broker-enc.key", "broker.crt", "ca.pem")
+        # JKS stores, Kafka's default type, made by keytool: the broker's key and chain (key
+        # password other than the store's) for the SSL listener, the CA for MTLS's trust.
+        self.keytool("-importkeystore", "-srckeystore", self.p("broker.p12"), "-srcstoretype", "PKCS12",
+                     "-srcstorepass", STORE_PASSWORD, "-destkeystore", self.p("broker.jks"),
+                     "-deststoretype", "JKS", "-deststorepass", STORE_PASSWORD, "-destkeypass", KEY_PASSWORD,
+                     "-srcalias", "broker", "-destalias", "broker")
+        self.keytool("-importcert", "-noprompt", "-alias", "ca", "-file", self.p("ca.pem"),
+                     "-keystore", self.p("ca-trust.jks"), "-storetype", "JKS", "-storepass", STORE_PASSWORD)
         out = self.ssl("x509", "-in", self.p("expired.crt"), "-noout", "-enddate")
         check("2020" in out, f"expired cert end date: {out}")
 
@@ -304,11 +332,137 @@ class Certs:
             raise RuntimeError(f"openssl {' '.join(args[:3])}: {r.stderr}")
         return r.stdout
 
+    def keytool(self, *args):
+        r = subprocess.run(["keytool", *args], capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            raise RuntimeError(f"keytool {args[0]}: {r.stdout}{r.stderr}")
+
     def cat(self, out, *parts):
         with open(self.p(out), "w") as f:
             for part in parts:
                 with open(self.p(part)) as src:
                     f.write(src.read())
+
+
+# ---------------------------------------------------------------------------------------------
+# The identity provider of the OAUTH listener
+
+
+def b64url(data):
+    if isinstance(data, str):
+        data = data.encode()
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class IdentityProvider:
+    """An OAuth/OIDC provider in this process, over https with the broker's certificate (so
+    signed by the test CA, which the brokers and Java clients trust as their system's: see
+    `system_trust_env`). Keys k1, k2 and rogue (RSA 2048, openssl); the JWKS at GET /jwks.json
+    publishes `self.published` (k1 at first); POST /token answers a client_credentials login
+    (HTTP basic auth, as librdkafka's and Java's OIDC logins send it) with a token for the
+    client id. A client id "<variant>.<user>" gets a bad token of that variant (see `token`),
+    so that clients that fetch their own tokens can be given bad ones."""
+
+    AUDIENCE = "gregor-test"
+
+    def __init__(self, d, certs):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        self.d = d
+        os.makedirs(d, exist_ok=True)
+        self.keys = {}
+        for kid in ("k1", "k2", "rogue"):
+            path = os.path.join(d, f"{kid}.pem")
+            subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                            "-out", path], check=True, capture_output=True, timeout=60)
+            out = subprocess.run(["openssl", "rsa", "-in", path, "-noout", "-modulus"], check=True,
+                                 capture_output=True, text=True, timeout=60).stdout
+            modulus = bytes.fromhex(out.strip().split("=", 1)[1])
+            self.keys[kid] = (path, {"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid,
+                                     "n": b64url(modulus), "e": "AQAB"})
+        self.published = ["k1"]
+        self.jwks_fetches = 0
+        self.port = free_port()
+        self.issuer = f"https://127.0.0.1:{self.port}"
+        idp = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_args):
+                pass
+
+            def reply(self, code, obj):
+                body = json.dumps(obj).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                if self.path != "/jwks.json":
+                    return self.reply(404, {"error": "not_found"})
+                idp.jwks_fetches += 1
+                self.reply(200, {"keys": [idp.keys[k][1] for k in list(idp.published)]})
+
+            def do_POST(self):
+                from urllib.parse import parse_qs, unquote
+                length = int(self.headers.get("Content-Length", 0))
+                form = parse_qs(self.rfile.read(length).decode())
+                auth = self.headers.get("Authorization", "")
+                if self.path != "/token" or form.get("grant_type") != ["client_credentials"] \
+                        or not auth.startswith("Basic "):
+                    return self.reply(400, {"error": "invalid_request"})
+                client_id = unquote(base64.b64decode(auth[6:]).decode().split(":", 1)[0])
+                variant, _, user = client_id.rpartition(".")
+                self.reply(200, {"access_token": idp.token(user, variant or "good"), "token_type": "Bearer",
+                                 "expires_in": 3600})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(certs.p("broker.crt"), certs.p("broker.key"))
+        self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def token(self, sub, variant="good"):
+        """A token for `sub`. Variants: good (k1), expired (an hour ago, beyond any clock skew),
+        rogue (signed by a key not in the JWKS, but naming k1), audience (for someone else),
+        unsecured (alg none), k2 (signed by k2, published or not)."""
+        now = int(time.time())
+        claims = {"sub": sub, "iat": now, "exp": now + 3600, "iss": self.issuer, "aud": self.AUDIENCE,
+                  "scope": "kafka"}
+        kid, key = "k1", "k1"
+        if variant == "expired":
+            claims.update(iat=now - 7200, exp=now - 3600)
+        elif variant == "rogue":
+            key = "rogue"
+        elif variant == "audience":
+            claims["aud"] = "someone-else"
+        elif variant == "k2":
+            kid = key = "k2"
+        elif variant == "unsecured":
+            return f"{b64url(json.dumps({'alg': 'none'}))}.{b64url(json.dumps(claims))}."
+        elif variant != "good":
+            raise ValueError(variant)
+        signing_input = f"{b64url(json.dumps({'alg': 'RS256', 'typ': 'JWT', 'kid': kid}))}." \
+                        f"{b64url(json.dumps(claims))}"
+        signature = subprocess.run(["openssl", "dgst", "-sha256", "-sign", self.keys[key][0]],
+                                   input=signing_input.encode(), check=True, capture_output=True,
+                                   timeout=60).stdout
+        return f"{signing_input}.{b64url(signature)}"
+
+    def close(self):
+        self.server.shutdown()
+
+
+IDP = None  # the IdentityProvider, once main has started it
+
+
+def system_trust_env(certs):
+    """Environment in which the test CA is the system's trust: the JDK's default trust store
+    (Kafka's JWKS fetch, the Java clients' token endpoint logins) and rustls-native-certs'
+    SSL_CERT_FILE (gregor's JWKS fetch)."""
+    return {"JAVA_TOOL_OPTIONS": f"-Djavax.net.ssl.trustStore={certs.p('ca-trust.jks')} "
+                                 f"-Djavax.net.ssl.trustStorePassword={STORE_PASSWORD}",
+            "SSL_CERT_FILE": certs.p("ca.pem")}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -331,7 +485,7 @@ log4j.appender.stderr.layout.ConversionPattern=%p %m (%c)%n
 """
 
 
-def server_properties(root, certs, ports, zk, encrypted_key=True):
+def server_properties(root, certs, ports, zk, idp, encrypted_key=True):
     plain = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
              + " ".join(f'user_{u}="{p}"' for u, p in USERS.items()) + ";")
     scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
@@ -357,19 +511,25 @@ def server_properties(root, certs, ports, zk, encrypted_key=True):
     if zk:
         lines.append(f"zookeeper.connect={zk}")
     mtls_key = ("broker-enc.pem", KEY_PASSWORD) if encrypted_key else ("broker.pem", None)
-    for name, (key, password) in (("ssl", ("broker.pem", None)), ("mtls", mtls_key),
-                                  ("sasl_ssl", ("broker.p12", None))):
-        pkcs12 = key.endswith(".p12")
+    # Key stores: SSL's is JKS (its key under its own password), MTLS's an encrypted PEM key,
+    # SASL_SSL's PKCS12. Trust stores: PEM, but MTLS's (which checks client certificates) JKS.
+    stores = (("ssl", ("broker.jks", KEY_PASSWORD), "ca.pem"), ("mtls", mtls_key, "ca-trust.jks"),
+              ("sasl_ssl", ("broker.p12", None), "ca.pem"))
+    kinds = {".p12": "PKCS12", ".jks": "JKS", ".pem": "PEM"}
+    for name, (key, password), trust in stores:
+        key_kind, trust_kind = kinds[os.path.splitext(key)[1]], kinds[os.path.splitext(trust)[1]]
         lines += [
-            f"listener.name.{name}.ssl.keystore.type={'PKCS12' if pkcs12 else 'PEM'}",
+            f"listener.name.{name}.ssl.keystore.type={key_kind}",
             f"listener.name.{name}.ssl.keystore.location={certs.p(key)}",
-            f"listener.name.{name}.ssl.truststore.type=PEM",
-            f"listener.name.{name}.ssl.truststore.location={certs.p('ca.pem')}",
+            f"listener.name.{name}.ssl.truststore.type={trust_kind}",
+            f"listener.name.{name}.ssl.truststore.location={certs.p(trust)}",
         ]
         if password:
             lines.append(f"listener.name.{name}.ssl.key.password={password}")
-        if pkcs12:
+        if key_kind != "PEM":
             lines.append(f"listener.name.{name}.ssl.keystore.password={STORE_PASSWORD}")
+        if trust_kind != "PEM":
+            lines.append(f"listener.name.{name}.ssl.truststore.password={STORE_PASSWORD}")
     lines += [
         "listener.name.ssl.ssl.client.auth=none",
         "listener.name.mtls.ssl.client.auth=required",
@@ -380,6 +540,14 @@ def server_properties(root, certs, ports, zk, encrypted_key=True):
         f"listener.name.sasl_plaintext.plain.sasl.jaas.config={plain}",
         f"listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config={scram}",
         f"listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config={oauth}",
+        # Signed tokens: Kafka's JWKS validator, its settings under the listener and mechanism.
+        "listener.name.oauth.sasl.enabled.mechanisms=OAUTHBEARER",
+        f"listener.name.oauth.oauthbearer.sasl.jaas.config={oauth}",
+        "listener.name.oauth.oauthbearer.sasl.server.callback.handler.class="
+        "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler",
+        f"listener.name.oauth.oauthbearer.sasl.oauthbearer.jwks.endpoint.url={idp.issuer}/jwks.json",
+        f"listener.name.oauth.oauthbearer.sasl.oauthbearer.expected.audience={idp.AUDIENCE}",
+        f"listener.name.oauth.oauthbearer.sasl.oauthbearer.expected.issuer={idp.issuer}",
     ]
     return "\n".join(lines) + "\n"
 
@@ -387,7 +555,7 @@ def server_properties(root, certs, ports, zk, encrypted_key=True):
 class Broker:
     """One broker (Kafka 3.9 or gregor) from one server.properties, and its ZooKeeper if any."""
 
-    def __init__(self, args, root, certs):
+    def __init__(self, args, root, certs, idp):
         self.root = root
         self.kind = "kafka" if args.kafka else "gregor"
         self.ports = {}
@@ -411,7 +579,7 @@ class Broker:
             zk = out.stdout.strip() + "/security"
         self.props = os.path.join(root, "server.properties")
         with open(self.props, "w") as f:
-            f.write(server_properties(root, certs, self.ports, zk, encrypted_key=not args.no_encrypted_key))
+            f.write(server_properties(root, certs, self.ports, zk, idp, encrypted_key=not args.no_encrypted_key))
         if args.kafka:
             log4j = os.path.join(root, "log4j.properties")
             with open(log4j, "w") as f:
@@ -532,7 +700,7 @@ class Identity:
     """What a client presents: TLS material and SASL credentials."""
 
     def __init__(self, certs, mechanism=None, user="alice", password=None, cert=None, ca="ca.pem",
-                 protocol=None):
+                 protocol=None, token="good"):
         self.certs = certs
         self.mechanism = mechanism
         self.user = user
@@ -540,6 +708,14 @@ class Identity:
         self.cert = cert          # "alice" / "rogue" / "expired" / None
         self.ca = certs.p(ca) if ca else None
         self.protocol = protocol  # overrides the listener's (for the wrong-protocol cases)
+        self.token = token        # the OAUTH listener's token variant (IdentityProvider.token)
+
+    def signed_token(self):
+        return IDP.token(self.user, self.token)
+
+    def oidc_client_id(self):
+        """The client id that makes the provider's token endpoint issue this token variant."""
+        return self.user if self.token == "good" else f"{self.token}.{self.user}"
 
 
 def rdkafka_conf(broker, listener, ident, python=True):
@@ -554,7 +730,17 @@ def rdkafka_conf(broker, listener, ident, python=True):
             c["ssl.key.location"] = ident.certs.p(f"{ident.cert}.key")
     if ident.mechanism:
         c["sasl.mechanisms"] = ident.mechanism
-        if ident.mechanism == "OAUTHBEARER":
+        if ident.mechanism == "OAUTHBEARER" and listener == "OAUTH":
+            if python:
+                # confluent-kafka: a token signed here, from oauth_cb.
+                c["oauth_cb"] = lambda _cfg: (ident.signed_token(), time.time() + 3600)
+            else:
+                # kcat: librdkafka's OIDC login against the provider's token endpoint.
+                c["sasl.oauthbearer.method"] = "oidc"
+                c["sasl.oauthbearer.client.id"] = ident.oidc_client_id()
+                c["sasl.oauthbearer.client.secret"] = "not-checked"
+                c["sasl.oauthbearer.token.endpoint.url"] = f"{IDP.issuer}/token"
+        elif ident.mechanism == "OAUTHBEARER":
             if python:
                 # confluent-kafka: the token comes from our own oauth_cb (the JWS built here).
                 c["oauth_cb"] = lambda _cfg: unsecured_jws(ident.user)
@@ -585,7 +771,11 @@ def kafka_python_conf(broker, listener, ident):
             class Unsecured(AbstractTokenProvider):
                 def token(self):
                     return unsecured_jws(ident.user)[0]
-            c["sasl_oauth_token_provider"] = Unsecured()
+
+            class Signed(AbstractTokenProvider):
+                def token(self):
+                    return ident.signed_token()
+            c["sasl_oauth_token_provider"] = Signed() if listener == "OAUTH" else Unsecured()
         else:
             c["sasl_plain_username"] = ident.user
             c["sasl_plain_password"] = ident.password
@@ -601,7 +791,14 @@ def java_conf(broker, listener, ident, path):
             lines += ["ssl.keystore.type=PEM", f"ssl.keystore.location={ident.certs.p(ident.cert + '.pem')}"]
     if ident.mechanism:
         lines.append(f"sasl.mechanism={ident.mechanism}")
-        if ident.mechanism == "OAUTHBEARER":
+        if ident.mechanism == "OAUTHBEARER" and listener == "OAUTH":
+            # Java's OIDC login: client_credentials at the provider's token endpoint.
+            lines += ["sasl.login.callback.handler.class="
+                      "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler",
+                      f"sasl.oauthbearer.token.endpoint.url={IDP.issuer}/token",
+                      "sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule "
+                      f'required clientId="{ident.oidc_client_id()}" clientSecret="not-checked";']
+        elif ident.mechanism == "OAUTHBEARER":
             lines.append("sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule "
                          f'required unsecuredLoginStringClaim_sub="{ident.user}";')
         elif ident.mechanism == "PLAIN":
@@ -707,7 +904,13 @@ def kcat_args(broker, listener, ident):
     return args
 
 
+KCAT_NO_OIDC = ("kcat: Debian's librdkafka 2.0.2 is built without OIDC (no libcurl), and kcat has no "
+                "other way to present a signed token")
+
+
 def run_kcat(broker, listener, ident, topic, recs):
+    if listener == "OAUTH":
+        raise NotApplicable(KCAT_NO_OIDC)
     base = kcat_args(broker, listener, ident)
     hdrs = recs[0][2]
     check(all(r[2] == hdrs for r in recs), "kcat sets one header set per run")
@@ -785,7 +988,8 @@ def positive_cell(broker, certs, root, client, cell):
 
 
 ENABLED = {"SASL_SSL": ("PLAIN", "SCRAM-SHA-512", "SCRAM-SHA-256"),
-           "SASL_PLAINTEXT": ("PLAIN", "SCRAM-SHA-256", "OAUTHBEARER")}
+           "SASL_PLAINTEXT": ("PLAIN", "SCRAM-SHA-256", "OAUTHBEARER"),
+           "OAUTH": ("OAUTHBEARER",)}
 
 
 def good_mechanism(listener, kw):
@@ -1112,6 +1316,17 @@ def raw_sasl(broker, certs, listener, mechanism, user, password):
         if mechanism == "PLAIN":
             err, msg, _ = conn.authenticate(f"\0{user}\0{password}".encode())
             return ("authenticate#1" if err else "ok"), err, msg, mechs, conn.closed_within(NEG_BOUND_S) if err else None
+        if mechanism == "OAUTHBEARER":
+            # `password` is the token. A refused one comes back as a challenge (RFC 7628), which
+            # the client acknowledges with %x01 before the exchange fails.
+            err, msg, challenge = conn.authenticate(f"n,,\x01auth=Bearer {password}\x01\x01".encode())
+            if err:
+                return "authenticate#1", err, msg, mechs, conn.closed_within(NEG_BOUND_S)
+            if not challenge:
+                return "ok", 0, None, mechs, None
+            check(challenge == OAUTH_INVALID_TOKEN.encode(), f"OAUTHBEARER challenge {challenge!r}")
+            err, msg, _ = conn.authenticate(b"\x01")
+            return "authenticate#2", err, msg, mechs, conn.closed_within(NEG_BOUND_S) if err else None
         digest = {"SCRAM-SHA-256": hashlib.sha256, "SCRAM-SHA-512": hashlib.sha512}[mechanism]
         nonce = base64.b64encode(os.urandom(18)).decode()
         bare = f"n={user},r={nonce}"
@@ -1137,8 +1352,14 @@ def raw_sasl(broker, certs, listener, mechanism, user, password):
         conn.close()
 
 
+OAUTH_INVALID_TOKEN = '{"status":"invalid_token"}'
+
 # What Kafka 3.9.2 answers, on the wire, per SASL negative case: (step, error code, message).
 RAW_SASL = {
+    "neg-jwks-expired-token": ("authenticate#2", 58, OAUTH_INVALID_TOKEN),
+    "neg-jwks-key-not-in-jwks": ("authenticate#2", 58, OAUTH_INVALID_TOKEN),
+    "neg-jwks-wrong-audience": ("authenticate#2", 58, OAUTH_INVALID_TOKEN),
+    "neg-jwks-unsecured-token": ("authenticate#2", 58, OAUTH_INVALID_TOKEN),
     "neg-plain-wrong-password": ("authenticate#1", 58, "Authentication failed: Invalid username or password"),
     "neg-plain-unknown-user": ("authenticate#1", 58, "Authentication failed: Invalid username or password"),
     "neg-scram512-wrong-password": ("authenticate#2", 58, "Authentication failed during authentication due to "
@@ -1152,11 +1373,19 @@ RAW_SASL = {
 }
 
 
+def raw_secret(listener, mechanism, user, kw):
+    """The password, or on the OAUTH listener the token, a raw exchange presents."""
+    if listener == "OAUTH" and mechanism == "OAUTHBEARER":
+        return IDP.token(user, kw.get("token", "good"))
+    return kw.get("password", USERS.get(user))
+
+
 def raw_sasl_case(broker, certs, name, listener, kw):
     mech = kw["mechanism"]
     t0 = time.time()
-    step, err, msg, mechs, closed = raw_sasl(broker, certs, listener, mech, kw.get("user", "alice"),
-                                             kw.get("password", USERS.get(kw.get("user", "alice"))))
+    user = kw.get("user", "alice")
+    step, err, msg, mechs, closed = raw_sasl(broker, certs, listener, mech, user,
+                                             raw_secret(listener, mech, user, kw))
     el = time.time() - t0
     want_step, want_err, want_msg = RAW_SASL[name]
     got = f"{step}: error {err}" + (f" {msg!r}" if msg else "") + f", enabled {mechs}"
@@ -1169,9 +1398,30 @@ def raw_sasl_case(broker, certs, name, listener, kw):
         note += f" [differs from Kafka 3.9's message {want_msg!r}]"
     # Control: the same exchange with the right credentials and an enabled mechanism.
     good = mech if mech in ENABLED[listener] else "PLAIN"
-    step, err, msg, _, _ = raw_sasl(broker, certs, listener, good, "alice", USERS["alice"])
+    step, err, msg, _, _ = raw_sasl(broker, certs, listener, good, "alice", raw_secret(listener, good, "alice", {}))
     check((step, err) == ("ok", 0), f"control: alice with {good} got {step} error {err} {msg!r}")
     return note + f"; control: alice with {good} authenticated" + (" (server signature checked)" if "SCRAM" in good else "")
+
+
+def raw_jwks_new_key(broker, certs):
+    """The provider starts publishing k2. The broker fetched the JWKS when it started and its
+    refresh interval is an hour, so the first k2 token must be refused; the unknown key id
+    makes the broker fetch the JWKS at once, and a later attempt must authenticate."""
+    check("k2" not in IDP.published, "k2 is already published")
+    fetches = IDP.jwks_fetches
+    IDP.published.append("k2")
+    t0 = time.time()
+    attempts = []
+
+    def accepted():
+        step, err, msg, _, _ = raw_sasl(broker, certs, "OAUTH", "OAUTHBEARER", "alice", IDP.token("alice", "k2"))
+        attempts.append((round(time.time() - t0, 2), step, err))
+        return step == "ok"
+    eventually("a token signed by the newly published k2 to authenticate", NEG_BOUND_S, accepted, 0.3)
+    check(attempts[0][1:] == ("authenticate#2", 58), f"the first k2 attempt was not refused: {attempts}")
+    check(IDP.jwks_fetches > fetches, "the broker did not fetch the JWKS again")
+    return (f"first k2 token refused, accepted after {attempts[-1][0]:.2f}s ({len(attempts)} attempts); "
+            f"the broker fetched the JWKS {IDP.jwks_fetches - fetches} more time(s)")
 
 
 # Each negative case: (name, listener, Identity kwargs); expectations per client in EXPECT.
@@ -1189,6 +1439,13 @@ NEGATIVE = [
     ("neg-mtls-no-cert", "MTLS", dict(cert=None)),
     ("neg-mtls-expired-cert", "MTLS", dict(cert="expired")),
     ("neg-untrusted-ca", "SSL", dict(ca="other-ca.pem")),
+    ("neg-jwks-expired-token", "OAUTH", dict(mechanism="OAUTHBEARER", token="expired")),
+    ("neg-jwks-key-not-in-jwks", "OAUTH", dict(mechanism="OAUTHBEARER", token="rogue")),
+    ("neg-jwks-wrong-audience", "OAUTH", dict(mechanism="OAUTHBEARER", token="audience")),
+    ("neg-jwks-unsecured-token", "OAUTH", dict(mechanism="OAUTHBEARER", token="unsecured")),
+    # Not a refusal in the end: the provider publishes k2, and a token signed by it must be
+    # accepted after the broker fetches the JWKS on seeing the unknown key id (raw only).
+    ("neg-jwks-new-key", "OAUTH", dict(mechanism="OAUTHBEARER", token="k2")),
 ]
 
 # (case, client) -> (required, kafka): `required` must match the client's report (re.S | re.I):
@@ -1299,6 +1556,13 @@ EXPECT[("neg-mtls-expired-cert", "kafka-python")] = (r"KafkaConnectionError: \[S
                                                      r"SSLV3_ALERT_CERTIFICATE_UNKNOWN")
 EXPECT[("neg-untrusted-ca", "kafka-python")] = (r"CERTIFICATE_VERIFY_FAILED", None)
 
+# The OAUTH listener's refused tokens: Kafka's challenge text, as every client reports it.
+for _case in ("neg-jwks-expired-token", "neg-jwks-key-not-in-jwks", "neg-jwks-wrong-audience",
+              "neg-jwks-unsecured-token"):
+    EXPECT[(_case, "confluent")] = (r'^_AUTHENTICATION: .*SASL authentication error: \{"status":"invalid_token"\}', None)
+    EXPECT[(_case, "kafka-python")] = (KP_SASL.replace("Authentication failed", ".*"), None)
+    EXPECT[(_case, "java")] = (r'SaslAuthenticationException: \{"status":"invalid_token"\}', None)
+
 NEG_CLIENTS = ["raw", "confluent", "kafka-python", "kcat", "java"]
 
 
@@ -1325,7 +1589,18 @@ def negative_case(broker, certs, root, name, listener, kw, client):
                     return f"{e.verify_message} (X509 verify code {e.verify_code}) after {time.time() - t0:.2f}s"
         if name in RAW_SASL:
             return raw_sasl_case(broker, certs, name, listener, kw)
+        if name == "neg-jwks-new-key":
+            return raw_jwks_new_key(broker, certs)
         raise NotApplicable(f"no raw check for {name}")
+    if name == "neg-jwks-new-key":
+        raise NotApplicable("raw only (it changes the provider's keys)")
+    if listener == "OAUTH" and client == "kcat":
+        raise NotApplicable(KCAT_NO_OIDC)
+    if client == "java" and kw.get("token") in ("expired", "unsecured"):
+        # Observed with Kafka 3.9: "Current clock ... is later than expiry" / "Malformed JWT
+        # provided; expected three sections".
+        raise NotApplicable("the Java client checks the token it gets from the provider and refuses "
+                            "to use an expired or unsigned one: the broker never sees it")
     if client == "confluent":
         return confluent_attempt(rdkafka_conf(broker, listener, ident))
     if client == "kafka-python":
@@ -1378,7 +1653,11 @@ def main():
     t_start = time.time()
     try:
         certs = Certs(os.path.join(root, "certs"))
-        broker = Broker(args, root, certs)
+        global IDP
+        IDP = IdentityProvider(os.path.join(root, "idp"), certs)
+        # Every process started from here on (brokers, Java tools) trusts the provider.
+        os.environ.update(system_trust_env(certs))
+        broker = Broker(args, root, certs, IDP)
         up = broker.wait_ready()
         print(f"{broker.kind} serving on {', '.join(f'{n} {p}' for n, p in broker.ports.items())} "
               f"after {up:.1f}s ({root})", flush=True)
@@ -1453,6 +1732,8 @@ def main():
             print(f"--- broker log tail ---\n{broker.tail()}", flush=True)
         if broker:
             broker.close()
+        if IDP:
+            IDP.close()
         print_matrix(results)
         print(f"{sum(1 for s, _ in results.values() if s.startswith('pass'))} passed, {failed} failed, "
               f"{sum(1 for s, _ in results.values() if s == 'n/a')} n/a in {time.time() - t_start:.0f}s")

@@ -451,11 +451,14 @@ mod tests {
         assert!(e.contains("cannot read ssl.truststore.location"), "{e}");
         let e = security(
             "listeners=SSL://:9093\nsecurity.inter.broker.protocol=SSL\n\
-             ssl.truststore.location=/x.jks",
+             ssl.truststore.type=JCEKS\nssl.truststore.location=/x.jceks",
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("ssl.truststore.type=JKS"), "{e}");
+        assert!(
+            e.contains("ssl.truststore.type=JCEKS is not supported"),
+            "{e}"
+        );
         let e = security("listeners=SSL://:9093\nsecurity.inter.broker.protocol=SSL")
             .unwrap_err()
             .to_string();

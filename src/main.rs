@@ -73,6 +73,14 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     for l in &config.listeners {
         let context =
             ListenerContext::from_config(&config, l).with_context(|| format!("listener {l}"))?;
+        // A listener checking signed OAUTHBEARER tokens needs its identity provider's keys
+        // before it serves.
+        if let Some(jwks) = context.sasl.as_ref().and_then(|s| s.jwks()) {
+            jwks.start()
+                .await
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("listener {l}"))?;
+        }
         let socket = TcpListener::bind(l.host_port())
             .await
             .with_context(|| format!("cannot listen on {l}"))?;

@@ -24,16 +24,24 @@ fn wrong<E>(_: E) -> String {
     "cannot decrypt the private key: wrong ssl.key.password?".to_string()
 }
 
-/// The PKCS#8 `PrivateKeyInfo` inside an `EncryptedPrivateKeyInfo` (DER), or why not.
-pub fn decrypt_private_key(der: &[u8], password: &str) -> Result<Vec<u8>, String> {
+/// The two fields of an `EncryptedPrivateKeyInfo` (DER, RFC 5208): the encryption algorithm
+/// and the encrypted data. JKS's protected keys have the same structure.
+pub(crate) fn encrypted_private_key_info(
+    der: &[u8],
+) -> Result<(AlgorithmIdentifierOwned, OctetString), String> {
     let mut reader = SliceReader::new(der).map_err(|e| e.to_string())?;
-    let (algorithm, encrypted) = reader
+    reader
         .sequence(|r| {
             let algorithm = AlgorithmIdentifierOwned::decode(r)?;
             let data = OctetString::decode(r)?;
             Ok::<_, der::Error>((algorithm, data))
         })
-        .map_err(|e| format!("not an EncryptedPrivateKeyInfo: {e}"))?;
+        .map_err(|e| format!("not an EncryptedPrivateKeyInfo: {e}"))
+}
+
+/// The PKCS#8 `PrivateKeyInfo` inside an `EncryptedPrivateKeyInfo` (DER), or why not.
+pub fn decrypt_private_key(der: &[u8], password: &str) -> Result<Vec<u8>, String> {
+    let (algorithm, encrypted) = encrypted_private_key_info(der)?;
     let params = algorithm
         .parameters
         .as_ref()

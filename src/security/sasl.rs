@@ -1,16 +1,16 @@
 //! SASL on a SASL_PLAINTEXT or SASL_SSL listener: which mechanisms it offers
 //! (`sasl.enabled.mechanisms`, per listener as `listener.name.<l>.sasl.enabled.mechanisms`),
 //! PLAIN's users (from the JAAS text of `listener.name.<l>.plain.sasl.jaas.config`, as Kafka's
-//! `PlainLoginModule` options `user_<name>="<password>"`), and OAUTHBEARER's unsecured-token
-//! validation (Kafka's default `OAuthBearerUnsecuredValidatorCallbackHandler`). SCRAM's
-//! exchange is in `scram`; its credentials live in the metadata store.
+//! `PlainLoginModule` options `user_<name>="<password>"`), and which OAUTHBEARER token validator
+//! it uses (`oauthbearer`). SCRAM's exchange is in `scram`; its credentials live in the
+//! metadata store.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use base64::Engine;
 use thiserror::Error;
 
+use super::oauthbearer::{JwksValidator, Refusal, TokenValidator};
 use super::scram::ScramMechanism;
 use crate::config::BrokerConfig;
 
@@ -47,21 +47,12 @@ pub struct SaslConfigError {
     what: String,
 }
 
-/// OAUTHBEARER's unsecured validator options (`unsecuredValidator*` in the JAAS text).
-#[derive(Clone, Debug)]
-struct UnsecuredValidator {
-    principal_claim: String,
-    scope_claim: String,
-    required_scope: Vec<String>,
-    allowable_clock_skew_ms: i64,
-}
-
 /// One SASL listener's settings.
 pub struct SaslListener {
     /// The enabled mechanisms, in configured order (SaslHandshake lists them so).
     pub mechanisms: Vec<Mechanism>,
     plain_users: HashMap<String, String>,
-    oauth: Option<UnsecuredValidator>,
+    oauth: Option<TokenValidator>,
     /// `connections.max.reauth.ms` (KIP-368): 0 means sessions never expire.
     pub max_reauth_ms: i64,
     /// `connection.failed.authentication.delay.ms`: a failed client waits this long for its
@@ -114,36 +105,11 @@ impl SaslListener {
         }
         let mut oauth = None;
         if mechanisms.contains(&Mechanism::OAuthBearer) {
-            let handler = config
-                .listener_only_value(listener, "oauthbearer.sasl.server.callback.handler.class");
-            if let Some(class) = handler {
-                return Err(err(format!(
-                    "OAUTHBEARER validation by {class} is not available in gregor; without a \
-                     callback handler, unsecured tokens are validated (Kafka's default)"
-                )));
-            }
             let options = match jaas(Mechanism::OAuthBearer) {
                 Some(text) => parse_jaas(&text).map_err(&err)?,
                 None => HashMap::new(),
             };
-            oauth = Some(UnsecuredValidator {
-                principal_claim: options
-                    .get("unsecuredValidatorPrincipalClaimName")
-                    .cloned()
-                    .unwrap_or_else(|| "sub".into()),
-                scope_claim: options
-                    .get("unsecuredValidatorScopeClaimName")
-                    .cloned()
-                    .unwrap_or_else(|| "scope".into()),
-                required_scope: options
-                    .get("unsecuredValidatorRequiredScope")
-                    .map(|s| crate::config::split_list(s))
-                    .unwrap_or_default(),
-                allowable_clock_skew_ms: options
-                    .get("unsecuredValidatorAllowableClockSkewMs")
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0),
-            });
+            oauth = Some(TokenValidator::from_config(config, listener, &options).map_err(&err)?);
         }
         Ok(SaslListener {
             mechanisms,
@@ -193,98 +159,20 @@ impl SaslListener {
         }
     }
 
-    /// OAUTHBEARER (RFC 7628) with an unsecured JWS (`alg: none`), as Kafka's default
-    /// validator checks it: the principal claim, `exp` in the future, `iat` not in it (both
-    /// with the allowed clock skew), and the required scope. Returns the principal and the
-    /// token's expiry (ms since the epoch).
-    pub fn authenticate_oauthbearer(&self, message: &[u8]) -> Result<(String, i64), String> {
+    /// OAUTHBEARER (RFC 7628): the token in the client's message, checked by the listener's
+    /// validator. Returns the principal and the token's expiry (ms since the epoch).
+    pub fn authenticate_oauthbearer(&self, message: &[u8]) -> Result<(String, i64), Refusal> {
         let Some(v) = &self.oauth else {
-            return Err("OAUTHBEARER is not enabled".into());
+            return Err(Refusal::Failed("OAUTHBEARER is not enabled".into()));
         };
-        let text = std::str::from_utf8(message).map_err(|_| "invalid OAUTHBEARER message")?;
-        // gs2-header \x01 key=value \x01 ... \x01 \x01
-        let (gs2, rest) = text
-            .split_once('\u{1}')
-            .ok_or("invalid OAUTHBEARER message: no key-value pairs")?;
-        if !gs2.starts_with("n,") && !gs2.starts_with("y,") {
-            return Err("invalid OAUTHBEARER message: bad gs2 header".into());
-        }
-        let token = rest
-            .split('\u{1}')
-            .find_map(|kv| kv.strip_prefix("auth="))
-            .and_then(|a| {
-                a.strip_prefix("Bearer ")
-                    .or_else(|| a.strip_prefix("bearer "))
-            })
-            .ok_or("invalid OAUTHBEARER message: no auth=Bearer token")?
-            .trim();
-        let claims = unsecured_jws_claims(token)?;
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        let seconds = |name: &str| -> Result<Option<i64>, String> {
-            match claims.get(name) {
-                None => Ok(None),
-                Some(serde_json::Value::Number(n)) => n
-                    .as_f64()
-                    .map(|s| Some((s * 1000.0) as i64))
-                    .ok_or_else(|| format!("claim {name} is not a number")),
-                Some(_) => Err(format!("claim {name} is not a number")),
-            }
-        };
-        let exp = seconds("exp")?.ok_or("the token has no exp claim")?;
-        if exp + v.allowable_clock_skew_ms <= now_ms {
-            return Err(format!("the token expired at {exp} ms"));
-        }
-        if let Some(iat) = seconds("iat")? {
-            if iat - v.allowable_clock_skew_ms > now_ms {
-                return Err("the token's iat is in the future".into());
-            }
-        }
-        let principal = claims
-            .get(&v.principal_claim)
-            .and_then(|p| p.as_str())
-            .filter(|p| !p.is_empty())
-            .ok_or_else(|| format!("the token has no {} claim", v.principal_claim))?;
-        if !v.required_scope.is_empty() {
-            let scope: Vec<String> = match claims.get(&v.scope_claim) {
-                Some(serde_json::Value::String(s)) => s.split(' ').map(str::to_string).collect(),
-                Some(serde_json::Value::Array(a)) => a
-                    .iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect(),
-                _ => Vec::new(),
-            };
-            if let Some(missing) = v.required_scope.iter().find(|s| !scope.contains(s)) {
-                return Err(format!("the token's scope lacks {missing}"));
-            }
-        }
-        Ok((principal.to_string(), exp))
+        v.authenticate(message).map(|t| (t.principal, t.expiry_ms))
     }
-}
 
-/// The claims of an unsecured JWS `base64url(header).base64url(claims).` whose header says
-/// `"alg":"none"`.
-fn unsecured_jws_claims(token: &str) -> Result<serde_json::Map<String, serde_json::Value>, String> {
-    let parts: Vec<&str> = token.split('.').collect();
-    if parts.len() != 3 || !parts[2].is_empty() {
-        return Err("not an unsecured JWS (header.claims. with an empty signature)".into());
+    /// The listener's JWKS validator, if its OAUTHBEARER checks signed tokens: its key set
+    /// must be fetched before the listener serves.
+    pub fn jwks(&self) -> Option<&std::sync::Arc<JwksValidator>> {
+        self.oauth.as_ref().and_then(TokenValidator::jwks)
     }
-    let decode =
-        |part: &str, what: &str| -> Result<serde_json::Map<String, serde_json::Value>, String> {
-            let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(part.trim_end_matches('='))
-                .map_err(|e| format!("the token's {what} is not base64url: {e}"))?;
-            match serde_json::from_slice(&bytes) {
-                Ok(serde_json::Value::Object(m)) => Ok(m),
-                _ => Err(format!("the token's {what} is not a JSON object")),
-            }
-        };
-    let header = decode(parts[0], "header")?;
-    if header.get("alg").and_then(|a| a.as_str()) != Some("none") {
-        return Err("the token is not unsecured (alg is not none)".into());
-    }
-    decode(parts[1], "claims")
 }
 
 /// The username and password this broker authenticates with to the other brokers, as Kafka's
@@ -417,12 +305,9 @@ mod tests {
                 .iter()
                 .map(|(u, p)| (u.to_string(), p.to_string()))
                 .collect(),
-            oauth: Some(UnsecuredValidator {
-                principal_claim: "sub".into(),
-                scope_claim: "scope".into(),
-                required_scope: vec![],
-                allowable_clock_skew_ms: 0,
-            }),
+            oauth: Some(TokenValidator::Unsecured(
+                crate::security::oauthbearer::UnsecuredValidator::from_jaas(&HashMap::new()),
+            )),
             max_reauth_ms: 0,
             failed_authentication_delay: Duration::ZERO,
         }
@@ -443,6 +328,7 @@ mod tests {
     }
 
     fn token(claims: &str, alg: &str) -> String {
+        use base64::Engine;
         let e = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
         format!(
             "n,,\u{1}auth=Bearer {}.{}.\u{1}\u{1}",
@@ -454,8 +340,8 @@ mod tests {
     #[test]
     fn unsecured_tokens_are_validated() {
         let l = listener(&[]);
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs();
         let good = token(

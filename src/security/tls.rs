@@ -5,9 +5,9 @@
 //! Keystores and truststores are PEM (`ssl.keystore.type=PEM`, `ssl.truststore.type=PEM`): a
 //! file (`ssl.keystore.location`: the private key and the certificate chain in one file, as
 //! Kafka reads it) or inline values (`ssl.keystore.key`, `ssl.keystore.certificate.chain`,
-//! `ssl.truststore.certificates`); or PKCS12 files with their passwords. Encrypted PEM keys
-//! (PBES2 or PBE-SHA1-3DES, with `ssl.key.password`) are decrypted by `encrypted_key`; JKS
-//! stores are refused at start with a message that says so.
+//! `ssl.truststore.certificates`); or PKCS12 or JKS (Kafka's default type, read by `jks`)
+//! files with their passwords. Encrypted PEM keys (PBES2 or PBE-SHA1-3DES, with
+//! `ssl.key.password`) are decrypted by `encrypted_key`.
 
 use std::sync::Arc;
 
@@ -22,13 +22,13 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use thiserror::Error;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::KafkaPrincipal;
+use super::{jks, KafkaPrincipal};
 use crate::config::BrokerConfig;
 
 /// Why a listener's TLS settings cannot be used.
 #[derive(Debug, Error)]
 pub enum TlsConfigError {
-    #[error("listener {listener}: {key}={value} is not supported: gregor reads PEM and PKCS12 stores (convert a JKS store with keytool -importkeystore -deststoretype PKCS12)")]
+    #[error("listener {listener}: {key}={value} is not supported: gregor reads PEM, PKCS12 and JKS stores")]
     StoreType {
         listener: String,
         key: &'static str,
@@ -342,6 +342,12 @@ fn keystore(
                     pkcs12_key_and_chain(&bytes, value("ssl.keystore.password").as_deref())
                         .map(Some)
                 }
+                StoreType::Jks => jks_key_and_chain(
+                    &bytes,
+                    value("ssl.keystore.password").as_deref(),
+                    value("ssl.key.password").as_deref(),
+                )
+                .map(Some),
             }
         }
         (None, Some(key), Some(chain)) if keystore_type == StoreType::Pem => Ok(Some((
@@ -378,6 +384,9 @@ fn truststore(
                 StoreType::Pkcs12 => {
                     pkcs12_trusted(&bytes, value("ssl.truststore.password").as_deref()).map(Some)
                 }
+                StoreType::Jks => {
+                    jks_trusted(&bytes, value("ssl.truststore.password").as_deref()).map(Some)
+                }
             }
         }
         (None, Some(inline)) => {
@@ -397,14 +406,16 @@ fn root_store(trusted: Vec<CertificateDer<'static>>) -> Result<RootCertStore, St
     Ok(roots)
 }
 
-/// The store formats gregor reads: PEM files, and PKCS12 (keytool's default since Java 9).
+/// The store formats gregor reads: PEM files, PKCS12 (keytool's default since Java 9) and JKS
+/// (Kafka's default type).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum StoreType {
     Pem,
     Pkcs12,
+    Jks,
 }
 
-/// `ssl.keystore.type` / `ssl.truststore.type`; Kafka's default JKS is refused by name.
+/// `ssl.keystore.type` / `ssl.truststore.type` (default JKS, as in Kafka).
 fn store_type(
     listener: &str,
     key: &'static str,
@@ -415,6 +426,8 @@ fn store_type(
         Ok(StoreType::Pem)
     } else if value.eq_ignore_ascii_case("PKCS12") {
         Ok(StoreType::Pkcs12)
+    } else if value.eq_ignore_ascii_case("JKS") {
+        Ok(StoreType::Jks)
     } else {
         Err(TlsConfigError::StoreType {
             listener: listener.to_string(),
@@ -452,6 +465,66 @@ fn pkcs12_key_and_chain(
     }
     let key = PrivateKeyDer::Pkcs8(chain.key().as_der().to_vec().into());
     Ok((certs, key))
+}
+
+/// The private key and chain of a JKS keystore: its first key entry, unprotected with
+/// `ssl.key.password`, else the store's password (as Kafka does). A PKCS12 file is read as
+/// such, as the JDK's JKS keystore does (its compatibility mode).
+fn jks_key_and_chain(
+    bytes: &[u8],
+    store_password: Option<&str>,
+    key_password: Option<&str>,
+) -> Result<KeyAndChain, String> {
+    if !jks::is_jks(bytes) {
+        return pkcs12_key_and_chain(bytes, store_password);
+    }
+    let store =
+        jks::parse(bytes, store_password).map_err(|e| format!("ssl.keystore.location: {e}"))?;
+    let entry = store
+        .private_keys
+        .first()
+        .ok_or("ssl.keystore.location: the JKS keystore holds no private key")?;
+    let password = key_password.or(store_password).ok_or(
+        "ssl.keystore.location: a JKS key needs ssl.key.password or ssl.keystore.password",
+    )?;
+    let key = entry
+        .private_key(password)
+        .map_err(|e| format!("ssl.keystore.location, entry {}: {e}", entry.alias))?;
+    if entry.chain.is_empty() {
+        return Err(format!(
+            "ssl.keystore.location: the JKS key {} has no certificate",
+            entry.alias
+        ));
+    }
+    let chain = entry
+        .chain
+        .iter()
+        .map(|c| CertificateDer::from(c.clone()))
+        .collect();
+    Ok((chain, PrivateKeyDer::Pkcs8(key.into())))
+}
+
+/// The trusted certificates of a JKS truststore: its trusted certificate entries and the
+/// certificate of each key entry, as the JDK's trust manager takes them. The password, when
+/// set, checks the file's integrity; the JDK reads a truststore without one too.
+fn jks_trusted(
+    bytes: &[u8],
+    password: Option<&str>,
+) -> Result<Vec<CertificateDer<'static>>, String> {
+    if !jks::is_jks(bytes) {
+        return pkcs12_trusted(bytes, password);
+    }
+    let store = jks::parse(bytes, password).map_err(|e| format!("ssl.truststore.location: {e}"))?;
+    let certs: Vec<CertificateDer<'static>> = store
+        .trusted
+        .iter()
+        .chain(store.private_keys.iter().filter_map(|k| k.chain.first()))
+        .map(|c| CertificateDer::from(c.clone()))
+        .collect();
+    if certs.is_empty() {
+        return Err("ssl.truststore.location: the JKS truststore holds no certificate".into());
+    }
+    Ok(certs)
 }
 
 /// The trusted certificates of a PKCS12 truststore.
@@ -522,7 +595,7 @@ fn private_key(
 
 /// ring's cipher suites, or those of them named in `ssl.cipher.suites` (IANA names, as Java
 /// uses them; rustls calls the TLS 1.3 ones `TLS13_*`).
-fn provider(cipher_suites: &str) -> Result<CryptoProvider, String> {
+pub(crate) fn provider(cipher_suites: &str) -> Result<CryptoProvider, String> {
     // Deprecated in favour of aws-lc-rs for its post-quantum key exchange, which Kafka's
     // clients do not offer; ring builds without cmake.
     #[allow(deprecated)]

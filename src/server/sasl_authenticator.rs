@@ -24,6 +24,7 @@ use tracing::{debug, info, warn};
 use super::connection::ResponseSink;
 use crate::broker::Broker;
 use crate::handlers::{self, str_bytes, Reply, ResponsePart};
+use crate::security::oauthbearer::Refusal;
 use crate::security::sasl::{Mechanism, SaslListener};
 use crate::security::scram::{ClientFirst, ScramCredential, ScramMechanism, ScramServer};
 use crate::security::KafkaPrincipal;
@@ -54,7 +55,14 @@ enum State {
     First(Mechanism),
     /// SCRAM: the server's first message was sent.
     ScramFinal(Box<ScramServer>, String),
+    /// OAUTHBEARER: the token was refused and the error sent as a challenge (RFC 7628 3.2.2);
+    /// waiting for the client's `%x01`, after which the exchange fails. Holds why.
+    OAuthBearerError(String),
 }
+
+/// The challenge OAUTHBEARER answers a refused token with, as Kafka's `OAuthBearerSaslServer`
+/// (which names no reason: the broker's log has it). It is also the failure's message.
+const OAUTHBEARER_INVALID_TOKEN: &str = r#"{"status":"invalid_token"}"#;
 
 /// How tokens travel: in SaslAuthenticate requests, or (after a v0 handshake) as raw
 /// size-prefixed frames.
@@ -185,17 +193,16 @@ where
                         raw_tokens = version == 0;
                         continue;
                     }
-                    (State::First(_) | State::ScramFinal(..), Request::SaslAuthenticate(r))
-                        if !raw_tokens =>
-                    {
-                        (
-                            r.auth_bytes,
-                            Framing::SaslAuthenticate {
-                                version,
-                                correlation_id,
-                            },
-                        )
-                    }
+                    (
+                        State::First(_) | State::ScramFinal(..) | State::OAuthBearerError(_),
+                        Request::SaslAuthenticate(r),
+                    ) if !raw_tokens => (
+                        r.auth_bytes,
+                        Framing::SaslAuthenticate {
+                            version,
+                            correlation_id,
+                        },
+                    ),
                     (_, _) => {
                         info!(%peer, api_key, "unexpected request during SASL authentication; closing connection");
                         return Authenticated::No;
@@ -211,9 +218,21 @@ where
             State::First(mechanism) => {
                 let outcome = match mechanism {
                     Mechanism::Plain => sasl.authenticate_plain(&token).map(|user| (user, None)),
-                    Mechanism::OAuthBearer => sasl
-                        .authenticate_oauthbearer(&token)
-                        .map(|(user, expiry_ms)| (user, Some(expiry_ms))),
+                    Mechanism::OAuthBearer => match sasl.authenticate_oauthbearer(&token) {
+                        Ok((user, expiry_ms)) => Ok((user, Some(expiry_ms))),
+                        Err(Refusal::Failed(message)) => Err(message),
+                        Err(Refusal::InvalidToken(reason)) => {
+                            // RFC 7628: the error goes back as a challenge; the client
+                            // acknowledges it and only then does the exchange fail.
+                            let challenge =
+                                Bytes::from_static(OAUTHBEARER_INVALID_TOKEN.as_bytes());
+                            if !send_token(writer, framing, challenge, 0).await {
+                                return Authenticated::Gone;
+                            }
+                            state = State::OAuthBearerError(reason);
+                            continue;
+                        }
+                    },
                     Mechanism::Scram(m) => match scram_first(broker, m, &token).await {
                         Ok((server, challenge, user)) => {
                             if !send_token(writer, framing, Bytes::from(challenge), 0).await {
@@ -231,6 +250,19 @@ where
                     framing,
                 };
                 return finish(writer, sasl, peer, ending, outcome, Bytes::new()).await;
+            }
+            State::OAuthBearerError(reason) => {
+                // Kafka fails the exchange on the client's %x01 with the challenge's text; any
+                // other answer fails it too (Kafka would start over with it as a new token, a
+                // second try gregor does not offer).
+                info!(%peer, reason, "OAUTHBEARER token refused");
+                let ending = Ending {
+                    mechanism: Mechanism::OAuthBearer,
+                    previous,
+                    framing,
+                };
+                let refused = Err(OAUTHBEARER_INVALID_TOKEN.to_string());
+                return finish(writer, sasl, peer, ending, refused, Bytes::new()).await;
             }
             State::ScramFinal(server, user) => {
                 let mechanism = Mechanism::Scram(server.mechanism());
@@ -323,9 +355,7 @@ async fn finish<W: ResponseSink>(
     });
     match outcome {
         Ok((principal, token_expiry)) => {
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64);
+            let now_ms = crate::clock::now_ms();
             // KIP-368: the session lasts connections.max.reauth.ms, and no longer than the
             // OAUTHBEARER token it was opened with.
             let lifetime_ms = match (sasl.max_reauth_ms, token_expiry) {
