@@ -238,10 +238,33 @@ pub mod test_batches {
         compression: Compression,
         value_size: usize,
     ) -> Bytes {
+        encode(n, base_ts, producer, compression, value_size, false)
+    }
+
+    /// `n` records of a transaction of producer `pid` at `epoch`, from sequence `seq`.
+    pub fn transactional_batch(n: usize, base_ts: i64, pid: i64, epoch: i16, seq: i32) -> Bytes {
+        encode(
+            n,
+            base_ts,
+            Some((pid, epoch, seq)),
+            Compression::None,
+            10,
+            true,
+        )
+    }
+
+    fn encode(
+        n: usize,
+        base_ts: i64,
+        producer: Option<(i64, i16, i32)>,
+        compression: Compression,
+        value_size: usize,
+        transactional: bool,
+    ) -> Bytes {
         let (pid, epoch, seq) = producer.unwrap_or((-1, -1, -1));
         let recs: Vec<Record> = (0..n)
             .map(|i| Record {
-                transactional: false,
+                transactional,
                 control: false,
                 delete_horizon: false,
                 partition_leader_epoch: -1,

@@ -24,10 +24,14 @@ use tracing::{debug, error, info, warn};
 
 use crate::batch::BatchHeader;
 use crate::cleaner::{CleanResult, CleanableLog, SegmentView, CLEANED_SUFFIX, SWAP_SUFFIX};
+use crate::end_txn_marker::EndTxnMarker;
 use crate::epoch_cache::{EpochEndOffset, LeaderEpochFileCache};
 use crate::error::{at, LogError};
-use crate::producer_state::{ProducerEntry, ProducerError, ProducerStateManager, SequenceCheck};
+use crate::producer_state::{
+    AppendOrigin, CompletedTxn, ProducerEntry, ProducerError, ProducerStateManager, SequenceCheck,
+};
 use crate::segment::{log_file_name, now_ms, parse_log_file_name, LogSegment, DELETED_SUFFIX};
+use crate::txn_index::AbortedTxn;
 use crate::LogConfig;
 
 /// The directory (in the partition's) where recovery keeps damaged bytes and the segments
@@ -333,7 +337,7 @@ impl Log {
         };
         self.producers = state;
         let mut replayed = 0u64;
-        for segment in self.segments.values() {
+        for segment in self.segments.values_mut() {
             if segment.next_offset() <= from {
                 continue;
             }
@@ -342,13 +346,36 @@ impl Log {
                 None => continue,
             };
             let producers = &mut self.producers;
-            segment.for_each_header(start, |_, h| {
-                if h.last_offset() >= from {
-                    producers.replay(h);
-                    replayed += 1;
+            let mut aborted = Vec::new();
+            let mut failed = None;
+            segment.for_each_header(start, |pos, h| {
+                if h.last_offset() < from {
+                    return true;
                 }
+                let marker = if h.is_control() {
+                    match segment.read_bytes(pos, h.total_size()) {
+                        Ok(bytes) => EndTxnMarker::parse(&bytes),
+                        Err(e) => {
+                            failed = Some(e);
+                            return false;
+                        }
+                    }
+                } else {
+                    None
+                };
+                if let Some(c) = producers.replay(h, marker).filter(|c| c.aborted) {
+                    aborted.push(aborted_txn(producers, &c));
+                }
+                replayed += 1;
                 true
             })?;
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            // Entries the index has already are skipped (`TransactionIndex::append`).
+            for txn in aborted {
+                segment.append_aborted_txn(txn)?;
+            }
         }
         if replayed > 0 {
             info!(dir = %self.dir.display(), from_offset = from, batches = replayed,
@@ -421,15 +448,28 @@ impl Log {
         headers: &[BatchHeader],
         leader_epoch: i32,
     ) -> Result<AppendInfo, LogError> {
+        self.append_from(records, headers, leader_epoch, AppendOrigin::Client)
+    }
+
+    /// `append` for a writer whose sequence numbers are not checked (a coordinator's
+    /// transactional batches, Kafka's `AppendOrigin.COORDINATOR`).
+    pub fn append_from(
+        &mut self,
+        records: &[u8],
+        headers: &[BatchHeader],
+        leader_epoch: i32,
+        origin: AppendOrigin,
+    ) -> Result<AppendInfo, LogError> {
         check_headers_cover(records, headers)?;
         // Producer checks first: nothing is written unless every batch passes. `pending`
         // holds each producer's state as updated by the earlier batches of this append.
         let first_offset = self.log_end_offset();
         let mut pending: BTreeMap<i64, ProducerEntry> = BTreeMap::new();
+        let markers = markers_of(records, headers);
         let mut next = first_offset;
-        for h in headers {
+        for (h, marker) in headers.iter().zip(&markers) {
             if h.has_producer_id() {
-                match self.producers.check(h, &pending)? {
+                match self.producers.check(h, *marker, origin, &pending)? {
                     SequenceCheck::Append => {}
                     SequenceCheck::Duplicate {
                         first_offset,
@@ -457,7 +497,7 @@ impl Log {
                         .into());
                     }
                 }
-                let entry = self.producers.updated_entry(h, next, &pending);
+                let entry = self.producers.updated_entry(h, next, *marker, &pending);
                 pending.insert(h.producer_id, entry);
             }
             next += i64::from(h.last_offset_delta) + 1;
@@ -477,7 +517,9 @@ impl Log {
             assigned.push(a);
         }
         self.write_to_active(records, &assigned, next - 1)?;
-        self.producers.apply(pending);
+        for (h, marker) in assigned.iter().zip(&markers) {
+            self.take_in_producer_batch(h, *marker)?;
+        }
         if leader_epoch >= 0 && self.epochs.latest_epoch().is_none_or(|e| e < leader_epoch) {
             self.epochs.assign(leader_epoch, first_offset)?;
         }
@@ -527,8 +569,8 @@ impl Log {
         self.write_to_active(records, headers, last.last_offset())?;
         let mut max_timestamp = -1;
         let mut record_count = 0i64;
-        for h in headers {
-            self.producers.replay(h);
+        for (h, marker) in headers.iter().zip(markers_of(records, headers)) {
+            self.take_in_producer_batch(h, marker)?;
             let epoch = h.partition_leader_epoch;
             if epoch >= 0 && self.epochs.latest_epoch().is_none_or(|e| e < epoch) {
                 self.epochs.assign(epoch, h.base_offset)?;
@@ -549,6 +591,50 @@ impl Log {
             duplicate: false,
             record_count,
         })
+    }
+
+    /// The producer state follows a batch just written to the active segment; an abort
+    /// marker that ends a transaction here goes into the segment's transaction index.
+    fn take_in_producer_batch(
+        &mut self,
+        h: &BatchHeader,
+        marker: Option<EndTxnMarker>,
+    ) -> Result<(), LogError> {
+        let Some(completed) = self.producers.replay(h, marker).filter(|c| c.aborted) else {
+            return Ok(());
+        };
+        let txn = aborted_txn(&self.producers, &completed);
+        match self.segments.values_mut().next_back() {
+            Some(active) => active.append_aborted_txn(txn),
+            None => Ok(()),
+        }
+    }
+
+    /// Kafka's last stable offset: below `high_watermark`, and below the first offset of
+    /// any transaction still open or ended by a marker the high watermark has not passed.
+    /// A read_committed consumer reads up to it.
+    pub fn last_stable_offset(&mut self, high_watermark: i64) -> i64 {
+        self.producers
+            .first_unstable_offset(high_watermark)
+            .map_or(high_watermark, |o| o.min(high_watermark))
+    }
+
+    /// The aborted transactions a read_committed fetch of [start_offset, upper_bound) must
+    /// name (Kafka's `collectAbortedTransactions`): from the segment holding `start_offset`
+    /// on, until an entry shows that no later segment can add one.
+    pub fn collect_aborted_txns(&self, start_offset: i64, upper_bound: i64) -> Vec<AbortedTxn> {
+        let from = self
+            .segments
+            .range(..=start_offset)
+            .next_back()
+            .map_or(i64::MIN, |(b, _)| *b);
+        let mut out = Vec::new();
+        for segment in self.segments.range(from..).map(|(_, s)| s) {
+            if segment.collect_aborted_txns(start_offset, upper_bound, &mut out) {
+                break;
+            }
+        }
+        out
     }
 
     /// Removes everything at and above `offset` (Kafka's `Log.truncateTo`, used by a follower
@@ -1193,8 +1279,12 @@ impl Log {
                 .join(format!("{}{SWAP_SUFFIX}", log_file_name(group.base_offset)));
             std::fs::rename(&group.cleaned_path, &swap).map_err(at(&swap))?;
             sync_dir(&self.dir)?;
+            // The cleaner keeps every marker, so the aborted transactions of the old
+            // segments stay true of the new one.
+            let mut aborted = Vec::new();
             for (base, _) in &group.replaces {
                 if let Some(old) = self.segments.remove(base) {
+                    aborted.extend_from_slice(old.aborted_txns());
                     let renamed = old.rename_to_deleted()?;
                     self.pending_deletes.extend(renamed);
                 }
@@ -1202,8 +1292,11 @@ impl Log {
             let target = self.dir.join(log_file_name(group.base_offset));
             std::fs::rename(&swap, &target).map_err(at(&target))?;
             sync_dir(&self.dir)?;
-            let segment =
+            let mut segment =
                 LogSegment::open_cleaned(&self.dir, group.base_offset, next, &self.config)?;
+            for txn in aborted {
+                segment.append_aborted_txn(txn)?;
+            }
             self.segments.insert(group.base_offset, segment);
             swapped += 1;
         }
@@ -1321,6 +1414,33 @@ fn check_headers_cover(records: &[u8], headers: &[BatchHeader]) -> Result<(), Lo
 /// Removes files listed by `Log::take_deleted_files` (Kafka's asynchronous delete step; the
 /// broker calls it right after releasing the partition lock). A file already gone is fine;
 /// a file that cannot be removed is logged and left for the next open to remove.
+/// What each control batch of `records` says (None for data batches and other controls).
+fn markers_of(records: &[u8], headers: &[BatchHeader]) -> Vec<Option<EndTxnMarker>> {
+    let mut pos = 0usize;
+    headers
+        .iter()
+        .map(|h| {
+            let at = pos;
+            pos += h.total_size();
+            if h.is_control() {
+                records.get(at..pos).and_then(EndTxnMarker::parse)
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+/// The index entry of an aborted transaction, as the producer state stands after it.
+fn aborted_txn(producers: &ProducerStateManager, completed: &CompletedTxn) -> AbortedTxn {
+    AbortedTxn {
+        producer_id: completed.producer_id,
+        first_offset: completed.first_offset,
+        last_offset: completed.last_offset,
+        last_stable_offset: producers.last_stable_offset_after(completed),
+    }
+}
+
 pub fn remove_deleted_files(paths: &[PathBuf]) {
     for path in paths {
         match std::fs::remove_file(path) {

@@ -3,7 +3,10 @@
 //! numbers is refused, and a fenced (older) producer epoch cannot write.
 //!
 //! Per producer id it keeps the epoch and the last 5 batches (Kafka's
-//! `NUM_BATCHES_TO_RETAIN`: a producer has at most 5 requests in flight). The state is
+//! `NUM_BATCHES_TO_RETAIN`: a producer has at most 5 requests in flight), and for a
+//! transactional producer the first offset of its open transaction and the epoch of the
+//! coordinator that last ended one. Open transactions, and ended ones whose marker the high
+//! watermark has not passed, hold the last stable offset back (`first_unstable_offset`). The state is
 //! snapshotted to `<offset>.snapshot` on roll and close and rebuilt after a crash by
 //! replaying batch headers from the newest snapshot, as Kafka does.
 //!
@@ -24,6 +27,7 @@ use thiserror::Error;
 use tracing::warn;
 
 use crate::batch::{increment_sequence, BatchHeader};
+use crate::end_txn_marker::EndTxnMarker;
 use crate::error::{at, LogError};
 
 pub const BATCHES_TO_RETAIN: usize = 5;
@@ -54,6 +58,14 @@ pub enum ProducerError {
         found: i32,
         expected: i32,
     },
+    #[error("producer {producer_id} has a transaction open and wrote outside it")]
+    InvalidTxnState { producer_id: i64 },
+    #[error("marker for producer {producer_id} from coordinator epoch {coordinator_epoch}, older than {current}")]
+    TransactionCoordinatorFenced {
+        producer_id: i64,
+        coordinator_epoch: i32,
+        current: i32,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,16 +77,49 @@ pub struct BatchMetadata {
     pub max_timestamp: i64,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProducerEntry {
     pub epoch: i16,
     pub batches: VecDeque<BatchMetadata>,
+    /// The epoch of the coordinator that wrote this producer's last marker (-1: none).
+    pub coordinator_epoch: i32,
+    /// The first offset of the producer's open transaction in this partition.
+    pub current_txn_first_offset: Option<i64>,
+}
+
+impl Default for ProducerEntry {
+    fn default() -> Self {
+        ProducerEntry {
+            epoch: 0,
+            batches: VecDeque::new(),
+            coordinator_epoch: NO_COORDINATOR_EPOCH,
+            current_txn_first_offset: None,
+        }
+    }
+}
+
+/// A transaction a marker ended in this partition: from its first offset to the marker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompletedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    /// The marker's offset.
+    pub last_offset: i64,
+    pub aborted: bool,
 }
 
 impl ProducerEntry {
     fn last_seq(&self) -> Option<i32> {
         self.batches.back().map(|b| b.last_seq)
     }
+}
+
+/// Who wrote a batch (Kafka's `AppendOrigin`): a client's sequence numbers are checked, a
+/// coordinator's (the group coordinator's transactional offset commits) are not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppendOrigin {
+    Client,
+    Coordinator,
 }
 
 /// What an append must do for one batch.
@@ -92,14 +137,23 @@ pub enum SequenceCheck {
 #[derive(Default)]
 pub struct ProducerStateManager {
     producers: BTreeMap<i64, ProducerEntry>,
+    /// first offset -> producer id of every transaction no marker has ended yet.
+    ongoing: BTreeMap<i64, i64>,
+    /// first offset -> marker offset of ended transactions whose marker may still be at or
+    /// above the high watermark (Kafka's `unreplicatedTxns`).
+    unreplicated: BTreeMap<i64, i64>,
 }
 
 impl ProducerStateManager {
     /// Checks a batch against the producer's state (as updated by earlier batches of the
     /// same append, which `pending` holds).
+    ///
+    /// `marker` is what a control batch says (`EndTxnMarker::parse`).
     pub fn check(
         &self,
         h: &BatchHeader,
+        marker: Option<EndTxnMarker>,
+        origin: AppendOrigin,
         pending: &BTreeMap<i64, ProducerEntry>,
     ) -> Result<SequenceCheck, ProducerError> {
         let entry = pending
@@ -107,7 +161,37 @@ impl ProducerStateManager {
             .or_else(|| self.producers.get(&h.producer_id));
         if h.is_control() {
             // A transaction marker (written by the coordinator) carries no sequence; it is
-            // only fenced by the producer epoch, as Kafka's appendEndTxnMarker.
+            // fenced by the producer epoch and the coordinator epoch, as Kafka's
+            // appendEndTxnMarker.
+            return match entry {
+                Some(e) if h.producer_epoch < e.epoch => Err(ProducerError::InvalidProducerEpoch {
+                    producer_id: h.producer_id,
+                    epoch: h.producer_epoch,
+                    current: e.epoch,
+                }),
+                Some(e) if marker.is_some_and(|m| m.coordinator_epoch < e.coordinator_epoch) => {
+                    Err(ProducerError::TransactionCoordinatorFenced {
+                        producer_id: h.producer_id,
+                        coordinator_epoch: marker.map_or(-1, |m| m.coordinator_epoch),
+                        current: e.coordinator_epoch,
+                    })
+                }
+                _ => Ok(SequenceCheck::Append),
+            };
+        }
+        if let Some(e) = entry {
+            // Kafka: "Expected transactional write from producer".
+            if !h.is_transactional()
+                && h.producer_epoch == e.epoch
+                && e.current_txn_first_offset.is_some()
+            {
+                return Err(ProducerError::InvalidTxnState {
+                    producer_id: h.producer_id,
+                });
+            }
+        }
+        if origin == AppendOrigin::Coordinator {
+            // Only fenced by the producer epoch, as Kafka's checkProducerEpoch.
             return match entry {
                 Some(e) if h.producer_epoch < e.epoch => Err(ProducerError::InvalidProducerEpoch {
                     producer_id: h.producer_id,
@@ -169,6 +253,7 @@ impl ProducerStateManager {
         &self,
         h: &BatchHeader,
         first_offset: i64,
+        marker: Option<EndTxnMarker>,
         pending: &BTreeMap<i64, ProducerEntry>,
     ) -> ProducerEntry {
         let mut entry = pending
@@ -181,7 +266,14 @@ impl ProducerStateManager {
             entry.batches.clear();
         }
         if h.is_control() {
+            if let Some(m) = marker {
+                entry.coordinator_epoch = m.coordinator_epoch;
+                entry.current_txn_first_offset = None;
+            }
             return entry;
+        }
+        if h.is_transactional() && entry.current_txn_first_offset.is_none() {
+            entry.current_txn_first_offset = Some(first_offset);
         }
         entry.batches.push_back(BatchMetadata {
             first_seq: h.base_sequence,
@@ -196,16 +288,66 @@ impl ProducerStateManager {
         entry
     }
 
-    pub fn apply(&mut self, pending: BTreeMap<i64, ProducerEntry>) {
-        self.producers.extend(pending);
+    /// Takes in a batch written to the log at its final offsets: appended (after `check`),
+    /// fetched by a follower, or read back by recovery. A marker that ends a transaction
+    /// here returns it.
+    pub fn replay(
+        &mut self,
+        h: &BatchHeader,
+        marker: Option<EndTxnMarker>,
+    ) -> Option<CompletedTxn> {
+        if !h.has_producer_id() {
+            return None;
+        }
+        let before = self
+            .producers
+            .get(&h.producer_id)
+            .and_then(|e| e.current_txn_first_offset);
+        let entry = self.updated_entry(h, h.base_offset, marker, &BTreeMap::new());
+        let after = entry.current_txn_first_offset;
+        self.producers.insert(h.producer_id, entry);
+        if before != after {
+            if let Some(first) = before {
+                self.ongoing.remove(&first);
+            }
+            if let Some(first) = after {
+                self.ongoing.insert(first, h.producer_id);
+            }
+        }
+        let (Some(m), Some(first_offset)) = (marker.filter(|_| h.is_control()), before) else {
+            return None;
+        };
+        self.unreplicated.insert(first_offset, h.base_offset);
+        Some(CompletedTxn {
+            producer_id: h.producer_id,
+            first_offset,
+            last_offset: h.base_offset,
+            aborted: !m.commit,
+        })
     }
 
-    /// Replays a batch read back from the log (recovery).
-    pub fn replay(&mut self, h: &BatchHeader) {
-        if h.has_producer_id() {
-            let entry = self.updated_entry(h, h.base_offset, &BTreeMap::new());
-            self.producers.insert(h.producer_id, entry);
+    /// Kafka's `firstUnstableOffset`: the first offset of the oldest transaction that is
+    /// open, or ended by a marker at or above `high_watermark`. Ended transactions below it
+    /// are forgotten.
+    pub fn first_unstable_offset(&mut self, high_watermark: i64) -> Option<i64> {
+        self.unreplicated
+            .retain(|_, marker| *marker >= high_watermark);
+        let open = self.ongoing.keys().next().copied();
+        let unreplicated = self.unreplicated.keys().next().copied();
+        match (open, unreplicated) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
+    }
+
+    /// Kafka's `lastStableOffset(completedTxn)` for the transaction index: the first offset
+    /// of the oldest transaction still open, or the offset after the marker.
+    pub fn last_stable_offset_after(&self, completed: &CompletedTxn) -> i64 {
+        self.ongoing
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(completed.last_offset + 1)
     }
 
     /// producer id -> last offset of its newest batch (the batches the cleaner must keep).
@@ -319,8 +461,9 @@ fn encode_snapshot(producers: &BTreeMap<i64, ProducerEntry>) -> Vec<u8> {
         buf.extend_from_slice(&last_offset.to_be_bytes());
         buf.extend_from_slice(&delta.to_be_bytes());
         buf.extend_from_slice(&timestamp.to_be_bytes());
-        buf.extend_from_slice(&NO_COORDINATOR_EPOCH.to_be_bytes());
-        buf.extend_from_slice(&NO_TXN_FIRST_OFFSET.to_be_bytes());
+        buf.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
+        let txn_first = e.current_txn_first_offset.unwrap_or(NO_TXN_FIRST_OFFSET);
+        buf.extend_from_slice(&txn_first.to_be_bytes());
     }
     let crc = crc32c::crc32c(&buf[SNAPSHOT_ENTRIES_AT..]);
     buf[2..SNAPSHOT_ENTRIES_AT].copy_from_slice(&crc.to_be_bytes());
@@ -351,8 +494,8 @@ fn decode_snapshot(b: &[u8]) -> Option<ProducerStateManager> {
         let last_offset = r.i64()?;
         let delta = r.i32()?;
         let timestamp = r.i64()?;
-        let _coordinator_epoch = r.i32()?;
-        let _txn_first_offset = r.i64()?;
+        let coordinator_epoch = r.i32()?;
+        let txn_first_offset = r.i64()?;
         let mut batches = VecDeque::new();
         if last_seq >= 0 && last_offset >= 0 && delta >= 0 {
             batches.push_back(BatchMetadata {
@@ -363,9 +506,26 @@ fn decode_snapshot(b: &[u8]) -> Option<ProducerStateManager> {
                 max_timestamp: timestamp,
             });
         }
-        producers.insert(pid, ProducerEntry { epoch, batches });
+        let current_txn_first_offset = (txn_first_offset >= 0).then_some(txn_first_offset);
+        producers.insert(
+            pid,
+            ProducerEntry {
+                epoch,
+                batches,
+                coordinator_epoch,
+                current_txn_first_offset,
+            },
+        );
     }
-    Some(ProducerStateManager { producers })
+    let ongoing = producers
+        .iter()
+        .filter_map(|(pid, e)| e.current_txn_first_offset.map(|f| (f, *pid)))
+        .collect();
+    Some(ProducerStateManager {
+        producers,
+        ongoing,
+        unreplicated: BTreeMap::new(),
+    })
 }
 
 /// Kafka's `DefaultRecordBatch.decrementSequence`: sequences wrap from i32::MAX to 0.
@@ -403,9 +563,19 @@ fn decode_legacy_snapshot(b: &[u8]) -> Option<ProducerStateManager> {
                 max_timestamp: r.i64()?,
             });
         }
-        producers.insert(pid, ProducerEntry { epoch, batches });
+        producers.insert(
+            pid,
+            ProducerEntry {
+                epoch,
+                batches,
+                ..ProducerEntry::default()
+            },
+        );
     }
-    Some(ProducerStateManager { producers })
+    Some(ProducerStateManager {
+        producers,
+        ..ProducerStateManager::default()
+    })
 }
 
 struct Reader<'a> {
@@ -462,10 +632,9 @@ mod tests {
         m: &mut ProducerStateManager,
         h: &BatchHeader,
     ) -> Result<SequenceCheck, ProducerError> {
-        let check = m.check(h, &BTreeMap::new())?;
+        let check = m.check(h, None, AppendOrigin::Client, &BTreeMap::new())?;
         if check == SequenceCheck::Append {
-            let entry = m.updated_entry(h, h.base_offset, &BTreeMap::new());
-            m.apply(BTreeMap::from([(h.producer_id, entry)]));
+            m.replay(h, None);
         }
         Ok(check)
     }
@@ -476,7 +645,7 @@ mod tests {
         append(&mut m, &header(1, 0, 0, 1, 0)).unwrap();
         // Jump near the wrap by an epoch bump is not allowed (must start at 0), so build
         // the state by replay, as recovery would.
-        m.replay(&header(1, 0, i32::MAX - 1, 3, 1)); // seqs MAX-1, MAX, 0
+        m.replay(&header(1, 0, i32::MAX - 1, 3, 1), None); // seqs MAX-1, MAX, 0
         assert_eq!(m.entry(1).unwrap().last_seq(), Some(0));
         assert_eq!(
             append(&mut m, &header(1, 0, 1, 1, 4)),

@@ -1,5 +1,6 @@
-//! LogSegment: one `<base offset>.log` file of whole batches, its `.index` and its
-//! `.timeindex` (Kafka's file names and formats).
+//! LogSegment: one `<base offset>.log` file of whole batches, its `.index`, its
+//! `.timeindex` and, once a transaction aborts in it, its `.txnindex` (Kafka's file names
+//! and formats).
 //!
 //! Writes go to the end at an explicit position (`pwritev`), reads are positional
 //! (`read_exact_at`) on a shared `Arc<File>`, so readers never move a cursor that the
@@ -18,6 +19,7 @@ use crate::batch::{valid_batch_at, BatchHeader, LOG_OVERHEAD, RECORD_BATCH_OVERH
 use crate::error::{at, LogError};
 use crate::index::{OffsetIndex, TimeIndex};
 use crate::open_files::SegmentFile;
+use crate::txn_index::{txn_index_file_name, AbortedTxn, TransactionIndex};
 use crate::LogConfig;
 
 pub fn log_file_name(base_offset: i64) -> String {
@@ -128,6 +130,7 @@ pub struct LogSegment {
     next_offset: i64,
     index: OffsetIndex,
     time_index: TimeIndex,
+    txn_index: TransactionIndex,
     bytes_since_last_index_entry: u64,
     /// Kafka's `maxTimestampAndOffsetSoFar`: the largest batch max timestamp in the segment
     /// and the last offset of the (first) batch holding it.
@@ -163,6 +166,8 @@ impl LogSegment {
             base_offset,
             config.max_index_bytes,
         )?;
+        let mut txn_index = TransactionIndex::load(&dir.join(txn_index_file_name(base_offset)))?;
+        txn_index.reset()?;
         Ok(LogSegment {
             base_offset,
             file: SegmentFile::opened(path, file),
@@ -170,6 +175,7 @@ impl LogSegment {
             next_offset: base_offset,
             index,
             time_index,
+            txn_index,
             bytes_since_last_index_entry: 0,
             max_timestamp_so_far: None,
             rolling_base_ms: None,
@@ -213,6 +219,7 @@ impl LogSegment {
                 TimeIndex::create(&time_path, base_offset, max)?,
             ),
         };
+        let txn_index = TransactionIndex::load(&dir.join(txn_index_file_name(base_offset)))?;
         let mut segment = LogSegment {
             base_offset,
             file: SegmentFile::closed(path),
@@ -220,6 +227,7 @@ impl LogSegment {
             next_offset: base_offset,
             index,
             time_index,
+            txn_index,
             bytes_since_last_index_entry: 0,
             max_timestamp_so_far: None,
             rolling_base_ms: None,
@@ -266,6 +274,7 @@ impl LogSegment {
         let index = OffsetIndex::create(&dir.join(index_file_name(base_offset)), base_offset, 0)?;
         let time_index =
             TimeIndex::create(&dir.join(time_index_file_name(base_offset)), base_offset, 0)?;
+        let txn_index = TransactionIndex::load(&dir.join(txn_index_file_name(base_offset)))?;
         let mut segment = LogSegment {
             base_offset,
             file: SegmentFile::closed(path),
@@ -273,6 +282,7 @@ impl LogSegment {
             next_offset,
             index,
             time_index,
+            txn_index,
             bytes_since_last_index_entry: 0,
             max_timestamp_so_far: None,
             rolling_base_ms: None,
@@ -371,6 +381,8 @@ impl LogSegment {
             self.size = pos;
         }
         self.next_offset = next;
+        // Aborts whose marker was cut go too; the log's replay rewrites the others.
+        self.txn_index.truncate_to(next)?;
         self.on_become_inactive()?;
         Ok(cut)
     }
@@ -409,6 +421,7 @@ impl LogSegment {
         self.handle()?.set_len(pos).map_err(at(self.path()))?;
         self.size = pos;
         self.rebuild_indexes(config)?;
+        self.txn_index.truncate_to(offset)?;
         self.next_offset = self.scan_next_offset()?;
         if self.size == 0 {
             self.rolling_base_ms = None;
@@ -590,11 +603,32 @@ impl LogSegment {
         self.file.path()
     }
 
-    /// fsyncs the segment file and both indexes.
+    /// fsyncs the segment file and its indexes.
     pub fn flush(&mut self) -> Result<(), LogError> {
         self.handle()?.sync_data().map_err(at(self.path()))?;
         self.index.flush()?;
-        self.time_index.flush()
+        self.time_index.flush()?;
+        self.txn_index.flush()
+    }
+
+    /// Records an aborted transaction whose marker is in this segment.
+    pub fn append_aborted_txn(&mut self, txn: AbortedTxn) -> Result<(), LogError> {
+        self.txn_index.append(txn)
+    }
+
+    /// The aborted transactions of this segment's index overlapping [fetch_offset,
+    /// upper_bound), onto `out`; true when no later segment can add any.
+    pub fn collect_aborted_txns(
+        &self,
+        fetch_offset: i64,
+        upper_bound: i64,
+        out: &mut Vec<AbortedTxn>,
+    ) -> bool {
+        self.txn_index.collect(fetch_offset, upper_bound, out)
+    }
+
+    pub fn aborted_txns(&self) -> &[AbortedTxn] {
+        self.txn_index.entries()
     }
 
     /// Hands the buffered index entries to the OS, without fsync.
@@ -621,8 +655,8 @@ impl LogSegment {
     /// `<name>.deleted` (a crash after this leaves files that the next open removes) and
     /// returns the new paths, to be removed by the caller. A missing index is skipped.
     pub fn rename_to_deleted(&self) -> Result<Vec<PathBuf>, LogError> {
-        let mut renamed = Vec::with_capacity(3);
-        for p in [self.path(), self.index.path(), self.time_index.path()] {
+        let mut renamed = Vec::with_capacity(4);
+        for p in self.file_paths() {
             let mut name = p.as_os_str().to_os_string();
             name.push(DELETED_SUFFIX);
             let target = PathBuf::from(name);
@@ -635,9 +669,18 @@ impl LogSegment {
         Ok(renamed)
     }
 
+    fn file_paths(&self) -> [&Path; 4] {
+        [
+            self.path(),
+            self.index.path(),
+            self.time_index.path(),
+            self.txn_index.path(),
+        ]
+    }
+
     /// Removes the segment's files.
     pub fn delete_files(&self) -> Result<(), LogError> {
-        for p in [self.path(), self.index.path(), self.time_index.path()] {
+        for p in self.file_paths() {
             match std::fs::remove_file(p) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(at(p)(e)),
                 _ => {}

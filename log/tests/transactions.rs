@@ -1,0 +1,182 @@
+//! Transactions in the log, on real files: transactional batches and markers, the last
+//! stable offset, the aborted-transaction index (`.txnindex`, Kafka's layout) and what
+//! survives a restart, a crash without snapshot, a truncation and a roll.
+
+use bytes::Bytes;
+use gregor_log::batch::test_batches::{batch, batch_with, transactional_batch};
+use gregor_log::{
+    parse_record_set, AbortedTxn, EndTxnMarker, Log, LogConfig, LogError, ProducerError,
+};
+use kafka_protocol::records::Compression;
+
+fn config(segment_bytes: u64) -> LogConfig {
+    LogConfig {
+        segment_bytes,
+        index_interval_bytes: 256,
+        ..LogConfig::default()
+    }
+}
+
+fn append(log: &mut Log, b: &Bytes) -> Result<gregor_log::AppendInfo, LogError> {
+    let headers = parse_record_set(b, 1 << 20)?;
+    log.append(b, &headers, 0)
+}
+
+fn marker(pid: i64, epoch: i16, commit: bool, coordinator_epoch: i32) -> Bytes {
+    EndTxnMarker {
+        commit,
+        coordinator_epoch,
+    }
+    .batch(pid, epoch, 1_700_000_000_000)
+}
+
+fn aborted(pid: i64, first: i64, last: i64, lso: i64) -> AbortedTxn {
+    AbortedTxn {
+        producer_id: pid,
+        first_offset: first,
+        last_offset: last,
+        last_stable_offset: lso,
+    }
+}
+
+/// Two interleaved transactions and a plain batch: offsets 0-2 producer 1 (aborted at 7),
+/// 3-4 producer 2 (committed at 8), 5 non-transactional, 6 producer 1 again.
+fn interleaved(log: &mut Log) {
+    append(log, &transactional_batch(3, 1, 1, 0, 0)).unwrap();
+    append(log, &transactional_batch(2, 1, 2, 0, 0)).unwrap();
+    append(log, &batch(1, 1)).unwrap();
+    append(log, &transactional_batch(1, 1, 1, 0, 3)).unwrap();
+}
+
+#[test]
+fn the_last_stable_offset_waits_for_the_oldest_open_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config(1 << 20)).unwrap();
+    interleaved(&mut log);
+    assert_eq!(log.log_end_offset(), 7);
+    // Below the high watermark, and below producer 1's first offset.
+    assert_eq!(log.last_stable_offset(7), 0);
+    assert_eq!(log.last_stable_offset(0), 0);
+    let info = append(&mut log, &marker(1, 0, false, 5)).unwrap();
+    assert_eq!(info.first_offset, 7);
+    // Producer 1 ended, but its marker is not below the high watermark yet: Kafka keeps the
+    // transaction unstable until it is replicated.
+    assert_eq!(log.last_stable_offset(7), 0);
+    // Once the high watermark passes the marker, producer 2's transaction (first offset 3) holds it.
+    assert_eq!(log.last_stable_offset(8), 3);
+    append(&mut log, &marker(2, 0, true, 5)).unwrap();
+    assert_eq!(
+        log.last_stable_offset(8),
+        3,
+        "marker 8 not below the high watermark yet"
+    );
+    assert_eq!(log.last_stable_offset(9), 9);
+    // Only the abort is indexed: producer 2 was still open, so its LSO is 3.
+    assert_eq!(log.collect_aborted_txns(0, 9), vec![aborted(1, 0, 7, 3)]);
+    assert_eq!(
+        log.collect_aborted_txns(8, 9),
+        vec![],
+        "ended before the fetch"
+    );
+    assert_eq!(log.collect_aborted_txns(6, 9), vec![aborted(1, 0, 7, 3)]);
+}
+
+#[test]
+fn the_txnindex_file_is_kafkas_and_survives_clean_and_unclean_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config(1 << 20)).unwrap();
+    interleaved(&mut log);
+    append(&mut log, &marker(1, 0, false, 5)).unwrap();
+    // Producer 2 stays open across the restart.
+    let path = dir.path().join("00000000000000000000.txnindex");
+    let bytes = std::fs::read(&path).unwrap();
+    let mut want = Vec::new();
+    want.extend_from_slice(&0i16.to_be_bytes());
+    for v in [1i64, 0, 7, 3] {
+        want.extend_from_slice(&v.to_be_bytes());
+    }
+    assert_eq!(
+        bytes, want,
+        "version, producer id, first, last, last stable offset"
+    );
+    drop(log);
+
+    // Unclean (no snapshot): the replay finds producer 2 open and rewrites nothing twice.
+    let mut log = Log::open(dir.path(), config(1 << 20)).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), want);
+    assert_eq!(log.last_stable_offset(8), 3);
+    assert_eq!(log.collect_aborted_txns(0, 8), vec![aborted(1, 0, 7, 3)]);
+    // Without the index file the replay writes it again.
+    std::fs::remove_file(&path).unwrap();
+    drop(log);
+    let mut log = Log::open(dir.path(), config(1 << 20)).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), want);
+    append(&mut log, &marker(2, 0, true, 5)).unwrap();
+    assert_eq!(log.last_stable_offset(9), 9);
+
+    // Clean close: the producer snapshot (Kafka's format) carries the open transaction.
+    append(&mut log, &transactional_batch(2, 1, 3, 4, 0)).unwrap(); // offsets 9-10
+    log.close().unwrap();
+    drop(log);
+    let mut log = Log::open(dir.path(), config(1 << 20)).unwrap();
+    assert_eq!(log.last_stable_offset(11), 9);
+    append(&mut log, &marker(3, 4, false, 6)).unwrap(); // 11
+    assert_eq!(
+        log.collect_aborted_txns(9, 12),
+        vec![aborted(3, 9, 11, 12)],
+        "nothing open after it: its lso is the marker + 1"
+    );
+}
+
+#[test]
+fn aborts_are_indexed_in_the_segment_of_their_marker_and_collected_across_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    // Small segments: every append of ~100 bytes rolls.
+    let mut log = Log::open(dir.path(), config(150)).unwrap();
+    append(&mut log, &transactional_batch(1, 1, 1, 0, 0)).unwrap(); // 0
+    append(&mut log, &batch(1, 1)).unwrap(); // 1
+    append(&mut log, &transactional_batch(1, 1, 1, 0, 1)).unwrap(); // 2
+    append(&mut log, &marker(1, 0, false, 0)).unwrap(); // 3
+    assert!(log.segment_count() >= 3);
+    // From offset 1 (a later segment than the transaction's start) the abort is found.
+    assert_eq!(log.collect_aborted_txns(1, 4), vec![aborted(1, 0, 3, 4)]);
+    let marker_segment = dir.path().join("00000000000000000003.txnindex");
+    assert!(marker_segment.exists());
+    assert!(!dir.path().join("00000000000000000000.txnindex").exists());
+    // A truncation below the marker takes the entry and reopens the transaction.
+    assert!(log.truncate_to(3).unwrap());
+    assert_eq!(log.collect_aborted_txns(0, 4), vec![]);
+    assert_eq!(log.last_stable_offset(3), 0);
+}
+
+#[test]
+fn transactional_producers_are_checked_as_kafka_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config(1 << 20)).unwrap();
+    append(&mut log, &transactional_batch(2, 1, 7, 1, 0)).unwrap();
+    // A plain write inside an open transaction.
+    assert!(matches!(
+        append(
+            &mut log,
+            &batch_with(1, 1, Some((7, 1, 2)), Compression::None, 5)
+        ),
+        Err(LogError::Producer(ProducerError::InvalidTxnState {
+            producer_id: 7
+        }))
+    ));
+    append(&mut log, &marker(7, 1, true, 3)).unwrap();
+    // A marker from an older coordinator is fenced.
+    append(&mut log, &transactional_batch(1, 1, 7, 1, 2)).unwrap();
+    assert!(matches!(
+        append(&mut log, &marker(7, 1, true, 2)),
+        Err(LogError::Producer(
+            ProducerError::TransactionCoordinatorFenced {
+                coordinator_epoch: 2,
+                current: 3,
+                ..
+            }
+        ))
+    ));
+    append(&mut log, &marker(7, 1, false, 3)).unwrap();
+    assert_eq!(log.last_stable_offset(log.log_end_offset()), 5);
+}
