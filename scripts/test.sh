@@ -8,7 +8,8 @@
 # sessions, SIGSTOP): the Rust tests (unit + integration, ZooKeeper clusters), compaction
 # through confluent-kafka, replication under faults (compat-tests/replication_test.py), a
 # rolling restart under load, gregor with Apache Kafka 3.9 in one ZooKeeper-mode cluster
-# (compat-tests/kafka39_interop_test.py), ACLs on two brokers (compat-tests/acl_test.py), then
+# (compat-tests/kafka39_interop_test.py), ACLs on two brokers (compat-tests/acl_test.py),
+# transactions with confluent-kafka and kafka-python (compat-tests/transactions_test.py), then
 # Kafka's DumpLogSegments and kafka-consumer-groups. Lane B holds the rest: the fuzz targets for a bounded time
 # (scripts/fuzz.sh; its build overlaps lane A's test build), the client-compatibility suite for
 # franz-go, sarama, KafkaJS, @confluentinc/kafka-javascript and rskafka on a broker of its own,
@@ -71,8 +72,8 @@ lane_b() {
     local s=0
     # Fuzzing first: its build (the nightly toolchain, sanitizers) runs while lane A compiles
     # the Rust tests, when nothing timing-sensitive runs yet.
-    run_stage "coverage-guided fuzzing: request decoding, record sets, log recovery (60 s each)" 1200 \
-        scripts/fuzz.sh 60 || s=1
+    run_stage "coverage-guided fuzzing: request decoding, record sets, log recovery (30 s each)" 1200 \
+        scripts/fuzz.sh 30 || s=1
     run_stage "compat suite: franz-go, sarama, KafkaJS, confluent-js, rskafka" 1500 \
         python3 compat-tests/run_compat.py --broker target/release/gregor \
             --clients franz-go,sarama,kafkajs,confluent-js,rskafka \
@@ -112,6 +113,8 @@ run_stage "gregor and Kafka 3.9 in one cluster: the controller protocol both way
     python3 compat-tests/kafka39_interop_test.py --broker target/release/gregor || status=1
 run_stage "ACLs: kafka-acls.sh, four clients, two brokers on ZooKeeper" 600 \
     python3 compat-tests/acl_test.py --broker target/release/gregor || status=1
+run_stage "transactions: commit, abort, fencing, timeouts, exactly-once copy across kill -9" 600 \
+    python3 compat-tests/transactions_test.py --broker target/release/gregor || status=1
 run_stage "Kafka's DumpLogSegments reads gregor's segments and indexes" 900 \
     bash log/tests/kafka_dump_log.sh || status=1
 run_stage "kafka-consumer-groups.sh, kafka-log-dirs.sh, DumpLogSegments --offsets-decoder" 600 \

@@ -21,7 +21,8 @@ use crate::replica::ReplicaManager;
 use crate::security::authorizer::AclAuthorizer;
 use crate::security::client_quotas::{ClientQuotaManager, QuotaType};
 use crate::topic_admin::{self, TopicAdminContext};
-use crate::txn::ProducerIdManager;
+use crate::txn::marker_channel::{OffsetsMarkerListener, TransactionMarkerChannel};
+use crate::txn::{ProducerIdManager, TransactionCoordinator};
 
 pub struct Broker {
     pub config: BrokerConfig,
@@ -29,7 +30,9 @@ pub struct Broker {
     pub replicas: Arc<ReplicaManager>,
     pub producer_ids: ProducerIdManager,
     /// Consumer groups and committed offsets of the `__consumer_offsets` partitions led here.
-    pub groups: GroupCoordinator,
+    pub groups: Arc<GroupCoordinator>,
+    /// Transactions of the `__transaction_state` partitions led here.
+    pub txns: Arc<TransactionCoordinator>,
     /// Serialises topic administration (create, delete, add partitions) on this broker.
     pub admin_lock: tokio::sync::Mutex<()>,
     /// Client byte-rate quotas (`producer_byte_rate`, `consumer_byte_rate`), refreshed from
@@ -123,10 +126,26 @@ impl Broker {
             topics = metadata.image().topics.len(),
             "broker state loaded"
         );
-        let groups = GroupCoordinator::new(config.broker_id, config.group_config());
+        let groups = Arc::new(GroupCoordinator::new(
+            config.broker_id,
+            config.group_config(),
+        ));
         groups.on_replicas_changed(&metadata.image(), &replicas);
+        let txns = Arc::new(TransactionCoordinator::new(
+            config.broker_id,
+            config.txn_config(),
+            TransactionMarkerChannel::new(
+                config.broker_id,
+                metadata.clone(),
+                replicas.clone(),
+                config.inter_broker_listener_name.clone(),
+                offsets_markers(groups.clone()),
+            ),
+        ));
+        txns.on_replicas_changed(&metadata.image(), &replicas);
         Ok(Broker {
             groups,
+            txns,
             producer_ids: ProducerIdManager::new(metadata.clone()),
             metadata,
             replicas,
@@ -219,11 +238,13 @@ impl Broker {
     }
 
     /// Brings the hosted replicas in line with the current metadata.
-    /// The group coordinator follows: it loads the offsets partitions this broker now leads.
+    /// The group and transaction coordinators follow: they load the partitions of
+    /// `__consumer_offsets` and `__transaction_state` this broker now leads.
     pub fn sync_replicas(&self) -> Result<(), crate::replica::PartitionError> {
         let image = self.metadata.image();
         let result = self.replicas.apply(&image, &self.config);
         self.groups.on_replicas_changed(&image, &self.replicas);
+        self.txns.on_replicas_changed(&image, &self.replicas);
         result
     }
 
@@ -332,6 +353,14 @@ impl Broker {
         self.metadata.shutdown();
         self.replicas.shutdown()
     }
+}
+
+/// What the group coordinator does when a transaction marker is written to a partition of
+/// `__consumer_offsets` here: the transaction's offsets become committed, or are dropped.
+pub fn offsets_markers(groups: Arc<GroupCoordinator>) -> OffsetsMarkerListener {
+    Arc::new(move |partition, producer_id, commit| {
+        groups.complete_transaction(partition, producer_id, commit)
+    })
 }
 
 /// One ControlledShutdown (v3) to the controller at `endpoint`: the partitions it says this

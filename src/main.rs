@@ -146,6 +146,21 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     scheduler.schedule("group timers", GROUP_TICK, FirstRun::Now, move || {
         groups_broker.groups.tick(&groups_broker.image())
     });
+    // The transaction coordinator aborts transactions past their timeout
+    // (`transaction.abort.timed.out.transaction.cleanup.interval.ms`).
+    let txn_broker = broker.clone();
+    scheduler.schedule_async(
+        "transaction timeouts",
+        txn_broker.txns.config().abort_timed_out_interval,
+        FirstRun::AfterPeriod,
+        move || {
+            let txns = txn_broker.txns.clone();
+            async move {
+                txns.abort_timed_out_transactions(gregor::clock::now_ms())
+                    .await
+            }
+        },
+    );
     // Client quotas: the stored quotas put in force.
     let quotas_broker = broker.clone();
     scheduler.schedule_async(

@@ -4,6 +4,7 @@
 //! OffsetForLeaderEpoch, topic administration and configs, and state across a restart.
 
 mod common;
+mod txn;
 
 use std::time::{Duration, Instant};
 

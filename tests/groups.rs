@@ -288,14 +288,38 @@ fn find_coordinator_creates_the_compacted_offsets_topic() {
         .map(|c| (c.key.as_str(), c.error_code, c.node_id.0))
         .collect();
     assert_eq!(found, [("g1", NONE, 0), ("g2", NONE, 0)]);
-    // Transactional ids have no coordinator yet.
+    // A transactional id's coordinator: the leader of its `__transaction_state` partition,
+    // the topic created on first use (50 partitions, compacted, internal).
     let txn = c.call(
         4,
         &FindCoordinatorRequest::default()
             .with_key_type(1)
             .with_coordinator_keys(vec![s("t1")]),
     );
-    assert_eq!(txn.coordinators[0].error_code, 15);
+    assert_eq!(
+        (
+            txn.coordinators[0].error_code,
+            txn.coordinators[0].node_id.0
+        ),
+        (NONE, 0)
+    );
+    let md = c.call(
+        12,
+        &MetadataRequest::default()
+            .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+            )
+            .with_name(Some(TopicName(s("__transaction_state"))))])),
+    );
+    assert_eq!(md.topics[0].partitions.len(), 50);
+    assert!(md.topics[0].is_internal);
+    // Other key types (share groups) are not served.
+    let other = c.call(
+        4,
+        &FindCoordinatorRequest::default()
+            .with_key_type(2)
+            .with_coordinator_keys(vec![s("s1")]),
+    );
+    assert_eq!(other.coordinators[0].error_code, 42, "INVALID_REQUEST");
 
     let md = c.call(
         12,

@@ -72,6 +72,11 @@ responses! {
     DescribeAcls(DescribeAclsResponse),
     CreateAcls(CreateAclsResponse),
     DeleteAcls(DeleteAclsResponse),
+    WriteTxnMarkers(WriteTxnMarkersResponse),
+    AddPartitionsToTxn(AddPartitionsToTxnResponse),
+    AddOffsetsToTxn(AddOffsetsToTxnResponse),
+    EndTxn(EndTxnResponse),
+    TxnOffsetCommit(TxnOffsetCommitResponse),
 }
 
 impl Response {
@@ -82,7 +87,9 @@ impl Response {
             ($($variant:ident),* $(,)?) => {
                 match self {
                     $(Response::$variant(r) => r.throttle_time_ms = ms,)*
-                    Response::SaslHandshake(_) | Response::SaslAuthenticate(_) => {}
+                    Response::SaslHandshake(_)
+                    | Response::SaslAuthenticate(_)
+                    | Response::WriteTxnMarkers(_) => {}
                 }
             };
         }
@@ -128,6 +135,10 @@ impl Response {
             DescribeAcls,
             CreateAcls,
             DeleteAcls,
+            AddPartitionsToTxn,
+            AddOffsetsToTxn,
+            EndTxn,
+            TxnOffsetCommit,
         );
     }
 }

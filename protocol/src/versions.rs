@@ -56,8 +56,8 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     api(ApiKey::DescribeCluster, 0, 2),
     // kafka-log-dirs.sh; v0 is gone from Kafka 4.
     api(ApiKey::DescribeLogDirs, 1, 4),
-    // Groups only (transactional ids get COORDINATOR_NOT_AVAILABLE until transactions exist).
-    // librdkafka also infers LZ4 support (a 0.8.2 feature) from its presence.
+    // Groups and transactional ids. librdkafka also infers LZ4 support (a 0.8.2 feature)
+    // from its presence.
     api(ApiKey::FindCoordinator, 0, 6),
     // Consumer groups (classic protocol) and committed offsets.
     api(ApiKey::OffsetCommit, 2, 9),
@@ -92,6 +92,15 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     api(ApiKey::DescribeAcls, 1, 3),
     api(ApiKey::CreateAcls, 1, 3),
     api(ApiKey::DeleteAcls, 1, 3),
+    // A transaction coordinator's markers, appended as each partition's leader (v0 is gone
+    // from Kafka 4; Kafka 3.9 coordinators send v1).
+    api(ApiKey::WriteTxnMarkers, 1, 1),
+    // Transactions at their coordinator: the classic protocol (transaction version 1).
+    // AddPartitionsToTxn v4+ is the brokers' batched form (KIP-890), not yet served.
+    api(ApiKey::AddPartitionsToTxn, 0, 3),
+    api(ApiKey::AddOffsetsToTxn, 0, 4),
+    api(ApiKey::EndTxn, 0, 4),
+    api(ApiKey::TxnOffsetCommit, 0, 4),
 ];
 
 /// The served range of an API key, if gregor serves it at all.

@@ -13,12 +13,14 @@ pub mod group;
 pub mod listener;
 mod properties;
 pub mod topic;
+pub mod txn;
 
 pub use broker::{AuthorizerSettings, BrokerConfig, CliAction, ACL_AUTHORIZER_CLASS_NAMES};
 pub use dynamic::{BrokerEntity, DynamicBrokerConfigs};
 pub use group::GroupConfig;
 pub use listener::{Listener, SecurityProtocol};
 pub use topic::{describe_topic_configs, topic_settings, validate_topic_config, TopicSettings};
+pub use txn::TxnConfig;
 
 /// One row of a DescribeConfigs answer.
 #[derive(Clone, Debug, PartialEq)]

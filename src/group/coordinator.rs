@@ -243,6 +243,17 @@ impl GroupCoordinator {
                     for (group, topic, tp, value) in loaded.offsets {
                         inner.offsets.load(group, p, (topic, tp), value);
                     }
+                    for (producer_id, pending) in loaded.pending_txn {
+                        for (group, topic, tp, value) in pending {
+                            inner.offsets.load_pending_txn(
+                                producer_id,
+                                group,
+                                p,
+                                (topic, tp),
+                                value,
+                            );
+                        }
+                    }
                     inner.owned.insert(
                         p,
                         OwnedPartition {
@@ -274,6 +285,17 @@ impl GroupCoordinator {
         prepare: impl FnOnce(&mut Inner, i32) -> Result<(Vec<KeyValue>, T), E>,
         apply: impl FnOnce(&mut Inner, T, Result<(), E>) -> R,
     ) -> Result<R, E> {
+        self.write_as(group_id, None, prepare, apply)
+    }
+
+    /// `write`, the records stored as `producer`'s transactional batch when given.
+    fn write_as<T, R>(
+        &self,
+        group_id: &str,
+        producer: Option<(i64, i16)>,
+        prepare: impl FnOnce(&mut Inner, i32) -> Result<(Vec<KeyValue>, T), E>,
+        apply: impl FnOnce(&mut Inner, T, Result<(), E>) -> R,
+    ) -> Result<R, E> {
         let (partition, log, writes) = {
             let inner = self.lock();
             let p = inner.partition_of(group_id)?;
@@ -292,7 +314,7 @@ impl GroupCoordinator {
         let stored = if recs.is_empty() {
             Ok(())
         } else {
-            store::append(&log, recs, self.clock.now_ms()).map_err(|e| {
+            store::append(&log, recs, self.clock.now_ms(), producer).map_err(|e| {
                 warn!(partition, error = %e, "cannot store group changes");
                 e.response_error()
             })
@@ -533,6 +555,78 @@ impl GroupCoordinator {
         )
     }
 
+    /// TxnOffsetCommit: validated as OffsetCommit (the member and generation, when the
+    /// request names them), stored as the producer's transactional batch; the offsets
+    /// become visible when its transaction commits (`complete_transaction`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn txn_commit_offsets(
+        &self,
+        group_id: &str,
+        producer: (i64, i16),
+        generation_id: i32,
+        member_id: &str,
+        instance: Option<&str>,
+        entries: &[CommitEntry],
+        topic_exists: &dyn Fn(&str, i32) -> bool,
+    ) -> Result<Vec<Result<(), E>>, E> {
+        let now = self.clock.read();
+        if !fits_record(group_id) {
+            return Err(E::InvalidGroupId);
+        }
+        self.write_as(
+            group_id,
+            Some(producer),
+            |inner, partition| {
+                let simple = generation_id < 0 && member_id.is_empty();
+                if !simple {
+                    if let Some(g) = inner.consumer_groups.get(group_id) {
+                        g.validate_commit(member_id, generation_id)?;
+                    } else {
+                        validate_classic_commit(
+                            inner,
+                            partition,
+                            group_id,
+                            generation_id,
+                            member_id,
+                            instance,
+                            now,
+                        )?;
+                    }
+                }
+                let mut commit = inner.offsets.prepare_commit(
+                    group_id,
+                    entries,
+                    topic_exists,
+                    self.config.offset_metadata_max_bytes,
+                    now.ms,
+                );
+                Ok((std::mem::take(&mut commit.records), (partition, commit)))
+            },
+            |inner, (partition, commit), stored| match stored {
+                Ok(()) => inner
+                    .offsets
+                    .add_pending_txn(producer.0, group_id, partition, commit),
+                Err(e) => commit.results.into_iter().map(|r| r.and(Err(e))).collect(),
+            },
+        )
+    }
+
+    /// A transaction marker was written to offsets partition `partition`: the producer's
+    /// pending transactional offsets there become committed, or are dropped.
+    pub fn complete_transaction(&self, partition: i32, producer_id: i64, commit: bool) {
+        let mut inner = self.lock();
+        if inner.owned.contains_key(&partition) {
+            inner.offsets.complete_txn(producer_id, partition, commit);
+        }
+    }
+
+    /// KIP-447: whether an open transaction holds an offset of the group's partition.
+    pub fn has_pending_txn_offset(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        self.lock()
+            .offsets
+            .has_pending_txn(group_id, topic, partition)
+    }
+
     /// OffsetFetch: the committed offsets of `topics` (all of the group's if None).
     pub fn fetch_offsets(
         &self,
@@ -643,7 +737,7 @@ impl GroupCoordinator {
             if recs.is_empty() {
                 continue;
             }
-            if let Err(e) = store::append(&log, recs, now.ms) {
+            if let Err(e) = store::append(&log, recs, now.ms, None) {
                 warn!(partition, error = %e, "cannot store group changes");
             }
         }

@@ -44,6 +44,10 @@ impl StoreError {
             StoreError::Append(PartitionError::Log(LogError::BatchTooLarge { .. })) => {
                 E::InvalidCommitOffsetSize
             }
+            // A TxnOffsetCommit from a fenced producer epoch.
+            StoreError::Append(PartitionError::Log(LogError::Producer(
+                gregor_log::ProducerError::InvalidProducerEpoch { .. },
+            ))) => E::ProducerFenced,
             StoreError::Append(_) => E::NotCoordinator,
         }
     }
@@ -59,30 +63,38 @@ pub enum LoadError {
 }
 
 /// Appends records to an offsets partition as one batch (so they are stored atomically),
-/// stamped `timestamp_ms`.
+/// stamped `timestamp_ms`. With a `producer` (id, epoch) the batch is that producer's,
+/// transactional: a TxnOffsetCommit, which its transaction's marker completes.
 pub fn append(
     partition: &Partition,
     recs: Vec<KeyValue>,
     timestamp_ms: i64,
+    producer: Option<(i64, i16)>,
 ) -> Result<(), StoreError> {
     if recs.is_empty() {
         return Ok(());
     }
+    let (producer_id, producer_epoch) = producer.unwrap_or((-1, -1));
     let records: Vec<Record> = recs
         .into_iter()
         .enumerate()
         .map(|(i, (key, value))| Record {
-            transactional: false,
+            transactional: producer.is_some(),
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             // The encoder keeps records in one batch while offset - sequence is constant;
-            // base sequence 0, as Kafka's group coordinator writes it.
-            sequence: i as i32,
+            // base sequence 0, as Kafka's group coordinator writes it (-1, none, for a
+            // producer's batch: the coordinator's sequences are not checked).
+            sequence: if producer.is_some() {
+                i as i32 - 1
+            } else {
+                i as i32
+            },
             timestamp: timestamp_ms,
             key: Some(key),
             value,
@@ -101,7 +113,10 @@ pub fn append(
     .map_err(|e| StoreError::Encode(e.to_string()))?;
     let headers =
         parse_record_set(&buf, u32::MAX).map_err(|e| StoreError::Encode(e.to_string()))?;
-    partition.append(buf.freeze(), headers, -1)?;
+    match producer {
+        Some(_) => partition.append_from_coordinator(buf.freeze(), headers)?,
+        None => partition.append(buf.freeze(), headers, -1)?,
+    };
     Ok(())
 }
 
@@ -110,6 +125,9 @@ pub fn append(
 pub struct Loaded {
     pub groups: Vec<ClassicGroup>,
     pub offsets: Vec<(String, String, i32, OffsetCommitValue)>,
+    /// Transactional offset commits whose transaction has not ended: producer id ->
+    /// (group, topic, partition, value).
+    pub pending_txn: HashMap<i64, Vec<(String, String, i32, OffsetCommitValue)>>,
 }
 
 /// Replays one `__consumer_offsets` partition: the last record of each key wins, tombstones
@@ -121,6 +139,10 @@ pub fn load_partition(partition: &Partition, index: i32, now: Now) -> Result<Loa
     let mut offset = start;
     let mut offsets: HashMap<(String, String, i32), Option<OffsetCommitValue>> = HashMap::new();
     let mut metadata: HashMap<String, Option<GroupMetadataValue>> = HashMap::new();
+    // Transactional offset commits by producer, until their marker (Kafka's replay of
+    // TxnOffsetCommit records).
+    let mut pending_txn: HashMap<i64, Vec<(String, String, i32, OffsetCommitValue)>> =
+        HashMap::new();
     while offset < log_end {
         let read = partition
             .read_up_to(offset, 1 << 20, true, ReadBound::LogEnd)
@@ -139,6 +161,14 @@ pub fn load_partition(partition: &Partition, index: i32, now: Now) -> Result<Loa
             pos = end;
             offset = h.base_offset + h.last_offset_delta as i64 + 1;
             if h.is_control() {
+                let Some(marker) = gregor_log::EndTxnMarker::parse(&batch) else {
+                    continue;
+                };
+                for (g, t, p, v) in pending_txn.remove(&h.producer_id).unwrap_or_default() {
+                    if marker.commit {
+                        offsets.insert((g, t, p), Some(v));
+                    }
+                }
                 continue;
             }
             let set = RecordBatchDecoder::decode(&mut batch)
@@ -161,7 +191,16 @@ pub fn load_partition(partition: &Partition, index: i32, now: Now) -> Result<Loa
                             },
                             None => None,
                         };
-                        offsets.insert((group, topic, partition), value);
+                        match (h.is_transactional(), value) {
+                            (true, Some(v)) => pending_txn
+                                .entry(h.producer_id)
+                                .or_default()
+                                .push((group, topic, partition, v)),
+                            (true, None) => {}
+                            (false, value) => {
+                                offsets.insert((group, topic, partition), value);
+                            }
+                        }
                     }
                     Ok(CoordinatorKey::Group { group }) => {
                         let value = match r.value {
@@ -202,5 +241,6 @@ pub fn load_partition(partition: &Partition, index: i32, now: Now) -> Result<Loa
     Ok(Loaded {
         groups: groups.into_values().collect(),
         offsets,
+        pending_txn,
     })
 }

@@ -54,9 +54,15 @@ struct GroupOffsets {
     offsets: Offsets,
 }
 
+/// Offsets a transaction committed (TxnOffsetCommit) that become visible with its commit
+/// marker and are dropped by its abort marker: (group, offsets partition, key, value).
+type PendingTxnOffsets = Vec<(String, i32, (String, i32), OffsetCommitValue)>;
+
 #[derive(Default)]
 pub struct OffsetMetadataManager {
     groups: HashMap<String, GroupOffsets>,
+    /// By producer id (Kafka's `pendingTransactionalOffsetCommits`).
+    pending_txn: HashMap<i64, PendingTxnOffsets>,
 }
 
 impl OffsetMetadataManager {
@@ -111,10 +117,76 @@ impl OffsetMetadataManager {
     /// Forgets the offsets of groups `keep` rejects (a partition no longer led here).
     pub fn retain_partitions(&mut self, keep: impl Fn(i32) -> bool) {
         self.groups.retain(|_, g| keep(g.partition));
+        for pending in self.pending_txn.values_mut() {
+            pending.retain(|(_, p, _, _)| keep(*p));
+        }
+        self.pending_txn.retain(|_, pending| !pending.is_empty());
     }
 
     pub fn clear(&mut self) {
         self.groups.clear();
+        self.pending_txn.clear();
+    }
+
+    /// A stored TxnOffsetCommit (or one replayed): its offsets wait for the marker of
+    /// `producer_id`'s transaction.
+    pub fn add_pending_txn(
+        &mut self,
+        producer_id: i64,
+        group_id: &str,
+        partition: i32,
+        commit: PreparedCommit,
+    ) -> Vec<Result<(), E>> {
+        let pending = self.pending_txn.entry(producer_id).or_default();
+        for (key, value) in commit.accepted {
+            pending.push((group_id.to_string(), partition, key, value));
+        }
+        commit.results
+    }
+
+    /// A replayed TxnOffsetCommit whose transaction has not ended.
+    pub fn load_pending_txn(
+        &mut self,
+        producer_id: i64,
+        group_id: String,
+        partition: i32,
+        key: (String, i32),
+        value: OffsetCommitValue,
+    ) {
+        self.pending_txn
+            .entry(producer_id)
+            .or_default()
+            .push((group_id, partition, key, value));
+    }
+
+    /// A transaction marker of `producer_id` in offsets partition `partition`: its pending
+    /// offsets there become committed (commit) or are dropped (abort), as Kafka's
+    /// `completePendingTxnOffsetCommit`.
+    pub fn complete_txn(&mut self, producer_id: i64, partition: i32, commit: bool) {
+        let Some(pending) = self.pending_txn.get_mut(&producer_id) else {
+            return;
+        };
+        let (done, kept): (Vec<_>, Vec<_>) = std::mem::take(pending)
+            .into_iter()
+            .partition(|(_, p, _, _)| *p == partition);
+        *pending = kept;
+        if pending.is_empty() {
+            self.pending_txn.remove(&producer_id);
+        }
+        if commit {
+            for (group, p, key, value) in done {
+                self.load(group, p, key, value);
+            }
+        }
+    }
+
+    /// KIP-447: whether an open transaction holds an offset of the group's partition
+    /// (OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT).
+    pub fn has_pending_txn(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        self.pending_txn
+            .values()
+            .flatten()
+            .any(|(g, _, (t, p), _)| g == group_id && t == topic && *p == partition)
     }
 
     /// Validates each entry (the topic exists, the metadata fits) and builds its record,

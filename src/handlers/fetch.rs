@@ -26,7 +26,7 @@ use futures_util::FutureExt;
 use gregor_log::FetchSlice;
 use gregor_protocol::kafka_protocol::error::ResponseError as E;
 use gregor_protocol::kafka_protocol::messages::fetch_response::{
-    EpochEndOffset, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData,
 };
 use gregor_protocol::kafka_protocol::messages::ApiKey;
 use gregor_protocol::kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
@@ -122,6 +122,8 @@ pub async fn handle(
     let replica_id = replica_id(version, &req);
     let bound = if replica_id >= 0 {
         ReadBound::LogEnd
+    } else if req.isolation_level == READ_COMMITTED {
+        ReadBound::LastStableOffset
     } else {
         ReadBound::HighWatermark
     };
@@ -214,7 +216,9 @@ pub async fn handle(
         .iter()
         .filter_map(|w| {
             w.replica.as_ref().ok().map(|p| match bound {
-                ReadBound::HighWatermark => p.subscribe(),
+                // The last stable offset moves with the high watermark (a marker counts
+                // once the ISR has it) or with an append (a marker's own).
+                ReadBound::HighWatermark | ReadBound::LastStableOffset => p.subscribe(),
                 ReadBound::LogEnd => p.subscribe_log_end(),
             })
         })
@@ -328,7 +332,7 @@ fn read_all(
                 PartitionData::default()
                     .with_partition_index(w.partition)
                     .with_high_watermark(hw)
-                    .with_last_stable_offset(hw)
+                    .with_last_stable_offset(p.last_stable_offset())
                     .with_log_start_offset(log_start)
                     .with_diverging_epoch(
                         EpochEndOffset::default()
@@ -364,7 +368,7 @@ fn read_all(
                         Ok((r, records))
                     });
                 match read {
-                    Ok((r, records)) => {
+                    Ok((mut r, records)) => {
                         let len = records.len() as i64;
                         if w.throttled {
                             throttled_bytes += len as u64;
@@ -376,9 +380,18 @@ fn read_all(
                             .with_high_watermark(r.high_watermark)
                             .with_last_stable_offset(r.last_stable_offset)
                             .with_log_start_offset(r.log_start_offset)
-                            .with_aborted_transactions(
-                                (isolation_level == READ_COMMITTED).then(Vec::new),
-                            )
+                            .with_aborted_transactions((isolation_level == READ_COMMITTED).then(
+                                || {
+                                    std::mem::take(&mut r.aborted_transactions)
+                                        .into_iter()
+                                        .map(|t| {
+                                            AbortedTransaction::default()
+                                                .with_producer_id(t.producer_id.into())
+                                                .with_first_offset(t.first_offset)
+                                        })
+                                        .collect()
+                                },
+                            ))
                             .with_preferred_read_replica((-1).into())
                             .with_records(Some(records))
                     }
@@ -387,7 +400,7 @@ fn read_all(
                         let (log_start, hw, _) = p.offsets();
                         error_data(w.partition, e.error_code())
                             .with_high_watermark(hw)
-                            .with_last_stable_offset(hw)
+                            .with_last_stable_offset(p.last_stable_offset())
                             .with_log_start_offset(log_start)
                     }
                 }

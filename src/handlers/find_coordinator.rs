@@ -1,7 +1,7 @@
-//! FindCoordinator (key 10): which broker coordinates a consumer group (key type 0). The
-//! group's coordinator is the leader of its `__consumer_offsets` partition, created on first
-//! use as Kafka does. Transactional ids (key type 1) get COORDINATOR_NOT_AVAILABLE until the
-//! transaction coordinator exists.
+//! FindCoordinator (key 10): which broker coordinates a consumer group (key type 0) or a
+//! transactional id (key type 1): the leader of its partition of `__consumer_offsets` or
+//! `__transaction_state`, each created on first use as Kafka does. Other key types (share
+//! groups) get INVALID_REQUEST.
 
 use gregor_protocol::kafka_protocol::error::ResponseError as E;
 use gregor_protocol::kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -14,6 +14,7 @@ use crate::group::{offsets_topic, OFFSETS_TOPIC};
 use crate::metadata::ListenerEndpoint;
 use crate::security::acl::{AclOperation, ResourceType};
 use crate::security::authorizer::RequestAuthorizer;
+use crate::txn::{state_manager, TRANSACTION_STATE_TOPIC};
 
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
@@ -94,14 +95,19 @@ async fn find(
     key: &str,
     listener: &str,
 ) -> Result<(i32, ListenerEndpoint), E> {
-    if key_type != KEY_TYPE_GROUP {
-        return Err(E::CoordinatorNotAvailable);
-    }
-    offsets_topic::ensure_exists(broker, broker.groups.config()).await?;
+    let topic_name = match key_type {
+        KEY_TYPE_GROUP => {
+            offsets_topic::ensure_exists(broker, broker.groups.config()).await?;
+            OFFSETS_TOPIC
+        }
+        KEY_TYPE_TRANSACTION => {
+            state_manager::ensure_topic_exists(broker, broker.txns.config()).await?;
+            TRANSACTION_STATE_TOPIC
+        }
+        _ => return Err(E::InvalidRequest),
+    };
     let image = broker.image();
-    let topic = image
-        .topic(OFFSETS_TOPIC)
-        .ok_or(E::CoordinatorNotAvailable)?;
+    let topic = image.topic(topic_name).ok_or(E::CoordinatorNotAvailable)?;
     let p = partition_for_group(key, topic.partitions.len() as i32);
     let leader = topic
         .partitions

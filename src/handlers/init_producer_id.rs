@@ -1,16 +1,18 @@
-//! InitProducerId (key 22): hands an idempotent producer a fresh producer id at epoch 0,
-//! as Kafka does for requests without a transactional id (it ignores any id/epoch sent).
-//! Transactional ids need the transaction coordinator, which does not exist yet.
+//! InitProducerId (key 22): an idempotent producer gets a fresh producer id at epoch 0, as
+//! Kafka does for requests without a transactional id (it ignores any id/epoch sent). A
+//! transactional producer gets its id's producer id and a new epoch from the transaction
+//! coordinator, which fences the earlier producer of the id.
 
 use gregor_protocol::kafka_protocol::error::ResponseError;
 use gregor_protocol::kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse};
 use tracing::warn;
 
+use super::txn_error_for_version;
 use crate::broker::Broker;
 
 pub async fn handle(
     broker: &Broker,
-    _version: i16,
+    version: i16,
     req: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
     let resp = InitProducerIdResponse::default()
@@ -20,7 +22,23 @@ pub async fn handle(
         None => {}
         // Kafka refuses an empty transactional id outright.
         Some("") => return resp.with_error_code(ResponseError::InvalidRequest.code()),
-        Some(_) => return resp.with_error_code(ResponseError::CoordinatorNotAvailable.code()),
+        Some(id) => {
+            let result = broker
+                .txns
+                .init_producer_id(
+                    id,
+                    req.transaction_timeout_ms,
+                    &broker.producer_ids,
+                    crate::clock::now_ms(),
+                )
+                .await;
+            return match result {
+                Ok((producer_id, epoch)) => resp
+                    .with_producer_id(producer_id.into())
+                    .with_producer_epoch(epoch),
+                Err(e) => resp.with_error_code(txn_error_for_version(e, version, 4).code()),
+            };
+        }
     }
     match broker.producer_ids.next_id().await {
         Ok(id) => resp.with_producer_id(id.into()).with_producer_epoch(0),

@@ -16,6 +16,8 @@ use crate::security::acl::AclOperation;
 use crate::security::authorizer::RequestAuthorizer;
 
 const LATEST: i64 = -1;
+/// ListOffsets v2+: isolation level 1 is read_committed.
+const READ_COMMITTED: i8 = 1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
@@ -56,7 +58,8 @@ pub fn handle(
                     } else {
                         -1
                     };
-                    match lookup(&replica, epoch, p.timestamp) {
+                    let read_committed = version >= 2 && req.isolation_level == READ_COMMITTED;
+                    match lookup(&replica, epoch, p.timestamp, read_committed) {
                         Ok((offset, timestamp)) => resp
                             .with_offset(offset)
                             .with_timestamp(timestamp)
@@ -79,21 +82,29 @@ pub fn handle(
 }
 
 /// (offset, timestamp) for one partition; (-1, -1) when no record qualifies.
+/// Kafka's `fetchOffsetForTimestamp`: read_committed answers stop at the last stable
+/// offset, read_uncommitted ones at the high watermark.
 fn lookup(
     p: &Partition,
     current_leader_epoch: i32,
     timestamp: i64,
+    read_committed: bool,
 ) -> Result<(i64, i64), PartitionError> {
     p.check_leader_epoch(current_leader_epoch)?;
     let (log_start, high_watermark, _) = p.offsets();
+    let fetchable = if read_committed {
+        p.last_stable_offset()
+    } else {
+        high_watermark
+    };
     let none = (-1, -1);
+    let below_fetchable = |found: Option<(i64, i64)>| found.filter(|(o, _)| *o < fetchable);
     Ok(match timestamp {
-        // No transactions yet, so the last stable offset is the high watermark.
-        LATEST => (high_watermark, -1),
+        LATEST => (fetchable, -1),
         EARLIEST | EARLIEST_LOCAL => (log_start, -1),
-        MAX_TIMESTAMP => p.max_timestamp_offset()?.unwrap_or(none),
+        MAX_TIMESTAMP => below_fetchable(p.max_timestamp_offset()?).unwrap_or(none),
         LATEST_TIERED => none,
-        ts if ts >= 0 => p.offset_for_timestamp(ts)?.unwrap_or(none),
+        ts if ts >= 0 => below_fetchable(p.offset_for_timestamp(ts)?).unwrap_or(none),
         _ => none,
     })
 }

@@ -2,6 +2,8 @@
 //! request is answered opens the file with its name. `handle` routes a decoded request to
 //! its module and encodes the answer at the request's version.
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod allocate_producer_ids;
 pub mod alter_client_quotas;
 pub mod alter_configs;
@@ -27,6 +29,7 @@ pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
+pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -46,7 +49,9 @@ pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod stop_replica;
 pub mod sync_group;
+pub mod txn_offset_commit;
 pub mod update_metadata;
+pub mod write_txn_markers;
 
 use std::time::Duration;
 
@@ -340,6 +345,25 @@ async fn handle_request(
         Request::InitProducerId(r) => {
             Response::InitProducerId(init_producer_id::handle(broker, v, r).await)
         }
+        Request::AddPartitionsToTxn(r) => {
+            Response::AddPartitionsToTxn(add_partitions_to_txn::handle(broker, v, r, authz).await)
+        }
+        Request::AddOffsetsToTxn(r) => {
+            Response::AddOffsetsToTxn(add_offsets_to_txn::handle(broker, v, r, authz).await)
+        }
+        Request::EndTxn(r)
+            if !authz.allows(
+                AclOperation::Write,
+                crate::security::acl::ResourceType::TransactionalId,
+                &r.transactional_id,
+            ) =>
+        {
+            Response::EndTxn(end_txn::refused())
+        }
+        Request::EndTxn(r) => Response::EndTxn(end_txn::handle(broker, v, r).await),
+        Request::TxnOffsetCommit(r) => {
+            Response::TxnOffsetCommit(txn_offset_commit::handle(broker, v, r, authz).await)
+        }
         Request::OffsetForLeaderEpoch(r) => {
             Response::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, v, r, authz))
         }
@@ -443,6 +467,12 @@ async fn handle_request(
         }
         Request::AllocateProducerIds(r) => {
             Response::AllocateProducerIds(allocate_producer_ids::handle(broker, r).await)
+        }
+        Request::WriteTxnMarkers(r) if !authz.allows_cluster(AclOperation::ClusterAction) => {
+            Response::WriteTxnMarkers(write_txn_markers::refused(r, CLUSTER_DENIED))
+        }
+        Request::WriteTxnMarkers(r) => {
+            Response::WriteTxnMarkers(write_txn_markers::handle(broker, r).await)
         }
         Request::AlterPartitionReassignments(_) if !authz.allows_cluster(AclOperation::Alter) => {
             Response::AlterPartitionReassignments(
@@ -695,6 +725,23 @@ pub(crate) fn controller_error_code(e: &crate::metadata::MetadataError) -> i16 {
         MetadataError::NotController => E::NotController.code(),
         MetadataError::StaleBrokerEpoch(_) => E::StaleBrokerEpoch.code(),
         _ => E::UnknownServerError.code(),
+    }
+}
+
+/// A topic name for a response.
+pub(crate) fn topic_name(
+    s: impl Into<String>,
+) -> gregor_protocol::kafka_protocol::messages::TopicName {
+    gregor_protocol::kafka_protocol::messages::TopicName(str_bytes(s))
+}
+
+/// Kafka answers PRODUCER_FENCED as INVALID_PRODUCER_EPOCH to the versions of a
+/// transaction API before `fenced_from` (clients that do not know the newer code).
+pub(crate) fn txn_error_for_version(e: E, version: i16, fenced_from: i16) -> E {
+    if e == E::ProducerFenced && version < fenced_from {
+        E::InvalidProducerEpoch
+    } else {
+        e
     }
 }
 

@@ -36,6 +36,14 @@ pub fn handle(
     authz: RequestAuthorizer<'_>,
 ) -> OffsetFetchResponse {
     let group_denied = E::GroupAuthorizationFailed.code();
+    // KIP-447 (v7+): a partition whose offset an open transaction holds is unstable.
+    let require_stable = version >= 7 && req.require_stable;
+    let unstable = |group: &str, topic: &str, partition: i32| {
+        require_stable
+            && broker
+                .groups
+                .has_pending_txn_offset(group, topic, partition)
+    };
     if version >= 8 {
         let groups = req
             .groups
@@ -56,6 +64,16 @@ pub fn handle(
                         let (allowed, denied) = split_by_describe(fetched, all, authz);
                         let mut topics = group_topics(allowed, 0);
                         topics.extend(group_topics(denied, E::TopicAuthorizationFailed.code()));
+                        for t in &mut topics {
+                            for p in &mut t.partitions {
+                                if p.error_code == 0
+                                    && unstable(&g.group_id, &t.name, p.partition_index)
+                                {
+                                    p.error_code = E::UnstableOffsetCommit.code();
+                                    p.committed_offset = -1;
+                                }
+                            }
+                        }
                         group.with_topics(topics)
                     }
                     Err(e) => group.with_error_code(e.code()),
@@ -82,6 +100,14 @@ pub fn handle(
             let (allowed, denied) = split_by_describe(fetched, all, authz);
             let mut topics = single_topics(allowed, 0);
             topics.extend(single_topics(denied, E::TopicAuthorizationFailed.code()));
+            for t in &mut topics {
+                for p in &mut t.partitions {
+                    if p.error_code == 0 && unstable(&req.group_id, &t.name, p.partition_index) {
+                        p.error_code = E::UnstableOffsetCommit.code();
+                        p.committed_offset = -1;
+                    }
+                }
+            }
             OffsetFetchResponse::default().with_topics(topics)
         }
         // v0-1 have no top-level error: every partition carries it.

@@ -146,7 +146,7 @@ fn produce_partition(
     Option<(Arc<Partition>, LeaderAppend)>,
 ) {
     let index = data.index;
-    if topic == crate::group::OFFSETS_TOPIC {
+    if topic == crate::group::OFFSETS_TOPIC || topic == crate::txn::TRANSACTION_STATE_TOPIC {
         // Kafka: clients may not append to internal topics.
         let message = format!("Cannot append to internal topic {topic}");
         return (

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::{Bytes, BytesMut};
 use gregor_log::cleaner::{CleanResult, CleanableLog};
 use gregor_log::{
-    AppendInfo, EpochEndOffset, FetchSlice, Log, LogConfig, LogError, LogOpenOptions,
+    AppendInfo, AppendOrigin, EpochEndOffset, FetchSlice, Log, LogConfig, LogError, LogOpenOptions,
 };
 use thiserror::Error;
 use tokio::sync::watch;
@@ -51,8 +51,8 @@ pub enum PartitionError {
     FencedLeaderEpoch { requested: i32, current: i32 },
     #[error("leader epoch {requested} is newer than the current {current}")]
     UnknownLeaderEpoch { requested: i32, current: i32 },
-    #[error("transactional batches are not supported yet")]
-    TransactionsUnsupported,
+    #[error("clients may not write control batches")]
+    ControlBatchFromClient,
     #[error(
         "cannot read {}: {reason}. It must name the partition's topic id; restore it, or \
          delete it to have this broker adopt the directory's data for topic id {topic_id}",
@@ -86,6 +86,12 @@ impl PartitionError {
                 LogError::Producer(ProducerError::OutOfOrderSequence { .. }) => {
                     E::OutOfOrderSequenceNumber.code()
                 }
+                LogError::Producer(ProducerError::InvalidTxnState { .. }) => {
+                    E::InvalidTxnState.code()
+                }
+                LogError::Producer(ProducerError::TransactionCoordinatorFenced { .. }) => {
+                    E::TransactionCoordinatorFenced.code()
+                }
                 _ => E::KafkaStorageError.code(),
             },
             PartitionError::NotEnoughReplicas { .. } => E::NotEnoughReplicas.code(),
@@ -98,7 +104,7 @@ impl PartitionError {
             PartitionError::ReplicationTimedOut => E::RequestTimedOut.code(),
             PartitionError::FencedLeaderEpoch { .. } => E::FencedLeaderEpoch.code(),
             PartitionError::UnknownLeaderEpoch { .. } => E::UnknownLeaderEpoch.code(),
-            PartitionError::TransactionsUnsupported => E::InvalidTxnState.code(),
+            PartitionError::ControlBatchFromClient => E::InvalidRecord.code(),
             PartitionError::UnreadablePartitionMetadata { .. }
             | PartitionError::LogDirOffline(_) => E::KafkaStorageError.code(),
         }
@@ -112,12 +118,17 @@ pub struct PartitionRead {
     pub high_watermark: i64,
     pub last_stable_offset: i64,
     pub log_start_offset: i64,
+    /// For a read up to the last stable offset: the aborted transactions in its range,
+    /// whose records a read_committed consumer drops.
+    pub aborted_transactions: Vec<gregor_log::AbortedTxn>,
 }
 
-/// How far a read may go: consumers stop at the high watermark, followers at the log end.
+/// How far a read may go: read_uncommitted consumers stop at the high watermark,
+/// read_committed ones at the last stable offset, followers at the log end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReadBound {
     HighWatermark,
+    LastStableOffset,
     LogEnd,
 }
 
@@ -533,15 +544,47 @@ impl Partition {
     pub fn append(
         &self,
         records: Bytes,
-        mut headers: Vec<gregor_log::BatchHeader>,
+        headers: Vec<gregor_log::BatchHeader>,
         required_acks: i16,
     ) -> Result<LeaderAppend, PartitionError> {
-        if headers
-            .iter()
-            .any(|h| h.is_transactional() || h.is_control())
-        {
-            return Err(PartitionError::TransactionsUnsupported);
+        // Kafka's LogValidator: only a transaction coordinator writes control batches.
+        if headers.iter().any(|h| h.is_control()) {
+            return Err(PartitionError::ControlBatchFromClient);
         }
+        self.append_as_leader(records, headers, required_acks, AppendOrigin::Client)
+    }
+
+    /// Appends a coordinator's batch (the group coordinator's transactional offset
+    /// commits): the producer epoch is checked, not its sequence numbers.
+    pub fn append_from_coordinator(
+        &self,
+        records: Bytes,
+        headers: Vec<gregor_log::BatchHeader>,
+    ) -> Result<LeaderAppend, PartitionError> {
+        self.append_as_leader(records, headers, -1, AppendOrigin::Coordinator)
+    }
+
+    /// Appends the marker that ends `producer_id`'s transaction in this partition, as the
+    /// coordinator's WriteTxnMarkers asks (acks=-1: the caller waits for the ISR with
+    /// `wait_until_replicated`).
+    pub fn append_end_txn_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: gregor_log::EndTxnMarker,
+    ) -> Result<LeaderAppend, PartitionError> {
+        let records = marker.batch(producer_id, producer_epoch, crate::clock::now_ms());
+        let headers = gregor_log::parse_record_set(&records, u32::MAX)?;
+        self.append_as_leader(records, headers, -1, AppendOrigin::Coordinator)
+    }
+
+    fn append_as_leader(
+        &self,
+        records: Bytes,
+        mut headers: Vec<gregor_log::BatchHeader>,
+        required_acks: i16,
+        origin: AppendOrigin,
+    ) -> Result<LeaderAppend, PartitionError> {
         let compacted = self.lock().settings.compacted();
         if compacted {
             // Kafka refuses keyless records in a compacted topic (INVALID_RECORD); checked
@@ -573,7 +616,7 @@ impl Partition {
         };
         let mut info = st
             .log
-            .append(&records, &headers, epoch)
+            .append_from(&records, &headers, epoch, origin)
             .map_err(|e| self.storage(e))?;
         if log_append_time && !info.duplicate {
             info.log_append_time = now;
@@ -934,21 +977,38 @@ impl Partition {
         bound: ReadBound,
     ) -> Result<PartitionRead, PartitionError> {
         self.check_online()?;
-        let st = self.lock();
+        let mut st = self.lock();
+        let high_watermark = st.high_watermark;
+        let last_stable_offset = st.log.last_stable_offset(high_watermark);
         let max_offset = match bound {
-            ReadBound::HighWatermark => st.high_watermark,
+            ReadBound::HighWatermark => high_watermark,
+            ReadBound::LastStableOffset => last_stable_offset,
             ReadBound::LogEnd => i64::MAX,
         };
         let records = st
             .log
             .read(offset, max_bytes, max_offset, min_one_batch)
             .map_err(|e| self.storage(e))?;
+        let aborted_transactions = match (bound, &records) {
+            (ReadBound::LastStableOffset, Some(_)) => {
+                st.log.collect_aborted_txns(offset, last_stable_offset)
+            }
+            _ => Vec::new(),
+        };
         Ok(PartitionRead {
             records,
-            high_watermark: st.high_watermark,
-            last_stable_offset: st.high_watermark,
+            high_watermark,
+            last_stable_offset,
             log_start_offset: st.log.log_start_offset(),
+            aborted_transactions,
         })
+    }
+
+    /// Kafka's last stable offset: what read_committed consumers may read up to.
+    pub fn last_stable_offset(&self) -> i64 {
+        let mut st = self.lock();
+        let high_watermark = st.high_watermark;
+        st.log.last_stable_offset(high_watermark)
     }
 
     /// (log start offset, high watermark, log end offset)

@@ -1,7 +1,27 @@
-//! Producer ids and (later) transactions. Idempotent producers only need ids handed out
-//! here; the per-partition sequence and epoch state lives with each log
-//! (`gregor_log`'s ProducerStateManager), as in Kafka's storage layer.
+//! Producer ids and transactions.
+//!
+//! Imports point down this list; nothing below imports what is above it.
+//!
+//! - `coordinator`: `TransactionCoordinator`, the `__transaction_state` partitions this
+//!   broker leads and the state of their transactional ids, one lock, and the APIs that
+//!   change them (InitProducerId, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, timeouts).
+//! - `marker_channel`: writing a transaction's markers at the leaders of its partitions
+//!   (here directly, elsewhere with WriteTxnMarkers).
+//! - `state_manager`: appending to and replaying `__transaction_state`, creating it.
+//! - `transaction_metadata`: one transactional id's state and its transitions, pure.
+//! - `records`: the key and value formats of `__transaction_state`.
+//! - `producer_ids`: producer ids from blocks reserved in the metadata store.
+//!
+//! The per-partition side of transactions (producer state, markers in the log, the last
+//! stable offset, the aborted-transaction index) lives with each log, in `gregor_log`.
 
+pub mod coordinator;
+pub mod marker_channel;
 pub mod producer_ids;
+pub mod records;
+pub mod state_manager;
+pub mod transaction_metadata;
 
+pub use coordinator::TransactionCoordinator;
 pub use producer_ids::{ProducerIdManager, BLOCK_SIZE as PRODUCER_ID_BLOCK_SIZE};
+pub use records::TRANSACTION_STATE_TOPIC;

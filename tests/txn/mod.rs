@@ -1,0 +1,338 @@
+//! The partition leader's side of transactions, over the wire: transactional batches,
+//! WriteTxnMarkers (as a transaction coordinator sends them), the last stable offset in
+//! Fetch and ListOffsets, the aborted transactions a read_committed fetch names, and what
+//! a kill -9 leaves of them. Real clients (confluent-kafka and kafka-python with
+//! isolation.level=read_committed) then read the partition.
+//!
+//! A module of tests/api.rs (one test binary less to link).
+
+use std::process::Command;
+
+use crate::common::{create_topic, name, BrokerProcess, Client};
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::write_txn_markers_request::{
+    WritableTxnMarker, WritableTxnMarkerTopic,
+};
+use kafka_protocol::messages::{
+    FetchRequest, ListOffsetsRequest, ProduceRequest, TransactionalId, WriteTxnMarkersRequest,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
+const TOPIC: &str = "txn";
+
+/// One batch of `values` (keys = values), transactional when `txn` is set.
+fn batch(values: &[&str], producer: (i64, i16, i32), txn: bool) -> Bytes {
+    let (pid, epoch, seq) = producer;
+    let recs: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Record {
+            transactional: txn,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: pid,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: seq + i as i32,
+            timestamp: 1_700_000_000_000 + i as i64,
+            key: Some(Bytes::copy_from_slice(v.as_bytes())),
+            value: Some(Bytes::copy_from_slice(v.as_bytes())),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &recs,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    buf.freeze()
+}
+
+/// Produces one batch with acks=all: (error code, base offset).
+fn produce(c: &mut Client, records: Bytes, transactional_id: Option<&str>) -> (i16, i64) {
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_transactional_id(
+            transactional_id.map(|t| TransactionalId(StrBytes::from_string(t.to_string()))),
+        )
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(name(TOPIC))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(records))])]);
+    let p = c.call(9, &req).responses[0].partition_responses[0].clone();
+    (p.error_code, p.base_offset)
+}
+
+/// WriteTxnMarkers for `pid` on `topic`-0: the partition's error code.
+fn end_txn(c: &mut Client, topic: &str, pid: i64, epoch: i16, commit: bool) -> i16 {
+    let req = WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+        .with_producer_id(pid.into())
+        .with_producer_epoch(epoch)
+        .with_transaction_result(commit)
+        .with_coordinator_epoch(3)
+        .with_topics(vec![WritableTxnMarkerTopic::default()
+            .with_name(name(topic))
+            .with_partition_indexes(vec![0])])]);
+    let resp = c.call(1, &req);
+    assert_eq!(resp.markers[0].producer_id.0, pid);
+    resp.markers[0].topics[0].partitions[0].error_code
+}
+
+struct Fetched {
+    high_watermark: i64,
+    last_stable_offset: i64,
+    /// (producer id, first offset)
+    aborted: Option<Vec<(i64, i64)>>,
+    /// (offset, value) of data records; markers as (offset, "COMMIT"/"ABORT").
+    records: Vec<(i64, String)>,
+}
+
+fn fetch(c: &mut Client, isolation_level: i8) -> Fetched {
+    let req = FetchRequest::default()
+        .with_replica_id((-1).into())
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_isolation_level(isolation_level)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(name(TOPIC))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)])]);
+    let resp = c.call(12, &req);
+    let p = &resp.responses[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    let mut bytes = p.records.clone().unwrap_or_default();
+    let mut records = Vec::new();
+    for set in RecordBatchDecoder::decode_all(&mut bytes).unwrap() {
+        for r in set.records {
+            let key = r.key.map(|k| k.to_vec()).unwrap_or_default();
+            let text = if r.control {
+                if key == [0, 0, 0, 1] {
+                    "COMMIT"
+                } else {
+                    "ABORT"
+                }
+                .to_string()
+            } else {
+                String::from_utf8(key).unwrap()
+            };
+            records.push((r.offset, text));
+        }
+    }
+    Fetched {
+        high_watermark: p.high_watermark,
+        last_stable_offset: p.last_stable_offset,
+        aborted: p.aborted_transactions.as_ref().map(|a| {
+            a.iter()
+                .map(|t| (t.producer_id.0, t.first_offset))
+                .collect()
+        }),
+        records,
+    }
+}
+
+/// ListOffsets LATEST at `isolation_level`.
+fn latest(c: &mut Client, isolation_level: i8) -> i64 {
+    let req = ListOffsetsRequest::default()
+        .with_replica_id((-1).into())
+        .with_isolation_level(isolation_level)
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(name(TOPIC))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(-1)])]);
+    let p = c.call(7, &req).topics[0].partitions[0].clone();
+    assert_eq!(p.error_code, 0);
+    p.offset
+}
+
+fn offsets(records: &[(i64, String)]) -> Vec<String> {
+    records.iter().map(|(o, v)| format!("{o}:{v}")).collect()
+}
+
+#[test]
+fn markers_the_last_stable_offset_and_aborted_transactions_in_fetch() {
+    let mut broker = BrokerProcess::start(&[]);
+    let mut c = broker.client();
+    create_topic(&mut c, TOPIC, &[]);
+    // 0-1 producer 1000's transaction, 2 producer 2000's, 3 a plain record.
+    assert_eq!(
+        produce(&mut c, batch(&["a1", "a2"], (1000, 0, 0), true), Some("t1")),
+        (0, 0)
+    );
+    assert_eq!(
+        produce(&mut c, batch(&["b1"], (2000, 0, 0), true), Some("t2")),
+        (0, 2)
+    );
+    assert_eq!(
+        produce(&mut c, batch(&["c1"], (-1, -1, -1), false), None),
+        (0, 3)
+    );
+    let open = fetch(&mut c, 1);
+    assert_eq!((open.high_watermark, open.last_stable_offset), (4, 0));
+    assert!(
+        open.records.is_empty(),
+        "read_committed stops at the first open transaction"
+    );
+    assert_eq!(latest(&mut c, 1), 0);
+    assert_eq!(latest(&mut c, 0), 4);
+
+    // Producer 1000 aborts (marker at 4): producer 2000 still holds the LSO at 2.
+    assert_eq!(end_txn(&mut c, TOPIC, 1000, 0, false), 0);
+    let f = fetch(&mut c, 1);
+    assert_eq!((f.high_watermark, f.last_stable_offset), (5, 2));
+    assert_eq!(offsets(&f.records), ["0:a1", "1:a2"]);
+    assert_eq!(f.aborted, Some(vec![(1000, 0)]));
+    // read_uncommitted sees everything to the high watermark and gets no aborted list.
+    let u = fetch(&mut c, 0);
+    assert_eq!(
+        offsets(&u.records),
+        ["0:a1", "1:a2", "2:b1", "3:c1", "4:ABORT"]
+    );
+    assert_eq!((u.last_stable_offset, u.aborted), (2, None));
+
+    assert_eq!(end_txn(&mut c, TOPIC, 2000, 0, true), 0);
+    let f = fetch(&mut c, 1);
+    assert_eq!((f.high_watermark, f.last_stable_offset), (6, 6));
+    assert_eq!(
+        offsets(&f.records),
+        ["0:a1", "1:a2", "2:b1", "3:c1", "4:ABORT", "5:COMMIT"]
+    );
+    assert_eq!(f.aborted, Some(vec![(1000, 0)]));
+    assert_eq!(latest(&mut c, 1), 6);
+
+    // Refusals: a client's control batch, a marker from an older coordinator epoch or
+    // producer epoch, a plain write inside an open transaction, an unknown partition.
+    let control = gregor_log::EndTxnMarker {
+        commit: true,
+        coordinator_epoch: 0,
+    }
+    .batch(3000, 0, 0);
+    assert_eq!(produce(&mut c, control, None).0, 87, "INVALID_RECORD");
+    assert_eq!(
+        produce(&mut c, batch(&["d1"], (1000, 0, 2), true), Some("t1")),
+        (0, 6)
+    );
+    let stale = WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+        .with_producer_id(1000.into())
+        .with_producer_epoch(0)
+        .with_transaction_result(true)
+        .with_coordinator_epoch(2)
+        .with_topics(vec![WritableTxnMarkerTopic::default()
+            .with_name(name(TOPIC))
+            .with_partition_indexes(vec![0])])]);
+    let code = c.call(1, &stale).markers[0].topics[0].partitions[0].error_code;
+    assert_eq!(code, 52, "TRANSACTION_COORDINATOR_FENCED");
+    assert_eq!(
+        produce(&mut c, batch(&["e1"], (1000, 0, 3), false), None).0,
+        48,
+        "INVALID_TXN_STATE"
+    );
+    assert_eq!(end_txn(&mut c, "no-such-topic", 1000, 0, true), 3);
+    // Producer 1000's second transaction stays open across a kill -9.
+    broker.kill9();
+    broker.restart();
+    let mut c = broker.client();
+    let f = fetch(&mut c, 1);
+    assert_eq!((f.high_watermark, f.last_stable_offset), (7, 6));
+    assert_eq!(f.aborted, Some(vec![(1000, 0)]));
+    let txnindex = broker
+        .data_dir()
+        .join("txn-0/00000000000000000000.txnindex");
+    assert_eq!(
+        std::fs::metadata(&txnindex).unwrap().len(),
+        34,
+        "one aborted transaction"
+    );
+    assert_eq!(end_txn(&mut c, TOPIC, 1000, 0, false), 0);
+    let f = fetch(&mut c, 1);
+    assert_eq!((f.high_watermark, f.last_stable_offset), (8, 8));
+    assert_eq!(f.aborted, Some(vec![(1000, 0), (1000, 6)]));
+}
+
+#[test]
+#[ignore = "needs the Python clients (confluent-kafka, kafka-python): scripts/test.sh runs it"]
+fn read_committed_clients_skip_aborted_records_and_wait_at_the_last_stable_offset() {
+    let broker = BrokerProcess::start(&[]);
+    let mut c = broker.client();
+    create_topic(&mut c, TOPIC, &[]);
+    produce(&mut c, batch(&["a1", "a2"], (1000, 0, 0), true), Some("t1"));
+    produce(&mut c, batch(&["b1"], (2000, 0, 0), true), Some("t2"));
+    produce(&mut c, batch(&["c1"], (-1, -1, -1), false), None);
+    assert_eq!(end_txn(&mut c, TOPIC, 1000, 0, false), 0);
+    assert_eq!(end_txn(&mut c, TOPIC, 2000, 0, true), 0);
+    // An open transaction after them: read_committed clients must stop before it.
+    produce(&mut c, batch(&["f1"], (4000, 0, 0), true), Some("t4"));
+    produce(&mut c, batch(&["g1"], (-1, -1, -1), false), None);
+    let bootstrap = format!("127.0.0.1:{}", broker.port);
+    let script = r#"
+import sys, json
+from confluent_kafka import Consumer, TopicPartition
+from kafka import KafkaConsumer, TopicPartition as KTP
+bootstrap, topic = sys.argv[1], sys.argv[2]
+out = {}
+for level in ("read_committed", "read_uncommitted"):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "g", "enable.auto.commit": False,
+                  "isolation.level": level, "enable.partition.eof": True})
+    c.assign([TopicPartition(topic, 0, 0)])
+    got = []
+    while True:
+        m = c.poll(10)
+        if m is None or (m.error() and m.error().code() == -191):  # _PARTITION_EOF
+            break
+        got.append(m.value().decode())
+    out["confluent-kafka " + level] = got
+    c.close()
+    k = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level=level, enable_auto_commit=False,
+                      auto_offset_reset="earliest", consumer_timeout_ms=3000)
+    k.assign([KTP(topic, 0)])
+    k.seek(KTP(topic, 0), 0)
+    out["kafka-python " + level] = [r.value.decode() for r in k]
+    k.close()
+print(json.dumps(out))
+"#;
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&bootstrap)
+        .arg(TOPIC)
+        .output()
+        .expect("python3");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: std::collections::BTreeMap<String, Vec<String>> =
+        serde_json::from_str(text.trim()).expect("json");
+    for client in ["confluent-kafka", "kafka-python"] {
+        assert_eq!(
+            got[&format!("{client} read_committed")],
+            ["b1", "c1"],
+            "{client}: the aborted a1, a2 dropped; nothing from the open transaction on"
+        );
+        assert_eq!(
+            got[&format!("{client} read_uncommitted")],
+            ["a1", "a2", "b1", "c1", "f1", "g1"],
+            "{client}"
+        );
+    }
+}
