@@ -250,7 +250,10 @@ fn build_offset_map(
         }
         let mut reader = BatchReader::new(s);
         while let Some((h, bytes, pos)) = reader.next_batch()? {
-            if h.last_offset() < first_dirty || h.is_control() {
+            // Transactional batches neither shadow older records nor are compacted (below):
+            // an aborted record must not hide a committed one. Kafka's cleaner drops aborted
+            // records instead; gregor keeps them, hidden from read_committed by the index.
+            if h.last_offset() < first_dirty || h.is_control() || h.is_transactional() {
                 continue;
             }
             if h.base_offset >= uncleanable {
@@ -357,7 +360,7 @@ pub fn clean(
                 .saturating_add(1);
             let mut reader = BatchReader::new(s);
             while let Some((h, bytes, pos)) = reader.next_batch()? {
-                if h.base_offset >= end || h.is_control() {
+                if h.base_offset >= end || h.is_control() || h.is_transactional() {
                     out.write_all(bytes).map_err(at(&path))?;
                     written += bytes.len() as u64;
                     continue;

@@ -180,3 +180,48 @@ fn transactional_producers_are_checked_as_kafka_does() {
     append(&mut log, &marker(7, 1, false, 3)).unwrap();
     assert_eq!(log.last_stable_offset(log.log_end_offset()), 5);
 }
+
+#[test]
+fn compaction_keeps_transactional_batches_and_an_aborted_record_shadows_nothing() {
+    use gregor_log::cleaner::{clean, CleanParams};
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config(150)).unwrap();
+    append(&mut log, &batch(1, 1)).unwrap(); // 0: key-0, committed (plain)
+    append(&mut log, &transactional_batch(1, 1, 9, 0, 0)).unwrap(); // 1: key-0, aborted below
+    append(&mut log, &marker(9, 0, false, 0)).unwrap(); // 2
+    append(&mut log, &batch(1, 1)).unwrap(); // 3: the active segment, not cleaned
+    let view = log.cleanable_view().unwrap();
+    let params = CleanParams {
+        now_ms: 1_700_000_000_000,
+        min_compaction_lag_ms: 0,
+        delete_retention_ms: 86_400_000,
+        dedupe_buffer_size: 1 << 20,
+    };
+    let result = clean(&view, 0, &params)
+        .unwrap()
+        .expect("something to clean");
+    log.replace_cleaned(&result).unwrap();
+    gregor_log::remove_deleted_files(&log.take_deleted_files());
+    // Offset 0 (the committed key-0) was not shadowed by the aborted key-0 at 1, which is
+    // kept, hidden by the index; the marker is kept too.
+    let mut offsets = Vec::new();
+    let mut next = log.log_start_offset();
+    while let Some(slice) = log.read(next, 1 << 20, i64::MAX, true).unwrap() {
+        let bytes = slice.read().unwrap();
+        let headers = parse_record_set(&bytes, 1 << 20).unwrap();
+        for h in &headers {
+            offsets.push((h.base_offset, h.is_transactional(), h.is_control()));
+        }
+        next = headers.last().unwrap().last_offset() + 1;
+    }
+    assert_eq!(
+        offsets,
+        [
+            (0, false, false),
+            (1, true, false),
+            (2, true, true),
+            (3, false, false)
+        ]
+    );
+    assert_eq!(log.collect_aborted_txns(0, 4), vec![aborted(9, 1, 2, 3)]);
+}
