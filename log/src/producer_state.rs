@@ -201,16 +201,11 @@ impl ProducerStateManager {
                 _ => Ok(SequenceCheck::Append),
             };
         }
+        // A producer this partition knows nothing of may start at any sequence, as in Kafka
+        // since KIP-360 (its state may have gone with retention or DeleteRecords, or a new
+        // leader never saw its batches): Kafka's checkSequence throws only for a known epoch.
         let Some(entry) = entry else {
-            return if h.base_sequence == 0 {
-                Ok(SequenceCheck::Append)
-            } else {
-                Err(ProducerError::OutOfOrderSequence {
-                    producer_id: h.producer_id,
-                    found: h.base_sequence,
-                    expected: 0,
-                })
-            };
+            return Ok(SequenceCheck::Append);
         };
         if h.producer_epoch == entry.epoch {
             if let Some(dup) = entry

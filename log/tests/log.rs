@@ -235,9 +235,6 @@ fn idempotent_producer_rules() {
             ..
         }))
     ));
-    // A new producer must start at 0.
-    let other = batch_with(1, 1, Some((7, 0, 3)), Compression::None, 5);
-    assert!(append(&mut log, &other).is_err());
     // Epoch bump restarts at 0; the old epoch is fenced.
     assert_eq!(append(&mut log, &b(1, 0, 1)).unwrap().first_offset, 12);
     assert!(matches!(
@@ -262,6 +259,12 @@ fn idempotent_producer_rules() {
     assert!(dup.duplicate);
     assert_eq!(dup.first_offset, 13);
     assert_eq!(append(&mut log, &b(1, 2, 1)).unwrap().first_offset, 14);
+    // A producer the log knows nothing of may start at any sequence (Kafka since KIP-360);
+    // from then on its sequence is checked.
+    let other = batch_with(1, 1, Some((7, 0, 3)), Compression::None, 5);
+    assert!(append(&mut log, &other).is_ok());
+    let gap = batch_with(1, 1, Some((7, 0, 5)), Compression::None, 5);
+    assert!(append(&mut log, &gap).is_err());
 }
 
 #[test]
