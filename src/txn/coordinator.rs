@@ -202,20 +202,29 @@ impl TransactionCoordinator {
         partitions: &[(String, i32)],
         now_ms: i64,
     ) -> Result<(), E> {
-        let (home, next) = {
-            let inner = self.lock();
-            let home = inner.home(transactional_id)?;
-            let current = inner
-                .txns
-                .get(transactional_id)
-                .ok_or(E::InvalidProducerIdMapping)?;
-            match current.add_partitions(producer_id, producer_epoch, partitions, now_ms)? {
-                Some(next) => (home, next),
-                None => return Ok(()),
-            }
+        let Some((home, next)) = self.transition(transactional_id, |current| {
+            current.add_partitions(producer_id, producer_epoch, partitions, now_ms)
+        })?
+        else {
+            return Ok(());
         };
         self.store(transactional_id, &home, next, now_ms).await?;
         Ok(())
+    }
+
+    /// The id's next state by `change` (None: nothing to store), and where it is stored.
+    fn transition(
+        &self,
+        transactional_id: &str,
+        change: impl FnOnce(&TransactionMetadata) -> Result<Option<TransactionMetadata>, E>,
+    ) -> Result<Option<(Home, TransactionMetadata)>, E> {
+        let inner = self.lock();
+        let home = inner.home(transactional_id)?;
+        let current = inner
+            .txns
+            .get(transactional_id)
+            .ok_or(E::InvalidProducerIdMapping)?;
+        Ok(change(current)?.map(|next| (home, next)))
     }
 
     /// EndTxn: stores PrepareCommit or PrepareAbort, answers, and has the markers written.
@@ -227,17 +236,11 @@ impl TransactionCoordinator {
         commit: bool,
         now_ms: i64,
     ) -> Result<(), E> {
-        let (home, next) = {
-            let inner = self.lock();
-            let home = inner.home(transactional_id)?;
-            let current = inner
-                .txns
-                .get(transactional_id)
-                .ok_or(E::InvalidProducerIdMapping)?;
-            match current.end_transaction(producer_id, producer_epoch, commit, now_ms)? {
-                Some(next) => (home, next),
-                None => return Ok(()),
-            }
+        let Some((home, next)) = self.transition(transactional_id, |current| {
+            current.end_transaction(producer_id, producer_epoch, commit, now_ms)
+        })?
+        else {
+            return Ok(());
         };
         let prepared = self.store(transactional_id, &home, next, now_ms).await?;
         self.spawn_completion(transactional_id.to_string(), home, prepared);
