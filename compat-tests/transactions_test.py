@@ -1,34 +1,53 @@
 #!/usr/bin/env python3
-"""Transactions with real clients against one gregor broker (issue 15, first part).
+"""Transactions with real clients against one gregor broker (issue 15).
+
+Clients: confluent-kafka, kafka-python and Java kafka-clients 4.x (compat-tests/java's
+TxnClient.java, built by scripts/install-deps.sh; a scenario with a Java part fails if it is
+not built). Java uses the classic transaction protocol: gregor does not advertise the
+transaction.version feature of KIP-890.
 
 Scenarios (each prints one line; exit 0 only if all pass):
-  commit-abort      confluent-kafka and kafka-python transactional producers commit and
-                    abort transactions over two partitions: read_committed consumers of both
-                    clients see exactly the committed records, read_uncommitted ones see all.
+  commit-abort      confluent-kafka, kafka-python and Java transactional producers commit and
+                    abort transactions over two partitions: read_committed consumers of the
+                    three clients see exactly the committed records, read_uncommitted ones
+                    (confluent-kafka, Java) see all.
   open-blocks       an open transaction holds read_committed consumers at the last stable
                     offset (a later plain record is not delivered either) until it commits.
   fencing           a second producer with the same transactional.id fences the first: the
                     first one's commit fails with a fencing error, its records never become
-                    visible, the second one's transaction commits.
+                    visible, the second one's transaction commits (confluent-kafka against
+                    confluent-kafka, Java against Java: the Java zombie's send and commit fail
+                    with ProducerFencedException or InvalidProducerEpochException).
   timeout           a transaction left open past transaction.timeout.ms is aborted by the
                     coordinator: its records never reach read_committed consumers and the
                     producer's commit fails.
   consume-transform-produce
-                    confluent-kafka and kafka-python copy an input topic to an output topic in
-                    transactions with send_offsets_to_transaction; the copier is killed with -9
-                    in the middle of a transaction and restarted: the output read with
-                    read_committed holds each input record exactly once, and the group's
+                    confluent-kafka, kafka-python and Java copy an input topic to an output
+                    topic in transactions with send_offsets_to_transaction (Java: with
+                    consumer.groupMetadata()); the copier is killed with -9 in the middle of a
+                    transaction (after 130 records, once some of the open transaction's are
+                    flushed) and restarted: the output read with read_committed holds each input
+                    record exactly once, the aborted copies are in the log, and the group's
                     committed offset is the input's end.
   broker-kill9      kill -9 of the broker right after a commit returned and with another
                     transaction open: after the restart the committed one is visible, the
                     open one is aborted (its producer fenced by the timeout), nothing half.
+  id-expiry         on a broker of its own with transactional.id.expiration.ms=2000: an id
+                    idle past it is forgotten (a tombstone in __transaction_state), and
+                    InitProducerId for it then allocates a new producer id at epoch 0; an id
+                    with a transaction open as long is kept, and its commit goes through.
 """
 import argparse
+import glob
 import json
 import os
+import queue
+import socket
 import signal
+import struct
 import subprocess
 import sys
+import threading
 import time
 import traceback
 
@@ -41,6 +60,40 @@ from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 # The coordinator looks for expired transactions this often (Kafka: 10 s).
 ABORT_INTERVAL_MS = 500
+
+
+JAVA_DIR = os.path.join(HERE, "java")
+
+
+def java_argv(broker, *args):
+    """The command line of TxnClient (compat-tests/java/src/main/java/TxnClient.java). Raises
+    (the scenario fails) if it is not built, or older than its source."""
+    classes = os.path.join(JAVA_DIR, "target", "classes")
+    built = os.path.join(classes, "TxnClient.class")
+    source = os.path.join(JAVA_DIR, "src", "main", "java", "TxnClient.java")
+    jars = sorted(glob.glob(os.path.join(JAVA_DIR, "target", "dependency", "*.jar")))
+    if not os.path.exists(built) or not jars:
+        raise AssertionError(f"the Java client is not built: no {built} or no jars in target/dependency "
+                             "(run scripts/install-deps.sh)")
+    if os.path.getmtime(source) > os.path.getmtime(built):
+        raise AssertionError(f"{built} is older than {source} (run scripts/install-deps.sh)")
+    return ["java", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xmx256m",
+            "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp", ":".join([classes] + jars),
+            "TxnClient", broker.bootstrap] + list(args)
+
+
+def java_run(broker, *args, timeout=90):
+    """Runs one TxnClient command to its end; returns its JSON output lines."""
+    r = subprocess.run(java_argv(broker, *args), capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, f"TxnClient {' '.join(args)}: exit {r.returncode}: {r.stderr[-3000:]}"
+    return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+
+
+def java_read(broker, topic, partitions, *levels):
+    """{level: values} as Java consumers at each level read `topic` from 0 to its end offsets."""
+    lines = java_run(broker, "read", f"topic={topic}", f"partitions={partitions}",
+                     f"levels={','.join(levels)}")
+    return {line["level"]: line["values"] for line in lines}
 
 
 def create_topics(bootstrap, *specs):
@@ -134,14 +187,29 @@ def commit_abort(broker):
             kp.flush()
             kp.abort_transaction()
     kp.close()
+    rounds = java_run(broker, "produce", "topic=ca", "partitions=2", "txn_id=ca-java",
+                      "rounds=commit,abort,commit", "count=10", "prefix=java")
+    assert [r["outcome"] for r in rounds] == ["commit", "abort", "commit"], rounds
+    java_values = [v for r in rounds for v in r["values"]]
+    assert sorted(java_values) == sorted(f"java-{r}-{i}" for r in range(3) for i in range(10)), java_values
+    want += [v for r in rounds if r["outcome"] == "commit" for v in r["values"]]
+    produced = ([f"confluent-{r}-{i}" for r in range(3) for i in range(10)] +
+                [f"kafka-python-{r}-{i}" for r in range(2) for i in range(10)] + java_values)
     committed = read_all(broker.bootstrap, "ca", 2, "read_committed")
     everything = read_all(broker.bootstrap, "ca", 2, "read_uncommitted")
     kp_committed = read_all_kafka_python(broker.bootstrap, "ca", 2, "read_committed")
+    java = java_read(broker, "ca", 2, "read_committed", "read_uncommitted")
+    assert len(want) == 50, len(want)
     assert sorted(committed) == sorted(want), f"read_committed: {sorted(set(committed) ^ set(want))[:5]}"
     assert sorted(kp_committed) == sorted(want), "kafka-python read_committed differs"
-    assert len(everything) == 50 and set(want) <= set(everything), len(everything)
-    return (f"{len(want)} committed of 50 records in 5 transactions (2 aborted) read by "
-            f"confluent-kafka and kafka-python with read_committed; read_uncommitted sees all 50")
+    assert sorted(java["read_committed"]) == sorted(want), \
+        f"Java read_committed: {len(java['read_committed'])} records, differing: {sorted(set(java['read_committed']) ^ set(want))[:5]}"
+    assert sorted(everything) == sorted(produced), f"read_uncommitted: {len(everything)} records"
+    assert sorted(java["read_uncommitted"]) == sorted(produced), \
+        f"Java read_uncommitted: {len(java['read_uncommitted'])} records"
+    return (f"{len(want)} committed of 80 records in 8 transactions (3 aborted) of confluent-kafka, "
+            f"kafka-python and Java read by all three with read_committed; read_uncommitted "
+            f"(confluent-kafka, Java) sees all 80")
 
 
 def open_blocks(broker):
@@ -183,7 +251,55 @@ def fencing(broker):
     assert error.fatal() or "fenc" in error.str().lower(), f"not a fencing error: {error}"
     seen = read_all(broker.bootstrap, "fe", 1, "read_committed")
     assert seen == ["fresh"], seen
-    return f"the first producer failed with {error.name()}; only the second one's record is visible"
+    return (f"confluent-kafka: the first producer failed with {error.name()}, only the second one's "
+            f"record is visible; Java: {java_fencing(broker)}")
+
+
+def java_fencing(broker):
+    create_topics(broker.bootstrap, ("fe-java", 1))
+    zombie = subprocess.Popen(java_argv(broker, "zombie", "topic=fe-java", "txn_id=fe-java", "prefix=zombie"),
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = queue.Queue()  # its stdout, read by a thread so that every wait is bounded
+
+    def pump():
+        for line in zombie.stdout:
+            lines.put(line)
+        lines.put(None)
+    threading.Thread(target=pump, daemon=True).start()
+
+    def next_line(what):
+        try:
+            line = lines.get(timeout=60)
+        except queue.Empty:
+            raise AssertionError(f"Java zombie: no {what} line within 60 s")
+        if line is None:
+            zombie.wait(10)
+            raise AssertionError(f"Java zombie exited {zombie.returncode} before its {what} line: "
+                                 f"{zombie.stderr.read()[-3000:]}")
+        return json.loads(line)
+
+    try:
+        assert next_line("sent") == {"state": "sent"}
+        rounds = java_run(broker, "produce", "topic=fe-java", "partitions=1", "txn_id=fe-java",
+                          "rounds=commit", "count=1", "prefix=fresh")
+        assert [r["outcome"] for r in rounds] == ["commit"], rounds
+        zombie.stdin.write("go\n")
+        zombie.stdin.flush()
+        done = next_line("done")
+        assert zombie.wait(30) == 0, f"Java zombie exited {zombie.returncode}: {zombie.stderr.read()[-3000:]}"
+    finally:
+        if zombie.poll() is None:
+            zombie.kill()
+            zombie.wait(10)
+    fenced = {"ProducerFencedException", "InvalidProducerEpochException"}
+    assert fenced & set(done["send_error"]), f"the zombie's send after the fence: {done}"
+    assert fenced & set(done["commit_error"]), f"the zombie's commit after the fence: {done}"
+    seen = java_read(broker, "fe-java", 1, "read_committed", "read_uncommitted")
+    assert seen["read_committed"] == ["fresh-0-0"], seen
+    # The zombie's first record was written (then aborted by the fence), its second refused.
+    assert seen["read_uncommitted"] == ["zombie-1", "fresh-0-0"], seen
+    return (f"the zombie's send failed with {done['send_error'][0]}, its commit with "
+            f"{'/'.join(done['commit_error'])}; Java read_committed sees only the second one's record")
 
 
 def timeout(broker):
@@ -279,7 +395,7 @@ print(copied)
 
 def consume_transform_produce(broker):
     notes = []
-    for client in ("confluent-kafka", "kafka-python"):
+    for client in ("confluent-kafka", "kafka-python", "java"):
         tag = client.replace("-", "")
         source, sink = f"ctp-in-{tag}", f"ctp-out-{tag}"
         create_topics(broker.bootstrap, (source, 1), (sink, 1))
@@ -289,12 +405,19 @@ def consume_transform_produce(broker):
             plain.produce(source, value=v.encode())
         plain.flush(10)
         group = f"copier-{tag}"
-        run = lambda kill_after: subprocess.run(  # noqa: E731
-            [sys.executable, "-c", COPIER, client, broker.bootstrap, f"copier-{tag}", group,
-             str(kill_after), str(len(values)), source, sink], capture_output=True, text=True,
-            timeout=180)
+        if client == "java":
+            argv = lambda kill_after: java_argv(  # noqa: E731
+                broker, "copier", f"source={source}", f"sink={sink}", f"txn_id=copier-{tag}",
+                f"group={group}", f"kill_after={kill_after}", f"end={len(values)}")
+        else:
+            argv = lambda kill_after: [  # noqa: E731
+                sys.executable, "-c", COPIER, client, broker.bootstrap, f"copier-{tag}", group,
+                str(kill_after), str(len(values)), source, sink]
+        run = lambda kill_after: subprocess.run(argv(kill_after), capture_output=True, text=True,  # noqa: E731
+                                                timeout=180)
         first = run(130)
-        assert first.returncode == -signal.SIGKILL, f"{client}: the copier was not killed: {first.stderr[-2000:]}"
+        assert first.returncode == -signal.SIGKILL, (f"{client}: the copier was not killed "
+                                                     f"(exit {first.returncode}): {first.stderr[-2000:]}")
         second = run(-1)
         assert second.returncode == 0, f"{client}: the restarted copier failed: {second.stderr[-2000:]}"
         out = read_all(broker.bootstrap, sink, 1, "read_committed", timeout=30)
@@ -306,6 +429,9 @@ def consume_transform_produce(broker):
         c.close()
         assert committed == 300, f"{client}: committed offset {committed}"
         everything = read_all(broker.bootstrap, sink, 1, "read_uncommitted", timeout=30)
+        # The kill came after a flush inside a transaction: its records are in the log, aborted.
+        assert len(everything) > 300 and set(everything) == set(values), \
+            f"{client}: read_uncommitted {len(everything)} records, {len(set(everything))} distinct"
         notes.append(f"{client}: 300 exactly once after a kill -9 at record 130 "
                      f"({len(everything) - 300} aborted copies hidden), committed offset 300")
     return "; ".join(notes)
@@ -345,6 +471,63 @@ def broker_kill9(broker):
             "transaction aborted by its timeout, the id usable again")
 
 
+def raw_init_producer_id(bootstrap, transactional_id, timeout_ms=60000):
+    """InitProducerId v1 on a socket of its own: (error code, producer id, epoch)."""
+    def s16(x):
+        b = x.encode()
+        return struct.pack(">h", len(b)) + b
+    req = struct.pack(">hhi", 22, 1, 1) + s16("id-expiry") + s16(transactional_id) + struct.pack(">i", timeout_ms)
+    host, port = bootstrap.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=15) as sock:
+        sock.sendall(struct.pack(">i", len(req)) + req)
+        size = struct.unpack(">i", sock.recv(4, socket.MSG_WAITALL))[0]
+        resp = sock.recv(size, socket.MSG_WAITALL)
+    _corr, _throttle, error, pid, epoch = struct.unpack_from(">iihqh", resp, 0)
+    return error, pid, epoch
+
+
+def id_expiry(broker):
+    own = Broker(broker.binary, broker.extra + [
+        "transactional.id.expiration.ms=2000",
+        "transaction.remove.expired.transaction.cleanup.interval.ms=300"])
+    own.start()
+    try:
+        bs = own.bootstrap
+        create_topics(bs, ("ie", 1))
+        idle = confluent_txn_producer(bs, "ie-idle")
+        idle.begin_transaction()
+        idle.produce("ie", value=b"idle-1")
+        idle.commit_transaction(30)
+        idle.flush(5)
+        error, first_pid, first_epoch = raw_init_producer_id(bs, "ie-idle")
+        assert error == 0, f"InitProducerId: error {error}"
+        kept = confluent_txn_producer(bs, "ie-open")
+        kept.begin_transaction()
+        kept.produce("ie", value=b"open-1")
+        kept.flush(10)
+        deadline = time.monotonic() + 15
+        expired = []
+        while time.monotonic() < deadline and not expired:
+            time.sleep(0.3)
+            with open(own.log_path) as f:
+                expired = [l for l in f if "transactional id expired" in l]
+        assert expired and "ie-idle" in expired[0], f"no expiry logged: {expired}"
+        time.sleep(3)  # the open one is idle as long again: it must stay
+        with open(own.log_path) as f:
+            expired = [l for l in f if "transactional id expired" in l]
+        assert len(expired) == 1 and "ie-open" not in expired[0], expired
+        error, pid, epoch = raw_init_producer_id(bs, "ie-idle")
+        assert error == 0 and pid != first_pid and epoch == 0, \
+            f"after expiry: error {error}, producer id {pid} epoch {epoch} (before: {first_pid}/{first_epoch})"
+        kept.commit_transaction(30)
+        seen = read_all(bs, "ie", 1, "read_committed", timeout=15)
+        assert seen == ["idle-1", "open-1"], seen
+    finally:
+        own.stop()
+    return (f"ie-idle forgotten 2 s after its last change: InitProducerId then gave producer id {pid} "
+            f"epoch 0 (was {first_pid} epoch {first_epoch}); ie-open, open as long, was kept and committed")
+
+
 SCENARIOS = [
     ("commit-abort", commit_abort),
     ("open-blocks", open_blocks),
@@ -352,6 +535,7 @@ SCENARIOS = [
     ("timeout", timeout),
     ("consume-transform-produce", consume_transform_produce),
     ("broker-kill9", broker_kill9),
+    ("id-expiry", id_expiry),
 ]
 
 

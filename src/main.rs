@@ -161,6 +161,21 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
             }
         },
     );
+    // Transactional ids idle past `transactional.id.expiration.ms` are forgotten
+    // (`transaction.remove.expired.transaction.cleanup.interval.ms`).
+    let expiry_broker = broker.clone();
+    scheduler.schedule_async(
+        "transactional id expiration",
+        expiry_broker.txns.config().remove_expired_interval,
+        FirstRun::AfterPeriod,
+        move || {
+            let txns = expiry_broker.txns.clone();
+            async move {
+                txns.remove_expired_transactional_ids(gregor::clock::now_ms())
+                    .await
+            }
+        },
+    );
     // Client quotas: the stored quotas put in force.
     let quotas_broker = broker.clone();
     scheduler.schedule_async(

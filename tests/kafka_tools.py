@@ -17,6 +17,10 @@ something, on what an independent client (confluent-kafka) reads back:
   kafka-broker-api-versions   BrokerApiVersionsCommand, compared with a raw ApiVersions v0
   kafka-cluster               ClusterTool cluster-id (against meta.properties), unregister
   kafka-features              FeatureCommand describe
+  kafka-transactions          TransactionsCommand: list, describe (and an unknown id),
+                              describe-producers, find-hanging of a transaction whose producer
+                              the coordinator never heard of, abort of it by its start offset;
+                              then read_committed reads past it
   kafka-verifiable-producer/-consumer   acked and consumed counts from their JSON events
   kafka-producer-perf-test/kafka-consumer-perf-test   record counts of 20,000-record runs
 
@@ -76,6 +80,7 @@ VPRODUCER = "org.apache.kafka.tools.VerifiableProducer"
 VCONSUMER = "org.apache.kafka.tools.VerifiableConsumer"
 PRODUCER_PERF = "org.apache.kafka.tools.ProducerPerformance"
 CONSUMER_PERF = "org.apache.kafka.tools.ConsumerPerformance"
+TRANSACTIONS = "org.apache.kafka.tools.TransactionsCommand"
 
 results = []  # (tool, scenario, ok, reason)
 
@@ -669,6 +674,141 @@ def features(t):
           r.text.strip())
 
 
+def table(out):
+    """The rows of a TransactionsCommand table (tab-separated, padded) as dicts by header."""
+    lines = [l for l in out.splitlines() if "\t" in l]
+    if not lines:
+        return []
+    head = [h.strip() for h in lines[0].split("\t")]
+    return [dict(zip(head, (c.strip() for c in l.split("\t")))) for l in lines[1:]]
+
+
+def produce_transactional_batch(bootstrap, topic, partition, producer_id, value, timestamp_ms):
+    """Produce v3 of one transactional record batch (epoch 0, sequence 0) from a producer the
+    transaction coordinator never saw: the hanging transaction of Kafka's KAFKA-12671. Returns
+    (error code, base offset)."""
+    from kafka.record.util import calc_crc32c
+
+    def varint(n):
+        n = (n << 1) ^ (n >> 63)
+        out = b""
+        while True:
+            if n < 0x80:
+                return out + bytes([n])
+            out += bytes([(n & 0x7F) | 0x80])
+            n >>= 7
+
+    body = b"\x00" + varint(0) + varint(0) + varint(-1) + varint(len(value)) + value + varint(0)
+    record = varint(len(body)) + body
+    after_crc = (struct.pack(">hiqqqhii", 0x10, 0, timestamp_ms, timestamp_ms, producer_id, 0, 0, 1)
+                 + record)
+    batch_tail = struct.pack(">ib", -1, 2) + struct.pack(">I", calc_crc32c(after_crc)) + after_crc
+    batch = struct.pack(">qi", 0, len(batch_tail)) + batch_tail
+
+    def s16(x):
+        b = x.encode()
+        return struct.pack(">h", len(b)) + b
+
+    req = (struct.pack(">hhi", 0, 3, 7) + s16("kafka-tools") + s16("kt-hanging") + struct.pack(">hi", -1, 10000)
+           + struct.pack(">i", 1) + s16(topic) + struct.pack(">i", 1) + struct.pack(">i", partition)
+           + struct.pack(">i", len(batch)) + batch)
+    host, port = bootstrap.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=15) as sock:
+        sock.sendall(struct.pack(">i", len(req)) + req)
+        size = struct.unpack(">i", sock.recv(4, socket.MSG_WAITALL))[0]
+        resp = sock.recv(size, socket.MSG_WAITALL)
+    # correlation id, topics[1]: name, partitions[1]: index, error, base offset
+    pos = 4 + 4
+    pos += 2 + struct.unpack_from(">h", resp, pos)[0]
+    pos += 4 + 4
+    error, base_offset = struct.unpack_from(">hq", resp, pos)
+    return error, base_offset
+
+
+def kafka_transactions(t, bs, admin):
+    T = "kafka-transactions"
+    create_topic(admin, "kt-txn", 2)
+    open_txn = ck.Producer({"bootstrap.servers": bs, "transactional.id": "kt-open"})
+    open_txn.init_transactions(30)
+    open_txn.begin_transaction()
+    for i in range(4):
+        open_txn.produce("kt-txn", value=f"open-{i}".encode(), partition=i % 2)
+    open_txn.flush(10)
+    done = ck.Producer({"bootstrap.servers": bs, "transactional.id": "kt-done"})
+    done.init_transactions(30)
+    done.begin_transaction()
+    done.produce("kt-txn", value=b"done-0", partition=0)
+    done.commit_transaction(30)
+
+    r = t.run(TRANSACTIONS, "list")
+    rows = {row.get("TransactionalId"): row for row in table(r.out)}
+    pids = {k: rows[k].get("ProducerId") for k in ("kt-open", "kt-done") if k in rows}
+    check(T, "list", r.code == 0 and rows.get("kt-open", {}).get("TransactionState") == "Ongoing"
+          and rows.get("kt-done", {}).get("TransactionState") == "CompleteCommit"
+          and all(rows[k].get("Coordinator") == "0" for k in pids) and len(set(pids.values())) == 2,
+          "kt-open Ongoing and kt-done CompleteCommit, coordinator 0, two producer ids", r, r.out)
+
+    r = t.run(TRANSACTIONS, "describe", "--transactional-id", "kt-open")
+    row = (table(r.out) or [{}])[0]
+    check(T, "describe --transactional-id kt-open", r.code == 0
+          and row.get("TransactionState") == "Ongoing" and row.get("ProducerId") == pids.get("kt-open")
+          and row.get("TransactionTimeoutMs") == "60000"
+          and sorted(row.get("TopicPartitions", "").split(",")) == ["kt-txn-0", "kt-txn-1"],
+          "Ongoing, its producer id, timeout 60000, partitions kt-txn-0 and kt-txn-1", r, r.out)
+
+    r = t.run(TRANSACTIONS, "describe", "--transactional-id", "kt-nobody")
+    check(T, "describe of an unknown id", r.code not in (0, None)
+          and "the ID could not be found" in r.text,
+          "fails: the ID could not be found (TRANSACTIONAL_ID_NOT_FOUND)", r, r.text.strip()[-400:])
+
+    r = t.run(TRANSACTIONS, "describe-producers", "--topic", "kt-txn", "--partition", 0)
+    prows = {row.get("ProducerId"): row for row in table(r.out)}
+    check(T, "describe-producers --partition 0", r.code == 0 and set(prows) == set(pids.values())
+          and prows.get(pids.get("kt-open"), {}).get("CurrentTransactionStartOffset") == "0"
+          and prows.get(pids.get("kt-done"), {}).get("CurrentTransactionStartOffset") == "None",
+          "both producers; kt-open's transaction open from offset 0, kt-done's none", r, r.out)
+
+    # A transaction the coordinator never heard of: a minute old, at the end of partition 1.
+    hanging_pid = 4_000_000
+    error, start = produce_transactional_batch(bs, "kt-txn", 1, hanging_pid, b"hanging",
+                                               int(time.time() * 1000) - 120_000)
+    check(T, "(a hanging transaction written)", error == 0 and start == 2,
+          "Produce of a transactional batch at offset 2", None, f"error {error}, offset {start}")
+    r = t.run(TRANSACTIONS, "find-hanging", "--broker-id", 0, "--max-transaction-timeout", 1)
+    hrows = table(r.out)
+    check(T, "find-hanging --max-transaction-timeout 1", r.code == 0 and len(hrows) == 1
+          and hrows[0].get("Topic") == "kt-txn" and hrows[0].get("Partition") == "1"
+          and hrows[0].get("ProducerId") == str(hanging_pid) and hrows[0].get("StartOffset") == "2",
+          f"exactly the hanging one: kt-txn-1, producer {hanging_pid}, start offset 2 (kt-open is "
+          "known to its coordinator)", r, r.out)
+
+    r = t.run(TRANSACTIONS, "abort", "--topic", "kt-txn", "--partition", 1, "--start-offset", 2)
+    after = t.run(TRANSACTIONS, "describe-producers", "--topic", "kt-txn", "--partition", 1)
+    prow = {row.get("ProducerId"): row for row in table(after.out)}.get(str(hanging_pid), {})
+    hanging_left = t.run(TRANSACTIONS, "find-hanging", "--broker-id", 0, "--max-transaction-timeout", 1)
+    check(T, "abort --start-offset 2", r.code == 0 and prow.get("CurrentTransactionStartOffset") == "None"
+          and table(hanging_left.out) == [] and hanging_left.code == 0,
+          "the marker written: no open transaction at kt-txn-1 for the producer, none hanging",
+          r, f"{r.text.strip()[-300:]} / describe-producers: {after.out} / find-hanging: {hanging_left.out}")
+
+    open_txn.commit_transaction(30)
+    c = ck.Consumer({"bootstrap.servers": bs, "group.id": f"kt-txn-{uuid.uuid4()}",
+                     "isolation.level": "read_committed", "enable.partition.eof": True})
+    c.assign([TopicPartition("kt-txn", p, 0) for p in (0, 1)])
+    seen, eof, deadline = [], set(), time.time() + 30
+    while len(eof) < 2 and time.time() < deadline:
+        m = c.poll(1)
+        if m is None:
+            continue
+        if m.error():
+            eof.add(m.partition())
+            continue
+        seen.append(m.value().decode())
+    c.close()
+    check(T, "(read_committed afterwards)", sorted(seen) == ["done-0"] + [f"open-{i}" for i in range(4)],
+          "the 5 committed records, not the aborted hanging one", None, sorted(seen))
+
+
 def verifiable(t, bs, admin):
     create_topic(admin, "kt-verify", 2)
     T = "kafka-verifiable-producer"
@@ -983,6 +1123,7 @@ def main():
             ("kafka-broker-api-versions", lambda: broker_api_versions(t, broker)),
             ("kafka-cluster", lambda: cluster_tool(t, broker)),
             ("kafka-features", lambda: features(t)),
+            ("kafka-transactions", lambda: kafka_transactions(t, bs, admin)),
             ("verifiable producer/consumer", lambda: verifiable(t, bs, admin)),
             ("perf tests", lambda: perf(t, bs, admin)),
         ]:

@@ -34,5 +34,5 @@ pub use end_txn_marker::EndTxnMarker;
 pub use epoch_cache::EpochEndOffset;
 pub use error::LogError;
 pub use log::{remove_deleted_files, AppendInfo, FetchSlice, FlushJob, Log, LogOpenOptions};
-pub use producer_state::{AppendOrigin, ProducerError};
+pub use producer_state::{ActiveProducer, AppendOrigin, ProducerError};
 pub use txn_index::AbortedTxn;

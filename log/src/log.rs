@@ -619,6 +619,11 @@ impl Log {
             .map_or(high_watermark, |o| o.min(high_watermark))
     }
 
+    /// The producers this log has state for (DescribeProducers).
+    pub fn active_producers(&self) -> Vec<crate::producer_state::ActiveProducer> {
+        self.producers.active_producers()
+    }
+
     /// The aborted transactions a read_committed fetch of [start_offset, upper_bound) must
     /// name (Kafka's `collectAbortedTransactions`): from the segment holding `start_offset`
     /// on, until an entry shows that no later segment can add one.

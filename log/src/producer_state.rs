@@ -134,6 +134,18 @@ pub enum SequenceCheck {
     },
 }
 
+/// One producer's state in a partition (DescribeProducers' ProducerState). -1 where there
+/// is nothing: no batch kept, no marker written, no open transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActiveProducer {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub last_sequence: i32,
+    pub last_timestamp: i64,
+    pub coordinator_epoch: i32,
+    pub current_txn_start_offset: i64,
+}
+
 #[derive(Default)]
 pub struct ProducerStateManager {
     producers: BTreeMap<i64, ProducerEntry>,
@@ -355,6 +367,21 @@ impl ProducerStateManager {
 
     pub fn entry(&self, producer_id: i64) -> Option<&ProducerEntry> {
         self.producers.get(&producer_id)
+    }
+
+    /// Every producer this partition has state for, as DescribeProducers lists them.
+    pub fn active_producers(&self) -> Vec<ActiveProducer> {
+        self.producers
+            .iter()
+            .map(|(pid, e)| ActiveProducer {
+                producer_id: *pid,
+                producer_epoch: e.epoch,
+                last_sequence: e.batches.back().map_or(-1, |b| b.last_seq),
+                last_timestamp: e.batches.back().map_or(-1, |b| b.max_timestamp),
+                coordinator_epoch: e.coordinator_epoch,
+                current_txn_start_offset: e.current_txn_first_offset.unwrap_or(-1),
+            })
+            .collect()
     }
 
     /// Writes `<offset>.snapshot` (Kafka's format) atomically and prunes old ones.

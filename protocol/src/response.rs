@@ -77,6 +77,9 @@ responses! {
     AddOffsetsToTxn(AddOffsetsToTxnResponse),
     EndTxn(EndTxnResponse),
     TxnOffsetCommit(TxnOffsetCommitResponse),
+    DescribeProducers(DescribeProducersResponse),
+    DescribeTransactions(DescribeTransactionsResponse),
+    ListTransactions(ListTransactionsResponse),
 }
 
 impl Response {
@@ -139,6 +142,9 @@ impl Response {
             AddOffsetsToTxn,
             EndTxn,
             TxnOffsetCommit,
+            DescribeProducers,
+            DescribeTransactions,
+            ListTransactions,
         );
     }
 }

@@ -96,11 +96,17 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     // from Kafka 4; Kafka 3.9 coordinators send v1).
     api(ApiKey::WriteTxnMarkers, 1, 1),
     // Transactions at their coordinator: the classic protocol (transaction version 1).
-    // AddPartitionsToTxn v4+ is the brokers' batched form (KIP-890), not yet served.
-    api(ApiKey::AddPartitionsToTxn, 0, 3),
+    // AddPartitionsToTxn v4+ is the partition leaders' batched form (KIP-890 part 1: Kafka
+    // 3.6+ leaders verify a transactional batch's partition at the coordinator).
+    api(ApiKey::AddPartitionsToTxn, 0, 5),
     api(ApiKey::AddOffsetsToTxn, 0, 4),
     api(ApiKey::EndTxn, 0, 4),
     api(ApiKey::TxnOffsetCommit, 0, 4),
+    // Looking at transactions (KIP-664, kafka-transactions.sh): producers at a partition's
+    // leader, transactional ids at their coordinator.
+    api(ApiKey::DescribeProducers, 0, 0),
+    api(ApiKey::DescribeTransactions, 0, 0),
+    api(ApiKey::ListTransactions, 0, 2),
 ];
 
 /// The served range of an API key, if gregor serves it at all.

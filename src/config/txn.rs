@@ -22,6 +22,8 @@ pub struct TxnConfig {
     pub id_expiration: Duration,
     /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`.
     pub abort_timed_out_interval: Duration,
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`.
+    pub remove_expired_interval: Duration,
 }
 
 impl BrokerConfig {
@@ -46,6 +48,9 @@ impl BrokerConfig {
             abort_timed_out_interval: Duration::from_millis(
                 int("transaction.abort.timed.out.transaction.cleanup.interval.ms").max(1) as u64,
             ),
+            remove_expired_interval: Duration::from_millis(
+                int("transaction.remove.expired.transaction.cleanup.interval.ms").max(1) as u64,
+            ),
         }
     }
 }
@@ -67,6 +72,8 @@ mod tests {
         );
         assert_eq!(t.max_timeout_ms, 900_000);
         assert_eq!(t.abort_timed_out_interval, Duration::from_secs(10));
+        assert_eq!(t.remove_expired_interval, Duration::from_secs(3600));
+        assert_eq!(t.id_expiration, Duration::from_secs(7 * 24 * 3600));
         let t = BrokerConfig::from_properties_text(
             "transaction.state.log.num.partitions=4\ntransaction.max.timeout.ms=5000\n",
             &[],

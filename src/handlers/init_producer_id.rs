@@ -1,7 +1,8 @@
 //! InitProducerId (key 22): an idempotent producer gets a fresh producer id at epoch 0, as
 //! Kafka does for requests without a transactional id (it ignores any id/epoch sent). A
 //! transactional producer gets its id's producer id and a new epoch from the transaction
-//! coordinator, which fences the earlier producer of the id.
+//! coordinator, which fences the earlier producer of the id; from v3 it may name its own
+//! id and epoch to have that epoch bumped (KIP-360), and is fenced if they are stale.
 
 use gregor_protocol::kafka_protocol::error::ResponseError;
 use gregor_protocol::kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse};
@@ -23,10 +24,19 @@ pub async fn handle(
         // Kafka refuses an empty transactional id outright.
         Some("") => return resp.with_error_code(ResponseError::InvalidRequest.code()),
         Some(id) => {
+            // v3+ may name the producer's current id and epoch (KIP-360); both or neither.
+            let expected = match (req.producer_id.0, req.producer_epoch) {
+                (-1, -1) => None,
+                (-1, _) | (_, -1) => {
+                    return resp.with_error_code(ResponseError::InvalidRequest.code())
+                }
+                (producer_id, epoch) => Some((producer_id, epoch)),
+            };
             let result = broker
                 .txns
                 .init_producer_id(
                     id,
+                    expected,
                     req.transaction_timeout_ms,
                     &broker.producer_ids,
                     crate::clock::now_ms(),

@@ -27,6 +27,8 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod describe_producers;
+pub mod describe_transactions;
 pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
 pub mod end_txn;
@@ -41,6 +43,7 @@ pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
 pub mod list_partition_reassignments;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -363,6 +366,15 @@ async fn handle_request(
         Request::EndTxn(r) => Response::EndTxn(end_txn::handle(broker, v, r).await),
         Request::TxnOffsetCommit(r) => {
             Response::TxnOffsetCommit(txn_offset_commit::handle(broker, v, r, authz).await)
+        }
+        Request::DescribeProducers(r) => {
+            Response::DescribeProducers(describe_producers::handle(broker, v, r, authz))
+        }
+        Request::DescribeTransactions(r) => {
+            Response::DescribeTransactions(describe_transactions::handle(broker, v, r, authz))
+        }
+        Request::ListTransactions(r) => {
+            Response::ListTransactions(list_transactions::handle(broker, v, r, authz))
         }
         Request::OffsetForLeaderEpoch(r) => {
             Response::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, v, r, authz))

@@ -1011,6 +1011,15 @@ impl Partition {
         st.log.last_stable_offset(high_watermark)
     }
 
+    /// The producers the log has state for (DescribeProducers), as the leader sees them.
+    pub fn active_producers(&self) -> Result<Vec<gregor_log::ActiveProducer>, PartitionError> {
+        self.check_online()?;
+        if !self.is_leader() {
+            return Err(PartitionError::NotLeader);
+        }
+        Ok(self.lock().log.active_producers())
+    }
+
     /// (log start offset, high watermark, log end offset)
     pub fn offsets(&self) -> (i64, i64, i64) {
         let st = self.lock();

@@ -28,7 +28,7 @@ use tracing::{info, warn};
 use super::marker_channel::{TransactionMarkerChannel, TxnMarkers};
 use super::records::{TransactionState, TRANSACTION_STATE_TOPIC};
 use super::state_manager as store;
-use super::transaction_metadata::TransactionMetadata;
+use super::transaction_metadata::{TransactionMetadata, NO_EPOCH};
 use super::ProducerIdManager;
 use crate::config::TxnConfig;
 use crate::group::coordinator::partition_for_group;
@@ -124,6 +124,7 @@ impl TransactionCoordinator {
     pub async fn init_producer_id(
         self: &Arc<Self>,
         transactional_id: &str,
+        expected: Option<(i64, i16)>,
         timeout_ms: i32,
         producer_ids: &ProducerIdManager,
         now_ms: i64,
@@ -164,6 +165,7 @@ impl TransactionCoordinator {
                         start_timestamp_ms: -1,
                         last_update_timestamp_ms: now_ms,
                         pending: false,
+                        last_producer_epoch: NO_EPOCH,
                     };
                     inner.txns.insert(transactional_id.to_string(), m.clone());
                     m
@@ -171,12 +173,18 @@ impl TransactionCoordinator {
                 // Gone since the first look: its partition moved.
                 (None, None) => return Err(E::NotCoordinator),
             };
+            current.check_expected_producer(expected)?;
             let step = if current.state == TransactionState::Ongoing && !current.pending {
                 // An earlier producer's transaction is open: abort it (fencing that
                 // producer) and have this one retry.
                 InitStep::AbortFirst(current.fence_and_abort(now_ms))
             } else {
-                InitStep::Store(current.init_producer_id(|| fresh_id, timeout_ms, now_ms)?)
+                InitStep::Store(current.init_producer_id(
+                    expected,
+                    || fresh_id,
+                    timeout_ms,
+                    now_ms,
+                )?)
             };
             (home, step)
         };
@@ -210,6 +218,25 @@ impl TransactionCoordinator {
         };
         self.store(transactional_id, &home, next, now_ms).await?;
         Ok(())
+    }
+
+    /// AddPartitionsToTxn v4+ with verify_only: whether each partition is in the producer's
+    /// open transaction (None) or not (`not_in_transaction`); nothing is stored.
+    pub fn verify_partitions(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: &[(String, i32)],
+        not_in_transaction: E,
+    ) -> Result<Vec<Option<E>>, E> {
+        let inner = self.lock();
+        inner.home(transactional_id)?;
+        inner
+            .txns
+            .get(transactional_id)
+            .ok_or(E::InvalidProducerIdMapping)?
+            .verify_partitions(producer_id, producer_epoch, partitions, not_in_transaction)
     }
 
     /// The id's next state by `change` (None: nothing to store), and where it is stored.
@@ -269,6 +296,51 @@ impl TransactionCoordinator {
         }
     }
 
+    /// Forgets the transactional ids idle longer than `transactional.id.expiration.ms`
+    /// with no transaction open (Kafka's `removeExpiredTransactionalIds`): a tombstone in
+    /// `__transaction_state`, then the id leaves the cache. A producer that comes back with
+    /// the id later gets a new producer id.
+    pub async fn remove_expired_transactional_ids(self: &Arc<Self>, now_ms: i64) {
+        let expiration_ms = self.config.id_expiration.as_millis() as i64;
+        let expired: Vec<(String, Home, TransactionMetadata)> = {
+            let mut inner = self.lock();
+            let ids: Vec<(String, Home)> = inner
+                .txns
+                .iter()
+                .filter(|(_, m)| m.expired(now_ms, expiration_ms))
+                .filter_map(|(id, _)| Some((id.clone(), inner.home(id).ok()?)))
+                .collect();
+            ids.into_iter()
+                .filter_map(|(id, home)| {
+                    let m = inner.txns.get_mut(&id)?;
+                    m.pending = true;
+                    let seen = m.clone();
+                    Some((id, home, seen))
+                })
+                .collect()
+        };
+        for (id, home, seen) in expired {
+            let stored = store::append(&home.log, &id, None, now_ms).await;
+            let mut inner = self.lock();
+            let owned = inner.still_owns(&home);
+            let Some(m) = inner.txns.get_mut(&id) else {
+                continue;
+            };
+            m.pending = false;
+            match stored {
+                Ok(()) if owned => {
+                    info!(transactional_id = %id, producer_id = seen.producer_id,
+                        last_update_ms = seen.last_update_timestamp_ms, "transactional id expired");
+                    inner.txns.remove(&id);
+                }
+                Ok(()) => {}
+                Err(e) => {
+                    warn!(transactional_id = %id, error = ?e, "cannot store the expiry of a transactional id")
+                }
+            }
+        }
+    }
+
     /// Stores a coordinator-initiated PrepareAbort and has the markers written.
     async fn begin_abort(self: &Arc<Self>, id: &str, home: &Home, aborting: TransactionMetadata) {
         let now = crate::clock::now_ms();
@@ -299,7 +371,7 @@ impl TransactionCoordinator {
                 None => return Err(E::InvalidProducerIdMapping),
             }
         }
-        let stored = store::append(&home.log, id, &next.to_log(), now_ms).await;
+        let stored = store::append(&home.log, id, Some(&next.to_log()), now_ms).await;
         let mut inner = self.lock();
         let owned = inner.still_owns(home);
         let Some(m) = inner.txns.get_mut(id) else {
@@ -457,6 +529,18 @@ impl TransactionCoordinator {
             .iter()
             .map(|(id, m)| (id.clone(), m.clone()))
             .collect()
+    }
+
+    /// One transactional id's state (DescribeTransactions): NOT_COORDINATOR where this
+    /// broker does not coordinate it, TRANSACTIONAL_ID_NOT_FOUND where it has no state.
+    pub fn describe(&self, transactional_id: &str) -> Result<TransactionMetadata, E> {
+        let inner = self.lock();
+        inner.home(transactional_id)?;
+        inner
+            .txns
+            .get(transactional_id)
+            .cloned()
+            .ok_or(E::TransactionalIdNotFound)
     }
 
     /// Whether this broker coordinates `transactional_id` now.

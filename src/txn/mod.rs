@@ -24,4 +24,4 @@ pub mod transaction_metadata;
 
 pub use coordinator::TransactionCoordinator;
 pub use producer_ids::{ProducerIdManager, BLOCK_SIZE as PRODUCER_ID_BLOCK_SIZE};
-pub use records::TRANSACTION_STATE_TOPIC;
+pub use records::{TransactionState, TRANSACTION_STATE_TOPIC};

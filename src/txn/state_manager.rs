@@ -37,11 +37,12 @@ fn write_error(e: &PartitionError) -> E {
     }
 }
 
-/// Appends `transactional_id`'s new state and waits until the ISR has it.
+/// Appends `transactional_id`'s new state (None: a tombstone, the id expired) and waits
+/// until the ISR has it.
 pub async fn append(
     partition: &Partition,
     transactional_id: &str,
-    value: &TransactionLogValue,
+    value: Option<&TransactionLogValue>,
     timestamp_ms: i64,
 ) -> Result<(), E> {
     let record = Record {
@@ -56,7 +57,7 @@ pub async fn append(
         sequence: -1,
         timestamp: timestamp_ms,
         key: Some(transaction_log_key(transactional_id)),
-        value: Some(encode_transaction_log_value(value)),
+        value: value.map(encode_transaction_log_value),
         headers: Default::default(),
     };
     let mut buf = BytesMut::new();

@@ -8,7 +8,7 @@
 
 use std::process::Command;
 
-use crate::common::{create_topic, name, BrokerProcess, Client};
+use crate::common::{create_topic, name, try_create_topic, BrokerProcess, Client};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
@@ -335,4 +335,149 @@ print(json.dumps(out))
             "{client}"
         );
     }
+}
+
+/// InitProducerId for `transactional_id` once its coordinator (created on first use) is
+/// ready: (producer id, epoch).
+fn init_transactional(c: &mut Client, transactional_id: &str) -> (i64, i16) {
+    use kafka_protocol::messages::{FindCoordinatorRequest, InitProducerIdRequest};
+    let find = FindCoordinatorRequest::default()
+        .with_key_type(1)
+        .with_coordinator_keys(vec![StrBytes::from_string(transactional_id.into())]);
+    let init = InitProducerIdRequest::default()
+        .with_transactional_id(Some(TransactionalId(StrBytes::from_string(
+            transactional_id.into(),
+        ))))
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id((-1).into())
+        .with_producer_epoch(-1);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        c.call(4, &find);
+        let r = c.call(4, &init);
+        if r.error_code == 0 {
+            return (r.producer_id.0, r.producer_epoch);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "InitProducerId: error {}",
+            r.error_code
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_coordinator_answers_a_partition_leaders_verification() {
+    use kafka_protocol::messages::add_partitions_to_txn_request::{
+        AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+    };
+    use kafka_protocol::messages::AddPartitionsToTxnRequest;
+    let broker = BrokerProcess::start(&["transaction.state.log.num.partitions=2"]);
+    let mut c = broker.client();
+    assert_eq!(try_create_topic(&mut c, TOPIC, 2, &[]), 0);
+    let (pid, epoch) = init_transactional(&mut c, "verified");
+    let topics = |parts: &[i32]| {
+        vec![AddPartitionsToTxnTopic::default()
+            .with_name(name(TOPIC))
+            .with_partitions(parts.to_vec())]
+    };
+    // The producer adds partition 0 (the client form).
+    let added = c.call(
+        3,
+        &AddPartitionsToTxnRequest::default()
+            .with_v3_and_below_transactional_id(TransactionalId(StrBytes::from_static_str(
+                "verified",
+            )))
+            .with_v3_and_below_producer_id(pid.into())
+            .with_v3_and_below_producer_epoch(epoch)
+            .with_v3_and_below_topics(topics(&[0])),
+    );
+    assert_eq!(
+        added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
+        0
+    );
+    // A leader asks about partitions 0 and 1, with the right epoch and a stale one; and a
+    // second transaction adds partition 1 in the same request.
+    let ask = |epoch: i16, verify_only: bool, parts: &[i32]| {
+        AddPartitionsToTxnTransaction::default()
+            .with_transactional_id(TransactionalId(StrBytes::from_static_str("verified")))
+            .with_producer_id(pid.into())
+            .with_producer_epoch(epoch)
+            .with_verify_only(verify_only)
+            .with_topics(topics(parts))
+    };
+    let codes = |r: &kafka_protocol::messages::AddPartitionsToTxnResponse| -> Vec<Vec<i16>> {
+        r.results_by_transaction
+            .iter()
+            .map(|t| {
+                t.topic_results[0]
+                    .results_by_partition
+                    .iter()
+                    .map(|p| p.partition_error_code)
+                    .collect()
+            })
+            .collect()
+    };
+    let v4 = c.call(
+        4,
+        &AddPartitionsToTxnRequest::default()
+            .with_transactions(vec![ask(epoch, true, &[0, 1]), ask(epoch + 1, true, &[0])]),
+    );
+    // None; INVALID_TXN_STATE (48) for v4; PRODUCER_FENCED (90) for the stale epoch.
+    assert_eq!(
+        (v4.error_code, codes(&v4)),
+        (0, vec![vec![0, 48], vec![90]])
+    );
+    let v5 = c.call(
+        5,
+        &AddPartitionsToTxnRequest::default().with_transactions(vec![ask(epoch, true, &[0, 1])]),
+    );
+    // TRANSACTION_ABORTABLE (120) from v5 on.
+    assert_eq!(codes(&v5), vec![vec![0, 120]]);
+    let add = c.call(
+        5,
+        &AddPartitionsToTxnRequest::default().with_transactions(vec![ask(epoch, false, &[1])]),
+    );
+    assert_eq!(codes(&add), vec![vec![0]]);
+    let again = c.call(
+        5,
+        &AddPartitionsToTxnRequest::default().with_transactions(vec![ask(epoch, true, &[0, 1])]),
+    );
+    assert_eq!(
+        codes(&again),
+        vec![vec![0, 0]],
+        "partition 1 joined the transaction"
+    );
+}
+
+#[test]
+fn a_transactional_producer_bumps_its_own_epoch_kip_360() {
+    use kafka_protocol::messages::InitProducerIdRequest;
+    let broker = BrokerProcess::start(&["transaction.state.log.num.partitions=1"]);
+    let mut c = broker.client();
+    let (pid, epoch) = init_transactional(&mut c, "bumper");
+    let init = |c: &mut Client, version: i16, producer: (i64, i16)| {
+        let r = c.call(
+            version,
+            &InitProducerIdRequest::default()
+                .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("bumper"))))
+                .with_transaction_timeout_ms(60_000)
+                .with_producer_id(producer.0.into())
+                .with_producer_epoch(producer.1),
+        );
+        (r.error_code, r.producer_id.0, r.producer_epoch)
+    };
+    assert_eq!(init(&mut c, 4, (pid, epoch)), (0, pid, epoch + 1));
+    assert_eq!(
+        init(&mut c, 4, (pid, epoch)),
+        (0, pid, epoch + 1),
+        "a retry of the same bump"
+    );
+    // PRODUCER_FENCED (90) for another producer id; INVALID_PRODUCER_EPOCH (47) before v4.
+    assert_eq!(init(&mut c, 4, (pid + 1, epoch + 1)), (90, -1, -1));
+    assert_eq!(init(&mut c, 3, (pid + 1, epoch + 1)), (47, -1, -1));
+    // INVALID_REQUEST (42): an epoch without an id.
+    assert_eq!(init(&mut c, 4, (-1, 3)), (42, -1, -1));
+    assert_eq!(init(&mut c, 4, (pid, epoch + 1)), (0, pid, epoch + 2));
 }
