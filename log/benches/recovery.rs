@@ -118,7 +118,7 @@ fn cleaning(c: &mut Criterion) {
             log.append(&b, &headers, 0).unwrap();
             n += 500;
         }
-        let view = log.cleanable_view().unwrap();
+        let view = log.cleanable_view(log.log_end_offset()).unwrap();
         // Throughput: the stored bytes of the closed segments, which the cleaning reads.
         let appended: u64 = view.segments.iter().map(|s| s.size).sum();
         let params = CleanParams {

@@ -70,7 +70,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let bytes = bytes.to_vec();
         log.append(&bytes, &headers, 3)?;
     }
-    let view = log.cleanable_view()?;
+    let view = log.cleanable_view(log.log_end_offset())?;
     let active_base = view.active_base_offset;
     let params = CleanParams {
         now_ms: BASE_TS + 1_000,

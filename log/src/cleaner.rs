@@ -15,7 +15,13 @@
 //!    `<base>.log.cleaned`: a record survives if it is the newest of its key (or past the
 //!    end of the map), records without a key are dropped, tombstones are dropped once they
 //!    were already in the cleaned section and their segment is older than
-//!    `delete.retention.ms`. Batches keep base offset, last offset delta, producer id,
+//!    `delete.retention.ms`. Transactions as Kafka's cleaner treats them
+//!    (`CleanedTransactionMetadata`): cleaning stops at the last stable offset; the batches
+//!    of aborted transactions (named by the `.txnindex` files) neither enter the map nor
+//!    survive; committed transactional records are compacted like any others; a marker
+//!    stays while its transaction has data in the log, and once it covers none it goes like
+//!    a tombstone (kept by an earlier cleaning, segment older than `delete.retention.ms`),
+//!    its aborted transaction leaving the index with it. Batches keep base offset, last offset delta, producer id,
 //!    epoch and base sequence; a producer's newest batch is kept even when empty so its
 //!    sequence state survives (Kafka's `RETAIN_EMPTY`); compressed batches are recompressed
 //!    with their codec, untouched batches copied as they are.
@@ -23,7 +29,7 @@
 //!    old segments `.deleted`, the `.swap` to `.log` (Kafka's order; `Log::open_with`
 //!    finishes or discards an interrupted swap), and its indexes are rebuilt.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
@@ -33,9 +39,11 @@ use std::sync::Arc;
 use tracing::debug;
 
 use crate::batch::{BatchHeader, RECORD_BATCH_OVERHEAD};
+use crate::end_txn_marker::EndTxnMarker;
 use crate::error::{at, LogError};
 use crate::offset_map::{key_hash, OffsetMap};
 use crate::records::{parse_records, rebuild_batch, records_section};
+use crate::txn_index::AbortedTxn;
 
 /// Suffix of a segment being written by the cleaner (removed on open).
 pub const CLEANED_SUFFIX: &str = ".cleaned";
@@ -64,6 +72,12 @@ pub struct CleanableLog {
     pub log_start_offset: i64,
     /// producer id -> last offset of its newest batch in the log.
     pub producer_last_offsets: HashMap<i64, i64>,
+    /// Kafka's last stable offset: nothing at or above it is cleaned (a transaction there
+    /// may still commit or abort, or its marker may not be replicated yet).
+    pub last_stable_offset: i64,
+    /// The aborted transactions that begin below the last stable offset (from the
+    /// `.txnindex` files).
+    pub aborted_txns: Vec<AbortedTxn>,
     /// `segment.bytes`: groups of cleaned segments stay below it.
     pub segment_bytes: u64,
 }
@@ -127,28 +141,36 @@ pub struct CleanResult {
     pub records_kept: u64,
     pub map_entries: usize,
     pub map_memory_bytes: usize,
-    /// When the earliest tombstone kept in the cleaned section may go (ms since the epoch):
-    /// a cleaning after it removes it even without new dirty data (Kafka's delete horizon).
+    /// When the earliest tombstone (or marker without data) kept in the cleaned section may
+    /// go (ms since the epoch): a cleaning after it removes it even without new dirty data
+    /// (Kafka's delete horizon).
     pub tombstone_expiry_ms: Option<i64>,
+    /// The aborted transactions whose markers this cleaning removed: they leave the
+    /// `.txnindex` of the cleaned segment.
+    pub removed_aborted_txns: Vec<AbortedTxn>,
+    /// Batches of aborted transactions removed.
+    pub aborted_batches_removed: u64,
 }
 
 impl CleanableLog {
-    /// Kafka's `firstUncleanableOffset`: the active segment's base, or the base of the first
-    /// dirty segment (from `first_dirty`) holding a record newer than `min.compaction.lag.ms`.
+    /// Kafka's `firstUncleanableOffset`: the active segment's base, the last stable offset,
+    /// or the base of the first dirty segment (from `first_dirty`) holding a record newer
+    /// than `min.compaction.lag.ms`, whichever comes first.
     pub fn first_uncleanable_offset(
         &self,
         first_dirty: i64,
         now_ms: i64,
         min_compaction_lag_ms: i64,
     ) -> i64 {
+        let bound = self.active_base_offset.min(self.last_stable_offset);
         if min_compaction_lag_ms > 0 {
             for s in self.segments.iter().filter(|s| s.next_offset > first_dirty) {
                 if s.largest_timestamp > now_ms.saturating_sub(min_compaction_lag_ms) {
-                    return s.base_offset;
+                    return s.base_offset.min(bound);
                 }
             }
         }
-        self.active_base_offset
+        bound
     }
 
     /// Clean and dirty bytes given the checkpointed first dirty offset (None: never cleaned).
@@ -228,6 +250,77 @@ impl<'a> BatchReader<'a> {
     }
 }
 
+/// Kafka's `CleanedTransactionMetadata`: walking the batches in offset order, which
+/// transactional batches belong to an aborted transaction, and whether each marker still
+/// has data of its transaction before it in this walk.
+struct TxnTracker {
+    /// Aborted transactions not reached yet, by first offset (last first).
+    waiting: Vec<AbortedTxn>,
+    /// producer id -> its aborted transaction under way, and whether data of it was seen.
+    ongoing_aborted: HashMap<i64, (AbortedTxn, bool)>,
+    /// Producers whose committed (not aborted) transaction had data in this walk.
+    ongoing_committed: HashSet<i64>,
+}
+
+impl TxnTracker {
+    fn new(aborted: &[AbortedTxn]) -> TxnTracker {
+        let mut waiting = aborted.to_vec();
+        waiting.sort_by_key(|t| std::cmp::Reverse(t.first_offset));
+        TxnTracker {
+            waiting,
+            ongoing_aborted: HashMap::new(),
+            ongoing_committed: HashSet::new(),
+        }
+    }
+
+    fn reach(&mut self, offset: i64) {
+        while self
+            .waiting
+            .last()
+            .is_some_and(|t| t.first_offset <= offset)
+        {
+            if let Some(t) = self.waiting.pop() {
+                self.ongoing_aborted.insert(t.producer_id, (t, false));
+            }
+        }
+    }
+
+    /// A data batch: whether it belongs to an aborted transaction (and must go).
+    fn on_data(&mut self, h: &BatchHeader) -> bool {
+        self.reach(h.last_offset());
+        if !h.is_transactional() {
+            return false;
+        }
+        match self.ongoing_aborted.get_mut(&h.producer_id) {
+            Some((_, seen)) => {
+                *seen = true;
+                true
+            }
+            None => {
+                self.ongoing_committed.insert(h.producer_id);
+                false
+            }
+        }
+    }
+
+    /// A control batch: whether it is a marker with no data of its transaction left in the
+    /// log (the data went in an earlier cleaning), so that it may go too. An aborted
+    /// transaction's marker that may go is returned with it.
+    fn on_marker(&mut self, h: &BatchHeader, batch: &[u8]) -> (bool, Option<AbortedTxn>) {
+        self.reach(h.last_offset());
+        match EndTxnMarker::parse(batch) {
+            Some(m) if !m.commit => match self.ongoing_aborted.remove(&h.producer_id) {
+                Some((_, true)) => (false, None),
+                Some((txn, false)) => (true, Some(txn)),
+                None => (true, None),
+            },
+            Some(_) => (!self.ongoing_committed.remove(&h.producer_id), None),
+            // A control record Kafka does not know: kept.
+            None => (false, None),
+        }
+    }
+}
+
 /// Step 1 of a pass: the offset map over [first_dirty, uncleanable), ending early (at a batch
 /// boundary) when the map is full. Returns the map and where it ends.
 fn build_offset_map(
@@ -244,20 +337,26 @@ fn build_offset_map(
         .map(|s| (s.next_offset - s.base_offset.max(first_dirty)).max(0) as u64)
         .sum();
     let mut map = OffsetMap::new(params.dedupe_buffer_size, expected as usize);
+    let mut txns = TxnTracker::new(&log.aborted_txns);
     for s in &log.segments {
         if s.next_offset <= first_dirty || s.base_offset >= uncleanable {
             continue;
         }
         let mut reader = BatchReader::new(s);
         while let Some((h, bytes, pos)) = reader.next_batch()? {
-            // Transactional batches neither shadow older records nor are compacted (below):
-            // an aborted record must not hide a committed one. Kafka's cleaner drops aborted
-            // records instead; gregor keeps them, hidden from read_committed by the index.
-            if h.last_offset() < first_dirty || h.is_control() || h.is_transactional() {
+            if h.last_offset() < first_dirty {
                 continue;
             }
             if h.base_offset >= uncleanable {
                 break;
+            }
+            // Markers hold no keys; an aborted record must not hide a committed one.
+            if h.is_control() {
+                txns.on_marker(&h, bytes);
+                continue;
+            }
+            if txns.on_data(&h) {
+                continue;
             }
             if map.room() < h.record_count.max(0) as usize {
                 if h.base_offset <= first_dirty {
@@ -341,6 +440,7 @@ pub fn clean(
     result.map_entries = map.len();
     result.map_memory_bytes = map.memory_bytes();
     let tombstone_horizon = params.now_ms.saturating_sub(params.delete_retention_ms);
+    let mut txns = TxnTracker::new(&log.aborted_txns);
     for group in group_segments(log, end) {
         let base = group[0].base_offset;
         let path = cleaned_path(&log.dir, base);
@@ -360,7 +460,24 @@ pub fn clean(
                 .saturating_add(1);
             let mut reader = BatchReader::new(s);
             while let Some((h, bytes, pos)) = reader.next_batch()? {
-                if h.base_offset >= end || h.is_control() || h.is_transactional() {
+                let producer_keeps = h.has_producer_id()
+                    && log.producer_last_offsets.get(&h.producer_id) == Some(&h.last_offset());
+                if h.base_offset >= end {
+                    out.write_all(bytes).map_err(at(&path))?;
+                    written += bytes.len() as u64;
+                    continue;
+                }
+                if h.is_control() {
+                    let (without_data, aborted) = txns.on_marker(&h, bytes);
+                    if without_data && !producer_keeps {
+                        // Like a tombstone: once kept by an earlier cleaning and old enough.
+                        if h.base_offset < first_dirty && drop_tombstones {
+                            result.removed_aborted_txns.extend(aborted);
+                            continue;
+                        }
+                        result.tombstone_expiry_ms =
+                            Some(result.tombstone_expiry_ms.map_or(expiry, |e| e.min(expiry)));
+                    }
                     out.write_all(bytes).map_err(at(&path))?;
                     written += bytes.len() as u64;
                     continue;
@@ -368,6 +485,16 @@ pub fn clean(
                 let section = records_section(&h, bytes, pos)?;
                 let records = parse_records(&h, &section, pos)?;
                 result.records_read += records.len() as u64;
+                if txns.on_data(&h) {
+                    // Aborted: gone, but for a producer's newest batch (kept empty).
+                    result.aborted_batches_removed += 1;
+                    if producer_keeps {
+                        let rebuilt = rebuild_batch(&h, &[], pos)?;
+                        out.write_all(&rebuilt).map_err(at(&path))?;
+                        written += rebuilt.len() as u64;
+                    }
+                    continue;
+                }
                 let kept: Vec<_> = records
                     .iter()
                     .filter(|r| {
@@ -394,8 +521,6 @@ pub fn clean(
                     result.tombstone_expiry_ms =
                         Some(result.tombstone_expiry_ms.map_or(expiry, |e| e.min(expiry)));
                 }
-                let producer_keeps = h.has_producer_id()
-                    && log.producer_last_offsets.get(&h.producer_id) == Some(&h.last_offset());
                 if records.is_empty() && !producer_keeps {
                     // An empty batch kept for a producer that has written since: drop it.
                     continue;

@@ -1233,8 +1233,10 @@ impl Log {
 
     /// The closed segments and what the cleaner must know, for one cleaning outside the
     /// lock (see `cleaner`).
-    pub fn cleanable_view(&self) -> Result<CleanableLog, LogError> {
+    pub fn cleanable_view(&mut self, high_watermark: i64) -> Result<CleanableLog, LogError> {
         let active_base = self.active().map_or(0, |s| s.base_offset);
+        let last_stable_offset = self.last_stable_offset(high_watermark);
+        let aborted_txns = self.collect_aborted_txns(self.log_start_offset, last_stable_offset);
         let mut segments = Vec::new();
         for s in self.segments.values() {
             if s.base_offset >= active_base {
@@ -1256,6 +1258,8 @@ impl Log {
             active_base_offset: active_base,
             log_start_offset: self.log_start_offset,
             producer_last_offsets: self.producers.last_batch_offsets(),
+            last_stable_offset,
+            aborted_txns,
             segment_bytes: self.config.segment_bytes,
         })
     }
@@ -1284,12 +1288,17 @@ impl Log {
                 .join(format!("{}{SWAP_SUFFIX}", log_file_name(group.base_offset)));
             std::fs::rename(&group.cleaned_path, &swap).map_err(at(&swap))?;
             sync_dir(&self.dir)?;
-            // The cleaner keeps every marker, so the aborted transactions of the old
-            // segments stay true of the new one.
+            // The aborted transactions of the old segments stay in the new one's index but
+            // for those whose markers the cleaner removed.
             let mut aborted = Vec::new();
             for (base, _) in &group.replaces {
                 if let Some(old) = self.segments.remove(base) {
-                    aborted.extend_from_slice(old.aborted_txns());
+                    aborted.extend(
+                        old.aborted_txns()
+                            .iter()
+                            .filter(|t| !result.removed_aborted_txns.contains(t))
+                            .copied(),
+                    );
                     let renamed = old.rename_to_deleted()?;
                     self.pending_deletes.extend(renamed);
                 }

@@ -110,7 +110,7 @@ fn params(now_ms: i64, delete_retention_ms: i64, buffer: usize) -> CleanParams {
 
 /// One cleaning from `first_dirty`, swapped in; returns the new first dirty offset.
 fn clean_once(log: &mut Log, first_dirty: i64, p: &CleanParams) -> i64 {
-    let view = log.cleanable_view().unwrap();
+    let view = log.cleanable_view(log.log_end_offset()).unwrap();
     let result = clean(&view, first_dirty, p)
         .unwrap()
         .expect("something to clean");
@@ -167,7 +167,10 @@ fn newest_value_per_key_survives_with_its_offset() {
     fill(&mut log, 3000, 100, 10, 1_000);
     let (before, _) = contents(&log);
     assert_eq!(before.len(), 3000);
-    let active_base = log.cleanable_view().unwrap().active_base_offset;
+    let active_base = log
+        .cleanable_view(log.log_end_offset())
+        .unwrap()
+        .active_base_offset;
     assert!(active_base > 2000, "many segments rolled: {active_base}");
     let size_before = log.size_bytes();
     let end = clean_once(&mut log, 0, &params(10_000, 1_000_000, 1 << 20));
@@ -239,7 +242,10 @@ fn a_small_offset_map_takes_several_passes_to_the_same_result() {
     let mut log = Log::open(dir.path(), config(4096)).unwrap();
     fill(&mut log, 3000, 300, 10, 1_000);
     let (before, _) = contents(&log);
-    let active_base = log.cleanable_view().unwrap().active_base_offset;
+    let active_base = log
+        .cleanable_view(log.log_end_offset())
+        .unwrap()
+        .active_base_offset;
     // 24 bytes per slot: room for ~90 keys while the dirty section has 300.
     let p = params(10_000, 1_000_000, 24 * 100);
     let mut first_dirty = 0;
@@ -268,7 +274,10 @@ fn tombstones_survive_one_cleaning_then_go_after_delete_retention() {
     );
     fill(&mut log, 200, 10, 10, 9_000); // pushes the tombstones out of the active segment
     let (before, _) = contents(&log);
-    let active_base = log.cleanable_view().unwrap().active_base_offset;
+    let active_base = log
+        .cleanable_view(log.log_end_offset())
+        .unwrap()
+        .active_base_offset;
     let tombstone_offsets: Vec<i64> = before
         .iter()
         .filter(|r| r.2.is_none())
@@ -285,7 +294,10 @@ fn tombstones_survive_one_cleaning_then_go_after_delete_retention() {
     );
     fill(&mut log, 100, 5, 10, 9_900);
     let (before, _) = contents(&log);
-    let active_base = log.cleanable_view().unwrap().active_base_offset;
+    let active_base = log
+        .cleanable_view(log.log_end_offset())
+        .unwrap()
+        .active_base_offset;
     let end = clean_once(&mut log, 0, &params(100_000, 1_000, 1 << 20));
     assert_eq!(end, active_base);
     let after = contents(&log).0;
@@ -363,7 +375,7 @@ fn an_interrupted_swap_completes_on_open_and_unfinished_cleanings_are_removed() 
     let mut log = Log::open(dir.path(), config(4096)).unwrap();
     fill(&mut log, 2000, 50, 10, 1_000);
     let (before, _) = contents(&log);
-    let view = log.cleanable_view().unwrap();
+    let view = log.cleanable_view(log.log_end_offset()).unwrap();
     let active_base = view.active_base_offset;
     let result = clean(&view, 0, &params(10_000, 1_000_000, 1 << 20))
         .unwrap()
@@ -403,7 +415,7 @@ fn a_crash_after_the_old_segments_were_renamed_keeps_the_cleaned_data() {
     let mut log = Log::open(dir.path(), config(4096)).unwrap();
     fill(&mut log, 2000, 50, 10, 1_000);
     let (before, _) = contents(&log);
-    let view = log.cleanable_view().unwrap();
+    let view = log.cleanable_view(log.log_end_offset()).unwrap();
     let active_base = view.active_base_offset;
     let result = clean(&view, 0, &params(10_000, 1_000_000, 1 << 20))
         .unwrap()
@@ -449,7 +461,7 @@ fn min_compaction_lag_keeps_recent_segments_dirty() {
     fill(&mut log, 300, 10, 10, 1_000); // old records
     fill(&mut log, 300, 10, 10, 9_000); // recent records
     let (before, _) = contents(&log);
-    let view = log.cleanable_view().unwrap();
+    let view = log.cleanable_view(log.log_end_offset()).unwrap();
     // now 10,000, lag 5,000: segments holding records newer than 5,000 are not cleanable.
     let uncleanable = view.first_uncleanable_offset(0, 10_000, 5_000);
     assert!(uncleanable > 0 && uncleanable <= 300, "{uncleanable}");
@@ -480,7 +492,7 @@ fn min_compaction_lag_keeps_recent_segments_dirty() {
     };
     // Segments the first cleaning emptied carry no timestamp (their modification time is
     // now): only dirty segments count for the lag, as in Kafka.
-    let view = log.cleanable_view().unwrap();
+    let view = log.cleanable_view(log.log_end_offset()).unwrap();
     assert_eq!(
         view.first_uncleanable_offset(end, 20_000, 5_000),
         view.active_base_offset
@@ -502,7 +514,7 @@ fn expired_tombstones_go_without_new_dirty_data() {
     );
     fill(&mut log, 200, 3, 10, 3_000); // other keys, rolls the tombstones out of the active segment
     let (before, _) = contents(&log);
-    let view = log.cleanable_view().unwrap();
+    let view = log.cleanable_view(log.log_end_offset()).unwrap();
     let active_base = view.active_base_offset;
     let result = clean(&view, 0, &params(3_500, 10_000, 1 << 20))
         .unwrap()
@@ -516,7 +528,7 @@ fn expired_tombstones_go_without_new_dirty_data() {
     assert_eq!(contents(&log).0, model(&before, active_base, false));
     // Nothing dirty; before the horizon a pass keeps them, after it they go.
     let early = clean(
-        &log.cleanable_view().unwrap(),
+        &log.cleanable_view(log.log_end_offset()).unwrap(),
         end,
         &params(expiry - 1, 10_000, 1 << 20),
     )
@@ -532,7 +544,7 @@ fn expired_tombstones_go_without_new_dirty_data() {
     let mut passes = 0;
     loop {
         let pass = clean(
-            &log.cleanable_view().unwrap(),
+            &log.cleanable_view(log.log_end_offset()).unwrap(),
             end,
             &params(at, 10_000, 1 << 20),
         )

@@ -224,7 +224,7 @@ fn run(ops: Vec<Op>) {
                 );
             }
             Op::Compact => {
-                let view = log.cleanable_view().unwrap();
+                let view = log.cleanable_view(log.log_end_offset()).unwrap();
                 let active_base = view.active_base_offset;
                 let params = CleanParams {
                     now_ms: 1_000_000,

@@ -182,7 +182,7 @@ fn transactional_producers_are_checked_as_kafka_does() {
 }
 
 #[test]
-fn compaction_keeps_transactional_batches_and_an_aborted_record_shadows_nothing() {
+fn compaction_empties_an_aborted_batch_it_must_keep_and_an_aborted_record_shadows_nothing() {
     use gregor_log::cleaner::{clean, CleanParams};
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::open(dir.path(), config(150)).unwrap();
@@ -190,7 +190,7 @@ fn compaction_keeps_transactional_batches_and_an_aborted_record_shadows_nothing(
     append(&mut log, &transactional_batch(1, 1, 9, 0, 0)).unwrap(); // 1: key-0, aborted below
     append(&mut log, &marker(9, 0, false, 0)).unwrap(); // 2
     append(&mut log, &batch(1, 1)).unwrap(); // 3: the active segment, not cleaned
-    let view = log.cleanable_view().unwrap();
+    let view = log.cleanable_view(log.log_end_offset()).unwrap();
     let params = CleanParams {
         now_ms: 1_700_000_000_000,
         min_compaction_lag_ms: 0,
@@ -202,26 +202,144 @@ fn compaction_keeps_transactional_batches_and_an_aborted_record_shadows_nothing(
         .expect("something to clean");
     log.replace_cleaned(&result).unwrap();
     gregor_log::remove_deleted_files(&log.take_deleted_files());
-    // Offset 0 (the committed key-0) was not shadowed by the aborted key-0 at 1, which is
-    // kept, hidden by the index; the marker is kept too.
-    let mut offsets = Vec::new();
+    // Offset 0 (the committed key-0) was not shadowed by the aborted key-0 at 1. The
+    // aborted batch lost its record but stays, empty, as producer 9's newest batch (its
+    // sequence state); its marker stays with it.
+    assert_eq!(
+        batches(&log),
+        [
+            (0, false, false, 1),
+            (1, true, false, 0),
+            (2, true, true, 1),
+            (3, false, false, 1)
+        ]
+    );
+    assert_eq!(log.collect_aborted_txns(0, 4), vec![aborted(9, 1, 2, 3)]);
+}
+
+/// (base offset, transactional, control, record count) of every batch in the log.
+fn batches(log: &Log) -> Vec<(i64, bool, bool, i32)> {
+    let mut out = Vec::new();
     let mut next = log.log_start_offset();
     while let Some(slice) = log.read(next, 1 << 20, i64::MAX, true).unwrap() {
         let bytes = slice.read().unwrap();
         let headers = parse_record_set(&bytes, 1 << 20).unwrap();
         for h in &headers {
-            offsets.push((h.base_offset, h.is_transactional(), h.is_control()));
+            out.push((
+                h.base_offset,
+                h.is_transactional(),
+                h.is_control(),
+                h.record_count,
+            ));
         }
         next = headers.last().unwrap().last_offset() + 1;
     }
+    out
+}
+
+#[test]
+fn compaction_drops_aborted_data_then_its_marker_and_compacts_committed_records() {
+    use gregor_log::cleaner::{clean, CleanParams};
+    const TS: i64 = 1_700_000_000_000;
+    const DAY: i64 = 86_400_000;
+    let dir = tempfile::tempdir().unwrap();
+    // One batch a segment: everything below the last batch is closed.
+    let mut log = Log::open(dir.path(), config(1)).unwrap();
+    append(&mut log, &batch(1, TS)).unwrap(); // 0: key-0, plain
+    append(&mut log, &transactional_batch(1, TS, 9, 0, 0)).unwrap(); // 1: key-0, aborted
+    append(&mut log, &marker(9, 0, false, 0)).unwrap(); // 2
+    append(&mut log, &transactional_batch(1, TS, 7, 0, 0)).unwrap(); // 3: key-0, committed
+    append(&mut log, &marker(7, 0, true, 0)).unwrap(); // 4
+    append(&mut log, &transactional_batch(1, TS, 9, 0, 1)).unwrap(); // 5: key-0, committed
+    append(&mut log, &marker(9, 0, true, 0)).unwrap(); // 6
+    append(&mut log, &batch(1, TS)).unwrap(); // 7: the active segment
+    assert_eq!(log.collect_aborted_txns(0, 8), vec![aborted(9, 1, 2, 3)]);
+    let params = |now_ms| CleanParams {
+        now_ms,
+        min_compaction_lag_ms: 0,
+        delete_retention_ms: DAY,
+        dedupe_buffer_size: 1 << 20,
+    };
+    let view = log.cleanable_view(log.log_end_offset()).unwrap();
+    let first = clean(&view, 0, &params(TS + 1000)).unwrap().expect("dirty");
+    assert_eq!(first.aborted_batches_removed, 1);
+    log.replace_cleaned(&first).unwrap();
+    gregor_log::remove_deleted_files(&log.take_deleted_files());
+    // The plain key-0 at 0 is shadowed by the committed one at 5 (transactional records are
+    // compacted like any others), so is producer 7's at 3 (kept empty: its newest batch);
+    // the aborted batch at 1 is gone; its marker stays until the data is known gone.
     assert_eq!(
-        offsets,
+        batches(&log),
         [
-            (0, false, false),
-            (1, true, false),
-            (2, true, true),
-            (3, false, false)
+            (2, true, true, 1),
+            (3, true, false, 0),
+            (4, true, true, 1),
+            (5, true, false, 1),
+            (6, true, true, 1),
+            (7, false, false, 1)
         ]
     );
-    assert_eq!(log.collect_aborted_txns(0, 4), vec![aborted(9, 1, 2, 3)]);
+    assert_eq!(log.collect_aborted_txns(0, 8), vec![aborted(9, 1, 2, 3)]);
+    assert!(
+        first.tombstone_expiry_ms.is_none(),
+        "no marker without data yet"
+    );
+    // A cleaning within delete.retention.ms keeps the marker that now covers nothing, and
+    // says when it may go.
+    let view = log.cleanable_view(log.log_end_offset()).unwrap();
+    let early = clean(&view, first.end_offset, &params(TS + 2000))
+        .unwrap()
+        .expect("a pass");
+    assert_eq!(early.tombstone_expiry_ms, Some(TS + DAY + 1));
+    assert!(early.removed_aborted_txns.is_empty());
+    // After it, the marker goes and its transaction leaves the index.
+    let view = log.cleanable_view(log.log_end_offset()).unwrap();
+    let late = clean(&view, first.end_offset, &params(TS + 3 * DAY))
+        .unwrap()
+        .expect("a pass");
+    assert_eq!(late.removed_aborted_txns, vec![aborted(9, 1, 2, 3)]);
+    log.replace_cleaned(&late).unwrap();
+    gregor_log::remove_deleted_files(&log.take_deleted_files());
+    assert_eq!(
+        batches(&log),
+        [
+            (3, true, false, 0),
+            (4, true, true, 1),
+            (5, true, false, 1),
+            (6, true, true, 1),
+            (7, false, false, 1)
+        ]
+    );
+    assert_eq!(log.collect_aborted_txns(0, 8), vec![]);
+    // Reopened from the files: the same index.
+    drop(log);
+    let log = Log::open(dir.path(), config(1)).unwrap();
+    assert_eq!(log.collect_aborted_txns(0, 8), vec![]);
+    assert_eq!(batches(&log).len(), 5);
+}
+
+#[test]
+fn compaction_stops_at_an_open_transaction() {
+    use gregor_log::cleaner::{clean, CleanParams};
+    const TS: i64 = 1_700_000_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config(1)).unwrap();
+    append(&mut log, &batch(1, TS)).unwrap(); // 0: key-0
+    append(&mut log, &transactional_batch(1, TS, 9, 0, 0)).unwrap(); // 1: key-0, open
+    append(&mut log, &batch(1, TS)).unwrap(); // 2: key-0
+    append(&mut log, &batch(1, TS)).unwrap(); // 3: the active segment
+    let view = log.cleanable_view(log.log_end_offset()).unwrap();
+    assert_eq!(view.last_stable_offset, 1);
+    let params = CleanParams {
+        now_ms: TS,
+        min_compaction_lag_ms: 0,
+        delete_retention_ms: 86_400_000,
+        dedupe_buffer_size: 1 << 20,
+    };
+    // Nothing below offset 1 can be compacted yet: 0 stays, though 2 has the same key.
+    assert_eq!(view.dirty_stats(None, TS, 0).first_uncleanable_offset, 1);
+    let result = clean(&view, 0, &params).unwrap().expect("a pass");
+    assert_eq!(result.end_offset, 1);
+    log.replace_cleaned(&result).unwrap();
+    assert_eq!(batches(&log).len(), 4);
 }

@@ -1145,9 +1145,10 @@ impl Partition {
     /// What the cleaner needs of this log (`Log::cleanable_view`), under the lock briefly.
     pub fn cleanable_view(&self) -> Result<CleanableLog, PartitionError> {
         self.check_online()?;
-        self.lock()
-            .log
-            .cleanable_view()
+        let mut st = self.lock();
+        let high_watermark = st.high_watermark;
+        st.log
+            .cleanable_view(high_watermark)
             .map_err(|e| self.storage(e))
     }
 
