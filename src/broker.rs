@@ -22,7 +22,7 @@ use crate::security::authorizer::AclAuthorizer;
 use crate::security::client_quotas::{ClientQuotaManager, QuotaType};
 use crate::topic_admin::{self, TopicAdminContext};
 use crate::txn::marker_channel::{OffsetsMarkerListener, TransactionMarkerChannel};
-use crate::txn::{ProducerIdManager, TransactionCoordinator};
+use crate::txn::{ProducerIdManager, TransactionCoordinator, TransactionVerifier};
 
 pub struct Broker {
     pub config: BrokerConfig,
@@ -33,6 +33,8 @@ pub struct Broker {
     pub groups: Arc<GroupCoordinator>,
     /// Transactions of the `__transaction_state` partitions led here.
     pub txns: Arc<TransactionCoordinator>,
+    /// As a partition leader: the check of a transaction's first batch at its coordinator.
+    pub txn_verifier: TransactionVerifier,
     /// Serialises topic administration (create, delete, add partitions) on this broker.
     pub admin_lock: tokio::sync::Mutex<()>,
     /// Client byte-rate quotas (`producer_byte_rate`, `consumer_byte_rate`), refreshed from
@@ -143,9 +145,18 @@ impl Broker {
             ),
         ));
         txns.on_replicas_changed(&metadata.image(), &replicas);
+        let txn_verifier = TransactionVerifier::new(
+            config.broker_id,
+            config.txn_config().partition_verification,
+            metadata.clone(),
+            txns.clone(),
+            config.inter_broker_listener_name.clone(),
+            replicas.inter_broker_security.clone(),
+        );
         Ok(Broker {
             groups,
             txns,
+            txn_verifier,
             producer_ids: ProducerIdManager::new(metadata.clone()),
             metadata,
             replicas,

@@ -619,6 +619,14 @@ impl Log {
             .map_or(high_watermark, |o| o.min(high_watermark))
     }
 
+    /// Whether `producer_id` at `producer_epoch` has a transaction open in this log (its
+    /// next transactional batch needs no verification at the coordinator).
+    pub fn has_ongoing_transaction(&self, producer_id: i64, producer_epoch: i16) -> bool {
+        self.producers
+            .entry(producer_id)
+            .is_some_and(|e| e.epoch == producer_epoch && e.current_txn_first_offset.is_some())
+    }
+
     /// The producers this log has state for (DescribeProducers).
     pub fn active_producers(&self) -> Vec<crate::producer_state::ActiveProducer> {
         self.producers.active_producers()

@@ -24,6 +24,8 @@ pub struct TxnConfig {
     pub abort_timed_out_interval: Duration,
     /// `transaction.remove.expired.transaction.cleanup.interval.ms`.
     pub remove_expired_interval: Duration,
+    /// `transaction.partition.verification.enable`.
+    pub partition_verification: bool,
 }
 
 impl BrokerConfig {
@@ -51,6 +53,9 @@ impl BrokerConfig {
             remove_expired_interval: Duration::from_millis(
                 int("transaction.remove.expired.transaction.cleanup.interval.ms").max(1) as u64,
             ),
+            partition_verification: self
+                .raw_value("transaction.partition.verification.enable")
+                .is_none_or(|v| v.trim().eq_ignore_ascii_case("true")),
         }
     }
 }
@@ -73,6 +78,7 @@ mod tests {
         assert_eq!(t.max_timeout_ms, 900_000);
         assert_eq!(t.abort_timed_out_interval, Duration::from_secs(10));
         assert_eq!(t.remove_expired_interval, Duration::from_secs(3600));
+        assert!(t.partition_verification);
         assert_eq!(t.id_expiration, Duration::from_secs(7 * 24 * 3600));
         let t = BrokerConfig::from_properties_text(
             "transaction.state.log.num.partitions=4\ntransaction.max.timeout.ms=5000\n",

@@ -3,6 +3,9 @@
 //! sequence, append, and answer with the base offset. Batches are stored as the client sent them, straight from the request's
 //! buffer; only the base offset and leader epoch in each header are written anew.
 //!
+//! A transactional batch that opens its producer's transaction in a partition is first
+//! verified at the transaction coordinator (`txn::partition_verification`, KIP-890).
+//!
 //! acks=-1 answers once every ISR member has the batch: after all appends the handler
 //! waits for each partition's high watermark to pass its batch (Kafka's `DelayedProduce`),
 //! up to the request's timeout. The wait is an `.await` on a watch channel: it holds this
@@ -71,37 +74,35 @@ pub async fn handle(
         } else {
             None
         };
-        let partition_responses = topic
-            .partition_data
-            .into_iter()
-            .enumerate()
-            .map(|(partition_index, data)| {
-                let index = data.index;
-                let resp = if let Some(error) = denied {
-                    error_response(index, error.code(), None)
-                } else if valid_acks {
-                    let (resp, appended) = produce_partition(broker, &name, data, acks);
-                    if let (-1, Some((partition, appended))) = (acks, appended) {
-                        waiting.push(Waiting {
-                            topic_index,
-                            partition_index,
-                            partition,
-                            appended,
-                        });
-                    }
-                    resp
-                } else {
-                    error_response(index, E::InvalidRequiredAcks.code(), None)
-                };
-                if resp.error_code != 0 && failed.is_none() {
-                    failed = Some(format!(
-                        "produce to {name}-{index} failed with error {}",
-                        resp.error_code
-                    ));
+        let mut partition_responses = Vec::with_capacity(topic.partition_data.len());
+        for (partition_index, data) in topic.partition_data.into_iter().enumerate() {
+            let index = data.index;
+            let resp = if let Some(error) = denied {
+                error_response(index, error.code(), None)
+            } else if valid_acks {
+                let transactional_id = req.transactional_id.as_ref().map(|t| t.0.as_str());
+                let (resp, appended) =
+                    produce_partition(broker, &name, data, acks, transactional_id).await;
+                if let (-1, Some((partition, appended))) = (acks, appended) {
+                    waiting.push(Waiting {
+                        topic_index,
+                        partition_index,
+                        partition,
+                        appended,
+                    });
                 }
                 resp
-            })
-            .collect();
+            } else {
+                error_response(index, E::InvalidRequiredAcks.code(), None)
+            };
+            if resp.error_code != 0 && failed.is_none() {
+                failed = Some(format!(
+                    "produce to {name}-{index} failed with error {}",
+                    resp.error_code
+                ));
+            }
+            partition_responses.push(resp);
+        }
         responses.push(
             TopicProduceResponse::default()
                 .with_name(topic.name)
@@ -135,12 +136,27 @@ pub async fn handle(
     Outcome::Respond(ProduceResponse::default().with_responses(responses))
 }
 
+/// Why a partition's batch was not appended.
+enum Refused {
+    Partition(PartitionError),
+    /// A transactional batch without a transactional id (Kafka: TRANSACTIONAL_ID_
+    /// AUTHORIZATION_FAILED), or one its coordinator did not verify.
+    Transaction(E, String),
+}
+
+impl From<PartitionError> for Refused {
+    fn from(e: PartitionError) -> Refused {
+        Refused::Partition(e)
+    }
+}
+
 /// Appends one partition's batch; with the partition and the append when it worked.
-fn produce_partition(
+async fn produce_partition(
     broker: &Broker,
     topic: &str,
     data: PartitionProduceData,
     acks: i16,
+    transactional_id: Option<&str>,
 ) -> (
     PartitionProduceResponse,
     Option<(Arc<Partition>, LeaderAppend)>,
@@ -177,8 +193,22 @@ fn produce_partition(
                 "produce requests must hold exactly one record batch per partition, not {n}"
             ))),
         })
-        .map_err(PartitionError::from)
-        .and_then(|headers| partition.append(records, headers, acks));
+        .map_err(PartitionError::from);
+    let result = match result {
+        Ok(headers) => {
+            append(
+                broker,
+                &partition,
+                (topic, index),
+                records,
+                headers,
+                acks,
+                transactional_id,
+            )
+            .await
+        }
+        Err(e) => Err(Refused::Partition(e)),
+    };
     match result {
         Ok(appended) => {
             let info = &appended.info;
@@ -197,14 +227,59 @@ fn produce_partition(
                 .with_log_start_offset(info.log_start_offset);
             (resp, Some((partition, appended)))
         }
-        Err(e) => {
+        Err(Refused::Partition(e)) => {
             debug!(topic, partition = index, error = %e, "produce refused");
             (
                 error_response(index, e.error_code(), Some(e.to_string())),
                 None,
             )
         }
+        Err(Refused::Transaction(e, message)) => {
+            (error_response(index, e.code(), Some(message)), None)
+        }
     }
+}
+
+/// The append itself. A batch that would open a producer's transaction in this partition
+/// is first verified at the transaction's coordinator (KIP-890 part 1, unless
+/// `transaction.partition.verification.enable` is off).
+async fn append(
+    broker: &Broker,
+    partition: &Partition,
+    (topic, index): (&str, i32),
+    records: bytes::Bytes,
+    headers: Vec<gregor_log::BatchHeader>,
+    acks: i16,
+    transactional_id: Option<&str>,
+) -> Result<LeaderAppend, Refused> {
+    let Some(h) = headers.first().filter(|h| h.is_transactional()) else {
+        return Ok(partition.append(records, headers, acks)?);
+    };
+    let (producer_id, producer_epoch) = (h.producer_id, h.producer_epoch);
+    let Some(id) = transactional_id else {
+        return Err(Refused::Transaction(
+            E::TransactionalIdAuthorizationFailed,
+            "a transactional batch needs the request's transactional id".into(),
+        ));
+    };
+    if !broker.txn_verifier.enabled() {
+        return Ok(partition.append(records, headers, acks)?);
+    }
+    let Some(guard) = partition.begin_transaction_verification(producer_id, producer_epoch) else {
+        return Ok(partition.append(records, headers, acks)?);
+    };
+    let verified = broker
+        .txn_verifier
+        .verify(id, producer_id, producer_epoch, topic, index)
+        .await;
+    if let Err(e) = verified {
+        partition.end_transaction_verification(producer_id, guard);
+        let message = format!(
+            "the coordinator of {id} did not verify {topic}-{index} in its transaction: {e:?}"
+        );
+        return Err(Refused::Transaction(e, message));
+    }
+    Ok(partition.append_verified(records, headers, acks, guard)?)
 }
 
 fn error_response(index: i32, code: i16, message: Option<String>) -> PartitionProduceResponse {

@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
@@ -53,6 +53,8 @@ pub enum PartitionError {
     UnknownLeaderEpoch { requested: i32, current: i32 },
     #[error("clients may not write control batches")]
     ControlBatchFromClient,
+    #[error("producer {producer_id}'s transaction ended while its batch was being verified")]
+    TransactionNotVerified { producer_id: i64 },
     #[error(
         "cannot read {}: {reason}. It must name the partition's topic id; restore it, or \
          delete it to have this broker adopt the directory's data for topic id {topic_id}",
@@ -105,6 +107,7 @@ impl PartitionError {
             PartitionError::FencedLeaderEpoch { .. } => E::FencedLeaderEpoch.code(),
             PartitionError::UnknownLeaderEpoch { .. } => E::UnknownLeaderEpoch.code(),
             PartitionError::ControlBatchFromClient => E::InvalidRecord.code(),
+            PartitionError::TransactionNotVerified { .. } => E::InvalidTxnState.code(),
             PartitionError::UnreadablePartitionMetadata { .. }
             | PartitionError::LogDirOffline(_) => E::KafkaStorageError.code(),
         }
@@ -197,6 +200,10 @@ struct PartitionState {
     leader_epoch_start_offset: i64,
     /// An ISR change is being written; no other is proposed meanwhile.
     isr_change_in_flight: bool,
+    /// Leader only: producer id -> the verification under way for the first batch of its
+    /// next transaction here (Kafka's `VerificationGuard`). A marker for the producer ends
+    /// it, so that a batch verified for a transaction that ended meanwhile is refused.
+    verification_guards: HashMap<i64, u64>,
 }
 
 impl PartitionState {
@@ -361,6 +368,7 @@ impl Partition {
                 followers: HashMap::new(),
                 leader_epoch_start_offset: leo,
                 isr_change_in_flight: false,
+                verification_guards: HashMap::new(),
             }),
             high_watermark_tx: watch::Sender::new(high_watermark),
             log_end_tx: watch::Sender::new(leo),
@@ -551,7 +559,54 @@ impl Partition {
         if headers.iter().any(|h| h.is_control()) {
             return Err(PartitionError::ControlBatchFromClient);
         }
-        self.append_as_leader(records, headers, required_acks, AppendOrigin::Client)
+        self.append_as_leader(records, headers, required_acks, AppendOrigin::Client, None)
+    }
+
+    /// Starts the verification of a producer's transactional batch at its coordinator,
+    /// unless the producer's transaction is already open here at that epoch (None: append
+    /// at once). The guard returned goes to `append_verified` once the coordinator agreed.
+    pub fn begin_transaction_verification(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+    ) -> Option<u64> {
+        static NEXT_GUARD: AtomicU64 = AtomicU64::new(1);
+        let mut st = self.lock();
+        if st.log.has_ongoing_transaction(producer_id, producer_epoch) {
+            return None;
+        }
+        let guard = NEXT_GUARD.fetch_add(1, Ordering::Relaxed);
+        st.verification_guards.insert(producer_id, guard);
+        Some(guard)
+    }
+
+    /// Drops a verification the coordinator refused.
+    pub fn end_transaction_verification(&self, producer_id: i64, guard: u64) {
+        let mut st = self.lock();
+        if st.verification_guards.get(&producer_id) == Some(&guard) {
+            st.verification_guards.remove(&producer_id);
+        }
+    }
+
+    /// `append` of a transactional batch its coordinator verified under `guard`: refused
+    /// (INVALID_TXN_STATE) if a marker for the producer was written since.
+    pub fn append_verified(
+        &self,
+        records: Bytes,
+        headers: Vec<gregor_log::BatchHeader>,
+        required_acks: i16,
+        guard: u64,
+    ) -> Result<LeaderAppend, PartitionError> {
+        if headers.iter().any(|h| h.is_control()) {
+            return Err(PartitionError::ControlBatchFromClient);
+        }
+        self.append_as_leader(
+            records,
+            headers,
+            required_acks,
+            AppendOrigin::Client,
+            Some(guard),
+        )
     }
 
     /// Appends a coordinator's batch (the group coordinator's transactional offset
@@ -561,7 +616,7 @@ impl Partition {
         records: Bytes,
         headers: Vec<gregor_log::BatchHeader>,
     ) -> Result<LeaderAppend, PartitionError> {
-        self.append_as_leader(records, headers, -1, AppendOrigin::Coordinator)
+        self.append_as_leader(records, headers, -1, AppendOrigin::Coordinator, None)
     }
 
     /// Appends the marker that ends `producer_id`'s transaction in this partition, as the
@@ -575,7 +630,7 @@ impl Partition {
     ) -> Result<LeaderAppend, PartitionError> {
         let records = marker.batch(producer_id, producer_epoch, crate::clock::now_ms());
         let headers = gregor_log::parse_record_set(&records, u32::MAX)?;
-        self.append_as_leader(records, headers, -1, AppendOrigin::Coordinator)
+        self.append_as_leader(records, headers, -1, AppendOrigin::Coordinator, None)
     }
 
     fn append_as_leader(
@@ -584,6 +639,7 @@ impl Partition {
         mut headers: Vec<gregor_log::BatchHeader>,
         required_acks: i16,
         origin: AppendOrigin,
+        verified: Option<u64>,
     ) -> Result<LeaderAppend, PartitionError> {
         let compacted = self.lock().settings.compacted();
         if compacted {
@@ -601,6 +657,14 @@ impl Partition {
                 isr: st.isr_len(),
                 min: st.settings.min_insync_replicas,
             });
+        }
+        let producer = headers.first().map(|h| (h.producer_id, h.producer_epoch));
+        let is_marker = headers.first().is_some_and(|h| h.is_control());
+        if let (Some(guard), Some((producer_id, producer_epoch))) = (verified, producer) {
+            let open = st.log.has_ongoing_transaction(producer_id, producer_epoch);
+            if !open && st.verification_guards.get(&producer_id) != Some(&guard) {
+                return Err(PartitionError::TransactionNotVerified { producer_id });
+            }
         }
         let epoch = st.leader_epoch;
         let leader_term = st.leader_term;
@@ -620,6 +684,11 @@ impl Partition {
             .map_err(|e| self.storage(e))?;
         if log_append_time && !info.duplicate {
             info.log_append_time = now;
+        }
+        // The transaction is open here now (a verified batch) or ended (a marker): either
+        // way a verification under way for the producer is void.
+        if let Some((producer_id, _)) = producer.filter(|_| verified.is_some() || is_marker) {
+            st.verification_guards.remove(&producer_id);
         }
         // With the ISR this broker alone, what is in our log is committed at once.
         let hw_moved = st.maybe_increment_high_watermark();

@@ -17,11 +17,13 @@
 
 pub mod coordinator;
 pub mod marker_channel;
+pub mod partition_verification;
 pub mod producer_ids;
 pub mod records;
 pub mod state_manager;
 pub mod transaction_metadata;
 
 pub use coordinator::TransactionCoordinator;
+pub use partition_verification::TransactionVerifier;
 pub use producer_ids::{ProducerIdManager, BLOCK_SIZE as PRODUCER_ID_BLOCK_SIZE};
 pub use records::{TransactionState, TRANSACTION_STATE_TOPIC};

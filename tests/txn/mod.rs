@@ -25,6 +25,9 @@ use kafka_protocol::records::{
 };
 
 const TOPIC: &str = "txn";
+/// A leader that appends transactional batches without asking a coordinator (as Kafka
+/// before 3.6): the tests of the partition's side write their own transactions.
+const UNVERIFIED: &str = "transaction.partition.verification.enable=false";
 
 /// One batch of `values` (keys = values), transactional when `txn` is set.
 fn batch(values: &[&str], producer: (i64, i16, i32), txn: bool) -> Bytes {
@@ -169,7 +172,8 @@ fn offsets(records: &[(i64, String)]) -> Vec<String> {
 
 #[test]
 fn markers_the_last_stable_offset_and_aborted_transactions_in_fetch() {
-    let mut broker = BrokerProcess::start(&[]);
+    // The transactions here are the test's own: no coordinator to verify them with.
+    let mut broker = BrokerProcess::start(&[UNVERIFIED]);
     let mut c = broker.client();
     create_topic(&mut c, TOPIC, &[]);
     // 0-1 producer 1000's transaction, 2 producer 2000's, 3 a plain record.
@@ -225,7 +229,10 @@ fn markers_the_last_stable_offset_and_aborted_transactions_in_fetch() {
         coordinator_epoch: 0,
     }
     .batch(3000, 0, 0);
-    assert_eq!(produce(&mut c, control, None).0, 87, "INVALID_RECORD");
+    // (A control batch is transactional: without a transactional id Kafka refuses it
+    // earlier, with TRANSACTIONAL_ID_AUTHORIZATION_FAILED.)
+    assert_eq!(produce(&mut c, control.clone(), None).0, 53);
+    assert_eq!(produce(&mut c, control, Some("t3")).0, 87, "INVALID_RECORD");
     assert_eq!(
         produce(&mut c, batch(&["d1"], (1000, 0, 2), true), Some("t1")),
         (0, 6)
@@ -270,7 +277,7 @@ fn markers_the_last_stable_offset_and_aborted_transactions_in_fetch() {
 #[test]
 #[ignore = "needs the Python clients (confluent-kafka, kafka-python): scripts/test.sh runs it"]
 fn read_committed_clients_skip_aborted_records_and_wait_at_the_last_stable_offset() {
-    let broker = BrokerProcess::start(&[]);
+    let broker = BrokerProcess::start(&[UNVERIFIED]);
     let mut c = broker.client();
     create_topic(&mut c, TOPIC, &[]);
     produce(&mut c, batch(&["a1", "a2"], (1000, 0, 0), true), Some("t1"));
@@ -480,4 +487,68 @@ fn a_transactional_producer_bumps_its_own_epoch_kip_360() {
     // INVALID_REQUEST (42): an epoch without an id.
     assert_eq!(init(&mut c, 4, (-1, 3)), (42, -1, -1));
     assert_eq!(init(&mut c, 4, (pid, epoch + 1)), (0, pid, epoch + 2));
+}
+
+#[test]
+fn a_leader_appends_a_transactional_batch_only_once_the_coordinator_verified_it() {
+    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+    use kafka_protocol::messages::AddPartitionsToTxnRequest;
+    let broker = BrokerProcess::start(&["transaction.state.log.num.partitions=1"]);
+    let mut c = broker.client();
+    create_topic(&mut c, TOPIC, &[]);
+    // No transactional id with a transactional batch: TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
+    let (code, _) = produce(&mut c, batch(&["x"], (77, 0, 0), true), None);
+    assert_eq!(code, 53);
+    let (pid, epoch) = init_transactional(&mut c, "checked");
+    // A producer id the coordinator does not map to the id: INVALID_PRODUCER_ID_MAPPING.
+    let (code, _) = produce(
+        &mut c,
+        batch(&["x"], (pid + 1, 0, 0), true),
+        Some("checked"),
+    );
+    assert_eq!(code, 49);
+    // The right producer, but the partition is not in its transaction: INVALID_TXN_STATE,
+    // and nothing is appended (no hanging transaction).
+    let (code, _) = produce(
+        &mut c,
+        batch(&["a"], (pid, epoch, 0), true),
+        Some("checked"),
+    );
+    assert_eq!(code, 48);
+    assert_eq!(latest(&mut c, 0), 0);
+    let added = c.call(
+        3,
+        &AddPartitionsToTxnRequest::default()
+            .with_v3_and_below_transactional_id(TransactionalId(StrBytes::from_static_str(
+                "checked",
+            )))
+            .with_v3_and_below_producer_id(pid.into())
+            .with_v3_and_below_producer_epoch(epoch)
+            .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+                .with_name(name(TOPIC))
+                .with_partitions(vec![0])]),
+    );
+    assert_eq!(
+        added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
+        0
+    );
+    // Added: appended; the next batch of the open transaction needs no new verification.
+    assert_eq!(
+        produce(
+            &mut c,
+            batch(&["a"], (pid, epoch, 0), true),
+            Some("checked")
+        ),
+        (0, 0)
+    );
+    assert_eq!(
+        produce(
+            &mut c,
+            batch(&["b"], (pid, epoch, 1), true),
+            Some("checked")
+        ),
+        (0, 1)
+    );
+    // The transaction is still open: read_committed sees nothing yet.
+    assert_eq!(latest(&mut c, 1), 0);
 }
