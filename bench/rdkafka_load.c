@@ -7,13 +7,25 @@
  * one JSON object on stdout and nothing else there.
  *
  *   rdkafka_load produce -b HOST:PORT -t TOPIC -n RECORDS -s SIZE [-a ACKS] [-P PRODUCERS]
- *                        [-k] [-r RATE] [-l LINGER_MS] [-B BATCH_BYTES]
+ *                        [-k] [-r RATE] [-l LINGER_MS] [-B BATCH_BYTES] [-T TXN_RECORDS]
  *       RECORDS split over PRODUCERS threads, each its own producer instance; -k gives each
  *       record a key (hash partitioning), else null keys (sticky partitioner); -r caps the
  *       offered load in records/s over all producers (latency at a fixed load). Latency is
  *       send to delivery report, per record.
+ *       -T: transactional, TXN_RECORDS records per transaction (acks=all). Each producer has
+ *       its own transactional.id (rdkafka-load-PID-THREAD, -X transactional.id=... to name
+ *       it), calls rd_kafka_init_transactions once and fetches the topic's metadata (the
+ *       clock starts when every producer has done so), then begin, TXN_RECORDS produce calls,
+ *       rd_kafka_flush and rd_kafka_commit_transaction per transaction. The flush first
+ *       leaves in the commit's time only the EndTxn round trip and librdkafka's hand-offs
+ *       (its records are all acknowledged by then); that time, per transaction, gives
+ *       commit_p50_ms, commit_p99_ms and commit_p999_ms in the JSON, with "transactions"
+ *       their count. A commit error is retried if librdkafka calls it retriable, else the
+ *       run stops with it on stderr.
  *   rdkafka_load consume -b HOST:PORT -t TOPIC -p PARTITIONS -n RECORDS
  *       reads RECORDS from offset 0 of every partition (assigned, no group coordination).
+ *       librdkafka's isolation.level is read_committed unless -X says read_uncommitted:
+ *       transaction markers and aborted records are not counted.
  *   rdkafka_load e2e -b HOST:PORT -t TOPIC -n RECORDS -s SIZE -r RATE [-a ACKS]
  *       produce at RATE with the send time in each value while a consumer reads the topic
  *       from its end: latency is send to receipt, per record (one process, one clock).
@@ -31,11 +43,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 struct opts {
     const char *bootstrap, *topic, *acks;
     long records, size, rate;
     int producers, partitions, keyed, linger_ms, batch_bytes;
+    long txn_records; /* -T: records per transaction, 0 = not transactional */
     /* -X key=value: librdkafka properties set after the defaults of every client made. */
     const char *extra[16];
     int extras;
@@ -102,8 +116,11 @@ static double percentile_ms(struct latencies *l, double q) {
 struct producer_thread {
     const struct opts *o;
     long records, first;
+    int index;
     double rate; /* records/s for this thread, 0 = as fast as possible */
     struct latencies *lat;
+    struct latencies *commit_lat; /* -T: per rd_kafka_commit_transaction call */
+    pthread_barrier_t *ready;     /* -T: every producer initialised; the clock starts */
     long delivered, failed;
     pthread_t thread;
 };
@@ -122,7 +139,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 typedef void (*delivery_cb)(rd_kafka_t *, const rd_kafka_message_t *, void *);
 
 static rd_kafka_t *new_producer(const struct opts *o, int linger_ms, delivery_cb on_dr,
-                                void *opaque) {
+                                void *opaque, const char *transactional_id) {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char buf[32];
     set(conf, "bootstrap.servers", o->bootstrap);
@@ -134,6 +151,8 @@ static rd_kafka_t *new_producer(const struct opts *o, int linger_ms, delivery_cb
     set(conf, "queue.buffering.max.kbytes", "1048576");
     set(conf, "queue.buffering.max.messages", "1000000");
     set(conf, "compression.type", "none");
+    if (transactional_id)
+        set(conf, "transactional.id", transactional_id);
     set_extras(conf, o);
     rd_kafka_conf_set_dr_msg_cb(conf, on_dr);
     rd_kafka_conf_set_opaque(conf, opaque);
@@ -144,10 +163,53 @@ static rd_kafka_t *new_producer(const struct opts *o, int linger_ms, delivery_cb
     return rk;
 }
 
+/* Stops the run on a transactional API error (after printing it), unless it is retriable:
+ * then returns 1 so the caller tries the call again. */
+static int txn_check(rd_kafka_error_t *error, const char *what) {
+    if (!error)
+        return 0;
+    int retriable = rd_kafka_error_is_retriable(error);
+    fprintf(stderr, "rdkafka_load: %s: %s%s%s\n", what, rd_kafka_error_string(error),
+            retriable ? " (retriable, retrying)" : "",
+            rd_kafka_error_txn_requires_abort(error) ? " (transaction requires abort)" : "");
+    rd_kafka_error_destroy(error);
+    if (!retriable)
+        exit(2);
+    return 1;
+}
+
+/* -T: commits the open transaction, timing the commit alone (see the header). */
+static void commit_txn(rd_kafka_t *rk, struct producer_thread *pt) {
+    while (rd_kafka_flush(rk, 1000) == RD_KAFKA_RESP_ERR__TIMED_OUT)
+        ;
+    int64_t t0 = now_ns();
+    while (txn_check(rd_kafka_commit_transaction(rk, 60000), "commit_transaction"))
+        ;
+    latency_add(pt->commit_lat, now_ns() - t0);
+}
+
 static void *produce_loop(void *arg) {
     struct producer_thread *pt = arg;
     const struct opts *o = pt->o;
-    rd_kafka_t *rk = new_producer(o, o->linger_ms, on_delivery, pt);
+    char txn_id[64];
+    snprintf(txn_id, sizeof txn_id, "rdkafka-load-%ld-%d", (long)getpid(), pt->index);
+    rd_kafka_t *rk = new_producer(o, o->linger_ms, on_delivery, pt,
+                                  o->txn_records > 0 ? txn_id : NULL);
+    rd_kafka_topic_t *rkt = NULL;
+    if (o->txn_records > 0) {
+        while (txn_check(rd_kafka_init_transactions(rk, 60000), "init_transactions"))
+            ;
+        /* The topic's metadata before the clock starts: a transactional producer whose
+         * connection is already up (it found its coordinator over it) otherwise learns of
+         * a new topic only at its next metadata scan, up to 1 s later, with either broker. */
+        rkt = rd_kafka_topic_new(rk, o->topic, NULL);
+        const struct rd_kafka_metadata *md;
+        rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, 30000);
+        if (err)
+            die("metadata", rd_kafka_err2str(err));
+        rd_kafka_metadata_destroy(md);
+        pthread_barrier_wait(pt->ready);
+    }
     char *value = malloc((size_t)o->size);
     if (!value)
         die("malloc", "value");
@@ -155,6 +217,12 @@ static void *produce_loop(void *arg) {
         value[i] = (char)('a' + i % 26);
     int64_t start = now_ns();
     for (long i = 0; i < pt->records; i++) {
+        if (o->txn_records > 0 && i % o->txn_records == 0) {
+            if (i > 0)
+                commit_txn(rk, pt);
+            while (txn_check(rd_kafka_begin_transaction(rk), "begin_transaction"))
+                ;
+        }
         if (pt->rate > 0) {
             int64_t due = start + (int64_t)((double)i * 1e9 / pt->rate);
             int64_t wait = due - now_ns();
@@ -182,8 +250,12 @@ static void *produce_loop(void *arg) {
         if (pt->rate > 0 || (i & 1023) == 0)
             rd_kafka_poll(rk, 0);
     }
+    if (o->txn_records > 0 && pt->records > 0)
+        commit_txn(rk, pt);
     while (rd_kafka_outq_len(rk) > 0)
         rd_kafka_poll(rk, 50);
+    if (rkt)
+        rd_kafka_topic_destroy(rkt);
     rd_kafka_destroy(rk);
     free(value);
     return NULL;
@@ -193,8 +265,14 @@ static int run_produce(const struct opts *o) {
     struct latencies lat = {.capacity = o->records, .lock = PTHREAD_MUTEX_INITIALIZER};
     lat.us = malloc(sizeof(uint32_t) * (size_t)o->records);
     struct producer_thread *pts = calloc((size_t)o->producers, sizeof *pts);
-    if (!lat.us || !pts)
+    /* -T: at most one commit per TXN_RECORDS records of each producer, and its last one. */
+    long commits = o->txn_records > 0 ? o->records / o->txn_records + o->producers : 0;
+    struct latencies commit_lat = {.capacity = commits, .lock = PTHREAD_MUTEX_INITIALIZER};
+    commit_lat.us = malloc(sizeof(uint32_t) * (size_t)(commits + 1));
+    if (!lat.us || !pts || !commit_lat.us)
         die("malloc", "latencies");
+    pthread_barrier_t ready;
+    pthread_barrier_init(&ready, NULL, (unsigned)o->producers + 1);
     int64_t start = now_ns();
     long first = 0;
     for (int p = 0; p < o->producers; p++) {
@@ -204,8 +282,16 @@ static int run_produce(const struct opts *o) {
         first += pts[p].records;
         pts[p].rate = o->rate > 0 ? (double)o->rate / o->producers : 0;
         pts[p].lat = &lat;
+        pts[p].commit_lat = &commit_lat;
+        pts[p].index = p;
+        pts[p].ready = &ready;
         if (pthread_create(&pts[p].thread, NULL, produce_loop, &pts[p]) != 0)
             die("pthread_create", strerror(errno));
+    }
+    if (o->txn_records > 0) {
+        /* -T: timed from the moment every producer has its producer id and the topic. */
+        pthread_barrier_wait(&ready);
+        start = now_ns();
     }
     long delivered = 0, failed = 0;
     for (int p = 0; p < o->producers; p++) {
@@ -217,10 +303,18 @@ static int run_produce(const struct opts *o) {
     qsort(lat.us, (size_t)lat.count, sizeof(uint32_t), cmp_u32);
     printf("{\"mode\":\"produce\",\"records\":%ld,\"delivered\":%ld,\"failed\":%ld,"
            "\"seconds\":%.3f,\"msgs\":%.1f,\"mbs\":%.3f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
-           "\"p999_ms\":%.3f}\n",
+           "\"p999_ms\":%.3f",
            o->records, delivered, failed, secs, delivered / secs,
            (double)delivered * (double)o->size / secs / 1e6, percentile_ms(&lat, 0.5),
            percentile_ms(&lat, 0.99), percentile_ms(&lat, 0.999));
+    if (o->txn_records > 0) {
+        qsort(commit_lat.us, (size_t)commit_lat.count, sizeof(uint32_t), cmp_u32);
+        printf(",\"transactions\":%ld,\"commit_p50_ms\":%.3f,\"commit_p99_ms\":%.3f,"
+               "\"commit_p999_ms\":%.3f",
+               commit_lat.count, percentile_ms(&commit_lat, 0.5),
+               percentile_ms(&commit_lat, 0.99), percentile_ms(&commit_lat, 0.999));
+    }
+    printf("}\n");
     return failed == 0 && delivered == o->records ? 0 : 1;
 }
 
@@ -362,7 +456,7 @@ static int run_e2e(struct opts *o) {
         die("pthread_create", strerror(errno));
 
     /* One record at a time: no linger. */
-    rd_kafka_t *rk = new_producer(o, 0, on_delivery_ignore, NULL);
+    rd_kafka_t *rk = new_producer(o, 0, on_delivery_ignore, NULL, NULL);
     char *value = calloc(1, (size_t)o->size);
     if (!value)
         die("malloc", "value");
@@ -399,7 +493,7 @@ static int run_e2e(struct opts *o) {
 static void usage(void) {
     fputs("usage: rdkafka_load produce|consume|e2e -b BOOTSTRAP -t TOPIC -n RECORDS [-s SIZE]\n"
           "       [-a ACKS] [-P PRODUCERS] [-p PARTITIONS] [-k] [-r RATE] [-l LINGER_MS]\n"
-          "       [-B BATCH_BYTES] [-X librdkafka.property=value ...]\n",
+          "       [-B BATCH_BYTES] [-T TXN_RECORDS] [-X librdkafka.property=value ...]\n",
           stderr);
     exit(2);
 }
@@ -412,7 +506,7 @@ int main(int argc, char **argv) {
                      .linger_ms = 5, .batch_bytes = 65536};
     int c;
     optind = 2;
-    while ((c = getopt(argc, argv, "b:t:n:s:a:P:p:kr:l:B:X:")) != -1) {
+    while ((c = getopt(argc, argv, "b:t:n:s:a:P:p:kr:l:B:T:X:")) != -1) {
         switch (c) {
         case 'b': o.bootstrap = optarg; break;
         case 't': o.topic = optarg; break;
@@ -425,6 +519,7 @@ int main(int argc, char **argv) {
         case 'r': o.rate = atol(optarg); break;
         case 'l': o.linger_ms = atoi(optarg); break;
         case 'B': o.batch_bytes = atoi(optarg); break;
+        case 'T': o.txn_records = atol(optarg); break;
         case 'X':
             if (o.extras == (int)(sizeof o.extra / sizeof o.extra[0]))
                 die("-X", "too many");
@@ -433,7 +528,8 @@ int main(int argc, char **argv) {
         default: usage();
         }
     }
-    if (!o.bootstrap || !o.topic || o.records <= 0 || o.size <= 0 || o.producers <= 0)
+    if (!o.bootstrap || !o.topic || o.records <= 0 || o.size <= 0 || o.producers <= 0 ||
+        o.txn_records < 0)
         usage();
     if (!strcmp(mode, "produce"))
         return run_produce(&o);

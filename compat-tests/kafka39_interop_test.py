@@ -51,6 +51,39 @@ the controller election.
                      - kafka-reassign-partitions moves a partition from Kafka 1 (leader) and
                        gregor 2 to gregor 3 and 2: gregor 3 copies it from Kafka, leads it,
                        and the gregor controller's StopReplica deletes Kafka's replica.
+  transactions       Kafka 1 first (controller), then gregor 2 and 3, all with
+                     transaction.state.log.num.partitions=6, replication factor 3, min ISR 2.
+                     gregor 2's FindCoordinator (key type 1) creates __transaction_state, whose
+                     leaders are spread over all three (Kafka's FindCoordinator (key type 0)
+                     creates __consumer_offsets); every broker names the leader of partition
+                     abs(Java hashCode) % partitions as an id's or a group's coordinator. Four
+                     confluent-kafka transactional producers, two ids coordinated by Kafka 1 and
+                     one by each gregor broker, run at once commit, abort, commit, abort, each
+                     transaction over all 6 partitions of a topic (RF 3) led by all three, so
+                     the markers cross the kinds both ways (WriteTxnMarkers); a Kafka-coordinated
+                     one sends offsets for a group gregor coordinates, a gregor-coordinated one
+                     for a group Kafka coordinates. Then
+                     - read_committed reads exactly the committed records of every partition in
+                       each producer's order, read_uncommitted all of them; each partition's
+                       high watermark is its records plus one marker a transaction, its last
+                       stable offset the same; each group's committed offsets are its last
+                       committed transaction's;
+                     - KIP-890 verification with raw requests, both ways: Kafka 1 as leader
+                       refuses a transactional batch for a partition outside the transaction
+                       after asking the gregor coordinator (AddPartitionsToTxn v4+, verify
+                       only), gregor as leader the same after asking Kafka's; each appends it
+                       once the partition is added, and both transactions are aborted;
+                     - gregor 3 is killed with -9 while it coordinates an open transaction with
+                       its records written (its partition's next replica is Kafka 1): the commit
+                       goes through Kafka's coordinator or the transaction is aborted, never
+                       half; new producers of the id commit through Kafka, then through gregor 3
+                       again once it is back and leads the partition (state written by each
+                       kind, loaded by the other);
+                     - the replicas of __transaction_state and of the data topic are identical,
+                       and Kafka's DumpLogSegments --transaction-log-decoder reads gregor's
+                       __transaction_state files: each id in its hash's partition with the
+                       states Kafka's coordinator stores (Empty, then Ongoing, Prepare* and
+                       Complete* per transaction, over the partitions it wrote).
 
   znodes             Kafka 1 and gregor 2, each broker id 1 and alone in its own chroot
                      (/kafka, /gregor), get the same operations: topics created, grown,
@@ -65,9 +98,10 @@ the controller election.
                      snapshot files exactly as the Kafka broker's own, and the checkpoints
                      must hold the same entries.
 
-After each mixed scenario: every acknowledged value is read back once at its offset, the three replicas of
-every partition hold the same bytes (Kafka's and gregor's segment files compared byte for
-byte), and neither side floods its log with refused or dropped connections.
+After each mixed scenario: every acknowledged value is read back once at its offset (in
+transactions: the reads above), the three replicas of every partition hold the same bytes
+(Kafka's and gregor's segment files compared byte for byte), and neither side floods its log
+with refused or dropped connections (in transactions: checked before the kill -9).
 
 usage: compat-tests/kafka39_interop_test.py [--broker target/release/gregor] [--only NAME,...]
 """
@@ -77,8 +111,11 @@ import json
 import os
 import re
 import signal
+import socket
+import struct
 import subprocess
 import sys
+import threading
 import tempfile
 import time
 import traceback
@@ -312,11 +349,13 @@ def segment_bytes(data_dir, topic, partition):
     return b"".join(open(f, "rb").read() for f in files)
 
 
-def check_converged(cluster, topic=TOPIC):
+def check_converged(cluster, topic=TOPIC, empty=()):
+    """The three replicas of every partition of `topic` hold the same bytes, and none but the
+    partitions `empty` is empty."""
     def same():
         for p in range(PARTITIONS):
             copies = [segment_bytes(cluster.data_dir(i), topic, p) for i in (1, 2, 3)]
-            if not (copies[0] == copies[1] == copies[2]) or not copies[0]:
+            if not (copies[0] == copies[1] == copies[2]) or (not copies[0]) != (p in empty):
                 return None
         return True
     try:
@@ -761,13 +800,13 @@ def gregor_controller(cluster):
     return "; ".join([summary] + notes + [check_converged(cluster), check_quiet_logs(cluster)])
 
 
-def committed_offsets(cluster, group):
+def committed_offsets(cluster, group, topic=TOPIC):
     """The group's committed offset per partition of the topic, read by a fresh member."""
     from confluent_kafka import Consumer, TopicPartition
     c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": group,
                   "enable.auto.commit": False})
     try:
-        got = c.committed([TopicPartition(TOPIC, p) for p in range(PARTITIONS)], timeout=30)
+        got = c.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=30)
         return {tp.partition: tp.offset for tp in got}
     finally:
         c.close()
@@ -1057,11 +1096,548 @@ def compare_described_configs(cluster):
             f"Kafka's; gregor's {len(gregor_broker)} broker keys are Kafka's with its values")
 
 
+TXN_STATE = "__transaction_state"
+OFFSETS_TOPIC = "__consumer_offsets"
+OFFSETS_PARTITIONS = 3  # offsets.topic.num.partitions, both kinds
+TXN_DATA = "txn-data"
+# For both kinds: __transaction_state gets as many partitions as the data topics (PARTITIONS,
+# so that wait_isr_whole and check_converged apply to it), RF 3, min ISR 2: with round-robin
+# leaders, Kafka 1 and each gregor broker coordinate some transactional ids.
+TXN_SETTINGS = [f"transaction.state.log.num.partitions={PARTITIONS}",
+                "transaction.state.log.replication.factor=3",
+                "transaction.state.log.min.isr=2"]
+RECORDS_PER_PARTITION = 5  # per partition and transaction
+ROUNDS = ("commit", "abort", "commit", "abort")
+
+
+def java_hash(s):
+    """Java's String.hashCode."""
+    h = 0
+    data = s.encode("utf-16-be")
+    for (unit,) in struct.iter_unpack(">H", data):
+        h = (31 * h + unit) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def partition_for(key, partitions):
+    """Kafka's `Utils.abs(key.hashCode) % partitions`: the partition of __transaction_state
+    (a transactional id) or __consumer_offsets (a group) that holds `key`."""
+    h = java_hash(key)
+    return (0 if h == -(1 << 31) else abs(h)) % partitions
+
+
+def s16(x):
+    b = x.encode()
+    return struct.pack(">h", len(b)) + b
+
+
+def raw_call(cluster, via, api_key, version, body):
+    """One request (request header v1, a version that is not flexible) to broker `via` on a
+    socket of its own: the response after its correlation id."""
+    req = struct.pack(">hhi", api_key, version, 7) + s16("interop") + body
+    with socket.create_connection(("127.0.0.1", cluster.ports[via]), timeout=40) as sock:
+        sock.sendall(struct.pack(">i", len(req)) + req)
+        size = struct.unpack(">i", sock.recv(4, socket.MSG_WAITALL))[0]
+        resp = sock.recv(size, socket.MSG_WAITALL)
+    return resp[4:]
+
+
+def find_coordinator(cluster, via, key, key_type):
+    """FindCoordinator v1 asked of broker `via` (key type 0 a group, 1 a transactional id):
+    (error code, node id)."""
+    resp = raw_call(cluster, via, 10, 1, s16(key) + struct.pack(">b", key_type))
+    _throttle, error, msg_len = struct.unpack_from(">ihh", resp, 0)
+    node = struct.unpack_from(">i", resp, 8 + max(msg_len, 0))[0]
+    return error, node
+
+
+# Errors a transaction coordinator answers while it cannot yet (clients retry them).
+COORDINATOR_BUSY = {14, 15, 16, 51}  # loading, not available, not coordinator, concurrent
+
+
+def raw_init_producer_id(cluster, via, txn_id):
+    """InitProducerId v1 for `txn_id` at its coordinator `via`: (producer id, epoch)."""
+    body = s16(txn_id) + struct.pack(">i", 60000)
+
+    def call():
+        _t, error, pid, epoch = struct.unpack_from(">ihqh", raw_call(cluster, via, 22, 1, body))
+        return None if error in COORDINATOR_BUSY else (error, pid, epoch)
+    error, pid, epoch = eventually(f"InitProducerId({txn_id})", 30, call, 0.2)
+    assert error == 0, f"InitProducerId({txn_id}) at {via}: error {error}"
+    return pid, epoch
+
+
+def raw_add_partition(cluster, via, txn_id, pid, epoch, topic, partition):
+    """AddPartitionsToTxn v2 (a client's) of one partition at the coordinator `via`: its error."""
+    body = (s16(txn_id) + struct.pack(">qhi", pid, epoch, 1) + s16(topic)
+            + struct.pack(">ii", 1, partition))
+
+    def call():
+        resp = raw_call(cluster, via, 24, 2, body)
+        name_len = struct.unpack_from(">h", resp, 8)[0]
+        _count, _p, error = struct.unpack_from(">iih", resp, 10 + name_len)
+        return None if error in COORDINATOR_BUSY else (error,)
+    return eventually(f"AddPartitionsToTxn({txn_id})", 30, call, 0.2)[0]
+
+
+def raw_end_txn(cluster, via, txn_id, pid, epoch, commit):
+    """EndTxn v1 at the coordinator `via`: its error."""
+    body = s16(txn_id) + struct.pack(">qh?", pid, epoch, commit)
+
+    def call():
+        _t, error = struct.unpack_from(">ih", raw_call(cluster, via, 26, 1, body))
+        return None if error in COORDINATOR_BUSY else (error,)
+    return eventually(f"EndTxn({txn_id})", 30, call, 0.2)[0]
+
+
+def raw_produce(cluster, via, txn_id, pid, epoch, sequence, topic, partition, value):
+    """Produce v3 (acks=all) of a one-record transactional batch to the leader `via`:
+    (error code, base offset)."""
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+    builder = DefaultRecordBatchBuilder(2, 0, 1, pid, epoch, sequence, 1 << 20)
+    builder.append(0, int(time.time() * 1000), None, value.encode(), [])
+    batch = bytes(builder.build())
+    body = (s16(txn_id) + struct.pack(">hii", -1, 30000, 1) + s16(topic)
+            + struct.pack(">iii", 1, partition, len(batch)) + batch)
+    resp = raw_call(cluster, via, 0, 3, body)
+    name_len = struct.unpack_from(">h", resp, 4)[0]
+    _count, _p, error, offset = struct.unpack_from(">iihq", resp, 6 + name_len)
+    return error, offset
+
+
+INVALID_TXN_STATE = 48
+
+
+def verification_across_kinds(cluster, state):
+    """KIP-890's verification between the kinds, with raw requests: for an id coordinated
+    by one kind, a transactional batch for a partition not added to the transaction is sent
+    to a leader of the other kind; then the partition is added (AddPartitionsToTxn v2, a
+    client's), the batch sent again, and the transaction aborted (EndTxn).
+
+    Each leader (transaction.partition.verification.enable, the default of both) asks the
+    coordinator of the other kind (AddPartitionsToTxn v4+, verify only) and must refuse the
+    first batch with INVALID_TXN_STATE, then append the second. Returns ({id: the data
+    partition used}, a note)."""
+    data = cluster.partitions(TXN_DATA)
+    used, notes = {}, []
+    for coordinator, leader in ((GREGOR[0], KAFKA), (KAFKA, GREGOR[0])):
+        part = min(p for p, v in data.items() if v[0] == leader)
+        txn_id = ids_led_by(f"unverified{coordinator}", state, coordinator, 1)[0]
+        used[txn_id] = part
+        pid, epoch = raw_init_producer_id(cluster, coordinator, txn_id)
+        first = raw_produce(cluster, leader, txn_id, pid, epoch, 0, TXN_DATA, part, f"{txn_id}/unadded")
+        added = raw_add_partition(cluster, coordinator, txn_id, pid, epoch, TXN_DATA, part)
+        second = raw_produce(cluster, leader, txn_id, pid, epoch, 0,
+                             TXN_DATA, part, f"{txn_id}/added")
+        ended = raw_end_txn(cluster, coordinator, txn_id, pid, epoch, False)
+        what = (f"{txn_id} (coordinator {cluster.kinds[coordinator]} {coordinator}) at leader "
+                f"{cluster.kinds[leader]} {leader} of {TXN_DATA}-{part}")
+        assert added == 0 and second[0] == 0 and ended == 0, \
+            f"{what}: AddPartitionsToTxn error {added}, produce once added {second}, EndTxn error {ended}"
+        assert first == (INVALID_TXN_STATE, -1), \
+            f"{what}: the batch outside the transaction was answered {first}, not INVALID_TXN_STATE"
+        other = "its gregor coordinator" if leader == KAFKA else "its Kafka coordinator"
+        notes.append(f"{cluster.kinds[leader]} {leader} refused a batch outside the transaction of "
+                     f"{txn_id} (INVALID_TXN_STATE) after asking {other}, and appended it once added")
+    kafka = cluster.log(KAFKA)
+    assert "This suggests verification is not supported" not in kafka, \
+        "Kafka 1 skipped verification with a gregor coordinator (AddPartitionsToTxn v4 refused)"
+    return used, "; ".join(notes)
+
+
+def internal_topic(cluster, topic, count, via, key, key_type):
+    """FindCoordinator for `key` asked of broker `via` until the internal topic it creates
+    exists with `count` partitions, every ISR whole: {partition: (leader, replicas, isr)}."""
+    first = find_coordinator(cluster, via, key, key_type)
+
+    def ready():
+        ps = cluster.partitions(topic)
+        if len(ps) != count or not all(v[0] > 0 and v[2] == [1, 2, 3] for v in ps.values()):
+            find_coordinator(cluster, via, key, key_type)
+            return None
+        return ps
+    ps = eventually(f"{topic}: {count} partitions, every ISR whole", 60, ready, 0.5)
+    return first, ps
+
+
+def ids_led_by(prefix, state, broker, count, want=None):
+    """`count` names `prefix-N` whose __transaction_state (or __consumer_offsets) partition,
+    by Java's hash, is led by `broker` in `state` ({partition: (leader, replicas, isr)});
+    `want(partition)` may narrow the partitions."""
+    found = []
+    for n in range(10000):
+        name = f"{prefix}-{n}"
+        p = partition_for(name, len(state))
+        if state[p][0] == broker and (want is None or want(p)):
+            found.append(name)
+            if len(found) == count:
+                return found
+    raise AssertionError(f"no {prefix} name led by {broker}: {state}")
+
+
+def read_partitions(cluster, topic, level, timeout=30):
+    """Every record value of each partition of `topic` from offset 0 to the end a
+    confluent-kafka consumer at `level` sees, and that end per partition (read_committed:
+    the last stable offset)."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": f"reader-{time.time()}",
+                  "isolation.level": level, "enable.auto.commit": False,
+                  "enable.partition.eof": True})
+    try:
+        c.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+        got = {p: [] for p in range(PARTITIONS)}
+        eof = set()
+        deadline = time.time() + timeout
+        while len(eof) < PARTITIONS and time.time() < deadline:
+            m = c.poll(0.5)
+            if m is None:
+                continue
+            if m.error():
+                if m.error().code() == -191:  # _PARTITION_EOF
+                    eof.add(m.partition())
+                    continue
+                raise AssertionError(f"{level} read of {topic}: {m.error()}")
+            got[m.partition()].append(m.value().decode())
+        assert len(eof) == PARTITIONS, \
+            f"{level}: no end of partitions {sorted(set(range(PARTITIONS)) - eof)} within {timeout}s"
+        ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                for p in range(PARTITIONS)}
+        return got, ends
+    finally:
+        c.close()
+
+
+def txn_values(txn_id, round_, partition):
+    return [f"{txn_id}/{round_}/{partition}/{i}" for i in range(RECORDS_PER_PARTITION)]
+
+
+def group_offset(round_, partition):
+    """The offset round `round_` commits for `partition` of TXN_DATA in its transaction."""
+    return 1000 * (round_ + 1) + partition
+
+
+def run_transactions(cluster, txn_id, rounds, group=None):
+    """A confluent-kafka transactional producer `txn_id` runs one transaction per round, each
+    writing RECORDS_PER_PARTITION records to every partition of TXN_DATA (and, with `group`,
+    sending the group's offsets to the transaction), committed or aborted as the round says."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    errors = []
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "transactional.id": txn_id,
+                  "linger.ms": 5})
+    member = None
+    if group:
+        member = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": group,
+                           "enable.auto.commit": False})
+    try:
+        p.init_transactions(60)
+        for r, outcome in enumerate(rounds):
+            p.begin_transaction()
+            for i in range(RECORDS_PER_PARTITION):
+                for part in range(PARTITIONS):
+                    p.produce(TXN_DATA, value=txn_values(txn_id, r, part)[i].encode(), partition=part,
+                              on_delivery=lambda e, m: e and errors.append(e))
+            if group:
+                p.send_offsets_to_transaction(
+                    [TopicPartition(TXN_DATA, part, group_offset(r, part)) for part in range(PARTITIONS)],
+                    member.consumer_group_metadata(), 30)
+            if outcome == "commit":
+                p.commit_transaction(60)
+            else:
+                assert p.flush(30) == 0, f"{txn_id}: records of round {r} not acknowledged"
+                p.abort_transaction(60)
+    finally:
+        if member:
+            member.close()
+    assert not errors, f"{txn_id}: delivery errors {errors[:3]}"
+
+
+def transaction_log(cluster, slot):
+    """Kafka's DumpLogSegments --transaction-log-decoder of every __transaction_state segment
+    in broker `slot`'s data directory: (transactional id -> [(state name, partitions,
+    producer id, epoch)] in log order per partition, records read, partition of each id)."""
+    files = sorted(glob.glob(os.path.join(cluster.data_dir(slot), f"{TXN_STATE}-*", "*.log")))
+    assert len(files) >= PARTITIONS, files
+    out = subprocess.run(
+        ["java", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-cp", os.path.join(KAFKA_LIB, "*"),
+         "kafka.tools.DumpLogSegments", "--transaction-log-decoder", "--files", ",".join(files)],
+        capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    history, where, records = {}, {}, 0
+    current = None
+    for line in out.stdout.splitlines():
+        if line.startswith("Dumping "):
+            current = int(re.search(rf"{TXN_STATE}-(\d+)/", line).group(1))
+            continue
+        # | offset: 3 ... key: transaction_metadata::transactionalId=ID payload: producerId:2000,
+        # producerEpoch:0,state=CompleteCommit,partitions=[t-0,t-1],txnLastUpdateTimestamp=...
+        m = re.search(r"^\| offset: \d+ .* key: transaction_metadata::transactionalId=(\S+) "
+                      r"payload: (.*)$", line)
+        if not m:
+            continue
+        records += 1
+        key, payload = m.groups()
+        where.setdefault(key, set()).add(current)
+        if payload == "<DELETE>":
+            history.setdefault(key, []).append(("tombstone", (), None, None))
+            continue
+        v = re.fullmatch(r"producerId:(-?\d+),producerEpoch:(-?\d+),state=(\w+),partitions=\[(.*)\],"
+                         r"txnLastUpdateTimestamp=-?\d+,txnTimeoutMs=\d+", payload)
+        assert v, f"DumpLogSegments payload not understood: {payload}"
+        parts = tuple(sorted(p for p in v.group(4).split(",") if p))
+        history.setdefault(key, []).append((v.group(3), parts, int(v.group(1)), int(v.group(2))))
+    assert records, f"DumpLogSegments decoded no record:\n{out.stdout[:2000]}"
+    return history, records, where
+
+
+def expected_states(rounds):
+    """The states Kafka's coordinator stores for an id that inits once and runs `rounds`
+    (consecutive Ongoing records, one per AddPartitionsToTxn or AddOffsetsToTxn, as one)."""
+    states = ["Empty"]
+    for outcome in rounds:
+        states += ["Ongoing"] + (["PrepareCommit", "CompleteCommit"] if outcome == "commit"
+                                 else ["PrepareAbort", "CompleteAbort"])
+    return states
+
+
+def check_transaction_log(cluster, slot, plan):
+    """Kafka's DumpLogSegments reads broker `slot`'s __transaction_state files (those it led,
+    written by its coordinator, and those it copied): each id of `plan` ({id: (rounds,
+    partitions its transactions touch)}) in the partition of its hash, with the states
+    Kafka's coordinator stores, one producer id and epoch. Returns (records, history)."""
+    history, records, where = transaction_log(cluster, slot)
+    for txn_id, (rounds, touched) in plan.items():
+        assert where.get(txn_id) == {partition_for(txn_id, PARTITIONS)}, \
+            f"{txn_id} in partitions {where.get(txn_id)}"
+        seen = history[txn_id]
+        states = [s for i, (s, *_r) in enumerate(seen) if not (s == "Ongoing" and i and seen[i - 1][0] == s)]
+        assert states == expected_states(rounds), f"{txn_id}: {states}"
+        prepared = [parts for s, parts, *_r in seen if s.startswith("Prepare")]
+        assert all(parts == touched for parts in prepared), f"{txn_id} prepared with {prepared}, not {touched}"
+        assert len({(pid, epoch) for _s, _p, pid, epoch in seen}) == 1, f"{txn_id}: {seen}"
+    return records, history
+
+
+def check_reads(cluster, plan, others=()):
+    """read_committed sees exactly the committed transactions' records of `plan` ({id:
+    rounds}) in every partition, in each producer's order; read_uncommitted sees all; no
+    other records but those of the ids `others`. Returns both reads and each partition's
+    high watermark and last stable offset."""
+    committed, lso = read_partitions(cluster, TXN_DATA, "read_committed")
+    everything, hw = read_partitions(cluster, TXN_DATA, "read_uncommitted")
+    for part in range(PARTITIONS):
+        for txn_id, rounds in plan.items():
+            mine = lambda vs: [v for v in vs if v.split("/")[0] == txn_id]  # noqa: E731
+            want = [v for r, o in enumerate(rounds) if o == "commit" for v in txn_values(txn_id, r, part)]
+            assert mine(committed[part]) == want, \
+                f"read_committed of {txn_id} in partition {part}: {mine(committed[part])} (want {want})"
+            want = [v for r in range(len(rounds)) for v in txn_values(txn_id, r, part)]
+            assert mine(everything[part]) == want, \
+                f"read_uncommitted of {txn_id} in partition {part}: {mine(everything[part])}"
+        foreign = [v for v in everything[part] if v.split("/")[0] not in set(plan) | set(others)]
+        assert not foreign, f"partition {part}: records of no transaction: {foreign[:5]}"
+    return committed, everything, hw, lso
+
+
+def init(producer):
+    """A transactional producer, its id's InitProducerId done."""
+    producer.init_transactions(60)
+    return producer
+
+
+def coordinator_kill9(cluster, state):
+    """kill -9 of gregor 3 while it coordinates an open transaction whose records are written
+    (the id's __transaction_state partition has Kafka 1 next in its replicas, so Kafka takes
+    over what gregor stored). The producer's commit goes through the new coordinator or the
+    transaction is aborted, never half; gregor 3 returns, leads the partition again and
+    coordinates a further transaction of the id from the state Kafka left. Returns (the id,
+    whether its first transaction is visible, a note)."""
+    from confluent_kafka import KafkaException, Producer
+    handover = [p for p, v in state.items() if v[0] == 3 and v[1][:2] == [3, KAFKA]]
+    txn_id = ids_led_by("kill", state, 3, 1, want=(lambda p: p in handover) if handover else None)[0]
+    partition = partition_for(txn_id, PARTITIONS)
+    conf = {"bootstrap.servers": cluster.bootstrap, "transactional.id": txn_id, "linger.ms": 5}
+
+    def transaction(producer, round_, commit=True):
+        producer.begin_transaction()
+        for part in range(PARTITIONS):
+            for v in txn_values(txn_id, round_, part):
+                producer.produce(TXN_DATA, value=v.encode(), partition=part)
+        if commit:
+            producer.commit_transaction(60)
+        else:
+            assert producer.flush(30) == 0, "the open transaction's records not acknowledged"
+    p = Producer(conf)
+    p.init_transactions(60)
+    transaction(p, 0, commit=False)
+    t0 = time.time()
+    cluster.procs[3].kill()
+    cluster.procs[3].wait(10)
+    cluster.stopped.add(3)
+    outcome, errors = None, []
+    while outcome is None and time.time() - t0 < 75:
+        try:
+            p.commit_transaction(20)
+            outcome = "commit"
+        except KafkaException as e:
+            err = e.args[0]
+            errors.append(err.name())
+            if err.txn_requires_abort():
+                p.abort_transaction(30)
+                outcome = "abort"
+            elif not err.retriable():
+                outcome = f"fatal {err.name()}"
+    assert outcome, f"no outcome within 75 s of the kill: {errors}"
+    took = time.time() - t0
+    successor = cluster.partitions(TXN_STATE)[partition][0]
+    assert successor in (KAFKA, 2), f"{TXN_STATE}-{partition} led by {successor} after the kill"
+    # A new producer of the id (fencing the first) commits through the successor; then,
+    # gregor 3 back and leading the partition again (preferred leader), through gregor 3.
+    transaction(init(Producer(conf)), 1)
+    cluster.restart(3)
+    cluster.wait_isr_whole(TXN_DATA, timeout=60)
+    cluster.wait_isr_whole(TXN_STATE, timeout=60)
+    eventually(f"gregor 3 leading {TXN_STATE}-{partition} again", 60,
+               lambda: cluster.partitions(TXN_STATE)[partition][0] == 3, 0.5)
+    transaction(init(Producer(conf)), 2)
+    committed, _lso = read_partitions(cluster, TXN_DATA, "read_committed")
+    for part in range(PARTITIONS):
+        seen = [v for v in committed[part] if v.startswith(txn_id + "/0/")]
+        assert seen in ([], txn_values(txn_id, 0, part)), f"partition {part}: half a transaction: {seen}"
+        if outcome in ("commit", "abort"):
+            assert bool(seen) == (outcome == "commit"), f"partition {part} after {outcome}: {seen}"
+        for r in (1, 2):
+            got = [v for v in committed[part] if v.startswith(f"{txn_id}/{r}/")]
+            assert got == txn_values(txn_id, r, part), f"partition {part}, transaction {r}: {got}"
+    visible = any(v.startswith(txn_id + "/0/") for vs in committed.values() for v in vs)
+    return txn_id, visible, (
+        f"kill -9 of gregor 3 coordinating {txn_id} ({TXN_STATE}-{partition}) with a "
+        f"transaction open: {cluster.kinds[successor]} {successor} took over, the commit "
+        f"{'returned OK' if outcome == 'commit' else 'ended in ' + outcome} "
+        f"{took:.1f}s after the kill (errors on the way: {', '.join(errors) or 'none'}), all its "
+        f"{PARTITIONS * RECORDS_PER_PARTITION} records {'visible' if visible else 'hidden'}; a new "
+        f"producer of the id committed through {cluster.kinds[successor]} {successor}, and another "
+        f"through gregor 3 once it led the partition again")
+
+
+def transactions(cluster):
+    """Transactions across the two kinds: Kafka 1 (controller) and gregor 2 and 3 each
+    coordinate transactional ids, whose transactions span partitions led by all three."""
+    assert controller_of(cluster) == KAFKA, f"controller is {controller_of(cluster)}"
+    cluster.create_topic(TXN_DATA, via=2)
+    cluster.wait_isr_whole(TXN_DATA)
+    eventually(f"{TXN_DATA} led by all three", 60,
+               lambda: {v[0] for v in cluster.partitions(TXN_DATA).values()} == {1, 2, 3})
+    # __transaction_state created by gregor (its first FindCoordinator with key type 1),
+    # __consumer_offsets by Kafka.
+    first, state = internal_topic(cluster, TXN_STATE, PARTITIONS, 2, "first-id", 1)
+    leaders = {v[0] for v in state.values()}
+    assert leaders == {1, 2, 3} and all(len(v[1]) == 3 for v in state.values()), state
+    first_group, offsets = internal_topic(cluster, OFFSETS_TOPIC, OFFSETS_PARTITIONS, KAFKA, "first-group", 0)
+    assert {v[0] for v in offsets.values()} == {1, 2, 3}, offsets
+    configs = described(cluster, KAFKA, "topic", TXN_STATE)
+    assert configs["min.insync.replicas"][0] == "2" and configs["cleanup.policy"][0] == "compact", \
+        f"{TXN_STATE} configs as Kafka reads them: {configs}"
+    # Two ids coordinated by Kafka 1, one by each gregor; the second Kafka one's offsets go
+    # to a group gregor 2 coordinates, gregor 2's to a group Kafka coordinates.
+    ids = (ids_led_by("tx", state, KAFKA, 2) + ids_led_by("tx-g2", state, 2, 1)
+           + ids_led_by("tx-g3", state, 3, 1))
+    groups = {ids[1]: ids_led_by("group", offsets, 2, 1)[0],
+              ids[2]: ids_led_by("group", offsets, KAFKA, 1)[0]}
+    # Every broker names the same coordinator, the leader of the key's partition by Java's hash.
+    asks = [(i, 1, state[partition_for(i, PARTITIONS)][0]) for i in ids] + \
+           [(g, 0, offsets[partition_for(g, OFFSETS_PARTITIONS)][0]) for g in groups.values()]
+    for key, key_type, want in asks:
+        answers = lambda: {via: find_coordinator(cluster, via, key, key_type) for via in (1, 2, 3)}  # noqa: E731
+        eventually(f"FindCoordinator({key}) = {want} through every broker", 15,
+                   lambda: all(a == (0, want) for a in answers().values()) or None, 0.5)
+    # All four producers at once: their transactions interleave in every partition.
+    failures = []
+
+    def run(txn_id):
+        try:
+            run_transactions(cluster, txn_id, ROUNDS, groups.get(txn_id))
+        except Exception as e:  # reported below
+            failures.append(f"{txn_id} (coordinator {state[partition_for(txn_id, PARTITIONS)][0]}): "
+                            f"{type(e).__name__}: {e}")
+    t0 = time.time()
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(max(1, 120 - (time.time() - t0)))
+    assert not any(t.is_alive() for t in threads), "a transactional producer still running after 120 s"
+    assert not failures, "transactional producers failed: " + "; ".join(failures)
+    took = time.time() - t0
+    plan = {i: ROUNDS for i in ids}
+    committed, everything, hw, lso = check_reads(cluster, plan)
+    transactions_each = len(ids) * len(ROUNDS)
+    want_hw = transactions_each * (RECORDS_PER_PARTITION + 1)
+    assert hw == {p: want_hw for p in range(PARTITIONS)}, \
+        (f"high watermarks {hw}, want {want_hw} ({transactions_each} transactions of "
+         f"{RECORDS_PER_PARTITION} records and a marker)")
+    assert lso == hw, f"last stable offsets {lso}, high watermarks {hw}"
+    last_commit = max(r for r, o in enumerate(ROUNDS) if o == "commit")
+    for txn_id, group in groups.items():
+        got = committed_offsets(cluster, group, TXN_DATA)
+        assert got == {p: group_offset(last_commit, p) for p in range(PARTITIONS)}, \
+            f"{group}'s offsets committed by {txn_id}: {got}"
+    kinds = lambda b: f"{cluster.kinds[b]} {b}"  # noqa: E731
+    coordinators = ", ".join(f"{i} by {kinds(state[partition_for(i, PARTITIONS)][0])}" for i in ids)
+    group_notes = ", ".join(
+        f"{g} (coordinated by {kinds(offsets[partition_for(g, OFFSETS_PARTITIONS)][0])}) through "
+        f"{i}" for i, g in groups.items())
+    quiet = check_quiet_logs(cluster)  # before the kill, which Kafka logs at length
+    unverified, verified = verification_across_kinds(cluster, state)
+    kill_id, kill_visible, kill = coordinator_kill9(cluster, state)
+    # The earlier transactions read alike after the kill, the handovers and the restart; the
+    # raw transactions were aborted.
+    after_committed, after_all, _hw, _lso = check_reads(cluster, plan, others=[kill_id] + list(unverified))
+    for txn_id, part in unverified.items():
+        assert not [v for v in after_committed[part] if v.startswith(txn_id + "/")], \
+            f"{txn_id}: aborted records read_committed"
+        assert f"{txn_id}/added" in after_all[part], f"{txn_id}: its record not in {TXN_DATA}-{part}"
+    used = {partition_for(i, PARTITIONS) for i in list(plan) + list(unverified) + [kill_id]}
+    converged = [check_converged(cluster, TXN_DATA),
+                 check_converged(cluster, TXN_STATE, empty=set(range(PARTITIONS)) - used)]
+    # Each id's story in gregor 2's __transaction_state files (now the same bytes on all
+    # three), as Kafka's decoder reads it.
+    touched = tuple(f"{TXN_DATA}-{p}" for p in range(PARTITIONS))
+    log_plan = {i: (ROUNDS, tuple(sorted(touched + ((f"{OFFSETS_TOPIC}-{partition_for(groups[i], OFFSETS_PARTITIONS)}",)
+                                                    if i in groups else ()))))
+                for i in ids}
+    log_plan.update({i: (("abort",), (f"{TXN_DATA}-{part}",)) for i, part in unverified.items()})
+    records, history = check_transaction_log(cluster, 2, log_plan)
+    states = [(s, epoch) for s, _p, _pid, epoch in history[kill_id]]
+    epochs = [e for _s, e in states]
+    # The last transaction (the third producer's, the highest epoch) committed last; the
+    # first one (epoch 0) completed as a commit exactly if its records are visible.
+    assert [s for s, _e in states[-2:]] == ["PrepareCommit", "CompleteCommit"] and \
+        epochs == sorted(epochs) and states[-1][1] == max(epochs) >= 2 and \
+        (("CompleteCommit", 0) in states) == kill_visible, f"{kill_id} in the log: {states}"
+    n_committed = sum(len(vs) for vs in committed.values())
+    n_all = sum(len(vs) for vs in everything.values())
+    return "; ".join([
+        f"{TXN_STATE} created through gregor 2 (its first FindCoordinator answered "
+        f"(error, node) {first}) with {PARTITIONS} partitions led by {sorted(leaders)}, {OFFSETS_TOPIC} "
+        f"through Kafka 1 (its first: {first_group}); every broker's FindCoordinator agrees with "
+        f"Java's hash",
+        f"{transactions_each} interleaved transactions in {took:.1f}s of {coordinators}, each "
+        f"over all {PARTITIONS} partitions of {TXN_DATA} (led by Kafka 1, gregor 2, 3): "
+        f"read_committed read exactly the {n_committed} committed records in each producer's "
+        f"order, read_uncommitted all {n_all}; every partition's high watermark {want_hw} "
+        f"(records and one marker a transaction), last stable offset alike",
+        f"offsets sent to transactions for {group_notes}: the last committed round's",
+        quiet, verified, kill] + converged + [
+        f"Kafka's DumpLogSegments --transaction-log-decoder read gregor 2's {TXN_STATE} "
+        f"({records} records): every id's states as Kafka's coordinator stores them"])
+
+
 SCENARIOS = {
     "kafka-controller": (kafka_controller, (KAFKA, 2, 3)),
     "gregor-controller": (gregor_controller, (2, 3, KAFKA)),
     "migration": (migration, (1, 2, 3)),
     "znodes": (znodes, (1, 2)),
+    "transactions": (transactions, (KAFKA, 2, 3)),
 }
 
 # One broker of each kind, each the only broker (id 1) of its own cluster.
@@ -1072,6 +1648,9 @@ SEPARATE = {"znodes": dict(kinds={1: "kafka", 2: "gregor"}, chroots={1: "/kafka"
                                   "transaction.state.log.min.isr=1"])}
 
 KINDS = {"migration": {1: "kafka", 2: "kafka", 3: "kafka"}}
+
+# Settings for every broker of either kind, by scenario.
+EXTRA = {"transactions": TXN_SETTINGS}
 
 # Scenarios whose brokers replicate and take their controller's requests over SASL_SSL.
 SECURE = {"gregor-controller"}
@@ -1092,7 +1671,8 @@ def main():
         cluster = None
         try:
             layout = SEPARATE.get(name) or {"kinds": KINDS.get(name),
-                                            "secure_inter_broker": name in SECURE}
+                                            "secure_inter_broker": name in SECURE,
+                                            "extra": EXTRA.get(name, ())}
             cluster = MixedCluster(os.path.abspath(args.broker), root, order, **layout)
             detail = fn(cluster)
             print(f"PASS {name} ({time.time() - t0:.0f}s): {detail}", flush=True)

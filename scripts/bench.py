@@ -17,6 +17,23 @@ turn, alternating brokers between repeats:
   workload, measured earlier in the same run), end-to-end latency at fixed rates, and
   Kafka's own EndToEndLatency tool (one record at a time, JVM client);
 - broker CPU seconds per GB moved and peak RSS, from /proc;
+- transaction rows (full runs, or --only txn): 1 KB records, acks=all, 1 and 16 partitions,
+  one transactional producer (rdkafka_load -T: its own transactional.id, begin, N records,
+  flush, commit) committing every 100 records (200,000 records, 2,000 transactions) or every
+  10,000 (1,000,000 records, 100 transactions): produce throughput, EndTxn latency p50/p99 (the
+  rd_kafka_commit_transaction call after a flush, so its records are already acknowledged
+  and the call is the EndTxn round trip and librdkafka's own hand-offs), read_committed
+  consume throughput, CPU per GB and peak RSS; and an idempotent producer without transactions on the same topics' shape
+  ("idempotent (txn baseline)", 500,000 records), so the transactional rows' ratios can be
+  set against a baseline from the same run. Null keys (librdkafka's sticky partitioner): a
+  transaction of 100 touches one or two of the 16 partitions, one of 10,000 all of them.
+  The producer's start-up (init_transactions and the topic's metadata) is not timed. On
+  Kafka the AddPartitionsToTxn that follows a commit is often answered
+  CONCURRENT_TRANSACTIONS (its markers not yet written; about every other transaction of
+  100 when this was written, none on gregor), and librdkafka (Debian's 2.0.2) retries it
+  after about 20 ms: that wait, what any librdkafka user sees, is about half of Kafka's time
+  in the transactions of 100. With --scale below 1 the 10,000 rows have few transactions: their
+  p99 is then close to their maximum;
 - TLS rows (full runs, or --only TLS): 1 KB, one partition, acks=1 and acks=all again with
   the clients on TLS (listener SSL) and on TLS with SASL/PLAIN (SASL_SSL), a fresh pair of
   brokers for each with the same listener settings (PEM key store, RSA 2048 certificate from
@@ -31,6 +48,8 @@ turn, alternating brokers between repeats:
   brokers, produce latency at half of Kafka's maximum; one cluster runs at a time;
 - physical limits in the same run: raw sequential disk write (with and without fdatasync)
   and loopback TCP bandwidth, with gregor's throughput as a fraction of them.
+
+--gregor PATH measures that binary instead of target/release/gregor.
 
 Each measurement runs --repeat times; medians are reported. Prints one table and writes
 target/bench/results.json: a list of {workload, metric, unit, gregor, kafka, ratio, spread},
@@ -58,6 +77,8 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 OUT = os.path.join(ROOT, "target", "bench")
 LIB = os.path.join(OUT, "kafka-lib")
 LOAD = os.path.join(OUT, "rdkafka_load")
+# The gregor binary measured: --gregor, else target/release/gregor (built if missing).
+GREGOR = os.path.join(ROOT, "target", "release", "gregor")
 RAW_LOAD = os.path.join(ROOT, "bench", "raw_load.py")
 CLK = os.sysconf("SC_CLK_TCK")
 
@@ -175,7 +196,7 @@ def start_gregor(tmp, tag="", security=None):
     """`security` (a Security): its listener instead of PLAINTEXT, with its server keys."""
     port = free_port()
     data = os.path.join(tmp, f"gregor-data{tag}")
-    binary = os.path.join(ROOT, "target", "release", "gregor")
+    binary = GREGOR
     protocol = security.protocol if security else "PLAINTEXT"
     extra = [a for k, v in (security.server.items() if security else ()) for a in ("--override", f"{k}={v}")]
     return Broker("gregor", [binary, "--override", f"listeners={protocol}://127.0.0.1:{port}",
@@ -337,7 +358,7 @@ def start_gregor_cluster(tmp, tag=""):
     subprocess.run([script, "install"], check=True, capture_output=True)
     connect = subprocess.run([script, "start", zk_dir], check=True, capture_output=True,
                              text=True).stdout.strip() + "/gregor"
-    binary = os.path.join(ROOT, "target", "release", "gregor")
+    binary = GREGOR
     brokers = []
     for i in (1, 2, 3):
         port = free_port()
@@ -632,17 +653,29 @@ def topic_name(workload, rep):
     return f"b-{re.sub(r'[^a-z0-9]+', '-', workload.lower()).strip('-')}-{rep}"
 
 
-def warm_up(b, records):
+def warm_up(b, records, txn=False):
     """Not measured: lets the JVM compile its hot paths (and both warm their caches), over
-    the listener the rows will use."""
+    the listener the rows will use. `txn`: a transactional produce and a read_committed
+    consume as well, so that __transaction_state (created on a transactional producer's
+    first FindCoordinator) exists and the transactional paths are compiled before the
+    transactional rows."""
     create_topics(b.bootstrap, ["warm-up"], 1, client=b.client)
     rdkafka("produce", "-b", b.bootstrap, "-t", "warm-up", "-n", records, "-s", 1024, *xargs(b))
     rdkafka("consume", "-b", b.bootstrap, "-t", "warm-up", "-p", 1, "-n", records, *xargs(b))
+    if txn:
+        create_topics(b.bootstrap, ["warm-up-txn"], 1, client=b.client)
+        rdkafka("produce", "-b", b.bootstrap, "-t", "warm-up-txn", "-n", records // 2, "-s", 1024,
+                "-a", "all", "-T", 100, *xargs(b))
+        rdkafka("consume", "-b", b.bootstrap, "-t", "warm-up-txn", "-p", 1, "-n", records // 2,
+                "-X", "isolation.level=read_committed", *xargs(b))
 
 
 def throughput(res, brokers, w, repeat):
     """Produce then consume, with rdkafka_load or (w["raw"]) raw_load; CPU per GB over
-    both."""
+    both. w["txn"]: a transactional producer committing every w["txn"] records (acks=all),
+    its commit latency (the EndTxn round trip, see rdkafka_load -T) added as endtxn_p50_ms and
+    endtxn_p99_ms, and a read_committed consumer; w["idempotent"]: an idempotent producer
+    (the transactional rows' baseline)."""
     name = w["name"]
     for rep in range(repeat):
         for b in (brokers if rep % 2 == 0 else brokers[::-1]):
@@ -666,14 +699,19 @@ def throughput(res, brokers, w, repeat):
                         "-a", w["acks"], "-P", w["producers"], *xargs(b)]
                 if w.get("keyed"):
                     args.append("-k")
+                if w.get("txn"):
+                    args += ["-T", w["txn"]]
+                if w.get("idempotent"):
+                    args += ["-X", "enable.idempotence=true"]
                 prod = rdkafka("produce", *args)
                 if w.get("rf", 1) > 1:
                     # The consume measures reading committed records, not the followers'
                     # catching up after an acks=1 produce: that is timed on its own.
                     catch_up = wait_committed(b.bootstrap, topic, w["partitions"], w["records"])
                     res.add(name, "catch_up_s", "s", None, b.name, catch_up)  # not comparable: the produces differ
+                # read_committed is librdkafka's default; named here for the transactional rows.
                 cons = rdkafka("consume", "-b", b.bootstrap, "-t", topic, "-p", w["partitions"],
-                               "-n", w["records"], *xargs(b))
+                               "-n", w["records"], "-X", "isolation.level=read_committed", *xargs(b))
             cpu1, peak, _ = b.stats()
             gb = 2 * w["records"] * w["size"] / 1e9
             res.add(name, "produce_msgs", "msg/s", True, b.name, prod["msgs"])
@@ -682,11 +720,17 @@ def throughput(res, brokers, w, repeat):
             res.add(name, "consume_mbs", "MB/s", True, b.name, cons["mbs"])
             res.add(name, "cpu_s_per_gb", "s/GB", False, b.name, (cpu1 - cpu0) / gb)
             res.add(name, "peak_rss_mib", "MiB", False, b.name, peak)
+            txn_note = ""
+            if w.get("txn"):
+                res.add(name, "endtxn_p50_ms", "ms", False, b.name, prod["commit_p50_ms"])
+                res.add(name, "endtxn_p99_ms", "ms", False, b.name, prod["commit_p99_ms"])
+                txn_note = (f"; {prod['transactions']} transactions, EndTxn p50 "
+                            f"{prod['commit_p50_ms']:.2f} p99 {prod['commit_p99_ms']:.2f} ms")
             print(f"{name} #{rep + 1} {b.name}: produce {prod['msgs']:,.0f} msg/s {prod['mbs']:.1f} MB/s; "
                   f"consume {cons['msgs']:,.0f} msg/s {cons['mbs']:.1f} MB/s; "
                   f"cpu {(cpu1 - cpu0) / gb:.2f} s/GB; peak RSS {peak:.0f} MiB"
-                  + (f"; followers caught up {catch_up:.2f} s after the produce" if catch_up is not None else ""),
-                  flush=True)
+                  + (f"; followers caught up {catch_up:.2f} s after the produce" if catch_up is not None else "")
+                  + txn_note, flush=True)
 
 
 def jvm_tools(res, brokers, name, size, records, repeat):
@@ -980,9 +1024,16 @@ def main():
                     help="run only the many-partitions rows (see --partition-topics)")
     ap.add_argument("--cluster-only", action="store_true",
                     help="run only the cluster rows: 3 gregor brokers on ZooKeeper against 3 Kafka nodes, RF 3")
+    ap.add_argument("--gregor", metavar="PATH",
+                    help="the gregor binary to measure (default target/release/gregor, built if missing)")
     args = ap.parse_args()
     raise_fd_limit()
-    if not os.path.exists(os.path.join(ROOT, "target", "release", "gregor")):
+    global GREGOR
+    if args.gregor:
+        GREGOR = os.path.abspath(args.gregor)
+        if not os.access(GREGOR, os.X_OK):
+            raise SystemExit(f"--gregor {args.gregor}: not an executable file")
+    elif not os.path.exists(GREGOR):
         subprocess.run(["cargo", "build", "--release"], cwd=ROOT, check=True)
     os.makedirs(OUT, exist_ok=True)
     ensure_tools()
@@ -1005,6 +1056,16 @@ def main():
                    ("1 KB acks=all 16p 4 producers keyed", 1024, n(500_000), "all", 16, 4, True)]
     matrix = [dict(zip(("name", "size", "records", "acks", "partitions", "producers", "keyed"), m))
               for m in matrix]
+    if not args.quick:
+        # Transactions (`--only txn`): one transactional producer committing every 100
+        # records (2,000 transactions) or every 10,000 (100), and an idempotent producer
+        # without transactions as their baseline.
+        for p in (1, 16):
+            common = dict(size=1024, acks="all", partitions=p, producers=1, keyed=False)
+            matrix.append(dict(common, name=f"1 KB acks=all {p}p idempotent (txn baseline)",
+                               records=n(500_000), idempotent=True))
+            matrix += [dict(common, name=f"1 KB acks=all {p}p txn of {t:,}", txn=t,
+                            records=n(records)) for t, records in ((100, 200_000), (10_000, 1_000_000))]
     # The broker's own limit: pre-encoded batches, no client library (bench/raw_load.py).
     raw_matrix = [("1 KB acks=1 1p", 1024, n(1_000_000), 1, 1),
                   ("100 B acks=1 1p", 100, n(6_000_000), 1, 1)]
@@ -1026,7 +1087,8 @@ def main():
         if not (args.partitions_only or args.cluster_only) and (matrix or not args.only):
             brokers = [start_gregor(tmp), start_kafka(tmp)]
             for b in brokers:
-                warm_up(b, n(200_000 if args.quick else 500_000))
+                warm_up(b, n(200_000 if args.quick else 500_000),
+                        txn=any(w.get("txn") for w in matrix))
             for w in matrix:
                 throughput(res, brokers, w, args.repeat)
             if not args.only:
