@@ -131,6 +131,22 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
             replicas.delete_old_segments();
         },
     );
+    // Kafka's producer id expiration (`producer.id.expiration.check.interval.ms`).
+    let replicas = broker.replicas.clone();
+    let expiration_ms = broker.config.producer_id_expiration_ms;
+    scheduler.schedule_blocking(
+        "producer id expiration",
+        Duration::from_millis(
+            broker
+                .config
+                .producer_id_expiration_check_interval_ms
+                .max(1),
+        ),
+        FirstRun::AfterPeriod,
+        move || {
+            replicas.remove_expired_producers(expiration_ms);
+        },
+    );
     // Kafka's ISR expiration: followers that have not caught up for
     // `replica.lag.time.max.ms` leave the ISR of the partitions led here.
     let replicas = broker.replicas.clone();

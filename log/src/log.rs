@@ -627,6 +627,11 @@ impl Log {
             .is_some_and(|e| e.epoch == producer_epoch && e.current_txn_first_offset.is_some())
     }
 
+    /// Forgets idle producers (`producer.id.expiration.ms`); returns how many.
+    pub fn remove_expired_producers(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.producers.remove_expired(now_ms, expiration_ms)
+    }
+
     /// The producers this log has state for (DescribeProducers).
     pub fn active_producers(&self) -> Vec<crate::producer_state::ActiveProducer> {
         self.producers.active_producers()

@@ -369,6 +369,18 @@ impl ProducerStateManager {
         self.producers.get(&producer_id)
     }
 
+    /// Kafka's `removeExpiredProducers`: forgets the producers without an open transaction
+    /// whose newest batch is at least `expiration_ms` older than `now_ms` (by the batch's
+    /// max timestamp, as Kafka's `lastTimestamp`). Returns how many went.
+    pub fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers.retain(|_, e| {
+            let last = e.batches.back().map_or(i64::MIN, |b| b.max_timestamp);
+            e.current_txn_first_offset.is_some() || now_ms.saturating_sub(last) < expiration_ms
+        });
+        before - self.producers.len()
+    }
+
     /// Every producer this partition has state for, as DescribeProducers lists them.
     pub fn active_producers(&self) -> Vec<ActiveProducer> {
         self.producers

@@ -343,3 +343,33 @@ fn compaction_stops_at_an_open_transaction() {
     log.replace_cleaned(&result).unwrap();
     assert_eq!(batches(&log).len(), 4);
 }
+
+#[test]
+fn idle_producers_expire_but_not_one_with_a_transaction_open() {
+    const TS: i64 = 1_700_000_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config(1 << 20)).unwrap();
+    let idempotent = batch_with(1, TS, Some((5, 0, 0)), Compression::None, 10);
+    append(&mut log, &idempotent).unwrap();
+    append(&mut log, &transactional_batch(1, TS, 6, 0, 0)).unwrap();
+    let ids = |log: &Log| -> Vec<i64> {
+        log.active_producers()
+            .iter()
+            .map(|p| p.producer_id)
+            .collect()
+    };
+    assert_eq!(ids(&log), vec![5, 6]);
+    // Not yet idle for the expiration; then past it: only the open transaction's stays.
+    assert_eq!(log.remove_expired_producers(TS + 999, 1000), 0);
+    assert_eq!(log.remove_expired_producers(TS + 1000, 1000), 1);
+    assert_eq!(ids(&log), vec![6]);
+    assert_eq!(log.active_producers()[0].current_txn_start_offset, 1);
+    // Once the transaction ends, that producer goes too.
+    append(&mut log, &marker(6, 0, true, 0)).unwrap();
+    assert_eq!(log.remove_expired_producers(TS + 1000, 1000), 1);
+    assert!(ids(&log).is_empty());
+    // A producer that comes back after expiry starts afresh at any sequence (KIP-360).
+    let later = batch_with(1, TS + 5000, Some((5, 0, 7)), Compression::None, 10);
+    append(&mut log, &later).unwrap();
+    assert_eq!(ids(&log), vec![5]);
+}

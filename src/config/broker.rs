@@ -99,6 +99,10 @@ pub struct BrokerConfig {
     pub log_cleanup_policy: String,
     /// `log.retention.check.interval.ms`: how often retention runs.
     pub log_retention_check_interval_ms: u64,
+    /// `producer.id.expiration.ms`: a partition forgets a producer idle this long.
+    pub producer_id_expiration_ms: i64,
+    /// `producer.id.expiration.check.interval.ms`: how often partitions look for them.
+    pub producer_id_expiration_check_interval_ms: u64,
     /// `log.flush.scheduler.interval.ms`: how often the flusher looks for `flush.ms`.
     pub log_flush_scheduler_interval_ms: u64,
     /// `log.cleaner.enable`.
@@ -589,6 +593,9 @@ impl BrokerConfig {
             log_cleanup_policy: split_list(v.str("log.cleanup.policy").unwrap_or_default())
                 .join(","),
             log_retention_check_interval_ms: v.num("log.retention.check.interval.ms")?,
+            producer_id_expiration_ms: v.num("producer.id.expiration.ms")?,
+            producer_id_expiration_check_interval_ms: v
+                .num("producer.id.expiration.check.interval.ms")?,
             log_flush_scheduler_interval_ms: v.num("log.flush.scheduler.interval.ms")?,
             log_cleaner_enable: v.bool("log.cleaner.enable")?,
             log_cleaner_threads: cleaner_threads,

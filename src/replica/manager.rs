@@ -683,6 +683,21 @@ impl ReplicaManager {
     /// Retention on every hosted partition (Kafka's `cleanupLogs`, every
     /// `log.retention.check.interval.ms`). Blocking: call from a blocking thread. Returns the
     /// number of segments deleted.
+    /// Kafka's producer id expiration: every log forgets the producers idle for
+    /// `producer.id.expiration.ms` with no transaction open. Returns how many went.
+    pub fn remove_expired_producers(&self, expiration_ms: i64) -> usize {
+        let now_ms = crate::clock::now_ms();
+        let total: usize = self
+            .all_partitions()
+            .iter()
+            .map(|p| p.remove_expired_producers(now_ms, expiration_ms))
+            .sum();
+        if total > 0 {
+            info!(producers = total, "expired idle producer ids");
+        }
+        total
+    }
+
     pub fn delete_old_segments(&self) -> usize {
         let partitions = self.all_partitions();
         let now_ms = crate::clock::now_ms();

@@ -1080,6 +1080,13 @@ impl Partition {
         st.log.last_stable_offset(high_watermark)
     }
 
+    /// Forgets the log's idle producers (`producer.id.expiration.ms`); returns how many.
+    pub fn remove_expired_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.lock()
+            .log
+            .remove_expired_producers(now_ms, expiration_ms)
+    }
+
     /// The producers the log has state for (DescribeProducers), as the leader sees them.
     pub fn active_producers(&self) -> Result<Vec<gregor_log::ActiveProducer>, PartitionError> {
         self.check_online()?;

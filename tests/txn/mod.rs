@@ -31,6 +31,11 @@ const UNVERIFIED: &str = "transaction.partition.verification.enable=false";
 
 /// One batch of `values` (keys = values), transactional when `txn` is set.
 fn batch(values: &[&str], producer: (i64, i16, i32), txn: bool) -> Bytes {
+    batch_at(values, producer, txn, 1_700_000_000_000)
+}
+
+/// `batch` with its records' timestamps from `timestamp` on.
+fn batch_at(values: &[&str], producer: (i64, i16, i32), txn: bool, timestamp: i64) -> Bytes {
     let (pid, epoch, seq) = producer;
     let recs: Vec<Record> = values
         .iter()
@@ -45,7 +50,7 @@ fn batch(values: &[&str], producer: (i64, i16, i32), txn: bool) -> Bytes {
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             sequence: seq + i as i32,
-            timestamp: 1_700_000_000_000 + i as i64,
+            timestamp: timestamp + i as i64,
             key: Some(Bytes::copy_from_slice(v.as_bytes())),
             value: Some(Bytes::copy_from_slice(v.as_bytes())),
             headers: Default::default(),
@@ -551,4 +556,53 @@ fn a_leader_appends_a_transactional_batch_only_once_the_coordinator_verified_it(
     );
     // The transaction is still open: read_committed sees nothing yet.
     assert_eq!(latest(&mut c, 1), 0);
+}
+
+#[test]
+fn a_partition_forgets_an_idle_producer_after_producer_id_expiration_ms() {
+    use kafka_protocol::messages::describe_producers_request::TopicRequest;
+    use kafka_protocol::messages::DescribeProducersRequest;
+    let broker = BrokerProcess::start(&[
+        "producer.id.expiration.ms=1000",
+        "producer.id.expiration.check.interval.ms=200",
+    ]);
+    let mut c = broker.client();
+    create_topic(&mut c, TOPIC, &[]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    assert_eq!(
+        produce(&mut c, batch_at(&["a"], (4321, 0, 0), false, now), None),
+        (0, 0)
+    );
+    let producers = |c: &mut Client| -> Vec<(i64, i32)> {
+        let r = c.call(
+            0,
+            &DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
+                .with_name(name(TOPIC))
+                .with_partition_indexes(vec![0])]),
+        );
+        let p = &r.topics[0].partitions[0];
+        assert_eq!(p.error_code, 0);
+        p.active_producers
+            .iter()
+            .map(|s| (s.producer_id.0, s.last_sequence))
+            .collect()
+    };
+    assert_eq!(producers(&mut c), vec![(4321, 0)]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !producers(&mut c).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the producer was not expired"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Forgotten: its next batch may start at any sequence (KIP-360), and it is known again.
+    assert_eq!(
+        produce(&mut c, batch_at(&["b"], (4321, 0, 9), false, now), None),
+        (0, 1)
+    );
+    assert_eq!(producers(&mut c), vec![(4321, 9)]);
 }
