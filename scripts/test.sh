@@ -9,7 +9,7 @@
 # through confluent-kafka, replication under faults (compat-tests/replication_test.py), a
 # rolling restart under load, gregor with Apache Kafka 3.9 in one ZooKeeper-mode cluster
 # (compat-tests/kafka39_interop_test.py), ACLs on two brokers (compat-tests/acl_test.py),
-# transactions with confluent-kafka and kafka-python (compat-tests/transactions_test.py), then
+# transactions with confluent-kafka, kafka-python and Java (compat-tests/transactions_test.py), then
 # Kafka's DumpLogSegments and kafka-consumer-groups. Lane B holds the rest: the fuzz targets for a bounded time
 # (scripts/fuzz.sh; its build overlaps lane A's test build), the client-compatibility suite for
 # franz-go, sarama, KafkaJS, @confluentinc/kafka-javascript and rskafka on a broker of its own,
@@ -109,11 +109,11 @@ run_stage "replication under faults: 3 brokers on a real ZooKeeper" 1200 \
     python3 compat-tests/replication_test.py --broker target/release/gregor || status=1
 run_stage "rolling restart under load (scripts/cluster.sh rolling-restart)" 600 \
     python3 compat-tests/rolling_restart_test.py --broker target/release/gregor || status=1
-run_stage "gregor and Kafka 3.9 in one cluster: the controller protocol both ways" 900 \
+run_stage "gregor and Kafka 3.9 in one cluster: the controller protocol both ways, transactions" 900 \
     python3 compat-tests/kafka39_interop_test.py --broker target/release/gregor || status=1
 run_stage "ACLs: kafka-acls.sh, four clients, two brokers on ZooKeeper" 600 \
     python3 compat-tests/acl_test.py --broker target/release/gregor || status=1
-run_stage "transactions: commit, abort, fencing, timeouts, exactly-once copy across kill -9" 600 \
+run_stage "transactions: commit, abort, fencing, timeouts, id expiry, exactly-once copy across kill -9" 600 \
     python3 compat-tests/transactions_test.py --broker target/release/gregor || status=1
 run_stage "Kafka's DumpLogSegments reads gregor's segments and indexes" 900 \
     bash log/tests/kafka_dump_log.sh || status=1
