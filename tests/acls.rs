@@ -268,3 +268,119 @@ fn acls_decide_what_a_user_sees_and_does_and_survive_a_restart() {
     assert_eq!(created.results[0].error_code, 0);
     assert_eq!(produce(&mut a, "t", &[("k2", "v2")]), (0, 1));
 }
+
+#[test]
+fn transaction_apis_answer_only_what_a_user_may_describe() {
+    use gregor_protocol::kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTransaction;
+    use gregor_protocol::kafka_protocol::messages::describe_producers_request::TopicRequest;
+    const TRANSACTIONAL_ID: i8 = 5;
+    const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
+    let ports = (free_port(), free_port());
+    let b = secured_broker(None, ports);
+    let mut admin = b.client();
+    create_topic(&mut admin, "t", &[]);
+    // Two transactional ids, set up by the admin (a super user).
+    for id in ["ta", "tb"] {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let _: FindCoordinatorResponse = admin.call(
+                4,
+                &FindCoordinatorRequest::default()
+                    .with_key_type(1)
+                    .with_coordinator_keys(vec![s(id)]),
+            );
+            let r: InitProducerIdResponse = admin.call(
+                4,
+                &InitProducerIdRequest::default()
+                    .with_transactional_id(Some(TransactionalId(s(id))))
+                    .with_transaction_timeout_ms(60_000)
+                    .with_producer_id((-1).into())
+                    .with_producer_epoch(-1),
+            );
+            if r.error_code == 0 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "InitProducerId {}",
+                r.error_code
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    let created: CreateAclsResponse = admin.call(
+        3,
+        &CreateAclsRequest::default().with_creations(vec![acl(
+            TRANSACTIONAL_ID,
+            "ta",
+            LITERAL,
+            "User:alice",
+            DESCRIBE,
+        )]),
+    );
+    assert_eq!(created.results[0].error_code, 0);
+
+    let mut a = alice(ports.1);
+    // ListTransactions: only the id she may describe; the admin sees both.
+    let listed = |c: &mut Client| -> Vec<String> {
+        let r: ListTransactionsResponse = c.call(1, &ListTransactionsRequest::default());
+        assert_eq!(r.error_code, 0);
+        r.transaction_states
+            .iter()
+            .map(|t| t.transactional_id.to_string())
+            .collect()
+    };
+    assert_eq!(listed(&mut a), vec!["ta"]);
+    assert_eq!(listed(&mut admin), vec!["ta", "tb"]);
+    // DescribeTransactions: ta described (Empty, just initialised), tb refused.
+    let described: DescribeTransactionsResponse = a.call(
+        0,
+        &DescribeTransactionsRequest::default()
+            .with_transactional_ids(vec![TransactionalId(s("ta")), TransactionalId(s("tb"))]),
+    );
+    let states: Vec<(String, i16, String)> = described
+        .transaction_states
+        .iter()
+        .map(|t| {
+            (
+                t.transactional_id.to_string(),
+                t.error_code,
+                t.transaction_state.to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            ("ta".to_string(), 0, "Empty".to_string()),
+            (
+                "tb".to_string(),
+                TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                String::new()
+            )
+        ]
+    );
+    // DescribeProducers needs READ on the topic.
+    let producers: DescribeProducersResponse = a.call(
+        0,
+        &DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
+            .with_name(TopicName(s("t")))
+            .with_partition_indexes(vec![0])]),
+    );
+    assert_eq!(
+        producers.topics[0].partitions[0].error_code,
+        TOPIC_AUTHORIZATION_FAILED
+    );
+    // The brokers' form of AddPartitionsToTxn needs CLUSTER_ACTION.
+    let verify: AddPartitionsToTxnResponse = a.call(
+        4,
+        &AddPartitionsToTxnRequest::default().with_transactions(vec![
+            AddPartitionsToTxnTransaction::default()
+                .with_transactional_id(TransactionalId(s("ta")))
+                .with_producer_id(0.into())
+                .with_producer_epoch(0)
+                .with_verify_only(true),
+        ]),
+    );
+    assert_eq!(verify.error_code, CLUSTER_AUTHORIZATION_FAILED);
+}
