@@ -16,7 +16,8 @@
 # the container test (tests/docker_test.py: the Dockerfile and docker-compose.yml run for
 # real), Kafka's command-line tools (tests/kafka_tools.py: the tool x scenario matrix), TLS and
 # SASL listeners with four clients (compat-tests/security_test.py), client quotas
-# (compat-tests/quota_test.py), and the compatibility suite for confluent-kafka, kafka-python,
+# (compat-tests/quota_test.py), transactions under faults on three brokers
+# (compat-tests/txn_cluster_test.py), and the compatibility suite for confluent-kafka, kafka-python,
 # kcat and Java kafka-clients 4.x. The two compat runs end as one matrix of nine clients.
 # Each lane's output is printed whole, lane A as it runs and lane B when it is done.
 set -euo pipefail
@@ -86,6 +87,8 @@ lane_b() {
         python3 compat-tests/security_test.py --broker target/release/gregor --zookeeper || s=1
     run_stage "client quotas: 1 MiB/s on one client id beside a free one (confluent-kafka)" 300 \
         python3 compat-tests/quota_test.py --broker target/release/gregor || s=1
+    run_stage "transactions on 3 brokers: coordinator kills, exactly-once copy, random checker" 600 \
+        python3 compat-tests/txn_cluster_test.py --broker target/release/gregor || s=1
     run_stage "compat suite: confluent-kafka, kafka-python, kcat, Java kafka-clients" 1200 \
         python3 compat-tests/run_compat.py --broker target/release/gregor \
             --clients confluent-kafka,kafka-python,kcat,java --matrix-file target/compat-matrix-a.md || s=1
