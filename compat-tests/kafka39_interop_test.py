@@ -123,6 +123,7 @@ import traceback
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from compat.kafka39 import KAFKA_LIB, fetch_kafka
+from compat.txn import partition_for, read_to_end, values_by_partition
 import replication_test as rt
 from replication_test import Recorder, check_acknowledged, drain, eventually, free_port, longest_pause
 
@@ -1110,22 +1111,6 @@ RECORDS_PER_PARTITION = 5  # per partition and transaction
 ROUNDS = ("commit", "abort", "commit", "abort")
 
 
-def java_hash(s):
-    """Java's String.hashCode."""
-    h = 0
-    data = s.encode("utf-16-be")
-    for (unit,) in struct.iter_unpack(">H", data):
-        h = (31 * h + unit) & 0xFFFFFFFF
-    return h - (1 << 32) if h >= 1 << 31 else h
-
-
-def partition_for(key, partitions):
-    """Kafka's `Utils.abs(key.hashCode) % partitions`: the partition of __transaction_state
-    (a transactional id) or __consumer_offsets (a group) that holds `key`."""
-    h = java_hash(key)
-    return (0 if h == -(1 << 31) else abs(h)) % partitions
-
-
 def s16(x):
     b = x.encode()
     return struct.pack(">h", len(b)) + b
@@ -1280,31 +1265,16 @@ def read_partitions(cluster, topic, level, timeout=30):
     confluent-kafka consumer at `level` sees, and that end per partition (read_committed:
     the last stable offset)."""
     from confluent_kafka import Consumer, TopicPartition
-    c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": f"reader-{time.time()}",
-                  "isolation.level": level, "enable.auto.commit": False,
-                  "enable.partition.eof": True})
+    got = values_by_partition(read_to_end(cluster.bootstrap, topic, PARTITIONS, level, timeout),
+                              PARTITIONS)
+    c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": f"ends-{time.time()}",
+                  "isolation.level": level})
     try:
-        c.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
-        got = {p: [] for p in range(PARTITIONS)}
-        eof = set()
-        deadline = time.time() + timeout
-        while len(eof) < PARTITIONS and time.time() < deadline:
-            m = c.poll(0.5)
-            if m is None:
-                continue
-            if m.error():
-                if m.error().code() == -191:  # _PARTITION_EOF
-                    eof.add(m.partition())
-                    continue
-                raise AssertionError(f"{level} read of {topic}: {m.error()}")
-            got[m.partition()].append(m.value().decode())
-        assert len(eof) == PARTITIONS, \
-            f"{level}: no end of partitions {sorted(set(range(PARTITIONS)) - eof)} within {timeout}s"
         ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
                 for p in range(PARTITIONS)}
-        return got, ends
     finally:
         c.close()
+    return got, ends
 
 
 def txn_values(txn_id, round_, partition):

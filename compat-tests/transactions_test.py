@@ -55,6 +55,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from compat.broker import Broker  # noqa: E402
+from compat.txn import read_to_end, values_by_partition  # noqa: E402
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
@@ -105,26 +106,9 @@ def create_topics(bootstrap, *specs):
 def read_all(bootstrap, topic, partitions, level, timeout=20):
     """Every record value of `topic` from offset 0 up to the end a consumer at `level` sees
     (confluent-kafka), in partition order."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{time.time()}",
-                  "isolation.level": level, "enable.auto.commit": False,
-                  "enable.partition.eof": True})
-    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-    got = {p: [] for p in range(partitions)}
-    eof = set()
-    deadline = time.monotonic() + timeout
-    while len(eof) < partitions and time.monotonic() < deadline:
-        m = c.poll(1)
-        if m is None:
-            continue
-        if m.error():
-            if m.error().code() == -191:  # _PARTITION_EOF
-                eof.add(m.partition())
-                continue
-            raise RuntimeError(m.error())
-        got[m.partition()].append(m.value().decode())
-    c.close()
-    assert len(eof) == partitions, f"{topic}: no end of partition within {timeout}s at {level}"
-    return [v for p in range(partitions) for v in got[p]]
+    by_partition = values_by_partition(
+        read_to_end(bootstrap, topic, partitions, level, timeout), partitions)
+    return [v for p in range(partitions) for v in by_partition[p]]
 
 
 def read_all_kafka_python(bootstrap, topic, partitions, level):

@@ -80,6 +80,7 @@ sys.path.insert(0, HERE)
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition  # noqa: E402
 
 from replication_test import REPO, SESSION_TIMEOUT_MS, Cluster, eventually  # noqa: E402
+from compat.txn import partition_for, read_to_end  # noqa: E402
 
 TXN_TOPIC = "__transaction_state"
 TXN_PARTITIONS = 3
@@ -100,19 +101,9 @@ CLIENT_DEBUG_DIR = None
 
 # ---- helpers ------------------------------------------------------------------------------
 
-def java_hash(s):
-    """Java's String.hashCode (over UTF-16 code units, 32-bit wrapping)."""
-    h = 0
-    units = s.encode("utf-16-be")
-    for k in range(0, len(units), 2):
-        h = (31 * h + ((units[k] << 8) | units[k + 1])) & 0xFFFFFFFF
-    return h - (1 << 32) if h >= (1 << 31) else h
-
-
 def txn_partition(txn_id, partitions=TXN_PARTITIONS):
-    """Kafka's partition of `__transaction_state` for a transactional id (Utils.abs)."""
-    h = java_hash(txn_id)
-    return (0 if h == -(1 << 31) else abs(h)) % partitions
+    """Kafka's partition of `__transaction_state` for a transactional id."""
+    return partition_for(txn_id, partitions)
 
 
 def _recv_exact(s, n):
@@ -220,30 +211,10 @@ def txn_producer(bootstrap, txn_id, init_timeout=60, **extra):
 def read_topic(cluster, topic, partitions, level="read_committed", timeout=30):
     """Every record of `topic` up to the end a consumer at `level` sees, from the brokers
     that run: a list of (partition, offset, value)."""
-    c = Consumer({"bootstrap.servers": live_bootstrap(cluster), "group.id": f"reader-{time.time()}",
-                  "isolation.level": level, "enable.auto.commit": False,
-                  "enable.partition.eof": True, "socket.timeout.ms": 10000,
-                  "topic.metadata.refresh.interval.ms": 1000, **CLIENT_LOGS})
-    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-    got = []
-    eof = set()
-    deadline = time.monotonic() + timeout
-    try:
-        while len(eof) < partitions and time.monotonic() < deadline:
-            m = c.poll(0.5)
-            if m is None:
-                continue
-            if m.error():
-                if m.error().code() == -191:  # _PARTITION_EOF
-                    eof.add(m.partition())
-                continue  # transient (a broker down): the client retries
-            eof.discard(m.partition())
-            got.append((m.partition(), m.offset(), m.value().decode()))
-    finally:
-        c.close()
-    assert len(eof) == partitions, (f"{topic}: the end of only {sorted(eof)} of {partitions} "
-                                    f"partitions within {timeout}s at {level}")
-    return got
+    return read_to_end(live_bootstrap(cluster), topic, partitions, level, timeout,
+                       conf={"socket.timeout.ms": 10000, "topic.metadata.refresh.interval.ms": 1000,
+                             **CLIENT_LOGS},
+                       transient_errors=True)
 
 
 def end_offsets(cluster, topic, partitions, level):

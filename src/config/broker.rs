@@ -13,7 +13,9 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context};
 
-use super::broker_keys::{broker_key, closest_key, BrokerKey, BROKER_KEYS, DYNAMIC_ONLY_KEYS};
+use super::broker_keys::{
+    broker_key, closest_key, BrokerKey, BROKER_KEYS, DYNAMIC_ONLY_KEYS, INTERNAL_KEYS,
+};
 use super::listener::{
     advertisable, inter_broker_listener, listener_prefixed, parse_listeners, parse_protocol_map,
     Listener, SecurityProtocol,
@@ -333,6 +335,9 @@ impl BrokerConfig {
                 if !names.iter().any(|n| n == key.name) {
                     continue;
                 }
+            }
+            if INTERNAL_KEYS.contains(&key.name) {
+                continue;
             }
             let configured = self.configured(key.name);
             if configured.is_none() && DYNAMIC_ONLY_KEYS.contains(&key.name) {
@@ -1125,8 +1130,15 @@ mod tests {
     fn describe_sources_and_synonyms() {
         let c = parse("log.retention.minutes=10\nnum.partitions=3\n");
         let all = c.describe(None, false, true);
-        // Every key but the dynamic-only ones, which are listed where set (as Kafka does).
-        assert_eq!(all.len(), BROKER_KEYS.len() - DYNAMIC_ONLY_KEYS.len());
+        // Every key but the dynamic-only ones, which are listed where set (as Kafka does),
+        // and the internal ones, never listed.
+        assert_eq!(
+            all.len(),
+            BROKER_KEYS.len() - DYNAMIC_ONLY_KEYS.len() - INTERNAL_KEYS.len()
+        );
+        assert!(all
+            .iter()
+            .all(|e| !INTERNAL_KEYS.contains(&e.name.as_str())));
         assert!(all
             .iter()
             .all(|e| !DYNAMIC_ONLY_KEYS.contains(&e.name.as_str())));
@@ -1145,7 +1157,7 @@ mod tests {
             .describe(None, false, false);
         assert_eq!(
             listed.len(),
-            BROKER_KEYS.len() - DYNAMIC_ONLY_KEYS.len() + 1
+            BROKER_KEYS.len() - DYNAMIC_ONLY_KEYS.len() - INTERNAL_KEYS.len() + 1
         );
         assert!(listed
             .iter()

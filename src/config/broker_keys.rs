@@ -12,6 +12,11 @@ use super::{int, long, Check, ConfigType, LONG_MAX};
 
 /// Kafka's dynamic-only broker keys (its `DynamicConfig.Broker` quotas, not in `KafkaConfig`):
 /// DescribeConfigs lists them only where they are set, as Kafka's does.
+/// Keys gregor reads but DescribeConfigs never lists: Kafka defines them as internal
+/// (`ConfigDef.defineInternal`), so a Kafka broker accepts them in its configuration and
+/// does not describe them either.
+pub(crate) const INTERNAL_KEYS: &[&str] = &["producer.id.expiration.check.interval.ms"];
+
 pub(crate) const DYNAMIC_ONLY_KEYS: &[&str] = &[
     "follower.replication.throttled.rate",
     "leader.replication.throttled.rate",
