@@ -111,7 +111,6 @@ import json
 import os
 import re
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -123,7 +122,9 @@ import traceback
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from compat.kafka39 import KAFKA_LIB, fetch_kafka
+from compat import wire
 from compat.txn import partition_for, read_to_end, values_by_partition
+from compat.wire import string16 as s16
 import replication_test as rt
 from replication_test import Recorder, check_acknowledged, drain, eventually, free_port, longest_pause
 
@@ -1111,20 +1112,11 @@ RECORDS_PER_PARTITION = 5  # per partition and transaction
 ROUNDS = ("commit", "abort", "commit", "abort")
 
 
-def s16(x):
-    b = x.encode()
-    return struct.pack(">h", len(b)) + b
-
-
 def raw_call(cluster, via, api_key, version, body):
     """One request (request header v1, a version that is not flexible) to broker `via` on a
     socket of its own: the response after its correlation id."""
-    req = struct.pack(">hhi", api_key, version, 7) + s16("interop") + body
-    with socket.create_connection(("127.0.0.1", cluster.ports[via]), timeout=40) as sock:
-        sock.sendall(struct.pack(">i", len(req)) + req)
-        size = struct.unpack(">i", sock.recv(4, socket.MSG_WAITALL))[0]
-        resp = sock.recv(size, socket.MSG_WAITALL)
-    return resp[4:]
+    return wire.raw_call("127.0.0.1", cluster.ports[via], api_key, version, body,
+                         client_id="interop", timeout=40)
 
 
 def find_coordinator(cluster, via, key, key_type):

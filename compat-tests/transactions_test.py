@@ -42,7 +42,6 @@ import glob
 import json
 import os
 import queue
-import socket
 import signal
 import struct
 import subprocess
@@ -56,6 +55,7 @@ sys.path.insert(0, HERE)
 
 from compat.broker import Broker  # noqa: E402
 from compat.txn import read_to_end, values_by_partition  # noqa: E402
+from compat.wire import raw_call, string16  # noqa: E402
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
@@ -457,16 +457,10 @@ def broker_kill9(broker):
 
 def raw_init_producer_id(bootstrap, transactional_id, timeout_ms=60000):
     """InitProducerId v1 on a socket of its own: (error code, producer id, epoch)."""
-    def s16(x):
-        b = x.encode()
-        return struct.pack(">h", len(b)) + b
-    req = struct.pack(">hhi", 22, 1, 1) + s16("id-expiry") + s16(transactional_id) + struct.pack(">i", timeout_ms)
     host, port = bootstrap.rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=15) as sock:
-        sock.sendall(struct.pack(">i", len(req)) + req)
-        size = struct.unpack(">i", sock.recv(4, socket.MSG_WAITALL))[0]
-        resp = sock.recv(size, socket.MSG_WAITALL)
-    _corr, _throttle, error, pid, epoch = struct.unpack_from(">iihqh", resp, 0)
+    resp = raw_call(host, port, 22, 1, string16(transactional_id) + struct.pack(">i", timeout_ms),
+                    client_id="id-expiry")
+    _throttle, error, pid, epoch = struct.unpack_from(">ihqh", resp, 0)
     return error, pid, epoch
 
 

@@ -65,7 +65,6 @@ import collections
 import os
 import random
 import re
-import socket
 import struct
 import subprocess
 import sys
@@ -81,6 +80,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition  
 
 from replication_test import REPO, SESSION_TIMEOUT_MS, Cluster, eventually  # noqa: E402
 from compat.txn import partition_for, read_to_end  # noqa: E402
+from compat.wire import raw_call, string16  # noqa: E402
 
 TXN_TOPIC = "__transaction_state"
 TXN_PARTITIONS = 3
@@ -106,30 +106,13 @@ def txn_partition(txn_id, partitions=TXN_PARTITIONS):
     return partition_for(txn_id, partitions)
 
 
-def _recv_exact(s, n):
-    buf = b""
-    while len(buf) < n:
-        chunk = s.recv(n - len(buf))
-        if not chunk:
-            raise OSError("connection closed")
-        buf += chunk
-    return buf
-
-
 def find_coordinator(address, key, key_type=1, timeout=5):
     """A raw FindCoordinator v1 request: (error code, node id)."""
     host, port = address.rsplit(":", 1)
-    client = b"txn-cluster-test"
-    kb = key.encode()
-    body = (struct.pack(">hhih", 10, 1, 7, len(client)) + client +
-            struct.pack(">h", len(kb)) + kb + struct.pack(">b", key_type))
-    with socket.create_connection((host, int(port)), timeout=timeout) as s:
-        s.settimeout(timeout)
-        s.sendall(struct.pack(">i", len(body)) + body)
-        size = struct.unpack(">i", _recv_exact(s, 4))[0]
-        data = _recv_exact(s, size)
-    _corr, _throttle, error = struct.unpack_from(">iih", data, 0)
-    pos = 10
+    data = raw_call(host, port, 10, 1, string16(key) + struct.pack(">b", key_type),
+                    client_id="txn-cluster-test", timeout=timeout)
+    _throttle, error = struct.unpack_from(">ih", data, 0)
+    pos = 6
     msg_len = struct.unpack_from(">h", data, pos)[0]
     pos += 2 + max(msg_len, 0)
     node = struct.unpack_from(">i", data, pos)[0]

@@ -57,6 +57,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "compat-tests"))
 
 from compat.broker import Broker  # noqa: E402
+from compat.wire import raw_call, string16  # noqa: E402
 import confluent_kafka as ck  # noqa: E402
 from confluent_kafka import TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic  # noqa: E402
@@ -228,25 +229,11 @@ def topic_config(bootstrap, topic):
 
 def raw_api_versions(host, port):
     """ApiVersions v0 over a plain socket: {api key: (min, max)} as the broker advertises it."""
-    client_id = b"kafka-tools-test"
-    body = struct.pack(">hhih", 18, 0, 7, len(client_id)) + client_id
-    with socket.create_connection((host, port), timeout=10) as s:
-        s.sendall(struct.pack(">i", len(body)) + body)
-
-        def recv(n):
-            buf = b""
-            while len(buf) < n:
-                chunk = s.recv(n - len(buf))
-                if not chunk:
-                    raise EOFError("connection closed")
-                buf += chunk
-            return buf
-
-        size = struct.unpack(">i", recv(4))[0]
-        data = recv(size)
-    correlation, error, count = struct.unpack(">ihi", data[:10])
-    assert correlation == 7 and error == 0, (correlation, error)
-    return {k: (lo, hi) for k, lo, hi in (struct.unpack(">hhh", data[10 + 6 * i:16 + 6 * i]) for i in range(count))}
+    # raw_call checks the correlation id.
+    data = raw_call(host, port, 18, 0, b"", client_id="kafka-tools-test", timeout=10)
+    error, count = struct.unpack(">hi", data[:6])
+    assert error == 0, error
+    return {k: (lo, hi) for k, lo, hi in (struct.unpack(">hhh", data[6 + 6 * i:12 + 6 * i]) for i in range(count))}
 
 
 def raw_request_outcome(host, port, api_key, body):
@@ -705,20 +692,13 @@ def produce_transactional_batch(bootstrap, topic, partition, producer_id, value,
     batch_tail = struct.pack(">ib", -1, 2) + struct.pack(">I", calc_crc32c(after_crc)) + after_crc
     batch = struct.pack(">qi", 0, len(batch_tail)) + batch_tail
 
-    def s16(x):
-        b = x.encode()
-        return struct.pack(">h", len(b)) + b
-
-    req = (struct.pack(">hhi", 0, 3, 7) + s16("kafka-tools") + s16("kt-hanging") + struct.pack(">hi", -1, 10000)
-           + struct.pack(">i", 1) + s16(topic) + struct.pack(">i", 1) + struct.pack(">i", partition)
-           + struct.pack(">i", len(batch)) + batch)
+    body = (string16("kt-hanging") + struct.pack(">hi", -1, 10000)
+            + struct.pack(">i", 1) + string16(topic) + struct.pack(">i", 1) + struct.pack(">i", partition)
+            + struct.pack(">i", len(batch)) + batch)
     host, port = bootstrap.rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=15) as sock:
-        sock.sendall(struct.pack(">i", len(req)) + req)
-        size = struct.unpack(">i", sock.recv(4, socket.MSG_WAITALL))[0]
-        resp = sock.recv(size, socket.MSG_WAITALL)
-    # correlation id, topics[1]: name, partitions[1]: index, error, base offset
-    pos = 4 + 4
+    resp = raw_call(host, port, 0, 3, body, client_id="kafka-tools")
+    # topics[1]: name, partitions[1]: index, error, base offset
+    pos = 4
     pos += 2 + struct.unpack_from(">h", resp, pos)[0]
     pos += 4 + 4
     error, base_offset = struct.unpack_from(">hq", resp, pos)

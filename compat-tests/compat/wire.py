@@ -1,13 +1,20 @@
-"""A raw Fetch (v4) on a plain socket, to see the record batches exactly as the broker serves
-them: used to check that a producer's compression codec really reached the log (librdkafka,
-for one, silently stops compressing when it dislikes the broker's ApiVersions answer)."""
+"""Raw requests on a plain socket. `raw_call` sends one request of a version that is not
+flexible and returns its response body; the tests use it where no client asks what they
+need (or asks it differently). `fetch_batches`, a raw Fetch (v4), shows the record batches
+exactly as the broker serves them: used to check that a producer's compression codec really
+reached the log (librdkafka, for one, silently stops compressing when it dislikes the
+broker's ApiVersions answer)."""
 import socket
 import struct
 
 CODECS = {0: "none", 1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
 
 
-def _str(s: str) -> bytes:
+CORRELATION_ID = 7
+
+
+def string16(s: str) -> bytes:
+    """A Kafka STRING: int16 length, then the UTF-8 bytes."""
     b = s.encode()
     return struct.pack(">h", len(b)) + b
 
@@ -22,18 +29,26 @@ def _recv_exact(sock, n):
     return bytes(buf)
 
 
-def fetch_batches(host, port, topic, partition, offset=0, max_bytes=64 << 20, timeout=15.0):
-    """Returns (error_code, high_watermark, [(base_offset, last_offset_delta, codec_name, record_count)])."""
-    body = struct.pack(">iiiib", -1, 100, 1, max_bytes, 0)              # replica, wait, min, max, isolation
-    body += struct.pack(">i", 1) + _str(topic)
-    body += struct.pack(">i", 1) + struct.pack(">iqi", partition, offset, max_bytes)
-    header = struct.pack(">hhi", 1, 4, 7) + _str("compat-wire")          # Fetch v4, correlation 7
-    req = header + body
-    with socket.create_connection((host, port), timeout=timeout) as s:
+def raw_call(host, port, api_key, version, body, client_id="compat-wire", timeout=15.0):
+    """One request (request header v1, so a version that is not flexible) on a socket of its
+    own: the response body, after its size and correlation id (which must be ours)."""
+    req = struct.pack(">hhi", api_key, version, CORRELATION_ID) + string16(client_id) + body
+    with socket.create_connection((host, int(port)), timeout=timeout) as s:
         s.settimeout(timeout)
         s.sendall(struct.pack(">i", len(req)) + req)
         size = struct.unpack(">i", _recv_exact(s, 4))[0]
         resp = _recv_exact(s, size)
+    (corr,) = struct.unpack_from(">i", resp, 0)
+    assert corr == CORRELATION_ID, f"correlation id {corr}"
+    return resp[4:]
+
+
+def fetch_batches(host, port, topic, partition, offset=0, max_bytes=64 << 20, timeout=15.0):
+    """Returns (error_code, high_watermark, [(base_offset, last_offset_delta, codec_name, record_count)])."""
+    body = struct.pack(">iiiib", -1, 100, 1, max_bytes, 0)              # replica, wait, min, max, isolation
+    body += struct.pack(">i", 1) + string16(topic)
+    body += struct.pack(">i", 1) + struct.pack(">iqi", partition, offset, max_bytes)
+    resp = raw_call(host, port, 1, 4, body, timeout=timeout)  # Fetch v4
     pos = 0
 
     def take(fmt):
@@ -42,8 +57,7 @@ def fetch_batches(host, port, topic, partition, offset=0, max_bytes=64 << 20, ti
         pos += struct.calcsize(fmt)
         return vals
 
-    corr, _throttle, ntopics = take(">iii")
-    assert corr == 7, f"correlation id {corr}"
+    _throttle, ntopics = take(">ii")
     assert ntopics == 1, f"{ntopics} topics in response"
     (tlen,) = take(">h")
     pos += tlen
