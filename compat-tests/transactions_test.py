@@ -3,8 +3,9 @@
 
 Clients: confluent-kafka, kafka-python and Java kafka-clients 4.x (compat-tests/java's
 TxnClient.java, built by scripts/install-deps.sh; a scenario with a Java part fails if it is
-not built). Java uses the classic transaction protocol: gregor does not advertise the
-transaction.version feature of KIP-890.
+not built; franz-go's from compat-tests/go). A standalone gregor finalizes
+transaction.version 2, so Java 4.x and franz-go producers use transactions v2 (KIP-890 part 2: no AddPartitionsToTxn or AddOffsetsToTxn, the epoch bumped
+by every EndTxn); confluent-kafka and kafka-python use the classic protocol.
 
 Scenarios (each prints one line; exit 0 only if all pass):
   commit-abort      confluent-kafka, kafka-python and Java transactional producers commit and
@@ -32,6 +33,15 @@ Scenarios (each prints one line; exit 0 only if all pass):
   broker-kill9      kill -9 of the broker right after a commit returned and with another
                     transaction open: after the restart the committed one is visible, the
                     open one is aborted (its producer fenced by the timeout), nothing half.
+  transactions-v2   Java and franz-go (transactions v2) and confluent-kafka (classic)
+                    producers each run commit, abort, commit, commit on one partition: the
+                    log shows the v2 producers' epoch one higher in every transaction and
+                    each marker at the epoch of the transaction after it (franz-go's first
+                    transaction may still be classic: it switches once it has seen the
+                    feature), the confluent-kafka producer's at one epoch throughout; read_committed (confluent-kafka and Java) sees
+                    exactly the committed rounds. (The Java copier of
+                    consume-transform-produce runs in transactions v2 too: its offsets go
+                    by TxnOffsetCommit v5, which adds __consumer_offsets itself.)
   id-expiry         on a broker of its own with transactional.id.expiration.ms=2000: an id
                     idle past it is forgotten (a tombstone in __transaction_state), and
                     InitProducerId for it then allocates a new producer id at epoch 0; an id
@@ -55,7 +65,7 @@ sys.path.insert(0, HERE)
 
 from compat.broker import Broker  # noqa: E402
 from compat.txn import read_to_end, values_by_partition  # noqa: E402
-from compat.wire import raw_call, string16  # noqa: E402
+from compat.wire import fetch_batch_producers, raw_call, string16  # noqa: E402
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
@@ -506,6 +516,88 @@ def id_expiry(broker):
             f"epoch 0 (was {first_pid} epoch {first_epoch}); ie-open, open as long, was kept and committed")
 
 
+GO_BINARY = os.path.join(HERE, "go", "bin", "compat-go")
+
+
+def franz_txn(broker, *args, timeout=90):
+    """franz-go's transactional producer (compat-go franz-go txn); its JSON output lines."""
+    assert os.path.exists(GO_BINARY), f"{GO_BINARY} not built (scripts/install-deps.sh)"
+    r = subprocess.run([GO_BINARY, "franz-go", broker.bootstrap, "txn"] + list(args),
+                       capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, f"compat-go txn {' '.join(args)}: exit {r.returncode}: {r.stdout[-2000:]} {r.stderr[-2000:]}"
+    return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+
+
+def producer_epochs(broker, topic, producer_id):
+    """[(epoch, "data" | "marker")] of `producer_id`'s batches in partition 0, in log order."""
+    batches = fetch_batch_producers("127.0.0.1", broker.port, topic, 0)
+    return [(epoch, "marker" if control else "data")
+            for _off, pid, epoch, _txn, control in batches if pid == producer_id]
+
+
+def transactions_v2(broker):
+    create_topics(broker.bootstrap, ("tv2", 1))
+    outcomes = ["commit", "abort", "commit", "commit"]
+    rounds = java_run(broker, "produce", "topic=tv2", "partitions=1", "txn_id=tv2-java",
+                      f"rounds={','.join(outcomes)}", "count=3", "prefix=java")
+    assert [r["outcome"] for r in rounds] == outcomes, rounds
+    rounds = franz_txn(broker, "topic=tv2", "txn_id=tv2-franz", f"rounds={','.join(outcomes)}",
+                       "count=3", "prefix=franz")
+    assert [r["outcome"] for r in rounds] == outcomes, rounds
+    p = confluent_txn_producer(broker.bootstrap, "tv2-confluent")
+    for round_, outcome in enumerate(outcomes):
+        p.begin_transaction()
+        for i in range(3):
+            p.produce("tv2", value=f"confluent-{round_}-{i}".encode(), partition=0)
+        p.flush(30)
+        if outcome == "commit":
+            p.commit_transaction(30)
+        else:
+            p.abort_transaction(30)
+    batches = fetch_batch_producers("127.0.0.1", broker.port, "tv2", 0)
+    pids = []
+    for _off, pid, _epoch, _txn, _control in batches:
+        if pid not in pids:
+            pids.append(pid)
+    assert len(pids) == 3, f"producers {pids} in {batches}"
+    notes = []
+    # (who, the rounds that must be transactions v2): franz-go decides per transaction and
+    # may run its first one before it has seen the finalized feature (then bumps its epoch
+    # with InitProducerId on switching, as Java does on an upgrade).
+    for (who, v2_from), pid in zip((("Java", 0), ("franz-go", 1)), pids[:2]):
+        got = producer_epochs(broker, "tv2", pid)
+        rounds_seen, data = [], []
+        for epoch, kind in got:
+            if kind == "data":
+                data.append(epoch)
+            else:
+                rounds_seen.append((sorted(set(data)), epoch))
+                data = []
+        assert len(rounds_seen) == 4 and not data, f"{who}: {got}"
+        for r, (data_epochs, marker) in enumerate(rounds_seen):
+            assert len(data_epochs) == 1, f"{who} round {r}: data at epochs {data_epochs}: {got}"
+            if r >= v2_from:
+                # Transactions v2: the end bumps the epoch, the marker carries it, and the
+                # next transaction starts there.
+                assert marker == data_epochs[0] + 1, f"{who} round {r} not v2: {got}"
+            if r > v2_from:
+                assert data_epochs[0] == rounds_seen[r - 1][1], f"{who} round {r}: {got}"
+        markers = [m for _, m in rounds_seen]
+        notes.append(f"{who} data epochs {[d[0] for d, _ in rounds_seen]}, markers {markers}")
+    confluent = producer_epochs(broker, "tv2", pids[2])
+    c0 = confluent[0][0]
+    assert all(e == c0 for e, _ in confluent) and sum(k == "marker" for _, k in confluent) == 4, \
+        f"confluent-kafka (classic) epochs {confluent}"
+    want = [f"{who}-{r}-{i}" for who in ("java", "franz", "confluent") for r in (0, 2, 3)
+            for i in range(3)]
+    committed = read_all(broker.bootstrap, "tv2", 1, "read_committed")
+    assert committed == want, committed
+    java_committed = java_read(broker, "tv2", 1, "read_committed")["read_committed"]
+    assert java_committed == want, java_committed
+    return (f"{'; '.join(notes)}; confluent-kafka epoch {c0} in all {len(confluent)} batches; "
+            f"read_committed (confluent-kafka and Java): the {len(want)} committed records in order")
+
+
 SCENARIOS = [
     ("commit-abort", commit_abort),
     ("open-blocks", open_blocks),
@@ -513,6 +605,7 @@ SCENARIOS = [
     ("timeout", timeout),
     ("consume-transform-produce", consume_transform_produce),
     ("broker-kill9", broker_kill9),
+    ("transactions-v2", transactions_v2),
     ("id-expiry", id_expiry),
 ]
 

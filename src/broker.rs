@@ -28,7 +28,7 @@ pub struct Broker {
     pub config: BrokerConfig,
     pub metadata: Arc<dyn MetadataStore>,
     pub replicas: Arc<ReplicaManager>,
-    pub producer_ids: ProducerIdManager,
+    pub producer_ids: Arc<ProducerIdManager>,
     /// Consumer groups and committed offsets of the `__consumer_offsets` partitions led here.
     pub groups: Arc<GroupCoordinator>,
     /// Transactions of the `__transaction_state` partitions led here.
@@ -133,9 +133,11 @@ impl Broker {
             config.group_config(),
         ));
         groups.on_replicas_changed(&metadata.image(), &replicas);
+        let producer_ids = Arc::new(ProducerIdManager::new(metadata.clone()));
         let txns = Arc::new(TransactionCoordinator::new(
             config.broker_id,
             config.txn_config(),
+            producer_ids.clone(),
             TransactionMarkerChannel::new(
                 config.broker_id,
                 metadata.clone(),
@@ -157,7 +159,7 @@ impl Broker {
             groups,
             txns,
             txn_verifier,
-            producer_ids: ProducerIdManager::new(metadata.clone()),
+            producer_ids,
             metadata,
             replicas,
             admin_lock: tokio::sync::Mutex::new(()),

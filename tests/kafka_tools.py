@@ -656,9 +656,14 @@ def features(t):
     T = "kafka-features"
     r = t.run(FEATURES, "describe")
     lines = [l for l in r.out.splitlines() if l.strip()]
-    check(T, "describe", r.code == 0 and lines == [] and "Exception" not in r.err,
-          "no feature (gregor advertises none, as a ZooKeeper-mode Kafka 3.9 broker), no error", r,
-          r.text.strip())
+    fields = [dict(re.findall(r"(\w+): (\S+)", l)) for l in lines]
+    want = {"Feature": "transaction.version", "SupportedMinVersion": "0",
+            "SupportedMaxVersion": "2", "FinalizedVersionLevel": "2"}
+    ok = (r.code == 0 and len(fields) == 1 and "Exception" not in r.err
+          and all(fields[0].get(k) == v for k, v in want.items()))
+    check(T, "describe", ok,
+          "one feature: transaction.version supported 0-2, finalized at 2 (a standalone broker "
+          "finalizes transactions v2, KIP-890)", r, r.text.strip())
 
 
 def table(out):

@@ -45,6 +45,31 @@ def raw_call(host, port, api_key, version, body, client_id="compat-wire", timeou
 
 def fetch_batches(host, port, topic, partition, offset=0, max_bytes=64 << 20, timeout=15.0):
     """Returns (error_code, high_watermark, [(base_offset, last_offset_delta, codec_name, record_count)])."""
+    err, hw, raw = fetch_raw_batches(host, port, topic, partition, offset, max_bytes, timeout)
+    batches = []
+    for base_offset, header in raw:
+        attributes, last_delta = struct.unpack_from(">hi", header, 21)
+        count = struct.unpack_from(">i", header, 57)[0]
+        batches.append((base_offset, last_delta, CODECS.get(attributes & 7, f"?{attributes & 7}"), count))
+    return err, hw, batches
+
+
+def fetch_batch_producers(host, port, topic, partition, offset=0, timeout=15.0):
+    """Each batch's producer as stored: [(base_offset, producer_id, producer_epoch,
+    transactional, control)]."""
+    _err, _hw, raw = fetch_raw_batches(host, port, topic, partition, offset, 64 << 20, timeout)
+    out = []
+    for base_offset, header in raw:
+        attributes = struct.unpack_from(">h", header, 21)[0]
+        producer_id, producer_epoch = struct.unpack_from(">qh", header, 43)
+        out.append((base_offset, producer_id, producer_epoch, bool(attributes & 0x10),
+                    bool(attributes & 0x20)))
+    return out
+
+
+def fetch_raw_batches(host, port, topic, partition, offset, max_bytes, timeout):
+    """Fetch v4 at read_uncommitted: (error_code, high_watermark, [(base_offset, the batch's
+    61-byte header)])."""
     body = struct.pack(">iiiib", -1, 100, 1, max_bytes, 0)              # replica, wait, min, max, isolation
     body += struct.pack(">i", 1) + string16(topic)
     body += struct.pack(">i", 1) + struct.pack(">iqi", partition, offset, max_bytes)
@@ -74,10 +99,7 @@ def fetch_batches(host, port, topic, partition, offset=0, max_bytes=64 << 20, ti
         if bpos + 12 + batch_len > len(records):
             break  # partial trailing batch, as Kafka allows
         magic = records[bpos + 16]
-        attributes = struct.unpack_from(">h", records, bpos + 21)[0]
-        last_delta = struct.unpack_from(">i", records, bpos + 23)[0]
-        count = struct.unpack_from(">i", records, bpos + 57)[0]
         assert magic == 2, f"batch magic {magic}"
-        batches.append((base_offset, last_delta, CODECS.get(attributes & 7, f"?{attributes & 7}"), count))
+        batches.append((base_offset, records[bpos:bpos + 61]))
         bpos += 12 + batch_len
     return err, hw, batches

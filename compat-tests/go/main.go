@@ -20,6 +20,9 @@
 //	           [heartbeat_ms=] [instance_id=] [assignor=cooperative-sticky] [protocol=consumer]
 //	                                       one subscribed group member; the JSON-lines/stdin
 //	                                       protocol of compat/group_worker.py
+//	txn        topic= txn_id= rounds=commit,abort,... count= prefix=
+//	                                       franz-go only: one transaction per round to
+//	                                       partition 0, {"round","outcome","values"} each
 //
 // Stdin message line: partition TAB timestamp|- TAB key|- TAB value|- TAB headers, where
 // key/value are base64 ("-" = null) and headers is a comma-separated list of
@@ -234,6 +237,11 @@ func main() {
 		o[k] = v
 	}
 	brokers := strings.Split(bootstrap, ",")
+	if libName == "franz-go" && cmd == "txn" {
+		franzTxn(brokers, o)
+		flush()
+		return
+	}
 	var l lib
 	switch libName {
 	case "franz-go":

@@ -95,13 +95,15 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     // A transaction coordinator's markers, appended as each partition's leader (v0 is gone
     // from Kafka 4; Kafka 3.9 coordinators send v1).
     api(ApiKey::WriteTxnMarkers, 1, 1),
-    // Transactions at their coordinator: the classic protocol (transaction version 1).
-    // AddPartitionsToTxn v4+ is the partition leaders' batched form (KIP-890 part 1: Kafka
-    // 3.6+ leaders verify a transactional batch's partition at the coordinator).
+    // Transactions at their coordinator. AddPartitionsToTxn v4+ is the partition leaders'
+    // batched form (KIP-890 part 1: Kafka 3.6+ leaders verify a transactional batch's
+    // partition at the coordinator). EndTxn v5 and TxnOffsetCommit v5 (with Produce v12)
+    // are transactions v2 (KIP-890 part 2), used by clients once `transaction.version` 2
+    // is finalized.
     api(ApiKey::AddPartitionsToTxn, 0, 5),
     api(ApiKey::AddOffsetsToTxn, 0, 4),
-    api(ApiKey::EndTxn, 0, 4),
-    api(ApiKey::TxnOffsetCommit, 0, 4),
+    api(ApiKey::EndTxn, 0, 5),
+    api(ApiKey::TxnOffsetCommit, 0, 5),
     // Looking at transactions (KIP-664, kafka-transactions.sh): producers at a partition's
     // leader, transactional ids at their coordinator.
     api(ApiKey::DescribeProducers, 0, 0),

@@ -43,6 +43,7 @@ pub async fn handle(
             req.producer_id.0,
             req.producer_epoch,
             &[(OFFSETS_TOPIC.to_string(), partition)],
+            0,
             crate::clock::now_ms(),
         )
         .await;

@@ -1,10 +1,11 @@
 //! AddPartitionsToTxn (key 24), in its two forms:
 //! - v0-3, from a transactional producer: it adds the partitions it is about to write to
 //!   its open transaction, at the transaction coordinator, before producing to them;
-//! - v4-5, from a partition leader (KIP-890, Kafka 3.6+'s
-//!   `transaction.partition.verification.enable`): a batch of transactions, each either
-//!   only verified (is the partition in the producer's open transaction? asked before a
-//!   transactional batch is appended) or added. Needs CLUSTER_ACTION.
+//! - v4-5, from a partition leader (KIP-890): a batch of transactions, each either only
+//!   verified (is the partition in the producer's open transaction? asked before a
+//!   transactional batch is appended, Kafka 3.6+'s `transaction.partition.verification.
+//!   enable`) or added (transactions v2: the producer's Produce v12+ or TxnOffsetCommit v5+
+//!   adds the partition implicitly). Needs CLUSTER_ACTION.
 //!
 //! A partition that does not exist (or, from a client, may not be written) fails its
 //! transaction; the transaction's other partitions are then OPERATION_NOT_ATTEMPTED, as in
@@ -24,6 +25,7 @@ use super::txn_error_for_version;
 use crate::broker::Broker;
 use crate::security::acl::{AclOperation, ResourceType};
 use crate::security::authorizer::RequestAuthorizer;
+use crate::txn::TV2;
 
 /// The first version in the brokers' batched form.
 const BATCHED_FROM: i16 = 4;
@@ -144,6 +146,9 @@ async fn one_transaction(
             Err(e) => wanted.into_iter().map(|(t, p)| (t, p, e.code())).collect(),
         };
     }
+    // Kafka: a partition leader adding (not verifying) does so for a producer using
+    // transactions v2 (Produce v12+, TxnOffsetCommit v5+).
+    let client_transaction_version = if version >= BATCHED_FROM { TV2 } else { 0 };
     let result = broker
         .txns
         .add_partitions(
@@ -151,6 +156,7 @@ async fn one_transaction(
             txn.producer_id,
             txn.producer_epoch,
             &wanted,
+            client_transaction_version,
             crate::clock::now_ms(),
         )
         .await;

@@ -38,7 +38,6 @@ pub async fn handle(
                     id,
                     expected,
                     req.transaction_timeout_ms,
-                    &broker.producer_ids,
                     crate::clock::now_ms(),
                 )
                 .await;

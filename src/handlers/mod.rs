@@ -249,7 +249,11 @@ async fn handle_request(
         client_host: &session.client_host,
     };
     let response = match req.request {
-        Request::ApiVersions(r) => Response::ApiVersions(api_versions::handle(v, r)),
+        Request::ApiVersions(r) => Response::ApiVersions(api_versions::handle(
+            v,
+            r,
+            &broker.image().finalized_features,
+        )),
         Request::ApiVersionsUnsupported => {
             // Answered with the v0 body, whatever version was asked.
             return encode(

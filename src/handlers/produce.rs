@@ -4,7 +4,8 @@
 //! buffer; only the base offset and leader epoch in each header are written anew.
 //!
 //! A transactional batch that opens its producer's transaction in a partition is first
-//! verified at the transaction coordinator (`txn::partition_verification`, KIP-890).
+//! verified at the transaction coordinator, or from v12 on (transactions v2) added to the
+//! transaction there (`txn::partition_verification`, KIP-890).
 //!
 //! acks=-1 answers once every ISR member has the batch: after all appends the handler
 //! waits for each partition's high watermark to pass its batch (Kafka's `DelayedProduce`),
@@ -29,6 +30,7 @@ use crate::metrics;
 use crate::replica::{LeaderAppend, Partition, PartitionError};
 use crate::security::acl::{AclOperation, ResourceType};
 use crate::security::authorizer::RequestAuthorizer;
+use crate::txn::partition_verification::TransactionSupportedOperation;
 
 pub enum Outcome {
     Respond(ProduceResponse),
@@ -51,10 +53,11 @@ struct Waiting {
 /// partition is TRANSACTIONAL_ID_AUTHORIZATION_FAILED), as Kafka checks them.
 pub async fn handle(
     broker: &Broker,
-    _version: i16,
+    version: i16,
     req: ProduceRequest,
     authz: RequestAuthorizer<'_>,
 ) -> Outcome {
+    let operation = TransactionSupportedOperation::for_produce(version);
     let acks = req.acks;
     let transactional_id_denied = req
         .transactional_id
@@ -82,7 +85,8 @@ pub async fn handle(
             } else if valid_acks {
                 let transactional_id = req.transactional_id.as_ref().map(|t| t.0.as_str());
                 let (resp, appended) =
-                    produce_partition(broker, &name, data, acks, transactional_id).await;
+                    produce_partition(broker, &name, data, acks, (transactional_id, operation))
+                        .await;
                 if let (-1, Some((partition, appended))) = (acks, appended) {
                     waiting.push(Waiting {
                         topic_index,
@@ -156,7 +160,7 @@ async fn produce_partition(
     topic: &str,
     data: PartitionProduceData,
     acks: i16,
-    transactional_id: Option<&str>,
+    transaction: (Option<&str>, TransactionSupportedOperation),
 ) -> (
     PartitionProduceResponse,
     Option<(Arc<Partition>, LeaderAppend)>,
@@ -203,7 +207,7 @@ async fn produce_partition(
                 records,
                 headers,
                 acks,
-                transactional_id,
+                transaction,
             )
             .await
         }
@@ -242,7 +246,7 @@ async fn produce_partition(
 
 /// The append itself. A batch that would open a producer's transaction in this partition
 /// is first verified at the transaction's coordinator (KIP-890 part 1, unless
-/// `transaction.partition.verification.enable` is off).
+/// `transaction.partition.verification.enable` is off), or added to it (part 2).
 async fn append(
     broker: &Broker,
     partition: &Partition,
@@ -250,7 +254,7 @@ async fn append(
     records: bytes::Bytes,
     headers: Vec<gregor_log::BatchHeader>,
     acks: i16,
-    transactional_id: Option<&str>,
+    (transactional_id, operation): (Option<&str>, TransactionSupportedOperation),
 ) -> Result<LeaderAppend, Refused> {
     let Some(h) = headers.first().filter(|h| h.is_transactional()) else {
         return Ok(partition.append(records, headers, acks)?);
@@ -262,15 +266,19 @@ async fn append(
             "a transactional batch needs the request's transactional id".into(),
         ));
     };
-    if !broker.txn_verifier.enabled() {
+    if !broker.txn_verifier.needed(operation) {
         return Ok(partition.append(records, headers, acks)?);
     }
-    let Some(guard) = partition.begin_transaction_verification(producer_id, producer_epoch) else {
+    let Some(guard) = partition.begin_transaction_verification(
+        producer_id,
+        producer_epoch,
+        operation.supports_epoch_bump(),
+    ) else {
         return Ok(partition.append(records, headers, acks)?);
     };
     let verified = broker
         .txn_verifier
-        .verify(id, producer_id, producer_epoch, topic, index)
+        .add_or_verify(id, producer_id, producer_epoch, (topic, index), operation)
         .await;
     if let Err(e) = verified {
         partition.end_transaction_verification(producer_id, guard);

@@ -2,6 +2,11 @@
 //! its transaction (`sendOffsetsToTransaction`), at the group coordinator. They are stored
 //! as the producer's transactional batch in `__consumer_offsets` and become visible when
 //! the transaction's commit marker reaches that partition (dropped on abort).
+//!
+//! Before that the group's `__consumer_offsets` partition is verified in the producer's
+//! transaction at its coordinator (KIP-890 part 1, with
+//! `transaction.partition.verification.enable`), or from v5 on (transactions v2, where the
+//! producer sends no AddOffsetsToTxn) added to it.
 
 use std::time::Duration;
 
@@ -12,9 +17,11 @@ use gregor_protocol::kafka_protocol::messages::txn_offset_commit_response::{
 use gregor_protocol::kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
 use crate::broker::Broker;
-use crate::group::coordinator::CommitEntry;
+use crate::group::coordinator::{partition_for_group, CommitEntry};
+use crate::group::OFFSETS_TOPIC;
 use crate::security::acl::{AclOperation, ResourceType};
 use crate::security::authorizer::RequestAuthorizer;
+use crate::txn::partition_verification::TransactionSupportedOperation;
 
 /// Kafka's `offsets.commit.timeout.ms` default: how long a commit waits for the replicas.
 const OFFSETS_COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -55,8 +62,16 @@ pub async fn handle(
     let image = broker.image();
     let exists = |topic: &str, partition: i32| image.has_partition(topic, partition);
     let instance = req.group_instance_id.as_ref().map(|s| s.to_string());
+    let operation = TransactionSupportedOperation::for_txn_offset_commit(version);
+    let in_transaction = if entries.is_empty() || !broker.txn_verifier.needed(operation) {
+        Ok(())
+    } else {
+        offsets_partition_in_transaction(broker, &req, operation).await
+    };
     let results: Vec<Result<(), E>> = if entries.is_empty() {
         Vec::new()
+    } else if let Err(e) = in_transaction {
+        vec![Err(e); entries.len()]
     } else {
         let committed = broker.groups.txn_commit_offsets(
             &req.group_id.0,
@@ -118,4 +133,28 @@ pub async fn handle(
         })
         .collect();
     TxnOffsetCommitResponse::default().with_topics(topics)
+}
+
+/// The group's `__consumer_offsets` partition verified in (or added to) the producer's
+/// transaction, at its coordinator.
+async fn offsets_partition_in_transaction(
+    broker: &Broker,
+    req: &TxnOffsetCommitRequest,
+    operation: TransactionSupportedOperation,
+) -> Result<(), E> {
+    let image = broker.image();
+    let Some(offsets) = image.topic(OFFSETS_TOPIC) else {
+        return Err(E::CoordinatorNotAvailable);
+    };
+    let partition = partition_for_group(&req.group_id, offsets.partitions.len() as i32);
+    broker
+        .txn_verifier
+        .add_or_verify(
+            &req.transactional_id,
+            req.producer_id.0,
+            req.producer_epoch,
+            (OFFSETS_TOPIC, partition),
+            operation,
+        )
+        .await
 }

@@ -19,7 +19,8 @@ use crate::security::authorizer::AclTable;
 
 use super::{
     acl_entry_from_stored, acl_entry_to_stored, AclEdit, AclUpdate, BrokerEndpoint, ConfigEntity,
-    EntityConfig, MetadataError, MetadataImage, MetadataStore, PartitionMetadata, TopicMetadata,
+    EntityConfig, FinalizedFeatures, MetadataError, MetadataImage, MetadataStore,
+    PartitionMetadata, TopicMetadata, MAX_TRANSACTION_VERSION, TRANSACTION_VERSION_FEATURE,
 };
 
 const FILE_NAME: &str = "gregor-metadata.json";
@@ -157,6 +158,7 @@ impl EmbeddedMetadata {
             controller_id: self.broker.id,
             brokers: vec![self.broker.clone()],
             dynamic_broker_configs: state.dynamic_broker_configs.clone(),
+            finalized_features: standalone_features(),
             ..Default::default()
         };
         for t in &state.topics {
@@ -419,6 +421,18 @@ impl MetadataStore for EmbeddedMetadata {
             Ok(())
         });
         async move { result.map(|()| first) }.boxed()
+    }
+}
+
+/// What a standalone broker finalizes: `transaction.version` 2 (KIP-890 transactions v2), as
+/// a Kafka 4 cluster formatted today does. No other broker has to agree.
+fn standalone_features() -> FinalizedFeatures {
+    FinalizedFeatures {
+        epoch: 0,
+        levels: BTreeMap::from([(
+            TRANSACTION_VERSION_FEATURE.to_string(),
+            MAX_TRANSACTION_VERSION,
+        )]),
     }
 }
 

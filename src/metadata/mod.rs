@@ -171,6 +171,33 @@ pub struct MetadataImage {
     pub broker_epochs: BTreeMap<i32, i64>,
     /// Dynamic broker configs as stored (Kafka: `/config/brokers/<default>` and `/<id>`).
     pub dynamic_broker_configs: DynamicBrokerConfigs,
+    /// The cluster's finalized feature levels (KIP-584), as ApiVersions tells clients.
+    pub finalized_features: FinalizedFeatures,
+}
+
+/// Kafka's feature `transaction.version` (KIP-890): 2 is transactions v2.
+pub const TRANSACTION_VERSION_FEATURE: &str = "transaction.version";
+/// The highest `transaction.version` gregor supports.
+pub const MAX_TRANSACTION_VERSION: i16 = 2;
+
+/// Finalized features (KIP-584): standalone, what gregor finalizes itself; in ZooKeeper
+/// mode, the `/feature` znode's (its zkVersion is the epoch, as in Kafka's ZooKeeper mode).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FinalizedFeatures {
+    /// -1: none finalized (clients then take every level as 0).
+    pub epoch: i64,
+    pub levels: BTreeMap<String, i16>,
+}
+
+impl FinalizedFeatures {
+    /// The finalized `transaction.version`, capped at what gregor supports (0: none).
+    pub fn transaction_version(&self) -> i16 {
+        self.levels
+            .get(TRANSACTION_VERSION_FEATURE)
+            .copied()
+            .unwrap_or(0)
+            .clamp(0, MAX_TRANSACTION_VERSION)
+    }
 }
 
 impl MetadataImage {

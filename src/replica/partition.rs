@@ -203,7 +203,18 @@ struct PartitionState {
     /// Leader only: producer id -> the verification under way for the first batch of its
     /// next transaction here (Kafka's `VerificationGuard`). A marker for the producer ends
     /// it, so that a batch verified for a transaction that ended meanwhile is refused.
-    verification_guards: HashMap<i64, u64>,
+    verification_guards: HashMap<i64, VerificationGuard>,
+}
+
+/// A verification (or, with transactions v2, an addition) under way at the coordinator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct VerificationGuard {
+    id: u64,
+    /// The epoch of the batch being verified.
+    producer_epoch: i16,
+    /// Transactions v2: the marker ending the producer's previous transaction carries this
+    /// same (bumped) epoch and does not void the guard (Kafka's `isV2NextTransactionStarted`).
+    supports_epoch_bump: bool,
 }
 
 impl PartitionState {
@@ -565,25 +576,32 @@ impl Partition {
     /// Starts the verification of a producer's transactional batch at its coordinator,
     /// unless the producer's transaction is already open here at that epoch (None: append
     /// at once). The guard returned goes to `append_verified` once the coordinator agreed.
+    /// `supports_epoch_bump`: the producer uses transactions v2 (the coordinator adds the
+    /// partition rather than verifying it).
     pub fn begin_transaction_verification(
         &self,
         producer_id: i64,
         producer_epoch: i16,
+        supports_epoch_bump: bool,
     ) -> Option<u64> {
         static NEXT_GUARD: AtomicU64 = AtomicU64::new(1);
         let mut st = self.lock();
         if st.log.has_ongoing_transaction(producer_id, producer_epoch) {
             return None;
         }
-        let guard = NEXT_GUARD.fetch_add(1, Ordering::Relaxed);
+        let guard = VerificationGuard {
+            id: NEXT_GUARD.fetch_add(1, Ordering::Relaxed),
+            producer_epoch,
+            supports_epoch_bump,
+        };
         st.verification_guards.insert(producer_id, guard);
-        Some(guard)
+        Some(guard.id)
     }
 
     /// Drops a verification the coordinator refused.
     pub fn end_transaction_verification(&self, producer_id: i64, guard: u64) {
         let mut st = self.lock();
-        if st.verification_guards.get(&producer_id) == Some(&guard) {
+        if st.verification_guards.get(&producer_id).map(|g| g.id) == Some(guard) {
             st.verification_guards.remove(&producer_id);
         }
     }
@@ -662,7 +680,7 @@ impl Partition {
         let is_marker = headers.first().is_some_and(|h| h.is_control());
         if let (Some(guard), Some((producer_id, producer_epoch))) = (verified, producer) {
             let open = st.log.has_ongoing_transaction(producer_id, producer_epoch);
-            if !open && st.verification_guards.get(&producer_id) != Some(&guard) {
+            if !open && st.verification_guards.get(&producer_id).map(|g| g.id) != Some(guard) {
                 return Err(PartitionError::TransactionNotVerified { producer_id });
             }
         }
@@ -686,9 +704,19 @@ impl Partition {
             info.log_append_time = now;
         }
         // The transaction is open here now (a verified batch) or ended (a marker): either
-        // way a verification under way for the producer is void.
-        if let Some((producer_id, _)) = producer.filter(|_| verified.is_some() || is_marker) {
-            st.verification_guards.remove(&producer_id);
+        // way a verification under way for the producer is void, except a transactions v2
+        // one whose epoch this marker (ending the transaction before) carries.
+        if let Some((producer_id, producer_epoch)) =
+            producer.filter(|_| verified.is_some() || is_marker)
+        {
+            let next_transaction_started = is_marker
+                && st
+                    .verification_guards
+                    .get(&producer_id)
+                    .is_some_and(|g| g.supports_epoch_bump && g.producer_epoch == producer_epoch);
+            if !next_transaction_started {
+                st.verification_guards.remove(&producer_id);
+            }
         }
         // With the ISR this broker alone, what is in our log is committed at once.
         let hw_moved = st.maybe_increment_high_watermark();

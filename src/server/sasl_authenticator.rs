@@ -134,7 +134,11 @@ where
                 let api_key = request.api_key;
                 match (&state, request.request) {
                     (State::Handshake, Request::ApiVersions(r)) if previous.is_none() => {
-                        let answer = handlers::api_versions::handle(version, r);
+                        let answer = handlers::api_versions::handle(
+                            version,
+                            r,
+                            &broker.image().finalized_features,
+                        );
                         let response = Response::ApiVersions(answer);
                         if !send(
                             writer,

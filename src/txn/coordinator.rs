@@ -28,7 +28,7 @@ use tracing::{info, warn};
 use super::marker_channel::{TransactionMarkerChannel, TxnMarkers};
 use super::records::{TransactionState, TRANSACTION_STATE_TOPIC};
 use super::state_manager as store;
-use super::transaction_metadata::{TransactionMetadata, NO_EPOCH};
+use super::transaction_metadata::{TransactionMetadata, NO_EPOCH, TV2};
 use super::ProducerIdManager;
 use crate::config::TxnConfig;
 use crate::group::coordinator::partition_for_group;
@@ -58,6 +58,9 @@ struct Inner {
     partition_count: i32,
     owned: HashMap<i32, OwnedPartition>,
     txns: HashMap<String, TransactionMetadata>,
+    /// The cluster's finalized `transaction.version` (KIP-890): 1 and up store
+    /// TransactionLogValue v1; 2 makes the coordinator's own aborts transactions v2 ones.
+    transaction_version: i16,
 }
 
 /// Where a transactional id's state is written.
@@ -92,22 +95,41 @@ impl Inner {
 pub struct TransactionCoordinator {
     broker_id: i32,
     config: TxnConfig,
+    producer_ids: Arc<ProducerIdManager>,
     markers: TransactionMarkerChannel,
     inner: Mutex<Inner>,
+}
+
+/// Kafka's exhausted epoch: the next bump takes a new producer id.
+fn epoch_exhausted(epoch: i16) -> bool {
+    epoch >= i16::MAX - 1
 }
 
 impl TransactionCoordinator {
     pub fn new(
         broker_id: i32,
         config: TxnConfig,
+        producer_ids: Arc<ProducerIdManager>,
         markers: TransactionMarkerChannel,
     ) -> TransactionCoordinator {
         TransactionCoordinator {
             broker_id,
             config,
+            producer_ids,
             markers,
             inner: Mutex::new(Inner::default()),
         }
+    }
+
+    /// A new producer id when `needed`.
+    async fn new_producer_id_if(&self, needed: bool) -> Result<Option<i64>, E> {
+        if !needed {
+            return Ok(None);
+        }
+        self.producer_ids.next_id().await.map(Some).map_err(|e| {
+            warn!(error = %e, "cannot allocate a producer id");
+            E::CoordinatorNotAvailable
+        })
     }
 
     pub fn config(&self) -> &TxnConfig {
@@ -126,7 +148,6 @@ impl TransactionCoordinator {
         transactional_id: &str,
         expected: Option<(i64, i16)>,
         timeout_ms: i32,
-        producer_ids: &ProducerIdManager,
         now_ms: i64,
     ) -> Result<(i64, i16), E> {
         if timeout_ms <= 0 || timeout_ms > self.config.max_timeout_ms {
@@ -139,16 +160,9 @@ impl TransactionCoordinator {
             inner
                 .txns
                 .get(transactional_id)
-                .is_none_or(|m| m.producer_epoch >= i16::MAX - 1)
+                .is_none_or(|m| epoch_exhausted(m.producer_epoch))
         };
-        let fresh_id = if needs_id {
-            Some(producer_ids.next_id().await.map_err(|e| {
-                warn!(error = %e, "cannot allocate a producer id");
-                E::CoordinatorNotAvailable
-            })?)
-        } else {
-            None
-        };
+        let fresh_id = self.new_producer_id_if(needs_id).await?;
         let (home, step) = {
             let mut inner = self.lock();
             let home = inner.home(transactional_id)?;
@@ -166,6 +180,9 @@ impl TransactionCoordinator {
                         last_update_timestamp_ms: now_ms,
                         pending: false,
                         last_producer_epoch: NO_EPOCH,
+                        previous_producer_id: -1,
+                        next_producer_id: -1,
+                        client_transaction_version: 0,
                     };
                     inner.txns.insert(transactional_id.to_string(), m.clone());
                     m
@@ -177,7 +194,11 @@ impl TransactionCoordinator {
             let step = if current.state == TransactionState::Ongoing && !current.pending {
                 // An earlier producer's transaction is open: abort it (fencing that
                 // producer) and have this one retry.
-                InitStep::AbortFirst(current.fence_and_abort(now_ms))
+                InitStep::AbortFirst(current.fence_and_abort(
+                    inner.transaction_version,
+                    fresh_id,
+                    now_ms,
+                ))
             } else {
                 InitStep::Store(current.init_producer_id(
                     expected,
@@ -202,16 +223,25 @@ impl TransactionCoordinator {
     }
 
     /// AddPartitionsToTxn / AddOffsetsToTxn: the partitions join the open transaction.
+    /// `client_transaction_version` is 2 when a partition leader adds them for a producer
+    /// using transactions v2 (AddPartitionsToTxn v4+ without verify_only), else 0.
     pub async fn add_partitions(
         &self,
         transactional_id: &str,
         producer_id: i64,
         producer_epoch: i16,
         partitions: &[(String, i32)],
+        client_transaction_version: i16,
         now_ms: i64,
     ) -> Result<(), E> {
         let Some((home, next)) = self.transition(transactional_id, |current| {
-            current.add_partitions(producer_id, producer_epoch, partitions, now_ms)
+            current.add_partitions(
+                producer_id,
+                producer_epoch,
+                partitions,
+                client_transaction_version,
+                now_ms,
+            )
         })?
         else {
             return Ok(());
@@ -255,40 +285,87 @@ impl TransactionCoordinator {
     }
 
     /// EndTxn: stores PrepareCommit or PrepareAbort, answers, and has the markers written.
+    /// `transactions_v2` (EndTxn v5+): the epoch is bumped by this end, and the answer is
+    /// the producer id and epoch the producer goes on with.
     pub async fn end_transaction(
         self: &Arc<Self>,
         transactional_id: &str,
         producer_id: i64,
         producer_epoch: i16,
         commit: bool,
+        transactions_v2: bool,
         now_ms: i64,
-    ) -> Result<(), E> {
-        let Some((home, next)) = self.transition(transactional_id, |current| {
-            current.end_transaction(producer_id, producer_epoch, commit, now_ms)
-        })?
-        else {
-            return Ok(());
+    ) -> Result<(i64, i16), E> {
+        let exhausted = {
+            let inner = self.lock();
+            inner.home(transactional_id)?;
+            inner
+                .txns
+                .get(transactional_id)
+                .is_some_and(|m| epoch_exhausted(m.producer_epoch))
+        };
+        let new_producer_id = self
+            .new_producer_id_if(transactions_v2 && exhausted)
+            .await?;
+        let mut current_ids = (producer_id, producer_epoch);
+        let step = self.transition(transactional_id, |current| {
+            current_ids = (current.producer_id, current.producer_epoch);
+            if transactions_v2 {
+                current.end_transaction_v2(
+                    producer_id,
+                    producer_epoch,
+                    commit,
+                    new_producer_id,
+                    now_ms,
+                )
+            } else {
+                current.end_transaction(producer_id, producer_epoch, commit, now_ms)
+            }
+        })?;
+        let Some((home, next)) = step else {
+            // A retry of an end already completed.
+            return Ok(current_ids);
         };
         let prepared = self.store(transactional_id, &home, next, now_ms).await?;
+        // What the producer goes on with: the completed state's id and epoch.
+        let completed = prepared.complete(now_ms);
         self.spawn_completion(transactional_id.to_string(), home, prepared);
-        Ok(())
+        Ok((completed.producer_id, completed.producer_epoch))
     }
 
     /// Aborts the transactions open longer than their timeout (Kafka's
     /// `abortTimedOutTransactions`), fencing their producers.
     pub async fn abort_timed_out_transactions(self: &Arc<Self>, now_ms: i64) {
-        let expired: Vec<(String, Home, TransactionMetadata)> = {
+        let (timed_out, transaction_version) = {
             let inner = self.lock();
-            inner
+            let ids: Vec<(String, bool)> = inner
                 .txns
                 .iter()
                 .filter(|(_, m)| m.timed_out(now_ms))
-                .filter_map(|(id, m)| {
-                    let home = inner.home(id).ok()?;
-                    Some((id.clone(), home, m.fence_and_abort(now_ms)?))
-                })
-                .collect()
+                .map(|(id, m)| (id.clone(), epoch_exhausted(m.producer_epoch)))
+                .collect();
+            (ids, inner.transaction_version)
         };
+        let mut expired: Vec<(String, Home, TransactionMetadata)> = Vec::new();
+        for (id, exhausted) in timed_out {
+            // A transactions v2 abort of an exhausted epoch hands over to a new producer id.
+            let new_producer_id = match self
+                .new_producer_id_if(exhausted && transaction_version >= TV2)
+                .await
+            {
+                Ok(new_id) => new_id,
+                Err(_) => continue, // tried again at the next check
+            };
+            let inner = self.lock();
+            let Ok(home) = inner.home(&id) else { continue };
+            let Some(m) = inner.txns.get(&id).filter(|m| m.timed_out(now_ms)) else {
+                continue;
+            };
+            if let Some(aborting) = m.fence_and_abort(transaction_version, new_producer_id, now_ms)
+            {
+                expired.push((id, home, aborting));
+            }
+        }
         for (id, home, aborting) in expired {
             info!(transactional_id = %id, producer_id = aborting.producer_id,
                 "aborting a transaction past its timeout");
@@ -320,7 +397,7 @@ impl TransactionCoordinator {
                 .collect()
         };
         for (id, home, seen) in expired {
-            let stored = store::append(&home.log, &id, None, now_ms).await;
+            let stored = store::append(&home.log, &id, None, 0, now_ms).await;
             let mut inner = self.lock();
             let owned = inner.still_owns(&home);
             let Some(m) = inner.txns.get_mut(&id) else {
@@ -360,18 +437,30 @@ impl TransactionCoordinator {
         next: TransactionMetadata,
         now_ms: i64,
     ) -> Result<TransactionMetadata, E> {
-        {
+        let mut next = next;
+        let value_version = {
             let mut inner = self.lock();
             if !inner.still_owns(home) {
                 return Err(E::NotCoordinator);
             }
             match inner.txns.get_mut(id) {
                 Some(m) if m.pending => return Err(E::ConcurrentTransactions),
-                Some(m) => m.pending = true,
+                Some(m) => {
+                    m.pending = true;
+                    // Kafka's transition records the producer id it leaves.
+                    next.previous_producer_id = m.producer_id;
+                }
                 None => return Err(E::InvalidProducerIdMapping),
             }
-        }
-        let stored = store::append(&home.log, id, Some(&next.to_log()), now_ms).await;
+            // Kafka: TransactionLogValue v1 once `transaction.version` is 1 or more.
+            if inner.transaction_version >= 1 {
+                1
+            } else {
+                0
+            }
+        };
+        let stored =
+            store::append(&home.log, id, Some(&next.to_log()), value_version, now_ms).await;
         let mut inner = self.lock();
         let owned = inner.still_owns(home);
         let Some(m) = inner.txns.get_mut(id) else {
@@ -431,8 +520,12 @@ impl TransactionCoordinator {
     /// Follows the partitions of `__transaction_state` this broker leads: forgets the ones
     /// lost, loads the ones gained and completes their prepared transactions.
     pub fn on_replicas_changed(self: &Arc<Self>, image: &MetadataImage, replicas: &ReplicaManager) {
+        let transaction_version = image.finalized_features.transaction_version();
         let Some(topic) = image.topic(TRANSACTION_STATE_TOPIC) else {
-            *self.lock() = Inner::default();
+            *self.lock() = Inner {
+                transaction_version,
+                ..Inner::default()
+            };
             return;
         };
         let led: HashSet<i32> = topic
@@ -446,6 +539,7 @@ impl TransactionCoordinator {
         {
             let mut inner = self.lock();
             let inner = &mut *inner;
+            inner.transaction_version = transaction_version;
             inner.partition_count = topic.partitions.len() as i32;
             let count = inner.partition_count;
             let lost: Vec<i32> = inner

@@ -2,6 +2,8 @@
 //!
 //! Imports point down this list; nothing below imports what is above it.
 //!
+//! - `partition_verification`: a partition leader's question (transactions v1) or addition
+//!   (transactions v2) of a partition to a producer's transaction, at its coordinator.
 //! - `coordinator`: `TransactionCoordinator`, the `__transaction_state` partitions this
 //!   broker leads and the state of their transactional ids, one lock, and the APIs that
 //!   change them (InitProducerId, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, timeouts).
@@ -27,3 +29,4 @@ pub use coordinator::TransactionCoordinator;
 pub use partition_verification::TransactionVerifier;
 pub use producer_ids::{ProducerIdManager, BLOCK_SIZE as PRODUCER_ID_BLOCK_SIZE};
 pub use records::{TransactionState, TRANSACTION_STATE_TOPIC};
+pub use transaction_metadata::TV2;

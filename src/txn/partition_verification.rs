@@ -1,14 +1,21 @@
-//! A partition leader's question to the transaction coordinator before it appends the first
-//! batch of a producer's transaction (KIP-890 part 1, Kafka's
-//! `transaction.partition.verification.enable`): is this partition in the producer's open
-//! transaction? Without it a late or zombie batch could open a transaction no coordinator
-//! knows of, and the partition's last stable offset would never move past it (a "hanging"
-//! transaction). The coordinator here is asked directly; another broker (gregor or Kafka)
-//! with AddPartitionsToTxn v4 `verify_only` on the inter-broker listener.
+//! A partition leader's call to the transaction coordinator before it appends the first
+//! batch of a producer's transaction:
+//! - transactions v1 (KIP-890 part 1, Kafka's `transaction.partition.verification.enable`):
+//!   is this partition in the producer's open transaction? Without it a late or zombie
+//!   batch could open a transaction no coordinator knows of, and the partition's last
+//!   stable offset would never move past it (a "hanging" transaction);
+//! - transactions v2 (KIP-890 part 2; Produce v12+, TxnOffsetCommit v5+): the producer
+//!   sends no AddPartitionsToTxn, and the leader adds the partition to its transaction.
 //!
-//! Errors are mapped for the producer as Kafka's `AddPartitionsToTxnManager` does: a
-//! coordinator that cannot answer now becomes NOT_ENOUGH_REPLICAS (retried), a partition
-//! outside the transaction INVALID_TXN_STATE, PRODUCER_FENCED INVALID_PRODUCER_EPOCH.
+//! The coordinator here is called directly; another broker (gregor or Kafka) with
+//! AddPartitionsToTxn v4+ on the inter-broker listener (`verify_only` for v1).
+//!
+//! Errors are mapped for the producer as Kafka's `AddPartitionsToTxnManager` and
+//! `ReplicaManager` do: a coordinator that cannot answer now becomes NOT_ENOUGH_REPLICAS
+//! (retried), PRODUCER_FENCED INVALID_PRODUCER_EPOCH, and a partition outside the
+//! transaction TRANSACTION_ABORTABLE, or INVALID_TXN_STATE for clients that predate it.
+//! An addition meeting CONCURRENT_TRANSACTIONS (the previous transaction's markers are
+//! still being written) is retried here for a while, then answered as such.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +29,7 @@ use kafka_protocol::protocol::StrBytes;
 use tracing::debug;
 
 use super::records::TRANSACTION_STATE_TOPIC;
+use super::transaction_metadata::TV2;
 use super::TransactionCoordinator;
 use crate::group::coordinator::partition_for_group;
 use crate::inter_broker::{BrokerConnection, InterBrokerSecurity, SOCKET_TIMEOUT};
@@ -29,8 +37,51 @@ use crate::metadata::MetadataStore;
 
 /// AddPartitionsToTxn v4: the first batched version, which Kafka 3.6 and later serve.
 const VERIFY_VERSION: i16 = 4;
+/// AddPartitionsToTxn v5: the version an addition is sent at (its answer may say
+/// TRANSACTION_ABORTABLE), as Kafka 4 sends it.
+const ADD_VERSION: i16 = 5;
 /// How long the coordinator has to answer (Kafka's `request.timeout.ms`).
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Between two tries of an addition that met CONCURRENT_TRANSACTIONS, and how long to keep
+/// trying (Kafka's `add.partitions.to.txn.retry.backoff.ms` and `.max.ms` defaults).
+const ADD_RETRY_BACKOFF: Duration = Duration::from_millis(20);
+const ADD_RETRY_MAX: Duration = Duration::from_millis(100);
+
+/// What the producer's request version lets the leader do and answer (Kafka's
+/// `TransactionSupportedOperation`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransactionSupportedOperation {
+    /// Produce v0-10, TxnOffsetCommit v0-3: verify; the client does not know
+    /// TRANSACTION_ABORTABLE.
+    DefaultError,
+    /// Produce v11, TxnOffsetCommit v4: verify.
+    GenericErrorSupported,
+    /// Produce v12+, TxnOffsetCommit v5+ (transactions v2): add the partition.
+    AddPartition,
+}
+
+impl TransactionSupportedOperation {
+    pub fn for_produce(version: i16) -> Self {
+        match version {
+            12.. => Self::AddPartition,
+            11 => Self::GenericErrorSupported,
+            _ => Self::DefaultError,
+        }
+    }
+
+    pub fn for_txn_offset_commit(version: i16) -> Self {
+        match version {
+            5.. => Self::AddPartition,
+            4 => Self::GenericErrorSupported,
+            _ => Self::DefaultError,
+        }
+    }
+
+    /// The producer uses transactions v2: the partition is added, not verified.
+    pub fn supports_epoch_bump(self) -> bool {
+        self == Self::AddPartition
+    }
+}
 
 pub struct TransactionVerifier {
     broker_id: i32,
@@ -61,36 +112,94 @@ impl TransactionVerifier {
         }
     }
 
-    pub fn enabled(&self) -> bool {
-        self.enabled
+    /// Whether the leader must call the coordinator for this operation: always for an
+    /// addition, for a verification only if `transaction.partition.verification.enable`.
+    pub fn needed(&self, operation: TransactionSupportedOperation) -> bool {
+        self.enabled || operation.supports_epoch_bump()
     }
 
-    /// Whether `topic`-`partition` is in the open transaction of `transactional_id`'s
-    /// producer at `producer_epoch`, as its coordinator says; the error to answer the
-    /// producer with if not.
-    pub async fn verify(
+    /// Verifies (transactions v1) or adds (v2) `topic`-`partition` in the open transaction
+    /// of `transactional_id`'s producer at `producer_epoch`, at its coordinator; the error
+    /// to answer the producer with if that fails.
+    pub async fn add_or_verify(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        (topic, partition): (&str, i32),
+        operation: TransactionSupportedOperation,
+    ) -> Result<(), E> {
+        let add = operation.supports_epoch_bump();
+        let started = tokio::time::Instant::now();
+        let answer = loop {
+            let answer = self
+                .call_coordinator(
+                    transactional_id,
+                    producer_id,
+                    producer_epoch,
+                    topic,
+                    partition,
+                    add,
+                )
+                .await;
+            let concurrent = matches!(
+                answer,
+                Ok(Some(E::ConcurrentTransactions)) | Err(E::ConcurrentTransactions)
+            );
+            if add && concurrent && started.elapsed() + ADD_RETRY_BACKOFF <= ADD_RETRY_MAX {
+                tokio::time::sleep(ADD_RETRY_BACKOFF).await;
+                continue;
+            }
+            break answer;
+        };
+        match answer {
+            Ok(None) => Ok(()),
+            Ok(Some(e)) | Err(e) => {
+                debug!(transactional_id, producer_id, topic, partition, add, error = ?e,
+                    "transactional batch not verified");
+                Err(for_producer(e, operation))
+            }
+        }
+    }
+
+    /// One call: the partition's error (None: in the transaction now).
+    async fn call_coordinator(
         &self,
         transactional_id: &str,
         producer_id: i64,
         producer_epoch: i16,
         topic: &str,
         partition: i32,
-    ) -> Result<(), E> {
+        add: bool,
+    ) -> Result<Option<E>, E> {
         let image = self.metadata.image();
         let coordinator = image.topic(TRANSACTION_STATE_TOPIC).and_then(|t| {
             let p = partition_for_group(transactional_id, t.partitions.len() as i32);
             t.partitions.get(p as usize).map(|p| p.leader)
         });
-        let answer = match coordinator {
+        let asked = [(topic.to_string(), partition)];
+        match coordinator {
             None => Err(E::CoordinatorNotAvailable),
+            Some(leader) if leader == self.broker_id && add => self
+                .coordinator
+                .add_partitions(
+                    transactional_id,
+                    producer_id,
+                    producer_epoch,
+                    &asked,
+                    TV2,
+                    crate::clock::now_ms(),
+                )
+                .await
+                .map(|()| None),
             Some(leader) if leader == self.broker_id => self
                 .coordinator
                 .verify_partitions(
                     transactional_id,
                     producer_id,
                     producer_epoch,
-                    &[(topic.to_string(), partition)],
-                    E::InvalidTxnState,
+                    &asked,
+                    E::TransactionAbortable,
                 )
                 .map(|errors| errors.into_iter().flatten().next()),
             Some(leader) => {
@@ -101,22 +210,16 @@ impl TransactionVerifier {
                     producer_epoch,
                     topic,
                     partition,
+                    add,
                 )
                 .await
-            }
-        };
-        match answer {
-            Ok(None) => Ok(()),
-            Ok(Some(e)) | Err(e) => {
-                debug!(transactional_id, producer_id, topic, partition, error = ?e,
-                    "transactional batch not verified");
-                Err(for_producer(e))
             }
         }
     }
 
-    /// AddPartitionsToTxn v4 `verify_only` to the coordinator on broker `leader`: the
-    /// partition's error (None: in the transaction).
+    /// AddPartitionsToTxn to the coordinator on broker `leader` (v4 `verify_only`, or v5
+    /// adding): the partition's error (None: in the transaction).
+    #[allow(clippy::too_many_arguments)]
     async fn ask(
         &self,
         leader: i32,
@@ -125,6 +228,7 @@ impl TransactionVerifier {
         producer_epoch: i16,
         topic: &str,
         partition: i32,
+        add: bool,
     ) -> Result<Option<E>, E> {
         let endpoint = self
             .metadata
@@ -139,7 +243,7 @@ impl TransactionVerifier {
                 )))
                 .with_producer_id(producer_id.into())
                 .with_producer_epoch(producer_epoch)
-                .with_verify_only(true)
+                .with_verify_only(!add)
                 .with_topics(vec![AddPartitionsToTxnTopic::default()
                     .with_name(TopicName(StrBytes::from_string(topic.to_string())))
                     .with_partitions(vec![partition])]),
@@ -152,7 +256,8 @@ impl TransactionVerifier {
                 &self.security,
             )
             .await?;
-            conn.call(VERIFY_VERSION, &request, VERIFY_TIMEOUT).await
+            let version = if add { ADD_VERSION } else { VERIFY_VERSION };
+            conn.call(version, &request, VERIFY_TIMEOUT).await
         };
         let resp = exchange.await.map_err(|e| {
             debug!(leader, error = %e, "AddPartitionsToTxn (verify) failed");
@@ -177,15 +282,21 @@ fn error_of(code: i16) -> E {
     E::try_from_code(code).unwrap_or(E::UnknownServerError)
 }
 
-/// Kafka's mapping of a verification's outcome for the producer.
-fn for_producer(e: E) -> E {
+/// Kafka's mapping of a verification's (or addition's) outcome for the producer.
+fn for_producer(e: E, operation: TransactionSupportedOperation) -> E {
     match e {
         E::CoordinatorNotAvailable
         | E::NotCoordinator
         | E::CoordinatorLoadInProgress
-        | E::ConcurrentTransactions => E::NotEnoughReplicas,
+        | E::NetworkException => E::NotEnoughReplicas,
+        // Common while the previous transaction's markers are written: kept for v2
+        // producers, who retry it.
+        E::ConcurrentTransactions if operation.supports_epoch_bump() => e,
+        E::ConcurrentTransactions => E::NotEnoughReplicas,
         E::ProducerFenced => E::InvalidProducerEpoch,
-        E::TransactionAbortable => E::InvalidTxnState,
+        E::TransactionAbortable if operation == TransactionSupportedOperation::DefaultError => {
+            E::InvalidTxnState
+        }
         other => other,
     }
 }

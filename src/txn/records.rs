@@ -7,9 +7,11 @@
 //! for the classic protocol): `version: int16, producer_id: int64, producer_epoch: int16,
 //! transaction_timeout_ms: int32, transaction_status: int8, transaction_partitions:
 //! nullable [topic: string, partition_ids: [int32]], transaction_last_update_timestamp_ms:
-//! int64, transaction_start_timestamp_ms: int64`. Version 1 (flexible, KIP-890) is read: its
-//! compact fields and tagged fields are parsed the same way. A null value is a tombstone
-//! (the transactional id expired).
+//! int64, transaction_start_timestamp_ms: int64`. Version 1 (flexible, KIP-890; what Kafka
+//! writes once `transaction.version` is 1 or more) has the same fields as compact strings and
+//! arrays, and three tagged fields: previous_producer_id (tag 0), next_producer_id (tag 1)
+//! and client_transaction_version (tag 2), each left out at its default (-1, -1, 0) as
+//! Kafka's generated writers do. A null value is a tombstone (the transactional id expired).
 
 use std::collections::BTreeMap;
 
@@ -20,7 +22,6 @@ use thiserror::Error;
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
 
 const KEY_VERSION: i16 = 0;
-const VALUE_VERSION: i16 = 0;
 
 #[derive(Debug, Error, PartialEq)]
 pub enum RecordFormatError {
@@ -101,6 +102,13 @@ pub struct TransactionLogValue {
     pub partitions: BTreeMap<String, Vec<i32>>,
     pub last_update_timestamp_ms: i64,
     pub start_timestamp_ms: i64,
+    /// Version 1 only (-1 in version 0): the producer id before the last state change.
+    pub previous_producer_id: i64,
+    /// Version 1 only: the producer id a transaction ending with an exhausted epoch hands
+    /// over to (KIP-890 transactions v2), -1 if none.
+    pub next_producer_id: i64,
+    /// Version 1 only: the transaction version the producer's requests used (0 in v0).
+    pub client_transaction_version: i16,
 }
 
 pub fn transaction_log_key(transactional_id: &str) -> Bytes {
@@ -110,24 +118,52 @@ pub fn transaction_log_key(transactional_id: &str) -> Bytes {
     b.freeze()
 }
 
-pub fn encode_transaction_log_value(v: &TransactionLogValue) -> Bytes {
+/// `v` in value `version` 0 or 1 (the coordinator's choice, from `transaction.version`).
+pub fn encode_transaction_log_value(v: &TransactionLogValue, version: i16) -> Bytes {
+    let flexible = version >= 1;
     let mut b = BytesMut::with_capacity(64);
-    b.put_i16(VALUE_VERSION);
+    b.put_i16(if flexible { 1 } else { 0 });
     b.put_i64(v.producer_id);
     b.put_i16(v.producer_epoch);
     b.put_i32(v.transaction_timeout_ms);
     b.put_i8(v.state.id());
     // Kafka writes an empty array (not null) when no partitions are in the transaction.
-    b.put_i32(v.partitions.len() as i32);
+    put_array_len(&mut b, v.partitions.len(), flexible);
     for (topic, partitions) in &v.partitions {
-        put_string(&mut b, topic);
-        b.put_i32(partitions.len() as i32);
+        if flexible {
+            put_uvarint(&mut b, topic.len() as u64 + 1);
+            b.put_slice(topic.as_bytes());
+        } else {
+            put_string(&mut b, topic);
+        }
+        put_array_len(&mut b, partitions.len(), flexible);
         for p in partitions {
             b.put_i32(*p);
+        }
+        if flexible {
+            b.put_u8(0); // the topic's tagged fields: none
         }
     }
     b.put_i64(v.last_update_timestamp_ms);
     b.put_i64(v.start_timestamp_ms);
+    if flexible {
+        let mut tagged: Vec<(u64, Vec<u8>)> = Vec::new();
+        if v.previous_producer_id != -1 {
+            tagged.push((0, v.previous_producer_id.to_be_bytes().to_vec()));
+        }
+        if v.next_producer_id != -1 {
+            tagged.push((1, v.next_producer_id.to_be_bytes().to_vec()));
+        }
+        if v.client_transaction_version != 0 {
+            tagged.push((2, v.client_transaction_version.to_be_bytes().to_vec()));
+        }
+        put_uvarint(&mut b, tagged.len() as u64);
+        for (tag, data) in tagged {
+            put_uvarint(&mut b, tag);
+            put_uvarint(&mut b, data.len() as u64);
+            b.put_slice(&data);
+        }
+    }
     b.freeze()
 }
 
@@ -177,7 +213,7 @@ pub fn decode_transaction_log_value(
     }
     let last_update_timestamp_ms = get_i64(&mut b, "last update timestamp")?;
     let start_timestamp_ms = get_i64(&mut b, "start timestamp")?;
-    Ok(TransactionLogValue {
+    let mut value = TransactionLogValue {
         producer_id,
         producer_epoch,
         transaction_timeout_ms,
@@ -185,7 +221,46 @@ pub fn decode_transaction_log_value(
         partitions,
         last_update_timestamp_ms,
         start_timestamp_ms,
-    })
+        previous_producer_id: -1,
+        next_producer_id: -1,
+        client_transaction_version: 0,
+    };
+    if flexible {
+        let n = get_uvarint(&mut b)?;
+        for _ in 0..n {
+            let tag = get_uvarint(&mut b)?;
+            let size = get_uvarint(&mut b)? as usize;
+            need(b, size, "tagged field")?;
+            let mut field = &b[..size];
+            match tag {
+                0 => value.previous_producer_id = get_i64(&mut field, "previous producer id")?,
+                1 => value.next_producer_id = get_i64(&mut field, "next producer id")?,
+                2 => {
+                    value.client_transaction_version =
+                        get_i16(&mut field, "client transaction version")?
+                }
+                _ => {} // a field of a later Kafka: skipped, as its readers do
+            }
+            b.advance(size);
+        }
+    }
+    Ok(value)
+}
+
+fn put_uvarint(b: &mut BytesMut, mut v: u64) {
+    while v >= 0x80 {
+        b.put_u8((v as u8 & 0x7f) | 0x80);
+        v >>= 7;
+    }
+    b.put_u8(v as u8);
+}
+
+fn put_array_len(b: &mut BytesMut, len: usize, flexible: bool) {
+    if flexible {
+        put_uvarint(b, len as u64 + 1);
+    } else {
+        b.put_i32(len as i32);
+    }
 }
 
 fn put_string(b: &mut BytesMut, s: &str) {
@@ -280,8 +355,11 @@ mod tests {
             partitions: BTreeMap::from([("out".to_string(), vec![0, 2])]),
             last_update_timestamp_ms: 1_700_000_000_100,
             start_timestamp_ms: 1_700_000_000_000,
+            previous_producer_id: -1,
+            next_producer_id: -1,
+            client_transaction_version: 0,
         };
-        let bytes = encode_transaction_log_value(&v);
+        let bytes = encode_transaction_log_value(&v, 0);
         // version, pid, epoch, timeout, status, [1 topic: "out", [0, 2]], two timestamps.
         let mut want = vec![0, 0];
         want.extend_from_slice(&1001i64.to_be_bytes());
@@ -327,5 +405,43 @@ mod tests {
         assert_eq!(v.state, TransactionState::Ongoing);
         assert_eq!(v.partitions, BTreeMap::from([("t".to_string(), vec![5])]));
         assert_eq!((v.last_update_timestamp_ms, v.start_timestamp_ms), (10, 9));
+        assert_eq!(
+            (
+                v.previous_producer_id,
+                v.next_producer_id,
+                v.client_transaction_version
+            ),
+            (-1, -1, 2)
+        );
+        // What we write in version 1 is exactly these bytes.
+        assert_eq!(&encode_transaction_log_value(&v, 1)[..], &b[..]);
+    }
+
+    #[test]
+    fn version_1_carries_the_previous_and_next_producer_ids() {
+        let v = TransactionLogValue {
+            producer_id: 7,
+            producer_epoch: i16::MAX,
+            transaction_timeout_ms: 1000,
+            state: TransactionState::PrepareCommit,
+            partitions: BTreeMap::from([("out".to_string(), vec![0, 1])]),
+            last_update_timestamp_ms: 20,
+            start_timestamp_ms: 10,
+            previous_producer_id: 7,
+            next_producer_id: 8,
+            client_transaction_version: 2,
+        };
+        let bytes = encode_transaction_log_value(&v, 1);
+        // Tagged fields at the end: 3 of them, tags 0, 1 (8 bytes each) and 2 (2 bytes).
+        let tail = &bytes[bytes.len() - 25..];
+        assert_eq!(&tail[..3], &[3, 0, 8]);
+        assert_eq!(&tail[3..11], &7i64.to_be_bytes());
+        assert_eq!(&tail[11..13], &[1, 8]);
+        assert_eq!(&tail[13..21], &8i64.to_be_bytes());
+        assert_eq!(&tail[21..], &[2, 2, 0, 2]);
+        assert_eq!(decode_transaction_log_value(&bytes), Ok(v));
+        for cut in 0..bytes.len() {
+            assert!(decode_transaction_log_value(&bytes[..cut]).is_err());
+        }
     }
 }

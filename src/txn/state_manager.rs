@@ -37,12 +37,13 @@ fn write_error(e: &PartitionError) -> E {
     }
 }
 
-/// Appends `transactional_id`'s new state (None: a tombstone, the id expired) and waits
-/// until the ISR has it.
+/// Appends `transactional_id`'s new state (None: a tombstone, the id expired), in value
+/// version `value_version`, and waits until the ISR has it.
 pub async fn append(
     partition: &Partition,
     transactional_id: &str,
     value: Option<&TransactionLogValue>,
+    value_version: i16,
     timestamp_ms: i64,
 ) -> Result<(), E> {
     let record = Record {
@@ -57,7 +58,7 @@ pub async fn append(
         sequence: -1,
         timestamp: timestamp_ms,
         key: Some(transaction_log_key(transactional_id)),
-        value: value.map(encode_transaction_log_value),
+        value: value.map(|v| encode_transaction_log_value(v, value_version)),
         headers: Default::default(),
     };
     let mut buf = BytesMut::new();

@@ -1086,6 +1086,18 @@ impl ZkClient {
         }
     }
 
+    /// `/feature` (KIP-584) and its zkVersion (the finalized features' epoch), `None` before
+    /// a controller first wrote it.
+    pub async fn get_feature(&self) -> Result<Option<Versioned<FeatureZnode>>> {
+        match self.get_raw(paths::FEATURE).await? {
+            None => Ok(None),
+            Some((data, stat)) => Ok(Some(Versioned::new(
+                FeatureZnode::decode(paths::FEATURE, &data)?,
+                &stat,
+            ))),
+        }
+    }
+
     /// `/controller_epoch` and its zkVersion, `None` before the first election.
     pub async fn get_controller_epoch(&self) -> Result<Option<ControllerEpoch>> {
         match self.get_raw(paths::CONTROLLER_EPOCH).await? {

@@ -398,6 +398,20 @@ impl FeatureZnode {
     pub fn encode(&self) -> Vec<u8> {
         encode_json(self)
     }
+    /// Each finalized feature's level (`max_version_level`), if the znode is enabled;
+    /// entries that are not `{"max_version_level": N}` are left out.
+    pub fn finalized_levels(&self) -> BTreeMap<String, i16> {
+        if self.status != Self::ENABLED {
+            return BTreeMap::new();
+        }
+        self.features
+            .iter()
+            .filter_map(|(name, v)| {
+                let level = v.get("max_version_level")?.as_i64()?;
+                Some((name.clone(), i16::try_from(level).ok()?))
+            })
+            .collect()
+    }
 
     pub fn decode(path: &str, bytes: &[u8]) -> Result<Self> {
         decode_json(path, bytes)

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 use gregor_zk::znode::parse_kafka_uuid;
+use gregor_zk::znode::FeatureZnode;
 use gregor_zk::{
     BrokerRegistration, PartitionState, TopicAssignment, Versioned, ZkClient, ZkError,
 };
@@ -19,7 +20,8 @@ use uuid::Uuid;
 use crate::config::{BrokerEntity, DynamicBrokerConfigs};
 use crate::metadata::reassignment::ReplicaAssignment;
 use crate::metadata::{
-    BrokerEndpoint, ListenerEndpoint, MetadataImage, PartitionMetadata, TopicMetadata,
+    BrokerEndpoint, FinalizedFeatures, ListenerEndpoint, MetadataImage, PartitionMetadata,
+    TopicMetadata,
 };
 
 /// One topic: `/brokers/topics/<t>`, `/config/topics/<t>` and its partition state znodes.
@@ -81,6 +83,8 @@ pub struct ClusterState {
     pub offline_replicas: BTreeMap<i32, BTreeSet<(String, i32)>>,
     /// `/config/brokers/<default>` and `/config/brokers/<id>`.
     pub broker_configs: DynamicBrokerConfigs,
+    /// `/feature`: the finalized features (KIP-584).
+    pub features: Option<Versioned<FeatureZnode>>,
 }
 
 impl ClusterState {
@@ -104,6 +108,7 @@ impl ClusterState {
             shutting_down: BTreeSet::new(),
             offline_replicas: BTreeMap::new(),
             broker_configs: DynamicBrokerConfigs::default(),
+            features: zk.get_feature().await?,
         };
         for (name, configs) in zk.get_broker_configs().await? {
             match BrokerEntity::from_zk_name(&name) {
@@ -243,6 +248,16 @@ impl ClusterState {
             topics_being_deleted: self.deleting.clone(),
             broker_epochs: self.brokers.iter().map(|(id, b)| (*id, b.czxid)).collect(),
             dynamic_broker_configs: self.broker_configs.clone(),
+            finalized_features: match &self.features {
+                Some(f) => FinalizedFeatures {
+                    epoch: i64::from(f.zk_version),
+                    levels: f.value.finalized_levels(),
+                },
+                None => FinalizedFeatures {
+                    epoch: -1,
+                    levels: Default::default(),
+                },
+            },
         }
     }
 }
