@@ -50,7 +50,10 @@ the controller election.
                        StopReplica deletes Kafka's replicas before the topic's znodes go;
                      - kafka-reassign-partitions moves a partition from Kafka 1 (leader) and
                        gregor 2 to gregor 3 and 2: gregor 3 copies it from Kafka, leads it,
-                       and the gregor controller's StopReplica deletes Kafka's replica.
+                       and the gregor controller's StopReplica deletes Kafka's replica;
+                     - kafka-features upgrade of transaction.version to 2 (UpdateFeatures at
+                       the gregor controller) is refused: the Kafka 3.9 broker's registration
+                       does not support it; nothing is finalized.
   transactions       Kafka 1 first (controller), then gregor 2 and 3, all with
                      transaction.state.log.num.partitions=6, replication factor 3, min ISR 2.
                      gregor 2's FindCoordinator (key type 1) creates __transaction_state, whose
@@ -509,6 +512,26 @@ def config_command(cluster, via, *args):
     return out.returncode, out.stdout + out.stderr
 
 
+def features_refused_with_kafka(cluster, via):
+    """kafka-features.sh upgrade of transaction.version to 2 (Kafka 3.9's FeatureCommand)
+    at a gregor controller: refused, since the Kafka 3.9 broker does not support it (its
+    registration lists no such feature; a finalized level it does not know would stop it)."""
+    def feature_command(*args):
+        r = subprocess.run(
+            ["java", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-cp", os.path.join(KAFKA_LIB, "*"),
+             "org.apache.kafka.tools.FeatureCommand", "--bootstrap-server",
+             f"127.0.0.1:{cluster.ports[via]}", *args], capture_output=True, text=True, timeout=120)
+        return r.returncode, r.stdout + r.stderr
+    code, out = feature_command("upgrade", "--feature", "transaction.version=2")
+    assert code != 0 and f"broker {KAFKA} does not support transaction.version at level 2" in out, \
+        f"upgrade with a Kafka 3.9 broker in the cluster: exit {code}: {out[-2000:]}"
+    code, described = feature_command("describe")
+    m = re.search(r"Feature: transaction.version\s.*FinalizedVersionLevel: (\S+)", described)
+    assert code == 0 and m and m.group(1) in ("0", "-"), f"describe after the refusal: {described[-2000:]}"
+    return ("kafka-features upgrade transaction.version=2 refused by the gregor controller "
+            f"(broker {KAFKA}, Kafka 3.9, does not support it); nothing finalized")
+
+
 def default_broker_configs(cluster, via):
     """`kafka-configs.sh --entity-type brokers --entity-default --describe`: {key: value}."""
     code, out = config_command(cluster, via, "--entity-type", "brokers", "--entity-default",
@@ -790,6 +813,7 @@ def gregor_controller(cluster):
         return notes
     notes, summary = run_load(cluster, rec, body)
     notes.append(kafka_producer_ids(cluster))
+    notes.append(features_refused_with_kafka(cluster, via=2))
     kafka = cluster.log(KAFKA)
     assert "Controlled shutdown request returned successfully" in kafka or \
         "Controlled shutdown succeeded" in kafka, "Kafka's controlled shutdown did not succeed"
@@ -983,6 +1007,14 @@ def compare_trees(kafka, gregor):
         return out
     k, g = normal(kafka), normal(gregor)
     diffs, dataless = [], []
+    # The one field gregor writes differently on purpose: a broker registration's supported
+    # features (KIP-584). Kafka 3.9 in ZooKeeper mode lists none; gregor lists
+    # transaction.version 0-2, which a controller checks before finalizing a level.
+    for path in [p for p in set(k) & set(g) if p.startswith("/brokers/ids/")]:
+        kf = k[path][0].pop("features", None) if isinstance(k[path][0], dict) else None
+        gf = g[path][0].pop("features", None) if isinstance(g[path][0], dict) else None
+        if kf != {} or gf != {"transaction.version": {"min_version": 0, "max_version": 2}}:
+            diffs.append(f"{path}: features: Kafka {kf} gregor {gf}")
     for path in sorted(set(k) | set(g)):
         if path not in g:
             diffs.append(f"{path}: only Kafka has it: {k[path]}")
@@ -1013,7 +1045,8 @@ def znodes(cluster):
         cluster.terminate(slot)
     return (f"Kafka's and gregor's trees agree: {len(kafka)} znodes each, every field alike "
             f"except ids, times and ports ({len(dataless)} containers hold empty data where "
-            f"Kafka's hold null); {described_alike}; {compare_data_dirs(cluster)}")
+            f"Kafka's hold null; a registration's supported features list transaction.version "
+            f"0-2 where Kafka's are empty); {described_alike}; {compare_data_dirs(cluster)}")
 
 
 def dump_log_segments(files):

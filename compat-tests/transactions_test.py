@@ -48,7 +48,6 @@ Scenarios (each prints one line; exit 0 only if all pass):
                     with a transaction open as long is kept, and its commit goes through.
 """
 import argparse
-import glob
 import json
 import os
 import queue
@@ -64,7 +63,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from compat.broker import Broker  # noqa: E402
-from compat.txn import read_to_end, values_by_partition  # noqa: E402
+from compat.txn import (read_to_end, txn_client_argv, txn_client_run,  # noqa: E402
+                        values_by_partition)
 from compat.wire import fetch_batch_producers, raw_call, string16  # noqa: E402
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
@@ -73,31 +73,14 @@ from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 ABORT_INTERVAL_MS = 500
 
 
-JAVA_DIR = os.path.join(HERE, "java")
-
-
 def java_argv(broker, *args):
-    """The command line of TxnClient (compat-tests/java/src/main/java/TxnClient.java). Raises
-    (the scenario fails) if it is not built, or older than its source."""
-    classes = os.path.join(JAVA_DIR, "target", "classes")
-    built = os.path.join(classes, "TxnClient.class")
-    source = os.path.join(JAVA_DIR, "src", "main", "java", "TxnClient.java")
-    jars = sorted(glob.glob(os.path.join(JAVA_DIR, "target", "dependency", "*.jar")))
-    if not os.path.exists(built) or not jars:
-        raise AssertionError(f"the Java client is not built: no {built} or no jars in target/dependency "
-                             "(run scripts/install-deps.sh)")
-    if os.path.getmtime(source) > os.path.getmtime(built):
-        raise AssertionError(f"{built} is older than {source} (run scripts/install-deps.sh)")
-    return ["java", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xmx256m",
-            "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp", ":".join([classes] + jars),
-            "TxnClient", broker.bootstrap] + list(args)
+    """The command line of TxnClient against this test's broker."""
+    return txn_client_argv(broker.bootstrap, *args)
 
 
 def java_run(broker, *args, timeout=90):
     """Runs one TxnClient command to its end; returns its JSON output lines."""
-    r = subprocess.run(java_argv(broker, *args), capture_output=True, text=True, timeout=timeout)
-    assert r.returncode == 0, f"TxnClient {' '.join(args)}: exit {r.returncode}: {r.stderr[-3000:]}"
-    return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+    return txn_client_run(broker.bootstrap, *args, timeout=timeout)
 
 
 def java_read(broker, topic, partitions, *levels):

@@ -47,6 +47,18 @@ Scenarios (each prints one PASS/FAIL line; exit 0 only if all pass):
                       that was not committed, no transaction seen in part, every committed
                       one seen whole, no record twice.
 
+  transactions-v2     kafka-features.sh upgrades transaction.version to 2 at the controller
+                      (in /feature) and every broker advertises it; a Java producer
+                      (transactions v2: no AddPartitionsToTxn, the epoch bumped by every
+                      EndTxn) runs commit, abort, commit, commit over the 3 partitions, some
+                      led by other brokers than its coordinator (whose leaders add them with
+                      AddPartitionsToTxn v5): in each partition every transaction is one epoch
+                      up and its marker at the next one's epoch; read_committed sees exactly
+                      the committed rounds. Then a Java copier (TxnOffsetCommit v5, the
+                      group's coordinator on another broker than the transaction's) copies a
+                      partition exactly once and commits the group's offset to its end. The
+                      level is then downgraded to 0 again.
+
 Every scenario ends with every killed broker back, no transaction left open (the last
 stable offset is the high watermark in every partition) and byte-identical replicas of the
 data topic and of `__transaction_state`.
@@ -79,8 +91,8 @@ sys.path.insert(0, HERE)
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition  # noqa: E402
 
 from replication_test import REPO, SESSION_TIMEOUT_MS, Cluster, eventually  # noqa: E402
-from compat.txn import partition_for, read_to_end  # noqa: E402
-from compat.wire import raw_call, string16  # noqa: E402
+from compat.txn import partition_for, read_to_end, txn_client_run  # noqa: E402
+from compat.wire import fetch_batch_producers, raw_call, string16  # noqa: E402
 
 TXN_TOPIC = "__transaction_state"
 TXN_PARTITIONS = 3
@@ -1005,6 +1017,115 @@ def random_checker(cluster, seed):
             f"{check_converged(cluster, [(CHECKER_TOPIC, CHECKER_PARTITIONS), (TXN_TOPIC, TXN_PARTITIONS)])}")
 
 
+def feature_command(cluster, *args, bootstrap=None):
+    """Kafka's kafka-features.sh (FeatureCommand, the tools jars install-deps fetches); its
+    stdout, asserting exit 0."""
+    lib = os.path.join(REPO, "target", "kafka-tools-lib")
+    assert os.path.isdir(lib), f"{lib} missing (scripts/install-deps.sh)"
+    argv = ["java", "-Xmx256m", "-cp", os.path.join(lib, "*"), "org.apache.kafka.tools.FeatureCommand",
+            "--bootstrap-server", bootstrap or cluster.bootstrap] + list(args)
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, f"kafka-features {' '.join(args)}: exit {r.returncode}: {r.stdout} {r.stderr[-2000:]}"
+    return r.stdout
+
+
+def finalized_transaction_version(cluster, i):
+    """transaction.version as broker i's ApiVersions answers it (kafka-features describe)."""
+    out = feature_command(cluster, "describe", bootstrap=cluster.address(i))
+    m = re.search(r"Feature: transaction.version\s.*FinalizedVersionLevel: (\d+)", out)
+    return int(m.group(1)) if m else None
+
+
+def copy_with_java(cluster, source_records, producer_coordinator):
+    """Java's copier (transactions v2: TxnOffsetCommit v5, no AddOffsetsToTxn) copies
+    partition 0 of the failover topic to a sink topic, for a group whose coordinator is not
+    its transaction coordinator (the group's leader adds `__consumer_offsets` to the
+    transaction at another broker). Checks the sink and the group's committed offset."""
+    sink = "tv2-sink"
+    if sink not in cluster.admin().list_topics(timeout=10).topics:
+        cluster.create_topic(sink, 1)
+    tid = "tv2-copier"
+    txn_coordinator = coordinator_of(cluster, tid)
+    group = next(g for g in (f"tv2-copy-{n}" for n in range(100))
+                 if find_coordinator(cluster.address(live(cluster)[0]), g, key_type=0)[1]
+                 not in (txn_coordinator, 0, -1))
+    _err, group_coordinator = find_coordinator(cluster.address(live(cluster)[0]), group, key_type=0)
+    end = end_offsets(cluster, FAILOVER_TOPIC, 1, "read_committed")[0]
+    out = txn_client_run(cluster.bootstrap, "copier", f"source={FAILOVER_TOPIC}", f"sink={sink}",
+                         f"txn_id={tid}", f"group={group}", "kill_after=-1", f"end={end}",
+                         timeout=180)
+    want = [v for p, _o, v in sorted(source_records) if p == 0]
+    assert out and out[-1].get("copied") == len(want), f"copier: {out}, {len(want)} to copy"
+    got = [v for _p, _o, v in sorted(read_topic(cluster, sink, 1))]
+    assert got == want, f"sink holds {len(got)} records, want the {len(want)} of the source in order"
+    c = Consumer({"bootstrap.servers": live_bootstrap(cluster), "group.id": group, **CLIENT_LOGS})
+    try:
+        committed = c.committed([TopicPartition(FAILOVER_TOPIC, 0)], timeout=15)[0].offset
+    finally:
+        c.close()
+    # The offset after the last record copied (a marker may follow it).
+    after_last = max(o for p, o, _v in source_records if p == 0) + 1
+    assert committed == after_last, f"group {group} committed {committed}, want {after_last}"
+    return (f"Java copier (transaction coordinator {txn_coordinator}, group coordinator "
+            f"{group_coordinator}): {len(want)} records copied once, committed offset {after_last}")
+
+
+def transactions_v2(cluster):
+    failover_setup(cluster)
+    out = feature_command(cluster, "upgrade", "--feature", "transaction.version=2")
+    assert "transaction.version was upgraded to 2." in out, out
+    try:
+        for i in (1, 2, 3):
+            eventually(f"broker {i} advertising transaction.version 2", 30,
+                       lambda i=i: finalized_transaction_version(cluster, i) == 2, 1)
+        leaders = {p: v[0] for p, v in cluster.partitions(FAILOVER_TOPIC).items()}
+
+        def batches(p):
+            host, port = cluster.address(leaders[p]).rsplit(":", 1)
+            return fetch_batch_producers(host, int(port), FAILOVER_TOPIC, p)
+        before = {p: len(batches(p)) for p in leaders}
+        tid = "tv2-java"
+        coordinator = coordinator_of(cluster, tid)
+        remote = sorted(p for p, leader in leaders.items() if leader != coordinator)
+        assert remote, f"every partition led by the coordinator {coordinator}: {leaders}"
+        outcomes = ["commit", "abort", "commit", "commit"]
+        rounds = txn_client_run(cluster.bootstrap, "produce", f"topic={FAILOVER_TOPIC}",
+                                f"partitions={FAILOVER_PARTITIONS}", f"txn_id={tid}",
+                                f"rounds={','.join(outcomes)}", "count=9", "prefix=tv2")
+        assert [r["outcome"] for r in rounds] == outcomes, rounds
+        # In every partition (added by its leader, at the coordinator's broker or with
+        # AddPartitionsToTxn v5 to it): each transaction one epoch up, and its marker at the
+        # epoch of the transaction after it.
+        epochs = {}
+        for p in sorted(leaders):
+            mine = batches(p)[before[p]:]
+            assert len({pid for _o, pid, _e, _t, _c in mine}) == 1, f"partition {p}: {mine}"
+            marks, data = [], set()
+            for _o, _pid, epoch, txn, control in mine:
+                assert txn, f"partition {p}: a non-transactional batch {mine}"
+                if control:
+                    assert data == {epoch - 1}, f"partition {p}: data at {data}, marker at {epoch}: {mine}"
+                    marks.append(epoch)
+                    data = set()
+                else:
+                    data.add(epoch)
+            e0 = marks[0] - 1 if marks else None
+            assert marks == [e0 + r + 1 for r in range(4)] and not data, f"partition {p}: {mine}"
+            epochs[p] = marks
+        everything = read_topic(cluster, FAILOVER_TOPIC, FAILOVER_PARTITIONS)
+        seen, dups = values_of(everything, "tv2-")
+        want = {f"tv2-{r}-{i}" for r in (0, 2, 3) for i in range(9)}
+        assert seen == want and dups == 0, f"read_committed: {sorted(seen)} ({dups} twice)"
+        copied = copy_with_java(cluster, everything, coordinator)
+    finally:
+        out = feature_command(cluster, "downgrade", "--feature", "transaction.version=0")
+        assert "transaction.version was downgraded to 0." in out, out
+    return (f"transaction.version 2 finalized at the controller; coordinator {coordinator}, "
+            f"partitions {remote} led elsewhere; markers' epochs per partition {epochs}; "
+            f"read_committed: the 27 committed records; {copied}; "
+            f"{check_nothing_open(cluster, FAILOVER_TOPIC, FAILOVER_PARTITIONS)}")
+
+
 # ---- driver -------------------------------------------------------------------------------
 
 FAILOVER_SCENARIOS = [
@@ -1012,6 +1133,7 @@ FAILOVER_SCENARIOS = [
     ("kill-after-commit", kill_after_commit),
     ("kill-markers-pending", kill_markers_pending),
     ("copy-across-kills", copy_across_kills),
+    ("transactions-v2", transactions_v2),
 ]
 
 

@@ -85,7 +85,8 @@ impl From<MetadataError> for AdminError {
             MetadataError::UnknownTopic(_) => AdminError::UnknownTopic,
             MetadataError::Storage(s)
             | MetadataError::StaleIsrChange(s)
-            | MetadataError::StaleBrokerEpoch(s) => AdminError::Storage(s),
+            | MetadataError::StaleBrokerEpoch(s)
+            | MetadataError::InvalidUpdateVersion(s) => AdminError::Storage(s),
             MetadataError::NotController => AdminError::Storage(e.to_string()),
         }
     }

@@ -180,6 +180,24 @@ fn acls_decide_what_a_user_sees_and_does_and_survive_a_restart() {
         describe_all(&mut a).error_code,
         CLUSTER_AUTHORIZATION_FAILED
     );
+    // Nor finalize features (UpdateFeatures needs ALTER on the cluster); the super user may.
+    let downgrade = UpdateFeaturesRequest::default()
+        .with_timeout_ms(5000)
+        .with_validate_only(true)
+        .with_feature_updates(vec![update_features_request::FeatureUpdateKey::default()
+            .with_feature(s("transaction.version"))
+            .with_max_version_level(1)
+            .with_upgrade_type(2)]);
+    let refused: UpdateFeaturesResponse = a.call(1, &downgrade);
+    assert_eq!(
+        (refused.error_code, refused.results[0].error_code),
+        (CLUSTER_AUTHORIZATION_FAILED, CLUSTER_AUTHORIZATION_FAILED)
+    );
+    let validated: UpdateFeaturesResponse = admin.call(1, &downgrade);
+    assert_eq!(
+        (validated.error_code, validated.results[0].error_code),
+        (0, 0)
+    );
 
     // The admin grants READ on t and DESCRIBE on every topic starting with "pre-"; a
     // CLUSTER ACL under another name than kafka-cluster is refused on its own.

@@ -16,7 +16,8 @@ something, on what an independent client (confluent-kafka) reads back:
   kafka-reassign-partitions   ReassignPartitionsCommand --generate/--execute/--verify/--list/--cancel
   kafka-broker-api-versions   BrokerApiVersionsCommand, compared with a raw ApiVersions v0
   kafka-cluster               ClusterTool cluster-id (against meta.properties), unregister
-  kafka-features              FeatureCommand describe
+  kafka-features              FeatureCommand describe, upgrade and downgrade of transaction.version
+                              (standalone; and at the controller of three brokers, /feature)
   kafka-transactions          TransactionsCommand: list, describe (and an unknown id),
                               describe-producers, find-hanging of a transaction whose producer
                               the coordinator never heard of, abort of it by its start offset;
@@ -652,18 +653,47 @@ def cluster_tool(t, broker):
           "UnregisterBroker not offered, as by a ZooKeeper-mode Kafka 3.9 broker", r, r.text.strip())
 
 
-def features(t):
-    T = "kafka-features"
+def describe_features(t):
+    """kafka-features describe: (run, [{field: value}] per feature line)."""
     r = t.run(FEATURES, "describe")
     lines = [l for l in r.out.splitlines() if l.strip()]
-    fields = [dict(re.findall(r"(\w+): (\S+)", l)) for l in lines]
+    return r, [dict(re.findall(r"(\w+): (\S+)", l)) for l in lines]
+
+
+def transaction_version_is(fields, level, epoch):
     want = {"Feature": "transaction.version", "SupportedMinVersion": "0",
-            "SupportedMaxVersion": "2", "FinalizedVersionLevel": "2"}
-    ok = (r.code == 0 and len(fields) == 1 and "Exception" not in r.err
-          and all(fields[0].get(k) == v for k, v in want.items()))
-    check(T, "describe", ok,
-          "one feature: transaction.version supported 0-2, finalized at 2 (a standalone broker "
-          "finalizes transactions v2, KIP-890)", r, r.text.strip())
+            "SupportedMaxVersion": "2", "FinalizedVersionLevel": str(level), "Epoch": str(epoch)}
+    return len(fields) == 1 and all(fields[0].get(k) == v for k, v in want.items())
+
+
+def features(t):
+    T = "kafka-features"
+    r, fields = describe_features(t)
+    check(T, "describe", r.code == 0 and "Exception" not in r.err
+          and transaction_version_is(fields, 2, 0),
+          "one feature: transaction.version supported 0-2, finalized at 2, epoch 0 (a standalone "
+          "broker finalizes transactions v2, KIP-890)", r, r.text.strip())
+    r = t.run(FEATURES, "upgrade", "--feature", "transaction.version=3")
+    check(T, "upgrade --feature transaction.version=3", r.code != 0
+          and "Could not upgrade transaction.version to 3" in r.out
+          and "supported 0-2" in r.out,
+          "refused: INVALID_UPDATE_VERSION, supported 0-2", r, r.text.strip())
+    r = t.run(FEATURES, "upgrade", "--feature", "transaction.version=1")
+    check(T, "upgrade --feature transaction.version=1 (a lower level)", r.code != 0
+          and "Could not upgrade transaction.version to 1" in r.out,
+          "refused: a lower level needs downgrade", r, r.text.strip())
+    r = t.run(FEATURES, "downgrade", "--feature", "transaction.version=1")
+    d, fields = describe_features(t)
+    check(T, "downgrade --feature transaction.version=1, then describe", r.code == 0
+          and "transaction.version was downgraded to 1." in r.out
+          and transaction_version_is(fields, 1, 1),
+          "downgraded; describe: finalized 1, epoch 1", r, r.text.strip() + " | " + d.out.strip())
+    r = t.run(FEATURES, "upgrade", "--feature", "transaction.version=2")
+    d, fields = describe_features(t)
+    check(T, "upgrade --feature transaction.version=2, then describe", r.code == 0
+          and "transaction.version was upgraded to 2." in r.out
+          and transaction_version_is(fields, 2, 2),
+          "upgraded; describe: finalized 2, epoch 2", r, r.text.strip() + " | " + d.out.strip())
 
 
 def table(out):
@@ -1004,6 +1034,29 @@ def cluster_scenarios(t, cluster):
           "exactly the 60 keyed records", r, f"{len(got)} lines")
 
 
+def cluster_features(t, cluster):
+    T = "kafka-features (cluster)"
+    r, fields = describe_features(t)
+    check(T, "describe", r.code == 0 and len(fields) == 1
+          and fields[0].get("FinalizedVersionLevel") == "0",
+          "transaction.version supported 0-2, none finalized (ZooKeeper mode, as Kafka 3.9)", r,
+          r.text.strip())
+    r = t.run(FEATURES, "upgrade", "--feature", "transaction.version=2")
+    d, fields = describe_features(t)
+    check(T, "upgrade --feature transaction.version=2 (every broker supports it)", r.code == 0
+          and "transaction.version was upgraded to 2." in r.out and len(fields) == 1
+          and fields[0].get("FinalizedVersionLevel") == "2",
+          "upgraded at the controller, in /feature; describe: finalized 2", r,
+          r.text.strip() + " | " + d.out.strip())
+    r = t.run(FEATURES, "downgrade", "--feature", "transaction.version=0")
+    d, fields = describe_features(t)
+    check(T, "downgrade --feature transaction.version=0", r.code == 0
+          and "transaction.version was downgraded to 0." in r.out and len(fields) == 1
+          and fields[0].get("FinalizedVersionLevel") == "0",
+          "removed from /feature; describe: none finalized", r,
+          r.text.strip() + " | " + d.out.strip())
+
+
 def cluster_reassign(t, cluster):
     """kafka-reassign-partitions moving a 4 MB partition from brokers 1,2 to 3,2 under a
     throttle of 1 B/s (held in progress), then with the throttle raised (completed)."""
@@ -1134,7 +1187,7 @@ def main():
     try:
         cluster = ClusterBrokers(args.broker, tempfile.mkdtemp(prefix="gregor-tools-cluster-"))
         tools = Tools(lib, cluster)
-        for scenario in (cluster_scenarios, cluster_reassign):
+        for scenario in (cluster_scenarios, cluster_features, cluster_reassign):
             try:
                 scenario(tools, cluster)
             except Exception as e:  # a broken scenario is a failure, the other still runs

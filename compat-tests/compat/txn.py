@@ -1,11 +1,43 @@
 """What the transaction tests share (transactions_test.py, txn_cluster_test.py and the
 `transactions` scenario of kafka39_interop_test.py): where Kafka puts a transactional id or
-a group, and reading a topic to the end a consumer at an isolation level sees."""
+a group, reading a topic to the end a consumer at an isolation level sees, and Java's
+TxnClient (compat-tests/java)."""
+import glob
+import json
+import os
+import subprocess
 import time
 
 from confluent_kafka import Consumer, TopicPartition
 
 PARTITION_EOF = -191  # librdkafka's _PARTITION_EOF
+
+JAVA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "java")
+
+
+def txn_client_argv(bootstrap, *args):
+    """The command line of TxnClient (compat-tests/java/src/main/java/TxnClient.java). Raises
+    (the scenario fails) if it is not built, or older than its source."""
+    classes = os.path.join(JAVA_DIR, "target", "classes")
+    built = os.path.join(classes, "TxnClient.class")
+    source = os.path.join(JAVA_DIR, "src", "main", "java", "TxnClient.java")
+    jars = sorted(glob.glob(os.path.join(JAVA_DIR, "target", "dependency", "*.jar")))
+    if not os.path.exists(built) or not jars:
+        raise AssertionError(f"the Java client is not built: no {built} or no jars in target/dependency "
+                             "(run scripts/install-deps.sh)")
+    if os.path.getmtime(source) > os.path.getmtime(built):
+        raise AssertionError(f"{built} is older than {source} (run scripts/install-deps.sh)")
+    return ["java", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xmx256m",
+            "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp", ":".join([classes] + jars),
+            "TxnClient", bootstrap] + list(args)
+
+
+def txn_client_run(bootstrap, *args, timeout=90):
+    """Runs one TxnClient command to its end; returns its JSON output lines."""
+    r = subprocess.run(txn_client_argv(bootstrap, *args), capture_output=True, text=True,
+                       timeout=timeout)
+    assert r.returncode == 0, f"TxnClient {' '.join(args)}: exit {r.returncode}: {r.stderr[-3000:]}"
+    return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
 
 
 def java_hash(s):

@@ -76,6 +76,7 @@ requests! {
     DeleteGroups(DeleteGroupsRequest),
     OffsetDelete(OffsetDeleteRequest),
     ElectLeaders(ElectLeadersRequest),
+    UpdateFeatures(UpdateFeaturesRequest),
     ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest),
     ConsumerGroupDescribe(ConsumerGroupDescribeRequest),
     AlterPartition(AlterPartitionRequest),

@@ -50,6 +50,9 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     api(ApiKey::CreatePartitions, 0, 3),
     // Preferred or unclean elections on request (kafka-leader-election.sh), at the controller.
     api(ApiKey::ElectLeaders, 0, 2),
+    // Finalized feature levels (KIP-584, `kafka-features.sh upgrade/downgrade`), at the
+    // controller: only `transaction.version`.
+    api(ApiKey::UpdateFeatures, 0, 2),
     // Partition reassignment (kafka-reassign-partitions.sh, KIP-455), at the controller.
     api(ApiKey::AlterPartitionReassignments, 0, 1),
     api(ApiKey::ListPartitionReassignments, 0, 0),

@@ -53,6 +53,7 @@ pub mod produce;
 pub mod stop_replica;
 pub mod sync_group;
 pub mod txn_offset_commit;
+pub mod update_features;
 pub mod update_metadata;
 pub mod write_txn_markers;
 
@@ -441,6 +442,12 @@ async fn handle_request(
         }
         Request::ElectLeaders(r) => {
             Response::ElectLeaders(elect_leaders::handle(broker, v, r).await)
+        }
+        Request::UpdateFeatures(r) if !authz.allows_cluster(AclOperation::Alter) => {
+            Response::UpdateFeatures(update_features::refused(v, &r))
+        }
+        Request::UpdateFeatures(r) => {
+            Response::UpdateFeatures(update_features::handle(broker, v, r).await)
         }
         // KIP-848 groups: READ on the group, DESCRIBE on every subscribed topic.
         Request::ConsumerGroupHeartbeat(r)

@@ -46,6 +46,12 @@ struct StoredState {
     /// ACLs, one entry per resource pattern, with Kafka's znode names; absent in older files.
     #[serde(default)]
     acls: Vec<StoredResourceAcls>,
+    /// Finalized features set with UpdateFeatures (absent: the standalone defaults) and how
+    /// many times they were changed (their epoch).
+    #[serde(default)]
+    finalized_features: Option<BTreeMap<String, i16>>,
+    #[serde(default)]
+    features_epoch: i64,
 }
 
 /// One resource pattern's ACLs as the file keeps them (`"resource_type":"Topic"`,
@@ -158,7 +164,13 @@ impl EmbeddedMetadata {
             controller_id: self.broker.id,
             brokers: vec![self.broker.clone()],
             dynamic_broker_configs: state.dynamic_broker_configs.clone(),
-            finalized_features: standalone_features(),
+            finalized_features: FinalizedFeatures {
+                epoch: state.features_epoch,
+                levels: state
+                    .finalized_features
+                    .clone()
+                    .unwrap_or_else(standalone_features),
+            },
             ..Default::default()
         };
         for t in &state.topics {
@@ -413,6 +425,33 @@ impl MetadataStore for EmbeddedMetadata {
         async move { result.map(|()| update) }.boxed()
     }
 
+    fn update_finalized_feature(
+        &self,
+        feature: String,
+        level: i16,
+        validate_only: bool,
+    ) -> BoxFuture<'_, Result<(), MetadataError>> {
+        let result = if validate_only {
+            Ok(())
+        } else {
+            self.update(|s| {
+                let mut levels = s
+                    .finalized_features
+                    .clone()
+                    .unwrap_or_else(standalone_features);
+                if level > 0 {
+                    levels.insert(feature, level);
+                } else {
+                    levels.remove(&feature);
+                }
+                s.finalized_features = Some(levels);
+                s.features_epoch += 1;
+                Ok(())
+            })
+        };
+        async move { result }.boxed()
+    }
+
     fn allocate_producer_ids(&self, count: i64) -> BoxFuture<'_, Result<i64, MetadataError>> {
         let mut first = 0;
         let result = self.update(|s| {
@@ -424,16 +463,14 @@ impl MetadataStore for EmbeddedMetadata {
     }
 }
 
-/// What a standalone broker finalizes: `transaction.version` 2 (KIP-890 transactions v2), as
-/// a Kafka 4 cluster formatted today does. No other broker has to agree.
-fn standalone_features() -> FinalizedFeatures {
-    FinalizedFeatures {
-        epoch: 0,
-        levels: BTreeMap::from([(
-            TRANSACTION_VERSION_FEATURE.to_string(),
-            MAX_TRANSACTION_VERSION,
-        )]),
-    }
+/// What a standalone broker finalizes until UpdateFeatures says otherwise:
+/// `transaction.version` 2 (KIP-890 transactions v2), as a Kafka 4 cluster formatted today
+/// does. No other broker has to agree.
+fn standalone_features() -> BTreeMap<String, i16> {
+    BTreeMap::from([(
+        TRANSACTION_VERSION_FEATURE.to_string(),
+        MAX_TRANSACTION_VERSION,
+    )])
 }
 
 #[cfg(test)]

@@ -282,6 +282,9 @@ pub enum MetadataError {
     /// A broker's request carries an epoch older than its registration, or it is not live.
     #[error("stale broker epoch: {0}")]
     StaleBrokerEpoch(String),
+    /// A feature level some broker does not support (UpdateFeatures).
+    #[error("{0}")]
+    InvalidUpdateVersion(String),
 }
 
 /// An edit of one resource's ACLs: the new set from the stored one.
@@ -405,6 +408,14 @@ pub trait MetadataStore: Send + Sync {
     fn acl_change_signals(&self) -> BoxFuture<'_, Option<tokio::sync::mpsc::Receiver<()>>> {
         async move { None }.boxed()
     }
+    /// At the controller (UpdateFeatures): finalizes `feature` at `level` (0: removes it),
+    /// if every broker supports that level; `validate_only` checks without writing.
+    fn update_finalized_feature(
+        &self,
+        feature: String,
+        level: i16,
+        validate_only: bool,
+    ) -> BoxFuture<'_, Result<(), MetadataError>>;
     /// Reserves `count` producer ids and returns the first (Kafka: `/latest_producer_id_block`).
     fn allocate_producer_ids(&self, count: i64) -> BoxFuture<'_, Result<i64, MetadataError>>;
     /// At the controller (AlterPartition): writes a leader's ISR change, conditional on the

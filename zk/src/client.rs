@@ -1098,6 +1098,35 @@ impl ZkClient {
         }
     }
 
+    /// Finalizes `feature` at `level` in `/feature` (0: removes it), conditional on the
+    /// znode's version as read (Kafka's controller writes `{"max_version_level": N}`).
+    pub async fn set_finalized_feature(&self, feature: &str, level: i16) -> Result<()> {
+        self.ensure_feature_versioning().await?;
+        let Some(current) = self.get_feature().await? else {
+            return Err(ZkError::from_client(
+                paths::FEATURE,
+                None,
+                ClientError::NoNode,
+            ));
+        };
+        let mut features = current.value.features.clone();
+        if level > 0 {
+            features.insert(
+                feature.to_string(),
+                serde_json::json!({ "max_version_level": level }),
+            );
+        } else {
+            features.remove(feature);
+        }
+        let wanted = FeatureZnode::enabled(features);
+        self.inner
+            .client
+            .set_data(paths::FEATURE, &wanted.encode(), Some(current.zk_version))
+            .await
+            .map(|_| ())
+            .map_err(|e| ZkError::from_client(paths::FEATURE, Some(current.zk_version), e))
+    }
+
     /// `/controller_epoch` and its zkVersion, `None` before the first election.
     pub async fn get_controller_epoch(&self) -> Result<Option<ControllerEpoch>> {
         match self.get_raw(paths::CONTROLLER_EPOCH).await? {

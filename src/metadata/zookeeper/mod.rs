@@ -42,7 +42,7 @@ use super::reassignment::{self, OngoingReassignment, ReassignmentResults};
 use super::{
     AclChangeCursor, AclEdit, AclUpdate, ConfigEntity, ElectionOutcome, ElectionResults,
     ElectionType, EntityConfig, IsrChange, MetadataError, MetadataImage, MetadataStore,
-    PartitionMetadata, TopicMetadata,
+    PartitionMetadata, TopicMetadata, MAX_TRANSACTION_VERSION, TRANSACTION_VERSION_FEATURE,
 };
 use crate::config::BrokerConfig;
 use crate::metrics::{self, ZkSessionState};
@@ -136,7 +136,18 @@ fn registration(config: &BrokerConfig, broker_id: i32) -> BrokerRegistration {
             port: i32::from(l.port),
         })
         .collect();
-    BrokerRegistration::new(broker_id, &endpoints, config.broker_rack.clone())
+    let mut registration =
+        BrokerRegistration::new(broker_id, &endpoints, config.broker_rack.clone());
+    // The features this broker supports (KIP-584): a controller finalizes a level only
+    // where every live broker supports it.
+    registration.features.insert(
+        TRANSACTION_VERSION_FEATURE.to_string(),
+        gregor_zk::znode::FeatureRange {
+            min_version: 0,
+            max_version: MAX_TRANSACTION_VERSION,
+        },
+    );
+    registration
 }
 
 /// Registers the broker. A znode owned by another session with the *same* endpoints is
@@ -1102,6 +1113,40 @@ impl MetadataStore for ZookeeperMetadata {
         .boxed()
     }
 
+    fn update_finalized_feature(
+        &self,
+        feature: String,
+        level: i16,
+        validate_only: bool,
+    ) -> BoxFuture<'_, Result<(), MetadataError>> {
+        async move {
+            if self.image().controller_id != self.shared.broker_id {
+                return Err(MetadataError::NotController);
+            }
+            let zk = self.client().await?;
+            // Kafka's controller: every live broker must support the new level.
+            if level > 0 {
+                for b in zk.get_all_brokers().await.map_err(zk_err)? {
+                    let supported = b.value.features.get(&feature);
+                    if !supported.is_some_and(|r| r.min_version <= level && level <= r.max_version)
+                    {
+                        return Err(MetadataError::InvalidUpdateVersion(format!(
+                            "broker {} does not support {feature} at level {level}",
+                            b.value.broker_id
+                        )));
+                    }
+                }
+            }
+            if validate_only {
+                return Ok(());
+            }
+            zk.set_finalized_feature(&feature, level)
+                .await
+                .map_err(zk_err)
+        }
+        .boxed()
+    }
+
     fn allocate_producer_ids(&self, count: i64) -> BoxFuture<'_, Result<i64, MetadataError>> {
         async move {
             let broker_id = self.shared.broker_id;
@@ -1610,6 +1655,7 @@ fn image_differs(a: &MetadataImage, b: &MetadataImage) -> bool {
         || a.broker_epochs != b.broker_epochs
         || a.topics_being_deleted != b.topics_being_deleted
         || a.dynamic_broker_configs != b.dynamic_broker_configs
+        || a.finalized_features != b.finalized_features
         || a.topics.len() != b.topics.len()
         || a.topics.iter().zip(b.topics.iter()).any(|(x, y)| x != y)
 }
