@@ -10,8 +10,8 @@ by every EndTxn); confluent-kafka and kafka-python use the classic protocol.
 Scenarios (each prints one line; exit 0 only if all pass):
   commit-abort      confluent-kafka, kafka-python and Java transactional producers commit and
                     abort transactions over two partitions: read_committed consumers of the
-                    three clients see exactly the committed records, read_uncommitted ones
-                    (confluent-kafka, Java) see all.
+                    three clients and kcat see exactly the committed records,
+                    read_uncommitted ones (confluent-kafka, Java, kcat) see all.
   open-blocks       an open transaction holds read_committed consumers at the last stable
                     offset (a later plain record is not delivered either) until it commits.
   fencing           a second producer with the same transactional.id fences the first: the
@@ -42,6 +42,15 @@ Scenarios (each prints one line; exit 0 only if all pass):
                     exactly the committed rounds. (The Java copier of
                     consume-transform-produce runs in transactions v2 too: its offsets go
                     by TxnOffsetCommit v5, which adds __consumer_offsets itself.)
+  kill9-markers-pending
+                    on a broker of its own with two log directories, one a 24 MiB tmpfs
+                    (the scenario mounts it: root): a transaction writes 10 records to a
+                    partition on the tmpfs, the tmpfs is then filled, and the commit returns
+                    once PrepareCommit is stored while the marker cannot be written (the
+                    broker logs that it retries); kill -9, the tmpfs grown, restart: the
+                    coordinator completes the PrepareCommit it finds and read_committed
+                    sees all 10 records (the deterministic kill -9 between EndTxn and the
+                    markers on one broker).
   id-expiry         on a broker of its own with transactional.id.expiration.ms=2000: an id
                     idle past it is forgotten (a tombstone in __transaction_state), and
                     InitProducerId for it then allocates a new producer id at epoch 0; an id
@@ -55,6 +64,7 @@ import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -102,6 +112,19 @@ def read_all(bootstrap, topic, partitions, level, timeout=20):
     by_partition = values_by_partition(
         read_to_end(bootstrap, topic, partitions, level, timeout), partitions)
     return [v for p in range(partitions) for v in by_partition[p]]
+
+
+def read_all_kcat(bootstrap, topic, partitions, level):
+    """Every value kcat (Debian's, librdkafka 2.0.2) reads from `topic` at `level`, from
+    offset 0 to the end (-e), partition by partition."""
+    values = []
+    for p in range(partitions):
+        r = subprocess.run(["kcat", "-b", bootstrap, "-C", "-t", topic, "-p", str(p), "-o", "beginning",
+                            "-e", "-q", "-f", "%s\\n", "-X", f"isolation.level={level}"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, f"kcat: exit {r.returncode}: {r.stderr[-1000:]}"
+        values += [v for v in r.stdout.split("\n") if v]
+    return values
 
 
 def read_all_kafka_python(bootstrap, topic, partitions, level):
@@ -184,9 +207,15 @@ def commit_abort(broker):
     assert sorted(everything) == sorted(produced), f"read_uncommitted: {len(everything)} records"
     assert sorted(java["read_uncommitted"]) == sorted(produced), \
         f"Java read_uncommitted: {len(java['read_uncommitted'])} records"
+    kcat = {level: read_all_kcat(broker.bootstrap, "ca", 2, level)
+            for level in ("read_committed", "read_uncommitted")}
+    assert sorted(kcat["read_committed"]) == sorted(want), \
+        f"kcat read_committed: {len(kcat['read_committed'])} records"
+    assert sorted(kcat["read_uncommitted"]) == sorted(produced), \
+        f"kcat read_uncommitted: {len(kcat['read_uncommitted'])} records"
     return (f"{len(want)} committed of 80 records in 8 transactions (3 aborted) of confluent-kafka, "
-            f"kafka-python and Java read by all three with read_committed; read_uncommitted "
-            f"(confluent-kafka, Java) sees all 80")
+            f"kafka-python and Java read by those three and kcat with read_committed; "
+            f"read_uncommitted (confluent-kafka, Java, kcat) sees all 80")
 
 
 def open_blocks(broker):
@@ -448,6 +477,100 @@ def broker_kill9(broker):
             "transaction aborted by its timeout, the id usable again")
 
 
+def fill_partition(bootstrap, topic, partition):
+    """Produces (acks=1, no retries) into `topic`-`partition` until its disk is full: records
+    of a size until one fails, then smaller ones, down to one-byte ones until ten in a row
+    fail, so that not even a marker batch (78 bytes) fits. Returns (records
+    acknowledged, the first error)."""
+    p = Producer({"bootstrap.servers": bootstrap, "acks": 1, "retries": 0, "linger.ms": 0,
+                  "message.timeout.ms": 10000, "enable.idempotence": False})
+    acked, errors = 0, []
+
+    def done(err, _msg):
+        nonlocal acked
+        if err is None:
+            acked += 1
+        else:
+            errors.append(err)
+    for size in (256 << 10, 32 << 10, 4 << 10, 512, 64, 1):
+        failed_in_a_row = 0
+        for _ in range(2000):
+            before = len(errors)
+            p.produce(topic, value=b"x" * size, partition=partition, on_delivery=done)
+            p.flush(15)
+            failed_in_a_row = failed_in_a_row + 1 if len(errors) > before else 0
+            if failed_in_a_row >= (1 if size > 1 else 10):
+                break
+        else:
+            raise AssertionError(f"{topic}-{partition}: the disk never filled ({acked} acknowledged)")
+    return acked, errors[0]
+
+
+def kill9_markers_pending(broker):
+    if os.geteuid() != 0:
+        raise AssertionError("this scenario mounts a tmpfs: it needs root")
+    work = tempfile.mkdtemp(prefix="gregor-markers-pending-")
+    roomy, small = os.path.join(work, "roomy"), os.path.join(work, "small")
+    os.makedirs(roomy)
+    os.makedirs(small)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", small], check=True)
+    own = Broker(broker.binary, broker.extra + [
+        f"log.dirs={roomy},{small}", "transaction.state.log.num.partitions=1"])
+    try:
+        own.start()
+        bs = own.bootstrap
+        # New partitions go to the directory with the fewest: find where each landed.
+        create_topics(bs, ("mp", 2))
+        confluent_txn_producer(bs, "mp-warmup")  # creates __transaction_state
+        on_small = [p for p in range(2) if os.path.isdir(os.path.join(small, f"mp-{p}"))]
+        txn_on_roomy = os.path.isdir(os.path.join(roomy, "__transaction_state-0"))
+        assert on_small and txn_on_roomy, (f"placement: mp on the small disk {on_small}, "
+                                           f"__transaction_state-0 on the roomy one {txn_on_roomy}")
+        part = on_small[0]
+        p = confluent_txn_producer(bs, "mp")
+        p.begin_transaction()
+        for i in range(10):
+            p.produce("mp", value=f"pending-{i}".encode(), partition=part)
+        p.flush(30)
+        acked, first_error = fill_partition(bs, "mp", part)
+        # The commit is answered once PrepareCommit is stored (on the roomy disk); the
+        # marker cannot be written to the full one, and is retried.
+        p.commit_transaction(30)
+        wanted = "transaction markers still not written; retrying"
+        eventually_log(own, f"{wanted}", 20)
+        own.stop(signal.SIGKILL)
+        subprocess.run(["mount", "-o", "remount,size=64m", small], check=True)
+        with open(own.log_path) as f:
+            before = f.read().count("completing a transaction left prepared transactional_id=mp ")
+        own.start()
+        eventually_log(own, "completing a transaction left prepared transactional_id=mp ", 30,
+                       count_before=before)
+        seen = read_all(bs, "mp", 2, "read_committed", timeout=30)
+        pending = [v for v in seen if v.startswith("pending-")]
+        assert pending == [f"pending-{i}" for i in range(10)], seen[:20]
+        assert any(set(v) == {"x"} for v in seen), \
+            "the filler records (after the transaction's first offset) are readable too"
+        return (f"10 records in a transaction, then the partition's disk filled ({acked} "
+                f"records, then {first_error.name()}); commit returned OK with the marker "
+                f"unwritable (retried), kill -9, the disk grown, restart: the coordinator "
+                f"completed the PrepareCommit it found and read_committed sees all 10")
+    finally:
+        if own.alive():
+            own.stop(signal.SIGKILL)
+        subprocess.run(["umount", small], check=False)
+
+
+def eventually_log(broker, needle, timeout, count_before=0):
+    """Waits until `needle` is in the broker's log more than `count_before` times."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(broker.log_path) as f:
+            if f.read().count(needle) > count_before:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"{needle!r} not logged within {timeout}s")
+
+
 def raw_init_producer_id(bootstrap, transactional_id, timeout_ms=60000):
     """InitProducerId v1 on a socket of its own: (error code, producer id, epoch)."""
     host, port = bootstrap.rsplit(":", 1)
@@ -588,6 +711,7 @@ SCENARIOS = [
     ("timeout", timeout),
     ("consume-transform-produce", consume_transform_produce),
     ("broker-kill9", broker_kill9),
+    ("kill9-markers-pending", kill9_markers_pending),
     ("transactions-v2", transactions_v2),
     ("id-expiry", id_expiry),
 ]

@@ -501,7 +501,11 @@ fn three_brokers_layout_leaders_admin_and_real_clients() {
             serde_json::json!({"PLAINTEXT": "PLAINTEXT"})
         );
         assert_eq!(reg["rack"], format!("rack{id}"));
-        assert_eq!(reg["features"], serde_json::json!({}));
+        // The supported features (KIP-584), which a controller checks before finalizing.
+        assert_eq!(
+            reg["features"],
+            serde_json::json!({"transaction.version": {"min_version": 0, "max_version": 2}})
+        );
         assert!(reg["timestamp"].as_str().unwrap().parse::<i64>().unwrap() > 0);
         assert_ne!(
             zk.stat(&path, "ephemeralOwner"),

@@ -186,10 +186,14 @@ impl TransactionMetadata {
         client_transaction_version: i16,
         now_ms: i64,
     ) -> Result<Option<TransactionMetadata>, E> {
-        self.check_producer(producer_id, producer_epoch)?;
-        if self.is_preparing() || self.state == TransactionState::PrepareEpochFence {
+        // First, as in Kafka (whose completion is pending while the markers are written): a
+        // transactions v2 producer may already use the epoch, or after an exhausted epoch
+        // the producer id, that the completion under way gives it.
+        if self.pending || self.is_preparing() || self.state == TransactionState::PrepareEpochFence
+        {
             return Err(E::ConcurrentTransactions);
         }
+        self.check_producer(producer_id, producer_epoch)?;
         if self.state == TransactionState::Ongoing
             && partitions.iter().all(|p| self.partitions.contains(p))
         {
@@ -740,6 +744,13 @@ mod tests {
             (done.producer_id, done.producer_epoch, done.next_producer_id),
             (9, 0, -1)
         );
+        // While the markers are written, the producer's next transaction (already on the
+        // new producer id) is told to wait, not that the id is unknown.
+        assert_eq!(
+            prepared.add_partitions(9, 0, &[tp("a", 0)], TV2, 2),
+            Err(E::ConcurrentTransactions)
+        );
+        assert!(done.add_partitions(9, 0, &[tp("a", 0)], TV2, 4).is_ok());
         // The producer retries as the old producer at the epoch before.
         assert_eq!(
             done.end_transaction_v2(5, MAX_EPOCH - 1, true, None, 4),
