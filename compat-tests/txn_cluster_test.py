@@ -813,8 +813,13 @@ class Worker(threading.Thread):
                         t["errors"].append("flush-timeout")
                     p.abort_transaction(15)
                     t["belief"] = "aborted"
-            except KafkaException as e:
-                err = e.args[0]
+            except (KafkaException, SystemError) as e:
+                # confluent-kafka raises a fatal error met inside flush() as a SystemError
+                # whose cause is the KafkaException.
+                cause = e if isinstance(e, KafkaException) else e.__cause__
+                if not isinstance(cause, KafkaException):
+                    raise
+                err = cause.args[0]
                 t["errors"].append(err.name())
                 self.error_log.append((time.time(), n, err.name(), err.str()))
                 if not err.fatal():
