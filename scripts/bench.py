@@ -9,8 +9,9 @@ turn, alternating brokers between repeats:
 
 - throughput: rdkafka_load (C, librdkafka) producing then consuming, so the client is not
   the bottleneck; sizes, acks, partitions, producer counts, keyed or not;
-- the broker's own limit: raw_load (bench/raw_load.py) sends one pre-encoded batch over and
-  over and reads with bare Fetch requests, so no client does per-record work;
+- the broker's own limit: raw_load (bench/raw-load, Rust, built into target/release) sends one
+  pre-encoded batch over and over (two connections, five requests in flight on each) and
+  reads with bare Fetch requests, so no client does per-record work;
 - Kafka's own ProducerPerformance and ConsumerPerformance (the JVM client of
   kafka-producer-perf-test / kafka-consumer-perf-test), the same client for both brokers;
 - produce latency p50/p99/p99.9 at a fixed offered load (half of Kafka's maximum for that
@@ -79,8 +80,12 @@ LIB = os.path.join(OUT, "kafka-lib")
 LOAD = os.path.join(OUT, "rdkafka_load")
 # The gregor binary measured: --gregor, else target/release/gregor (built if missing).
 GREGOR = os.path.join(ROOT, "target", "release", "gregor")
-RAW_LOAD = os.path.join(ROOT, "bench", "raw_load.py")
+RAW_LOAD = os.path.join(ROOT, "target", "release", "raw_load")
 CLK = os.sysconf("SC_CLK_TCK")
+# --pin (the default where there are 2 or more CPUs): the brokers (and ZooKeeper) run on
+# BROKER_CPUS, this script and every load generator on the others, so that each row says
+# what that many cores of broker do and no client takes the broker's core. Empty: no pinning.
+BROKER_CPUS = []
 
 
 def free_port():
@@ -122,6 +127,45 @@ def proc_stats(pid):
     return cpu, peak, rss
 
 
+def kernel_cpu(pid):
+    """CPU seconds a running process spent in the kernel (system time)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[12]) / CLK
+
+
+def on_broker_cpus(cmd):
+    """`cmd` run on the brokers' cores (see BROKER_CPUS)."""
+    if not BROKER_CPUS:
+        return cmd
+    return ["taskset", "-c", ",".join(map(str, BROKER_CPUS))] + cmd
+
+
+def pin_cpus(spec):
+    """--pin: "auto" (brokers on CPU 0, clients on the rest, where there are 2 or more),
+    "off", or "B:C" (CPU lists as taskset takes them, e.g. "0:1" or "0-1:2-3")."""
+    global BROKER_CPUS
+    allowed = sorted(os.sched_getaffinity(0))
+    if spec == "off" or (spec == "auto" and len(allowed) < 2):
+        return "not pinned"
+    if spec == "auto":
+        brokers, clients = allowed[:1], allowed[1:]
+    else:
+        def cpus(text):
+            out = []
+            for part in text.split(","):
+                lo, _, hi = part.partition("-")
+                out += range(int(lo), int(hi or lo) + 1)
+            return out
+        b, _, c = spec.partition(":")
+        brokers, clients = cpus(b), cpus(c)
+        if set(brokers) & set(clients) or not brokers or not clients:
+            raise SystemExit(f"--pin {spec}: two disjoint, non-empty CPU lists are needed")
+    BROKER_CPUS = brokers
+    # Every client this script starts inherits its affinity.
+    os.sched_setaffinity(0, clients)
+    return f"brokers on CPU {','.join(map(str, brokers))}, clients on CPU {','.join(map(str, clients))}"
+
+
 def metadata_ready(bootstrap, timeout=180, client=None):
     """Seconds until the broker answers a Metadata request (a bound port alone proves
     nothing: both brokers bind before their logs are loaded). `client`: librdkafka
@@ -150,7 +194,7 @@ class Broker:
 
     def launch(self):
         log = open(self.log_path, "a")
-        self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen(on_broker_cpus(self.cmd), stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True, preexec_fn=raise_fd_limit)
         log.close()
 
@@ -178,6 +222,9 @@ class Broker:
 
     def stats(self):
         return proc_stats(self.proc.pid)
+
+    def kernel_cpu(self):
+        return kernel_cpu(self.proc.pid)
 
     def stop(self, kill=False):
         """Stops the process; returns seconds it took."""
@@ -343,6 +390,9 @@ class ClusterOf:
         s = [b.stats() for b in self.brokers]
         return sum(x[0] for x in s), sum(x[1] for x in s), sum(x[2] for x in s)
 
+    def kernel_cpu(self):
+        return sum(b.kernel_cpu() for b in self.brokers)
+
     def stop(self):
         for b in self.brokers:
             b.stop()
@@ -356,7 +406,7 @@ def start_gregor_cluster(tmp, tag=""):
     zk_dir = os.path.join(tmp, f"zk{tag}")
     script = os.path.join(ROOT, "scripts", "zookeeper.sh")
     subprocess.run([script, "install"], check=True, capture_output=True)
-    connect = subprocess.run([script, "start", zk_dir], check=True, capture_output=True,
+    connect = subprocess.run(on_broker_cpus([script, "start", zk_dir]), check=True, capture_output=True,
                              text=True).stdout.strip() + "/gregor"
     binary = GREGOR
     brokers = []
@@ -504,7 +554,7 @@ def xargs(b):
 
 
 def raw(mode, *args, timeout=900):
-    return run_json([sys.executable, RAW_LOAD, mode, *map(str, args)], f"raw_load {mode}", timeout)
+    return run_json([RAW_LOAD, mode, *map(str, args)], f"raw_load {mode}", timeout)
 
 
 PERF_LINE = re.compile(
@@ -595,6 +645,28 @@ def loopback_bandwidth(total=4 << 30, chunk=1 << 20):
     return got[0] / secs / 1e6
 
 
+def recycled_memory(nbytes):
+    """Writes and deletes a scratch file of `nbytes` (plus a tenth) just before a run writes
+    about that much, so the run's page-cache writes land in pages the guest has just used.
+
+    On a virtual machine whose host takes freed guest memory back (virtio-balloon free page
+    reporting, as on the machines this was written on), the first write to such a page waits
+    for the host to fault it in: page-cache writes into memory that was free for a few
+    seconds ran at about 0.4 GB/s there, into pages just freed at about 6 GB/s. Without this
+    the produce rows measured the host's page faults (87% of the broker's samples in
+    copy_folio_from_iter_atomic, both brokers alike) and moved by 3-5x between repeats. The
+    scratch file is written by this process (the clients' cores) and deleted unflushed; its
+    pages go back to the free lists and the run takes them before the host does."""
+    path = os.path.join(OUT, "recycled-memory.scratch")
+    chunk = bytes(1 << 20)
+    left = int(nbytes * 1.1)
+    with open(path, "wb") as f:
+        while left > 0:
+            f.write(chunk[:min(left, len(chunk))])
+            left -= len(chunk)
+    os.unlink(path)
+
+
 def drop_page_cache():
     """True if the kernel dropped its page cache (needs root and a writable /proc/sys)."""
     try:
@@ -649,6 +721,47 @@ class Results:
         return rows
 
 
+# The goals (issue: performance that reproduces), as ratios in one run, gregor better above 1.
+THROUGHPUT_GOAL = {1024: 1.5, 100: 2.0}  # produce and consume msg/s, by record size
+CPU_PER_GB_GOAL = 3.0  # Kafka's CPU seconds per GB over gregor's
+P99_GOAL, P999_GOAL = 2.0, 10.0  # produce latency at half of Kafka's maximum
+RSS_GOAL = 10.0
+UNSTABLE = 0.15  # a row whose repeats spread more than this around their median
+
+
+def goals(rows):
+    """One line per goal and row: met or missed, with the ratio."""
+    out = []
+    for r in rows:
+        ratio, wl, metric = r.get("ratio"), r["workload"], r["metric"]
+        size = 1024 if wl.startswith("1 KB") else 100 if wl.startswith("100 B") else None
+        goal = None
+        if metric in ("produce_msgs", "consume_msgs") and size and "txn" not in wl and "idempotent" not in wl:
+            goal = THROUGHPUT_GOAL[size]
+        elif metric == "cpu_s_per_gb" and "txn" not in wl and "idempotent" not in wl:
+            goal = CPU_PER_GB_GOAL
+        elif "fixed load" in wl and metric == "produce_p99_ms":
+            goal = P99_GOAL
+        elif "fixed load" in wl and metric == "produce_p999_ms":
+            goal = P999_GOAL
+        elif metric == "peak_rss_mib":
+            goal = RSS_GOAL
+        if goal is not None and ratio is not None:
+            out.append((wl, metric, ratio, goal, ratio >= goal))
+    return out
+
+
+def unstable(rows):
+    """Rows whose repeats spread more than UNSTABLE around the median, per broker."""
+    out = []
+    for r in rows:
+        for b, (lo, hi) in (r.get("spread") or {}).items():
+            med = r.get(b)
+            if med and (hi - lo) / med > UNSTABLE:
+                out.append((r["workload"], r["metric"], b, (hi - lo) / med))
+    return out
+
+
 def topic_name(workload, rep):
     return f"b-{re.sub(r'[^a-z0-9]+', '-', workload.lower()).strip('-')}-{rep}"
 
@@ -684,16 +797,18 @@ def throughput(res, brokers, w, repeat):
             # Every run starts with no dirty pages: the writeback of the last run's gigabyte
             # otherwise throttles this one's writes, whichever broker made them.
             os.sync()
+            recycled_memory(w["records"] * w["size"] * w.get("rf", 1))
             cpu0, _, _ = b.stats()
+            sys0 = b.kernel_cpu()
             catch_up = None  # seconds the followers took after the produce (rf > 1 only)
             if w.get("raw"):
                 acks = -1 if w["acks"] == "all" else w["acks"]
                 prod = raw("produce", "--bootstrap", b.bootstrap, "--topic", topic,
                            "--partitions", w["partitions"], "--size", w["size"],
-                           "--records", w["records"], "--acks", acks)
+                           "--records", w["records"], "--acks", acks, "--connections", 2)
                 cons = raw("consume", "--bootstrap", b.bootstrap, "--topic", topic,
                            "--partitions", w["partitions"], "--size", w["size"],
-                           "--records", prod["records"])
+                           "--records", prod["records"], "--connections", min(2, w["partitions"]))
             else:
                 args = ["-b", b.bootstrap, "-t", topic, "-n", w["records"], "-s", w["size"],
                         "-a", w["acks"], "-P", w["producers"], *xargs(b)]
@@ -713,12 +828,16 @@ def throughput(res, brokers, w, repeat):
                 cons = rdkafka("consume", "-b", b.bootstrap, "-t", topic, "-p", w["partitions"],
                                "-n", w["records"], "-X", "isolation.level=read_committed", *xargs(b))
             cpu1, peak, _ = b.stats()
+            sys1 = b.kernel_cpu()
             gb = 2 * w["records"] * w["size"] / 1e9
             res.add(name, "produce_msgs", "msg/s", True, b.name, prod["msgs"])
             res.add(name, "produce_mbs", "MB/s", True, b.name, prod["mbs"])
             res.add(name, "consume_msgs", "msg/s", True, b.name, cons["msgs"])
             res.add(name, "consume_mbs", "MB/s", True, b.name, cons["mbs"])
             res.add(name, "cpu_s_per_gb", "s/GB", False, b.name, (cpu1 - cpu0) / gb)
+            # Where that CPU went: the kernel's share (copies, TCP, sendfile, page cache) is
+            # what no broker code can shorten.
+            res.add(name, "cpu_s_per_gb in the kernel", "s/GB", None, b.name, (sys1 - sys0) / gb)
             res.add(name, "peak_rss_mib", "MiB", False, b.name, peak)
             txn_note = ""
             if w.get("txn"):
@@ -739,6 +858,7 @@ def jvm_tools(res, brokers, name, size, records, repeat):
             topic = topic_name("jvm " + name, rep)
             create_topics(b.bootstrap, [topic], 1)
             os.sync()  # no dirty pages left by the last run (see throughput)
+            recycled_memory(records * size)
             cpu0, _, _ = b.stats()
             prod = jvm_produce(b.bootstrap, topic, records, size, 1)
             cons = jvm_consume(b.bootstrap, topic, records, size)
@@ -792,6 +912,7 @@ def fixed_load_latency(res, brokers, base, size, acks, rate, seconds, repeat, e2
             topic = topic_name(wl, rep)
             create_topics(b.bootstrap, [topic], 1, rf, client=b.client)
             os.sync()  # no dirty pages left by the last run (see throughput)
+            recycled_memory(records * size * rf)
             r = rdkafka("produce", "-b", b.bootstrap, "-t", topic, "-n", records, "-s", size,
                         "-a", acks, "-r", int(rate), *xargs(b))
             for q in ("p50_ms", "p99_ms", "p999_ms"):
@@ -1024,17 +1145,23 @@ def main():
                     help="run only the many-partitions rows (see --partition-topics)")
     ap.add_argument("--cluster-only", action="store_true",
                     help="run only the cluster rows: 3 gregor brokers on ZooKeeper against 3 Kafka nodes, RF 3")
+    ap.add_argument("--pin", default="auto",
+                    help="auto (brokers on CPU 0, clients on the others), off, or BROKER_CPUS:CLIENT_CPUS")
     ap.add_argument("--gregor", metavar="PATH",
                     help="the gregor binary to measure (default target/release/gregor, built if missing)")
     args = ap.parse_args()
     raise_fd_limit()
+    pinning = pin_cpus(args.pin)
+    print(f"pinning: {pinning}", flush=True)
     global GREGOR
     if args.gregor:
         GREGOR = os.path.abspath(args.gregor)
         if not os.access(GREGOR, os.X_OK):
             raise SystemExit(f"--gregor {args.gregor}: not an executable file")
     elif not os.path.exists(GREGOR):
-        subprocess.run(["cargo", "build", "--release"], cwd=ROOT, check=True)
+        subprocess.run(["cargo", "build", "--release", "-p", "gregor"], cwd=ROOT, check=True)
+    if not os.path.exists(RAW_LOAD):
+        subprocess.run(["cargo", "build", "--release", "-p", "gregor-raw-load"], cwd=ROOT, check=True)
     os.makedirs(OUT, exist_ok=True)
     ensure_tools()
 
@@ -1066,7 +1193,7 @@ def main():
                                records=n(500_000), idempotent=True))
             matrix += [dict(common, name=f"1 KB acks=all {p}p txn of {t:,}", txn=t,
                             records=n(records)) for t, records in ((100, 200_000), (10_000, 1_000_000))]
-    # The broker's own limit: pre-encoded batches, no client library (bench/raw_load.py).
+    # The broker's own limit: pre-encoded batches, no client library (bench/raw-load).
     raw_matrix = [("1 KB acks=1 1p", 1024, n(1_000_000), 1, 1),
                   ("100 B acks=1 1p", 100, n(6_000_000), 1, 1)]
     if not args.quick:
@@ -1156,8 +1283,18 @@ def main():
         fmt = lambda v: "-" if v is None else f"{v:,.2f}"  # noqa: E731
         print(f"{r['workload']:<44}{r['metric'] + ' (' + r['unit'] + ')':<58}{fmt(r['gregor']):>16}"
               f"{fmt(r['kafka']):>16}{fmt(r['ratio']):>9}")
+    met = goals(rows)
+    if met:
+        print("\ngoals (ratio in this run against the goal):")
+        for wl, metric, ratio, goal, ok in met:
+            print(f"  {'met   ' if ok else 'MISSED'} {wl:<44}{metric:<20}{ratio:>7.2f} (goal {goal:g})")
+    shaky = unstable(rows)
+    if shaky and args.repeat > 1:
+        print(f"\nunstable rows (repeats more than {UNSTABLE:.0%} apart around the median):")
+        for wl, metric, b, spread in shaky:
+            print(f"  {wl:<44}{metric:<40}{b:<8}{spread:.0%}")
     print(f"\nwrote {os.path.join(OUT, 'results.json')} (ratio > 1: gregor better; medians of "
-          f"{args.repeat}; {time.monotonic() - started:.0f} s)")
+          f"{args.repeat}; {pinning}; {time.monotonic() - started:.0f} s)")
 
 
 if __name__ == "__main__":

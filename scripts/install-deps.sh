@@ -26,6 +26,12 @@ if ! command -v ip >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y iproute2
 fi
 
+# --- valgrind (scripts/instructions counts the broker's instructions with callgrind) ---------
+if ! command -v callgrind_control >/dev/null 2>&1; then
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y valgrind
+fi
+
 # --- Docker engine, Compose v1 and debootstrap (tests/docker_test.py) ----------------------
 # The machine may have a docker client alone; the engine (dockerd) comes from Debian's docker.io.
 if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker-compose >/dev/null 2>&1 || \

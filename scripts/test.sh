@@ -122,6 +122,8 @@ run_stage "Kafka's DumpLogSegments reads gregor's segments and indexes" 900 \
     bash log/tests/kafka_dump_log.sh || status=1
 run_stage "kafka-consumer-groups.sh, kafka-log-dirs.sh, DumpLogSegments --offsets-decoder" 600 \
     python3 tests/kafka_consumer_groups.py --broker target/release/gregor || status=1
+run_stage "instructions per MB, record and request under callgrind against bench/instructions-baseline.json" 600 \
+    scripts/instructions || status=1
 
 echo "=== lane B (printed when done)"
 wait "$lane_b_pid" || status=1

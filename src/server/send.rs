@@ -3,15 +3,19 @@
 //! A frame comes in parts: bytes in memory, written with vectored writes, and ranges of
 //! segment files (a Fetch answer's large record sets), written with sendfile so that the
 //! records go from the page cache to the socket without passing through the broker's
-//! memory, as Kafka's do. While a frame with file parts goes out the socket is corked
-//! (TCP_CORK), so the few header bytes between record sets share packets with them
-//! instead of leaving alone (the socket has TCP_NODELAY).
+//! memory, as Kafka's do. The bytes written before a file part go with MSG_MORE, so the few
+//! header bytes in front of a record set wait for it and share its packets instead of
+//! leaving alone (the socket has TCP_NODELAY); the part that ends the frame, a sendfile or a
+//! plain write, pushes everything out. (TCP_CORK did the same with two more system calls per
+//! answer: cork, uncork.)
 //!
 //! sendfile of a range that is not in the page cache waits for the disk on this thread,
 //! as Kafka's network threads do; the pread it replaces did the same.
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use gregor_log::FetchSlice;
@@ -23,15 +27,7 @@ use crate::handlers::ResponsePart;
 
 /// Writes one response frame, part after part.
 pub async fn write_response(w: &mut OwnedWriteHalf, parts: &[ResponsePart]) -> io::Result<()> {
-    if !parts.iter().any(|p| matches!(p, ResponsePart::File(_))) {
-        return write_mixed(w, parts).await;
-    }
-    let socket = w.as_ref().as_raw_fd();
-    set_cork(socket, true)?;
-    let written = write_mixed(w, parts).await;
-    // Uncorking sends what is still held back.
-    let uncorked = set_cork(socket, false);
-    written.and(uncorked)
+    write_mixed(w, parts).await
 }
 
 /// Writes one response frame through a stream that is not the socket itself (TLS): each file
@@ -57,20 +53,83 @@ pub async fn write_response_copying<W: AsyncWrite + Unpin>(
     w.flush().await
 }
 
-/// Bytes parts in runs, one vectored write per run, and a sendfile for each file part.
+/// Bytes parts in runs, one vectored write per run, and a sendfile for each file part. A run
+/// followed by a file part goes with MSG_MORE (`MoreToCome`).
 async fn write_mixed(w: &mut OwnedWriteHalf, parts: &[ResponsePart]) -> io::Result<()> {
     let mut pending: Vec<Bytes> = Vec::new();
     for part in parts {
         match part {
             ResponsePart::Bytes(b) => pending.push(b.clone()),
             ResponsePart::File(range) => {
-                write_parts(w, &pending).await?;
+                write_parts(&mut MoreToCome(w.as_ref()), &pending).await?;
                 pending.clear();
                 send_file(w.as_ref(), range).await?;
             }
         }
     }
     write_parts(w, &pending).await
+}
+
+/// Writes to the socket with `sendmsg(MSG_MORE)`: the kernel holds the bytes back until a
+/// write without the flag (or a full packet) comes.
+struct MoreToCome<'a>(&'a TcpStream);
+
+impl AsyncWrite for MoreToCome<'_> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored(cx, &[io::IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let stream = self.0;
+        loop {
+            std::task::ready!(stream.poll_write_ready(cx))?;
+            match stream.try_io(Interest::WRITABLE, || send_more(stream.as_raw_fd(), bufs)) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                done => return Poll::Ready(done),
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// One `sendmsg` of `bufs` with MSG_MORE (and MSG_NOSIGNAL: a closed peer is an error, not
+/// a signal).
+fn send_more(socket: RawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    // SAFETY: msghdr is plain data; all-zero is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    // IoSlice is ABI-compatible with iovec (std guarantees it on Unix); sendmsg only reads.
+    msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = bufs.len() as _;
+    loop {
+        // SAFETY: `msg` points at `bufs`, which outlive the call.
+        let n = unsafe { libc::sendmsg(socket, &msg, libc::MSG_MORE | libc::MSG_NOSIGNAL) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
 }
 
 /// Sends a file range to the socket with sendfile, waiting for room in the socket buffer.
@@ -105,25 +164,6 @@ async fn send_file(stream: &TcpStream, range: &FetchSlice) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-fn set_cork(socket: RawFd, on: bool) -> io::Result<()> {
-    let value: libc::c_int = on.into();
-    // SAFETY: setsockopt reads `value`, an int, for its stated size.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket,
-            libc::IPPROTO_TCP,
-            libc::TCP_CORK,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }
 
 /// Writes byte strings back to back with vectored writes, resuming after partial writes.
