@@ -129,13 +129,15 @@ impl ZooKeeper {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
-    /// The data of `path` as zkCli prints it, parsed as JSON.
+    /// The data of `path` as zkCli prints it, parsed as JSON. zkCli prints its connection's
+    /// `WatchedEvent` line before or after the data, whichever its threads reach first, so
+    /// the data is the last line that starts like JSON.
     fn get_json(&self, path: &str) -> Value {
         let out = self.cli(&["get", path]);
         let line = out
             .lines()
             .rev()
-            .find(|l| !l.trim().is_empty())
+            .find(|l| l.trim_start().starts_with(['{', '[']))
             .unwrap_or_default();
         serde_json::from_str(line).unwrap_or_else(|e| panic!("{path}: {e}: zkCli said\n{out}"))
     }
