@@ -112,10 +112,15 @@ def ensure_tools():
         subprocess.run(["cc", "-O2", "-Wall", "-o", LOAD, src, "-lrdkafka", "-lpthread"], check=True)
 
 
+def stat_fields(pid):
+    """The fields of /proc/<pid>/stat after the command name (utime is [11], stime [12])."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
 def proc_stats(pid):
     """(cpu seconds, peak RSS MiB, current RSS MiB) of a running process."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
+    fields = stat_fields(pid)
     cpu = (int(fields[11]) + int(fields[12])) / CLK
     peak = rss = 0
     with open(f"/proc/{pid}/status") as f:
@@ -129,8 +134,7 @@ def proc_stats(pid):
 
 def kernel_cpu(pid):
     """CPU seconds a running process spent in the kernel (system time)."""
-    with open(f"/proc/{pid}/stat") as f:
-        return int(f.read().rsplit(")", 1)[1].split()[12]) / CLK
+    return int(stat_fields(pid)[12]) / CLK
 
 
 def on_broker_cpus(cmd):

@@ -25,11 +25,6 @@ use tokio::net::TcpStream;
 
 use crate::handlers::ResponsePart;
 
-/// Writes one response frame, part after part.
-pub async fn write_response(w: &mut OwnedWriteHalf, parts: &[ResponsePart]) -> io::Result<()> {
-    write_mixed(w, parts).await
-}
-
 /// Writes one response frame through a stream that is not the socket itself (TLS): each file
 /// part is read into memory (`FetchSlice::read`, one range at a time) and written like the rest.
 /// (Kafka does the same on its SSL listeners: no zero-copy transfer through TLS.)
@@ -53,9 +48,10 @@ pub async fn write_response_copying<W: AsyncWrite + Unpin>(
     w.flush().await
 }
 
-/// Bytes parts in runs, one vectored write per run, and a sendfile for each file part. A run
-/// followed by a file part goes with MSG_MORE (`MoreToCome`).
-async fn write_mixed(w: &mut OwnedWriteHalf, parts: &[ResponsePart]) -> io::Result<()> {
+/// Writes one response frame: bytes parts in runs, one vectored write per run, and a
+/// sendfile for each file part. A run followed by a file part goes with MSG_MORE
+/// (`MoreToCome`).
+pub async fn write_response(w: &mut OwnedWriteHalf, parts: &[ResponsePart]) -> io::Result<()> {
     let mut pending: Vec<Bytes> = Vec::new();
     for part in parts {
         match part {
