@@ -52,6 +52,13 @@ turn, alternating brokers between repeats:
 
 --gregor PATH measures that binary instead of target/release/gregor.
 
+--with tansu adds Tansu (tansu-io, a Rust Kafka-compatible broker; the crate from the Rust
+registry, built once into target/bench/tansu-<version>) to the plaintext single-node rows, as
+two more brokers: its in-memory engine and its SQLite engine. It joins the raw_load and JVM
+tool rows; Debian's librdkafka cannot read its ApiVersions answer (see start_tansu), so the
+rdkafka_load rows leave it out. Each peer gets its own median and gregor's ratio to it
+("peers" in results.json); the goals stay gregor against Kafka.
+
 Each measurement runs --repeat times; medians are reported. Prints one table and writes
 target/bench/results.json: a list of {workload, metric, unit, gregor, kafka, ratio, spread},
 ratio oriented so that above 1 means gregor is better, spread the [min, max] of each broker's
@@ -81,6 +88,11 @@ LOAD = os.path.join(OUT, "rdkafka_load")
 # The gregor binary measured: --gregor, else target/release/gregor (built if missing).
 GREGOR = os.path.join(ROOT, "target", "release", "gregor")
 RAW_LOAD = os.path.join(ROOT, "target", "release", "raw_load")
+# --with tansu: Tansu (a Rust Kafka-compatible broker) from the Rust crate registry, built once
+# into the bench's cache with its in-memory and SQLite storage engines.
+TANSU_VERSION = "0.6.0"
+TANSU = os.path.join(OUT, f"tansu-{TANSU_VERSION}", "bin", "tansu")
+TANSU_ENGINES = ("memory", "sqlite")
 CLK = os.sysconf("SC_CLK_TCK")
 # --pin (the default where there are 2 or more CPUs): the brokers (and ZooKeeper) run on
 # BROKER_CPUS, this script and every load generator on the others, so that each row says
@@ -110,6 +122,15 @@ def ensure_tools():
             subprocess.run(["apt-get", "install", "-y", "-q", "librdkafka-dev"], check=True,
                            env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
         subprocess.run(["cc", "-O2", "-Wall", "-o", LOAD, src, "-lrdkafka", "-lpthread"], check=True)
+
+
+def ensure_tansu():
+    if not os.access(TANSU, os.X_OK):
+        print(f"building Tansu {TANSU_VERSION} from the crate registry (once, about 15 minutes) ...", flush=True)
+        # Its own lock file (--locked): the versions its authors released with.
+        subprocess.run(["cargo", "install", "--locked", "tansu", "--version", TANSU_VERSION,
+                        "--features", "dynostore,libsql", "--root", os.path.dirname(os.path.dirname(TANSU))],
+                       check=True)
 
 
 def stat_fields(pid):
@@ -186,10 +207,15 @@ class Broker:
     same data directory. `client`: the librdkafka properties its listener wants (TLS, SASL),
     empty for PLAINTEXT."""
 
-    def __init__(self, name, cmd, port, log_path, data, wait=True, client=None):
+    def __init__(self, name, cmd, port, log_path, data, wait=True, client=None, librdkafka=True):
         self.name, self.cmd, self.port, self.log_path, self.data = name, cmd, port, log_path, data
         self.bootstrap = f"127.0.0.1:{port}"
         self.client = client or {}
+        # False: rdkafka_load (Debian's librdkafka) cannot talk to it; its rows are left out.
+        self.librdkafka = librdkafka
+        # Below 1: a broker too slow for the rows' record counts moves this share of them
+        # (throughput rows only; the rates stay comparable, the totals do not).
+        self.records_scale = 1.0
         self.proc = None
         if wait:
             self.start()
@@ -330,6 +356,32 @@ def make_certs(d):
 
 
 SASL_USERS = {"admin": "admin-secret", "alice": "alice-secret"}
+
+
+def start_tansu(tmp, engine):
+    """Tansu on one of its storage engines: `memory` (an in-memory object store, nothing
+    written to disk) or `sqlite` (one SQLite file in the run's temp folder).
+
+    Debian's librdkafka 2.0.2 (rdkafka_load's) cannot read Tansu's ApiVersions answer: Tansu
+    sends the v3 answer's tagged fields with their values, where Kafka leaves default ones out,
+    and librdkafka before 2.2 skips one byte too few of every tagged field (its pull request
+    4278) and fails with "Read underflow". So Tansu joins the raw_load rows and the JVM tools'
+    rows, not rdkafka_load's."""
+    port = free_port()
+    data = os.path.join(tmp, f"tansu-{engine}")
+    os.makedirs(data, exist_ok=True)
+    # Tansu reads a sqlite URL's path without its first slash: an absolute path takes two.
+    storage = "memory://tansu/" if engine == "memory" else f"sqlite:///{data}/tansu.db"
+    url = f"tcp://127.0.0.1:{port}"
+    b = Broker(f"tansu-{engine}", [TANSU, "broker", "--listener-url", url,
+                                   "--advertised-listener-url", url, "--storage-engine", storage],
+               port, os.path.join(tmp, f"tansu-{engine}.log"), data, librdkafka=False)
+    if engine == "sqlite":
+        # One SQLite row per record: about 60 MB/s in and 16 MB/s out at 1 KB, 10 and 6 at
+        # 100 B, when this was written; at full counts one produce of the 100 B raw row (6 M
+        # records) had not ended after 3 minutes.
+        b.records_scale = 0.1
+    return b
 
 
 class Security:
@@ -717,11 +769,25 @@ class Results:
             # A median alone hides how far the repeats were apart on this noisy machine.
             spread = {b: [round(min(v), 3), round(max(v), 3)]
                       for b, v in self.samples[key].items() if v}
-            rows.append({"workload": workload, "metric": metric, "unit": unit,
-                         "gregor": None if g is None else round(g, 3),
-                         "kafka": None if k is None else round(k, 3),
-                         "ratio": None if ratio is None else round(ratio, 3),
-                         "spread": spread})
+            row = {"workload": workload, "metric": metric, "unit": unit,
+                   "gregor": None if g is None else round(g, 3),
+                   "kafka": None if k is None else round(k, 3),
+                   "ratio": None if ratio is None else round(ratio, 3),
+                   "spread": spread}
+            # Other brokers of the run (--with): each one's median and gregor's ratio to it,
+            # oriented like "ratio".
+            peers = {}
+            for b, vals in self.samples[key].items():
+                if b in ("gregor", "kafka") or not vals:
+                    continue
+                p = statistics.median(vals)
+                pr = None
+                if g is not None and higher is not None:
+                    pr = (g / p if p else None) if higher else (p / g if g else None)
+                peers[b] = {"value": round(p, 3), "ratio": None if pr is None else round(pr, 3)}
+            if peers:
+                row["peers"] = peers
+            rows.append(row)
         return rows
 
 
@@ -776,6 +842,8 @@ def warm_up(b, records, txn=False):
     consume as well, so that __transaction_state (created on a transactional producer's
     first FindCoordinator) exists and the transactional paths are compiled before the
     transactional rows."""
+    if not b.librdkafka:
+        return  # nothing to compile, and its rows use no librdkafka
     create_topics(b.bootstrap, ["warm-up"], 1, client=b.client)
     rdkafka("produce", "-b", b.bootstrap, "-t", "warm-up", "-n", records, "-s", 1024, *xargs(b))
     rdkafka("consume", "-b", b.bootstrap, "-t", "warm-up", "-p", 1, "-n", records, *xargs(b))
@@ -796,12 +864,15 @@ def throughput(res, brokers, w, repeat):
     name = w["name"]
     for rep in range(repeat):
         for b in (brokers if rep % 2 == 0 else brokers[::-1]):
+            if not (w.get("raw") or b.librdkafka):
+                continue
+            records = max(1000, int(w["records"] * b.records_scale))
             topic = topic_name(name, rep)
             create_topics(b.bootstrap, [topic], w["partitions"], w.get("rf", 1), client=b.client)
             # Every run starts with no dirty pages: the writeback of the last run's gigabyte
             # otherwise throttles this one's writes, whichever broker made them.
             os.sync()
-            recycled_memory(w["records"] * w["size"] * w.get("rf", 1))
+            recycled_memory(records * w["size"] * w.get("rf", 1))
             cpu0, _, _ = b.stats()
             sys0 = b.kernel_cpu()
             catch_up = None  # seconds the followers took after the produce (rf > 1 only)
@@ -809,12 +880,12 @@ def throughput(res, brokers, w, repeat):
                 acks = -1 if w["acks"] == "all" else w["acks"]
                 prod = raw("produce", "--bootstrap", b.bootstrap, "--topic", topic,
                            "--partitions", w["partitions"], "--size", w["size"],
-                           "--records", w["records"], "--acks", acks, "--connections", 2)
+                           "--records", records, "--acks", acks, "--connections", 2)
                 cons = raw("consume", "--bootstrap", b.bootstrap, "--topic", topic,
                            "--partitions", w["partitions"], "--size", w["size"],
                            "--records", prod["records"], "--connections", min(2, w["partitions"]))
             else:
-                args = ["-b", b.bootstrap, "-t", topic, "-n", w["records"], "-s", w["size"],
+                args = ["-b", b.bootstrap, "-t", topic, "-n", records, "-s", w["size"],
                         "-a", w["acks"], "-P", w["producers"], *xargs(b)]
                 if w.get("keyed"):
                     args.append("-k")
@@ -826,14 +897,14 @@ def throughput(res, brokers, w, repeat):
                 if w.get("rf", 1) > 1:
                     # The consume measures reading committed records, not the followers'
                     # catching up after an acks=1 produce: that is timed on its own.
-                    catch_up = wait_committed(b.bootstrap, topic, w["partitions"], w["records"])
+                    catch_up = wait_committed(b.bootstrap, topic, w["partitions"], records)
                     res.add(name, "catch_up_s", "s", None, b.name, catch_up)  # not comparable: the produces differ
                 # read_committed is librdkafka's default; named here for the transactional rows.
                 cons = rdkafka("consume", "-b", b.bootstrap, "-t", topic, "-p", w["partitions"],
-                               "-n", w["records"], "-X", "isolation.level=read_committed", *xargs(b))
+                               "-n", records, "-X", "isolation.level=read_committed", *xargs(b))
             cpu1, peak, _ = b.stats()
             sys1 = b.kernel_cpu()
-            gb = 2 * w["records"] * w["size"] / 1e9
+            gb = 2 * records * w["size"] / 1e9
             res.add(name, "produce_msgs", "msg/s", True, b.name, prod["msgs"])
             res.add(name, "produce_mbs", "MB/s", True, b.name, prod["mbs"])
             res.add(name, "consume_msgs", "msg/s", True, b.name, cons["msgs"])
@@ -856,9 +927,10 @@ def throughput(res, brokers, w, repeat):
                   + txn_note, flush=True)
 
 
-def jvm_tools(res, brokers, name, size, records, repeat):
+def jvm_tools(res, brokers, name, size, all_records, repeat):
     for rep in range(repeat):
         for b in (brokers if rep % 2 == 0 else brokers[::-1]):
+            records = max(1000, int(all_records * b.records_scale))
             topic = topic_name("jvm " + name, rep)
             create_topics(b.bootstrap, [topic], 1)
             os.sync()  # no dirty pages left by the last run (see throughput)
@@ -913,6 +985,8 @@ def fixed_load_latency(res, brokers, base, size, acks, rate, seconds, repeat, e2
     e2e_rates = sorted({min(rate, r) for r in e2e_rates})
     for rep in range(repeat):
         for b in (brokers if rep % 2 == 0 else brokers[::-1]):
+            if not b.librdkafka:
+                continue
             topic = topic_name(wl, rep)
             create_topics(b.bootstrap, [topic], 1, rf, client=b.client)
             os.sync()  # no dirty pages left by the last run (see throughput)
@@ -943,7 +1017,7 @@ def big_consume(res, brokers, gb):
     size = 1024
     records = int(gb * 1e9 / size)
     wl = f"{gb:g} GB in 1 KB records, 16p"
-    for b in brokers:
+    for b in [b for b in brokers if b.librdkafka]:
         topic = topic_name(wl, 0)
         create_topics(b.bootstrap, [topic], 16)
         rdkafka("produce", "-b", b.bootstrap, "-t", topic, "-n", records, "-s", size, "-a", 1,
@@ -1028,7 +1102,7 @@ def idle_connections(res, brokers, count):
         (4).to_bytes(2, "big") + b"idle"
     req = len(body).to_bytes(4, "big") + body
     wl = f"{count:,} idle connections"
-    for b in brokers:
+    for b in [b for b in brokers if b.librdkafka]:
         _, _, rss0 = b.stats()
         socks = []
         t0 = time.monotonic()
@@ -1151,10 +1225,15 @@ def main():
                     help="run only the cluster rows: 3 gregor brokers on ZooKeeper against 3 Kafka nodes, RF 3")
     ap.add_argument("--pin", default="auto",
                     help="auto (brokers on CPU 0, clients on the others), off, or BROKER_CPUS:CLIENT_CPUS")
+    ap.add_argument("--with", dest="peers", action="append", default=[], choices=["tansu"],
+                    help="add a peer to the plaintext rows: tansu (built from the crate registry once; "
+                         "its memory and SQLite engines, each a broker of its own)")
     ap.add_argument("--gregor", metavar="PATH",
                     help="the gregor binary to measure (default target/release/gregor, built if missing)")
     args = ap.parse_args()
     raise_fd_limit()
+    if "tansu" in args.peers:
+        ensure_tansu()  # before pinning: its build uses every core
     pinning = pin_cpus(args.pin)
     print(f"pinning: {pinning}", flush=True)
     global GREGOR
@@ -1209,6 +1288,7 @@ def main():
 
     tmp = tempfile.mkdtemp(prefix="gregor-bench-", dir=OUT)
     brokers = []
+    others = []  # the --with peers, for the table
     res = Results()
     started = time.monotonic()
     try:
@@ -1217,6 +1297,9 @@ def main():
         # `--only` naming none of the plaintext rows (e.g. --only TLS) starts no plaintext brokers.
         if not (args.partitions_only or args.cluster_only) and (matrix or not args.only):
             brokers = [start_gregor(tmp), start_kafka(tmp)]
+            if "tansu" in args.peers:
+                brokers += [start_tansu(tmp, e) for e in TANSU_ENGINES]
+            others = brokers[2:]
             for b in brokers:
                 warm_up(b, n(200_000 if args.quick else 500_000),
                         txn=any(w.get("txn") for w in matrix))
@@ -1282,11 +1365,16 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump(rows, f, indent=2)
-    print(f"\n{'workload':<44}{'metric':<58}{'gregor':>16}{'kafka':>16}{'ratio':>9}")
+    peers = [b.name for b in others]
+    print(f"\n{'workload':<44}{'metric':<58}{'gregor':>16}{'kafka':>16}{'ratio':>9}"
+          + "".join(f"{p:>16}{'ratio':>9}" for p in peers))
     for r in rows:
         fmt = lambda v: "-" if v is None else f"{v:,.2f}"  # noqa: E731
+        theirs = r.get("peers", {})
         print(f"{r['workload']:<44}{r['metric'] + ' (' + r['unit'] + ')':<58}{fmt(r['gregor']):>16}"
-              f"{fmt(r['kafka']):>16}{fmt(r['ratio']):>9}")
+              f"{fmt(r['kafka']):>16}{fmt(r['ratio']):>9}"
+              + "".join(f"{fmt(theirs.get(p, {}).get('value')):>16}{fmt(theirs.get(p, {}).get('ratio')):>9}"
+                        for p in peers))
     met = goals(rows)
     if met:
         print("\ngoals (ratio in this run against the goal):")
