@@ -76,6 +76,10 @@ pub struct BrokerConfig {
     pub message_max_bytes: i32,
     /// `socket.request.max.bytes`.
     pub socket_request_max_bytes: usize,
+    /// `socket.send.buffer.bytes`: SO_SNDBUF of client connections; below 1 the kernel's.
+    pub socket_send_buffer_bytes: i32,
+    /// `socket.receive.buffer.bytes`: SO_RCVBUF of client connections; below 1 the kernel's.
+    pub socket_receive_buffer_bytes: i32,
     /// `connections.max.idle.ms`.
     pub connections_max_idle_ms: u64,
     /// `metrics.port` (gregor only): the Prometheus endpoint's port; 0: none.
@@ -585,6 +589,8 @@ impl BrokerConfig {
             delete_topic_enable: v.bool("delete.topic.enable")?,
             message_max_bytes: v.num("message.max.bytes")?,
             socket_request_max_bytes: v.num("socket.request.max.bytes")?,
+            socket_send_buffer_bytes: v.num("socket.send.buffer.bytes")?,
+            socket_receive_buffer_bytes: v.num("socket.receive.buffer.bytes")?,
             connections_max_idle_ms: v.num("connections.max.idle.ms")?,
             metrics_port: v.num("metrics.port")?,
             log_segment_bytes: v.num("log.segment.bytes")?,
@@ -795,6 +801,8 @@ mod tests {
         assert!(c.delete_topic_enable);
         assert_eq!(c.message_max_bytes, 1048588);
         assert_eq!(c.socket_request_max_bytes, 104857600);
+        assert_eq!(c.socket_send_buffer_bytes, 102400);
+        assert_eq!(c.socket_receive_buffer_bytes, -1);
         assert_eq!(c.connections_max_idle_ms, 600000);
         assert_eq!(c.log_segment_bytes, 1073741824);
         assert_eq!(c.log_index_interval_bytes, 4096);

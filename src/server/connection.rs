@@ -61,6 +61,11 @@ pub async fn serve_connection(
     _counted: ConnectionGuard,
 ) {
     let _ = stream.set_nodelay(true);
+    set_buffer_sizes(
+        &stream,
+        broker.config.socket_send_buffer_bytes,
+        broker.config.socket_receive_buffer_bytes,
+    );
     let max_frame = broker.config.socket_request_max_bytes;
     let mut session = Session {
         listener_name: listener.name.clone(),
@@ -280,4 +285,67 @@ fn deadline_after(at: Instant, idle: Duration) -> tokio::time::Instant {
         .checked_add(idle)
         .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
     tokio::time::Instant::from_std(deadline)
+}
+
+/// Kafka's `socket.send.buffer.bytes` and `socket.receive.buffer.bytes` on an accepted
+/// connection; a value below 1 leaves the kernel's own sizing (autotuning). A failure costs
+/// nothing but the setting, so it is logged and the connection served.
+fn set_buffer_sizes(stream: &TcpStream, send: i32, receive: i32) {
+    let socket = socket2::SockRef::from(stream);
+    if let Ok(bytes) = usize::try_from(send) {
+        if bytes > 0 {
+            if let Err(error) = socket.set_send_buffer_size(bytes) {
+                debug!(%error, bytes, "cannot set SO_SNDBUF");
+            }
+        }
+    }
+    if let Ok(bytes) = usize::try_from(receive) {
+        if bytes > 0 {
+            if let Err(error) = socket.set_recv_buffer_size(bytes) {
+                debug!(%error, bytes, "cannot set SO_RCVBUF");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connected pair on loopback: (the accepted side, the client side).
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        (server, client)
+    }
+
+    #[tokio::test]
+    async fn buffer_sizes_are_set_as_configured_and_left_to_the_kernel_below_one() {
+        let (server, _client) = pair().await;
+        let before = socket2::SockRef::from(&server);
+        let (send0, receive0) = (
+            before.send_buffer_size().unwrap(),
+            before.recv_buffer_size().unwrap(),
+        );
+        // Linux keeps twice the size asked for (its bookkeeping overhead) and reports that.
+        set_buffer_sizes(&server, 102_400, -1);
+        let after = socket2::SockRef::from(&server);
+        assert_eq!(after.send_buffer_size().unwrap(), 2 * 102_400);
+        assert_eq!(after.recv_buffer_size().unwrap(), receive0);
+        assert_ne!(
+            send0,
+            2 * 102_400,
+            "the kernel's own size differs from the one set"
+        );
+
+        let (server, _client) = pair().await;
+        let untouched = socket2::SockRef::from(&server).send_buffer_size().unwrap();
+        set_buffer_sizes(&server, 0, 65_536);
+        let after = socket2::SockRef::from(&server);
+        assert_eq!(after.send_buffer_size().unwrap(), untouched);
+        assert_eq!(after.recv_buffer_size().unwrap(), 2 * 65_536);
+    }
 }
