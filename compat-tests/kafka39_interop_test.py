@@ -1111,7 +1111,7 @@ def compare_data_dirs(cluster):
 
 # Broker keys whose default gregor changes on purpose (each says so in its documentation).
 GREGOR_DEFAULTS = {"broker.id", "listeners", "log.dir", "log.dirs", "advertised.listeners",
-                   "node.id"}
+                   "node.id", "socket.receive.buffer.bytes"}
 
 
 def compare_described_configs(cluster):
