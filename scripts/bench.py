@@ -250,6 +250,10 @@ class Broker:
                 time.sleep(0.01)
         metadata_ready(self.bootstrap, client=self.client)
 
+    def records(self, wanted):
+        """How many of a row's `wanted` records this broker moves (see records_scale)."""
+        return max(1000, int(wanted * self.records_scale))
+
     def stats(self):
         return proc_stats(self.proc.pid)
 
@@ -428,6 +432,11 @@ def tls_session(b):
 
 class ClusterOf:
     """Three brokers of one kind, measured together: CPU and RSS are their sums."""
+
+    # Measured like a Broker of gregor or Kafka: every client, every record.
+    librdkafka = True
+    records_scale = 1.0
+    records = Broker.records
 
     def __init__(self, name, brokers, on_stop=None):
         self.name, self.brokers, self.on_stop = name, brokers, on_stop
@@ -836,6 +845,11 @@ def topic_name(workload, rep):
     return f"b-{re.sub(r'[^a-z0-9]+', '-', workload.lower()).strip('-')}-{rep}"
 
 
+def on_librdkafka(brokers):
+    """The brokers rdkafka_load can talk to (see Broker.librdkafka)."""
+    return [b for b in brokers if b.librdkafka]
+
+
 def warm_up(b, records, txn=False):
     """Not measured: lets the JVM compile its hot paths (and both warm their caches), over
     the listener the rows will use. `txn`: a transactional produce and a read_committed
@@ -866,7 +880,7 @@ def throughput(res, brokers, w, repeat):
         for b in (brokers if rep % 2 == 0 else brokers[::-1]):
             if not (w.get("raw") or b.librdkafka):
                 continue
-            records = max(1000, int(w["records"] * b.records_scale))
+            records = b.records(w["records"])
             topic = topic_name(name, rep)
             create_topics(b.bootstrap, [topic], w["partitions"], w.get("rf", 1), client=b.client)
             # Every run starts with no dirty pages: the writeback of the last run's gigabyte
@@ -930,7 +944,7 @@ def throughput(res, brokers, w, repeat):
 def jvm_tools(res, brokers, name, size, all_records, repeat):
     for rep in range(repeat):
         for b in (brokers if rep % 2 == 0 else brokers[::-1]):
-            records = max(1000, int(all_records * b.records_scale))
+            records = b.records(all_records)
             topic = topic_name("jvm " + name, rep)
             create_topics(b.bootstrap, [topic], 1)
             os.sync()  # no dirty pages left by the last run (see throughput)
@@ -983,10 +997,9 @@ def fixed_load_latency(res, brokers, base, size, acks, rate, seconds, repeat, e2
     records = max(1000, int(rate * seconds))
     wl = f"{base}, fixed load {rate:,.0f} msg/s"
     e2e_rates = sorted({min(rate, r) for r in e2e_rates})
+    brokers = on_librdkafka(brokers)
     for rep in range(repeat):
         for b in (brokers if rep % 2 == 0 else brokers[::-1]):
-            if not b.librdkafka:
-                continue
             topic = topic_name(wl, rep)
             create_topics(b.bootstrap, [topic], 1, rf, client=b.client)
             os.sync()  # no dirty pages left by the last run (see throughput)
@@ -1017,7 +1030,7 @@ def big_consume(res, brokers, gb):
     size = 1024
     records = int(gb * 1e9 / size)
     wl = f"{gb:g} GB in 1 KB records, 16p"
-    for b in [b for b in brokers if b.librdkafka]:
+    for b in on_librdkafka(brokers):
         topic = topic_name(wl, 0)
         create_topics(b.bootstrap, [topic], 16)
         rdkafka("produce", "-b", b.bootstrap, "-t", topic, "-n", records, "-s", size, "-a", 1,
@@ -1102,7 +1115,7 @@ def idle_connections(res, brokers, count):
         (4).to_bytes(2, "big") + b"idle"
     req = len(body).to_bytes(4, "big") + body
     wl = f"{count:,} idle connections"
-    for b in [b for b in brokers if b.librdkafka]:
+    for b in on_librdkafka(brokers):
         _, _, rss0 = b.stats()
         socks = []
         t0 = time.monotonic()

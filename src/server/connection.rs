@@ -292,18 +292,14 @@ fn deadline_after(at: Instant, idle: Duration) -> tokio::time::Instant {
 /// nothing but the setting, so it is logged and the connection served.
 fn set_buffer_sizes(stream: &TcpStream, send: i32, receive: i32) {
     let socket = socket2::SockRef::from(stream);
-    if let Ok(bytes) = usize::try_from(send) {
-        if bytes > 0 {
-            if let Err(error) = socket.set_send_buffer_size(bytes) {
-                debug!(%error, bytes, "cannot set SO_SNDBUF");
-            }
+    if send > 0 {
+        if let Err(error) = socket.set_send_buffer_size(send as usize) {
+            debug!(%error, bytes = send, "cannot set SO_SNDBUF");
         }
     }
-    if let Ok(bytes) = usize::try_from(receive) {
-        if bytes > 0 {
-            if let Err(error) = socket.set_recv_buffer_size(bytes) {
-                debug!(%error, bytes, "cannot set SO_RCVBUF");
-            }
+    if receive > 0 {
+        if let Err(error) = socket.set_recv_buffer_size(receive as usize) {
+            debug!(%error, bytes = receive, "cannot set SO_RCVBUF");
         }
     }
 }
